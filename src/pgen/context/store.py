@@ -1,0 +1,280 @@
+"""The embedded SQLite store of personalized context.
+
+Every method that reads a user's data takes the ``user_id`` and puts it in the SQL
+``WHERE`` clause: one user's rows never leave the store in another user's request.
+Writes of one ingest batch share one transaction: a failed batch writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pgen.context.derived import DerivedData
+from pgen.context.models import (
+    Document,
+    Feedback,
+    Interaction,
+    Item,
+    Record,
+    Subject,
+    User,
+    to_json,
+)
+from pgen.context.sqlite import UserNotFoundError
+
+
+@dataclass
+class IngestStats:
+    """What one batch did: records seen, and rows actually inserted or changed."""
+
+    seen: dict[str, int] = field(default_factory=dict)
+    written: int = 0
+
+    def count(self, kind: str) -> None:
+        self.seen[kind] = self.seen.get(kind, 0) + 1
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class Store(DerivedData):
+    """A SQLite file holding users, their context, the catalog and everything derived."""
+
+    # -- writing context --------------------------------------------------------------
+    def add(self, records: Iterable[Record]) -> IngestStats:
+        """Write records in one transaction. Same records twice: the second writes nothing."""
+        stats = IngestStats()
+        with self.transaction() as db:
+            for record in records:
+                stats.count(type(record).__name__.lower())
+                before = db.total_changes
+                self._write(db, record)
+                stats.written += db.total_changes - before
+        return stats
+
+    def _ensure_user(self, db: sqlite3.Connection, user_id: str) -> None:
+        db.execute("INSERT OR IGNORE INTO users(user_id) VALUES (?)", (user_id,))
+
+    def _write(self, db: sqlite3.Connection, record: Record) -> None:
+        if isinstance(record, User):
+            db.execute(
+                "INSERT INTO users(user_id, profile) VALUES (?, ?) "
+                "ON CONFLICT(user_id) DO UPDATE SET profile=excluded.profile "
+                "WHERE profile IS NOT excluded.profile",
+                (record.user_id, to_json(record.profile)),
+            )
+        elif isinstance(record, Document):
+            self._ensure_user(db, record.user_id)
+            cursor = db.execute(
+                "INSERT INTO documents(user_id, doc_id, kind, title, text, time, fields, "
+                "content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(user_id, doc_id) DO UPDATE SET kind=excluded.kind, "
+                "title=excluded.title, text=excluded.text, time=excluded.time, "
+                "fields=excluded.fields, content_hash=excluded.content_hash "
+                "WHERE (kind, title, text, time, fields) IS NOT "
+                "(excluded.kind, excluded.title, excluded.text, excluded.time, excluded.fields)",
+                (
+                    record.user_id,
+                    record.doc_id,
+                    record.kind,
+                    record.title,
+                    record.text,
+                    _time(record.time),
+                    to_json(record.fields),
+                    record.content_hash,
+                ),
+            )
+            if cursor.rowcount:
+                self._bump(db, record.user_id)
+        elif isinstance(record, Item):
+            db.execute(
+                "INSERT INTO items(item_id, title, text, attributes, image_path) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(item_id) DO UPDATE SET "
+                "title=excluded.title, text=excluded.text, attributes=excluded.attributes, "
+                "image_path=excluded.image_path WHERE (title, text, attributes, image_path) "
+                "IS NOT (excluded.title, excluded.text, excluded.attributes, excluded.image_path)",
+                (
+                    record.item_id,
+                    record.title,
+                    record.text,
+                    to_json(record.attributes),
+                    record.image_path,
+                ),
+            )
+        elif isinstance(record, Interaction):
+            self._ensure_user(db, record.user_id)
+            db.execute(
+                "INSERT INTO interactions(user_id, item_id, action, rating, time) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rating=excluded.rating "
+                "WHERE rating IS NOT excluded.rating",
+                (
+                    record.user_id,
+                    record.item_id,
+                    record.action,
+                    record.rating,
+                    _time(record.time) or "",
+                ),
+            )
+        elif isinstance(record, Subject):
+            self._ensure_user(db, record.user_id)
+            db.execute(
+                "INSERT INTO subjects(user_id, name, class_word, image_paths) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET class_word=excluded.class_word, "
+                "image_paths=excluded.image_paths WHERE (class_word, image_paths) IS NOT "
+                "(excluded.class_word, excluded.image_paths)",
+                (record.user_id, record.name, record.class_word, to_json(record.image_paths)),
+            )
+        elif isinstance(record, Feedback):
+            self._ensure_user(db, record.user_id)
+            db.execute(
+                "INSERT OR IGNORE INTO feedback(user_id, feedback_id, output_id, thumbs, prompt, "
+                "chosen, rejected, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.user_id,
+                    record.feedback_id,
+                    record.output_id,
+                    record.thumbs,
+                    record.prompt,
+                    record.chosen,
+                    record.rejected,
+                    _time(record.time),
+                ),
+            )
+        else:  # pragma: no cover - the Record union is closed
+            raise TypeError(f"not a context record: {type(record).__name__}")
+
+    def _bump(self, db: sqlite3.Connection, user_id: str) -> None:
+        db.execute("UPDATE users SET revision = revision + 1 WHERE user_id=?", (user_id,))
+
+    def delete_documents(self, user_id: str, doc_ids: Sequence[str]) -> int:
+        with self.transaction() as db:
+            removed = 0
+            for doc_id in doc_ids:
+                removed += db.execute(
+                    "DELETE FROM documents WHERE user_id=? AND doc_id=?", (user_id, doc_id)
+                ).rowcount
+            if removed:
+                self._bump(db, user_id)
+        return removed
+
+    # -- reading one user's context ---------------------------------------------------
+    def user(self, user_id: str) -> User:
+        rows = self._rows("SELECT profile FROM users WHERE user_id=?", user_id)
+        if not rows:
+            raise UserNotFoundError(user_id)
+        return User(user_id=user_id, profile=json.loads(rows[0]["profile"]))
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user with the size of their context (no content)."""
+        rows = self._rows(
+            "SELECT u.user_id, "
+            "(SELECT COUNT(*) FROM documents d WHERE d.user_id=u.user_id) AS documents, "
+            "(SELECT COUNT(*) FROM interactions i WHERE i.user_id=u.user_id) AS interactions, "
+            "(SELECT COUNT(*) FROM subjects s WHERE s.user_id=u.user_id) AS subjects, "
+            "(SELECT COUNT(*) FROM feedback f WHERE f.user_id=u.user_id) AS feedback "
+            "FROM users u ORDER BY u.user_id"
+        )
+        return [dict(row) for row in rows]
+
+    def revision(self, user_id: str) -> int:
+        """A counter that changes whenever the user's documents change."""
+        rows = self._rows("SELECT revision FROM users WHERE user_id=?", user_id)
+        if not rows:
+            raise UserNotFoundError(user_id)
+        return int(rows[0]["revision"])
+
+    def documents(self, user_id: str, doc_ids: Sequence[str] | None = None) -> list[Document]:
+        """The user's documents (all, or the given ids in that order), oldest first."""
+        if doc_ids is None:
+            rows = self._rows(
+                "SELECT * FROM documents WHERE user_id=? ORDER BY time, doc_id", user_id
+            )
+            return [self._document(row) for row in rows]
+        rows = self._rows_in("SELECT * FROM documents WHERE user_id=? AND doc_id", doc_ids, user_id)
+        found = {row["doc_id"]: self._document(row) for row in rows}
+        return [found[doc_id] for doc_id in doc_ids if doc_id in found]
+
+    @staticmethod
+    def _document(row: sqlite3.Row) -> Document:
+        return Document(
+            user_id=row["user_id"],
+            doc_id=row["doc_id"],
+            kind=row["kind"],
+            title=row["title"],
+            text=row["text"],
+            time=_parse_time(row["time"]),
+            fields=json.loads(row["fields"]),
+        )
+
+    def document_hashes(self, user_id: str) -> dict[str, str]:
+        """doc_id -> content hash: what an index needs to bring itself up to date."""
+        rows = self._rows("SELECT doc_id, content_hash FROM documents WHERE user_id=?", user_id)
+        return {row["doc_id"]: row["content_hash"] for row in rows}
+
+    def interactions(self, user_id: str) -> list[Interaction]:
+        rows = self._rows(
+            "SELECT * FROM interactions WHERE user_id=? ORDER BY time, item_id", user_id
+        )
+        return [self._interaction(row) for row in rows]
+
+    @staticmethod
+    def _interaction(row: sqlite3.Row) -> Interaction:
+        return Interaction(
+            user_id=row["user_id"],
+            item_id=row["item_id"],
+            action=row["action"],
+            rating=row["rating"],
+            time=_parse_time(row["time"]),
+        )
+
+    def subjects(self, user_id: str) -> list[Subject]:
+        rows = self._rows("SELECT * FROM subjects WHERE user_id=? ORDER BY name", user_id)
+        return [
+            Subject(
+                user_id=row["user_id"],
+                name=row["name"],
+                class_word=row["class_word"],
+                image_paths=json.loads(row["image_paths"]),
+            )
+            for row in rows
+        ]
+
+    def feedback(self, user_id: str) -> list[Feedback]:
+        rows = self._rows("SELECT * FROM feedback WHERE user_id=? ORDER BY time", user_id)
+        return [Feedback(**{**dict(row), "time": _parse_time(row["time"])}) for row in rows]
+
+    # -- the catalog (shared by all users) --------------------------------------------
+    def items(self, item_ids: Sequence[str] | None = None) -> list[Item]:
+        if item_ids is None:
+            rows = self._rows("SELECT * FROM items ORDER BY item_id")
+        else:
+            rows = self._rows_in("SELECT * FROM items WHERE item_id", item_ids)
+        return [
+            Item(
+                item_id=row["item_id"],
+                title=row["title"],
+                text=row["text"],
+                attributes=json.loads(row["attributes"]),
+                image_path=row["image_path"],
+            )
+            for row in rows
+        ]
+
+    def known_items(self, item_ids: Iterable[str]) -> set[str]:
+        rows = self._rows_in("SELECT item_id FROM items WHERE item_id", set(item_ids))
+        return {row["item_id"] for row in rows}
+
+    def all_interactions(self) -> list[Interaction]:
+        """Every interaction, for training a recommender over the whole catalog."""
+        rows = self._rows("SELECT * FROM interactions ORDER BY user_id, time, item_id")
+        return [self._interaction(row) for row in rows]
