@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="TOML settings file (default: ./pgen.toml)")
     parser.add_argument("--store", help="SQLite store path (default: in the user data dir)")
     parser.add_argument("--home", help="data folder for the store, caches and artifacts")
-    parser.add_argument("--text-model", help="smollm2, a folder, an HF id, a .gguf, or openai:M@URL")
+    parser.add_argument(
+        "--text-model", help="smollm2, a folder, an HF id, a .gguf, or openai:M@URL"
+    )
     parser.add_argument("--embed-model", help="sentence-transformers model (id or folder)")
     parser.add_argument("--threads", type=int, help="PyTorch CPU threads (0: default)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

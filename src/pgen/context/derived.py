@@ -184,6 +184,8 @@ class DerivedData(Database):
                 ).fetchone()[0]
             if not db.execute("DELETE FROM users WHERE user_id=?", (user_id,)).rowcount:
                 raise UserNotFoundError(user_id)
+        # The WAL still holds pre-delete page images: fold it into the (zeroed) main file.
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # Files go after the commit: a failed transaction must leave them in place.
         for path in [*paths, self.artifacts_root / safe_name(user_id)]:
             if path.is_dir():

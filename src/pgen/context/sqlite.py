@@ -32,6 +32,9 @@ class Database:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Deleted content is overwritten with zeros, so a deleted user's text does not
+        # linger in free pages of the file.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._migrate()
 
     # -- plumbing ---------------------------------------------------------------------

@@ -278,3 +278,13 @@ class Store(DerivedData):
         """Every interaction, for training a recommender over the whole catalog."""
         rows = self._rows("SELECT * FROM interactions ORDER BY user_id, time, item_id")
         return [self._interaction(row) for row in rows]
+
+    def recent_doc_ids(self, user_id: str, k: int) -> list[str]:
+        """The user's k most recent documents (undated ones last), newest first."""
+        rows = self._rows(
+            "SELECT doc_id FROM documents WHERE user_id=? "
+            "ORDER BY time IS NULL, time DESC, doc_id DESC LIMIT ?",
+            user_id,
+            k,
+        )
+        return [row["doc_id"] for row in rows]

@@ -26,6 +26,7 @@ class GenerationConfig:
     max_new_tokens: int = 128
     temperature: float = 0.0  # 0 means greedy
     top_p: float = 1.0
+    repetition_penalty: float = 1.0  # 1.0: off; small models loop less with ~1.15
     seed: int = 0
 
 

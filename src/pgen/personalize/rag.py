@@ -1,0 +1,36 @@
+"""``rag``: the user's top-k documents for this request, retrieved and put in the prompt."""
+
+from __future__ import annotations
+
+from pgen.personalize.base import Prepared, Request, Tools, chat
+from pgen.personalize.prompts import pack_documents, remaining_budget
+
+TEMPLATE = (
+    "Here are texts written by this user:\n{items}\n\n"
+    "Using them to match this user's interests and style, respond to:\n{instruction}"
+)
+
+
+class RetrievalAugmented:
+    name = "rag"
+
+    def prepare(self, requests: list[Request], tools: Tools) -> list[Prepared]:
+        return [self._one(request, tools) for request in requests]
+
+    def _one(self, request: Request, tools: Tools) -> Prepared:
+        retriever = tools.retrievers.get(request.retriever)
+        hits = retriever.retrieve(request.user_id, request.query or request.instruction, request.k)
+        documents = tools.store.documents(request.user_id, [hit.doc_id for hit in hits])
+        budget = remaining_budget(
+            tools.text_model, tools.prompt_budget, TEMPLATE, request.instruction
+        )
+        packed = pack_documents(documents, tools.text_model, budget)
+        if not packed.used:  # nothing relevant (or no room): the plain instruction
+            return Prepared(chat(request.instruction), details={"retriever": retriever.name})
+        prompt = TEMPLATE.format(items=packed.text, instruction=request.instruction)
+        scores = {hit.doc_id: round(hit.score, 4) for hit in hits}
+        return Prepared(
+            chat(prompt),
+            provenance=packed.used,
+            details={"retriever": retriever.name, "scores": [scores[d] for d in packed.used]},
+        )

@@ -1,0 +1,116 @@
+"""An incremental BM25 index over one user's documents.
+
+Tokenization (lower-casing, English stopwords, Snowball stemming) is bm25s's, and the
+scoring is bm25s's default "lucene" variant, so rankings match a bm25s index built from
+scratch (tests check this); unlike bm25s, documents are added and removed in place, so a
+new document costs microseconds instead of a rebuild of the user's whole index.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import bm25s
+import numpy as np
+import Stemmer
+
+_STEMMER = Stemmer.Stemmer("english")
+
+
+def tokenize(text: str) -> list[str]:
+    tokens = bm25s.tokenize(
+        [text], stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
+    )[0]
+    return list(tokens)
+
+
+class Bm25Index:
+    def __init__(self, k1: float = 1.5, b: float = 0.75) -> None:
+        self.k1 = k1
+        self.b = b
+        self.doc_ids: list[str] = []
+        self._slot: dict[str, int] = {}  # doc_id -> slot of its live copy
+        self._lengths = np.zeros(0, dtype=np.float32)
+        self._alive = np.zeros(0, dtype=bool)
+        # term -> (slots, term frequencies): appended to as documents arrive.
+        self._postings: dict[str, tuple[list[int], list[int]]] = {}
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # numpy copies, lazily
+        self._total_length = 0.0
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def __contains__(self, doc_id: str) -> bool:
+        return doc_id in self._slot
+
+    def add(self, doc_id: str, text: str) -> None:
+        if doc_id in self._slot:
+            self.remove(doc_id)
+        slot = len(self.doc_ids)
+        counts = Counter(tokenize(text))
+        self.doc_ids.append(doc_id)
+        self._slot[doc_id] = slot
+        length = sum(counts.values())
+        self._lengths = _grow(self._lengths, slot, float(length))
+        self._alive = _grow(self._alive, slot, True)
+        self._total_length += length
+        for term, tf in counts.items():
+            slots, tfs = self._postings.setdefault(term, ([], []))
+            slots.append(slot)
+            tfs.append(tf)
+            self._arrays.pop(term, None)
+
+    def remove(self, doc_id: str) -> None:
+        slot = self._slot.pop(doc_id)
+        self._alive[slot] = False  # a tombstone; postings of dead slots are masked at query time
+        self._total_length -= float(self._lengths[slot])
+
+    def _posting(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        if term not in self._postings:
+            return None
+        if term not in self._arrays:
+            slots, tfs = self._postings[term]
+            self._arrays[term] = (np.asarray(slots), np.asarray(tfs, dtype=np.float32))
+        return self._arrays[term]
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """The top-k (doc_id, score) by BM25, best first; documents scoring 0 are left out."""
+        n_docs = len(self._slot)
+        if n_docs == 0 or k <= 0:
+            return []
+        size = len(self.doc_ids)
+        lengths = self._lengths[:size]
+        norm = self.k1 * (1 - self.b + self.b * lengths / (self._total_length / n_docs))
+        scores = np.zeros(size, dtype=np.float32)
+        for term in set(tokenize(query)):
+            posting = self._posting(term)
+            if posting is None:
+                continue
+            slots, tfs = posting
+            live = self._alive[slots]
+            slots, tfs = slots[live], tfs[live]
+            if len(slots) == 0:
+                continue
+            idf = np.log(1 + (n_docs - len(slots) + 0.5) / (len(slots) + 0.5))
+            scores[slots] += idf * tfs / (tfs + norm[slots])
+        return top_k(scores, self.doc_ids, k)
+
+
+def top_k(scores: np.ndarray, doc_ids: list[str], k: int) -> list[tuple[str, float]]:
+    """Best-first (doc_id, score) among positive scores; ties keep insertion order."""
+    candidates = np.flatnonzero(scores > 0)
+    if len(candidates) > k:
+        part = np.argpartition(-scores[candidates], k - 1)[:k]
+        candidates = candidates[part]
+    order = candidates[np.lexsort((candidates, -scores[candidates]))]
+    return [(doc_ids[i], float(scores[i])) for i in order]
+
+
+def _grow(array: np.ndarray, index: int, value: object) -> np.ndarray:
+    """Set array[index], doubling capacity when full (amortized O(1) appends)."""
+    if index >= len(array):
+        grown = np.zeros(max(16, 2 * len(array)), dtype=array.dtype)
+        grown[: len(array)] = array
+        array = grown
+    array[index] = value
+    return array

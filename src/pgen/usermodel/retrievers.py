@@ -1,0 +1,201 @@
+"""Retrievers over one user's documents: bm25, dense, recency and hybrid (RRF).
+
+Indexes live in memory, one per user, and are brought up to date from the store on each
+request: the store's per-user revision says whether anything changed, and a diff of
+content hashes says what, so only new or edited documents are (re)indexed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from pgen.context.models import Document
+from pgen.context.store import Store
+from pgen.models.base import Embedder
+from pgen.usermodel.bm25 import Bm25Index
+from pgen.usermodel.dense import DenseIndex
+
+RETRIEVERS = ("bm25", "dense", "recency", "hybrid")
+RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al., 2009)
+
+
+@dataclass(frozen=True)
+class Hit:
+    doc_id: str
+    score: float
+
+
+class Retriever(Protocol):
+    name: str
+
+    def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]: ...
+
+    def forget(self, user_id: str) -> None:
+        """Drop everything held in memory about this user."""
+        ...
+
+
+def index_text(document: Document) -> str:
+    return f"{document.title}\n{document.text}" if document.title else document.text
+
+
+IndexT = TypeVar("IndexT", Bm25Index, DenseIndex)
+
+
+@dataclass
+class _Entry(Generic[IndexT]):
+    index: IndexT
+    revision: int = -1
+    hashes: dict[str, str] = field(default_factory=dict)
+
+
+class _IndexedRetriever(ABC, Generic[IndexT]):
+    """Keeps one in-memory index per user in step with the store, incrementally."""
+
+    name: str
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._entries: dict[str, _Entry[IndexT]] = {}
+
+    @abstractmethod
+    def _new_index(self) -> IndexT: ...
+
+    @abstractmethod
+    def _add(self, user_id: str, index: IndexT, documents: list[Document]) -> None: ...
+
+    def index(self, user_id: str) -> IndexT:
+        revision = self.store.revision(user_id)  # raises for an unknown user
+        entry = self._entries.get(user_id)
+        if entry is None:
+            entry = self._entries[user_id] = _Entry(self._new_index())
+        if entry.revision == revision:
+            return entry.index
+        current = self.store.document_hashes(user_id)
+        for doc_id, digest in entry.hashes.items():
+            if current.get(doc_id) != digest:
+                entry.index.remove(doc_id)
+        changed = [
+            doc_id for doc_id, digest in current.items() if entry.hashes.get(doc_id) != digest
+        ]
+        self._add(user_id, entry.index, self.store.documents(user_id, changed))
+        entry.hashes, entry.revision = current, revision
+        return entry.index
+
+    def forget(self, user_id: str) -> None:
+        self._entries.pop(user_id, None)
+
+
+class Bm25Retriever(_IndexedRetriever[Bm25Index]):
+    name = "bm25"
+
+    def _new_index(self) -> Bm25Index:
+        return Bm25Index()
+
+    def _add(self, user_id: str, index: Bm25Index, documents: list[Document]) -> None:
+        for document in documents:
+            index.add(document.doc_id, index_text(document))
+
+    def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
+        return [Hit(d, s) for d, s in self.index(user_id).search(query, k)]
+
+
+class DenseRetriever(_IndexedRetriever[DenseIndex]):
+    """Cosine similarity of embeddings; each document is embedded once per content and model,
+    and the vectors persist in the store, so a restart re-reads instead of re-embedding."""
+
+    name = "dense"
+
+    def __init__(self, store: Store, embedder: Embedder) -> None:
+        super().__init__(store)
+        self.embedder = embedder
+
+    def _new_index(self) -> DenseIndex:
+        return DenseIndex(self.embedder.dim)
+
+    def _add(self, user_id: str, index: DenseIndex, documents: list[Document]) -> None:
+        model_id, dim = self.embedder.model_id, self.embedder.dim
+        stored = self.store.embeddings(user_id, model_id, dim)
+        missing = [d for d in documents if stored.get(d.doc_id, ("",))[0] != d.content_hash]
+        if missing:
+            vectors = self.embedder.embed([index_text(d) for d in missing])
+            rows = [(d.doc_id, d.content_hash, v) for d, v in zip(missing, vectors, strict=True)]
+            self.store.put_embeddings(user_id, model_id, rows)
+            stored.update({doc_id: (digest, vec) for doc_id, digest, vec in rows})
+        for document in documents:
+            index.add(document.doc_id, stored[document.doc_id][1])
+
+    def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
+        index = self.index(user_id)
+        vector = self.embedder.embed([query])[0]
+        return [Hit(d, s) for d, s in index.search(vector, k)]
+
+
+class RecencyRetriever:
+    """The user's k most recent documents, whatever the query."""
+
+    name = "recency"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
+        ranked = self.store.recent_doc_ids(user_id, k)
+        return [Hit(doc_id, 1.0 / (rank + 1)) for rank, doc_id in enumerate(ranked)]
+
+    def forget(self, user_id: str) -> None:
+        pass  # nothing held in memory
+
+
+class HybridRetriever:
+    """Reciprocal-rank fusion of lexical and dense rankings."""
+
+    name = "hybrid"
+
+    def __init__(self, parts: list[Retriever], depth: int = 50) -> None:
+        self.parts = parts
+        self.depth = depth
+
+    def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
+        fused: dict[str, float] = {}
+        for part in self.parts:
+            for rank, hit in enumerate(part.retrieve(user_id, query, max(k, self.depth))):
+                fused[hit.doc_id] = fused.get(hit.doc_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        best = sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+        return [Hit(doc_id, score) for doc_id, score in best]
+
+    def forget(self, user_id: str) -> None:
+        for part in self.parts:
+            part.forget(user_id)
+
+
+class Retrievers:
+    """The retrievers of one store, built on first use (dense loads an embedding model)."""
+
+    def __init__(self, store: Store, embedder: Callable[[], Embedder]) -> None:
+        self.store = store
+        self._embedder = embedder
+        self._built: dict[str, Retriever] = {}
+
+    def get(self, name: str) -> Retriever:
+        if name not in RETRIEVERS:
+            raise ValueError(f"unknown retriever {name!r}; choose from {', '.join(RETRIEVERS)}")
+        if name not in self._built:
+            self._built[name] = self._build(name)
+        return self._built[name]
+
+    def _build(self, name: str) -> Retriever:
+        if name == "bm25":
+            return Bm25Retriever(self.store)
+        if name == "dense":
+            return DenseRetriever(self.store, self._embedder())
+        if name == "recency":
+            return RecencyRetriever(self.store)
+        return HybridRetriever([self.get("bm25"), self.get("dense")])
+
+    def forget(self, user_id: str) -> None:
+        for retriever in self._built.values():
+            retriever.forget(user_id)

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from pgen.context import Document, Store, User
+from pgen.context.store import Store as StoreType
+from pgen.engine import Engine
+from pgen.models.base import GenerationConfig
+from pgen.models.text import TransformersTextModel
+from pgen.personalize import Request
+from pgen.personalize.prompts import MIN_ITEM_TOKENS, pack_documents
+
+SHORT = GenerationConfig(max_new_tokens=4)
+LONG_TEXT = "the battery lasts long and the screen is bright " * 80
+
+
+@pytest.fixture
+def engine(store: Store, tiny_model: TransformersTextModel) -> Engine:
+    store.add(
+        [
+            User(user_id="ana", profile={"job": "chef"}),
+            Document(
+                user_id="ana",
+                doc_id="a1",
+                text="pasta with tomato sauce and basil",
+                time=datetime(2024, 1, 1),
+            ),
+            Document(
+                user_id="ana",
+                doc_id="a2",
+                text="lemon tart with a buttery crust",
+                time=datetime(2024, 2, 1),
+            ),
+            Document(
+                user_id="ana",
+                doc_id="a3",
+                text=LONG_TEXT,
+                title="battery",
+                time=datetime(2024, 3, 1),
+            ),
+            Document(
+                user_id="raj", doc_id="r1", text="rust compiler and python battery performance"
+            ),
+        ]
+    )
+    return Engine(
+        store,
+        tiny_model,
+        embedder=lambda: pytest.fail("no dense retrieval here"),
+        prompt_tokens=200,
+    )
+
+
+def prompt_text(generation) -> str:  # type: ignore[no-untyped-def]
+    return generation.prompt[-1].content
+
+
+def test_none_is_the_instruction_alone(engine: Engine) -> None:
+    result = engine.generate("ana", "write about battery", strategy="none", generation=SHORT)
+    assert prompt_text(result) == "write about battery"
+    assert result.provenance == []
+
+
+def test_rag_puts_the_retrieved_documents_in_the_prompt(engine: Engine) -> None:
+    result = engine.generate("ana", "tomato pasta", strategy="rag", k=2, generation=SHORT)
+    assert result.provenance == ["a1"]  # the only match; nothing of raj's
+    assert "pasta with tomato sauce and basil" in prompt_text(result)
+    assert "rust" not in prompt_text(result)
+    stored = engine.store.outputs("ana")[-1]
+    assert stored.output_id == result.output_id
+    assert stored.provenance["documents"] == ["a1"] and stored.text == result.text
+
+
+def test_rag_prompt_always_fits_the_budget(
+    engine: Engine, tiny_model: TransformersTextModel
+) -> None:
+    result = engine.generate("ana", "battery screen", strategy="rag", k=4, generation=SHORT)
+    assert "a3" in result.provenance
+    rendered = tiny_model.render(result.prompt)
+    assert tiny_model.count_tokens(rendered) <= 200
+    # The long document was cut, not dropped, and the instruction survived whole.
+    assert "battery:" in prompt_text(result) and prompt_text(result).endswith("battery screen")
+
+
+def test_items_with_no_room_are_dropped_not_cut_to_nothing(
+    engine: Engine, tiny_model: TransformersTextModel
+) -> None:
+    documents = engine.store.documents("ana")
+    packed = pack_documents(documents, tiny_model, budget=2 * MIN_ITEM_TOKENS)
+    assert len(packed.used) == 2
+    assert pack_documents(documents, tiny_model, budget=MIN_ITEM_TOKENS - 1).used == []
+
+
+def test_profile_summary_is_cached_and_refreshed_when_documents_change(engine: Engine) -> None:
+    first = engine.generate("ana", "write a post", strategy="profile", generation=SHORT)
+    summary = first.details["summary"]
+    assert first.provenance == ["a3", "a2", "a1"]  # newest first, all fit
+    assert f"About this user: {summary}" in prompt_text(first)
+    assert "job: chef" in prompt_text(first)
+    rows = engine.store._db.execute(
+        "SELECT docs_hash FROM summaries WHERE user_id='ana'"
+    ).fetchall()
+    assert len(rows) == 1
+    again = engine.generate("ana", "another post", strategy="profile", generation=SHORT)
+    assert again.details["summary"] == summary
+    assert (
+        engine.store._db.execute("SELECT docs_hash FROM summaries WHERE user_id='ana'").fetchall()
+        == rows
+    )
+    engine.store.add(
+        [Document(user_id="ana", doc_id="a4", text="new risotto recipe", time=datetime(2024, 4, 1))]
+    )
+    refreshed = engine.generate("ana", "write a post", strategy="profile", generation=SHORT)
+    assert refreshed.provenance[0] == "a4"
+    new_rows = engine.store._db.execute(
+        "SELECT docs_hash FROM summaries WHERE user_id='ana'"
+    ).fetchall()
+    assert new_rows != rows
+
+
+def test_generate_many_batches_users_and_strategies(engine: Engine) -> None:
+    requests = [
+        Request("ana", "battery", strategy="rag"),
+        Request("raj", "battery", strategy="rag"),
+        Request("raj", "battery", strategy="none"),
+        Request("ana", "battery", strategy="profile"),
+    ]
+    results = engine.generate_many(requests, SHORT, batch_size=3)
+    assert [(r.user_id, r.strategy) for r in results] == [(q.user_id, q.strategy) for q in requests]
+    assert results[0].provenance == ["a3"] and results[1].provenance == ["r1"]
+    for result in results:  # one user's documents never reach another user's prompt
+        own = {d.doc_id for d in engine.store.documents(result.user_id)}
+        assert set(result.provenance) <= own
+
+
+def test_bad_requests_fail_before_any_model_runs(store: StoreType, tmp_path: Path) -> None:
+    engine = Engine(
+        store, text_model=lambda: pytest.fail("loaded a model"), embedder=lambda: pytest.fail("x")
+    )
+    with pytest.raises(ValueError, match="unknown strategy 'magic'"):
+        engine.generate("ana", "x", strategy="magic")
+    with pytest.raises(KeyError, match="no user 'ghost'"):
+        engine.generate("ghost", "x")

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import random
+from datetime import datetime
+
+import bm25s
+import numpy as np
+import pytest
+import Stemmer
+
+from pgen.context import Document, Store
+from pgen.models.base import Embedder
+from pgen.usermodel import Retrievers
+from pgen.usermodel.bm25 import Bm25Index
+from pgen.usermodel.dense import DenseIndex
+from tests.core.conftest import docs
+
+WORDS = [
+    "apple",
+    "river",
+    "stone",
+    "music",
+    "engine",
+    "garden",
+    "winter",
+    "coffee",
+    "novel",
+    "python",
+    "market",
+    "ocean",
+]
+
+
+def random_corpus(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS, k=rng.randint(3, 12))) for _ in range(n)]
+
+
+def test_bm25_scores_equal_a_bm25s_index_built_from_scratch() -> None:
+    corpus = random_corpus(200)
+    ours = Bm25Index()
+    for i, text in enumerate(corpus):
+        ours.add(str(i), text)
+    stemmer = Stemmer.Stemmer("english")
+    reference = bm25s.BM25()
+    reference.index(
+        bm25s.tokenize(corpus, stopwords="en", stemmer=stemmer, show_progress=False),
+        show_progress=False,
+    )
+    for query in ["apple river", "python coffee novel", "winter"]:
+        tokens = bm25s.tokenize(
+            [query], stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+        )[0]
+        all_scores = reference.get_scores(tokens)
+        hits = ours.search(query, 10)
+        assert [s for _, s in hits] == pytest.approx(
+            sorted(all_scores, reverse=True)[:10], rel=1e-5
+        )
+        for doc_id, score in hits:  # ties may be ordered differently; each score must match
+            assert score == pytest.approx(float(all_scores[int(doc_id)]), rel=1e-5)
+
+
+def test_bm25_incremental_add_and_remove_equal_a_rebuild() -> None:
+    corpus = random_corpus(120, seed=1)
+    incremental = Bm25Index()
+    for i, text in enumerate(corpus):
+        incremental.add(str(i), text)
+    for i in range(0, 120, 3):
+        incremental.remove(str(i))
+    incremental.add("5", "apple apple river")  # an edit replaces the old copy
+    rebuilt = Bm25Index()
+    for i, text in enumerate(corpus):
+        if i % 3 and i != 5:
+            rebuilt.add(str(i), text)
+    rebuilt.add("5", "apple apple river")
+    assert len(incremental) == len(rebuilt)
+    for query in ["apple", "stone music", "garden ocean engine"]:
+        got = dict(incremental.search(query, 20))
+        want = dict(rebuilt.search(query, 20))
+        assert got.keys() == want.keys()
+        for doc_id in got:
+            assert got[doc_id] == pytest.approx(want[doc_id], rel=1e-5)
+
+
+def test_dense_index_ranks_by_cosine_and_forgets_removed() -> None:
+    index = DenseIndex(2)
+    index.add("east", np.array([1.0, 0.0], dtype=np.float32))
+    index.add("north", np.array([0.0, 1.0], dtype=np.float32))
+    index.add("west", np.array([-1.0, 0.0], dtype=np.float32))
+    query = np.array([0.8, 0.6], dtype=np.float32)
+    assert [d for d, _ in index.search(query, 3)] == ["east", "north", "west"]
+    index.remove("east")
+    assert [d for d, _ in index.search(query, 3)] == ["north", "west"]
+    with pytest.raises(ValueError, match="index is 2-d"):
+        index.add("bad", np.zeros(3, dtype=np.float32))
+
+
+def test_bm25_retriever_follows_the_store(store: Store) -> None:
+    store.add(docs("u", "the cat sat on the mat", "stock markets fell sharply"))
+    retrievers = Retrievers(store, embedder=lambda: pytest.fail("bm25 needs no embedder"))
+    bm25 = retrievers.get("bm25")
+    assert [h.doc_id for h in bm25.retrieve("u", "cat", 5)] == ["d0"]
+    store.add([Document(user_id="u", doc_id="d2", text="my cat loves tuna")])
+    assert {h.doc_id for h in bm25.retrieve("u", "cat", 5)} == {"d0", "d2"}
+    store.delete_documents("u", ["d0"])
+    assert [h.doc_id for h in bm25.retrieve("u", "cat", 5)] == ["d2"]
+
+
+def test_retrievers_never_cross_users(store: Store) -> None:
+    store.add(
+        [*docs("alice", "alice likes jazz music"), *docs("bob", "bob likes jazz too", prefix="b")]
+    )
+    retriever = Retrievers(store, embedder=lambda: pytest.fail("unused")).get("bm25")
+    assert [h.doc_id for h in retriever.retrieve("alice", "jazz", 10)] == ["d0"]
+    assert [h.doc_id for h in retriever.retrieve("bob", "jazz", 10)] == ["b0"]
+
+
+def test_recency_returns_newest(store: Store) -> None:
+    store.add(
+        [
+            Document(user_id="u", doc_id=f"d{m}", text="x", time=datetime(2024, m, 1))
+            for m in (3, 1, 2)
+        ]
+    )
+    retriever = Retrievers(store, embedder=lambda: pytest.fail("unused")).get("recency")
+    assert [h.doc_id for h in retriever.retrieve("u", "anything", 2)] == ["d3", "d2"]
+
+
+class CountingEmbedder:
+    """The real MiniLM, counting how many texts it is asked to embed."""
+
+    def __init__(self, inner: Embedder, dim: int | None = None) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dim = dim or inner.dim
+        self.embedded = 0
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.embedded += len(texts)
+        vectors = self.inner.embed(texts)
+        return vectors if self.dim == self.inner.dim else vectors[:, : self.dim]
+
+
+def test_dense_retrieval_finds_meaning_and_embeds_each_document_once(
+    store: Store, minilm: Embedder
+) -> None:
+    texts = [
+        "My puppy chewed my shoes again",
+        "Quarterly revenue grew by ten percent",
+        "Baking sourdough bread at home",
+    ]
+    store.add(docs("u", *texts))
+    counting = CountingEmbedder(minilm)
+    dense = Retrievers(store, embedder=lambda: counting).get("dense")
+    assert dense.retrieve("u", "a young dog", 1)[0].doc_id == "d0"
+    assert dense.retrieve("u", "company earnings", 1)[0].doc_id == "d1"
+    assert counting.embedded == 3 + 2  # three documents once, plus two queries
+    # A new engine over the same store reads the stored vectors instead of re-embedding.
+    again = CountingEmbedder(minilm)
+    Retrievers(store, embedder=lambda: again).get("dense").retrieve("u", "bread", 1)
+    assert again.embedded == 1
+    # An edited document is embedded again, the others are not.
+    store.add([Document(user_id="u", doc_id="d2", text="Skiing in the Alps")])
+    assert dense.retrieve("u", "snow sports", 1)[0].doc_id == "d2"
+    assert counting.embedded == 5 + 1 + 1
+
+
+def test_a_changed_dimension_re_embeds_instead_of_mixing(store: Store, minilm: Embedder) -> None:
+    store.add(docs("u", "one text", "another text"))
+    Retrievers(store, embedder=lambda: minilm).get("dense").retrieve("u", "text", 1)
+    shrunk = CountingEmbedder(minilm, dim=16)  # same model id, other dimension
+    hits = Retrievers(store, embedder=lambda: shrunk).get("dense").retrieve("u", "text", 2)
+    assert shrunk.embedded == 2 + 1
+    assert len(hits) == 2
+    assert set(store.embeddings("u", minilm.model_id, 16)) == {"d0", "d1"}
+    assert store.embeddings("u", minilm.model_id, minilm.dim) == {}
+
+
+def test_hybrid_fuses_lexical_and_dense(store: Store, minilm: Embedder) -> None:
+    store.add(docs("u", "XJ-900 error code on the printer", "my dog is a small puppy", "tax forms"))
+    hybrid = Retrievers(store, embedder=lambda: minilm).get("hybrid")
+    top = [h.doc_id for h in hybrid.retrieve("u", "XJ-900 canine", 2)]
+    assert set(top) == {"d0", "d1"}  # the lexical match and the semantic match
+
+
+def test_unknown_retriever_and_user(store: Store) -> None:
+    retrievers = Retrievers(store, embedder=lambda: pytest.fail("unused"))
+    with pytest.raises(ValueError, match="unknown retriever 'tfidf'"):
+        retrievers.get("tfidf")
+    with pytest.raises(KeyError, match="no user 'ghost'"):
+        retrievers.get("bm25").retrieve("ghost", "x", 1)

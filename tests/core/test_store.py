@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pgen.context import Document, Feedback, Interaction, Item, Store, Subject, User
+from pgen.context.schema import SCHEMA_VERSION
+from pgen.context.sqlite import StoreError, UserNotFoundError
+from tests.core.conftest import docs
+
+USER_TABLES = (
+    "documents",
+    "interactions",
+    "subjects",
+    "feedback",
+    "embeddings",
+    "summaries",
+    "outputs",
+    "artifacts",
+)
+
+
+def test_new_store_is_at_schema_version_with_wal_and_foreign_keys(store: Store) -> None:
+    assert store.schema_version == SCHEMA_VERSION
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_store_from_a_newer_pgen_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite"
+    sqlite3.connect(path).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this pgen"):
+        Store(path)
+
+
+def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store(path) as first:
+        first.add(docs("u", "hello world"))
+    with Store(path) as second:
+        assert [d.text for d in second.documents("u")] == ["hello world"]
+        assert second.schema_version == SCHEMA_VERSION
+
+
+def test_same_records_twice_write_nothing_the_second_time(store: Store) -> None:
+    records = [
+        User(user_id="u", profile={"age": 30}),
+        *docs("u", "a", "b"),
+        Item(item_id="i1", title="Alien"),
+        Interaction(user_id="u", item_id="i1", rating=5, time=datetime(2020, 1, 1)),
+        Subject(user_id="u", name="rex", class_word="dog", image_paths=["rex.jpg"]),
+    ]
+    first = store.add(records)
+    revision = store.revision("u")
+    second = store.add(records)
+    assert first.written > 0
+    assert second.written == 0
+    assert store.revision("u") == revision
+
+
+def test_revision_changes_only_when_documents_change(store: Store) -> None:
+    store.add(docs("u", "a"))
+    before = store.revision("u")
+    store.add([Document(user_id="u", doc_id="d0", text="edited")])
+    assert store.revision("u") == before + 1
+    assert store.documents("u")[0].text == "edited"
+
+
+def test_reads_are_scoped_to_one_user(store: Store) -> None:
+    store.add([*docs("alice", "alice text", prefix="x"), *docs("bob", "bob text", prefix="x")])
+    assert [d.text for d in store.documents("alice")] == ["alice text"]
+    # The same doc id under another user is another document.
+    assert [d.text for d in store.documents("bob", ["x0"])] == ["bob text"]
+    assert store.document_hashes("alice").keys() == {"x0"}
+
+
+def test_failed_batch_writes_nothing(store: Store) -> None:
+    records = [*docs("u", "fine"), Interaction(user_id="u", item_id="missing-item")]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add(records)
+    assert store.users() == []
+
+
+def test_feedback_needs_thumbs_or_a_pair() -> None:
+    Feedback(user_id="u", feedback_id="f", output_id="o", thumbs=1)
+    Feedback(user_id="u", feedback_id="f", chosen="a", rejected="b")
+    with pytest.raises(ValueError, match="either output_id with thumbs"):
+        Feedback(user_id="u", feedback_id="f", output_id="o")
+
+
+def test_embeddings_of_another_dimension_are_dropped_not_mixed(store: Store) -> None:
+    store.add(docs("u", "a", "b"))
+    hashes = store.document_hashes("u")
+    store.put_embeddings("u", "m", [("d0", hashes["d0"], np.ones(4, dtype=np.float32))])
+    assert set(store.embeddings("u", "m", 4)) == {"d0"}
+    # The model behind "m" now makes 8-d vectors: the 4-d ones are gone.
+    assert store.embeddings("u", "m", 8) == {}
+    assert store.embeddings("u", "m", 4) == {}
+
+
+def test_delete_user_removes_every_row_and_file(store: Store) -> None:
+    store.add(
+        [
+            User(user_id="gone", profile={"a": 1}),
+            *docs("gone", "one", "two"),
+            *docs("kept", "three"),
+            Item(item_id="i"),
+            Interaction(user_id="gone", item_id="i", rating=4),
+            Subject(user_id="gone", name="rex", class_word="dog", image_paths=["x.jpg"]),
+            Feedback(user_id="gone", feedback_id="f", chosen="a", rejected="b"),
+        ]
+    )
+    digest = store.document_hashes("gone")["d0"]
+    store.put_embeddings("gone", "m", [("d0", digest, np.ones(3, dtype=np.float32))])
+    store.put_summary("gone", "k", "h", "likes things")
+    store.save_output("gone", "say hi", "rag", "hi", {"documents": ["d0"]})
+    adapter = store.artifact_path("gone", "lora", "default")
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+
+    counts = store.delete_user("gone")
+
+    assert counts["documents"] == 2 and counts["embeddings"] == 1 and counts["files"] == 1
+    for table in USER_TABLES:
+        left = store._db.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id='gone'").fetchone()
+        assert left[0] == 0, table
+    assert not adapter.exists()
+    assert [d.text for d in store.documents("kept")] == ["three"]
+    assert store.items()[0].item_id == "i"  # the catalog is not the user's
+    with pytest.raises(UserNotFoundError):
+        store.delete_user("gone")
+
+
+def test_artifacts_need_an_existing_user(store: Store) -> None:
+    with pytest.raises(UserNotFoundError, match="no user 'nobody'"):
+        store.artifact_path("nobody", "lora", "x")
+
+
+def test_recent_documents_newest_first_undated_last(store: Store) -> None:
+    store.add(
+        [
+            Document(user_id="u", doc_id="old", text="a", time=datetime(2020, 1, 1)),
+            Document(user_id="u", doc_id="undated", text="b"),
+            Document(user_id="u", doc_id="new", text="c", time=datetime(2024, 1, 1)),
+        ]
+    )
+    assert store.recent_doc_ids("u", 3) == ["new", "old", "undated"]
+    assert store.recent_doc_ids("u", 1) == ["new"]

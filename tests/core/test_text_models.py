@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pgen.config import Config
+from pgen.models.base import GenerationConfig, Message, TextModel
+from pgen.models.http import OpenAITextModel, TextModelError
+from pgen.models.text import TransformersTextModel, load_text_model
+
+CHATS = [
+    [Message("user", "the battery lasts long")],
+    [
+        Message("system", "you are a helpful assistant"),
+        Message("user", "rate it 1 to 5, a much longer question here"),
+    ],
+    [Message("user", "great sound")],
+]
+
+
+def test_tiny_model_loads_from_a_folder_through_the_loader(tiny_llama: Path) -> None:
+    model = load_text_model(str(tiny_llama), Config())
+    assert isinstance(model, TextModel)
+    assert model.context_length == 512
+
+
+def test_batched_greedy_generation_equals_one_by_one(tiny_model: TransformersTextModel) -> None:
+    settings = GenerationConfig(max_new_tokens=8)
+    batched = tiny_model.generate(CHATS, settings)
+    alone = [tiny_model.generate([chat], settings)[0] for chat in CHATS]
+    assert batched == alone
+    assert tiny_model.generate(CHATS, settings) == batched  # greedy is deterministic
+
+
+def test_chat_template_is_applied(tiny_model: TransformersTextModel) -> None:
+    rendered = tiny_model.render(CHATS[1])
+    assert rendered == (
+        "<|system|>you are a helpful assistant<|end|>"
+        "<|user|>rate it 1 to 5, a much longer question here<|end|><|assistant|>"
+    )
+
+
+def test_truncate_fits_the_token_budget(tiny_model: TransformersTextModel) -> None:
+    text = "the battery lasts long and the screen is bright " * 20
+    total = tiny_model.count_tokens(text)
+    cut = tiny_model.truncate(text, 10)
+    assert tiny_model.count_tokens(cut) <= 10 < total
+    assert text.startswith(cut.strip()[:20])
+    assert tiny_model.truncate("short", 10) == "short"
+
+
+def test_unknown_spec_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="expected openai:MODEL@BASE_URL"):
+        load_text_model("openai:no-url", Config())
+    with pytest.raises(FileNotFoundError, match="no GGUF file"):
+        load_text_model(str(tmp_path / "missing.gguf"), Config())
+
+
+@pytest.mark.slow
+def test_default_smollm2_converts_once_then_loads_from_the_cache(tmp_path: Path) -> None:
+    config = Config(home=tmp_path)
+    model = load_text_model(None, config)
+    assert model.name == "SmolLM2-135M-Instruct"
+    converted = list((tmp_path / "cache" / "models").iterdir())
+    assert len(converted) == 1 and (converted[0] / "model.safetensors").is_file()
+    reply = model.generate(
+        [[Message("user", "What is the capital of France?")]], GenerationConfig(max_new_tokens=12)
+    )
+    assert "Paris" in reply[0]
+    again = load_text_model(None, config)  # from the converted copy, not the GGUF
+    assert list((tmp_path / "cache" / "models").iterdir()) == converted
+    assert (
+        again.generate(
+            [[Message("user", "What is the capital of France?")]],
+            GenerationConfig(max_new_tokens=12),
+        )
+        == reply
+    )
+
+
+class ChatServer(ThreadingHTTPServer):
+    """A real OpenAI-compatible server answering with a local transformers model."""
+
+    model: TransformersTextModel
+    requests_seen: list[dict]
+    fail_with: int | None = None
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: ChatServer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests_seen.append({"path": self.path, **body})
+        if self.server.fail_with:
+            self.send_response(self.server.fail_with)
+            self.end_headers()
+            self.wfile.write(b'{"error": "model overloaded"}')
+            return
+        chat = [Message(m["role"], m["content"]) for m in body["messages"]]
+        settings = GenerationConfig(
+            max_new_tokens=body["max_tokens"], temperature=body["temperature"]
+        )
+        text = self.server.model.generate([chat], settings)[0]
+        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(payload.encode())
+
+
+@pytest.fixture
+def server(tiny_model: TransformersTextModel) -> Iterator[ChatServer]:
+    httpd = ChatServer(("127.0.0.1", 0), Handler)
+    httpd.model = tiny_model
+    httpd.requests_seen = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+
+
+def test_http_backend_gets_the_same_answers_as_the_local_model(
+    server: ChatServer, tiny_model: TransformersTextModel
+) -> None:
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    remote = load_text_model(f"openai:tiny@{url}", Config())
+    settings = GenerationConfig(max_new_tokens=6)
+    assert remote.generate(CHATS, settings) == tiny_model.generate(CHATS, settings)
+    first = server.requests_seen[0]
+    assert first["path"] == "/v1/chat/completions"
+    assert first["model"] == "tiny" and first["temperature"] == 0.0
+
+
+def test_http_errors_are_readable(server: ChatServer) -> None:
+    server.fail_with = 503
+    remote = OpenAITextModel(f"http://127.0.0.1:{server.server_address[1]}", "tiny")
+    with pytest.raises(TextModelError, match=r"answered 503: .*model overloaded"):
+        remote.generate(CHATS[:1])
+    closed = OpenAITextModel("http://127.0.0.1:9", "tiny", timeout=2)
+    with pytest.raises(TextModelError, match="unreachable"):
+        closed.generate(CHATS[:1])
