@@ -18,7 +18,7 @@ from pgen.usermodel import RETRIEVERS
 def cmd_ingest(args: argparse.Namespace, config: Config) -> None:
     with Store(config.store_path) as store:
         for path in args.files:
-            stats = ingest(store, path)
+            stats = ingest(store, path, progress=True)
             seen = ", ".join(f"{n} {kind}s" for kind, n in sorted(stats.seen.items()))
             print(f"{path}: {seen or 'no records'}; {stats.written} rows written")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pgen.context import Document, Feedback, Interaction, Item, Store, Subject, User
-from pgen.context.schema import SCHEMA_VERSION
+from pgen.context.schema import MIGRATIONS, SCHEMA_VERSION
 from pgen.context.sqlite import StoreError, UserNotFoundError
 from tests.core.conftest import docs
 
@@ -35,6 +35,22 @@ def test_store_from_a_newer_pgen_is_refused(tmp_path: Path) -> None:
     sqlite3.connect(path).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer than this pgen"):
         Store(path)
+
+
+def test_an_older_store_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(MIGRATIONS[0] + "PRAGMA user_version=1;")
+    old.execute("INSERT INTO users(user_id) VALUES ('u')")
+    old.commit()
+    old.close()
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
+        indexes = {
+            r[0] for r in store._db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+        assert "documents_by_time" in indexes
+        assert store.has_user("u")
 
 
 def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:

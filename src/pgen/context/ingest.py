@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from tqdm import tqdm
 
 from pgen.context.models import RECORD_TYPES, Document, Interaction, Item, Record
 from pgen.context.store import IngestStats, Store
@@ -133,10 +134,17 @@ def check_items(store: Store, located: list[Located]) -> None:
             )
 
 
-def ingest(store: Store, path: str | Path) -> IngestStats:
+def ingest(store: Store, path: str | Path, *, progress: bool = False) -> IngestStats:
     """Read and write one file as one batch: all of it, or (on any error) nothing."""
     located = read_records(Path(path))
     check_items(store, located)
     # Items first: interactions reference them.
     ordered = sorted(located, key=lambda loc: not isinstance(loc.record, Item))
-    return store.add(loc.record for loc in ordered)
+    records = tqdm(
+        (loc.record for loc in ordered),
+        total=len(ordered),
+        desc=f"writing {Path(path).name}",
+        unit="rec",
+        disable=not progress or len(ordered) < 10_000,
+    )
+    return store.add(records)

@@ -96,6 +96,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, kind, name)
     );
     """,
+    # 2: recency retrieval reads a user's documents newest first.
+    """
+    CREATE INDEX documents_by_time ON documents(user_id, time);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -47,7 +47,7 @@ class ProfileSummary:
             else:
                 found[user_id] = ("", [])
         if todo:
-            settings = GenerationConfig(max_new_tokens=96, repetition_penalty=1.15)
+            settings = GenerationConfig(max_new_tokens=80, repetition_penalty=1.15)
             texts = tools.text_model.generate([chat(prompt) for *_, prompt in todo], settings)
             for (user_id, digest, used, _), text in zip(todo, texts, strict=True):
                 tools.store.put_summary(user_id, key, digest, text)
