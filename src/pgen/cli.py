@@ -14,7 +14,12 @@ from pgen.config import Config, load_config
 
 # Modules with ``register(commands, bench)``: they add subcommands to ``pgen`` and to
 # ``pgen bench``; each subparser sets ``func(args, config) -> int | None``.
-EXTENSIONS: tuple[str, ...] = ("pgen.commands",)
+EXTENSIONS: tuple[str, ...] = (
+    "pgen.commands",
+    "pgen.evaluate.cli",
+    "pgen.image_cli",
+    "pgen.recommend.cli",
+)
 
 Handler = Callable[[argparse.Namespace, Config], Any]
 
@@ -30,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--text-model", help="smollm2, a folder, an HF id, a .gguf, or openai:M@URL"
     )
     parser.add_argument("--embed-model", help="sentence-transformers model (id or folder)")
-    parser.add_argument("--threads", type=int, help="PyTorch CPU threads (0: default)")
+    parser.add_argument("--threads", type=int, help="PyTorch CPU threads (0: half the cores)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench_parser = commands.add_parser("bench", help="run a benchmark (see pgen bench -h)")

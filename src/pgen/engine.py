@@ -53,6 +53,7 @@ class Engine:
         from pgen.models.embedding import SentenceEmbedder
         from pgen.models.text import load_text_model
 
+        config.apply_threads()
         return cls(
             Store(config.store_path),
             lambda: load_text_model(config.text_model, config),

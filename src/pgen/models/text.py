@@ -149,10 +149,7 @@ def load_text_model(spec: str | None = None, config: Config | None = None) -> Te
         if not sep or not model or not base_url:
             raise ValueError(f"expected openai:MODEL@BASE_URL, got {spec!r}")
         return OpenAITextModel(base_url=base_url, model=model)
-    if config.threads > 0:
-        import torch
-
-        torch.set_num_threads(config.threads)
+    config.apply_threads()
     if spec == DEFAULT_TEXT_MODEL:
         path = converted_gguf(bundled_smollm2(), config.cache_dir)
         return TransformersTextModel(str(path), name="SmolLM2-135M-Instruct", device=config.device)
