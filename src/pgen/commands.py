@@ -72,8 +72,11 @@ def cmd_generate(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_delete_user(args: argparse.Namespace, config: Config) -> None:
-    with Store(config.store_path) as store:
-        counts = store.delete_user(args.user)
+    engine = Engine.open(config)  # loads no model: deleting only needs the store
+    try:
+        counts = engine.delete_user(args.user)
+    finally:
+        engine.close()
     removed = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
     print(f"deleted user {args.user}: {removed or 'no context'}")
 

@@ -7,10 +7,11 @@ import pytest
 
 from pgen.context import Document, Store, User
 from pgen.context.store import Store as StoreType
-from pgen.engine import Engine
+from pgen.engine import Engine, Generation
 from pgen.models.base import GenerationConfig
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import Request
+from pgen.personalize.base import SYSTEM
 from pgen.personalize.prompts import MIN_ITEM_TOKENS, pack_documents
 
 SHORT = GenerationConfig(max_new_tokens=4)
@@ -54,20 +55,21 @@ def engine(store: Store, tiny_model: TransformersTextModel) -> Engine:
     )
 
 
-def prompt_text(generation) -> str:  # type: ignore[no-untyped-def]
-    return generation.prompt[-1].content
+def prompt_text(generation: Generation) -> str:
+    return "\n".join(message.content for message in generation.prompt)
 
 
 def test_none_is_the_instruction_alone(engine: Engine) -> None:
     result = engine.generate("ana", "write about battery", strategy="none", generation=SHORT)
-    assert prompt_text(result) == "write about battery"
+    assert [m.content for m in result.prompt] == [SYSTEM, "write about battery"]
     assert result.provenance == []
 
 
 def test_rag_puts_the_retrieved_documents_in_the_prompt(engine: Engine) -> None:
     result = engine.generate("ana", "tomato pasta", strategy="rag", k=2, generation=SHORT)
     assert result.provenance == ["a1"]  # the only match; nothing of raj's
-    assert "pasta with tomato sauce and basil" in prompt_text(result)
+    assert "pasta with tomato sauce and basil" in result.prompt[0].content
+    assert result.prompt[-1].content == "tomato pasta"
     assert "rust" not in prompt_text(result)
     stored = engine.store.outputs("ana")[-1]
     assert stored.output_id == result.output_id
@@ -98,7 +100,8 @@ def test_profile_summary_is_cached_and_refreshed_when_documents_change(engine: E
     first = engine.generate("ana", "write a post", strategy="profile", generation=SHORT)
     summary = first.details["summary"]
     assert first.provenance == ["a3", "a2", "a1"]  # newest first, all fit
-    assert f"About this user: {summary}" in prompt_text(first)
+    assert f"About them: {summary}" in first.prompt[0].content
+    assert first.prompt[-1].content == "write a post"
     assert "job: chef" in prompt_text(first)
     rows = engine.store._db.execute(
         "SELECT docs_hash FROM summaries WHERE user_id='ana'"

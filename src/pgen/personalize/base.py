@@ -60,8 +60,10 @@ class Strategy(Protocol):
 SYSTEM = "You are a helpful assistant."
 
 
-def chat(user_text: str) -> Chat:
-    return [Message("system", SYSTEM), Message("user", user_text)]
+def chat(user_text: str, system: str = SYSTEM) -> Chat:
+    """Context goes in the system message, the instruction alone in the user's turn:
+    small chat models otherwise answer the context ("glad you liked my post!")."""
+    return [Message("system", system), Message("user", user_text)]
 
 
 class NoPersonalization:

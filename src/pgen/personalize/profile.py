@@ -16,7 +16,10 @@ SUMMARIZE = (
     "In three sentences, describe this user: the topics they care about, their tone, "
     "and how long and how formal their writing is."
 )
-TEMPLATE = "About this user: {summary}{attributes}\n\nFor this user, respond to:\n{instruction}"
+TEMPLATE = (
+    "You are helping one particular user. About them: {summary}{attributes}\n\n"
+    "Match this user's interests, tone and style."
+)
 
 
 def documents_hash(store: Store, user_id: str) -> str:
@@ -64,8 +67,12 @@ class ProfileSummary:
             if not summary and not attributes:
                 prepared.append(Prepared(chat(request.instruction)))
                 continue
-            prompt = TEMPLATE.format(
-                summary=summary, attributes=attributes, instruction=request.instruction
+            system = TEMPLATE.format(summary=summary, attributes=attributes)
+            prepared.append(
+                Prepared(
+                    chat(request.instruction, system=system),
+                    provenance=used,
+                    details={"summary": summary},
+                )
             )
-            prepared.append(Prepared(chat(prompt), provenance=used, details={"summary": summary}))
         return prepared

@@ -6,8 +6,8 @@ from pgen.personalize.base import Prepared, Request, Tools, chat
 from pgen.personalize.prompts import pack_documents, remaining_budget
 
 TEMPLATE = (
-    "Here are texts written by this user:\n{items}\n\n"
-    "Using them to match this user's interests and style, respond to:\n{instruction}"
+    "You are helping one particular user. Texts they wrote:\n{items}\n\n"
+    "Match this user's interests, tone and style."
 )
 
 
@@ -27,10 +27,9 @@ class RetrievalAugmented:
         packed = pack_documents(documents, tools.text_model, budget)
         if not packed.used:  # nothing relevant (or no room): the plain instruction
             return Prepared(chat(request.instruction), details={"retriever": retriever.name})
-        prompt = TEMPLATE.format(items=packed.text, instruction=request.instruction)
         scores = {hit.doc_id: round(hit.score, 4) for hit in hits}
         return Prepared(
-            chat(prompt),
+            chat(request.instruction, system=TEMPLATE.format(items=packed.text)),
             provenance=packed.used,
             details={"retriever": retriever.name, "scores": [scores[d] for d in packed.used]},
         )
