@@ -104,6 +104,9 @@ def test_bm25_retriever_follows_the_store(store: Store) -> None:
     assert {h.doc_id for h in bm25.retrieve("u", "cat", 5)} == {"d0", "d2"}
     store.delete_documents("u", ["d0"])
     assert [h.doc_id for h in bm25.retrieve("u", "cat", 5)] == ["d2"]
+    store.add([Document(user_id="u", doc_id="d0", text="a cat again")])  # deleted, then back
+    assert {h.doc_id for h in bm25.retrieve("u", "cat", 5)} == {"d0", "d2"}
+    assert len(bm25.index("u")) == 3
 
 
 def test_retrievers_never_cross_users(store: Store) -> None:

@@ -165,3 +165,13 @@ def test_recent_documents_newest_first_undated_last(store: Store) -> None:
     )
     assert store.recent_doc_ids("u", 3) == ["new", "old", "undated"]
     assert store.recent_doc_ids("u", 1) == ["new"]
+
+
+def test_document_changes_report_only_what_changed_since_a_revision(store: Store) -> None:
+    store.add(docs("u", "a", "b", "c"))
+    seen = store.revision("u")
+    store.add([Document(user_id="u", doc_id="d1", text="b edited"), *docs("u", "a")])  # d0 same
+    store.delete_documents("u", ["d2"])
+    changed, deleted = store.document_changes("u", seen)
+    assert set(changed) == {"d1"} and deleted == ["d2"]
+    assert store.document_changes("u", store.revision("u")) == ({}, [])

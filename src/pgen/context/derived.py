@@ -46,9 +46,10 @@ class DerivedData(Database):
 
     # -- embeddings -------------------------------------------------------------------
     def embeddings(
-        self, user_id: str, model_id: str, dim: int
+        self, user_id: str, model_id: str, dim: int, doc_ids: Sequence[str] | None = None
     ) -> dict[str, tuple[str, np.ndarray]]:
-        """doc_id -> (content hash, vector) stored for this model and dimension.
+        """doc_id -> (content hash, vector) stored for this model and dimension (for all
+        the user's documents, or those of ``doc_ids``).
 
         Vectors stored under the same model id with another dimension mean the model
         changed behind its name: they are dropped here, never mixed with new ones.
@@ -58,13 +59,11 @@ class DerivedData(Database):
                 "DELETE FROM embeddings WHERE user_id=? AND model_id=? AND dim<>?",
                 (user_id, model_id, dim),
             )
-        rows = self._rows(
-            "SELECT doc_id, content_hash, vector FROM embeddings "
-            "WHERE user_id=? AND model_id=? AND dim=?",
-            user_id,
-            model_id,
-            dim,
-        )
+        sql = "SELECT doc_id, content_hash, vector FROM embeddings WHERE user_id=? AND model_id=?"
+        if doc_ids is None:
+            rows = self._rows(sql, user_id, model_id)
+        else:
+            rows = self._rows_in(sql + " AND doc_id", doc_ids, user_id, model_id)
         return {
             row["doc_id"]: (row["content_hash"], np.frombuffer(row["vector"], dtype=np.float32))
             for row in rows

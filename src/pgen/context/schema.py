@@ -25,8 +25,16 @@ MIGRATIONS: list[str] = [
         time         TEXT,
         fields       TEXT NOT NULL DEFAULT '{}',
         content_hash TEXT NOT NULL,
+        revision     INTEGER NOT NULL DEFAULT 0,  -- the user's revision when last written
         PRIMARY KEY (user_id, doc_id)
     );
+    CREATE INDEX documents_by_revision ON documents(user_id, revision);
+    CREATE TABLE document_deletions (  -- lets indexes catch up without rereading everything
+        user_id  TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        doc_id   TEXT NOT NULL,
+        revision INTEGER NOT NULL
+    );
+    CREATE INDEX document_deletions_by_revision ON document_deletions(user_id, revision);
     CREATE TABLE items (
         item_id    TEXT PRIMARY KEY,
         title      TEXT NOT NULL DEFAULT '',
@@ -98,7 +106,7 @@ MIGRATIONS: list[str] = [
     """,
     # 2: recency retrieval reads a user's documents newest first.
     """
-    CREATE INDEX documents_by_time ON documents(user_id, time);
+    CREATE INDEX documents_by_time ON documents(user_id, time, doc_id);
     """,
 ]
 

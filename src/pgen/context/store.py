@@ -95,7 +95,11 @@ class Store(DerivedData):
                 ),
             )
             if cursor.rowcount:
-                self._bump(db, record.user_id)
+                revision = self._bump(db, record.user_id)
+                db.execute(
+                    "UPDATE documents SET revision=? WHERE user_id=? AND doc_id=?",
+                    (revision, record.user_id, record.doc_id),
+                )
         elif isinstance(record, Item):
             db.execute(
                 "INSERT INTO items(item_id, title, text, attributes, image_path) "
@@ -153,18 +157,27 @@ class Store(DerivedData):
         else:  # pragma: no cover - the Record union is closed
             raise TypeError(f"not a context record: {type(record).__name__}")
 
-    def _bump(self, db: sqlite3.Connection, user_id: str) -> None:
-        db.execute("UPDATE users SET revision = revision + 1 WHERE user_id=?", (user_id,))
+    def _bump(self, db: sqlite3.Connection, user_id: str) -> int:
+        """Advance the user's revision; returns the new one."""
+        row = db.execute(
+            "UPDATE users SET revision = revision + 1 WHERE user_id=? RETURNING revision",
+            (user_id,),
+        ).fetchone()
+        return int(row[0])
 
     def delete_documents(self, user_id: str, doc_ids: Sequence[str]) -> int:
         with self.transaction() as db:
             removed = 0
             for doc_id in doc_ids:
-                removed += db.execute(
+                if db.execute(
                     "DELETE FROM documents WHERE user_id=? AND doc_id=?", (user_id, doc_id)
-                ).rowcount
-            if removed:
-                self._bump(db, user_id)
+                ).rowcount:
+                    removed += 1
+                    db.execute(
+                        "INSERT INTO document_deletions(user_id, doc_id, revision) "
+                        "VALUES (?, ?, ?)",
+                        (user_id, doc_id, self._bump(db, user_id)),
+                    )
         return removed
 
     # -- reading one user's context ---------------------------------------------------
@@ -220,6 +233,19 @@ class Store(DerivedData):
         """doc_id -> content hash: what an index needs to bring itself up to date."""
         rows = self._rows("SELECT doc_id, content_hash FROM documents WHERE user_id=?", user_id)
         return {row["doc_id"]: row["content_hash"] for row in rows}
+
+    def document_changes(self, user_id: str, since: int) -> tuple[dict[str, str], list[str]]:
+        """What changed after revision ``since``: (doc_id -> content hash of documents added
+        or edited, ids of documents deleted). Cost is in the changes, not the profile."""
+        changed = self._rows(
+            "SELECT doc_id, content_hash FROM documents WHERE user_id=? AND revision>?",
+            user_id,
+            since,
+        )
+        deleted = self._rows(
+            "SELECT doc_id FROM document_deletions WHERE user_id=? AND revision>?", user_id, since
+        )
+        return {r["doc_id"]: r["content_hash"] for r in changed}, [r["doc_id"] for r in deleted]
 
     def interactions(self, user_id: str) -> list[Interaction]:
         rows = self._rows(
@@ -281,10 +307,18 @@ class Store(DerivedData):
 
     def recent_doc_ids(self, user_id: str, k: int) -> list[str]:
         """The user's k most recent documents (undated ones last), newest first."""
-        rows = self._rows(
-            "SELECT doc_id FROM documents WHERE user_id=? "
-            "ORDER BY time IS NULL, time DESC, doc_id DESC LIMIT ?",
+        # Two queries rather than ORDER BY (time IS NULL): each walks the (user, time, doc)
+        # index backwards and stops after k rows, whatever the profile size.
+        dated = self._rows(
+            "SELECT doc_id FROM documents WHERE user_id=? AND time IS NOT NULL "
+            "ORDER BY time DESC, doc_id DESC LIMIT ?",
             user_id,
             k,
         )
-        return [row["doc_id"] for row in rows]
+        undated = self._rows(
+            "SELECT doc_id FROM documents WHERE user_id=? AND time IS NULL "
+            "ORDER BY doc_id DESC LIMIT ?",
+            user_id,
+            k - len(dated),
+        )
+        return [row["doc_id"] for row in [*dated, *undated]]

@@ -3,7 +3,6 @@ documents, cached in the store and rewritten when the documents change."""
 
 from __future__ import annotations
 
-from pgen.context.models import content_hash
 from pgen.context.store import Store
 from pgen.models.base import GenerationConfig
 from pgen.personalize.base import Prepared, Request, Tools, chat
@@ -22,10 +21,9 @@ TEMPLATE = (
 )
 
 
-def documents_hash(store: Store, user_id: str) -> str:
+def documents_version(store: Store, user_id: str) -> str:
     """Changes whenever any of the user's documents is added, edited or removed."""
-    hashes = store.document_hashes(user_id)
-    return content_hash(*(f"{doc_id}={digest}" for doc_id, digest in sorted(hashes.items())))
+    return f"revision-{store.revision(user_id)}"
 
 
 class ProfileSummary:
@@ -41,7 +39,7 @@ class ProfileSummary:
             documents = tools.store.documents(user_id, recent)
             budget = remaining_budget(tools.text_model, tools.prompt_budget, SUMMARIZE)
             packed = pack_documents(documents, tools.text_model, budget)
-            digest = documents_hash(tools.store, user_id)
+            digest = documents_version(tools.store, user_id)
             cached = tools.store.summary(user_id, key, digest)
             if cached is not None:
                 found[user_id] = (cached, packed.used)

@@ -42,7 +42,11 @@ def index_text(document: Document) -> str:
     return f"{document.title}\n{document.text}" if document.title else document.text
 
 
-IndexT = TypeVar("IndexT", Bm25Index, DenseIndex)
+class _Index(Protocol):
+    def remove(self, doc_id: str) -> None: ...
+
+
+IndexT = TypeVar("IndexT", bound=_Index)
 
 
 @dataclass
@@ -74,15 +78,13 @@ class _IndexedRetriever(ABC, Generic[IndexT]):
             entry = self._entries[user_id] = _Entry(self._new_index())
         if entry.revision == revision:
             return entry.index
-        current = self.store.document_hashes(user_id)
-        for doc_id, digest in entry.hashes.items():
-            if current.get(doc_id) != digest:
+        changed, deleted = self.store.document_changes(user_id, entry.revision)
+        for doc_id in [*deleted, *changed]:
+            if entry.hashes.pop(doc_id, None) is not None:
                 entry.index.remove(doc_id)
-        changed = [
-            doc_id for doc_id, digest in current.items() if entry.hashes.get(doc_id) != digest
-        ]
-        self._add(user_id, entry.index, self.store.documents(user_id, changed))
-        entry.hashes, entry.revision = current, revision
+        self._add(user_id, entry.index, self.store.documents(user_id, list(changed)))
+        entry.hashes.update(changed)
+        entry.revision = revision
         return entry.index
 
     def forget(self, user_id: str) -> None:
@@ -118,7 +120,7 @@ class DenseRetriever(_IndexedRetriever[DenseIndex]):
 
     def _add(self, user_id: str, index: DenseIndex, documents: list[Document]) -> None:
         model_id, dim = self.embedder.model_id, self.embedder.dim
-        stored = self.store.embeddings(user_id, model_id, dim)
+        stored = self.store.embeddings(user_id, model_id, dim, [d.doc_id for d in documents])
         missing = [d for d in documents if stored.get(d.doc_id, ("",))[0] != d.content_hash]
         if missing:
             vectors = self.embedder.embed([index_text(d) for d in missing])
