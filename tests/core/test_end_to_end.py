@@ -10,19 +10,9 @@ import pytest
 
 from pgen.cli import main
 from pgen.config import Config
+from pgen.context.schema import USER_TABLES
 from pgen.demo import run_demo, sample_path, side_by_side
 from pgen.engine import Generation
-
-USER_TABLES = (
-    "documents",
-    "interactions",
-    "subjects",
-    "feedback",
-    "embeddings",
-    "summaries",
-    "outputs",
-    "artifacts",
-)
 
 
 def pgen(tmp_path: Path, tiny_llama: Path, *args: str) -> int:

@@ -8,20 +8,9 @@ import numpy as np
 import pytest
 
 from pgen.context import Document, Feedback, Interaction, Item, Store, Subject, User
-from pgen.context.schema import MIGRATIONS, SCHEMA_VERSION
+from pgen.context.schema import MIGRATIONS, SCHEMA_VERSION, USER_TABLES
 from pgen.context.sqlite import StoreError, UserNotFoundError
 from tests.core.conftest import docs
-
-USER_TABLES = (
-    "documents",
-    "interactions",
-    "subjects",
-    "feedback",
-    "embeddings",
-    "summaries",
-    "outputs",
-    "artifacts",
-)
 
 
 def test_new_store_is_at_schema_version_with_wal_and_foreign_keys(store: Store) -> None:

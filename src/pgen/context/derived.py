@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pgen.context.models import to_json
+from pgen.context.schema import USER_TABLES
 from pgen.context.sqlite import Database, UserNotFoundError
 
 
@@ -168,16 +169,7 @@ class DerivedData(Database):
         counts: dict[str, int] = {}
         paths = list(self.artifacts(user_id).values())
         with self.transaction() as db:
-            for table in (
-                "documents",
-                "interactions",
-                "subjects",
-                "feedback",
-                "embeddings",
-                "summaries",
-                "outputs",
-                "artifacts",
-            ):
+            for table in USER_TABLES:
                 counts[table] = db.execute(
                     f"SELECT COUNT(*) FROM {table} WHERE user_id=?", (user_id,)
                 ).fetchone()[0]

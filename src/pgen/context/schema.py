@@ -111,3 +111,16 @@ MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# Every table holding rows of one user besides ``users``: all go when the user goes.
+USER_TABLES = (
+    "documents",
+    "document_deletions",
+    "interactions",
+    "subjects",
+    "feedback",
+    "embeddings",
+    "summaries",
+    "outputs",
+    "artifacts",
+)
