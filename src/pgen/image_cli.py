@@ -1,0 +1,250 @@
+"""Image subcommands: ``pgen generate-image``, ``pgen train-subject``, ``pgen bench dreambench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pgen.config import Config
+from pgen.context.store import Store
+
+if TYPE_CHECKING:
+    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
+    from pgen.personalize.subject import IPAdapterSpec
+
+# Torch and diffusers load inside the handlers: `pgen --help` must stay fast. These names
+# mirror pgen.personalize.subject (a test keeps them equal).
+STRATEGIES = ("none", "subject", "keywords")
+TRAINED_METHODS = ("dreambooth-lora", "textual-inversion")
+SUBJECT_METHODS = (*TRAINED_METHODS, "ip-adapter")
+DEFAULT_DREAMBENCH = Path("../shared/data/dreambench")
+
+
+def _model(args: argparse.Namespace, config: Config) -> DiffusersImageModel:
+    from pgen.models.image import load_image_model
+
+    if config.threads > 0:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    return load_image_model(
+        args.image_model or config.image_model,
+        device=args.device or config.device,
+        dtype=args.dtype,
+    )
+
+
+def _sampling(args: argparse.Namespace) -> ImageGenerationConfig:
+    from pgen.models.image import ImageGenerationConfig
+
+    return ImageGenerationConfig(
+        steps=args.steps,
+        guidance_scale=args.guidance,
+        height=args.size,
+        width=args.size,
+        seed=args.seed,
+        images_per_prompt=getattr(args, "images", 1),
+        negative_prompt=getattr(args, "negative", None),
+    )
+
+
+def _ip_adapter(args: argparse.Namespace, model: DiffusersImageModel) -> IPAdapterSpec:
+    from pgen.personalize.subject import IPAdapterSpec
+
+    spec = IPAdapterSpec.for_model(model, args.ip_adapter)
+    return IPAdapterSpec(spec.repo, spec.subfolder, spec.weight_name, args.ip_adapter_scale)
+
+
+def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
+    from pgen.models.image import ImageOutput
+
+    with Store(config.store_path) as store:
+        store.user(args.user)  # fails early, with the user named, before loading models
+        model = _model(args, config)
+        sampling = _sampling(args)
+        if args.strategy == "subject":
+            from pgen.personalize.subject import generate_subject
+
+            output = generate_subject(
+                store,
+                args.user,
+                args.instruction,
+                model,
+                sampling,
+                subject_name=args.subject,
+                method=args.method,
+                ip_adapter=_ip_adapter(args, model),
+            )
+        elif args.strategy == "keywords":
+            from pgen.models.text import load_text_model
+            from pgen.personalize.keywords import KeywordsConfig, generate_keywords
+
+            text_model = load_text_model(config.text_model, config)
+            output = generate_keywords(
+                store,
+                args.user,
+                args.instruction,
+                text_model,
+                model,
+                sampling,
+                KeywordsConfig(weight=args.weight),
+            )
+        else:
+            output = ImageOutput(
+                model.generate([args.instruction], sampling), args.instruction, "none", {}
+            )
+        # Images are the user's data: by default they live in a registered artifact folder,
+        # so that delete-user removes them with everything else.
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        folder = Path(args.out) if args.out else store.artifact_path(args.user, "images", stamp)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for k, image in enumerate(output.images):
+            path = folder / f"{k:02d}.png"
+            image.save(path)
+            paths.append(str(path))
+        provenance = {**output.provenance, "prompt": output.prompt, "images": paths}
+        saved = store.save_output(
+            args.user, args.instruction, output.strategy, "\n".join(paths), provenance
+        )
+    if args.json:
+        print(json.dumps({"output_id": saved.output_id, **provenance}, ensure_ascii=False))
+        return
+    print("\n".join(paths))
+    used = provenance.get("subjects") or provenance.get("items") or []
+    print(
+        f"\n[output {saved.output_id}; strategy {output.strategy}; prompt {output.prompt!r}; "
+        f"context used: {', '.join(used) or 'none'}]"
+    )
+
+
+def cmd_train_subject(args: argparse.Namespace, config: Config) -> None:
+    from pgen.personalize.subject import train_subject
+    from pgen.personalize.subject_train import SubjectTrainingConfig, read_metadata
+
+    training = SubjectTrainingConfig(
+        steps=args.train_steps,
+        learning_rate=args.lr,
+        rank=args.rank,
+        resolution=args.size,
+        token=args.token,
+        prior_preservation=args.prior_preservation,
+        class_images=args.class_images,
+        class_steps=args.steps,  # the prior-preservation images are sampled like any other
+        seed=args.seed,
+    )
+    with Store(config.store_path) as store:
+        store.user(args.user)
+        model = _model(args, config)
+        folder = train_subject(store, args.user, args.subject, model, args.method, training)
+    meta = read_metadata(folder)
+    losses = meta["losses"]
+    print(
+        f"trained {args.method} for subject {args.subject!r} of user {args.user!r}: "
+        f"token {meta['token']!r}, {len(losses)} steps, last loss {losses[-1]:.4f}"
+    )
+    print(f"artifact: {folder}")
+
+
+def cmd_bench_dreambench(args: argparse.Namespace, config: Config) -> None:
+    from pgen.evaluate.dreambench import (
+        DreamBenchConfig,
+        format_table,
+        load_dreambench,
+        run_dreambench,
+    )
+    from pgen.personalize.subject_train import SubjectTrainingConfig
+
+    bench = load_dreambench(args.data, args.subjects.split(",") if args.subjects else None)
+    model = _model(args, config)
+    device = args.device or config.device
+    run = DreamBenchConfig(
+        methods=tuple(args.methods.split(",")),
+        prompts_per_subject=args.prompts,
+        images_per_prompt=args.images_per_prompt,
+        training=SubjectTrainingConfig(
+            steps=args.train_steps, resolution=args.size, seed=args.seed
+        ),
+        generation=_sampling(args),
+        ip_adapter=_ip_adapter(args, model),
+        clip_model=args.clip_model,
+        dino_model=args.dino_model,
+        device=device,
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    out = Path(args.out) if args.out else config.home / "bench" / f"dreambench-{stamp}"
+    result = run_dreambench(bench, model, run, out)
+    (out / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    table = format_table(result)
+    (out / "table.md").write_text(table + "\n")
+    print(table)
+    print(f"\n[{len(bench.subjects)} subjects; model {model.name}; results in {out}]")
+
+
+def _add_model_options(p: argparse.ArgumentParser, steps: int = 30) -> None:
+    p.add_argument(
+        "--image-model",
+        help="diffusers pipeline: HF id, folder or .safetensors file "
+        "(default: the config's image_model, env PGEN_IMAGE_MODEL)",
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: the config's device)")
+    p.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
+    p.add_argument("--steps", type=int, default=steps, help="sampling steps")
+    p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    p.add_argument("--size", type=int, help="image side in pixels (default: the model's)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_ip_adapter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ip-adapter", help="IP-Adapter repo id or folder (default h94/IP-Adapter)")
+    p.add_argument("--ip-adapter-scale", type=float, default=0.6)
+
+
+def register(commands: Any, bench: Any) -> None:
+    p = commands.add_parser("generate-image", help="personalized images for one user")
+    p.add_argument("instruction", help="what to draw, e.g. 'rex on a beach'")
+    p.add_argument("--user", required=True)
+    p.add_argument("--strategy", choices=STRATEGIES, default="subject")
+    p.add_argument("--subject", help="subject name (default: the one the instruction names)")
+    p.add_argument(
+        "--method", choices=SUBJECT_METHODS, help="default: best trained, else ip-adapter"
+    )
+    p.add_argument("--weight", type=float, default=0.3, help="keywords: preference share 0-1")
+    p.add_argument("--images", type=int, default=1, help="images to generate")
+    p.add_argument("--negative", help="negative prompt")
+    p.add_argument("--out", help="folder for the images (default: the user's artifacts)")
+    p.add_argument("--json", action="store_true", help="print the output record as JSON")
+    _add_model_options(p)
+    _add_ip_adapter_options(p)
+    p.set_defaults(func=cmd_generate_image)
+
+    p = commands.add_parser("train-subject", help="train a user's subject (DreamBooth-LoRA, TI)")
+    p.add_argument("--user", required=True)
+    p.add_argument("--subject", required=True, help="the subject's name in the user's context")
+    p.add_argument("--method", choices=TRAINED_METHODS, default="dreambooth-lora")
+    p.add_argument("--train-steps", type=int, default=400)
+    p.add_argument("--lr", type=float, help="learning rate (default: the method's)")
+    p.add_argument("--rank", type=int, default=4, help="LoRA rank")
+    p.add_argument("--token", help="identifier token (default: sks, or <name> for TI)")
+    p.add_argument("--prior-preservation", action="store_true")
+    p.add_argument("--class-images", type=int, default=100)
+    _add_model_options(p)
+    p.set_defaults(func=cmd_train_subject)
+
+    p = bench.add_parser("dreambench", help="DreamBench: DINO, CLIP-I, CLIP-T per method")
+    p.add_argument("--data", type=Path, default=DEFAULT_DREAMBENCH, help="DreamBench folder")
+    p.add_argument("--subjects", help="comma-separated subject names (default: all present)")
+    p.add_argument("--methods", default=",".join(SUBJECT_METHODS), help="comma-separated methods")
+    p.add_argument("--prompts", type=int, help="prompts per subject (default: all 25)")
+    p.add_argument("--images-per-prompt", type=int, default=4)
+    p.add_argument("--train-steps", type=int, default=400)
+    p.add_argument("--clip-model", default="openai/clip-vit-base-patch32")
+    p.add_argument("--dino-model", default="facebook/dino-vits16")
+    p.add_argument("--out", help="result folder (default: <home>/bench/dreambench-<time>)")
+    _add_model_options(p)
+    _add_ip_adapter_options(p)
+    p.set_defaults(func=cmd_bench_dreambench)

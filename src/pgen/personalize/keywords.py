@@ -1,0 +1,146 @@
+"""The ``keywords`` strategy, after PMG (Shen et al., 2024, "PMG: Personalized Multimodal
+Generation with Large Language Models"): the items a user interacted with are turned by a
+text model into preference keywords, and the image is conditioned on a mix of the
+instruction (the target) and those keywords (the preference), weighted by ``weight``.
+
+The mix happens in text-encoder space: ``(1 - weight) * E(instruction) + weight *
+E(keywords)``, so ``weight`` 0 is the plain instruction and 1 is the preference alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgen.context.models import Item
+from pgen.context.store import Store
+from pgen.models.base import Chat, GenerationConfig, Message, TextModel
+from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
+
+
+@dataclass(frozen=True)
+class KeywordsConfig:
+    weight: float = 0.3  # share of the preference in the conditioning
+    max_items: int = 20  # most recent interacted items shown to the text model
+    max_keywords: int = 8
+    item_tokens: int = 48  # each item's text is cut to this many tokens
+    min_rating: float | None = None  # skip items the user rated below this
+    generation: GenerationConfig = field(
+        default_factory=lambda: GenerationConfig(max_new_tokens=48)
+    )
+
+
+@dataclass(frozen=True)
+class KeywordsPlan:
+    """What the strategy decided before any image is drawn."""
+
+    instruction: str
+    keywords: list[str]
+    item_ids: list[str]
+    weight: float
+
+    @property
+    def preference_prompt(self) -> str:
+        return ", ".join(self.keywords)
+
+    @property
+    def prompt(self) -> str:
+        """The instruction and keywords as one text prompt (for the record, and for
+        backends that take text only)."""
+        return ", ".join([self.instruction, *self.keywords])
+
+
+def preference_items(store: Store, user_id: str, config: KeywordsConfig) -> list[Item]:
+    """The user's most recently interacted distinct items, newest first."""
+    chosen: list[str] = []
+    for interaction in reversed(store.interactions(user_id)):
+        low = (
+            config.min_rating is not None
+            and interaction.rating is not None
+            and interaction.rating < config.min_rating
+        )
+        if not low and interaction.item_id not in chosen:
+            chosen.append(interaction.item_id)
+        if len(chosen) == config.max_items:
+            break
+    found = {item.item_id: item for item in store.items(chosen)}
+    return [found[item_id] for item_id in chosen if item_id in found]
+
+
+def keywords_chat(items: list[Item], model: TextModel, config: KeywordsConfig) -> Chat:
+    lines = []
+    for item in items:
+        text = model.truncate(" ".join(item.text.split()), config.item_tokens)
+        lines.append(f"- {item.title or item.item_id}" + (f": {text}" if text else ""))
+    return [
+        Message("system", "You describe a person's visual taste for an image generator, tersely."),
+        Message(
+            "user",
+            "Items this person liked:\n"
+            + "\n".join(lines)
+            + f"\n\nGive up to {config.max_keywords} short keywords (styles, colors, themes, "
+            "moods) that describe their taste. Answer with the keywords only, separated by "
+            "commas.",
+        ),
+    ]
+
+
+def parse_keywords(reply: str, limit: int) -> list[str]:
+    """Keywords from a reply: split on commas, semicolons and lines; bullets, numbering and
+    quotes removed; at most four words each; duplicates dropped."""
+    keywords: list[str] = []
+    for part in re.split(r"[,;\n]", reply):
+        word = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", part)
+        word = " ".join(word.strip(" \t\"'`.:").split()[:4]).lower()[:40].strip()
+        if word and word not in keywords:
+            keywords.append(word)
+        if len(keywords) == limit:
+            break
+    return keywords
+
+
+def plan_keywords(
+    store: Store,
+    user_id: str,
+    instruction: str,
+    text_model: TextModel,
+    config: KeywordsConfig | None = None,
+) -> KeywordsPlan:
+    config = config or KeywordsConfig()
+    if not 0.0 <= config.weight <= 1.0:
+        raise ValueError(f"keywords weight must be between 0 and 1, got {config.weight}")
+    items = preference_items(store, user_id, config)
+    keywords: list[str] = []
+    if items:
+        reply = text_model.generate([keywords_chat(items, text_model, config)], config.generation)
+        keywords = parse_keywords(reply[0], config.max_keywords)
+    return KeywordsPlan(instruction, keywords, [item.item_id for item in items], config.weight)
+
+
+def generate_keywords(
+    store: Store,
+    user_id: str,
+    instruction: str,
+    text_model: TextModel,
+    image_model: DiffusersImageModel,
+    image_config: ImageGenerationConfig | None = None,
+    config: KeywordsConfig | None = None,
+) -> ImageOutput:
+    """Images for the instruction, leaning toward the user's inferred taste."""
+    plan = plan_keywords(store, user_id, instruction, text_model, config)
+    provenance: dict[str, Any] = {
+        "items": plan.item_ids,
+        "keywords": plan.keywords,
+        "weight": plan.weight,
+        "preference_prompt": plan.preference_prompt,
+        "text_model": text_model.name,
+        "base_model": image_model.name,
+    }
+    if plan.keywords:
+        images = image_model.generate_blended(
+            instruction, plan.preference_prompt, plan.weight, image_config
+        )
+    else:  # no history or nothing usable in the reply: the instruction alone
+        images = image_model.generate([instruction], image_config)
+    return ImageOutput(images, plan.prompt, "keywords", provenance)

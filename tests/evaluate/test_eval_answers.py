@@ -1,0 +1,41 @@
+"""Opt-in answer extraction for label tasks (``--answers first-label``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgen.evaluate.answers import first_label, read_answers
+from pgen.evaluate.metrics.labels import LAMP1_LABELS, LAMP2_NEWS_LABELS, RATING_LABELS
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('The answer is [2]: "Path following"', "[2]"),
+        ('1: "Pronunciation Modeling"', "[1]"),
+        ("[1]\n\nThe text mentions [2]", "[1]"),
+        ("I cannot tell", "I cannot tell"),
+        ("12 papers", "12 papers"),
+    ],
+)
+def test_lamp1(text: str, expected: str) -> None:
+    assert first_label(text, LAMP1_LABELS) == expected
+
+
+def test_categories_are_whole_words_and_case_insensitive() -> None:
+    assert first_label("Politics, maybe sports", LAMP2_NEWS_LABELS) == "politics"
+    assert first_label("It is about Style & Beauty.", LAMP2_NEWS_LABELS) == "style & beauty"
+    assert first_label("womens rights", LAMP2_NEWS_LABELS) == "womens rights"
+
+
+def test_ratings_are_standalone_digits() -> None:
+    assert first_label("I would give it 4 out of 5", RATING_LABELS) == "4"
+    assert first_label("Score: 5.", RATING_LABELS) == "5"
+    assert first_label("3.5 stars", RATING_LABELS) == "3.5 stars"  # a number, not a label
+
+
+def test_raw_mode_and_generation_tasks_leave_text_alone() -> None:
+    assert read_answers(["The answer is [2]"], LAMP1_LABELS, "raw") == ["The answer is [2]"]
+    assert read_answers(["a headline"], (), "first-label") == ["a headline"]
+    with pytest.raises(ValueError, match="unknown answer mode"):
+        read_answers([], (), "guess")

@@ -1,0 +1,166 @@
+"""Task loaders: the LaMP samples (when present) and small files written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pgen.evaluate.benchmarks import load_task, select
+from pgen.evaluate.benchmarks.lamp import lamp_query
+
+LAMP_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lamp-samples"
+
+needs_samples = pytest.mark.skipif(not LAMP_SAMPLES.is_dir(), reason="LaMP samples absent")
+
+
+@needs_samples
+def test_lamp1_samples() -> None:
+    data = load_task("LaMP_1", LAMP_SAMPLES, "dev")
+    questions = json.loads((LAMP_SAMPLES / "LaMP_1_dev_questions.json").read_text())
+    assert [e.id for e in data.examples] == [q["id"] for q in questions]
+    first, question = data.examples[0], questions[0]
+    assert first.user_id == f"LaMP_1/{question['id']}"
+    assert len(first.profile) == len(question["profile"])
+    assert {d.user_id for d in first.profile} == {first.user_id}
+    assert first.profile[0].text == question["profile"][0]["abstract"]
+    assert first.query == question["input"].split('"')[1]  # the paper's quoted title
+    assert data.spec.kind == "classification" and data.spec.labels == ("[1]", "[2]")
+    assert len(data.data_hash) == 64
+
+
+@needs_samples
+def test_lamp2_samples_show_the_category_in_the_title() -> None:
+    data = load_task("LaMP_2", LAMP_SAMPLES / "LaMP_2_train_questions.json")
+    assert len(data.examples) == 4
+    assert "politics" in data.spec.labels  # the news-category version
+    document = data.examples[0].profile[0]
+    assert document.title is not None and document.title.startswith("[category: ")
+    assert document.fields["category"] in data.spec.labels
+    assert data.examples[0].query is not None
+    assert data.examples[0].instruction.endswith(data.examples[0].query)
+
+
+def _lamp_files(folder: Path, task: str, questions: list[dict], golds: list[dict]) -> None:
+    (folder / f"{task}_dev_questions.json").write_text(json.dumps(questions))
+    (folder / f"{task}_dev_outputs.json").write_text(json.dumps({"task": task, "golds": golds}))
+
+
+def test_lamp3_and_generation_tasks(tmp_path: Path) -> None:
+    profile = [
+        {"text": "good", "score": "5", "id": "p1"},
+        {"text": "bad", "score": "1", "id": "p2"},
+    ]
+    questions = [
+        {"id": "q1", "input": "What is the score ... review: it works", "profile": profile},
+        {"id": "q2", "input": "What is the score ... review: meh", "profile": []},
+    ]
+    _lamp_files(tmp_path, "LaMP_3", questions, [{"id": "q1", "output": "4"}])
+    data = load_task("LaMP_3", tmp_path)
+    assert data.spec.kind == "rating"
+    assert [e.id for e in data.examples] == ["q1"]
+    assert data.skipped["question without a gold"] == 1
+    assert data.examples[0].query == "it works"
+    assert data.examples[0].profile[0].title == "[rating: 5]"
+    questions = [{"id": "7", "input": "Paraphrase the following tweet: hello", "profile": []}]
+    _lamp_files(tmp_path, "LaMP_7", questions, [{"id": "7", "output": "hi"}])
+    generation = load_task("LaMP_7", tmp_path)
+    assert generation.spec.kind == "generation" and generation.examples[0].query == "hello"
+
+
+def test_missing_golds_are_explained(tmp_path: Path) -> None:
+    (tmp_path / "LaMP_4_test_questions.json").write_text("[]")
+    with pytest.raises(FileNotFoundError, match="no public golds"):
+        load_task("LaMP_4", tmp_path, "test")
+
+
+def test_lamp_query_rules() -> None:
+    assert lamp_query("LaMP_1", 'the paper "A title" cites [1]: "B" [2]: "C"') == "A title"
+    assert lamp_query("LaMP_2", "Which tag ... description: a movie plot") == "a movie plot"
+    assert (
+        lamp_query("LaMP_5", "Generate a title for the following abstract of a paper: xyz") == "xyz"
+    )
+    assert lamp_query("LaMP_4", "no marker here") is None
+
+
+def test_longlamp_file(tmp_path: Path) -> None:
+    rows = [
+        {
+            "reviewerId": "R1",
+            "input": "Generate the review text ...",
+            "output": "A long review.",
+            "profile": [
+                {"overall": 4, "summary": "nice", "description": "a phone", "reviewText": "ok"},
+            ],
+        },
+        {"reviewerId": "R1", "input": "Generate again", "output": "Second.", "profile": []},
+        {"reviewerId": "R2", "input": "Generate", "profile": []},  # no output
+        ["not", "an", "object"],
+    ]
+    path = tmp_path / "product_review_user_val.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{torn")
+    data = load_task("LongLaMP_product_review", path)
+    assert [e.id for e in data.examples] == ["R1-0", "R1-1"]
+    assert data.setting == "user"
+    assert dict(data.skipped) == {
+        "missing output": 1,
+        "record is not a JSON object": 1,
+        "invalid JSON line": 1,
+    }
+    document = data.examples[0].profile[0]
+    assert document.text == "ok" and document.title == "[rating: 4] nice"
+    assert document.fields["description"] == "a phone"
+    abstract = tmp_path / "abstract_generation_temporal.json"
+    abstract.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "Ada",
+                    "input": "Generate an abstract for the title X using the items: - graphs",
+                    "output": "We study graphs.",
+                    "profile": [{"title": "T", "abstract": "Old work.", "id": "a1"}],
+                }
+            ]
+        )
+    )
+    abstracts = load_task("LongLaMP_abstract_generation", abstract)
+    assert abstracts.setting == "temporal"
+    assert abstracts.examples[0].query == "- graphs"
+    assert abstracts.examples[0].source_user == "Ada"
+
+
+def test_amazon_temporal_split(amazon_file: Path) -> None:
+    data = load_task("amazon_rating", amazon_file)
+    by_user = {e.source_user: e for e in data.examples}
+    assert sorted(by_user) == ["U1", "U2", "U4"]
+    last = by_user["U1"]
+    assert last.gold == "2"  # the review at time 300, not the file's last line
+    assert last.instruction.endswith("review: poor battery and a dim screen")
+    assert [d.text for d in last.profile] == ["the battery lasts long", "the screen is bright"]
+    assert last.profile[1].title == "[rating: 4] summary of B02"
+    assert last.profile[1].fields["style"] == {"Color:": " Red"}
+    assert dict(data.skipped) == {
+        "invalid JSON line": 1,
+        "missing reviewText": 1,
+        "overall not a rating 1-5": 1,
+        "user with fewer than 2 reviews (no profile)": 1,
+    }
+    review = load_task("amazon_review", amazon_file)
+    example = {e.source_user: e for e in review.examples}["U1"]
+    assert example.gold == "poor battery and a dim screen"
+    assert '"2" for the product "B03"' in example.instruction
+    assert 'summary of the review text is "summary of B03"' in example.instruction
+    assert review.spec.kind == "generation" and data.spec.kind == "rating"
+
+
+def test_select_users_then_limit(amazon_file: Path) -> None:
+    examples = load_task("amazon_rating", amazon_file).examples
+    assert [e.source_user for e in select(examples, 2, None)] == ["U1", "U2"]
+    assert len(select(examples, None, 1)) == 1
+    assert select(examples, None, None) == examples
+
+
+def test_unknown_task() -> None:
+    with pytest.raises(ValueError, match="unknown task"):
+        load_task("LaMP_9", Path("."))

@@ -1,0 +1,75 @@
+"""ROUGE, BLEU and METEOR on hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sacrebleu
+
+from pgen.evaluate.metrics import bleu, lamp_rouge_bootstrap_mid, meteor, rouge
+from pgen.evaluate.metrics.overlap import meteor_scores, rouge_scores
+
+
+def test_rouge1_by_hand() -> None:
+    # pred 3 tokens, gold 6 tokens, 3 shared unigrams: P = 1, R = 1/2, F = 2/3
+    assert rouge("rouge-1")(["the cat sat"], ["the cat sat on the mat"]) == pytest.approx(2 / 3)
+
+
+def test_rouge_l_uses_the_longest_common_subsequence() -> None:
+    # LCS of "a b c d" and "a c b d" has length 3: P = R = 3/4
+    assert rouge("rouge-L")(["a b c d"], ["a c b d"]) == pytest.approx(0.75)
+    assert rouge("rouge-1")(["a b c d"], ["a c b d"]) == pytest.approx(1.0)
+
+
+def test_rouge_tokenizer_lowercases_drops_punctuation_and_does_not_stem() -> None:
+    assert rouge_scores(["Hello, World!"], ["hello world"], "rouge-1")[0] == pytest.approx(1.0)
+    assert rouge_scores(["cats"], ["cat"], "rouge-1")[0] == 0.0  # no stemming, as LaMP
+    assert rouge_scores([""], ["cat"], "rouge-1")[0] == 0.0
+
+
+def test_rouge_corpus_value_is_the_mean_of_examples() -> None:
+    preds, golds = ["the cat sat", "a b"], ["the cat sat on the mat", "a b"]
+    assert rouge("rouge-1")(preds, golds) == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_lamp_bootstrap_median_is_seeded_and_near_the_mean() -> None:
+    preds = ["the cat sat", "a b", "x y z", "the dog"]
+    golds = ["the cat sat on the mat", "a b", "x q", "a dog barks"]
+    first = lamp_rouge_bootstrap_mid(preds, golds, seed=3)
+    assert first == lamp_rouge_bootstrap_mid(preds, golds, seed=3)
+    mean = rouge("rouge-1")(preds, golds)
+    assert abs(first["rouge-1"] - mean) < 0.1
+    same = lamp_rouge_bootstrap_mid(["a b", "a b"], ["a b", "a b"])
+    assert same["rouge-1"] == pytest.approx(1.0)
+
+
+def test_bleu_by_hand() -> None:
+    # n-gram precisions 4/5, 3/4, 2/3, 1/2; equal lengths so no brevity penalty.
+    expected = 100 * (4 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25
+    assert bleu()(["a b c d e"], ["a b c d f"]) == pytest.approx(expected)
+
+
+def test_bleu_is_corpus_level_and_matches_sacrebleu() -> None:
+    preds = ["the cat sat on the mat", "hello there", "a completely different thing"]
+    golds = ["the cat sat on a mat", "hello there general kenobi", "something else entirely"]
+    expected = sacrebleu.corpus_bleu(preds, [golds]).score
+    assert bleu()(preds, golds) == pytest.approx(expected)
+    sentence_mean = np.mean(
+        [sacrebleu.sentence_bleu(p, [g]).score for p, g in zip(preds, golds, strict=True)]
+    )
+    assert bleu()(preds, golds) != pytest.approx(sentence_mean)
+
+
+def test_meteor_by_hand() -> None:
+    # Identical 6 tokens: P = R = 1, one chunk: penalty 0.5 * (1/6)^3.
+    assert meteor_scores(["the cat sat on the mat"], ["the cat sat on the mat"])[0] == (
+        pytest.approx(1 - 0.5 * (1 / 6) ** 3)
+    )
+    # One word matched through its Porter stem: one chunk of one word, penalty 0.5.
+    assert meteor_scores(["cats"], ["cat"])[0] == pytest.approx(0.5)
+    assert meteor_scores(["dogs"], ["cat"])[0] == 0.0
+    assert meteor_scores([""], ["cat"])[0] == 0.0
+
+
+def test_meteor_corpus_value_is_the_mean() -> None:
+    assert meteor()(["cats", "dogs"], ["cat", "cat"]) == pytest.approx(0.25)

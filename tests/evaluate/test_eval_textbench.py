@@ -1,0 +1,175 @@
+"""``pgen bench text`` end to end with a tiny random Llama, and its resume cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pgen.cli import main
+from pgen.evaluate.answers import first_label
+from pgen.evaluate.metrics.labels import RATING_LABELS
+from pgen.evaluate.textbench import CACHE_FILE, Setting, settings_grid
+
+
+def _bench(model: Path, data: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "--home",
+            str(out.parent / "home"),
+            "--text-model",
+            str(model),
+            "bench",
+            "text",
+            "--task",
+            "amazon_rating",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--max-new-tokens",
+            "3",
+            "--batch-size",
+            "2",
+            *extra,
+        ]
+    )
+
+
+def _cache_lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / CACHE_FILE).read_text().splitlines()]
+
+
+def test_settings_grid() -> None:
+    grid = settings_grid(["none", "rag", "profile"], ["bm25", "dense"], [1, 4])
+    assert [s.name for s in grid] == [
+        "none",
+        "rag-bm25-k1",
+        "rag-bm25-k4",
+        "rag-dense-k1",
+        "rag-dense-k4",
+        "profile",
+    ]
+    assert grid[1] == Setting("rag", "bm25", 1)
+
+
+def test_bench_writes_predictions_metrics_and_report(
+    tiny_llama: Path, amazon_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _bench(tiny_llama, amazon_file, out, "--strategy", "none,rag", "--k", "1,2") == 0
+    golds = json.loads((out / "golds.json").read_text())
+    assert golds["task"] == "amazon_rating"
+    ids = [g["id"] for g in golds["golds"]]
+    assert len(ids) == 3
+    for name in ("none", "rag-bm25-k1", "rag-bm25-k2"):
+        predictions = json.loads((out / "predictions" / f"{name}.json").read_text())
+        assert predictions["task"] == "amazon_rating"
+        assert [p["id"] for p in predictions["golds"]] == ids
+    results = json.loads((out / "metrics.json").read_text())
+    meta = results["meta"]
+    assert meta["data_hash"] and meta["model_spec"] == str(tiny_llama)
+    assert meta["packages"]["torch"] and meta["decoding"]["temperature"] == 0.0
+    assert meta["skipped"]["invalid JSON line"] == 1
+    assert meta["settings"]["none"]["docs_per_prompt"] == 0
+    assert meta["settings"]["rag-bm25-k1"]["docs_per_prompt"] == pytest.approx(1.0)
+    # Every last review shares words with all earlier ones but U2 has only one.
+    assert meta["settings"]["rag-bm25-k2"]["docs_per_prompt"] == pytest.approx(5 / 3)
+    systems = results["scores"]["systems"]
+    assert set(systems["rag-bm25-k1"]["vs_none"]) == {"mae", "rmse"}
+    mae = systems["none"]["metrics"]["mae"]
+    assert mae["low"] <= mae["value"] <= mae["high"]
+    report = (out / "report.md").read_text()
+    assert "rag-bm25-k2" in report and "Difference from `none`" in report
+    assert "raw answer is a label" in report and "Outputs for the first question" in report
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    # rag with k=1 put exactly the retrieved document in the prompt: cached provenance says so
+    rows = _cache_lines(out)
+    assert len(rows) == 9
+    assert all(len(r["provenance"]) == 1 for r in rows if r["setting"] == "rag-bm25-k1")
+    assert "amazon_rating" in capsys.readouterr().out
+
+
+def test_bench_resumes_after_interruption(
+    tiny_llama: Path, amazon_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    assert _bench(tiny_llama, amazon_file, out, "--strategy", "none,rag", "--k", "1") == 0
+    complete = _cache_lines(out)
+    assert len(complete) == 6
+    # As if killed mid-run: two predictions lost and a line torn in half.
+    text = (out / CACHE_FILE).read_text().splitlines()
+    (out / CACHE_FILE).write_text("\n".join(text[:4]) + "\n" + text[4][:20])
+    assert _bench(tiny_llama, amazon_file, out, "--strategy", "none,rag", "--k", "1") == 0
+    resumed = _cache_lines_tolerant(out)
+    assert len(resumed) == 6  # 4 kept + 2 regenerated, nothing twice
+    assert sorted((r["setting"], r["id"]) for r in resumed) == sorted(
+        (r["setting"], r["id"]) for r in complete
+    )
+    # Greedy decoding: the regenerated answers equal the lost ones.
+    assert {(r["setting"], r["id"]): r["output"] for r in resumed} == {
+        (r["setting"], r["id"]): r["output"] for r in complete
+    }
+    # Unchanged settings: a third run generates nothing.
+    assert _bench(tiny_llama, amazon_file, out, "--strategy", "none,rag", "--k", "1") == 0
+    assert len(_cache_lines_tolerant(out)) == 6
+    # A new k is a new setting with its own cache key.
+    assert _bench(tiny_llama, amazon_file, out, "--strategy", "rag", "--k", "2") == 0
+    assert len(_cache_lines_tolerant(out)) == 9
+    # Reading answers differently re-scores the cached outputs without generating again.
+    args = ("--strategy", "none", "--answers", "first-label")
+    assert _bench(tiny_llama, amazon_file, out, *args) == 0
+    assert len(_cache_lines_tolerant(out)) == 9
+    assert json.loads((out / "metrics.json").read_text())["meta"]["answers"] == "first-label"
+    raw = {r["id"]: r["output"] for r in resumed if r["setting"] == "none"}
+    scored = json.loads((out / "predictions" / "none.json").read_text())["golds"]
+    assert {p["id"]: p["output"] for p in scored} == {
+        i: first_label(text, RATING_LABELS) for i, text in raw.items()
+    }
+
+
+def _cache_lines_tolerant(out: Path) -> list[dict]:
+    rows = []
+    for line in (out / CACHE_FILE).read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def test_bench_rejects_unknown_settings(
+    tiny_llama: Path, amazon_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    assert _bench(tiny_llama, amazon_file, out, "--strategy", "magic") == 1
+    assert _bench(tiny_llama, amazon_file, out, "--retriever", "psychic") == 1
+
+
+LAMP_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lamp-samples"
+
+
+@pytest.mark.skipif(not LAMP_SAMPLES.is_dir(), reason="LaMP samples absent")
+def test_lamp_predictions_score_the_same_through_pgen_eval(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "lamp"
+    home, model = str(tmp_path / "home"), str(tiny_llama)
+    args = ["--task", "LaMP_2", "--data", str(LAMP_SAMPLES), "--limit", "2", "--out", str(out)]
+    args += ["--strategy", "none,rag", "--k", "2", "--max-new-tokens", "2", "--no-progress"]
+    code = main(["--home", home, "--text-model", model, "bench", "text", *args])
+    assert code == 0
+    results = json.loads((out / "metrics.json").read_text())
+    assert results["meta"]["examples"] == ["112", "113"]
+    capsys.readouterr()
+    golds, preds = out / "golds.json", out / "predictions" / "rag-bm25-k2.json"
+    assert (
+        main(["eval", "--task", "LaMP_2", "--golds", str(golds), "--preds", str(preds), "--json"])
+        == 0
+    )
+    rescored = json.loads(capsys.readouterr().out)
+    bench_scores = results["scores"]["systems"]["rag-bm25-k2"]["metrics"]
+    assert rescored["metrics"]["f1"]["value"] == pytest.approx(bench_scores["f1"]["value"])
+    assert rescored["metrics"]["accuracy"] == pytest.approx(bench_scores["accuracy"])

@@ -1,0 +1,212 @@
+"""`pgen generate-image`, `pgen train-subject` and `pgen bench dreambench` on tiny models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pgen import image_cli
+from pgen.cli import main
+from pgen.context import Interaction, Item, Store, Subject, User
+from pgen.personalize import subject
+
+
+@pytest.fixture
+def store_path(tmp_path: Path, reference_images: list[Path]) -> Path:
+    path = tmp_path / "pgen.sqlite"
+    with Store(path) as store:
+        store.add(
+            [
+                User(user_id="ana"),
+                Subject(
+                    user_id="ana",
+                    name="rex",
+                    class_word="dog",
+                    image_paths=[str(p) for p in reference_images],
+                ),
+                Item(item_id="m1", title="Blade Runner", text="neon noir city"),
+                Interaction(user_id="ana", item_id="m1", rating=5),
+            ]
+        )
+    return path
+
+
+def _run(store_path: Path, *argv: str) -> int:
+    return main(["--store", str(store_path), "--home", str(store_path.parent), *argv])
+
+
+def test_cli_names_mirror_the_library() -> None:
+    assert image_cli.SUBJECT_METHODS == subject.METHODS
+    assert tuple(subject.TRAINERS) == image_cli.TRAINED_METHODS
+
+
+def test_train_then_generate_then_delete_user(
+    store_path: Path, tiny_sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = ["--image-model", str(tiny_sd), "--steps", "2", "--seed", "3"]
+    assert (
+        _run(
+            store_path,
+            "train-subject",
+            "--user",
+            "ana",
+            "--subject",
+            "rex",
+            "--method",
+            "textual-inversion",
+            "--train-steps",
+            "2",
+            *model,
+        )
+        == 0
+    )
+    assert "token '<rex>', 2 steps" in capsys.readouterr().out
+
+    assert (
+        _run(
+            store_path,
+            "generate-image",
+            "--user",
+            "ana",
+            "--json",
+            "--images",
+            "2",
+            *model,
+            "rex in the snow",
+        )
+        == 0
+    )
+    record = json.loads(capsys.readouterr().out)
+    assert record["method"] == "textual-inversion" and record["prompt"] == "<rex> dog in the snow"
+    assert len(record["images"]) == 2
+    assert Image.open(record["images"][0]).size == (32, 32)
+    with Store(store_path) as store:
+        [output] = store.outputs("ana")
+        assert output.output_id == record["output_id"] and output.strategy == "subject"
+        assert output.provenance["subjects"] == ["rex"]
+        store.delete_user("ana")
+    assert not any(Path(p).exists() for p in record["images"])
+
+
+def test_generate_none_and_keywords(
+    store_path: Path,
+    tiny_sd: Path,
+    tiny_llama: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model = ["--image-model", str(tiny_sd), "--steps", "2"]
+    assert (
+        _run(
+            store_path,
+            "generate-image",
+            "--user",
+            "ana",
+            "--strategy",
+            "none",
+            "--out",
+            str(tmp_path / "out"),
+            *model,
+            "a dog",
+        )
+        == 0
+    )
+    assert (tmp_path / "out" / "00.png").is_file()
+    assert "strategy none" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "--store",
+                str(store_path),
+                "--text-model",
+                str(tiny_llama),
+                "generate-image",
+                "--user",
+                "ana",
+                "--strategy",
+                "keywords",
+                "--json",
+                *model,
+                "a city",
+            ]
+        )
+        == 0
+    )
+    record = json.loads(capsys.readouterr().out)
+    assert record["items"] == ["m1"] and record["weight"] == 0.3
+
+
+def test_errors_are_one_line(
+    store_path: Path, tiny_sd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(store_path, "generate-image", "--user", "zoe", "x") == 1
+    assert "no user 'zoe'" in capsys.readouterr().err
+    assert (
+        _run(
+            store_path,
+            "train-subject",
+            "--user",
+            "ana",
+            "--subject",
+            "max",
+            "--image-model",
+            str(tiny_sd),
+        )
+        == 1
+    )
+    assert "pgen: error: user 'ana' has no subject 'max'" in capsys.readouterr().err
+
+
+def test_bench_dreambench_writes_table_and_record(
+    tmp_path: Path,
+    store_path: Path,
+    reference_images: list[Path],
+    tiny_sd: Path,
+    tiny_clip: Path,
+    tiny_dino: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "db"
+    (root / "dog").mkdir(parents=True)
+    for path in reference_images[:2]:
+        shutil.copy(path, root / "dog" / path.name)
+    (root / "prompts_and_classes.txt").write_text(
+        "subject_name,class\ndog,dog\nObject Prompts\n'a {0} {1}'.format(unique_token, class_token)"
+        "\nLive Subject Prompts\n'a {0} {1} in the snow'.format(unique_token, class_token)\n"
+    )
+    out = tmp_path / "result"
+    assert (
+        _run(
+            store_path,
+            "bench",
+            "dreambench",
+            "--data",
+            str(root),
+            "--methods",
+            "dreambooth-lora",
+            "--images-per-prompt",
+            "1",
+            "--train-steps",
+            "1",
+            "--image-model",
+            str(tiny_sd),
+            "--steps",
+            "2",
+            "--clip-model",
+            str(tiny_clip),
+            "--dino-model",
+            str(tiny_dino),
+            "--out",
+            str(out),
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "| real images |" in printed and "| dreambooth-lora |" in printed
+    result = json.loads((out / "result.json").read_text())
+    assert result["rows"]["dreambooth-lora"]["images"] == 1
+    assert (out / "table.md").read_text().startswith("| method | DINO | CLIP-I | CLIP-T |")

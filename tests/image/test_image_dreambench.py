@@ -1,0 +1,133 @@
+"""The DreamBench runner end to end on tiny models: a synthetic layout always, and two
+subjects of the real data set when ../shared/data/dreambench is present."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pgen.evaluate.dreambench import (
+    DreamBenchConfig,
+    format_table,
+    load_dreambench,
+    run_dreambench,
+)
+from pgen.models.image import ImageGenerationConfig, load_image_model
+from pgen.personalize.subject import IPAdapterSpec
+from pgen.personalize.subject_train import SubjectTrainingConfig
+from tests.conftest import shared_data
+
+PROMPTS = """Classes
+
+subject_name,class
+backpack,backpack
+dog,dog
+teapot,teapot
+
+Prompts
+
+Object Prompts
+
+prompt_list = [
+'a {0} {1} in the jungle'.format(unique_token, class_token),
+'a red {0} {1}'.format(unique_token, class_token)
+]
+
+Live Subject Prompts
+
+prompt_list = [
+'a {0} {1} in the snow'.format(unique_token, class_token),
+'a {0} {1} wearing a red hat'.format(unique_token, class_token),
+'a cube shaped {0} {1}'.format(unique_token, class_token)
+]
+"""
+
+
+@pytest.fixture
+def bench_root(tmp_path: Path, reference_images: list[Path]) -> Path:
+    root = tmp_path / "dreambench"
+    for name in ("backpack", "dog"):
+        (root / name).mkdir(parents=True)
+        for path in reference_images[:2]:
+            shutil.copy(path, root / name / path.name)
+    (root / "prompts_and_classes.txt").write_text(PROMPTS)
+    return root
+
+
+def _config(
+    tiny_clip: Path, tiny_dino: Path, tiny_ip_adapter: Path, **extra: object
+) -> DreamBenchConfig:
+    return DreamBenchConfig(
+        images_per_prompt=2,
+        training=SubjectTrainingConfig(steps=1),
+        generation=ImageGenerationConfig(steps=2, guidance_scale=2.0),
+        ip_adapter=IPAdapterSpec(repo=str(tiny_ip_adapter)),
+        clip_model=str(tiny_clip),
+        dino_model=str(tiny_dino),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_loader_reads_classes_prompts_and_present_subjects(bench_root: Path) -> None:
+    bench = load_dreambench(bench_root)
+    assert [(s.name, s.class_word, s.live) for s in bench.subjects] == [
+        ("backpack", "backpack", False),
+        ("dog", "dog", True),
+    ]  # teapot has a class but no folder here
+    assert bench.object_prompts == ["a {0} {1} in the jungle", "a red {0} {1}"]
+    assert len(bench.templates(bench.subjects[1])) == 3
+    with pytest.raises(ValueError, match=r"no subjects \['cat'\]"):
+        load_dreambench(bench_root, ["cat"])
+    with pytest.raises(FileNotFoundError, match=r"prompts_and_classes\.txt"):
+        load_dreambench(bench_root / "dog")
+
+
+def test_runner_produces_the_standard_table(
+    bench_root: Path,
+    tmp_path: Path,
+    tiny_sd: Path,
+    tiny_clip: Path,
+    tiny_dino: Path,
+    tiny_ip_adapter: Path,
+) -> None:
+    model = load_image_model(str(tiny_sd), dtype="float32")
+    config = _config(tiny_clip, tiny_dino, tiny_ip_adapter, prompts_per_subject=2)
+    result = run_dreambench(load_dreambench(bench_root), model, config, tmp_path / "run")
+    rows = result["rows"]
+    assert list(rows) == ["real images", "dreambooth-lora", "textual-inversion", "ip-adapter"]
+    # Both subjects share the same two real photos here, so their real-row scores agree.
+    real = result["per_subject"]["real images"]
+    assert real["dog"]["dino"] == pytest.approx(real["backpack"]["dino"])
+    for method in ("dreambooth-lora", "textual-inversion", "ip-adapter"):
+        assert rows[method]["images"] == 2 * 2 * 2  # subjects x prompts x images per prompt
+        assert all(-1 <= rows[method][m] <= 1 for m in ("dino", "clip_i", "clip_t"))
+        made = sorted((tmp_path / "run" / "images" / method / "dog").glob("*.png"))
+        assert [p.name for p in made] == ["00-0.png", "00-1.png", "01-0.png", "01-1.png"]
+        assert Image.open(made[0]).size == (32, 32)
+    assert rows["ip-adapter"]["train_s"] < rows["dreambooth-lora"]["train_s"]
+    table = format_table(result)
+    assert table.splitlines()[2].startswith("| real images | ")
+    assert "| dreambooth-lora | " in table
+    json.dumps(result)  # the record is plain JSON
+    assert len(result["data_hash"]) == 16 and result["environment"]["packages"]["diffusers"]
+
+
+def test_two_real_dreambench_subjects(
+    tmp_path: Path, tiny_sd: Path, tiny_clip: Path, tiny_dino: Path, tiny_ip_adapter: Path
+) -> None:
+    bench = load_dreambench(shared_data("dreambench"), ["dog", "backpack"])
+    assert len(bench.object_prompts) == 25 and len(bench.live_prompts) == 25
+    assert bench.subjects[0].live and not bench.subjects[1].live
+    model = load_image_model(str(tiny_sd), dtype="float32")
+    config = _config(
+        tiny_clip, tiny_dino, tiny_ip_adapter, prompts_per_subject=1, methods=("ip-adapter",)
+    )
+    config = DreamBenchConfig(**{**config.__dict__, "images_per_prompt": 1})
+    result = run_dreambench(bench, model, config, tmp_path)
+    assert result["subjects"] == ["dog", "backpack"]
+    assert result["rows"]["ip-adapter"]["images"] == 2
+    assert 0 < result["rows"]["real images"]["dino"] <= 1

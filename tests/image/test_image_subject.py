@@ -1,0 +1,189 @@
+"""Subject strategies end to end on the tiny pipeline: train, save, reload, generate, delete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from safetensors.torch import load_file
+
+from pgen.context import Store, Subject, User
+from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
+from pgen.personalize.subject import (
+    IPAdapterSpec,
+    generate_subject,
+    mentioned_subject,
+    subject_prompt,
+    train_subject,
+    trained,
+)
+from pgen.personalize.subject_train import SubjectTrainingConfig
+
+FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
+TRAIN = SubjectTrainingConfig(steps=2, learning_rate=1e-2)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_sd: Path) -> DiffusersImageModel:
+    return load_image_model(str(tiny_sd), dtype="float32")
+
+
+@pytest.fixture
+def store(tmp_path: Path, reference_images: list[Path]) -> Store:
+    store = Store(tmp_path / "pgen.sqlite")
+    paths = [str(p) for p in reference_images]
+    store.add(
+        [
+            User(user_id="ana"),
+            Subject(user_id="ana", name="rex", class_word="dog", image_paths=paths),
+            Subject(user_id="bob", name="rex", class_word="cat", image_paths=paths[:1]),
+        ]
+    )
+    return store
+
+
+def _pixels(images: list) -> np.ndarray:
+    return np.stack([np.asarray(image, dtype=np.float32) for image in images])
+
+
+def test_prompts_name_the_subject_where_the_instruction_does() -> None:
+    rex = Subject(user_id="u", name="Rex", class_word="dog", image_paths=["x.jpg"])
+    assert subject_prompt("my dog rex on a beach", rex, "sks dog") == "sks dog on a beach"
+    assert subject_prompt("Rex in the snow", rex, "sks dog") == "sks dog in the snow"
+    assert subject_prompt("a beach", rex, "sks dog") == "a sks dog, a beach"
+    assert mentioned_subject([rex], "rexford at home") is None
+    assert mentioned_subject([rex], "a photo of REX") == rex
+
+
+def test_dreambooth_lora_trains_saves_and_loads_in_plain_diffusers(
+    model: DiffusersImageModel, store: Store, tiny_sd: Path
+) -> None:
+    before = {k: v.clone() for k, v in model.pipe.unet.state_dict().items()}
+    baseline = model.generate(["a sks dog on a beach"], FAST)
+    folder = train_subject(store, "ana", "rex", model, "dreambooth-lora", TRAIN)
+
+    # Training left the shared model untouched.
+    after = model.pipe.unet.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    meta = json.loads((folder / "pgen_subject.json").read_text())
+    assert meta["token"] == "sks" and meta["class_word"] == "dog" and len(meta["losses"]) == 2
+    weights = load_file(folder / "pytorch_lora_weights.safetensors")
+    assert weights and all(k.startswith("unet.") and "lora" in k for k in weights)
+
+    # Plain diffusers loads the artifact and it changes the images.
+    plain = StableDiffusionPipeline.from_pretrained(tiny_sd)
+    plain.set_progress_bar_config(disable=True)
+    plain.load_lora_weights(str(folder))
+    generator = torch.Generator().manual_seed(0)
+    adapted = plain(
+        "a sks dog on a beach",
+        num_inference_steps=2,
+        guidance_scale=2.0,
+        generator=generator,
+        height=32,
+        width=32,
+    ).images
+    assert np.abs(_pixels(adapted) - _pixels(baseline)).mean() > 0.1
+
+    out = generate_subject(store, "ana", "a rex on a beach", model, FAST)
+    assert out.prompt == "a sks dog on a beach"
+    assert out.provenance["method"] == "dreambooth-lora"
+    assert out.provenance["artifact"] == str(folder)
+    np.testing.assert_allclose(_pixels(out.images), _pixels(adapted), atol=2)
+    # The adapter was unloaded after the request.
+    np.testing.assert_allclose(
+        _pixels(model.generate(["a sks dog on a beach"], FAST)), _pixels(baseline), atol=1
+    )
+
+
+def test_prior_preservation_generates_and_reuses_class_images(
+    model: DiffusersImageModel, store: Store
+) -> None:
+    config = SubjectTrainingConfig(steps=1, prior_preservation=True, class_images=2, class_steps=2)
+    folder = train_subject(store, "ana", "rex", model, "dreambooth-lora", config)
+    made = sorted((folder / "class_images").glob("*.png"))
+    assert len(made) == 2
+    stamps = [p.stat().st_mtime_ns for p in made]
+    train_subject(store, "ana", "rex", model, "dreambooth-lora", config)
+    assert [p.stat().st_mtime_ns for p in made] == stamps
+
+
+def test_textual_inversion_learns_one_token_loadable_by_diffusers(
+    model: DiffusersImageModel, store: Store, tiny_sd: Path
+) -> None:
+    vocab = len(model.pipe.tokenizer)
+    rows = model.pipe.text_encoder.get_input_embeddings().weight.detach().clone()
+    folder = train_subject(store, "ana", "rex", model, "textual-inversion", TRAIN)
+    assert len(model.pipe.tokenizer) == vocab
+    assert torch.equal(model.pipe.text_encoder.get_input_embeddings().weight, rows)
+
+    learned = load_file(folder / "learned_embeds.safetensors")
+    assert list(learned) == ["<rex>"] and learned["<rex>"].shape == (1, rows.shape[1])
+    class_ids = model.pipe.tokenizer("dog", add_special_tokens=False).input_ids
+    start = rows[class_ids].mean(dim=0)
+    assert not torch.allclose(learned["<rex>"][0], start)  # two steps moved it
+
+    plain = StableDiffusionPipeline.from_pretrained(tiny_sd)
+    plain.load_textual_inversion(str(folder / "learned_embeds.safetensors"))
+    assert "<rex>" in plain.tokenizer.get_vocab()
+
+    out = generate_subject(store, "ana", "rex in the snow", model, FAST, method="textual-inversion")
+    assert out.prompt == "<rex> dog in the snow"
+    assert len(model.pipe.tokenizer) == vocab  # unloaded again
+
+
+def test_ip_adapter_uses_reference_images_zero_shot(
+    model: DiffusersImageModel, store: Store, tiny_ip_adapter: Path
+) -> None:
+    spec = IPAdapterSpec(repo=str(tiny_ip_adapter), scale=1.0)
+    plain = model.generate(["a dog in the snow"], FAST)
+    out = generate_subject(store, "ana", "rex in the snow", model, FAST, ip_adapter=spec)
+    assert out.provenance["method"] == "ip-adapter"  # nothing trained: zero-shot
+    assert out.prompt == "dog in the snow"
+    assert out.provenance["reference_images"] == store.subjects("ana")[0].image_paths
+    assert np.abs(_pixels(out.images) - _pixels(plain)).mean() > 0.1
+    np.testing.assert_allclose(
+        _pixels(model.generate(["a dog in the snow"], FAST)), _pixels(plain), atol=1
+    )
+
+
+def test_artifacts_are_per_user_and_removed_with_the_user(
+    model: DiffusersImageModel, store: Store
+) -> None:
+    folder = train_subject(store, "ana", "rex", model, "dreambooth-lora", TRAIN)
+    ana_rex = store.subjects("ana")[0]
+    bob_rex = store.subjects("bob")[0]
+    assert set(trained(store, "ana", ana_rex)) == {"dreambooth-lora"}
+    assert trained(store, "bob", bob_rex) == {}
+    with pytest.raises(ValueError, match="no dreambooth-lora artifact"):
+        generate_subject(store, "bob", "rex", model, FAST, method="dreambooth-lora")
+    counts = store.delete_user("ana")
+    assert counts["files"] == 1
+    assert not folder.exists()
+
+
+def test_errors_name_the_user_and_subject(model: DiffusersImageModel, store: Store) -> None:
+    with pytest.raises(ValueError, match=r"no subject 'max' \(their subjects: rex\)"):
+        train_subject(store, "ana", "max", model, "dreambooth-lora", TRAIN)
+    with pytest.raises(ValueError, match="unknown training method"):
+        train_subject(store, "ana", "rex", model, "ip-adapter", TRAIN)
+    with pytest.raises(ValueError, match="names none of user 'ana'"):
+        generate_subject(store, "ana", "a cat", model, FAST)
+
+
+def test_half_precision_model_trains_float32_artifacts(store: Store, tiny_sd: Path) -> None:
+    half = load_image_model(str(tiny_sd), dtype="bfloat16")
+    folder = train_subject(store, "ana", "rex", half, "dreambooth-lora", TRAIN)
+    weights = load_file(folder / "pytorch_lora_weights.safetensors")
+    assert {w.dtype for w in weights.values()} == {torch.float32}
+    assert half.pipe.unet.dtype == torch.bfloat16 and not hasattr(half.pipe.unet, "peft_config")
+    folder = train_subject(store, "ana", "rex", half, "textual-inversion", TRAIN)
+    assert load_file(folder / "learned_embeds.safetensors")["<rex>"].dtype == torch.float32
+    assert half.pipe.text_encoder.dtype == torch.bfloat16
+    out = generate_subject(store, "ana", "rex", half, FAST, method="dreambooth-lora")
+    assert out.images[0].size == (32, 32)
