@@ -18,6 +18,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.commands",
     "pgen.evaluate.cli",
     "pgen.image_cli",
+    "pgen.recommend.cli",
 )
 
 Handler = Callable[[argparse.Namespace, Config], Any]

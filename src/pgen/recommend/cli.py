@@ -1,0 +1,158 @@
+"""`pgen bench rec` and `pgen recommend`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pgen.config import Config
+from pgen.context.store import Store
+from pgen.models.base import Embedder, TextModel
+
+MODELS = ("pop", "itemknn", "bpr", "sasrec", "text", "llm-rerank")
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` settings; values read as JSON when they parse (numbers), else text."""
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param needs KEY=VALUE, got {pair!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def _threads(config: Config) -> None:
+    # Explicit threads make timings comparable; 0 leaves PyTorch's default.
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+
+
+def _embedder(config: Config) -> Embedder:
+    from pgen.models.embedding import SentenceEmbedder
+
+    return SentenceEmbedder(config.embed_model, device=config.device)
+
+
+def _text_model(config: Config) -> TextModel:
+    from pgen.models.text import load_text_model
+
+    return load_text_model(config.text_model, config)
+
+
+def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
+    from pgen.recommend.bench import BenchSettings, run_benchmark
+    from pgen.recommend.report import table, write
+
+    _threads(config)
+    out = Path(args.out)
+    if args.data is not None:
+        # A benchmark's data lives in its own store, never mixed into the user's context.
+        store_path = out / "stores" / f"{Path(args.data).resolve().name}.sqlite"
+    else:
+        store_path = config.store_path
+    settings = BenchSettings(
+        model=args.model,
+        params=parse_params(args.param),
+        negatives=args.negatives,
+        base=args.base,
+        candidates=args.candidates,
+        max_users=args.max_users,
+        seed=args.seed,
+    )
+    with Store(store_path) as store:
+        result = run_benchmark(
+            store,
+            args.data,
+            settings,
+            lambda: _embedder(config),
+            lambda: _text_model(config),
+            progress=print if args.verbose else None,
+        )
+    paths = write(result, out)
+    print(table(result))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def cmd_recommend(args: argparse.Namespace, config: Config) -> None:
+    from pgen.recommend.data import ingest, load_data
+    from pgen.recommend.service import recommend, train_for_serving
+
+    _threads(config)
+    with Store(config.store_path) as store:
+        if args.data is not None:
+            stats = ingest(store, load_data(args.data))
+            print(f"{args.data}: {stats.written} rows written to {store.path}")
+        if args.train:
+            model, folder = train_for_serving(
+                store,
+                args.model,
+                parse_params(args.param),
+                lambda: _embedder(config),
+                print if args.verbose else None,
+            )
+            print(
+                f"trained {args.model} (best epoch {model.log.get('best_epoch', '-')}); "
+                f"saved to {folder}"
+            )
+        if args.user is None:
+            if not args.train and args.data is None:
+                raise ValueError("pgen recommend needs --user (or --train / --data)")
+            return
+        for row in recommend(store, args.model, args.user, args.k):
+            print(
+                f"{row.rank:>3}. {row.item.title or row.item.item_id}  "
+                f"[{row.item.item_id}] {row.score:.3f}"
+            )
+
+
+def register(commands: Any, bench: Any) -> None:
+    parser = bench.add_parser("rec", help="next-item recommendation, leave-one-out protocol")
+    parser.add_argument(
+        "--data",
+        help="ML-100K folder, MovieLens CSV folder, RecBole atomic folder/.inter, or Amazon "
+        "reviews JSON; ingested into <out>/stores/. Without it: the configured store",
+    )
+    parser.add_argument("--model", choices=MODELS, default="sasrec")
+    parser.add_argument("--base", default="sasrec", help="base recommender for llm-rerank")
+    parser.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="model setting (repeatable), e.g. dim=64 epochs=50",
+    )
+    parser.add_argument(
+        "--negatives",
+        type=int,
+        help="also report the sampled mode with N uniform negatives (labelled)",
+    )
+    parser.add_argument("--candidates", type=int, default=20, help="llm-rerank: top-N")
+    parser.add_argument(
+        "--max-users",
+        type=int,
+        help="evaluate a fixed random subset of users (default for llm-rerank: 100)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/rec", help="folder for results")
+    parser.add_argument("--verbose", "-v", action="store_true", help="print every epoch")
+    parser.set_defaults(func=cmd_bench_rec)
+
+    parser = commands.add_parser("recommend", help="top-k items for a user from a trained model")
+    parser.add_argument("--user", help="user id")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--model", choices=MODELS[:-1], default="sasrec")
+    parser.add_argument(
+        "--train", action="store_true", help="train the model on the store's interactions first"
+    )
+    parser.add_argument("--data", help="ingest a data set (formats as in bench rec) first")
+    parser.add_argument("--param", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--verbose", "-v", action="store_true")
+    parser.set_defaults(func=cmd_recommend)

@@ -1,0 +1,92 @@
+"""Recommendations for one user from a model trained on the store (`pgen recommend`).
+
+A served model trains on every user's interactions but the last (which validates it for
+early stopping) and lives next to the store file, in ``<store>-recommenders/<model>/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pgen.context.models import Item
+from pgen.context.sqlite import UserNotFoundError
+from pgen.context.store import Store
+from pgen.models.base import Embedder
+from pgen.recommend.arrays import holdout_last, sequences_from_store
+from pgen.recommend.bench import item_texts, train_model
+from pgen.recommend.models import Recommender, load
+from pgen.recommend.models.mf import PairwiseModel
+from pgen.recommend.protocol import mask_history
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item: Item
+    score: float
+    rank: int
+
+
+def model_folder(store: Store, name: str) -> Path:
+    return store.path.parent / f"{store.path.stem}-recommenders" / name
+
+
+def train_for_serving(
+    store: Store,
+    name: str,
+    params: dict[str, Any],
+    embedder: Callable[[], Embedder],
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Recommender, Path]:
+    sequences = sequences_from_store(store)
+    if sequences.n_interactions == 0:
+        raise ValueError(f"{store.path}: no interactions to train on (ingest data with --data)")
+    model = train_model(
+        name,
+        holdout_last(sequences),
+        params,
+        lambda: item_texts(store, sequences),
+        embedder,
+        progress,
+    )
+    return model, model.save(model_folder(store, name))
+
+
+def recommend(store: Store, name: str, user_id: str, k: int = 10) -> list[Recommendation]:
+    """The user's top ``k`` unseen items under the saved model ``name``."""
+    folder = model_folder(store, name)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"no trained {name!r} recommender at {folder}; train one with "
+            f"`pgen recommend --train --model {name}`"
+        )
+    if not store.has_user(user_id):
+        raise UserNotFoundError(user_id)
+    model = load(folder)
+    index = {item: i for i, item in enumerate(model.item_ids)}
+    history = np.array(
+        [index[r.item_id] for r in store.interactions(user_id) if r.item_id in index],
+        dtype=np.int64,
+    )
+    users = {user: i for i, user in enumerate(model.user_ids)}
+    if user_id not in users and isinstance(model, PairwiseModel):
+        raise ValueError(
+            f"user {user_id!r} joined after the {name!r} model was trained, and {name} needs a "
+            "trained vector per user; retrain with `pgen recommend --train`"
+        )
+    with torch.no_grad():
+        scores = model.score(np.array([users.get(user_id, 0)]), [history]).float().clone()
+    mask_history(scores, [history], np.array([-1]))
+    top = scores[0].topk(min(k, len(model.item_ids) - len(set(history.tolist()))))
+    ids = [model.item_ids[i] for i in top.indices.tolist()]
+    items = {item.item_id: item for item in store.items(ids)}
+    return [
+        Recommendation(items[item_id], float(score), rank)
+        for rank, (item_id, score) in enumerate(zip(ids, top.values.tolist(), strict=True), 1)
+        if item_id in items
+    ]
