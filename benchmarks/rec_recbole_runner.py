@@ -76,6 +76,8 @@ def main() -> None:
         start = time.perf_counter()
         score, result = valid_epoch(*a, **k)
         epochs[-1].update(valid_ndcg10=float(score), eval_s=time.perf_counter() - start)
+        # One line per epoch, so a long run that is stopped early still says how far it got.
+        print(json.dumps({"epoch": len(epochs), **epochs[-1]}), flush=True)
         return score, result
 
     trainer._train_epoch, trainer._valid_epoch = timed_train, timed_valid

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
     from pgen.personalize.subject import IPAdapterSpec
 
 # Torch and diffusers load inside the handlers: `pgen --help` must stay fast. These names
-# mirror pgen.personalize.subject (a test keeps them equal).
+# mirror pgen.engine and pgen.personalize.subject (a test keeps them equal).
 STRATEGIES = ("none", "subject", "keywords")
 TRAINED_METHODS = ("dreambooth-lora", "textual-inversion")
 SUBJECT_METHODS = (*TRAINED_METHODS, "ip-adapter")
@@ -60,64 +59,33 @@ def _ip_adapter(args: argparse.Namespace, model: DiffusersImageModel) -> IPAdapt
 
 
 def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
-    from pgen.models.image import ImageOutput
+    from pgen.engine import Engine
+    from pgen.personalize.keywords import KeywordsConfig
 
     with Store(config.store_path) as store:
         store.user(args.user)  # fails early, with the user named, before loading models
-        model = _model(args, config)
-        sampling = _sampling(args)
-        if args.strategy == "subject":
-            from pgen.personalize.subject import generate_subject
-
-            output = generate_subject(
-                store,
-                args.user,
-                args.instruction,
-                model,
-                sampling,
-                subject_name=args.subject,
-                method=args.method,
-                ip_adapter=_ip_adapter(args, model),
-            )
-        elif args.strategy == "keywords":
-            from pgen.models.text import load_text_model
-            from pgen.personalize.keywords import KeywordsConfig, generate_keywords
-
-            text_model = load_text_model(config.text_model, config)
-            output = generate_keywords(
-                store,
-                args.user,
-                args.instruction,
-                text_model,
-                model,
-                sampling,
-                KeywordsConfig(weight=args.weight),
-            )
-        else:
-            output = ImageOutput(
-                model.generate([args.instruction], sampling), args.instruction, "none", {}
-            )
-        # Images are the user's data: by default they live in a registered artifact folder,
-        # so that delete-user removes them with everything else.
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        folder = Path(args.out) if args.out else store.artifact_path(args.user, "images", stamp)
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for k, image in enumerate(output.images):
-            path = folder / f"{k:02d}.png"
-            image.save(path)
-            paths.append(str(path))
-        provenance = {**output.provenance, "prompt": output.prompt, "images": paths}
-        saved = store.save_output(
-            args.user, args.instruction, output.strategy, "\n".join(paths), provenance
+    engine = Engine.open(config, image_model=lambda: _model(args, config))
+    try:
+        result = engine.generate_image(
+            args.user,
+            args.instruction,
+            strategy=args.strategy,
+            sampling=_sampling(args),
+            subject=args.subject,
+            method=args.method,
+            ip_adapter=_ip_adapter(args, engine.image_model),
+            keywords=KeywordsConfig(weight=args.weight),
+            out=Path(args.out) if args.out else None,
         )
+    finally:
+        engine.close()
     if args.json:
-        print(json.dumps({"output_id": saved.output_id, **provenance}, ensure_ascii=False))
+        print(json.dumps({"output_id": result.output_id, **result.provenance}, ensure_ascii=False))
         return
-    print("\n".join(paths))
-    used = provenance.get("subjects") or provenance.get("items") or []
+    print("\n".join(map(str, result.paths)))
+    used = result.provenance.get("subjects") or result.provenance.get("items") or []
     print(
-        f"\n[output {saved.output_id}; strategy {output.strategy}; prompt {output.prompt!r}; "
+        f"\n[output {result.output_id}; strategy {result.strategy}; prompt {result.prompt!r}; "
         f"context used: {', '.join(used) or 'none'}]"
     )
 

@@ -73,3 +73,15 @@ def test_meteor_by_hand() -> None:
 
 def test_meteor_corpus_value_is_the_mean() -> None:
     assert meteor()(["cats", "dogs"], ["cat", "cat"]) == pytest.approx(0.25)
+
+
+def test_meteor_matches_wordnet_synonyms() -> None:
+    # `make` installs WordNet 3.0 (scripts/install_wordnet.py); METEOR without it is a
+    # different metric, so its absence is a failure, not a skip.
+    from pgen.evaluate.metrics.overlap import meteor_setup
+
+    assert meteor_setup()["wordnet"], "WordNet missing: run scripts/install_wordnet.py"
+    # car.n.01 holds "auto": one synonym match, one chunk of one word -> 0.5.
+    assert meteor_scores(["car"], ["auto"])[0] == pytest.approx(0.5)
+    # NLTK looks synonyms up on Porter stems: "large" -> "larg" has no synset.
+    assert meteor_scores(["big"], ["large"])[0] == 0.0

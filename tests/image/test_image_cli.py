@@ -12,6 +12,7 @@ from PIL import Image
 from pgen import image_cli
 from pgen.cli import main
 from pgen.context import Interaction, Item, Store, Subject, User
+from pgen.engine import IMAGE_STRATEGIES
 from pgen.personalize import subject
 
 
@@ -42,6 +43,7 @@ def _run(store_path: Path, *argv: str) -> int:
 def test_cli_names_mirror_the_library() -> None:
     assert image_cli.SUBJECT_METHODS == subject.METHODS
     assert tuple(subject.TRAINERS) == image_cli.TRAINED_METHODS
+    assert image_cli.STRATEGIES == IMAGE_STRATEGIES
 
 
 def test_train_then_generate_then_delete_user(
@@ -210,3 +212,30 @@ def test_bench_dreambench_writes_table_and_record(
     result = json.loads((out / "result.json").read_text())
     assert result["rows"]["dreambooth-lora"]["images"] == 1
     assert (out / "table.md").read_text().startswith("| method | DINO | CLIP-I | CLIP-T |")
+
+
+def test_engine_generates_subject_images_from_python(
+    store_path: Path, tiny_sd: Path, tiny_llama: Path
+) -> None:
+    from pgen.engine import Engine
+    from pgen.models.image import ImageGenerationConfig, load_image_model
+    from pgen.models.text import load_text_model
+
+    with Store(store_path) as store:
+        engine = Engine(
+            store,
+            load_text_model(str(tiny_llama)),
+            lambda: pytest.fail("image generation needs no embedder"),
+            image_model=load_image_model(str(tiny_sd)),
+        )
+        sampling = ImageGenerationConfig(steps=2, seed=1)
+        with pytest.raises(ValueError, match="unknown image strategy 'lora'"):
+            engine.generate_image("ana", "rex", strategy="lora")
+        result = engine.generate_image("ana", "a city", strategy="keywords", sampling=sampling)
+        assert result.strategy == "keywords" and result.provenance["items"] == ["m1"]
+        assert [p.name for p in result.paths] == ["00.png"] and result.paths[0].is_file()
+        [output] = store.outputs("ana")
+        assert output.output_id == result.output_id
+        assert output.provenance["images"] == [str(result.paths[0])]
+        engine.delete_user("ana")
+        assert not result.paths[0].exists()

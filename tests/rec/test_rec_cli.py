@@ -112,3 +112,41 @@ def test_bench_llm_rerank_reports_base_and_reranked_on_the_same_users(
     # Re-ranking only reorders the top 5: HR@5 cannot change, and HR@10 neither.
     reranked, base = result["results"][0]["metrics"], result["results"][1]["metrics"]
     assert reranked["hr@5"] == base["hr@5"] and reranked["hr@10"] == base["hr@10"]
+
+
+def test_recommend_rerank_reorders_only_the_top_candidates(
+    atomic_data: Path, tmp_path: Path, tiny_llama: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "pgen.sqlite"
+    base = ["--store", str(store), "--text-model", str(tiny_llama), "recommend"]
+    base += ["--model", "itemknn"]
+    assert main([*base, "--data", str(atomic_data), "--train"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--user", "u0", "--k", "8"]) == 0
+    plain = [line.split()[-2:] for line in capsys.readouterr().out.splitlines()]
+    assert main([*base, "--user", "u0", "--k", "8", "--rerank", "4"]) == 0
+    reranked = [line.split()[-2:] for line in capsys.readouterr().out.splitlines()]
+    # The text model may reorder the top 4, never change which items they are; below them
+    # the base order and scores stand. The re-ranked four carry re-ranking scores, above
+    # every base score.
+    assert len(reranked) == 8
+    assert {i for i, _ in reranked[:4]} == {i for i, _ in plain[:4]}
+    assert reranked[4:] == plain[4:]
+    assert min(float(s) for _, s in reranked[:4]) > max(float(s) for _, s in plain)
+
+
+def test_engine_recommends_from_python(atomic_data: Path, tmp_path: Path) -> None:
+    from pgen.config import Config
+    from pgen.engine import Engine
+
+    store = tmp_path / "pgen.sqlite"
+    assert main(["--store", str(store), "recommend", "--data", str(atomic_data), "--train"]) == 0
+    engine = Engine.open(Config(store=store, home=tmp_path))
+    try:
+        rows = engine.recommend("u0", 3, model="sasrec")
+        seen = {r.item_id for r in engine.store.interactions("u0")}
+    finally:
+        engine.close()
+    assert [row.rank for row in rows] == [1, 2, 3]
+    assert not seen & {row.item.item_id for row in rows}
+    assert rows[0].score >= rows[1].score >= rows[2].score

@@ -83,17 +83,19 @@ def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace, config: Config) -> None:
+    from pgen.engine import Engine
     from pgen.recommend.data import ingest, load_data
-    from pgen.recommend.service import recommend, train_for_serving
+    from pgen.recommend.service import train_for_serving
 
     _threads(config)
-    with Store(config.store_path) as store:
+    engine = Engine.open(config)
+    try:
         if args.data is not None:
-            stats = ingest(store, load_data(args.data))
-            print(f"{args.data}: {stats.written} rows written to {store.path}")
+            stats = ingest(engine.store, load_data(args.data))
+            print(f"{args.data}: {stats.written} rows written to {engine.store.path}")
         if args.train:
             model, folder = train_for_serving(
-                store,
+                engine.store,
                 args.model,
                 parse_params(args.param),
                 lambda: _embedder(config),
@@ -107,11 +109,14 @@ def cmd_recommend(args: argparse.Namespace, config: Config) -> None:
             if not args.train and args.data is None:
                 raise ValueError("pgen recommend needs --user (or --train / --data)")
             return
-        for row in recommend(store, args.model, args.user, args.k):
-            print(
-                f"{row.rank:>3}. {row.item.title or row.item.item_id}  "
-                f"[{row.item.item_id}] {row.score:.3f}"
-            )
+        rows = engine.recommend(args.user, args.k, model=args.model, rerank=args.rerank)
+    finally:
+        engine.close()
+    for row in rows:
+        print(
+            f"{row.rank:>3}. {row.item.title or row.item.item_id}  "
+            f"[{row.item.item_id}] {row.score:.3f}"
+        )
 
 
 def register(commands: Any, bench: Any) -> None:
@@ -154,5 +159,12 @@ def register(commands: Any, bench: Any) -> None:
     )
     parser.add_argument("--data", help="ingest a data set (formats as in bench rec) first")
     parser.add_argument("--param", action="append", metavar="KEY=VALUE")
+    parser.add_argument(
+        "--rerank",
+        type=int,
+        default=0,
+        metavar="N",
+        help="let the text model re-order the model's top N from the user's recent items",
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.set_defaults(func=cmd_recommend)

