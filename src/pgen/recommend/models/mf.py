@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from pgen.recommend.arrays import Split
 from pgen.recommend.models.base import Recommender, seed_everything
-from pgen.recommend.models.training import train_with_early_stopping
+from pgen.recommend.models.training import TRAINING_DEFAULTS, adam, train_with_early_stopping
 
 
 class NegativeSampler:
@@ -40,11 +40,7 @@ class PairwiseModel(Recommender):
         "dim": 64,
         "lr": 0.005,
         "batch_size": 2048,
-        "weight_decay": 0.0,
-        "epochs": 200,
-        "patience": 10,
-        "eval_every": 1,
-        "seed": 0,
+        **TRAINING_DEFAULTS,
     }
 
     def __init__(self, n_users: int, n_items: int, **params: Any) -> None:
@@ -65,11 +61,7 @@ class PairwiseModel(Recommender):
         users = np.concatenate([np.full(len(s), u) for u, s in enumerate(split.train)])
         items = np.concatenate(split.train).astype(np.int64)
         sampler = NegativeSampler(users, items, self.n_items, int(self.params["seed"]))
-        optimizer = torch.optim.Adam(
-            self.parameters(),
-            lr=float(self.params["lr"]),
-            weight_decay=float(self.params["weight_decay"]),
-        )
+        optimizer = adam(self)
         rng = np.random.default_rng(int(self.params["seed"]))
         batch = int(self.params["batch_size"])
 
@@ -90,15 +82,7 @@ class PairwiseModel(Recommender):
                 total += loss.item() * len(u)
             return total / max(len(order), 1)
 
-        self.log = train_with_early_stopping(
-            self,
-            split,
-            run_epoch,
-            int(self.params["epochs"]),
-            int(self.params["patience"]),
-            int(self.params["eval_every"]),
-            progress,
-        )
+        self.log = train_with_early_stopping(self, split, run_epoch, progress)
         return self.log
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from pgen.recommend.arrays import Split
 from pgen.recommend.models.base import Recommender, seed_everything
-from pgen.recommend.models.training import train_with_early_stopping
+from pgen.recommend.models.training import TRAINING_DEFAULTS, adam, train_with_early_stopping
 
 
 class Block(nn.Module):
@@ -61,11 +61,7 @@ class SASRec(Recommender):
         "max_len": 50,
         "lr": 0.002,
         "batch_size": 128,
-        "weight_decay": 0.0,
-        "epochs": 200,
-        "patience": 10,
-        "eval_every": 1,
-        "seed": 0,
+        **TRAINING_DEFAULTS,
     }
 
     def __init__(self, n_users: int, n_items: int, **params: Any) -> None:
@@ -138,11 +134,7 @@ class SASRec(Recommender):
 
     def fit(self, split: Split, progress: Any = None) -> dict[str, Any]:
         inputs, targets = self.windows(split)
-        optimizer = torch.optim.Adam(
-            self.parameters(),
-            lr=float(self.params["lr"]),
-            weight_decay=float(self.params["weight_decay"]),
-        )
+        optimizer = adam(self)
         rng = np.random.default_rng(int(self.params["seed"]))
         batch = int(self.params["batch_size"])
 
@@ -163,13 +155,5 @@ class SASRec(Recommender):
                 count += int(real.sum())
             return total / max(count, 1)
 
-        self.log = train_with_early_stopping(
-            self,
-            split,
-            run_epoch,
-            int(self.params["epochs"]),
-            int(self.params["patience"]),
-            int(self.params["eval_every"]),
-            progress,
-        )
+        self.log = train_with_early_stopping(self, split, run_epoch, progress)
         return self.log

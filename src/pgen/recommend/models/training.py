@@ -10,27 +10,45 @@ from typing import Any
 import torch
 
 from pgen.recommend.arrays import Split
+from pgen.recommend.models.base import Recommender
 from pgen.recommend.protocol import evaluate
 
 STOP_METRIC = "ndcg@10"
+# Settings of every model trained by gradient descent; each model adds its own.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "weight_decay": 0.0,
+    "epochs": 200,
+    "patience": 10,
+    "eval_every": 1,
+    "seed": 0,
+}
+
+
+def adam(model: Recommender) -> torch.optim.Adam:
+    return torch.optim.Adam(
+        model.parameters(),
+        lr=float(model.params["lr"]),
+        weight_decay=float(model.params["weight_decay"]),
+    )
 
 
 def train_with_early_stopping(
-    model: torch.nn.Module,
+    model: Recommender,
     split: Split,
     run_epoch: Callable[[int], float],
-    max_epochs: int,
-    patience: int,
-    eval_every: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Call ``run_epoch(epoch) -> mean loss`` until validation stops improving.
 
-    Validation runs every ``eval_every`` epochs; after ``patience`` validations without a
-    better NDCG@10 training stops and the best weights are restored. The returned log
+    Validation runs every ``eval_every`` epochs (a model setting, like ``epochs`` and
+    ``patience``); after ``patience`` validations without a better NDCG@10 training stops
+    at most after ``epochs``, and the best weights are restored. The returned log
     has per-epoch losses and times, so benchmarks can report time per epoch and time to
     convergence (training time up to the best epoch, validation excluded).
     """
+    max_epochs = int(model.params["epochs"])
+    patience = int(model.params["patience"])
+    eval_every = int(model.params["eval_every"])
     scorer: Any = model
     best_score, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
     epochs: list[dict[str, Any]] = []
