@@ -23,13 +23,17 @@ class NegativeSampler:
 
     def draw(self, users: np.ndarray) -> np.ndarray:
         negatives = self.rng.integers(0, self.n_items, size=len(users))
-        for _ in range(10):  # a few redraws: collisions are rare, and get rarer each round
-            keys = users * self.n_items + negatives
+        pending = np.arange(len(users))
+        # A few redraws: collisions are rare and get rarer each round. Only the redrawn
+        # ones are checked again: a lookup of unsorted keys costs a cache miss each, and
+        # checking every draw each round was most of an epoch's time.
+        for _ in range(10):
+            keys = users[pending] * self.n_items + negatives[pending]
             where = np.searchsorted(self.known, keys).clip(max=len(self.known) - 1)
-            clash = np.flatnonzero(self.known[where] == keys)
-            if not len(clash):
+            pending = pending[self.known[where] == keys]
+            if not len(pending):
                 break
-            negatives[clash] = self.rng.integers(0, self.n_items, size=len(clash))
+            negatives[pending] = self.rng.integers(0, self.n_items, size=len(pending))
         return negatives
 
 
