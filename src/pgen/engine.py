@@ -147,9 +147,12 @@ class Engine:
         bar.close()
         return results
 
-    def _generate_batch(
-        self, requests: list[Request], settings: GenerationConfig, save: bool
-    ) -> list[Generation]:
+    def prepare(
+        self, requests: list[Request], generation: GenerationConfig | None = None
+    ) -> list[Prepared]:
+        """Each request's model input (chat) and provenance, built by its strategy; the
+        text model is only called by strategies that need it (a profile summary)."""
+        settings = generation or GenerationConfig()
         tools = Tools(self.store, self.retrievers, self.text_model, settings, self.prompt_tokens)
         built_for: dict[int, Prepared] = {}
         by_strategy: dict[str, list[int]] = {}
@@ -158,7 +161,12 @@ class Engine:
         for name, indexes in by_strategy.items():
             built = self.strategy(name).prepare([requests[i] for i in indexes], tools)
             built_for.update(zip(indexes, built, strict=True))
-        prepared = [built_for[i] for i in range(len(requests))]
+        return [built_for[i] for i in range(len(requests))]
+
+    def _generate_batch(
+        self, requests: list[Request], settings: GenerationConfig, save: bool
+    ) -> list[Generation]:
+        prepared = self.prepare(requests, settings)
         chats = [p.chat for p in prepared]
         texts = self.text_model.generate(chats, settings)
         results = []

@@ -148,3 +148,29 @@ def test_http_errors_are_readable(server: ChatServer) -> None:
     closed = OpenAITextModel("http://127.0.0.1:9", "tiny", timeout=2)
     with pytest.raises(TextModelError, match="unreachable"):
         closed.generate(CHATS[:1])
+
+
+def test_choice_logprobs_equal_a_forward_pass_per_sequence(
+    tiny_model: TransformersTextModel,
+) -> None:
+    import torch
+
+    choices = ["1", "sci-fi", "based on a book"]  # different token lengths
+    tiny_model.batch_size = 2  # pairs split across batches, padded to different widths
+    scores = tiny_model.choice_logprobs(CHATS, choices)
+    assert scores.shape == (3, 3) and (scores < 0).all()
+    tokenize = tiny_model.tokenizer
+    for row, chat in enumerate(CHATS):
+        prompt = tokenize(tiny_model.render(chat), add_special_tokens=False)["input_ids"]
+        for col, choice in enumerate(choices):
+            answer = tokenize(choice, add_special_tokens=False)["input_ids"]
+            answer.append(tokenize.eos_token_id)  # the reply ends there
+            with torch.no_grad():
+                logits = tiny_model.model(input_ids=torch.tensor([prompt + answer])).logits[0]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            expected = sum(
+                float(logprobs[len(prompt) - 1 + t, token]) for t, token in enumerate(answer)
+            )
+            assert scores[row, col] == pytest.approx(expected, abs=1e-4)
+    with pytest.raises(ValueError, match="at least one choice"):
+        tiny_model.choice_logprobs(CHATS, [])

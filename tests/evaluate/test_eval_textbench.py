@@ -140,6 +140,29 @@ def _cache_lines_tolerant(out: Path) -> list[dict]:
     return rows
 
 
+def test_choice_answers_are_the_most_likely_label(
+    tiny_llama: Path, amazon_file: Path, tmp_path: Path
+) -> None:
+    from pgen.models.base import Message
+    from pgen.models.text import TransformersTextModel
+
+    out = tmp_path / "run"
+    assert _bench(tiny_llama, amazon_file, out, "--strategy", "none", "--answers", "choice") == 0
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["meta"]["answers"] == "choice"
+    assert "--answers choice" in (out / "report.md").read_text()
+    scored = json.loads((out / "predictions" / "none.json").read_text())["golds"]
+    assert all(p["output"] in RATING_LABELS for p in scored)
+    # Each answer is the label with the highest likelihood after the question's own prompt.
+    model = TransformersTextModel(str(tiny_llama))
+    first = result["meta"]["first_example"]
+    scores = model.choice_logprobs([[Message("user", first["instruction"])]], RATING_LABELS)
+    assert scored[0]["output"] == RATING_LABELS[int(scores[0].argmax())]
+    # A generation task has no labels to choose from.
+    args = ("--strategy", "none", "--answers", "choice", "--task", "amazon_review")
+    assert _bench(tiny_llama, amazon_file, tmp_path / "review", *args) == 1
+
+
 def test_bench_rejects_unknown_settings(
     tiny_llama: Path, amazon_file: Path, tmp_path: Path
 ) -> None:

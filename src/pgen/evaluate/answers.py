@@ -6,6 +6,11 @@ strategy score 0 and hides differences between them. ``first_label`` is an opt-i
 reading of the output (``--answers first-label``): the label that occurs first in it,
 case-insensitively, as a whole word (a bracketed label such as "[2]" also matches a bare
 "2"; a rating matches a standalone digit 1-5). Nothing found: the raw text, still wrong.
+
+``choice`` (``--answers choice``) does not generate at all: the model scores every label as
+its whole reply to the same prompt and the most likely one is the answer (the
+log-likelihood ranking of multiple-choice evaluation). It measures what the model knows
+about the user's label even when it cannot follow the output format.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-ANSWER_MODES = ("raw", "first-label")
+CHOICE = "choice"
+ANSWER_MODES = ("raw", "first-label", CHOICE)
 
 
 def _pattern(label: str) -> str:
@@ -41,6 +47,6 @@ def first_label(text: str, labels: Sequence[str]) -> str:
 def read_answers(outputs: Sequence[str], labels: Sequence[str], mode: str) -> list[str]:
     if mode not in ANSWER_MODES:
         raise ValueError(f"unknown answer mode {mode!r}; known: {', '.join(ANSWER_MODES)}")
-    if mode == "raw" or not labels:
+    if mode in ("raw", CHOICE) or not labels:  # a choice answer is a label already
         return list(outputs)
     return [first_label(text, labels) for text in outputs]

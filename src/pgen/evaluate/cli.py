@@ -51,7 +51,8 @@ def register(commands: Any, bench: Any) -> None:
         choices=ANSWER_MODES,
         default="raw",
         help="raw: score the text as generated (LaMP's rule); first-label: score the first "
-        "label found in it (label tasks only; reported as such)",
+        "label found in it; choice: the label the model finds most likely as its reply, "
+        "nothing generated (label tasks only; both reported as such)",
     )
     text.add_argument("--no-progress", action="store_true")
     text.set_defaults(func=cmd_bench_text)

@@ -61,6 +61,12 @@ def markdown(results: dict[str, Any]) -> str:
             "Answers: the first label found in each output (`--answers first-label`), "
             "not LaMP's rule of scoring the raw text."
         )
+    elif meta.get("answers") == "choice":
+        lines.append(
+            "Answers: the label the model finds most likely as its whole reply "
+            "(`--answers choice`, log-likelihood ranking; nothing is generated), not LaMP's "
+            "rule of scoring generated text."
+        )
     if meta.get("skipped"):
         skipped = ", ".join(f"{n} × {reason}" for reason, n in sorted(meta["skipped"].items()))
         lines.append(f"Skipped records: {skipped}.")

@@ -20,13 +20,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from pgen.context.models import User
 from pgen.engine import Engine
-from pgen.evaluate.answers import read_answers
+from pgen.evaluate.answers import CHOICE, read_answers
 from pgen.evaluate.benchmarks import Example, TaskData
-from pgen.models.base import GenerationConfig
+from pgen.models.base import ChoiceModel, GenerationConfig
 from pgen.personalize import Request
 
 CACHE_FILE = "cache.jsonl"
@@ -108,6 +109,8 @@ def cache_key(data: TaskData, plan: BenchPlan, setting: Setting) -> str:
         "generation": asdict(plan.generation()),
         "prompt_tokens": plan.prompt_tokens,
     }
+    if plan.answers == CHOICE:  # answers are chosen, not generated: never reuse generations
+        decided_by["answers"] = CHOICE
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -166,6 +169,30 @@ def _chunks(items: list[Example], size: int) -> Iterator[list[Example]]:
         yield items[start : start + size]
 
 
+def answer(
+    engine: Engine, requests: list[Request], data: TaskData, plan: BenchPlan
+) -> list[tuple[str, list[str]]]:
+    """(answer, provenance) per request: generated, or with ``--answers choice`` the label
+    the model finds most likely as its reply to the same prompt."""
+    if plan.answers != CHOICE:
+        outputs = engine.generate_many(
+            requests, generation=plan.generation(), save=False, batch_size=plan.batch_size
+        )
+        return [(output.text, output.provenance) for output in outputs]
+    model = engine.text_model
+    if not isinstance(model, ChoiceModel):
+        raise ValueError(
+            f"--answers choice needs a model that scores replies (a local transformers "
+            f"model); {model.name} cannot"
+        )
+    prepared = engine.prepare(requests, plan.generation())
+    labels = list(data.spec.labels)
+    scores = model.choice_logprobs([p.chat for p in prepared], labels)
+    return [
+        (labels[int(np.argmax(row))], p.provenance) for row, p in zip(scores, prepared, strict=True)
+    ]
+
+
 def generate_all(
     engine: Engine, data: TaskData, plan: BenchPlan, run_dir: Path
 ) -> dict[str, dict[str, Prediction]]:
@@ -190,17 +217,10 @@ def generate_all(
             for chunk in _chunks(todo[setting.name], plan.batch_size):
                 model_name = engine.text_model.name
                 started = time.perf_counter()
-                outputs = engine.generate_many(
-                    [_request(e, setting) for e in chunk],
-                    generation=plan.generation(),
-                    save=False,
-                    batch_size=plan.batch_size,
-                )
+                outputs = answer(engine, [_request(e, setting) for e in chunk], data, plan)
                 seconds = (time.perf_counter() - started) / len(chunk)
-                for example, output in zip(chunk, outputs, strict=True):
-                    prediction = Prediction(
-                        example.id, output.text, output.provenance, seconds, model_name
-                    )
+                for example, (text, provenance) in zip(chunk, outputs, strict=True):
+                    prediction = Prediction(example.id, text, provenance, seconds, model_name)
                     cached.setdefault(key, {})[example.id] = prediction
                     row = {"key": key, "setting": setting.name, **asdict(prediction)}
                     cache.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -233,6 +253,10 @@ def bench_text(
     from pgen.evaluate.report import markdown, plot
     from pgen.evaluate.results import environment, score
 
+    if plan.answers == CHOICE and not data.spec.labels:
+        raise ValueError(
+            f"--answers choice needs a task with a label set; {data.spec.name} has none"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     predictions = generate_all(engine, data, plan, run_dir)
     outputs = {

@@ -49,6 +49,15 @@ class TextModel(Protocol):
 
 
 @runtime_checkable
+class ChoiceModel(Protocol):
+    """A text model that can say how likely each of a fixed set of replies is."""
+
+    def choice_logprobs(self, chats: list[Chat], choices: list[str]) -> np.ndarray:
+        """(len(chats), len(choices)) log-probabilities of each choice as the whole reply."""
+        ...
+
+
+@runtime_checkable
 class Embedder(Protocol):
     """Text to unit-length vectors; ``model_id`` and ``dim`` identify the vector space."""
 

@@ -10,6 +10,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pgen.config import DEFAULT_TEXT_MODEL, Config
 from pgen.models.base import Chat, GenerationConfig, TextModel
 from pgen.models.http import OpenAITextModel
@@ -137,6 +139,51 @@ class TransformersTextModel:
             ):
                 replies[i] = text.strip()
         return [replies[i] for i in range(len(prompts))]
+
+    def choice_logprobs(self, chats: list[Chat], choices: list[str]) -> np.ndarray:
+        """Log-probability of each choice as the assistant's whole reply: the sum over its
+        tokens, then the end-of-reply token, of log p(token | prompt, earlier tokens), from
+        one forward pass per (chat, choice) pair, batched. Sums, not per-token means, and
+        the end token included: the result is the model's probability of answering exactly
+        that string, so a label that is a prefix of a likelier reply ("comedy" before
+        "comedy drama") is not credited with it."""
+        import torch
+
+        if not choices:
+            raise ValueError("choice_logprobs needs at least one choice")
+        encode = self.tokenizer
+        choice_ids = [encode(c, add_special_tokens=False)["input_ids"] for c in choices]
+        if any(not ids for ids in choice_ids):
+            raise ValueError("every choice must have at least one token")
+        end = self.tokenizer.eos_token_id
+        choice_ids = [ids + ([int(end)] if end is not None else []) for ids in choice_ids]
+        prompts = [encode(self.render(c), add_special_tokens=False)["input_ids"] for c in chats]
+        pairs = [
+            (row, col, prompts[row]) for row in range(len(chats)) for col in range(len(choices))
+        ]
+        result = np.zeros((len(chats), len(choices)), dtype=np.float64)
+        pad = int(self.tokenizer.pad_token_id)
+        for start in range(0, len(pairs), self.batch_size):
+            batch = pairs[start : start + self.batch_size]
+            sequences = [prompt + choice_ids[col] for _, col, prompt in batch]
+            width = max(map(len, sequences))
+            # Right padding: positions are then the same as for the sequence alone.
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, sequence in enumerate(sequences):
+                ids[i, : len(sequence)] = torch.tensor(sequence)
+                mask[i, : len(sequence)] = 1
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
+                ).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for i, (row, col, prompt) in enumerate(batch):
+                targets = torch.tensor(choice_ids[col])
+                # Logits at position t predict token t + 1.
+                positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(targets))
+                result[row, col] = float(logprobs[i, positions, targets].sum())
+        return result
 
 
 def load_text_model(spec: str | None = None, config: Config | None = None) -> TextModel:
