@@ -155,8 +155,7 @@ def test_choice_logprobs_equal_a_forward_pass_per_sequence(
 ) -> None:
     import torch
 
-    choices = ["1", "sci-fi", "based on a book"]  # different token lengths
-    tiny_model.batch_size = 2  # pairs split across batches, padded to different widths
+    choices = ["1", "sci-fi", "based on a book"]  # different token lengths: padded
     scores = tiny_model.choice_logprobs(CHATS, choices)
     assert scores.shape == (3, 3) and (scores < 0).all()
     tokenize = tiny_model.tokenizer

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from pgen.evaluate.answers import first_label, read_answers
+from pgen.evaluate.answers import calibrated_choices, first_label, read_answers
 from pgen.evaluate.metrics.labels import LAMP1_LABELS, LAMP2_NEWS_LABELS, RATING_LABELS
 
 
@@ -39,3 +40,15 @@ def test_raw_mode_and_generation_tasks_leave_text_alone() -> None:
     assert read_answers(["a headline"], (), "first-label") == ["a headline"]
     with pytest.raises(ValueError, match="unknown answer mode"):
         read_answers([], (), "guess")
+
+
+def test_batch_calibration_divides_by_the_label_prior() -> None:
+    labels = ["a", "b"]
+    # Both questions prefer "a", the second much less than the first; rows need not be
+    # normalized (the first sums to 0.1).
+    logprobs = np.log(np.array([[0.09, 0.01], [0.6, 0.4]]))
+    assert [labels[i] for i in logprobs.argmax(axis=1)] == ["a", "a"]
+    # Prior = mean normalized probability = (0.75, 0.25); 0.9/0.75 > 0.1/0.25, 0.6/0.75 < 0.4/0.25.
+    assert calibrated_choices(logprobs, labels) == ["a", "b"]
+    with pytest.raises(ValueError, match="one row of 2 label scores"):
+        calibrated_choices(np.zeros((2, 3)), labels)

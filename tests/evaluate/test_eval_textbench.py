@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pgen.cli import main
-from pgen.evaluate.answers import first_label
+from pgen.evaluate.answers import calibrated_choices, first_label
 from pgen.evaluate.metrics.labels import RATING_LABELS
 from pgen.evaluate.textbench import CACHE_FILE, Setting, settings_grid
 
@@ -150,7 +151,9 @@ def test_choice_answers_are_the_most_likely_label(
     assert _bench(tiny_llama, amazon_file, out, "--strategy", "none", "--answers", "choice") == 0
     result = json.loads((out / "metrics.json").read_text())
     assert result["meta"]["answers"] == "choice"
-    assert "--answers choice" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "--answers choice" in report and "answers chosen by likelihood" in report
+    assert "greedy decoding" not in report and "raw answer is a label" not in report
     scored = json.loads((out / "predictions" / "none.json").read_text())["golds"]
     assert all(p["output"] in RATING_LABELS for p in scored)
     # Each answer is the label with the highest likelihood after the question's own prompt.
@@ -158,6 +161,20 @@ def test_choice_answers_are_the_most_likely_label(
     first = result["meta"]["first_example"]
     scores = model.choice_logprobs([[Message("user", first["instruction"])]], RATING_LABELS)
     assert scored[0]["output"] == RATING_LABELS[int(scores[0].argmax())]
+    # Calibrated choice re-reads the cached label scores: nothing new is computed.
+    rows = (out / "cache.jsonl").read_text().splitlines()
+    assert (
+        _bench(tiny_llama, amazon_file, out, "--strategy", "none", "--answers", "choice-calibrated")
+        == 0
+    )
+    assert (out / "cache.jsonl").read_text().splitlines() == rows
+    cached = [json.loads(row) for row in rows]
+    scores = np.array([row["label_logprobs"] for row in cached])
+    answers = calibrated_choices(scores, RATING_LABELS)
+    by_id = dict(zip([row["id"] for row in cached], answers, strict=True))
+    calibrated = json.loads((out / "predictions" / "none.json").read_text())["golds"]
+    assert {p["id"]: p["output"] for p in calibrated} == by_id
+    assert "batch calibration" in (out / "report.md").read_text()
     # A generation task has no labels to choose from.
     args = ("--strategy", "none", "--answers", "choice", "--task", "amazon_review")
     assert _bench(tiny_llama, amazon_file, tmp_path / "review", *args) == 1

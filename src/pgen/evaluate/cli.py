@@ -52,7 +52,8 @@ def register(commands: Any, bench: Any) -> None:
         default="raw",
         help="raw: score the text as generated (LaMP's rule); first-label: score the first "
         "label found in it; choice: the label the model finds most likely as its reply, "
-        "nothing generated (label tasks only; both reported as such)",
+        "nothing generated; choice-calibrated: the same after batch calibration of the "
+        "label prior (label tasks only; all reported as such)",
     )
     text.add_argument("--no-progress", action="store_true")
     text.set_defaults(func=cmd_bench_text)

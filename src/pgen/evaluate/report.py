@@ -30,6 +30,8 @@ def _short(text: str, limit: int = 90) -> str:
 def _settings_table(scores: dict[str, Any], meta: dict[str, Any], metrics: list[str]) -> list[str]:
     arrows = {m["name"]: "↑" if m["higher_is_better"] else "↓" for m in scores["metrics"]}
     labelled = any(i.get("in_label_set") is not None for i in meta["settings"].values())
+    chosen = meta.get("answers", "").startswith("choice")
+    labelled = labelled and not chosen  # a chosen answer always is a label
     # "raw answer is a label": how often the text as generated was exactly a label.
     header = [f"{m} {arrows[m]}" for m in metrics] + ["docs/prompt", "s/pred"]
     if labelled:
@@ -49,12 +51,17 @@ def markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     scores = results["scores"]
     metrics = [m["name"] for m in scores["metrics"]]
+    decoding = (
+        "answers chosen by likelihood"
+        if meta.get("answers", "").startswith("choice")
+        else f"greedy decoding, at most {meta['max_new_tokens']} new tokens"
+    )
     lines = [
         f"# {meta['task']} — {meta['model']}",
         "",
         f"{scores['examples']} questions from `{', '.join(meta['data'])}` "
-        f"(sha256 {meta['data_hash'][:12]}), greedy decoding, at most {meta['max_new_tokens']} "
-        f"new tokens, prompts capped at {meta['prompt_tokens']} tokens.",
+        f"(sha256 {meta['data_hash'][:12]}), {decoding}, "
+        f"prompts capped at {meta['prompt_tokens']} tokens.",
     ]
     if meta.get("answers") == "first-label":
         lines.append(
@@ -66,6 +73,13 @@ def markdown(results: dict[str, Any]) -> str:
             "Answers: the label the model finds most likely as its whole reply "
             "(`--answers choice`, log-likelihood ranking; nothing is generated), not LaMP's "
             "rule of scoring generated text."
+        )
+    elif meta.get("answers") == "choice-calibrated":
+        lines.append(
+            "Answers: the most likely label after batch calibration (`--answers "
+            "choice-calibrated`: each label's probability divided by its mean over all the "
+            "questions, which removes the model's preference for some labels whatever the "
+            "question); nothing is generated. Not LaMP's rule of scoring generated text."
         )
     if meta.get("skipped"):
         skipped = ", ".join(f"{n} × {reason}" for reason, n in sorted(meta["skipped"].items()))

@@ -25,7 +25,13 @@ from tqdm import tqdm
 
 from pgen.context.models import User
 from pgen.engine import Engine
-from pgen.evaluate.answers import CHOICE, read_answers
+from pgen.evaluate.answers import (
+    CHOICE,
+    CHOICE_CALIBRATED,
+    CHOICE_MODES,
+    calibrated_choices,
+    read_answers,
+)
 from pgen.evaluate.benchmarks import Example, TaskData
 from pgen.models.base import ChoiceModel, GenerationConfig
 from pgen.personalize import Request
@@ -82,6 +88,7 @@ class Prediction:
     provenance: list[str]
     seconds: float
     model: str = ""  # the loaded model's own name
+    label_logprobs: list[float] | None = None  # choice modes: each label's score, in order
 
 
 def strategy_fingerprint(strategy: str) -> str:
@@ -109,7 +116,7 @@ def cache_key(data: TaskData, plan: BenchPlan, setting: Setting) -> str:
         "generation": asdict(plan.generation()),
         "prompt_tokens": plan.prompt_tokens,
     }
-    if plan.answers == CHOICE:  # answers are chosen, not generated: never reuse generations
+    if plan.answers in CHOICE_MODES:  # chosen, not generated: one key for the label scores
         decided_by["answers"] = CHOICE
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -129,6 +136,7 @@ def read_cache(path: Path) -> dict[str, dict[str, Prediction]]:
                     row["provenance"],
                     row.get("seconds", 0.0),
                     row.get("model", ""),
+                    row.get("label_logprobs"),
                 )
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
@@ -169,27 +177,32 @@ def _chunks(items: list[Example], size: int) -> Iterator[list[Example]]:
         yield items[start : start + size]
 
 
+Answer = tuple[str, list[str], list[float] | None]  # text, provenance, label scores
+
+
 def answer(
     engine: Engine, requests: list[Request], data: TaskData, plan: BenchPlan
-) -> list[tuple[str, list[str]]]:
-    """(answer, provenance) per request: generated, or with ``--answers choice`` the label
-    the model finds most likely as its reply to the same prompt."""
-    if plan.answers != CHOICE:
+) -> list[Answer]:
+    """(answer, provenance, label scores) per request: generated, or in a choice mode the
+    label the model finds most likely as its reply to the same prompt, with every label's
+    log-probability (calibration works from those)."""
+    if plan.answers not in CHOICE_MODES:
         outputs = engine.generate_many(
             requests, generation=plan.generation(), save=False, batch_size=plan.batch_size
         )
-        return [(output.text, output.provenance) for output in outputs]
+        return [(output.text, output.provenance, None) for output in outputs]
     model = engine.text_model
     if not isinstance(model, ChoiceModel):
         raise ValueError(
-            f"--answers choice needs a model that scores replies (a local transformers "
+            f"--answers {plan.answers} needs a model that scores replies (a local transformers "
             f"model); {model.name} cannot"
         )
     prepared = engine.prepare(requests, plan.generation())
     labels = list(data.spec.labels)
     scores = model.choice_logprobs([p.chat for p in prepared], labels)
     return [
-        (labels[int(np.argmax(row))], p.provenance) for row, p in zip(scores, prepared, strict=True)
+        (labels[int(np.argmax(row))], p.provenance, [float(x) for x in row])
+        for row, p in zip(scores, prepared, strict=True)
     ]
 
 
@@ -200,10 +213,13 @@ def generate_all(
     cache_path = run_dir / CACHE_FILE
     cached = read_cache(cache_path)
     keys = {s.name: cache_key(data, plan, s) for s in plan.settings}
-    todo = {
-        s.name: [e for e in data.examples if e.id not in cached.get(keys[s.name], {})]
-        for s in plan.settings
-    }
+
+    def missing(setting: Setting, example: Example) -> bool:
+        found = cached.get(keys[setting.name], {}).get(example.id)
+        # A choice made before label scores were cached cannot be calibrated: redo it.
+        return found is None or (plan.answers in CHOICE_MODES and found.label_logprobs is None)
+
+    todo = {s.name: [e for e in data.examples if missing(s, e)] for s in plan.settings}
     total = sum(len(v) for v in todo.values())
     if total:
         fill_store(engine, data.examples)
@@ -219,8 +235,10 @@ def generate_all(
                 started = time.perf_counter()
                 outputs = answer(engine, [_request(e, setting) for e in chunk], data, plan)
                 seconds = (time.perf_counter() - started) / len(chunk)
-                for example, (text, provenance) in zip(chunk, outputs, strict=True):
-                    prediction = Prediction(example.id, text, provenance, seconds, model_name)
+                for example, (text, provenance, scores) in zip(chunk, outputs, strict=True):
+                    prediction = Prediction(
+                        example.id, text, provenance, seconds, model_name, scores
+                    )
                     cached.setdefault(key, {})[example.id] = prediction
                     row = {"key": key, "setting": setting.name, **asdict(prediction)}
                     cache.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -228,6 +246,14 @@ def generate_all(
                 bar.update(len(chunk))
     bar.close()
     return {s.name: cached.get(keys[s.name], {}) for s in plan.settings}
+
+
+def scored_answers(rows: list[Prediction], data: TaskData, mode: str) -> list[str]:
+    """The answers that get scored, read from one setting's predictions in ``mode``."""
+    if mode == CHOICE_CALIBRATED:
+        scores = np.array([row.label_logprobs for row in rows], dtype=np.float64)
+        return calibrated_choices(scores, data.spec.labels)
+    return read_answers([row.output for row in rows], data.spec.labels, mode)
 
 
 def write_predictions(data: TaskData, outputs: dict[str, list[str]], run_dir: Path) -> None:
@@ -253,16 +279,14 @@ def bench_text(
     from pgen.evaluate.report import markdown, plot
     from pgen.evaluate.results import environment, score
 
-    if plan.answers == CHOICE and not data.spec.labels:
+    if plan.answers in CHOICE_MODES and not data.spec.labels:
         raise ValueError(
-            f"--answers choice needs a task with a label set; {data.spec.name} has none"
+            f"--answers {plan.answers} needs a task with a label set; {data.spec.name} has none"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     predictions = generate_all(engine, data, plan, run_dir)
     outputs = {
-        name: read_answers(
-            [by_id[e.id].output for e in data.examples], data.spec.labels, plan.answers
-        )
+        name: scored_answers([by_id[e.id] for e in data.examples], data, plan.answers)
         for name, by_id in predictions.items()
     }
     write_predictions(data, outputs, run_dir)

@@ -142,11 +142,15 @@ class TransformersTextModel:
 
     def choice_logprobs(self, chats: list[Chat], choices: list[str]) -> np.ndarray:
         """Log-probability of each choice as the assistant's whole reply: the sum over its
-        tokens, then the end-of-reply token, of log p(token | prompt, earlier tokens), from
-        one forward pass per (chat, choice) pair, batched. Sums, not per-token means, and
-        the end token included: the result is the model's probability of answering exactly
-        that string, so a label that is a prefix of a likelier reply ("comedy" before
-        "comedy drama") is not credited with it."""
+        tokens, then the end-of-reply token, of log p(token | prompt, earlier tokens). Sums,
+        not per-token means, and the end token included: the result is the model's
+        probability of answering exactly that string, so a label that is a prefix of a
+        likelier reply ("comedy" before "comedy drama") is not credited with it.
+
+        The prompt is the long part and the same for every choice, so it goes through the
+        model once; its key/value cache is then repeated for all choices, which run as one
+        batch of short continuations (right-padded: positions stay those of the sequence
+        alone, and padding comes after every token that is read)."""
         import torch
 
         if not choices:
@@ -157,32 +161,33 @@ class TransformersTextModel:
             raise ValueError("every choice must have at least one token")
         end = self.tokenizer.eos_token_id
         choice_ids = [ids + ([int(end)] if end is not None else []) for ids in choice_ids]
-        prompts = [encode(self.render(c), add_special_tokens=False)["input_ids"] for c in chats]
-        pairs = [
-            (row, col, prompts[row]) for row in range(len(chats)) for col in range(len(choices))
-        ]
+        width = max(map(len, choice_ids))
+        tokens = torch.full((len(choices), width), int(self.tokenizer.pad_token_id))
+        for col, ids in enumerate(choice_ids):
+            tokens[col, : len(ids)] = torch.tensor(ids)
+        read = torch.tensor([[t < len(ids) for t in range(width)] for ids in choice_ids])
         result = np.zeros((len(chats), len(choices)), dtype=np.float64)
-        pad = int(self.tokenizer.pad_token_id)
-        for start in range(0, len(pairs), self.batch_size):
-            batch = pairs[start : start + self.batch_size]
-            sequences = [prompt + choice_ids[col] for _, col, prompt in batch]
-            width = max(map(len, sequences))
-            # Right padding: positions are then the same as for the sequence alone.
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for i, sequence in enumerate(sequences):
-                ids[i, : len(sequence)] = torch.tensor(sequence)
-                mask[i, : len(sequence)] = 1
+        for row, chat in enumerate(chats):
+            prompt = encode(self.render(chat), add_special_tokens=False)["input_ids"]
             with torch.inference_mode():
-                logits = self.model(
-                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
-                ).logits
+                head = self.model(
+                    input_ids=torch.tensor([prompt], device=self.device),
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+                rest = head.logits[:, :0].expand(len(choices), -1, -1)  # one-token choices
+                if width > 1:
+                    cache = head.past_key_values
+                    cache.batch_repeat_interleave(len(choices))
+                    rest = self.model(
+                        input_ids=tokens[:, :-1].to(self.device), past_key_values=cache
+                    ).logits
+            # The prompt's last logits predict each choice's first token; the choice's own
+            # logits at position t predict its token t + 1.
+            logits = torch.cat([head.logits[:, -1:].expand(len(choices), -1, -1), rest], dim=1)
             logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-            for i, (row, col, prompt) in enumerate(batch):
-                targets = torch.tensor(choice_ids[col])
-                # Logits at position t predict token t + 1.
-                positions = torch.arange(len(prompt) - 1, len(prompt) - 1 + len(targets))
-                result[row, col] = float(logprobs[i, positions, targets].sum())
+            picked = logprobs.gather(2, tokens.unsqueeze(2)).squeeze(2)
+            result[row] = (picked * read).sum(dim=1).double().numpy()
         return result
 
 
