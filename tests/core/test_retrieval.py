@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
+from pathlib import Path
 
 import bm25s
 import numpy as np
@@ -10,6 +11,7 @@ import Stemmer
 
 from pgen.context import Document, Store
 from pgen.models.base import Embedder
+from pgen.models.embedding import folder_fingerprint
 from pgen.usermodel import Retrievers
 from pgen.usermodel.bm25 import Bm25Index
 from pgen.usermodel.dense import DenseIndex
@@ -109,6 +111,20 @@ def test_bm25_retriever_follows_the_store(store: Store) -> None:
     assert len(bm25.index("u")) == 3
 
 
+def test_an_index_kept_by_another_process_is_rebuilt_for_a_user_created_again(
+    store: Store,
+) -> None:
+    # ``Engine.delete_user`` makes its own process forget; a second process (here another
+    # Retrievers over the same file) only learns it from the store.
+    store.add(docs("u", "my cat sleeps all day", "cat food prices"))
+    other = Retrievers(Store(store.path), embedder=lambda: pytest.fail("unused")).get("bm25")
+    assert {h.doc_id for h in other.retrieve("u", "cat", 5)} == {"d0", "d1"}
+    store.delete_user("u")
+    # The new life reaches the same revision number as the old one: two changes.
+    store.add(docs("u", "stocks and bonds", "the cat of my neighbour", prefix="n"))
+    assert [h.doc_id for h in other.retrieve("u", "cat", 5)] == ["n1"]
+
+
 def test_retrievers_never_cross_users(store: Store) -> None:
     store.add(
         [*docs("alice", "alice likes jazz music"), *docs("bob", "bob likes jazz too", prefix="b")]
@@ -132,9 +148,9 @@ def test_recency_returns_newest(store: Store) -> None:
 class CountingEmbedder:
     """The real MiniLM, counting how many texts it is asked to embed."""
 
-    def __init__(self, inner: Embedder, dim: int | None = None) -> None:
+    def __init__(self, inner: Embedder, dim: int | None = None, model_id: str = "") -> None:
         self.inner = inner
-        self.model_id = inner.model_id
+        self.model_id = model_id or inner.model_id
         self.dim = dim or inner.dim
         self.embedded = 0
 
@@ -177,6 +193,38 @@ def test_a_changed_dimension_re_embeds_instead_of_mixing(store: Store, minilm: E
     assert len(hits) == 2
     assert set(store.embeddings("u", minilm.model_id, 16)) == {"d0", "d1"}
     assert store.embeddings("u", minilm.model_id, minilm.dim) == {}
+
+
+def test_a_changed_model_behind_the_same_name_re_embeds_and_drops_old_vectors(
+    store: Store, minilm: Embedder
+) -> None:
+    name = minilm.model_id.rsplit("#", 1)[0]
+    assert minilm.model_id != name  # the real embedder's id carries a fingerprint
+    store.add(docs("u", "one text", "another text"))
+    Retrievers(store, embedder=lambda: minilm).get("dense").retrieve("u", "text", 1)
+    other_name = CountingEmbedder(minilm, model_id="other-model#0123")
+    Retrievers(store, embedder=lambda: other_name).get("dense").retrieve("u", "text", 1)
+    retrained = CountingEmbedder(minilm, model_id=f"{name}#retrained")
+    Retrievers(store, embedder=lambda: retrained).get("dense").retrieve("u", "text", 1)
+    assert retrained.embedded == 2 + 1  # nothing reused from the old weights
+    assert store.embeddings("u", minilm.model_id, minilm.dim) == {}  # superseded: dropped
+    # Another model's vectors are not superseded by this one: switching back is free.
+    assert set(store.embeddings("u", "other-model#0123", minilm.dim)) == {"d0", "d1"}
+
+
+def test_folder_fingerprint_follows_every_file(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(bytes(range(256)) * 40_000)  # ~10 MB: read by sampled blocks
+    first = folder_fingerprint(tmp_path)
+    assert folder_fingerprint(tmp_path) == first
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # the last tensor's last byte, as fine-tuning would change
+    weights.write_bytes(bytes(data))
+    second = folder_fingerprint(tmp_path)
+    (tmp_path / "config.json").write_text('{"hidden": 8}')
+    third = folder_fingerprint(tmp_path)
+    assert len({first, second, third}) == 3
 
 
 def test_hybrid_fuses_lexical_and_dense(store: Store, minilm: Embedder) -> None:

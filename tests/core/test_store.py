@@ -71,8 +71,20 @@ def test_revision_changes_only_when_documents_change(store: Store) -> None:
     store.add(docs("u", "a"))
     before = store.revision("u")
     store.add([Document(user_id="u", doc_id="d0", text="edited")])
-    assert store.revision("u") == before + 1
+    after = store.revision("u")
+    assert (after.incarnation, after.number) == (before.incarnation, before.number + 1)
     assert store.documents("u")[0].text == "edited"
+
+
+def test_a_user_created_again_is_a_new_incarnation(store: Store) -> None:
+    store.add(docs("u", "a", "b"))
+    old = store.revision("u")
+    store.delete_user("u")
+    store.add(docs("u", "a", "b"))
+    new = store.revision("u")
+    # Same number of changes, so only the incarnation tells the two lives apart.
+    assert new.number == old.number
+    assert new.incarnation != old.incarnation
 
 
 def test_reads_are_scoped_to_one_user(store: Store) -> None:
@@ -161,6 +173,6 @@ def test_document_changes_report_only_what_changed_since_a_revision(store: Store
     seen = store.revision("u")
     store.add([Document(user_id="u", doc_id="d1", text="b edited"), *docs("u", "a")])  # d0 same
     store.delete_documents("u", ["d2"])
-    changed, deleted = store.document_changes("u", seen)
+    changed, deleted = store.document_changes("u", seen.number)
     assert set(changed) == {"d1"} and deleted == ["d2"]
-    assert store.document_changes("u", store.revision("u")) == ({}, [])
+    assert store.document_changes("u", store.revision("u").number) == ({}, [])

@@ -52,13 +52,17 @@ class DerivedData(Database):
         """doc_id -> (content hash, vector) stored for this model and dimension (for all
         the user's documents, or those of ``doc_ids``).
 
-        Vectors stored under the same model id with another dimension mean the model
-        changed behind its name: they are dropped here, never mixed with new ones.
+        A model id is ``name#fingerprint``. Vectors of the same name under another
+        fingerprint, or of the same id with another dimension, mean the model changed
+        behind its name: they are dropped here, never mixed with new ones. Vectors of other
+        names stay (switching back to another model should not re-embed everything).
         """
+        family = model_id.rsplit("#", 1)[0] + "#"
         with self.transaction() as db:
             db.execute(
-                "DELETE FROM embeddings WHERE user_id=? AND model_id=? AND dim<>?",
-                (user_id, model_id, dim),
+                "DELETE FROM embeddings WHERE user_id=? AND (model_id=? AND dim<>? "
+                "OR substr(model_id, 1, ?)=? AND model_id<>?)",
+                (user_id, model_id, dim, len(family), family, model_id),
             )
         sql = "SELECT doc_id, content_hash, vector FROM embeddings WHERE user_id=? AND model_id=?"
         if doc_ids is None:

@@ -108,6 +108,12 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX documents_by_time ON documents(user_id, time, doc_id);
     """,
+    # 3: a user created again after delete-user is a new incarnation (a random 64-bit id
+    # given at insert), so an index another process keeps in memory for the old one is
+    # rebuilt, never caught up from revisions that start again at 0.
+    """
+    ALTER TABLE users ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pgen.context.derived import DerivedData
 from pgen.context.models import (
@@ -26,6 +26,13 @@ from pgen.context.models import (
     to_json,
 )
 from pgen.context.sqlite import UserNotFoundError
+
+
+class Revision(NamedTuple):
+    """Where a user's documents stand: ``number`` counts changes within one incarnation."""
+
+    incarnation: int
+    number: int
 
 
 @dataclass
@@ -63,12 +70,14 @@ class Store(DerivedData):
         return stats
 
     def _ensure_user(self, db: sqlite3.Connection, user_id: str) -> None:
-        db.execute("INSERT OR IGNORE INTO users(user_id) VALUES (?)", (user_id,))
+        db.execute(
+            "INSERT OR IGNORE INTO users(user_id, incarnation) VALUES (?, random())", (user_id,)
+        )
 
     def _write(self, db: sqlite3.Connection, record: Record) -> None:
         if isinstance(record, User):
             db.execute(
-                "INSERT INTO users(user_id, profile) VALUES (?, ?) "
+                "INSERT INTO users(user_id, profile, incarnation) VALUES (?, ?, random()) "
                 "ON CONFLICT(user_id) DO UPDATE SET profile=excluded.profile "
                 "WHERE profile IS NOT excluded.profile",
                 (record.user_id, to_json(record.profile)),
@@ -199,12 +208,13 @@ class Store(DerivedData):
         )
         return [dict(row) for row in rows]
 
-    def revision(self, user_id: str) -> int:
-        """A counter that changes whenever the user's documents change."""
-        rows = self._rows("SELECT revision FROM users WHERE user_id=?", user_id)
+    def revision(self, user_id: str) -> Revision:
+        """Changes whenever the user's documents change, or the user is deleted and created
+        again (a new incarnation: what was derived from the old one no longer holds)."""
+        rows = self._rows("SELECT incarnation, revision FROM users WHERE user_id=?", user_id)
         if not rows:
             raise UserNotFoundError(user_id)
-        return int(rows[0]["revision"])
+        return Revision(int(rows[0]["incarnation"]), int(rows[0]["revision"]))
 
     def documents(self, user_id: str, doc_ids: Sequence[str] | None = None) -> list[Document]:
         """The user's documents (all, or the given ids in that order), oldest first."""

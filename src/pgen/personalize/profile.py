@@ -23,7 +23,8 @@ TEMPLATE = (
 
 def documents_version(store: Store, user_id: str) -> str:
     """Changes whenever any of the user's documents is added, edited or removed."""
-    return f"revision-{store.revision(user_id)}"
+    revision = store.revision(user_id)
+    return f"revision-{revision.incarnation}-{revision.number}"
 
 
 class ProfileSummary:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from pgen.context.models import Document
-from pgen.context.store import Store
+from pgen.context.store import Revision, Store
 from pgen.models.base import Embedder
 from pgen.usermodel.bm25 import Bm25Index
 from pgen.usermodel.dense import DenseIndex
@@ -52,7 +52,7 @@ IndexT = TypeVar("IndexT", bound=_Index)
 @dataclass
 class _Entry(Generic[IndexT]):
     index: IndexT
-    revision: int = -1
+    revision: Revision
     hashes: dict[str, str] = field(default_factory=dict)
 
 
@@ -74,11 +74,12 @@ class _IndexedRetriever(ABC, Generic[IndexT]):
     def index(self, user_id: str) -> IndexT:
         revision = self.store.revision(user_id)  # raises for an unknown user
         entry = self._entries.get(user_id)
-        if entry is None:
-            entry = self._entries[user_id] = _Entry(self._new_index())
+        if entry is None or entry.revision.incarnation != revision.incarnation:
+            # New to this process, or deleted and created again (by any process): rebuild.
+            entry = self._entries[user_id] = _Entry(self._new_index(), Revision(revision.incarnation, -1))
         if entry.revision == revision:
             return entry.index
-        changed, deleted = self.store.document_changes(user_id, entry.revision)
+        changed, deleted = self.store.document_changes(user_id, entry.revision.number)
         for doc_id in [*deleted, *changed]:
             if entry.hashes.pop(doc_id, None) is not None:
                 entry.index.remove(doc_id)
