@@ -76,7 +76,9 @@ class _IndexedRetriever(ABC, Generic[IndexT]):
         entry = self._entries.get(user_id)
         if entry is None or entry.revision.incarnation != revision.incarnation:
             # New to this process, or deleted and created again (by any process): rebuild.
-            entry = self._entries[user_id] = _Entry(self._new_index(), Revision(revision.incarnation, -1))
+            entry = self._entries[user_id] = _Entry(
+                self._new_index(), Revision(revision.incarnation, -1)
+            )
         if entry.revision == revision:
             return entry.index
         changed, deleted = self.store.document_changes(user_id, entry.revision.number)
