@@ -101,8 +101,7 @@ class Bm25Retriever(_IndexedRetriever[Bm25Index]):
         return Bm25Index()
 
     def _add(self, user_id: str, index: Bm25Index, documents: list[Document]) -> None:
-        for document in documents:
-            index.add(document.doc_id, index_text(document))
+        index.add_many([(d.doc_id, index_text(d)) for d in documents])
 
     def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
         return [Hit(d, s) for d, s in self.index(user_id).search(query, k)]
