@@ -15,6 +15,21 @@ LAMP_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lamp-s
 needs_samples = pytest.mark.skipif(not LAMP_SAMPLES.is_dir(), reason="LaMP samples absent")
 
 
+def lamp_rank_profiles_query(inp: str) -> str:
+    """LaMP-1's query exactly as LaMP's rank_profiles.py builds it: the characters between
+    each pair of double quotes, character by character, then the 2nd and 3rd joined."""
+    extracted, inside, current = [], False, ""
+    for char in inp:
+        if char == '"':
+            if inside:
+                extracted.append(current)
+                current = ""
+            inside = not inside
+        elif inside:
+            current += char
+    return f"{extracted[1]} {extracted[2]}"
+
+
 @needs_samples
 def test_lamp1_samples() -> None:
     data = load_task("LaMP_1", LAMP_SAMPLES, "dev")
@@ -25,7 +40,9 @@ def test_lamp1_samples() -> None:
     assert len(first.profile) == len(question["profile"])
     assert {d.user_id for d in first.profile} == {first.user_id}
     assert first.profile[0].text == question["profile"][0]["abstract"]
-    assert first.query == question["input"].split('"')[1]  # the paper's quoted title
+    # The two candidate references' titles, not the author's own paper (quoted first).
+    assert first.query == lamp_rank_profiles_query(question["input"])
+    assert question["input"].split('"')[1] not in first.query
     assert data.spec.kind == "classification" and data.spec.labels == ("[1]", "[2]")
     assert len(data.data_hash) == 64
 
@@ -76,7 +93,10 @@ def test_missing_golds_are_explained(tmp_path: Path) -> None:
 
 
 def test_lamp_query_rules() -> None:
-    assert lamp_query("LaMP_1", 'the paper "A title" cites [1]: "B" [2]: "C"') == "A title"
+    lamp1 = 'For an author who has written the paper with the title "A", which reference is '
+    lamp1 += 'related? Just answer with [1] or [2] without explanation. [1]: "B c" [2]: "D"'
+    assert lamp_query("LaMP_1", lamp1) == "B c D" == lamp_rank_profiles_query(lamp1)
+    assert lamp_query("LaMP_1", 'only "one" title') is None  # then the whole input
     assert lamp_query("LaMP_2", "Which tag ... description: a movie plot") == "a movie plot"
     assert (
         lamp_query("LaMP_5", "Generate a title for the following abstract of a paper: xyz") == "xyz"

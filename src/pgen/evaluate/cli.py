@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgen.config import Config
+
+if TYPE_CHECKING:
+    from pgen.evaluate.metrics.bertscore import BertScorer
+    from pgen.models.base import TextModel
 
 
 def _list(kind: type) -> Any:
@@ -20,6 +25,46 @@ def _list(kind: type) -> Any:
             ) from None
 
     return parse
+
+
+def _bertscore_options(parser: Any) -> None:
+    from pgen.evaluate.metrics.bertscore import DEFAULT_LAYER
+
+    parser.add_argument("--bertscore", action="store_true", help="add BERTScore F1")
+    parser.add_argument(
+        "--bertscore-model",
+        type=Path,
+        help="BERTScore encoder folder (default: bundled all-MiniLM-L6-v2); implies --bertscore",
+    )
+    parser.add_argument(
+        "--bertscore-layer",
+        type=int,
+        help=f"the encoder layer BERTScore reads (default {DEFAULT_LAYER}); implies --bertscore",
+    )
+
+
+def bertscorer(args: argparse.Namespace) -> BertScorer | None:
+    """The BERTScore the options ask for, or None."""
+    if not (args.bertscore or args.bertscore_model or args.bertscore_layer is not None):
+        return None
+    from pgen.evaluate.metrics.bertscore import DEFAULT_LAYER, BertScorer
+
+    layer = DEFAULT_LAYER if args.bertscore_layer is None else args.bertscore_layer
+    return BertScorer(args.bertscore_model, layer)
+
+
+def text_model_loader(spec: str, config: Config, batch_size: int) -> Callable[[], TextModel]:
+    """Loads the text model to run in batches of ``batch_size`` (its own default is 8,
+    which would cap every larger --batch-size)."""
+    from pgen.models.text import TransformersTextModel, load_text_model
+
+    def load() -> TextModel:
+        model = load_text_model(spec, config)
+        if isinstance(model, TransformersTextModel):
+            model.batch_size = batch_size
+        return model
+
+    return load
 
 
 def register(commands: Any, bench: Any) -> None:
@@ -35,6 +80,11 @@ def register(commands: Any, bench: Any) -> None:
     text.add_argument("--task", required=True, choices=TEXT_TASKS)
     text.add_argument("--data", required=True, type=Path, help="data file or folder")
     text.add_argument("--split", default="dev", help="LaMP split when --data is a folder")
+    text.add_argument(
+        "--longlamp-setting",
+        choices=("user", "temporal"),
+        help="LongLaMP setting, when the file or folder names do not say",
+    )
     text.add_argument("--strategy", type=_list(str), default=["none", "rag", "profile"])
     text.add_argument("--retriever", type=_list(str), default=["bm25"])
     text.add_argument("--k", type=_list(int), default=[1, 4])
@@ -45,7 +95,7 @@ def register(commands: Any, bench: Any) -> None:
     text.add_argument("--max-new-tokens", type=int, help="default: the task's own")
     text.add_argument("--prompt-tokens", type=int, default=1024, help="prompt cap in tokens")
     text.add_argument("--batch-size", type=int, default=8)
-    text.add_argument("--bertscore", action="store_true", help="add BERTScore (bundled MiniLM)")
+    _bertscore_options(text)
     text.add_argument(
         "--answers",
         choices=ANSWER_MODES,
@@ -66,7 +116,7 @@ def register(commands: Any, bench: Any) -> None:
     score.add_argument("--task", required=True, choices=TEXT_TASKS)
     score.add_argument("--golds", required=True, type=Path)
     score.add_argument("--preds", required=True, type=Path)
-    score.add_argument("--bertscore", action="store_true")
+    _bertscore_options(score)
     score.add_argument("--json", action="store_true", help="print the JSON only")
     score.set_defaults(func=cmd_eval)
 
@@ -75,9 +125,9 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
     from pgen.context.store import Store
     from pgen.engine import Engine
     from pgen.evaluate.benchmarks import load_task, metrics_for, select
-    from pgen.evaluate.textbench import STORE_FILE, BenchPlan, bench_text, settings_grid
+    from pgen.evaluate.plan import BASELINE, store_path
+    from pgen.evaluate.textbench import BenchPlan, bench_text, settings_grid
     from pgen.models.embedding import SentenceEmbedder
-    from pgen.models.text import load_text_model
     from pgen.personalize import TEXT_STRATEGIES
     from pgen.usermodel.retrievers import RETRIEVERS
 
@@ -89,7 +139,7 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
             raise ValueError(f"unknown retriever {retriever!r}; known: {', '.join(RETRIEVERS)}")
     if any(k < 1 for k in args.k):
         raise ValueError("--k values must be at least 1")
-    data = load_task(args.task, args.data, args.split)
+    data = load_task(args.task, args.data, args.split, args.longlamp_setting)
     data.examples = select(data.examples, args.users, args.limit)
     if not data.examples:
         raise ValueError(f"{args.data}: no questions to run (after --users/--limit)")
@@ -103,17 +153,23 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
         batch_size=args.batch_size,
         progress=not args.no_progress,
         answers=args.answers,
-        extra={"limit": args.limit, "users": args.users, "embed_model": config.embed_model},
+        embed_model=config.embed_model,
+        extra={
+            "limit": args.limit,
+            "users": args.users,
+            "baseline_added": BASELINE not in args.strategy,
+            "bertscore": None,
+        },
     )
     metrics = metrics_for(data.spec)
-    if args.bertscore:
-        from pgen.evaluate.metrics.bertscore import BertScorer
-
-        metrics.append(BertScorer().metric())
+    scorer = bertscorer(args)
+    if scorer is not None:
+        metrics.append(scorer.metric())
+        plan.extra["bertscore"] = scorer.settings()
     run_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(
-        Store(run_dir / STORE_FILE),
-        lambda: load_text_model(model, config),
+        Store(store_path(run_dir, data.data_hash)),
+        text_model_loader(model, config, args.batch_size),
         lambda: SentenceEmbedder(config.embed_model, device=config.device),
         prompt_tokens=args.prompt_tokens,
     )
@@ -129,7 +185,7 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
 def cmd_eval(args: argparse.Namespace, config: Config) -> int:
     from pgen.evaluate.scorefiles import score_files
 
-    results = score_files(args.task, args.golds, args.preds, bertscore=args.bertscore)
+    results = score_files(args.task, args.golds, args.preds, bertscorer(args))
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -137,6 +193,6 @@ def cmd_eval(args: argparse.Namespace, config: Config) -> int:
     for name, estimate in results["metrics"].items():
         interval = f"[{estimate['low']:.4f}, {estimate['high']:.4f}]"
         print(f"  {name:<10} {estimate['value']:.4f}  95% CI {interval}")
-    for name, value in results.get("lamp_bootstrap_mid", {}).items():
+    for name, value in results.get("lamp_rouge", {}).items():
         print(f"  {name:<10} {value:.4f}  (LaMP's own aggregate: bootstrap median, seed 0)")
     return 0

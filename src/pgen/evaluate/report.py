@@ -33,18 +33,35 @@ def _settings_table(scores: dict[str, Any], meta: dict[str, Any], metrics: list[
     chosen = meta.get("answers", "").startswith("choice")
     labelled = labelled and not chosen  # a chosen answer always is a label
     # "raw answer is a label": how often the text as generated was exactly a label.
-    header = [f"{m} {arrows[m]}" for m in metrics] + ["docs/prompt", "s/pred"]
+    lamp = [m for m in ("rouge-1", "rouge-L") if m in metrics and "lamp_rouge_definition" in scores]
+    header = [f"{m} (LaMP) ↑" for m in lamp]
+    header += [f"{m} {'mean ' if m in lamp else ''}{arrows[m]}" for m in metrics]
+    header += ["docs/prompt", "s/pred"]
     if labelled:
         header.append("raw answer is a label")
     lines = ["| setting | " + " | ".join(header) + " |", "|" + " --- |" * (len(header) + 1)]
     for name, entry in scores["systems"].items():
         info = meta["settings"][name]
-        cells = [_cell(entry["metrics"][m], m) for m in metrics]
+        cells = [f"{entry['lamp_rouge'][m]:.3f}" for m in lamp]
+        cells += [_cell(entry["metrics"][m], m) for m in metrics]
         cells += [f"{info['docs_per_prompt']:.1f}", f"{info['seconds_per_prediction']:.2f}"]
         if labelled:
             cells.append(f"{info['in_label_set']:.0%}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _provenance(meta: dict[str, Any]) -> str:
+    """One line saying what produced the run: when, where, settings and versions."""
+    packages = meta.get("packages", {})
+    versions = ", ".join(f"{name} {v}" for name, v in packages.items() if v)
+    bertscore = meta.get("bertscore")
+    scorer = f", BERTScore {bertscore['model']} layer {bertscore['layer']}" if bertscore else ""
+    return (
+        f"Run {meta.get('time', '?')} on {meta.get('platform', '?')}; model spec "
+        f"`{meta['model_spec']}`, embeddings `{meta.get('embed_model') or '-'}`, batch size "
+        f"{meta['batch_size']}, answers `{meta['answers']}`{scorer}. Versions: {versions}."
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -81,6 +98,14 @@ def markdown(results: dict[str, Any]) -> str:
             "questions, which removes the model's preference for some labels whatever the "
             "question); nothing is generated. Not LaMP's rule of scoring generated text."
         )
+    if "lamp_rouge_definition" in scores:
+        lines.append(
+            "ROUGE (LaMP): what LaMP's evaluator reports, the bootstrap median of the "
+            "per-example F-measures (seed 0); ROUGE mean: their plain mean, with the 95% CI, "
+            "and the one the paired tests compare."
+        )
+    if meta.get("baseline_added"):
+        lines.append("`none` (no personalization) was added to the settings as the baseline.")
     if meta.get("skipped"):
         skipped = ", ".join(f"{n} × {reason}" for reason, n in sorted(meta["skipped"].items()))
         lines.append(f"Skipped records: {skipped}.")
@@ -106,7 +131,10 @@ def markdown(results: dict[str, Any]) -> str:
         ]
     lines += ["", "Metric definitions:", ""]
     lines += [f"- **{m['name']}**: {m['definition']}" for m in scores["metrics"]]
+    if "lamp_rouge_definition" in scores:
+        lines.append(f"- **rouge-1, rouge-L (LaMP)**: {scores['lamp_rouge_definition']}")
     lines += ["", f"Intervals: {scores['statistics']['ci']}. Test: {scores['statistics']['test']}."]
+    lines += ["", _provenance(meta)]
     lines += ["", "![metrics](report.png)", ""]
     return "\n".join(lines)
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from pgen.evaluate.metrics import Metric
+from pgen.evaluate.metrics import Metric, lamp_rouge_bootstrap_mid
+from pgen.evaluate.metrics.overlap import LAMP_ROUGE_DEFINITION
+from pgen.evaluate.plan import BASELINE
 from pgen.evaluate.stats import bootstrap, paired_test
 
-BASELINE = "none"
 PACKAGES = (
     "pgen",
     "torch",
@@ -55,9 +56,12 @@ def score(
     golds: Sequence[str],
     outputs: Mapping[str, Sequence[str]],
     seed: int = 0,
+    lamp_rouge: bool = False,
 ) -> dict[str, Any]:
     """For each system: every metric with a bootstrap 95% CI, and, when a ``none`` system
-    is present, the paired difference against it (bootstrap CI and permutation p-value)."""
+    is present, the paired difference against it (bootstrap CI and permutation p-value).
+    ``lamp_rouge`` (generation tasks) adds ROUGE as LaMP's evaluator aggregates it, the
+    number to compare with published LaMP and LongLaMP results."""
     rows: dict[str, dict[str, np.ndarray]] = {
         name: {m.name: m.statistics(list(preds), list(golds)) for m in metrics}
         for name, preds in outputs.items()
@@ -76,8 +80,10 @@ def score(
                 ).as_dict()
                 for m in metrics
             }
+        if lamp_rouge:
+            entry["lamp_rouge"] = lamp_rouge_bootstrap_mid(list(outputs[name]), list(golds))
         systems[name] = entry
-    return {
+    found: dict[str, Any] = {
         "examples": len(golds),
         "metrics": [
             {"name": m.name, "higher_is_better": m.higher_is_better, "definition": m.definition}
@@ -90,3 +96,6 @@ def score(
             "delta CI by paired bootstrap",
         },
     }
+    if lamp_rouge:
+        found["lamp_rouge_definition"] = LAMP_ROUGE_DEFINITION
+    return found

@@ -1,22 +1,18 @@
 """``pgen bench text``: every strategy × retriever × k on one task, resumable.
 
 For each question its profile becomes the documents of a user of its own, in a store in
-the run folder; the Engine then generates (greedy, in batches) for every setting. Each
-finished prediction is appended to ``cache.jsonl`` at once, keyed by everything that
-decides it (task, data hash, model, strategy, retriever, k, decoding, prompt budget, and
-a hash of the strategy's prompt-building code), so an interrupted run picks up where it
-stopped and a changed setting never reuses a stale answer. At the end the predictions are
-written in the task's own format and scored.
+the run folder (one store per data hash); the Engine then generates (greedy, in batches)
+for every setting, appending each answer to the resume cache (``pgen.evaluate.plan``). At
+the end the predictions are written in the task's own format, each file with a ``meta``
+record of what produced it, and scored.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,122 +22,25 @@ from tqdm import tqdm
 from pgen.context.models import User
 from pgen.engine import Engine
 from pgen.evaluate.answers import (
-    CHOICE,
     CHOICE_CALIBRATED,
     CHOICE_MODES,
     calibrated_choices,
     read_answers,
 )
 from pgen.evaluate.benchmarks import Example, TaskData
-from pgen.models.base import ChoiceModel, GenerationConfig
+from pgen.evaluate.plan import (
+    CACHE_FILE,
+    BenchPlan,
+    Prediction,
+    Setting,
+    cache_key,
+    read_cache,
+    settings_grid,
+)
+from pgen.models.base import ChoiceModel
 from pgen.personalize import Request
 
-CACHE_FILE = "cache.jsonl"
-STORE_FILE = "store.sqlite"
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One way of personalizing: a strategy and, for retrieval, a retriever and k."""
-
-    strategy: str
-    retriever: str | None = None
-    k: int | None = None
-
-    @property
-    def name(self) -> str:
-        if self.retriever is None:
-            return self.strategy
-        return f"{self.strategy}-{self.retriever}-k{self.k}"
-
-
-def settings_grid(strategies: list[str], retrievers: list[str], ks: list[int]) -> list[Setting]:
-    """``none`` and ``profile`` once each; ``rag`` for every retriever and k."""
-    grid: list[Setting] = []
-    for strategy in dict.fromkeys(strategies):
-        if strategy == "rag":
-            grid += [Setting("rag", r, k) for r in dict.fromkeys(retrievers) for k in ks]
-        else:
-            grid.append(Setting(strategy))
-    return grid
-
-
-@dataclass
-class BenchPlan:
-    settings: list[Setting]
-    model: str  # the model spec, part of every cache key
-    max_new_tokens: int
-    prompt_tokens: int = 1024
-    batch_size: int = 8
-    progress: bool = True
-    answers: str = "raw"  # "first-label": read label answers out of chatty text (not LaMP's rule)
-    extra: dict[str, Any] = field(default_factory=dict)  # recorded, not keyed
-
-    def generation(self) -> GenerationConfig:
-        return GenerationConfig(max_new_tokens=self.max_new_tokens)  # greedy, seed 0
-
-
-@dataclass
-class Prediction:
-    id: str
-    output: str
-    provenance: list[str]
-    seconds: float
-    model: str = ""  # the loaded model's own name
-    label_logprobs: list[float] | None = None  # choice modes: each label's score, in order
-
-
-def strategy_fingerprint(strategy: str) -> str:
-    """A hash of the code that builds this strategy's prompts (its module, the shared base
-    and prompt packing): any edit there may change answers, so cached ones are not reused."""
-    from pgen.personalize import TEXT_STRATEGIES
-
-    modules = {type(TEXT_STRATEGIES[strategy]).__module__}
-    modules |= {"pgen.personalize.base", "pgen.personalize.prompts"}
-    digest = hashlib.sha256()
-    for name in sorted(modules):
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin:
-            digest.update(Path(spec.origin).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def cache_key(data: TaskData, plan: BenchPlan, setting: Setting) -> str:
-    decided_by = {
-        "prompts": strategy_fingerprint(setting.strategy),
-        "task": data.spec.name,
-        "data": data.data_hash,
-        "model": plan.model,
-        "setting": asdict(setting),
-        "generation": asdict(plan.generation()),
-        "prompt_tokens": plan.prompt_tokens,
-    }
-    if plan.answers in CHOICE_MODES:  # chosen, not generated: one key for the label scores
-        decided_by["answers"] = CHOICE
-    return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def read_cache(path: Path) -> dict[str, dict[str, Prediction]]:
-    """key -> id -> prediction. A torn last line (killed mid-write) is ignored."""
-    found: dict[str, dict[str, Prediction]] = {}
-    if not path.is_file():
-        return found
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                row = json.loads(line)
-                prediction = Prediction(
-                    row["id"],
-                    row["output"],
-                    row["provenance"],
-                    row.get("seconds", 0.0),
-                    row.get("model", ""),
-                    row.get("label_logprobs"),
-                )
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-            found.setdefault(row["key"], {})[prediction.id] = prediction
-    return found
+__all__ = ["CACHE_FILE", "BenchPlan", "Setting", "bench_text", "settings_grid"]
 
 
 def fill_store(engine: Engine, examples: list[Example]) -> None:
@@ -256,15 +155,70 @@ def scored_answers(rows: list[Prediction], data: TaskData, mode: str) -> list[st
     return read_answers([row.output for row in rows], data.spec.labels, mode)
 
 
-def write_predictions(data: TaskData, outputs: dict[str, list[str]], run_dir: Path) -> None:
-    """Golds and one predictions file per setting (the answers scored), in LaMP's format."""
+def run_meta(data: TaskData, plan: BenchPlan, model_name: str) -> dict[str, Any]:
+    """What produced a run's files: model, data and its hash, settings, package versions."""
+    from pgen.evaluate.results import environment
+
+    return {
+        "task": data.spec.name,
+        "family": data.spec.family,
+        "setting": data.setting,
+        "data": [str(p) for p in data.sources],
+        "data_hash": data.data_hash,
+        "model": model_name,
+        "model_spec": plan.model,
+        "embed_model": plan.embed_model,
+        "max_new_tokens": plan.max_new_tokens,
+        "prompt_tokens": plan.prompt_tokens,
+        "batch_size": plan.batch_size,
+        "answers": plan.answers,
+        "decoding": asdict(plan.generation()),
+        "settings_run": [s.name for s in plan.settings],
+        **plan.extra,
+        **environment(),
+    }
+
+
+def write_predictions(
+    data: TaskData,
+    outputs: dict[str, list[str]],
+    run_dir: Path,
+    meta: dict[str, Any],
+    per_setting: dict[str, dict[str, Any]],
+) -> None:
+    """Golds and one predictions file per setting (the answers scored), in LaMP's format
+    plus a ``meta`` key (LaMP's evaluator reads only ``task`` and ``golds``)."""
     folder = run_dir / "predictions"
     folder.mkdir(parents=True, exist_ok=True)
-    (run_dir / "golds.json").write_text(json.dumps(data.golds_file(), indent=1, ensure_ascii=False))
+    golds = {**data.golds_file(), "meta": meta}
+    (run_dir / "golds.json").write_text(json.dumps(golds, indent=1, ensure_ascii=False))
     for name, answers in outputs.items():
         rows = [{"id": e.id, "output": a} for e, a in zip(data.examples, answers, strict=True)]
-        payload = {"task": data.spec.name, "golds": rows}
+        payload = {
+            "task": data.spec.name,
+            "golds": rows,
+            "meta": {**meta, "run_setting": per_setting[name]},
+        }
         (folder / f"{name}.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False))
+
+
+def _setting_info(
+    data: TaskData, plan: BenchPlan, setting: Setting, rows: list[Prediction]
+) -> dict[str, Any]:
+    count = max(len(rows), 1)
+    return {
+        **asdict(setting),
+        "cache_key": cache_key(data, plan, setting),
+        "docs_per_prompt": sum(len(p.provenance) for p in rows) / count,
+        "seconds_per_prediction": sum(p.seconds for p in rows) / count,
+        # How often the raw answer is exactly a label (LaMP scores anything else wrong).
+        "in_label_set": (
+            sum(p.output.strip() in data.spec.labels for p in rows) / count
+            if data.spec.labels
+            else None
+        ),
+        "first_output": rows[0].output if rows else "",
+    }
 
 
 def bench_text(
@@ -277,7 +231,7 @@ def bench_text(
     """Generate (resuming), write predictions, score, and write metrics.json + report."""
     from pgen.evaluate.benchmarks import metrics_for
     from pgen.evaluate.report import markdown, plot
-    from pgen.evaluate.results import environment, score
+    from pgen.evaluate.results import score
 
     if plan.answers in CHOICE_MODES and not data.spec.labels:
         raise ValueError(
@@ -285,46 +239,17 @@ def bench_text(
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     predictions = generate_all(engine, data, plan, run_dir)
-    outputs = {
-        name: scored_answers([by_id[e.id] for e in data.examples], data, plan.answers)
-        for name, by_id in predictions.items()
-    }
-    write_predictions(data, outputs, run_dir)
+    rows = {name: [by_id[e.id] for e in data.examples] for name, by_id in predictions.items()}
+    outputs = {name: scored_answers(r, data, plan.answers) for name, r in rows.items()}
+    names = {p.model for by_id in predictions.values() for p in by_id.values() if p.model}
+    meta = run_meta(data, plan, ", ".join(sorted(names)) or plan.model)
+    settings_info = {s.name: _setting_info(data, plan, s, rows[s.name]) for s in plan.settings}
+    write_predictions(data, outputs, run_dir, meta, settings_info)
     chosen = metrics if metrics is not None else metrics_for(data.spec)
     golds = [e.gold for e in data.examples]
-    names = {p.model for by_id in predictions.values() for p in by_id.values() if p.model}
-    model_name = ", ".join(sorted(names)) or plan.model
-    settings_info = {}
-    for setting in plan.settings:
-        by_id = predictions[setting.name]
-        rows = [by_id[e.id] for e in data.examples]
-        settings_info[setting.name] = {
-            **asdict(setting),
-            "cache_key": cache_key(data, plan, setting),
-            "docs_per_prompt": sum(len(p.provenance) for p in rows) / max(len(rows), 1),
-            "seconds_per_prediction": sum(p.seconds for p in rows) / max(len(rows), 1),
-            # How often the raw answer is exactly a label (LaMP scores anything else wrong).
-            "in_label_set": (
-                sum(p.output.strip() in data.spec.labels for p in rows) / max(len(rows), 1)
-                if data.spec.labels
-                else None
-            ),
-            "first_output": rows[0].output if rows else "",
-        }
     results = {
         "meta": {
-            "task": data.spec.name,
-            "family": data.spec.family,
-            "setting": data.setting,
-            "data": [str(p) for p in data.sources],
-            "data_hash": data.data_hash,
-            "model": model_name,
-            "model_spec": plan.model,
-            "max_new_tokens": plan.max_new_tokens,
-            "prompt_tokens": plan.prompt_tokens,
-            "batch_size": plan.batch_size,
-            "answers": plan.answers,
-            "decoding": asdict(plan.generation()),
+            **meta,
             "examples": [e.id for e in data.examples],
             "first_example": {
                 "id": data.examples[0].id,
@@ -333,10 +258,8 @@ def bench_text(
             },
             "skipped": dict(data.skipped),
             "settings": settings_info,
-            **plan.extra,
-            **environment(),
         },
-        "scores": score(chosen, golds, outputs),
+        "scores": score(chosen, golds, outputs, lamp_rouge=data.spec.kind == "generation"),
     }
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     (run_dir / "report.md").write_text(markdown(results))

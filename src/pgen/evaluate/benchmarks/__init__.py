@@ -12,12 +12,15 @@ from pgen.evaluate.benchmarks.tasks import Example, TaskData, TaskSpec, metrics_
 TEXT_TASKS = LAMP_TASKS + LONGLAMP_TASKS + AMAZON_TASKS
 
 
-def load_task(task: str, data: Path, split: str = "dev") -> TaskData:
-    """Load any text task by name from a file or folder."""
+def load_task(
+    task: str, data: Path, split: str = "dev", longlamp_setting: str | None = None
+) -> TaskData:
+    """Load any text task by name from a file or folder (``split``: LaMP's, for a folder;
+    ``longlamp_setting``: "user" or "temporal" when LongLaMP's paths do not say)."""
     if task in LAMP_TASKS:
         return load_lamp(task, data, split)
     if task in LONGLAMP_TASKS:
-        return load_longlamp(task, data)
+        return load_longlamp(task, data, longlamp_setting)
     if task in AMAZON_TASKS:
         return load_amazon(task, data)
     raise ValueError(f"unknown task {task!r}; known: {', '.join(TEXT_TASKS)}")

@@ -4,9 +4,10 @@ Each question carries its user's profile; it becomes the documents of a user of 
 ``LaMP_k/<question id>``. Profile entries keep their text in ``text`` (news, reviews,
 tweets, e-mails), ``abstract`` (papers) or ``description`` (movies), with an optional
 ``title``; the rest (``category``, ``score``, ``tag``, ``date``) stays in
-``Document.fields``. Retrieval queries follow LaMP's own choice of the part of the input
-that describes the item (the quoted paper title for LaMP-1, the text after "article:",
-"review:", "paper:" ... for the others).
+``Document.fields``. Retrieval queries follow LaMP's own ``rank_profiles.py``: for LaMP-1
+the two candidate reference titles, the second and third quoted strings of the input
+joined by a space (the first is the author's own paper); for the others the text after
+"article:", "review:", "description:" or the first colon.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pgen.evaluate.metrics.labels import LAMP1_LABELS, RATING_LABELS, lamp2_labe
 
 LAMP_TASKS = tuple(f"LaMP_{k}" for k in range(1, 8))
 MAX_NEW_TOKENS = {"LaMP_1": 8, "LaMP_2": 16, "LaMP_3": 8}  # generation tasks: 64
-# The part of the input LaMP uses as the retrieval query, per task ("" = quoted title).
+# The part of the input LaMP uses as the retrieval query, per task ("" = quoted titles).
 QUERY_MARKERS = {
     "LaMP_1": "",
     "LaMP_2": "article:",
@@ -52,8 +53,9 @@ def lamp_query(task: str, instruction: str) -> str | None:
     if task == "LaMP_2" and "article:" not in instruction:
         marker = "description:"  # the movie-tagging version of LaMP-2
     if not marker:
+        # LaMP: extracted = extract_strings_between_quotes(inp); f"{extracted[1]} {extracted[2]}"
         quoted = re.findall(r'"([^"]*)"', instruction)
-        return quoted[0] if quoted else None
+        return f"{quoted[1]} {quoted[2]}" if len(quoted) >= 3 else None
     at = instruction.find(marker)
     return instruction[at + len(marker) :].strip() if at >= 0 else None
 

@@ -10,13 +10,16 @@ Records as in its dataset card, one per question, in a JSON array or JSON Lines 
   ``{summary, content}``.
 
 The "user" and "temporal" settings share this shape (they differ in how users were
-split), so the setting is read from the file name when it says ``_user`` or
-``_temporal``. Records lacking input, output or the user field are skipped and counted.
-Question ids are the record's ``id`` when present, else ``<user>-<position>``.
+split), so the setting is given explicitly or read from the path: the file name or,
+failing that, its folder's name, when it says ``user`` or ``temporal`` as a word
+(``product_review_user/val.jsonl``, ``abstract_generation_temporal.json``). Records
+lacking input, output or the user field are skipped and counted. Question ids are the
+record's ``id`` when present, else ``<user>-<position>``.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,12 +71,29 @@ def _document(user_id: str, layout: _Layout, entry: dict[str, Any], position: in
     )
 
 
-def load_longlamp(task: str, data: Path) -> TaskData:
+SETTINGS = ("user", "temporal")
+
+
+def setting_from_path(path: Path) -> str:
+    """ "user" or "temporal" from the file name, else from its folder's name, else "".
+
+    Only these two: a folder further up ("/home/user/...") says nothing about the data."""
+    for part in (path.stem, path.resolve().parent.name):
+        words = re.split(r"[^a-z]+", part.lower())
+        found = [s for s in SETTINGS if s in words]
+        if len(found) == 1:
+            return found[0]
+    return ""
+
+
+def load_longlamp(task: str, data: Path, setting: str | None = None) -> TaskData:
     name = task.removeprefix("LongLaMP_")
     if name not in LAYOUTS:
         raise ValueError(f"unknown LongLaMP task {task!r}; known: {', '.join(LONGLAMP_TASKS)}")
     if not data.is_file():
         raise FileNotFoundError(f"{data}: no LongLaMP file (JSON array or JSON Lines)")
+    if setting is not None and setting not in SETTINGS:
+        raise ValueError(f"unknown LongLaMP setting {setting!r}; known: {', '.join(SETTINGS)}")
     layout = LAYOUTS[name]
     records, skipped = read_records(data)
     examples: list[Example] = []
@@ -103,6 +123,6 @@ def load_longlamp(task: str, data: Path) -> TaskData:
         examples.append(
             Example(qid, user_id, instruction, text_of(record["output"]), documents, query, author)
         )
-    setting = next((s for s in ("user", "temporal") if f"_{s}" in data.name), "")
     spec = TaskSpec(task, "generation", (), 256, "LongLaMP")
-    return TaskData(spec, examples, [data], hash_files([data]), skipped, setting)
+    found = setting or setting_from_path(data)
+    return TaskData(spec, examples, [data], hash_files([data]), skipped, found)

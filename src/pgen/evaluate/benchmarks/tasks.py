@@ -94,7 +94,12 @@ def read_records(path: Path) -> tuple[list[Any], Counter[str]]:
     with opener(path, "rt", encoding="utf-8") as handle:
         text = handle.read()
     if text.lstrip().startswith("["):
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:  # one array: no line to skip, so say where
+            raise ValueError(
+                f"{path}: line {error.lineno}: not a valid JSON array ({error.msg})"
+            ) from None
         return list(data), Counter()
     skipped: Counter[str] = Counter()
     records = []

@@ -95,6 +95,10 @@ class BertScorer:
             [greedy_f1(c, r) for c, r in zip(cands, refs, strict=True)], dtype=np.float64
         ).reshape(-1, 3)
 
+    def settings(self) -> dict[str, Any]:
+        """The encoder and layer, as results files record them."""
+        return {"model": str(self.model_path), "layer": self.layer}
+
     def metric(self) -> Metric:
         return Metric(
             "bertscore",

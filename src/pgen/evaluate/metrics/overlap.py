@@ -37,6 +37,10 @@ import numpy as np
 from pgen.evaluate.metrics.base import Metric, check_pairs, mean_of_rows, mean_rows
 
 ROUGE_KEYS = {"rouge-1": "rouge1", "rouge-L": "rougeL"}
+LAMP_ROUGE_DEFINITION = (
+    "ROUGE as LaMP's evaluator reports it (evaluate's rouge: rouge-score, no stemming, "
+    "BootstrapAggregator mid F-measure, i.e. the median of 1000 resample means; seed 0)"
+)
 
 
 @cache
