@@ -1,6 +1,7 @@
 """pgen's BPR and SASRec against RecBole 1.2.1 on ML-100K: same split, metrics, threads.
 
     .venv/bin/python benchmarks/recbole_compare.py [--threads 2] [--recbole-sasrec-epochs 1]
+        [--models BPR,SASRec] [--skip-ours] [--skip-recbole] [--recbole-max-seconds S]
 
 RecBole goes into its own venv (``--venv``, default /tmp/pgen-bench-venvs/recbole), created
 on first use: torch 2.13.0 first (local CPU wheel), then RecBole with the pins it needs
@@ -16,6 +17,11 @@ RecBole excludes seen items from the ranking for BPR but not for sequential mode
 excluded): per epoch, and up to the best epoch. The 1-minute load average before and after
 each run is printed with it: on a shared machine, a busy neighbour slows multi-threaded
 PyTorch far more than its share of the CPU.
+
+The runner also dumps the top-20 list RecBole ranked for every test user; this script
+recomputes RecBole's reported test metrics from those lists with pgen's metric code and
+checks that they agree to RecBole's rounding. The script exits non-zero when they do not,
+or when RecBole's test item differs from ours for any user.
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pgen.context import Store
 from pgen.recommend.arrays import Split, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data
+from pgen.recommend.metrics import hits_from_ranks, summarize
 from pgen.recommend.models import build
 from pgen.recommend.protocol import evaluate
 
@@ -88,15 +96,40 @@ def run_recbole(python: Path, model: str, epochs: int, args: argparse.Namespace)
         str(args.threads),
         "--out",
         str(out),
+        "--dump-topk",
     ]
+    if args.recbole_max_seconds is not None:
+        command += ["--max-seconds", str(args.recbole_max_seconds)]
     env = {**os.environ, "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
     start, load = time.perf_counter(), os.getloadavg()[0]
     print(f"RecBole {model}: up to {epochs} epochs", flush=True)
-    subprocess.run(command, check=True, env=env, cwd=args.work, capture_output=True)
+    # The runner prints one JSON line per epoch: keep them in a log a long run can be read by.
+    with (args.work / f"recbole-{model}.log").open("w") as log:
+        subprocess.run(command, check=True, env=env, cwd=args.work, stdout=log, stderr=log)
     result: dict[str, Any] = json.loads(out.read_text())
     result["wall_s"] = time.perf_counter() - start
     result["load"] = (load, os.getloadavg()[0])
     return result
+
+
+def recheck_metrics(result: dict[str, Any]) -> list[str]:
+    """RecBole's reported test metrics (named as ours) recomputed by pgen from its top-20;
+    returns the disagreements (beyond RecBole's rounding to ``decimal_place`` digits)."""
+    entries = list(result["test_topk"].values())
+    depth = 20
+    # A target outside the dumped top 20 counts as rank 21: a miss at every cutoff.
+    ranks = np.array(
+        [e["topk"].index(e["target"]) + 1 if e["target"] in e["topk"] else 0 for e in entries]
+    )
+    ranks[ranks == 0] = depth + 1
+    ours = summarize(hits_from_ranks(ranks, depth), np.ones(len(ranks)), (5, 10, 20))
+    tolerance = 0.5 * 10.0 ** -int(result["decimal_place"]) + 1e-9
+    wrong = []
+    for name, reported in result["test"].items():
+        mine = ours[name]
+        if abs(mine - reported) > tolerance:
+            wrong.append(f"{name}: RecBole {reported} vs recomputed {mine:.6f}")
+    return wrong
 
 
 def run_ours(name: str, split: Split, params: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +153,9 @@ def row(
 ) -> str:
     epochs = len(log["epochs"])
     capped = epochs_cap is not None and epochs >= epochs_cap
+    budget = log.get("stopped") == "time budget"
     to_best = f"{log['seconds_to_best']:.1f}" + (" (cap)" if capped else "")
+    to_best += " (time budget)" if budget else ""
     return (
         f"| {system} | {model} | {ranking} | {metrics['ndcg@10']:.4f} | {metrics['hr@10']:.4f} "
         f"| {epochs} | {log['best_epoch']} | {log['seconds_per_epoch']:.2f} | {to_best} "
@@ -128,12 +163,13 @@ def row(
     )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data/ml-100k")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--venv", type=Path, default=Path("/tmp/pgen-bench-venvs/recbole"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/pgen-recbole-compare"))
+    parser.add_argument("--models", default="BPR,SASRec", help="comma-separated subset")
     parser.add_argument("--recbole-bpr-epochs", type=int, default=60)
     parser.add_argument(
         "--recbole-sasrec-epochs",
@@ -141,8 +177,23 @@ def main() -> None:
         default=1,
         help="RecBole's SASRec takes minutes per epoch here: keep it small",
     )
+    parser.add_argument(
+        "--recbole-max-seconds",
+        type=float,
+        default=None,
+        help="wall-clock budget of each RecBole training run (stops between epochs)",
+    )
     parser.add_argument("--skip-recbole", action="store_true")
+    parser.add_argument("--skip-ours", action="store_true")
     args = parser.parse_args()
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not set(args.models) <= {"BPR", "SASRec"}:
+        parser.error("--models: BPR and/or SASRec")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if not args.data.is_dir():
         sys.exit(f"{args.data}: ML-100K not found")
     torch.set_num_threads(args.threads)
@@ -153,23 +204,45 @@ def main() -> None:
         ingest(store, load_data(args.data))
         split = leave_one_out(sequences_from_store(store))
         write_atomic(split, store, args.work / "atomic" / "ml100k", "ml100k")
-    ours = {
-        "BPR": run_ours("bpr", split, {}),
-        "SASRec": run_ours("sasrec", split, {}),
-    }
-    (args.work / "ours.json").write_text(json.dumps(ours, default=str))
+    ours: dict[str, Any] = {}
+    if not args.skip_ours:
+        for model in args.models:
+            ours[model] = run_ours(model.lower(), split, {})
+        (args.work / "ours.json").write_text(json.dumps(ours, default=str))
     recbole: dict[str, Any] = {}
+    failures: list[str] = []
     if not args.skip_recbole:
         python = ensure_recbole(args.venv)
-        recbole["BPR"] = run_recbole(python, "BPR", args.recbole_bpr_epochs, args)
-        recbole["SASRec"] = run_recbole(python, "SASRec", args.recbole_sasrec_epochs, args)
         ours_targets = {
             split.data.user_ids[u]: split.data.item_ids[i]
             for u, i in zip(split.eval_users, split.test_items, strict=True)
         }
-        for name, result in recbole.items():
+        for model in args.models:
+            cap = args.recbole_bpr_epochs if model == "BPR" else args.recbole_sasrec_epochs
+            result = run_recbole(python, model, cap, args)
+            recbole[model] = result
             same = result.pop("test_targets") == ours_targets
-            print(f"RecBole {name}: same test item for every user as ours: {same}")
+            print(f"RecBole {model}: same test item for every user as ours: {same}")
+            if not same:
+                failures.append(f"RecBole {model}: test items differ from ours")
+            result["test"] = {k.replace("hit@", "hr@"): v for k, v in result["test"].items()}
+            if "test_topk" not in result:
+                failures.append(f"RecBole {model}: no top-k dump: {result.get('topk_error')}")
+                continue
+            wrong = recheck_metrics(result)
+            print(f"RecBole {model}: reported metrics recomputed by pgen: {wrong or 'all equal'}")
+            failures += [f"RecBole {model}: {w}" for w in wrong]
+            # The top-k lists served the check; the result file stays small without them.
+            result.pop("test_topk", None)
+    print_table(args, ours, recbole)
+    (args.work / "results.json").write_text(
+        json.dumps({"ours": ours, "recbole": recbole, "threads": args.threads}, default=str)
+    )
+    if failures:
+        sys.exit("\n".join(failures))
+
+
+def print_table(args: argparse.Namespace, ours: dict[str, Any], recbole: dict[str, Any]) -> None:
     print(
         f"\nML-100K, leave-one-out, full ranking; {args.threads} threads; "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)\n"
@@ -179,28 +252,18 @@ def main() -> None:
         "| load avg |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for model in ("BPR", "SASRec"):
+    for model in args.models:
         if model in recbole:
             cap = args.recbole_bpr_epochs if model == "BPR" else args.recbole_sasrec_epochs
             ranking = "history excluded" if model == "BPR" else "history kept"
-            recbole[model]["test"] = {
-                k.replace("hit@", "hr@"): v for k, v in recbole[model]["test"].items()
-            }
             print(row("RecBole 1.2.1", model, ranking, recbole[model]["test"], recbole[model], cap))
+            print(f"(RecBole {model} stopped by: {recbole[model].get('stopped')})")
+        if model not in ours:
+            continue
         print(row("pgen", model, "history excluded", ours[model]["test"], ours[model]["log"]))
         if model == "SASRec":
-            print(
-                row(
-                    "pgen",
-                    model,
-                    "history kept",
-                    ours[model]["test_history_kept"],
-                    ours[model]["log"],
-                )
-            )
-    (args.work / "results.json").write_text(
-        json.dumps({"ours": ours, "recbole": recbole, "threads": args.threads}, default=str)
-    )
+            kept = ours[model]["test_history_kept"]
+            print(row("pgen", model, "history kept", kept, ours[model]["log"]))
 
 
 if __name__ == "__main__":

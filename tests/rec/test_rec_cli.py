@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pgen.cli import main
+from pgen.recommend.models import load
 from tests.rec.conftest import planted_records
 
 
@@ -49,22 +50,31 @@ def test_bench_rec_writes_table_result_and_plot(
             "epochs=3",
             "--negatives",
             "20",
+            "--seed",
+            "3",
+            "--save",
+            str(tmp_path / "model"),
             "--out",
             str(out),
         ]
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| bpr | test | full ranking | 60 |" in printed
+    assert "| bpr | test | full ranking (repeat targets kept) | 60 |" in printed
     assert "sampled: 20 uniform negatives" in printed
     result = json.loads(next(out.glob("rec-planted-bpr-*.json")).read_text())
     assert result["params"]["dim"] == 16 and len(result["training"]["epochs"]) == 3
     assert result["data"]["interactions"] > 0 and result["versions"]["torch"]
     assert result["threads"] == 1
     modes = [r["mode"] for r in result["results"]]
-    assert modes == ["full ranking", "full ranking", "sampled: 20 uniform negatives"]
+    kept = "full ranking (repeat targets kept)"
+    assert modes == [kept, kept, "sampled: 20 uniform negatives"]
     assert "ndcg@10[sampled-20]" in result["results"][2]["metrics"]
     assert next(out.glob("rec-planted-bpr-*.png")).stat().st_size > 0
+    # --seed reached the model, and --save wrote a model that reloads with it.
+    assert result["seed"] == 3 and result["params"]["seed"] == 3
+    saved = load(result["saved_to"])
+    assert saved.name == "bpr" and saved.params["seed"] == 3
 
 
 def test_recommend_trains_saves_and_serves_a_user(

@@ -65,6 +65,48 @@ def test_saved_model_reloads_with_identical_scores(
         assert torch.equal(model.score(users, histories), again.score(users, histories))
 
 
+def test_text_model_reloads_with_its_text_vectors(planted_split: Split, tmp_path: Path) -> None:
+    # Text vectors are a buffer, not a trained weight: a reload that dropped them would
+    # still load the id embeddings but score differently. Random vectors stand in for the
+    # embedder's (persistence does not depend on where they came from).
+    n_users, n_items = planted_split.data.n_users, planted_split.data.n_items
+    model = build("text", n_users, n_items, **FAST["bpr"], text_dim=8)
+    vectors = np.random.default_rng(0).normal(size=(n_items, 8)).astype(np.float32)
+    model.set_item_text(vectors)
+    model.fit(planted_split)
+    again = load(model.save(tmp_path / "text"))
+    assert again.name == "text" and again.params["text_dim"] == 8
+    assert torch.equal(again.text_vectors, model.text_vectors)
+    users, histories = planted_split.eval_users[:5], planted_split.history("test")[:5]
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model.score(users, histories), again.score(users, histories))
+
+
+def test_bench_seed_reaches_the_model(planted_split: Split) -> None:
+    from pgen.recommend.bench import train_model
+
+    def weights(seed: int, params: dict[str, object] | None = None) -> torch.Tensor:
+        model = train_model(
+            "bpr",
+            planted_split,
+            params or {**FAST["bpr"], "epochs": 2},
+            texts=list,
+            embedder=lambda: pytest.fail("bpr needs no embedder"),
+            seed=seed,
+        )
+        if params is None:
+            assert model.params["seed"] == seed
+        return model.item_embedding.weight.detach().clone()
+
+    one = weights(1)
+    assert torch.equal(one, weights(1))
+    assert not torch.equal(one, weights(2))
+    # An explicit seed parameter wins over the bench seed.
+    explicit = weights(2, {**FAST["bpr"], "epochs": 2, "seed": 1})
+    assert torch.equal(one, explicit)
+
+
 def test_training_is_reproducible_and_stops_early(planted_split: Split) -> None:
     params = {**FAST["bpr"], "epochs": 40, "patience": 2}
     first = build("bpr", planted_split.data.n_users, planted_split.data.n_items, **params)

@@ -74,11 +74,29 @@ def test_evaluate_excludes_history_and_uses_the_right_targets() -> None:
     table = ScoreTable([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
     valid = evaluate(table, split, "valid", ks=(1, 2))
     # Items 4 and 0 are history: valid target 1 is ranked first among the rest.
-    assert valid.metrics["hr@1"] == 1.0 and valid.mode == "full ranking"
+    assert valid.metrics["hr@1"] == 1.0 and valid.mode == "full ranking (repeat targets kept)"
     test = evaluate(table, split, "test", ks=(1, 2))
     # History 4, 0, 1 removed: target 2 ranks first, while it would rank third with them.
     assert test.metrics["hr@1"] == 1.0
     assert test.n_users == 1
+
+
+def test_repeat_target_is_kept_by_default_and_masked_in_recbole_mode() -> None:
+    # Items in time order 0, 1, 2, 0: the test target 0 is also in the history [0, 1, 2].
+    data = Sequences(["u"], [f"i{k}" for k in range(6)], [np.array([0, 1, 2, 0])], [""] * 6)
+    split = leave_one_out(data)
+    table = ScoreTable([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
+    kept = evaluate(table, split, "test", ks=(1, 2))
+    # Ours: history 1, 2 removed, the repeated target stays and ranks first.
+    assert kept.metrics["hr@1"] == 1.0
+    assert kept.mode == "full ranking (repeat targets kept)"
+    masked = evaluate(table, split, "test", ks=(1, 2, 4), repeat_targets="mask")
+    # RecBole: 0, 1, 2 all masked, so items 3, 4, 5 rank ahead of the target: rank 4.
+    assert masked.metrics["hr@2"] == 0.0
+    assert masked.metrics["mrr@4"] == 0.25
+    assert masked.mode == "full ranking (repeat targets masked, as RecBole)"
+    with pytest.raises(ValueError, match="repeat_targets"):
+        evaluate(table, split, "test", repeat_targets="drop")
 
 
 def test_sampled_mode_is_labelled_and_never_ranks_worse_than_full(planted_split) -> None:

@@ -20,7 +20,7 @@ from pgen.context.store import Store
 from pgen.models.base import Embedder, TextModel
 from pgen.recommend.arrays import Sequences, Split, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data
-from pgen.recommend.models import Recommender, TextBPR, build
+from pgen.recommend.models import REGISTRY, Recommender, TextBPR, build
 from pgen.recommend.models.textaware import embed_items
 from pgen.recommend.protocol import EvalResult, Scorer, evaluate
 from pgen.recommend.rerank import LLMReranker
@@ -36,7 +36,9 @@ class BenchSettings:
     base: str = "sasrec"  # for llm-rerank: the recommender whose candidates are re-ranked
     candidates: int = 20
     max_users: int | None = None  # evaluate a fixed random subset (slow models)
-    seed: int = 0
+    seed: int = 0  # the models' seed (unless params set one) and the evaluation subset's
+    save: Path | None = None  # save the trained model here (reload with models.load)
+    repeat_targets: str = "keep"  # see protocol.evaluate: "keep" (default) or "mask"
 
 
 def versions() -> dict[str, str]:
@@ -80,8 +82,13 @@ def train_model(
     texts: Callable[[], list[str]],
     embedder: Callable[[], Embedder],
     progress: Callable[[str], None] | None = None,
+    seed: int | None = None,
 ) -> Recommender:
     params = dict(params)
+    if seed is not None and "seed" in REGISTRY[name].defaults:
+        # `bench rec --seed` must reach the model, or the result file would record a seed
+        # the training never used; an explicit --param seed=... still wins.
+        params.setdefault("seed", seed)
     encoder = None
     if name == TextBPR.name:
         encoder = embedder()
@@ -114,7 +121,9 @@ def run_benchmark(
         lambda: item_texts(store, sequences),
         embedder,
         progress,
+        seed=settings.seed,
     )
+    saved = str(model.save(settings.save)) if settings.save is not None else None
     scorer: Scorer = model
     rerank_info: dict[str, Any] = {}
     if settings.model == RERANK:
@@ -127,7 +136,13 @@ def run_benchmark(
 
     def run(phase: str, negatives: int | None = None, scored: Scorer = scorer) -> EvalResult:
         return evaluate(
-            scored, split, phase, negatives=negatives, seed=settings.seed, max_users=max_users
+            scored,
+            split,
+            phase,
+            negatives=negatives,
+            seed=settings.seed,
+            max_users=max_users,
+            repeat_targets=settings.repeat_targets,
         )
 
     start = time.perf_counter()
@@ -152,6 +167,7 @@ def run_benchmark(
         "model": settings.model,
         "base": model_name if settings.model == RERANK else None,
         "params": model.params,
+        "saved_to": saved,
         "rerank": rerank_info,
         "data": {
             **data_info,

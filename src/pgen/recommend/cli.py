@@ -67,6 +67,8 @@ def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
         candidates=args.candidates,
         max_users=args.max_users,
         seed=args.seed,
+        save=Path(args.save) if args.save else None,
+        repeat_targets=args.repeat_targets,
     )
     with Store(store_path) as store:
         result = run_benchmark(
@@ -145,7 +147,17 @@ def register(commands: Any, bench: Any) -> None:
         type=int,
         help="evaluate a fixed random subset of users (default for llm-rerank: 100)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="model seed (unless --param seed=) and subset seed"
+    )
+    parser.add_argument(
+        "--repeat-targets",
+        choices=["keep", "mask"],
+        default="keep",
+        help="a test item the user already had: keep it ranked (default) or mask it with the "
+        "history, exactly as RecBole does",
+    )
+    parser.add_argument("--save", metavar="DIR", help="save the trained model to DIR")
     parser.add_argument("--out", default="runs/rec", help="folder for results")
     parser.add_argument("--verbose", "-v", action="store_true", help="print every epoch")
     parser.set_defaults(func=cmd_bench_rec)

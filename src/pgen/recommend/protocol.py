@@ -2,7 +2,11 @@
 
 For each evaluated user the model scores every item; the items the user already had
 before the target (their history) are removed from the ranking, and the target's rank
-decides the metrics. Equal scores are ordered by item index, so ranks never depend on
+decides the metrics. When the target itself is in the history (a repeat consumption), the
+default (``repeat_targets="keep"``) leaves it ranked, so the user's next item can still be
+found; RecBole masks the whole history, the repeated target included, which makes such a
+user a certain miss. ``repeat_targets="mask"`` follows RecBole exactly; the result's mode
+names the choice either way. Equal scores are ordered by item index, so ranks never depend on
 chance. The sampled-negatives mode ranks the target among ``n`` uniformly drawn unseen
 items instead of the whole catalog; its metric names say so (``ndcg@10[sampled-100]``)
 and so does ``EvalResult.mode``, so a sampled number is never read as a full-ranking one.
@@ -31,7 +35,7 @@ class Scorer(Protocol):
 @dataclass(frozen=True)
 class EvalResult:
     phase: str
-    mode: str  # "full ranking" or "sampled: N uniform negatives"
+    mode: str  # "full ranking (repeat targets kept)", ... or "sampled: N uniform negatives"
     n_users: int
     metrics: dict[str, float]
 
@@ -44,8 +48,15 @@ class EvalResult:
         }
 
 
+REPEAT_MODES = {
+    "keep": "repeat targets kept",
+    "mask": "repeat targets masked, as RecBole",
+}
+
+
 def mask_history(scores: torch.Tensor, histories: list[np.ndarray], keep: np.ndarray) -> None:
-    """Set the scores of each row's history items to -inf, except the item ``keep[row]``."""
+    """Set the scores of each row's history items to -inf, except the item ``keep[row]``
+    (pass -1 to mask every history item, as RecBole does)."""
     rows = np.concatenate([np.full(len(h), r, dtype=np.int64) for r, h in enumerate(histories)])
     cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
     if len(rows):
@@ -99,13 +110,18 @@ def evaluate(
     batch_size: int = 256,
     max_users: int | None = None,
     exclude_history: bool = True,
+    repeat_targets: str = "keep",
 ) -> EvalResult:
     """Score ``phase`` ("valid" or "test") targets of the split's evaluated users.
 
     ``max_users`` evaluates a fixed random subset (for slow models such as an LLM
     re-ranker); the result's ``n_users`` says how many were used. ``exclude_history=False``
     keeps seen items in the ranking, as RecBole does for sequential models; the mode says so.
+    ``repeat_targets`` ("keep" or "mask") decides whether a target that is also in the
+    user's history stays ranked (ours) or is masked with it (RecBole); see the module doc.
     """
+    if repeat_targets not in REPEAT_MODES:
+        raise ValueError(f"repeat_targets: one of {sorted(REPEAT_MODES)}, not {repeat_targets!r}")
     users = split.eval_users
     histories = split.history(phase)
     targets = split.targets(phase)
@@ -121,7 +137,8 @@ def evaluate(
             scores = model.score(users[rows], batch_hist).detach().float().clone()
             if negatives is None:
                 if exclude_history:
-                    mask_history(scores, batch_hist, targets[rows])
+                    keep = targets[rows] if repeat_targets == "keep" else np.full(len(rows), -1)
+                    mask_history(scores, batch_hist, keep)
                 ranks.append(full_ranks(scores, targets[rows]))
             else:
                 ranks.append(sampled_ranks(scores, targets[rows], batch_hist, negatives, rng))
@@ -129,7 +146,11 @@ def evaluate(
     hits = hits_from_ranks(all_ranks, max(ks))
     metrics = summarize(hits, np.ones(len(all_ranks)), ks)
     if negatives is None:
-        mode = "full ranking" if exclude_history else "full ranking, history kept"
+        mode = (
+            f"full ranking ({REPEAT_MODES[repeat_targets]})"
+            if exclude_history
+            else "full ranking, history kept"
+        )
         return EvalResult(phase, mode, len(all_ranks), metrics)
     label = f"sampled-{negatives}"
     metrics = {f"{name}[{label}]": value for name, value in metrics.items()}
