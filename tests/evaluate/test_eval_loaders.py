@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.evaluate.benchmarks import load_task, select
+from pgen.evaluate.benchmarks import load_task, metrics_for, select
 from pgen.evaluate.benchmarks.lamp import lamp_query
 
 LAMP_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lamp-samples"
@@ -184,3 +184,84 @@ def test_select_users_then_limit(amazon_file: Path) -> None:
 def test_unknown_task() -> None:
     with pytest.raises(ValueError, match="unknown task"):
         load_task("LaMP_9", Path("."))
+
+
+def test_lamp5_generation_through_the_generic_loader(tmp_path: Path) -> None:
+    profile = [
+        {"title": "Graph kernels", "abstract": "We compare kernels on graphs.", "id": "p1"},
+        {"title": "Old work", "abstract": "Earlier results.", "id": "p2", "date": "2001"},
+    ]
+    inp = "Generate a title for the following abstract of a paper: We study sparse graphs."
+    questions = [{"id": "500", "input": inp, "profile": profile}]
+    _lamp_files(tmp_path, "LaMP_5", questions, [{"id": "500", "output": "Sparse graphs"}])
+    data = load_task("LaMP_5", tmp_path, "dev")
+    assert data.spec.kind == "generation" and data.spec.labels == ()
+    assert data.spec.max_new_tokens == 64
+    assert [m.name for m in metrics_for(data.spec)] == ["rouge-1", "rouge-L", "bleu", "meteor"]
+    example = data.examples[0]
+    assert example.gold == "Sparse graphs" and example.instruction == inp
+    assert example.query == "We study sparse graphs."  # after the first colon, as LaMP
+    first = example.profile[0]
+    assert (first.title, first.text, first.doc_id) == (
+        "Graph kernels",
+        "We compare kernels on graphs.",
+        "p1",
+    )
+    assert example.profile[1].fields["date"] == "2001"
+    assert data.golds_file() == {
+        "task": "LaMP_5",
+        "golds": [{"id": "500", "output": "Sparse graphs"}],
+    }
+
+
+def _topic_rows() -> list[dict]:
+    return [
+        {
+            "author": "poet42",
+            "input": "Write a post about rainy mornings.",
+            "output": "Rain again, and the kettle sings.",
+            "profile": [
+                {"summary": "On coffee", "content": "Coffee is a ritual."},
+                {"summary": None, "content": "Short note."},
+                "not an entry",
+            ],
+        },
+        {"author": "poet42", "input": "Write about snow.", "output": "White.", "profile": []},
+        {"input": "No author", "output": "x", "profile": []},
+    ]
+
+
+def test_longlamp_topic_writing_setting_from_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "topic_writing_user"
+    folder.mkdir()
+    path = folder / "val.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in _topic_rows()) + "\n")
+    data = load_task("LongLaMP_topic_writing", path)
+    assert data.setting == "user"  # from the folder: the file name says nothing
+    assert [e.id for e in data.examples] == ["poet42-0", "poet42-1"]
+    assert dict(data.skipped) == {"missing author": 1}
+    example = data.examples[0]
+    assert example.source_user == "poet42" and example.query is None
+    assert example.gold == "Rain again, and the kettle sings."
+    assert [(d.title, d.text) for d in example.profile] == [
+        ("On coffee", "Coffee is a ritual."),
+        (None, "Short note."),
+    ]
+    assert data.spec.kind == "generation" and data.spec.family == "LongLaMP"
+    # An explicit setting wins; a folder further up ("/home/user/...") is not read.
+    assert load_task("LongLaMP_topic_writing", path, longlamp_setting="temporal").setting == (
+        "temporal"
+    )
+    deeper = tmp_path / "user" / "data"
+    deeper.mkdir(parents=True)
+    (deeper / "val.jsonl").write_text(path.read_text())
+    assert load_task("LongLaMP_topic_writing", deeper / "val.jsonl").setting == ""
+    with pytest.raises(ValueError, match="unknown LongLaMP setting"):
+        load_task("LongLaMP_topic_writing", path, longlamp_setting="users")
+
+
+def test_malformed_json_array_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "abstract_generation_user.json"
+    path.write_text('[\n {"name": "Ada", "input": "x", "output": "y"},\n {"name": \n')
+    with pytest.raises(ValueError, match=r"abstract_generation_user\.json: line 4: not a valid"):
+        load_task("LongLaMP_abstract_generation", path)

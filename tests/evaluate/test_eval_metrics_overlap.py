@@ -43,6 +43,47 @@ def test_lamp_bootstrap_median_is_seeded_and_near_the_mean() -> None:
     assert same["rouge-1"] == pytest.approx(1.0)
 
 
+def _independent_lamp_rouge(preds: list[str], golds: list[str], seed: int) -> dict[str, float]:
+    """evaluate's rouge as LaMP runs it, rebuilt here from its parts: rouge-score's own
+    scorer per example (references as one-element lists, stripped), then by hand the
+    BootstrapAggregator procedure: after np.random.seed, for rouge1, rouge2, rougeL and
+    rougeLsum in turn, 1000 resamples of the examples with replacement from the global
+    generator, and the 50th percentile of the resample means of (P, R, F)."""
+    from rouge_score import rouge_scorer
+
+    kinds = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+    scorer = rouge_scorer.RougeScorer(kinds, use_stemmer=False)
+    scores = [scorer.score_multi([g.strip()], p.strip()) for p, g in zip(preds, golds, strict=True)]
+    np.random.seed(seed)
+    mids = {}
+    for kind in kinds:
+        matrix = np.array([list(s[kind]) for s in scores])
+        means = np.zeros((1000, 3))
+        for i in range(1000):
+            sample = np.random.choice(np.arange(len(matrix)), size=len(matrix))
+            means[i] = matrix[sample].mean(axis=0)
+        mids[kind] = float(np.percentile(means, 50, axis=0)[2])
+    return {"rouge-1": mids["rouge1"], "rouge-L": mids["rougeL"]}
+
+
+def test_lamp_bootstrap_median_matches_an_independent_computation() -> None:
+    preds = ["the cat sat", "a b", "x y z", "the dog", "", "Rain, rain, go away!", "1 2 3 4"]
+    golds = ["the cat sat on the mat", "a b", "x q", "a dog barks", "e", "rain go away", "2 4 6"]
+    for seed in (0, 3):  # 0: the default
+        expected = _independent_lamp_rouge(preds, golds, seed=seed)
+        found = lamp_rouge_bootstrap_mid(preds, golds, seed=seed)
+        assert found["rouge-1"] == pytest.approx(expected["rouge-1"], abs=1e-12)
+        assert found["rouge-L"] == pytest.approx(expected["rouge-L"], abs=1e-12)
+    # Not the plain mean in general: here ROUGE-L's median of resample means differs.
+    assert found["rouge-L"] != pytest.approx(rouge("rouge-L")(preds, golds), abs=1e-6)
+    # The shared global generator is left as it was.
+    np.random.seed(5)
+    before = np.random.random()
+    np.random.seed(5)
+    lamp_rouge_bootstrap_mid(preds, golds)
+    assert np.random.random() == before
+
+
 def test_bleu_by_hand() -> None:
     # n-gram precisions 4/5, 3/4, 2/3, 1/2; equal lengths so no brevity penalty.
     expected = 100 * (4 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25

@@ -10,8 +10,12 @@ import pytest
 
 from pgen.cli import main
 from pgen.evaluate.answers import calibrated_choices, first_label
+from pgen.evaluate.benchmarks import TaskData, TaskSpec
+from pgen.evaluate.metrics import lamp_rouge_bootstrap_mid
 from pgen.evaluate.metrics.labels import RATING_LABELS
+from pgen.evaluate.plan import BenchPlan, cache_key
 from pgen.evaluate.textbench import CACHE_FILE, Setting, settings_grid
+from pgen.models.base import GenerationConfig
 
 
 def _bench(model: Path, data: Path, out: Path, *extra: str) -> int:
@@ -54,6 +58,13 @@ def test_settings_grid() -> None:
         "profile",
     ]
     assert grid[1] == Setting("rag", "bm25", 1)
+    # The baseline of the paired tests is run even when not asked for, once and first.
+    assert [s.name for s in settings_grid(["profile", "rag"], ["bm25"], [2])] == [
+        "none",
+        "profile",
+        "rag-bm25-k2",
+    ]
+    assert [s.name for s in settings_grid(["profile", "none"], [], [])] == ["none", "profile"]
 
 
 def test_bench_writes_predictions_metrics_and_report(
@@ -213,3 +224,119 @@ def test_lamp_predictions_score_the_same_through_pgen_eval(
     bench_scores = results["scores"]["systems"]["rag-bm25-k2"]["metrics"]
     assert rescored["metrics"]["f1"]["value"] == pytest.approx(bench_scores["f1"]["value"])
     assert rescored["metrics"]["accuracy"] == pytest.approx(bench_scores["accuracy"])
+
+
+def test_generation_bench_reports_lamp_rouge_and_records_what_produced_it(
+    tiny_llama: Path,
+    tiny_bert: Path,
+    amazon_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "review"
+    args = ["--task", "amazon_review", "--strategy", "rag", "--k", "1"]  # no none asked for
+    args += ["--bertscore-model", str(tiny_bert), "--bertscore-layer", "1"]
+    assert _bench(tiny_llama, amazon_file, out, *args) == 0
+    results = json.loads((out / "metrics.json").read_text())
+    systems = results["scores"]["systems"]
+    assert list(systems) == ["none", "rag-bm25-k1"]  # the baseline is always run
+    assert set(systems["rag-bm25-k1"]["vs_none"]) >= {"rouge-1", "bertscore"}
+    assert results["meta"]["baseline_added"] is True
+    assert results["meta"]["bertscore"] == {"model": str(tiny_bert), "layer": 1}
+    golds_file = json.loads((out / "golds.json").read_text())
+    golds = [g["output"] for g in golds_file["golds"]]
+    for name, entry in systems.items():
+        predictions = json.loads((out / "predictions" / f"{name}.json").read_text())
+        outputs = [p["output"] for p in predictions["golds"]]
+        assert entry["lamp_rouge"] == lamp_rouge_bootstrap_mid(outputs, golds)
+        meta = predictions["meta"]
+        assert meta["model_spec"] == str(tiny_llama) and meta["model"]
+        assert meta["data_hash"] == results["meta"]["data_hash"]
+        assert meta["packages"]["rouge-score"] and meta["run_setting"]["strategy"] == name[:4].strip("-")
+    assert golds_file["meta"]["data_hash"] == results["meta"]["data_hash"]
+    report = (out / "report.md").read_text()
+    assert "rouge-1 (LaMP) ↑" in report and "rouge-1 mean ↑" in report
+    assert "was added to the settings as the baseline" in report
+    assert "Versions: python" in report and "batch size 2" in report and "layer 1" in report
+    # pgen eval reads the files with their meta, and reports the same LaMP aggregate.
+    capsys.readouterr()
+    preds = out / "predictions" / "rag-bm25-k1.json"
+    command = ["eval", "--task", "amazon_review", "--golds", str(out / "golds.json")]
+    assert main([*command, "--preds", str(preds), "--json"]) == 0
+    rescored = json.loads(capsys.readouterr().out)
+    assert rescored["lamp_rouge"] == pytest.approx(systems["rag-bm25-k1"]["lamp_rouge"])
+    bench_mean = systems["rag-bm25-k1"]["metrics"]["rouge-1"]["value"]
+    assert rescored["metrics"]["rouge-1"]["value"] == pytest.approx(bench_mean)
+
+
+def test_one_store_per_data_set(tiny_llama: Path, amazon_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ("--strategy", "rag", "--k", "4")
+    assert _bench(tiny_llama, amazon_file, out, *args) == 0
+    first = {(r["id"], tuple(r["provenance"])) for r in _cache_lines(out) if r["setting"] != "none"}
+    assert sorted(dict(first)["U1-B03"]) == ["B01@100", "B02@200"]
+    # The same questions (same ids) from data without U1's first review, same run folder.
+    lines = [
+        line for line in amazon_file.read_text().splitlines() if '"B01", "overall": 5.0' not in line
+    ]
+    changed = tmp_path / "changed.json"
+    changed.write_text("\n".join(lines) + "\n")
+    assert _bench(tiny_llama, changed, out, *args) == 0
+    second = [r for r in _cache_lines(out) if r["setting"] != "none"][len(first) :]
+    by_id = {r["id"]: r["provenance"] for r in second}
+    assert by_id["U1-B03"] == ["B02@200"]  # not the first data set's B01@100
+    assert len(list(out.glob("store-*.sqlite"))) == 2
+
+
+def _task(data_hash: str) -> TaskData:
+    return TaskData(TaskSpec("LaMP_4", "generation"), [], [], data_hash)
+
+
+def test_cache_key_covers_the_embedding_model_for_dense_retrieval() -> None:
+    plan = BenchPlan([], "smollm2", 16, embed_model="minilm")
+    other = BenchPlan([], "smollm2", 16, embed_model="another-encoder")
+    data = _task("abc")
+    dense, bm25, none = Setting("rag", "dense", 2), Setting("rag", "bm25", 2), Setting("none")
+    assert cache_key(data, plan, dense) != cache_key(data, other, dense)
+    assert cache_key(data, plan, Setting("rag", "hybrid", 2)) != cache_key(
+        data, other, Setting("rag", "hybrid", 2)
+    )
+    # Rankings that never embed keep their cached answers.
+    assert cache_key(data, plan, bm25) == cache_key(data, other, bm25)
+    assert cache_key(data, plan, none) == cache_key(data, other, none)
+    assert cache_key(data, plan, dense) != cache_key(_task("abd"), plan, dense)
+
+
+def test_cache_key_covers_the_retriever_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pgen.evaluate.plan as plan_module
+
+    plan, data = BenchPlan([], "smollm2", 16), _task("abc")
+    bm25, none = Setting("rag", "bm25", 2), Setting("none")
+    before = cache_key(data, plan, bm25), cache_key(data, plan, none)
+    real = plan_module.code_fingerprint
+
+    def edited(modules: set[str]) -> str:  # as if BM25's k1 had been changed
+        return real(modules) + ("-edited" if "pgen.usermodel.bm25" in modules else "")
+
+    monkeypatch.setattr(plan_module, "code_fingerprint", edited)
+    assert cache_key(data, plan, bm25) != before[0]
+    assert cache_key(data, plan, none) == before[1]
+
+
+def test_batch_size_reaches_the_model(tiny_llama: Path, tmp_path: Path) -> None:
+    from pgen.config import Config
+    from pgen.evaluate.cli import text_model_loader
+    from pgen.models.base import Message
+
+    model = text_model_loader(str(tiny_llama), Config(home=tmp_path), 16)()
+    calls: list[int] = []
+    real = model.model.generate  # type: ignore[attr-defined]
+
+    def counting(**kwargs: object) -> object:
+        calls.append(len(kwargs["input_ids"]))  # type: ignore[arg-type]
+        return real(**kwargs)
+
+    model.model.generate = counting  # type: ignore[attr-defined]
+    chats = [[Message("user", f"question {i}")] for i in range(12)]
+    model.generate(chats, GenerationConfig(max_new_tokens=1))
+    assert calls == [12]  # one batch, not 8 + 4
