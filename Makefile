@@ -1,5 +1,5 @@
-# Both targets set up .venv on first use and are no-ops after that (a stamp file
-# records the hash of everything that decides what is installed).
+# Both targets set up .venv on first use and are no-ops after that: a stamp file is
+# newer than everything that decides what is installed, until one of those changes.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile scripts/install_wordnet.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/pgen demo
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pgen demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -45,9 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: BaseException) -> str:
+    """The error as one readable line: messages from libraries often span several."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # ``--debug`` is accepted anywhere (``pgen generate ... --debug`` too), not only before
+    # the subcommand where argparse would put it.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and set(unknown) == {"--debug"}:
+        args.debug = True
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         config = load_config(
             None if args.config is None else Path(args.config),
@@ -65,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"pgen: error: {error}", file=sys.stderr)
+            print(f"pgen: error: {one_line(error)}", file=sys.stderr)
         return 1
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pgen.cli import main
+from pgen.cli import main, one_line
 from pgen.config import Config
+from pgen.context import Store
 from pgen.context.schema import USER_TABLES
 from pgen.demo import run_demo, sample_path, side_by_side
 from pgen.engine import Generation
@@ -58,12 +59,17 @@ def test_ingest_generate_delete_leaves_nothing_of_the_user(
         result = json.loads(capsys.readouterr().out)
         assert result["provenance"] and all(d.startswith("mia-") for d in result["provenance"])
     db = tmp_path / "pgen.sqlite"
+    # A per-user file, as a trained adapter would be: delete-user must remove it too.
+    with Store(db) as store:
+        adapter = store.artifact_path("mia", "lora", "style") / "adapter.safetensors"
+    adapter.write_bytes(b"weights learned from headlamps bobbing")
     before = rows_of(db, "mia")
     assert before["embeddings"] == 5 and before["outputs"] == 3 and before["summaries"] == 1
 
     assert pgen(tmp_path, tiny_llama, "delete-user", "mia") == 0
     assert "deleted user mia" in capsys.readouterr().out
     assert set(rows_of(db, "mia").values()) == {0}
+    assert not adapter.exists() and not adapter.parent.parent.parent.exists()
     assert rows_of(db, "ana")["documents"] == 5  # the others are untouched
     # Not a byte of her text is left in any file of the store (database, WAL, artifacts).
     for path in tmp_path.rglob("*"):
@@ -96,6 +102,15 @@ def test_errors_are_one_readable_line_and_debug_shows_the_traceback(
     assert capsys.readouterr().err.strip() == "pgen: error: no user 'nobody' in the store"
     assert pgen(tmp_path, tiny_llama, "--debug", "delete-user", "nobody") == 1
     assert "Traceback" in capsys.readouterr().err
+    assert pgen(tmp_path, tiny_llama, "delete-user", "nobody", "--debug") == 1  # anywhere
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_multi_line_error_prints_as_one_line() -> None:
+    assert one_line(ValueError("bad config:\n  field x\n\n  expected int")) == (
+        "bad config: field x expected int"
+    )
+    assert one_line(RuntimeError()) == "RuntimeError"  # an empty message still names a cause
 
 
 def test_demo_runs_every_user_and_strategy(tmp_path: Path, tiny_llama: Path) -> None:
@@ -103,6 +118,8 @@ def test_demo_runs_every_user_and_strategy(tmp_path: Path, tiny_llama: Path) -> 
     for user in ("ana", "raj", "mia"):
         assert f"=== user {user} ===" in report
     assert report.count("rag used:") == 3 and report.count("profile used:") == 3
+    # Every user's personalized outputs drew on their own context items.
+    assert "used: nothing" not in report
     assert not list(tmp_path.glob("**/demo.sqlite"))  # the demo's store is thrown away
 
 

@@ -87,6 +87,19 @@ def test_rag_prompt_always_fits_the_budget(
     assert "battery:" in prompt_text(result) and prompt_text(result).endswith("battery screen")
 
 
+@pytest.mark.parametrize("strategy", ["none", "rag", "profile"])
+def test_an_instruction_longer_than_the_budget_is_cut_to_fit(
+    engine: Engine, tiny_model: TransformersTextModel, strategy: str
+) -> None:
+    engine.store.add([User(user_id="ana", profile={"job": "chef " * 300})])  # long attributes
+    instruction = "tell me about the battery and the screen " * 60
+    result = engine.generate("ana", instruction, strategy=strategy, k=4, generation=SHORT)
+    assert tiny_model.count_tokens(tiny_model.render(result.prompt)) <= 200
+    # Cut at the end: the instruction's start is kept.
+    assert result.prompt[-1].content.startswith("tell me about the battery")
+    assert len(result.prompt[-1].content) < len(instruction)
+
+
 def test_items_with_no_room_are_dropped_not_cut_to_nothing(
     engine: Engine, tiny_model: TransformersTextModel
 ) -> None:
@@ -97,6 +110,8 @@ def test_items_with_no_room_are_dropped_not_cut_to_nothing(
 
 
 def test_profile_summary_is_cached_and_refreshed_when_documents_change(engine: Engine) -> None:
+    # The random model's 80-token summaries re-encode to ~120 tokens: give them room whole.
+    engine.prompt_tokens = 400
     first = engine.generate("ana", "write a post", strategy="profile", generation=SHORT)
     summary = first.details["summary"]
     assert first.provenance == ["a3", "a2", "a1"]  # newest first, all fit

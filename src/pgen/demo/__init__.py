@@ -50,7 +50,11 @@ def run_demo(config: Config, *, max_new_tokens: int = 64) -> str:
         print(f"Ingested {sum(stats.seen.values())} records for {len(users)} users: {users}")
         print(f'Instruction for everyone: "{INSTRUCTION}"\nLoading {config.text_model}...')
         requests = [
-            Request(user_id=user, instruction=INSTRUCTION, strategy=strategy, k=2)
+            # hybrid: BM25's word matches fused with MiniLM's meaning, so a user whose posts
+            # share no word with the instruction still gets their closest ones.
+            Request(
+                user_id=user, instruction=INSTRUCTION, strategy=strategy, k=2, retriever="hybrid"
+            )
             for user in users
             for strategy in STRATEGIES
         ]

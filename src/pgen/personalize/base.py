@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from pgen.context.store import Store
 from pgen.models.base import Chat, GenerationConfig, Message, TextModel
+from pgen.personalize.prompts import remaining_budget
 from pgen.usermodel.retrievers import Retrievers
 
 
@@ -48,6 +49,18 @@ class Tools:
         room = self.text_model.context_length - self.generation.max_new_tokens
         return max(0, min(self.prompt_tokens, room))
 
+    def instruction(self, request: Request) -> str:
+        """The instruction, cut at the end if alone it would not fit the prompt budget (as
+        LaMP's truncating tokenizer does); context items get whatever room it leaves."""
+        room = remaining_budget(self.text_model, self.prompt_budget, SYSTEM)
+        return self.text_model.truncate(request.instruction, room)
+
+    def fit(self, system: str, instruction: str) -> str:
+        """The system message, cut to what the (fitted) instruction leaves of the budget."""
+        return self.text_model.truncate(
+            system, remaining_budget(self.text_model, self.prompt_budget, instruction)
+        )
+
 
 class Strategy(Protocol):
     name: str
@@ -72,4 +85,4 @@ class NoPersonalization:
     name = "none"
 
     def prepare(self, requests: list[Request], tools: Tools) -> list[Prepared]:
-        return [Prepared(chat(request.instruction)) for request in requests]
+        return [Prepared(chat(tools.instruction(request))) for request in requests]

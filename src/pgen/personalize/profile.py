@@ -63,13 +63,15 @@ class ProfileSummary:
             summary, used = summaries[request.user_id]
             profile = tools.store.user(request.user_id).profile
             attributes = "".join(f"\n{name}: {value}" for name, value in sorted(profile.items()))
+            instruction = tools.instruction(request)
             if not summary and not attributes:
-                prepared.append(Prepared(chat(request.instruction)))
+                prepared.append(Prepared(chat(instruction)))
                 continue
-            system = TEMPLATE.format(summary=summary, attributes=attributes)
+            # Long profile attributes must not push the prompt past the budget either.
+            system = tools.fit(TEMPLATE.format(summary=summary, attributes=attributes), instruction)
             prepared.append(
                 Prepared(
-                    chat(request.instruction, system=system),
+                    chat(instruction, system=system),
                     provenance=used,
                     details={"summary": summary},
                 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pgen.context.models import Document
-from pgen.models.base import TextModel
+from pgen.models.base import Message, TextModel
 
 MIN_ITEM_TOKENS = 16
 
@@ -40,7 +40,17 @@ def pack_documents(
     return Packed("\n".join(lines), used)
 
 
+def template_tokens(model: TextModel) -> int:
+    """What the chat template adds around a system and a user message, plus a margin for
+    parts that tokenize differently once joined (32 for a model that cannot render)."""
+    render = getattr(model, "render", None)
+    if render is None:
+        return 32
+    empty = [Message("system", ""), Message("user", "")]
+    return model.count_tokens(render(empty)) + 8
+
+
 def remaining_budget(model: TextModel, budget: int, *fixed_parts: str) -> int:
-    """Tokens left for context items once the fixed parts of the prompt are counted
-    (plus a margin for the chat template's own tokens)."""
-    return budget - sum(model.count_tokens(part) for part in fixed_parts) - 32
+    """Tokens left for context items once the fixed parts of the prompt and the chat
+    template's own tokens are counted."""
+    return budget - sum(model.count_tokens(part) for part in fixed_parts) - template_tokens(model)

@@ -21,15 +21,14 @@ class RetrievalAugmented:
         retriever = tools.retrievers.get(request.retriever)
         hits = retriever.retrieve(request.user_id, request.query or request.instruction, request.k)
         documents = tools.store.documents(request.user_id, [hit.doc_id for hit in hits])
-        budget = remaining_budget(
-            tools.text_model, tools.prompt_budget, TEMPLATE, request.instruction
-        )
+        instruction = tools.instruction(request)
+        budget = remaining_budget(tools.text_model, tools.prompt_budget, TEMPLATE, instruction)
         packed = pack_documents(documents, tools.text_model, budget)
         if not packed.used:  # nothing relevant (or no room): the plain instruction
-            return Prepared(chat(request.instruction), details={"retriever": retriever.name})
+            return Prepared(chat(instruction), details={"retriever": retriever.name})
         scores = {hit.doc_id: round(hit.score, 4) for hit in hits}
         return Prepared(
-            chat(request.instruction, system=TEMPLATE.format(items=packed.text)),
+            chat(instruction, system=TEMPLATE.format(items=packed.text)),
             provenance=packed.used,
             details={"retriever": retriever.name, "scores": [scores[d] for d in packed.used]},
         )
