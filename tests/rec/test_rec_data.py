@@ -106,6 +106,51 @@ def test_errors_name_file_and_line(tmp_path: Path) -> None:
         load_data(tmp_path / "bad" / "..")
 
 
+def test_undated_interactions_keep_file_order_and_repeats(tmp_path: Path) -> None:
+    # No timestamp column: file order is the only order there is. Sorting by item id
+    # would give z last, and the repeated x would collapse into one row in the store.
+    folder = tmp_path / "undated"
+    write(folder / "undated.inter", "user_id:token\titem_id:token\na\tz\na\tx\nb\ty\na\ty\na\tx\n")
+    _, sequences = read_back(load_data(folder), tmp_path / "recbole")
+    assert sequences == [["z", "x", "y", "x"], ["y"]]
+    reviews = [
+        {"reviewerID": "R1", "asin": "B3", "overall": 5.0},
+        {"reviewerID": "R1", "asin": "B1", "overall": 3.0},
+        {"reviewerID": "R1", "asin": "B3", "overall": 4.0},
+        {"reviewerID": "R1", "asin": "B2", "overall": 2.0, "unixReviewTime": 100},
+    ]
+    path = write(tmp_path / "reviews_Toys_5.json", "\n".join(json.dumps(r) for r in reviews))
+    store, sequences = read_back(load_data(path), tmp_path / "amazon")
+    # Undated reviews keep their order, repeat included, and come before dated ones.
+    assert sequences == [["B3", "B1", "B3", "B2"]]
+    assert [r.rating for r in store.interactions("R1")] == [5.0, 3.0, 4.0, 2.0]
+
+
+def test_crlf_atomic_files_read_like_lf(tmp_path: Path) -> None:
+    folder = tmp_path / "crlf"
+    write(
+        folder / "crlf.inter",
+        "user_id:token\titem_id:token\ttimestamp:float\r\na\tx\t2\r\na\ty\t1\r\n",
+    )
+    write(folder / "crlf.item", "item_id:token\ttitle:token_seq\r\nx\tThe X\r\n")
+    data = load_data(folder)
+    assert {i.item_id: i.title for i in data.items} == {"x": "The X", "y": "y"}
+    _, sequences = read_back(data, tmp_path)
+    assert sequences == [["y", "x"]]
+
+
+def test_user_and_item_files_without_their_id_field_are_named(tmp_path: Path) -> None:
+    folder = tmp_path / "toy"
+    write(folder / "toy.inter", "user_id:token\titem_id:token\na\tx\n")
+    write(folder / "toy.user", "uid:token\tage:float\na\t30\n")
+    with pytest.raises(DataFormatError, match=r"toy\.user:1: needs user_id:token"):
+        load_data(folder)
+    (folder / "toy.user").unlink()
+    write(folder / "toy.item", "movie:token\ttitle:token_seq\nx\tThe X\n")
+    with pytest.raises(DataFormatError, match=r"toy\.item:1: needs item_id:token"):
+        load_data(folder)
+
+
 def test_failed_ingest_writes_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "toy"
     write(folder / "toy.inter", "user_id:token\titem_id:token\na\tx\n")

@@ -17,6 +17,8 @@ import numpy as np
 from pgen.context.models import Interaction
 from pgen.context.store import Store
 
+# Only hand-made records lack a time: the loaders in data.py give undated interactions a
+# synthetic time in file order (data.undated_time), so their order survives the store.
 _EPOCH = datetime.min
 
 

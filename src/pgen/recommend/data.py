@@ -3,7 +3,13 @@
 Four formats: MovieLens 100K (``u.data`` + ``u.item``), the MovieLens CSV format of
 ml-latest / ml-25m (``ratings.csv`` + ``movies.csv``), RecBole atomic files (``.inter``,
 ``.item``, ``.user`` with ``name:type`` headers) and Amazon 5-core review JSON lines.
-Times become UTC datetimes so the store orders them chronologically.
+Times become UTC datetimes so the store orders them chronologically. An interaction
+without a time (a RecBole ``.inter`` with no ``timestamp`` column, an Amazon review with no
+``unixReviewTime``) gets a synthetic one: 1970-01-01 UTC plus its line number in seconds
+(``undated_time``). The store orders a user's interactions by (time, item id) and keys them
+by (user, item, action, time), so without it undated data would come back sorted by item
+id rather than in file order, and a repeated undated interaction would collapse into one.
+Real times lie decades later, so in a file that mixes both the undated rows come first.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import gzip
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,6 +44,14 @@ class DataFormatError(ValueError):
 
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(float(seconds), tz=UTC)
+
+
+UNDATED_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def undated_time(line_no: int) -> datetime:
+    """The synthetic time of an undated interaction read from line ``line_no`` (see above)."""
+    return UNDATED_START + timedelta(seconds=line_no)
 
 
 def _open_text(path: Path, encoding: str = "utf-8") -> IO[str]:
@@ -161,10 +175,13 @@ def load_movielens_csv(folder: Path) -> RecData:
 
 
 # -- RecBole atomic files -----------------------------------------------------------------
-def _atomic(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Rows of a RecBole atomic file, keyed by field name, values typed by the header."""
+def _atomic(path: Path, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of a RecBole atomic file, keyed by field name, values typed by the header;
+    ``required`` fields must be in the header (the error names the file and the field)."""
     with _open_text(path) as handle:
-        header = handle.readline().rstrip("\n").split("\t")
+        # rstrip("\r\n"): files written on Windows end lines with CRLF (the newline=""
+        # of _open_text keeps the \r), which would otherwise end up in the last field.
+        header = handle.readline().rstrip("\r\n").split("\t")
         fields: list[tuple[str, str]] = []
         for column in header:
             name, _, kind = column.partition(":")
@@ -174,8 +191,14 @@ def _atomic(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     "float or float_seq"
                 )
             fields.append((name, kind))
+        missing = [name for name in required if name not in {f for f, _ in fields}]
+        if missing:
+            raise DataFormatError(
+                f"{path}:1: needs {' and '.join(f'{m}:token' for m in missing)} column(s); "
+                f"header has {', '.join(header)}"
+            )
         for line_no, line in enumerate(handle, 2):
-            values = line.rstrip("\n").split("\t")
+            values = line.rstrip("\r\n").split("\t")
             if len(values) != len(fields):
                 raise DataFormatError(
                     f"{path}:{line_no}: {len(values)} fields, header has {len(fields)}"
@@ -198,9 +221,7 @@ def load_recbole(folder: Path, name: str | None = None) -> RecData:
     if not inter_path.is_file():
         raise DataFormatError(f"{inter_path}: not found (RecBole data needs <name>.inter)")
     interactions = []
-    for line_no, row in _atomic(inter_path):
-        if "user_id" not in row or "item_id" not in row:
-            raise DataFormatError(f"{inter_path}:1: needs user_id:token and item_id:token columns")
+    for line_no, row in _atomic(inter_path, ("user_id", "item_id")):
         stamp = row.get("timestamp")
         if stamp is None and "timestamp" in row:
             raise DataFormatError(f"{inter_path}:{line_no}: empty timestamp")
@@ -209,14 +230,14 @@ def load_recbole(folder: Path, name: str | None = None) -> RecData:
                 user_id=row["user_id"],
                 item_id=row["item_id"],
                 rating=row.get("rating"),
-                time=_utc(stamp) if stamp is not None else None,
+                time=_utc(stamp) if stamp is not None else undated_time(line_no),
             )
         )
     items = _recbole_items(folder / f"{name}.item", {i.item_id for i in interactions})
     users = []
     user_path = folder / f"{name}.user"
     if user_path.is_file():
-        for _, row in _atomic(user_path):
+        for _, row in _atomic(user_path, ("user_id",)):
             user_id = row.pop("user_id")
             users.append(User(user_id=user_id, profile=row))
     return RecData(name, items, interactions, users)
@@ -225,7 +246,7 @@ def load_recbole(folder: Path, name: str | None = None) -> RecData:
 def _recbole_items(path: Path, used: set[str]) -> list[Item]:
     items: dict[str, Item] = {}
     if path.is_file():
-        for _, row in _atomic(path):
+        for _, row in _atomic(path, ("item_id",)):
             item_id = row.pop("item_id")
             title_field = next((k for k in row if "title" in k or k == "name"), None)
             title = str(row.pop(title_field)) if title_field else item_id
@@ -277,7 +298,7 @@ def load_amazon(reviews: Path, meta: Path | None = None) -> RecData:
                 item_id=asin,
                 action="review",
                 rating=review.get("overall"),
-                time=_utc(stamp) if stamp is not None else None,
+                time=_utc(stamp) if stamp is not None else undated_time(line_no),
             )
         )
         asins.add(asin)
