@@ -1,4 +1,5 @@
-"""Image subcommands: ``pgen generate-image``, ``pgen train-subject``, ``pgen bench dreambench``."""
+"""Image subcommands: ``pgen generate-image``, ``pgen train-subject``, ``pgen eval-images``,
+``pgen bench dreambench``."""
 
 from __future__ import annotations
 
@@ -153,6 +154,43 @@ def cmd_bench_dreambench(args: argparse.Namespace, config: Config) -> None:
     print(f"\n[{len(bench.subjects)} subjects; model {model.name}; results in {out}]")
 
 
+def cmd_eval_images(args: argparse.Namespace, config: Config) -> None:
+    from pgen.evaluate.metrics.image import (
+        ClipEncoder,
+        DinoEncoder,
+        FeatureEncoder,
+        evaluate_folders,
+    )
+    from pgen.evaluate.metrics.image_inception import InceptionEncoder
+
+    device = args.device or config.device
+    prompts = None
+    if args.prompts:
+        lines = Path(args.prompts).read_text(encoding="utf-8").splitlines()
+        prompts = [line.strip() for line in lines if line.strip()]
+    encoders: list[FeatureEncoder] = []
+    if args.clip_model != "none":
+        encoders.append(ClipEncoder(args.clip_model, device))
+    elif prompts is not None:
+        raise ValueError("--prompts needs a CLIP model for CLIP-T (not --clip-model none)")
+    if args.dino_model != "none":
+        encoders.append(DinoEncoder(args.dino_model, device))
+    if args.inception:
+        encoders.append(InceptionEncoder(args.inception, device))
+    result = evaluate_folders(args.real, args.generated, encoders, prompts, args.kid_subsets)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print("| metric | value |\n| --- | ---: |")
+    for name, value in result.items():
+        shown = f"{int(value)}" if name in _COUNTS else f"{value:.4f}"
+        print(f"| {_LABELS.get(name, name.upper().replace('_', ' '))} | {shown} |")
+
+
+_COUNTS = ("images_real", "images_generated", "pairs")
+_LABELS = {"clip_i": "CLIP-I", "dino_i": "DINO-I", "clip_t": "CLIP-T", "pairs": "SSIM/PSNR pairs"}
+
+
 def _add_model_options(p: argparse.ArgumentParser, steps: int = 30) -> None:
     p.add_argument(
         "--image-model",
@@ -202,6 +240,23 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--class-images", type=int, default=100)
     _add_model_options(p)
     p.set_defaults(func=cmd_train_subject)
+
+    p = commands.add_parser(
+        "eval-images", help="CLIP-I, DINO-I, CLIP-T, SSIM, PSNR, FD/KD, FID/KID of two folders"
+    )
+    p.add_argument("--real", required=True, type=Path, help="folder of real/reference images")
+    p.add_argument("--generated", required=True, type=Path, help="folder of generated images")
+    p.add_argument("--prompts", help="text file: one prompt per generated image, or one for all")
+    p.add_argument("--clip-model", default="openai/clip-vit-base-patch32", help="id, folder, none")
+    p.add_argument("--dino-model", default="facebook/dino-vits16", help="id, folder, none")
+    p.add_argument(
+        "--inception",
+        help="FID Inception-V3 weights (pt_inception-2015-12-05-6726825d.pth): adds FID/KID",
+    )
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--device", help="cpu, cuda ... (default: the config's device)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_eval_images)
 
     p = bench.add_parser("dreambench", help="DreamBench: DINO, CLIP-I, CLIP-T per method")
     p.add_argument("--data", type=Path, default=DEFAULT_DREAMBENCH, help="DreamBench folder")

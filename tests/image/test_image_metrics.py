@@ -146,6 +146,12 @@ def test_frechet_and_kernel_distances_match_torchmetrics_formulas() -> None:
     expected = _compute_fid(t_a.mean(0), torch.cov(t_a.T), t_b.mean(0), torch.cov(t_b.T))
     assert frechet_distance(a, b) == pytest.approx(float(expected), rel=1e-6)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    # Fewer images than dimensions (the usual case for 2048-d Inception features) takes the
+    # low-rank route; it must agree with the d x d formula.
+    few_a, few_b = rng.normal(size=(5, 300)), rng.normal(loc=0.2, size=(7, 300))
+    f_a, f_b = torch.from_numpy(few_a), torch.from_numpy(few_b)
+    expected = _compute_fid(f_a.mean(0), torch.cov(f_a.T), f_b.mean(0), torch.cov(f_b.T))
+    assert frechet_distance(few_a, few_b) == pytest.approx(float(expected), rel=1e-6)
 
     # With one subset holding every row, KID is exactly the unbiased polynomial MMD².
     kid, std = kernel_distance(a[:50], b, subsets=1, subset_size=50)
@@ -163,8 +169,136 @@ def test_folder_distances_read_image_folders(tmp_path: Path, dino: DinoEncoder) 
     (tmp_path / "real" / "notes.txt").write_text("not an image")
     assert len(image_folder(tmp_path / "real")) == 4
     result = folder_distances(tmp_path / "real", tmp_path / "fake", dino, kid_subsets=5)
-    assert set(result) == {"fid", "kid", "kid_std"} and result["fid"] > 0
+    # Distances on DINO features are named for DINO: FID/KID are Inception's alone.
+    assert set(result) == {"fd_dino", "kd_dino", "kd_dino_std"} and result["fd_dino"] > 0
     same = folder_distances(tmp_path / "real", tmp_path / "real", dino, kid_subsets=5)
-    assert same["fid"] == pytest.approx(0.0, abs=1e-4)
+    assert same["fd_dino"] == pytest.approx(0.0, abs=1e-4)
     with pytest.raises(ValueError, match="no images"):
         image_folder((tmp_path / "empty").mkdir() or tmp_path / "empty")
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialized FID Inception state dict, saved under the file name pytorch-fid
+    uses. He-normal convolutions and random batch-norm statistics keep the random features
+    from vanishing through 94 layers, so the distances compared below are not all ~0."""
+    from pgen.evaluate.metrics.image_inception import FidInceptionV3
+
+    torch.manual_seed(4)
+    model = FidInceptionV3()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        elif isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.1, 0.1)
+    path = tmp_path_factory.mktemp("inception") / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_fid_inception_has_the_checkpoint_layout_and_loads_it(
+    inception_weights: Path, tmp_path: Path
+) -> None:
+    from pgen.evaluate.metrics.image_inception import load_fid_inception, resize_like_tensorflow1
+
+    state = torch.load(inception_weights, weights_only=True)
+    # Entries of the converted TensorFlow graph (pytorch-fid / torch-fidelity naming).
+    assert state["Conv2d_1a_3x3.conv.weight"].shape == (32, 3, 3, 3)
+    assert state["Mixed_6b.branch7x7dbl_5.conv.weight"].shape == (192, 128, 1, 7)
+    assert state["Mixed_7c.branch3x3dbl_3b.bn.running_var"].shape == (384,)
+    assert state["fc.weight"].shape == (1008, 2048)
+    model = load_fid_inception(inception_weights)
+    assert sum(p.numel() for p in model.parameters()) == 23_850_960
+    assert torch.equal(
+        model.Mixed_5b.branch_pool.conv.weight, state["Mixed_5b.branch_pool.conv.weight"]
+    )
+    # TensorFlow 1 samples at i * in/out (no half-pixel centers): [0, 10] -> 0, 5, 10, 10.
+    row = torch.tensor([[[[0.0, 10.0]]]])
+    assert resize_like_tensorflow1(row, 4)[0, 0, 0].tolist() == [0.0, 5.0, 10.0, 10.0]
+    broken = tmp_path / "broken.pth"
+    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, broken)
+    with pytest.raises(ValueError, match="not the FID Inception-V3 state dict"):
+        load_fid_inception(broken)
+    with pytest.raises(FileNotFoundError, match="pt_inception-2015-12-05"):
+        load_fid_inception(tmp_path / "missing.pth")
+
+
+def _folders(tmp_path: Path) -> tuple[Path, Path]:
+    """Two real and two generated 32x32 images (each one a 2048-d Inception pass, 0.5 s);
+    only 00 is in both, the one SSIM/PSNR pair."""
+    real, generated = tmp_path / "real", tmp_path / "generated"
+    real.mkdir(), generated.mkdir()
+    for i in (0, 5):
+        _image(30 + i).save(real / f"{i:02d}.png")
+    for i in range(2):
+        _image(40 + i).save(generated / f"{i:02d}.png")
+    return real, generated
+
+
+def test_eval_images_command_reports_every_metric(
+    tmp_path: Path,
+    tiny_clip: Path,
+    tiny_dino: Path,
+    inception_weights: Path,
+    clip: ClipEncoder,
+    dino: DinoEncoder,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    from pgen.cli import main
+    from pgen.evaluate.metrics.image_inception import load_fid_inception, to_uint8
+
+    real, generated = _folders(tmp_path)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a dog\na red dog\n")
+    argv = ["--home", str(tmp_path), "eval-images", "--real", str(real)]
+    argv += ["--generated", str(generated), "--prompts", str(prompts), "--kid-subsets", "3"]
+    argv += ["--clip-model", str(tiny_clip), "--dino-model", str(tiny_dino)]
+    assert main([*argv, "--inception", str(inception_weights), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    r, g = image_folder(real), image_folder(generated)
+    assert got["clip_i"] == pytest.approx(clip_i(g, r, clip), abs=1e-6)
+    assert got["dino_i"] == pytest.approx(dino_i(g, r, dino), abs=1e-6)
+    texts = ["a dog", "a red dog"]
+    assert got["clip_t"] == pytest.approx(clip_t(g, texts, clip), abs=1e-6)
+    assert got["pairs"] == 1
+    assert got["ssim"] == pytest.approx(ssim(r[0], g[0])) and got["psnr"] == pytest.approx(
+        psnr(r[0], g[0])
+    )
+    by_dino = folder_distances(real, generated, dino, kid_subsets=3)
+    assert got["fd_dino"] == pytest.approx(by_dino["fd_dino"], rel=1e-6)
+    assert got["kd_dino"] == pytest.approx(by_dino["kd_dino"], rel=1e-6)
+    assert "fd_clip" in got and "kd_clip_std" in got
+
+    # Classic KID: torchmetrics' KernelInceptionDistance with the same feature module (one
+    # subset holding both images of each set, so both sides are deterministic).
+    inception = load_fid_inception(inception_weights)
+    reference = KernelInceptionDistance(feature=inception, subsets=1, subset_size=2)
+    reference.update(torch.cat([to_uint8(p) for p in r]), real=True)
+    reference.update(torch.cat([to_uint8(p) for p in g]), real=False)
+    expected = float(reference.compute()[0])
+    assert abs(expected) > 1e-3  # the random features did not vanish
+    # torchmetrics computes in float32, we in float64.
+    assert got["kid"] == pytest.approx(expected, rel=1e-3) and got["kid_std"] == pytest.approx(
+        0, abs=1e-9
+    )
+    # FID on the features torchmetrics extracted (its formula is checked against
+    # torchmetrics above; a torchmetrics FID run here would spend 8 s on 2048 x 2048
+    # eigenvalues).
+    x, y = (
+        torch.cat(f).double().numpy() for f in (reference.real_features, reference.fake_features)
+    )
+    assert got["fid"] == pytest.approx(frechet_distance(x, y), rel=1e-4) and got["fid"] > 0
+    assert "inception_i" not in got
+
+    # The table, and CLIP-T refused without CLIP.
+    assert main([*argv[:7], "--clip-model", "none", "--dino-model", str(tiny_dino)]) == 0
+    table = capsys.readouterr().out
+    assert "| DINO-I |" in table and "| SSIM/PSNR pairs | 1 |" in table and "CLIP" not in table
+    assert main([*argv, "--clip-model", "none"]) == 1
+    assert "--prompts needs a CLIP model" in capsys.readouterr().err

@@ -3,8 +3,11 @@
 Subject fidelity and prompt fidelity as DreamBooth (Ruiz et al., 2023) defines them: the
 average pairwise cosine similarity between embeddings of generated and real images (CLIP-I
 with CLIP ViT-B/32, DINO-I with the CLS token of DINO ViT-S/16), and between generated images
-and their prompts (CLIP-T). Pixel metrics SSIM and PSNR compare aligned image pairs; FID and
-KID compare two sets of images through the features of an image encoder.
+and their prompts (CLIP-T). Pixel metrics SSIM and PSNR compare aligned image pairs. The
+Fréchet and kernel distances compare two sets of images through the features of an encoder:
+on the FID Inception-V3 (image_inception.py) they are the classic FID and KID; on CLIP or
+DINO features they are named FD_CLIP / KD_CLIP, FD_DINO / KD_DINO (comparable only between
+runs with the same encoder).
 
 Encoders load from any Hugging Face id or local folder; no torchvision is needed (the
 transformers image processors run on PIL).
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -53,8 +56,17 @@ def image_folder(folder: str | Path) -> list[Path]:
     return found
 
 
+class FeatureEncoder(Protocol):
+    """Anything that embeds images: CLIP, DINO, the FID Inception."""
+
+    name: str  # short name used in metric names: clip, dino, inception
+
+    def images(self, images: Sequence[ImageLike], normalize: bool = True) -> torch.Tensor: ...
+
+
 class _Encoder:
     model: Any
+    name = "encoder"
 
     def __init__(self, spec: str, device: str, batch_size: int) -> None:
         from transformers import AutoImageProcessor
@@ -88,6 +100,8 @@ class _Encoder:
 class ClipEncoder(_Encoder):
     """CLIP image and text embeddings in their shared space."""
 
+    name = "clip"
+
     def __init__(self, spec: str = DEFAULT_CLIP, device: str = "cpu", batch_size: int = 32):
         from transformers import AutoTokenizer, CLIPModel
 
@@ -118,6 +132,8 @@ class ClipEncoder(_Encoder):
 class DinoEncoder(_Encoder):
     """The CLS token of a self-supervised ViT (DINO): sensitive to the subject's identity,
     not only its class, which is why DreamBooth prefers it for subject fidelity."""
+
+    name = "dino"
 
     def __init__(self, spec: str = DEFAULT_DINO, device: str = "cpu", batch_size: int = 32):
         from transformers import AutoConfig, AutoModel
@@ -213,12 +229,23 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 2 or len(b) < 2:
         raise ValueError("the Fréchet distance needs at least two images in each set")
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    diff = mu_a - mu_b
+    if min(len(a), len(b)) < a.shape[1]:
+        # Fewer images than dimensions (2048-d Inception features of a few hundred images):
+        # with centered rows A, B, S_a = A'A/(n_a-1) and S_b = B'B/(n_b-1), and the nonzero
+        # eigenvalues of S_a S_b are those of (AB')(AB')'/c, so Tr((S_a S_b)^1/2) is the
+        # nuclear norm of AB'/sqrt(c): exact, and an SVD of n_a x n_b instead of the
+        # eigenvalues of a d x d product (30 s at d = 2048 on one core).
+        ca, cb = a - mu_a, b - mu_b
+        scale = (len(a) - 1) * (len(b) - 1)
+        trace_sqrt = np.linalg.svd(ca @ cb.T, compute_uv=False).sum() / np.sqrt(scale)
+        traces = (ca**2).sum() / (len(a) - 1) + (cb**2).sum() / (len(b) - 1)
+        return float(diff @ diff + traces - 2 * trace_sqrt)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     # Tr((S_a S_b)^1/2) is the sum of square roots of the eigenvalues of S_a S_b, which are
     # real and non-negative up to rounding.
     eigenvalues = np.linalg.eigvals(cov_a @ cov_b)
     trace_sqrt = np.sqrt(np.clip(eigenvalues.real, 0, None)).sum()
-    diff = mu_a - mu_b
     return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
 
 
@@ -249,13 +276,63 @@ def kernel_distance(
     return float(np.mean(values)), float(np.std(values))
 
 
+def distance_names(encoder: FeatureEncoder) -> tuple[str, str]:
+    """What the Fréchet and kernel distances are called on this encoder's features: FID and
+    KID only on the Inception they were defined with, FD_<encoder> and KD_<encoder> else."""
+    if encoder.name == "inception":
+        return "fid", "kid"
+    return f"fd_{encoder.name}", f"kd_{encoder.name}"
+
+
 def folder_distances(
-    real: str | Path, generated: str | Path, encoder: _Encoder, kid_subsets: int = 100
+    real: str | Path, generated: str | Path, encoder: FeatureEncoder, kid_subsets: int = 100
 ) -> dict[str, float]:
-    """FID and KID between two folders of images, on ``encoder`` features. With an Inception
-    encoder these are the classic FID/KID; with CLIP or DINO features (what installs here)
-    they are FD_CLIP / FD_DINO: comparable across runs with the same encoder only."""
+    """Fréchet and kernel distances between two folders of images on ``encoder`` features,
+    named by the encoder (see distance_names); the kernel distance comes with its standard
+    deviation over subsets (``<name>_std``)."""
     x = encoder.images(image_folder(real), normalize=False).numpy()
     y = encoder.images(image_folder(generated), normalize=False).numpy()
-    kid, kid_std = kernel_distance(x, y, subsets=kid_subsets)
-    return {"fid": frechet_distance(x, y), "kid": kid, "kid_std": kid_std}
+    fd, kd = distance_names(encoder)
+    mean, std = kernel_distance(x, y, subsets=kid_subsets)
+    return {fd: frechet_distance(x, y), kd: mean, f"{kd}_std": std}
+
+
+def evaluate_folders(
+    real: str | Path,
+    generated: str | Path,
+    encoders: Sequence[FeatureEncoder] = (),
+    prompts: Sequence[str] | None = None,
+    kid_subsets: int = 100,
+) -> dict[str, float]:
+    """Every metric that applies to a folder of generated images and a folder of real ones:
+    CLIP-I / DINO-I (subject fidelity) and FD / KD (set distances) per encoder, CLIP-T when
+    prompts are given (one per generated image in name order, or one for all), and SSIM /
+    PSNR averaged over the image pairs that share a file name stem and a size."""
+    real_paths, generated_paths = image_folder(real), image_folder(generated)
+    result: dict[str, float] = {
+        "images_real": float(len(real_paths)),
+        "images_generated": float(len(generated_paths)),
+    }
+    for encoder in encoders:
+        x = encoder.images(real_paths, normalize=False)
+        y = encoder.images(generated_paths, normalize=False)
+        if encoder.name != "inception":  # pool3 features are no similarity space
+            unit = F.normalize(y, dim=-1), F.normalize(x, dim=-1)
+            result[f"{encoder.name}_i"] = mean_pairwise_cosine(*unit)
+        if min(len(x), len(y)) >= 2:  # a covariance needs two samples
+            fd, kd = distance_names(encoder)
+            result[fd] = frechet_distance(x.numpy(), y.numpy())
+            result[kd], result[f"{kd}_std"] = kernel_distance(
+                x.numpy(), y.numpy(), subsets=kid_subsets
+            )
+        if prompts is not None and isinstance(encoder, ClipEncoder):
+            texts = list(prompts) * len(generated_paths) if len(prompts) == 1 else prompts
+            result["clip_t"] = clip_t(generated_paths, texts, encoder)
+    by_stem = {p.stem: p for p in real_paths}
+    pairs = [(by_stem[p.stem], p) for p in generated_paths if p.stem in by_stem]
+    pairs = [(a, b) for a, b in pairs if open_images([a])[0].size == open_images([b])[0].size]
+    if pairs:
+        result["pairs"] = float(len(pairs))
+        result["ssim"] = float(np.mean([ssim(a, b) for a, b in pairs]))
+        result["psnr"] = float(np.mean([psnr(a, b) for a, b in pairs]))
+    return result
