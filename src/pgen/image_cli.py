@@ -35,6 +35,7 @@ def _model(args: argparse.Namespace, config: Config) -> DiffusersImageModel:
         args.image_model or config.image_model,
         device=args.device or config.device,
         dtype=args.dtype,
+        config=args.image_config,
     )
 
 
@@ -196,6 +197,11 @@ def _add_model_options(p: argparse.ArgumentParser, steps: int = 30) -> None:
         "--image-model",
         help="diffusers pipeline: HF id, folder or .safetensors file "
         "(default: the config's image_model, env PGEN_IMAGE_MODEL)",
+    )
+    p.add_argument(
+        "--image-config",
+        help="for a single-file --image-model: pipeline folder or HF id of its family, whose "
+        "component configs and tokenizers diffusers uses (needed offline)",
     )
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: the config's device)")
     p.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")

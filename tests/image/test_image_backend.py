@@ -79,3 +79,51 @@ def test_random_builders_match_the_clip_vocabulary_layout() -> None:
     assert tokenizer.decode(ids, skip_special_tokens=True).strip() == "a photo of a dog"
     with pytest.raises(ValueError, match="unknown preset"):
         random_sd_pipeline("sdxl")
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+def test_single_files_dispatch_by_their_keys_and_take_a_local_config(
+    tmp_path: Path, tiny_sd: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """diffusers cannot write a tiny pipeline in the original single-file layout, so its
+    from_single_file is replaced by a recorder; what pgen decides is checked: the family
+    from the checkpoint's keys (.ckpt included) and the config passed on."""
+    import torch
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from safetensors.torch import save_file
+
+    calls: list[tuple[str, str, dict[str, object]]] = []
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd)
+
+    def recorder(name: str) -> object:
+        def from_single_file(path: str, **kwargs: object) -> object:
+            calls.append((name, path, kwargs))
+            return pipe
+
+        return from_single_file
+
+    monkeypatch.setattr(StableDiffusionPipeline, "from_single_file", recorder("sd"))
+    monkeypatch.setattr(StableDiffusionXLPipeline, "from_single_file", recorder("sdxl"))
+    tensor = torch.zeros(1)
+    for family, key in (
+        ("sd", "model.diffusion_model.input_blocks.0.0.weight"),
+        ("sdxl", "conditioner.embedders.1.model.text_projection"),
+    ):
+        path = tmp_path / f"{family}{suffix}"
+        if suffix == ".safetensors":
+            save_file({key: tensor, "first_stage_model.x": torch.ones(1)}, str(path))
+        else:  # Lightning checkpoints nest the weights under state_dict
+            torch.save({"state_dict": {key: tensor}, "global_step": 1}, path)
+        model = load_image_model(str(path), dtype="float32", config=str(tiny_sd))
+        assert model.name == str(path)
+        name, loaded, kwargs = calls[-1]
+        assert (name, loaded) == (family, str(path))
+        assert kwargs["config"] == str(tiny_sd) and kwargs["dtype"] == torch.float32
+    load_image_model(str(path), config="stable-diffusion-v1-5/stable-diffusion-v1-5")
+    assert calls[-1][2]["config"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    load_image_model(str(path))
+    assert "config" not in calls[-1][2]
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"broken\.ckpt: not a readable checkpoint"):
+        load_image_model(str(broken), config=str(tiny_sd))

@@ -198,14 +198,30 @@ class DiffusersImageModel:
         self.pipe.unload_ip_adapter()
 
 
+def checkpoint_keys(path: Path) -> list[str]:
+    """The tensor names of a single-file checkpoint: ``.safetensors`` read lazily, ``.ckpt``
+    / ``.pt`` / ``.pth`` unpickled with tensors only (Lightning nests them under
+    ``state_dict``)."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            return list(handle.keys())
+    try:
+        # mmap: a 4-7 GB checkpoint is mapped, not read, to list its keys.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # pickle, zip and mmap errors differ by torch version
+        raise ValueError(f"image model {path}: not a readable checkpoint ({error})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"image model {path}: holds no state dict")
+    return [str(key) for key in state]
+
+
 def _is_sdxl_checkpoint(path: Path) -> bool:
     """SDXL single-file checkpoints hold a second text encoder under ``conditioner.``."""
-    if path.suffix != ".safetensors":
-        return False
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        return any(key.startswith("conditioner.embedders.1") for key in handle.keys())  # noqa: SIM118
+    return any(key.startswith("conditioner.embedders.1") for key in checkpoint_keys(path))
 
 
 def _is_sd_family(pipe: object) -> bool:
@@ -215,10 +231,17 @@ def _is_sd_family(pipe: object) -> bool:
 
 
 def load_image_model(
-    spec: str, device: str = "cpu", dtype: str = "auto", local_files_only: bool | None = None
+    spec: str,
+    device: str = "cpu",
+    dtype: str = "auto",
+    local_files_only: bool | None = None,
+    config: str | None = None,
 ) -> DiffusersImageModel:
     """Load a text-to-image pipeline from an HF id, a pipeline folder, or a single
-    ``.safetensors``/``.ckpt`` checkpoint (SD 1.x/2.x or SDXL)."""
+    ``.safetensors``/``.ckpt`` checkpoint (SD 1.x/2.x or SDXL). A single file holds weights
+    only: ``config`` (a pipeline folder or Hub id of the same family, e.g.
+    ``stable-diffusion-v1-5/stable-diffusion-v1-5``) gives diffusers the component configs
+    and tokenizers; without it diffusers guesses one and fetches it from the Hub."""
     from diffusers import (
         AutoPipelineForText2Image,
         StableDiffusionPipeline,
@@ -233,6 +256,9 @@ def load_image_model(
         kwargs["local_files_only"] = local_files_only
     if path.is_file():
         cls = StableDiffusionXLPipeline if _is_sdxl_checkpoint(path) else StableDiffusionPipeline
+        if config is not None:
+            folder = Path(config).expanduser()
+            kwargs["config"] = str(folder) if folder.is_dir() else config
         pipe = cls.from_single_file(str(path), **kwargs)
     elif spec.startswith((".", "/", "~")) and not path.is_dir():
         raise FileNotFoundError(f"image model {spec}: no such folder or file")
