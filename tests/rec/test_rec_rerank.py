@@ -34,6 +34,33 @@ def test_parse_ranking_is_robust(answer: str, expected: list[int]) -> None:
     assert parse_ranking(answer, TITLES) == expected
 
 
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # Numbers are not thrown away because another entry names a title.
+        ("2, 4\nCasino is a classic", [1, 3, 2, 0]),
+        ("4, Casino (1995), 1", [3, 2, 0, 1]),
+        # "Apollo 13" in an entry is a title: its 13 and the list marker are not numbers.
+        ("1. Apollo 13\n3", [1, 2, 0, 3]),
+    ],
+)
+def test_parse_ranking_mixes_titles_and_numbers(answer: str, expected: list[int]) -> None:
+    assert parse_ranking(answer, TITLES) == expected
+
+
+def test_parse_ranking_ignores_titles_inside_longer_titles_and_echoed_prompts() -> None:
+    history = ["Heat Wave (1990)", "Casino Royale (2006)"]
+    # The model echoes a history item: "Heat" and "Casino" are inside those titles.
+    echo = "You watched Heat Wave (1990) and Casino Royale.\nI pick 2, then 4"
+    assert parse_ranking(echo, TITLES, history) == [1, 3, 0, 2]
+    # The whole prompt echoed, then the answer: only the answer counts.
+    prompt = build_prompt(history, TITLES)[1].content
+    assert parse_ranking(prompt + "\n4, 1", TITLES, history) == [3, 0, 1, 2]
+    # One candidate's title inside another's: the longer one is matched first.
+    candidates = ["Heat (1995)", "Heat Wave (1990)", "Casino (1995)"]
+    assert parse_ranking("Heat Wave, then Heat", candidates) == [1, 0, 2]
+
+
 def test_prompt_names_history_and_numbered_candidates() -> None:
     chat = build_prompt(["Heat (1995)"], ["Casino (1995)", "Se7en (1995)"])
     text = chat[-1].content
