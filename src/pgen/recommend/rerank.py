@@ -90,7 +90,9 @@ def parse_ranking(answer: str, candidates: list[str], history: Sequence[str] = (
         answer = answer[echoed + len(INSTRUCTION) :]
     text, entries = _segmented(answer)
     candidate_forms = {form for title in candidates for form in _title_forms(title)}
-    forms = [(form, index) for index, t in enumerate(candidates) for form in _title_forms(t)]
+    forms: list[tuple[str, int | None]] = [
+        (form, index) for index, t in enumerate(candidates) for form in _title_forms(t)
+    ]
     forms += [
         (form, None)
         for title in history
