@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -102,15 +104,83 @@ def test_dreambooth_lora_trains_saves_and_loads_in_plain_diffusers(
 
 
 def test_prior_preservation_generates_and_reuses_class_images(
-    model: DiffusersImageModel, store: Store
+    model: DiffusersImageModel,
+    store: Store,
+    tiny_sd: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from pgen.personalize import subject_dreambooth
+
+    generated: list[str] = []
+    conditioned: list[str] = []
+    generate, condition = model.generate, subject_dreambooth.prompt_conditioning
+
+    def spy_generate(prompts: list[str], *args: object, **kwargs: object) -> list:
+        generated.extend(prompts)
+        return generate(prompts, *args, **kwargs)  # type: ignore[arg-type]
+
+    def spy_condition(m: DiffusersImageModel, prompt: str, size: int) -> dict:
+        conditioned.append(prompt)
+        return condition(m, prompt, size)
+
+    monkeypatch.setattr(model, "generate", spy_generate)
+    monkeypatch.setattr(subject_dreambooth, "prompt_conditioning", spy_condition)
     config = SubjectTrainingConfig(steps=1, prior_preservation=True, class_images=2, class_steps=2)
     folder = train_subject(store, "ana", "rex", model, "dreambooth-lora", config)
-    made = sorted((folder / "class_images").glob("*.png"))
+    # The prior loss is conditioned on the very prompt the class images were drawn from.
+    assert generated == ["a dog", "a dog"]
+    assert conditioned == ["a sks dog", "a dog"]
+    [cache] = (folder / "class_images").iterdir()
+    assert cache.name.startswith("dog-")
+    made = sorted(cache.glob("*.png"))
     assert len(made) == 2
     stamps = [p.stat().st_mtime_ns for p in made]
     train_subject(store, "ana", "rex", model, "dreambooth-lora", config)
     assert [p.stat().st_mtime_ns for p in made] == stamps
+    assert generated == ["a dog", "a dog"]  # reused, not drawn again
+
+    # Another base model drew other class images: they are not its prior.
+    other = load_image_model(str(shutil.copytree(tiny_sd, tmp_path / "other-sd")), dtype="float32")
+    train_subject(store, "ana", "rex", other, "dreambooth-lora", config)
+    assert len(list((folder / "class_images").iterdir())) == 2
+
+
+def test_stale_artifacts_are_refused_with_the_retrain_command(
+    model: DiffusersImageModel, tiny_sd: Path, tmp_path: Path, reference_images: list[Path]
+) -> None:
+    photos = [Path(shutil.copy(p, tmp_path / p.name)) for p in reference_images]
+    store = Store(tmp_path / "pgen.sqlite")
+    store.add(
+        [
+            User(user_id="ana"),
+            Subject(
+                user_id="ana", name="rex", class_word="dog", image_paths=list(map(str, photos))
+            ),
+        ]
+    )
+    for method in ("dreambooth-lora", "textual-inversion"):
+        train_subject(store, "ana", "rex", model, method, TRAIN)
+        generate_subject(store, "ana", "rex", model, FAST, method=method)  # fresh: loads
+
+    other = load_image_model(str(shutil.copytree(tiny_sd, tmp_path / "other-sd")), dtype="float32")
+    with pytest.raises(ValueError, match="trained on base model") as error:
+        generate_subject(store, "ana", "rex", other, FAST, method="dreambooth-lora")
+    assert "subject 'rex' of user 'ana'" in str(error.value)
+    assert str(error.value).endswith(
+        f"retrain: pgen train-subject --user ana --subject rex --method dreambooth-lora "
+        f"--image-model {other.name}"
+    )
+    # The same folder spelled another way is the same base model.
+    relative = load_image_model(os.path.relpath(tiny_sd), dtype="float32")
+    generate_subject(store, "ana", "rex", relative, FAST, method="textual-inversion")
+
+    photos[1].write_bytes(photos[0].read_bytes())  # the user replaced a reference photo
+    for method in ("dreambooth-lora", "textual-inversion"):
+        with pytest.raises(
+            ValueError, match=f"{method} artifact is stale: its reference images changed"
+        ):
+            generate_subject(store, "ana", "rex", model, FAST, method=method)
 
 
 def test_textual_inversion_learns_one_token_loadable_by_diffusers(
@@ -128,13 +198,27 @@ def test_textual_inversion_learns_one_token_loadable_by_diffusers(
     start = rows[class_ids].mean(dim=0)
     assert not torch.allclose(learned["<rex>"][0], start)  # two steps moved it
 
+    # Plain diffusers loads the embedding and draws what pgen draws at the same seed.
     plain = StableDiffusionPipeline.from_pretrained(tiny_sd)
+    plain.set_progress_bar_config(disable=True)
     plain.load_textual_inversion(str(folder / "learned_embeds.safetensors"))
     assert "<rex>" in plain.tokenizer.get_vocab()
+    adapted = plain(
+        "<rex> dog in the snow",
+        num_inference_steps=2,
+        guidance_scale=2.0,
+        generator=torch.Generator().manual_seed(0),
+        height=32,
+        width=32,
+    ).images
 
     out = generate_subject(store, "ana", "rex in the snow", model, FAST, method="textual-inversion")
     assert out.prompt == "<rex> dog in the snow"
+    np.testing.assert_allclose(_pixels(out.images), _pixels(adapted), atol=2)
     assert len(model.pipe.tokenizer) == vocab  # unloaded again
+    # The learned token draws something else than the class word it started from.
+    class_word = model.generate(["dog dog in the snow"], FAST)
+    assert np.abs(_pixels(out.images) - _pixels(class_word)).mean() > 0.5
 
 
 def test_ip_adapter_uses_reference_images_zero_shot(

@@ -21,6 +21,7 @@ from pgen.personalize.subject_train import (
     SubjectTrainingConfig,
     load_reference_images,
     read_metadata,
+    stale_reason,
 )
 
 Trainer = Callable[[DiffusersImageModel, Subject, Path, SubjectTrainingConfig], dict[str, Any]]
@@ -151,6 +152,13 @@ def subject_loaded(
             f"run: pgen train-subject --user {user_id} --subject {subject.name} --method {method}"
         )
     meta = read_metadata(folder)
+    stale = stale_reason(meta, model, subject)
+    if stale:
+        raise ValueError(
+            f"subject {subject.name!r} of user {user_id!r}: the {method} artifact is stale: "
+            f"{stale}; retrain: pgen train-subject --user {user_id} --subject {subject.name} "
+            f"--method {method} --image-model {model.name}"
+        )
     provenance["artifact"] = str(folder)
     token = str(meta["token"])
     if method == subject_dreambooth.METHOD:

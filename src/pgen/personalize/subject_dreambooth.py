@@ -7,6 +7,9 @@ diffusers LoRA weights (``pytorch_lora_weights.safetensors``), which
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from pgen.personalize.subject_train import (
     denoising_loss,
     encode_latents,
     load_reference_images,
+    model_identity,
     prompt_conditioning,
     repeat_rows,
     to_pixels,
@@ -30,6 +34,24 @@ METHOD = "dreambooth-lora"
 DEFAULT_TOKEN = "sks"  # the rare token of the DreamBooth paper's experiments
 LORA_FILE = "pytorch_lora_weights.safetensors"
 _ADAPTER = "pgen_dreambooth"
+
+
+def class_prompt(class_word: str) -> str:
+    """The prompt of the bare class, "a dog": the instance prompt "a sks dog" without the
+    token, as in the DreamBooth paper. Class images are generated from it and the prior loss
+    is conditioned on it, so the prior term teaches the class as the model drew it."""
+    return f"a {class_word}"
+
+
+def class_image_folder(
+    model: DiffusersImageModel, class_word: str, root: Path, config: SubjectTrainingConfig
+) -> Path:
+    """Where the class images of this class, base model and sampling live under ``root``:
+    images another base model drew (or other prompts or steps) are a different prior."""
+    key = [model_identity(model.name), class_prompt(class_word), config.class_steps]
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
+    slug = re.sub(r"[^a-z0-9]+", "-", class_word.lower()).strip("-") or "class"
+    return root / f"{slug}-{digest}"
 
 
 def class_images(
@@ -42,7 +64,7 @@ def class_images(
     images = load_reference_images(have)
     for k in range(len(images), config.class_images):
         sampling = ImageGenerationConfig(steps=config.class_steps, seed=config.seed + k)
-        image = model.generate([f"a photo of a {class_word}"], sampling)[0]
+        image = model.generate([class_prompt(class_word)], sampling)[0]
         image.save(folder / f"{k:04d}.png")
         images.append(image)
     return images
@@ -63,10 +85,11 @@ def train_dreambooth_lora(
     instance = encode_latents(model, to_pixels(load_reference_images(subject.image_paths), size))
     prior = None
     if config.prior_preservation:
-        made = class_images(model, subject.class_word, folder / "class_images", config)
+        cached = class_image_folder(model, subject.class_word, folder / "class_images", config)
+        made = class_images(model, subject.class_word, cached, config)
         prior = encode_latents(model, to_pixels(made, size))
     instance_cond = prompt_conditioning(model, instance_prompt, size)
-    class_cond = prompt_conditioning(model, f"a {subject.class_word}", size)
+    class_cond = prompt_conditioning(model, class_prompt(subject.class_word), size)
 
     unet = model.pipe.unet
     if getattr(unet, "peft_config", None):

@@ -155,6 +155,25 @@ def check_trainable(model: DiffusersImageModel, method: str) -> None:
         )
 
 
+def model_identity(name: str) -> str:
+    """A base model as artifacts record it: a local path resolved (so "./sd" and "/abs/sd"
+    agree), a Hub id as written."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
+def stale_reason(meta: dict[str, Any], model: DiffusersImageModel, subject: Subject) -> str:
+    """Why an artifact no longer fits the loaded model and the subject ("" when it does):
+    LoRA weights or an embedding trained on another base model, or on reference images that
+    have changed since, would load without error and quietly render the wrong thing."""
+    trained_on = str(meta.get("base_model", ""))
+    if model_identity(trained_on) != model_identity(model.name):
+        return f"it was trained on base model {trained_on!r}, not the loaded {model.name!r}"
+    if meta.get("images_digest") != images_digest(subject.image_paths):
+        return "its reference images changed since it was trained"
+    return ""
+
+
 def images_digest(paths: Sequence[str | Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
@@ -182,7 +201,7 @@ class TrainedSubject:
             "class_word": self.subject.class_word,
             "token": self.token,
             "weights": self.weights,
-            "base_model": self.base_model,
+            "base_model": model_identity(self.base_model),
             "images_digest": images_digest(self.subject.image_paths),
             "config": asdict(self.config),
             "losses": self.losses,
