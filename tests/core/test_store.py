@@ -109,6 +109,14 @@ def test_feedback_needs_thumbs_or_a_pair() -> None:
         Feedback(user_id="u", feedback_id="f", output_id="o")
 
 
+def test_changed_feedback_replaces_the_old_verdict(store: Store) -> None:
+    store.add([Feedback(user_id="u", feedback_id="f", output_id="o", thumbs=1)])
+    again = store.add([Feedback(user_id="u", feedback_id="f", output_id="o", thumbs=1)])
+    assert again.written == 0
+    store.add([Feedback(user_id="u", feedback_id="f", output_id="o", thumbs=-1)])
+    assert [f.thumbs for f in store.feedback("u")] == [-1]
+
+
 def test_embeddings_of_another_dimension_are_dropped_not_mixed(store: Store) -> None:
     store.add(docs("u", "a", "b"))
     hashes = store.document_hashes("u")

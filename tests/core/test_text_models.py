@@ -10,7 +10,7 @@ import pytest
 
 from pgen.config import Config
 from pgen.models.base import GenerationConfig, Message, TextModel
-from pgen.models.http import OpenAITextModel, TextModelError
+from pgen.models.http import DEFAULT_CONTEXT, OpenAITextModel, TextModelError
 from pgen.models.text import TransformersTextModel, load_text_model
 
 CHATS = [
@@ -97,6 +97,13 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
+    def do_GET(self) -> None:  # /v1/models, as vLLM answers it
+        models = [{"id": "tiny", "object": "model", "max_model_len": 512}, {"id": "other"}]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps({"object": "list", "data": models}).encode())
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests_seen.append({"path": self.path, **body})
@@ -138,6 +145,14 @@ def test_http_backend_gets_the_same_answers_as_the_local_model(
     first = server.requests_seen[0]
     assert first["path"] == "/v1/chat/completions"
     assert first["model"] == "tiny" and first["temperature"] == 0.0
+
+
+def test_http_backend_reads_the_context_length_the_server_reports(server: ChatServer) -> None:
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    assert OpenAITextModel(url, "tiny").context_length == 512
+    assert OpenAITextModel(url, "other").context_length == DEFAULT_CONTEXT  # not reported
+    assert OpenAITextModel(url, "tiny", context_length=2048).context_length == 2048
+    assert OpenAITextModel("http://127.0.0.1:9", "x", timeout=2).context_length == DEFAULT_CONTEXT
 
 
 def test_http_errors_are_readable(server: ChatServer) -> None:

@@ -145,6 +145,6 @@ def ingest(store: Store, path: str | Path, *, progress: bool = False) -> IngestS
         total=len(ordered),
         desc=f"writing {Path(path).name}",
         unit="rec",
-        disable=not progress or len(ordered) < 10_000,
+        disable=not progress or len(ordered) < 1_000,
     )
     return store.add(records)

@@ -150,8 +150,14 @@ class Store(DerivedData):
         elif isinstance(record, Feedback):
             self._ensure_user(db, record.user_id)
             db.execute(
-                "INSERT OR IGNORE INTO feedback(user_id, feedback_id, output_id, thumbs, prompt, "
-                "chosen, rejected, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO feedback(user_id, feedback_id, output_id, thumbs, prompt, "
+                "chosen, rejected, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                # A changed verdict replaces the old one, as every other record type does.
+                "ON CONFLICT DO UPDATE SET output_id=excluded.output_id, thumbs=excluded.thumbs, "
+                "prompt=excluded.prompt, chosen=excluded.chosen, rejected=excluded.rejected, "
+                "time=excluded.time WHERE (output_id, thumbs, prompt, chosen, rejected, time) "
+                "IS NOT (excluded.output_id, excluded.thumbs, excluded.prompt, excluded.chosen, "
+                "excluded.rejected, excluded.time)",
                 (
                     record.user_id,
                     record.feedback_id,

@@ -35,7 +35,11 @@ class TextModel(Protocol):
     """A chat/instruction text model (causal LM behind a chat template, or an HTTP server)."""
 
     name: str
-    context_length: int
+
+    @property
+    def context_length(self) -> int:
+        """Tokens the model reads and writes in one request."""
+        ...
 
     def generate(self, chats: list[Chat], config: GenerationConfig | None = None) -> list[str]:
         """One reply per chat, generated in batches."""

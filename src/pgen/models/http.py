@@ -10,7 +10,10 @@ import httpx
 
 from pgen.models.base import Chat, GenerationConfig
 
-CHARS_PER_TOKEN = 4  # without the server's tokenizer, budgets use this conservative estimate
+# Without the server's tokenizer, budgets count characters. English averages about four
+# per token; three leaves room for code, numbers and other languages.
+CHARS_PER_TOKEN = 3
+DEFAULT_CONTEXT = 4096  # when the server does not say
 
 
 class TextModelError(RuntimeError):
@@ -27,7 +30,7 @@ class OpenAITextModel:
         model: str,
         *,
         api_key: str | None = None,
-        context_length: int = 4096,
+        context_length: int | None = None,
         concurrency: int = 8,
         timeout: float = 120.0,
     ) -> None:
@@ -35,11 +38,32 @@ class OpenAITextModel:
         self.base_url = base if base.endswith("/v1") else base + "/v1"
         self.model = model
         self.name = f"{model}@{self.base_url}"
-        self.context_length = context_length
+        self._context_length = context_length
         self.concurrency = concurrency
         key = api_key or os.environ.get("OPENAI_API_KEY", "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(timeout=timeout, headers=headers)
+
+    @property
+    def context_length(self) -> int:
+        """As given, else what the server reports for this model on first use: vLLM's
+        ``max_model_len``, llama.cpp's ``meta.n_ctx_train``; else ``DEFAULT_CONTEXT``."""
+        if self._context_length is None:
+            self._context_length = self._reported_context() or DEFAULT_CONTEXT
+        return self._context_length
+
+    def _reported_context(self) -> int | None:
+        try:
+            response = self._client.get(f"{self.base_url}/models")
+            entries = response.json().get("data", []) if response.status_code == 200 else []
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None  # generation will say what is wrong with the server
+        for entry in entries:
+            if isinstance(entry, dict) and entry.get("id") == self.model:
+                meta = entry.get("meta") or {}
+                found = entry.get("max_model_len") or meta.get("n_ctx_train")
+                return int(found) if found else None
+        return None
 
     def count_tokens(self, text: str) -> int:
         return -(-len(text) // CHARS_PER_TOKEN)

@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def converted_gguf(gguf: Path, cache_dir: Path) -> Path:
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    print(f"converting {gguf.name} once, into {target.parent} (~20 s)", file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # transformers dequantizes GGUF to float32 but refuses to save a "quantized" model:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from tqdm import tqdm
+
 from pgen.context.models import Document
 from pgen.context.store import Revision, Store
 from pgen.models.base import Embedder
@@ -20,6 +22,7 @@ from pgen.usermodel.dense import DenseIndex
 
 RETRIEVERS = ("bm25", "dense", "recency", "hybrid")
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al., 2009)
+EMBED_CHUNK = 512  # documents embedded (and stored) at a time; a bar shows from this many
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,21 @@ class DenseRetriever(_IndexedRetriever[DenseIndex]):
         model_id, dim = self.embedder.model_id, self.embedder.dim
         stored = self.store.embeddings(user_id, model_id, dim, [d.doc_id for d in documents])
         missing = [d for d in documents if stored.get(d.doc_id, ("",))[0] != d.content_hash]
-        if missing:
-            vectors = self.embedder.embed([index_text(d) for d in missing])
-            rows = [(d.doc_id, d.content_hash, v) for d, v in zip(missing, vectors, strict=True)]
-            self.store.put_embeddings(user_id, model_id, rows)
-            stored.update({doc_id: (digest, vec) for doc_id, digest, vec in rows})
+        # A large profile's first embedding takes minutes on a CPU: show it, and store each
+        # chunk as it is done so an interrupted run keeps what it embedded.
+        with tqdm(
+            total=len(missing),
+            desc=f"embedding {user_id}'s documents",
+            unit="doc",
+            disable=len(missing) < EMBED_CHUNK,
+        ) as bar:
+            for start in range(0, len(missing), EMBED_CHUNK):
+                chunk = missing[start : start + EMBED_CHUNK]
+                vectors = self.embedder.embed([index_text(d) for d in chunk])
+                rows = [(d.doc_id, d.content_hash, v) for d, v in zip(chunk, vectors, strict=True)]
+                self.store.put_embeddings(user_id, model_id, rows)
+                stored.update({doc_id: (digest, vec) for doc_id, digest, vec in rows})
+                bar.update(len(chunk))
         for document in documents:
             index.add(document.doc_id, stored[document.doc_id][1])
 
