@@ -15,13 +15,13 @@ from pgen.context.store import Store
 if TYPE_CHECKING:
     from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
     from pgen.personalize.subject import IPAdapterSpec
+    from pgen.personalize.subject_train import SubjectTrainingConfig
 
 # Torch and diffusers load inside the handlers: `pgen --help` must stay fast. These names
 # mirror pgen.engine and pgen.personalize.subject (a test keeps them equal).
 STRATEGIES = ("none", "subject", "keywords")
 TRAINED_METHODS = ("dreambooth-lora", "textual-inversion")
 SUBJECT_METHODS = (*TRAINED_METHODS, "ip-adapter")
-DEFAULT_DREAMBENCH = Path("../shared/data/dreambench")
 
 
 def _model(args: argparse.Namespace, config: Config) -> DiffusersImageModel:
@@ -56,8 +56,13 @@ def _sampling(args: argparse.Namespace) -> ImageGenerationConfig:
 def _ip_adapter(args: argparse.Namespace, model: DiffusersImageModel) -> IPAdapterSpec:
     from pgen.personalize.subject import IPAdapterSpec
 
-    spec = IPAdapterSpec.for_model(model, args.ip_adapter)
-    return IPAdapterSpec(spec.repo, spec.subfolder, spec.weight_name, args.ip_adapter_scale)
+    return IPAdapterSpec.for_model(
+        model,
+        args.ip_adapter,
+        subfolder=args.ip_adapter_subfolder,
+        weight_name=args.ip_adapter_weight,
+        scale=args.ip_adapter_scale,
+    )
 
 
 def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
@@ -92,21 +97,27 @@ def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
     )
 
 
-def cmd_train_subject(args: argparse.Namespace, config: Config) -> None:
-    from pgen.personalize.subject import train_subject
-    from pgen.personalize.subject_train import SubjectTrainingConfig, read_metadata
+def _training(args: argparse.Namespace) -> SubjectTrainingConfig:
+    from pgen.personalize.subject_train import SubjectTrainingConfig
 
-    training = SubjectTrainingConfig(
+    return SubjectTrainingConfig(
         steps=args.train_steps,
         learning_rate=args.lr,
         rank=args.rank,
         resolution=args.size,
-        token=args.token,
+        token=getattr(args, "token", None),
         prior_preservation=args.prior_preservation,
         class_images=args.class_images,
         class_steps=args.steps,  # the prior-preservation images are sampled like any other
         seed=args.seed,
     )
+
+
+def cmd_train_subject(args: argparse.Namespace, config: Config) -> None:
+    from pgen.personalize.subject import train_subject
+    from pgen.personalize.subject_train import read_metadata
+
+    training = _training(args)
     with Store(config.store_path) as store:
         store.user(args.user)
         model = _model(args, config)
@@ -127,8 +138,12 @@ def cmd_bench_dreambench(args: argparse.Namespace, config: Config) -> None:
         load_dreambench,
         run_dreambench,
     )
-    from pgen.personalize.subject_train import SubjectTrainingConfig
 
+    if args.data is None:
+        raise ValueError(
+            "bench dreambench needs --data DIR: a DreamBench folder (<subject>/*.jpg and "
+            "prompts_and_classes.txt), e.g. --data ../shared/data/dreambench"
+        )
     bench = load_dreambench(args.data, args.subjects.split(",") if args.subjects else None)
     model = _model(args, config)
     device = args.device or config.device
@@ -136,9 +151,7 @@ def cmd_bench_dreambench(args: argparse.Namespace, config: Config) -> None:
         methods=tuple(args.methods.split(",")),
         prompts_per_subject=args.prompts,
         images_per_prompt=args.images_per_prompt,
-        training=SubjectTrainingConfig(
-            steps=args.train_steps, resolution=args.size, seed=args.seed
-        ),
+        training=_training(args),
         generation=_sampling(args),
         ip_adapter=_ip_adapter(args, model),
         clip_model=args.clip_model,
@@ -211,8 +224,29 @@ def _add_model_options(p: argparse.ArgumentParser, steps: int = 30) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train-steps", type=int, default=400)
+    p.add_argument("--lr", type=float, help="learning rate (default: the method's)")
+    p.add_argument("--rank", type=int, default=4, help="LoRA rank")
+    p.add_argument(
+        "--prior-preservation",
+        action="store_true",
+        help="DreamBooth-LoRA: prior loss on generated class images",
+    )
+    p.add_argument("--class-images", type=int, default=100, help="prior-preservation images")
+
+
 def _add_ip_adapter_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ip-adapter", help="IP-Adapter repo id or folder (default h94/IP-Adapter)")
+    p.add_argument(
+        "--ip-adapter",
+        help="IP-Adapter repo id, folder, or .safetensors/.bin weight file (default h94/IP-Adapter)",
+    )
+    p.add_argument(
+        "--ip-adapter-subfolder", help="folder of the weights in the repo (default: models)"
+    )
+    p.add_argument(
+        "--ip-adapter-weight", help="weight file name (default: ip-adapter_sd15.safetensors)"
+    )
     p.add_argument("--ip-adapter-scale", type=float, default=0.6)
 
 
@@ -238,12 +272,8 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--user", required=True)
     p.add_argument("--subject", required=True, help="the subject's name in the user's context")
     p.add_argument("--method", choices=TRAINED_METHODS, default="dreambooth-lora")
-    p.add_argument("--train-steps", type=int, default=400)
-    p.add_argument("--lr", type=float, help="learning rate (default: the method's)")
-    p.add_argument("--rank", type=int, default=4, help="LoRA rank")
     p.add_argument("--token", help="identifier token (default: sks, or <name> for TI)")
-    p.add_argument("--prior-preservation", action="store_true")
-    p.add_argument("--class-images", type=int, default=100)
+    _add_training_options(p)
     _add_model_options(p)
     p.set_defaults(func=cmd_train_subject)
 
@@ -265,12 +295,12 @@ def register(commands: Any, bench: Any) -> None:
     p.set_defaults(func=cmd_eval_images)
 
     p = bench.add_parser("dreambench", help="DreamBench: DINO, CLIP-I, CLIP-T per method")
-    p.add_argument("--data", type=Path, default=DEFAULT_DREAMBENCH, help="DreamBench folder")
+    p.add_argument("--data", type=Path, help="DreamBench folder (required)")
     p.add_argument("--subjects", help="comma-separated subject names (default: all present)")
     p.add_argument("--methods", default=",".join(SUBJECT_METHODS), help="comma-separated methods")
     p.add_argument("--prompts", type=int, help="prompts per subject (default: all 25)")
     p.add_argument("--images-per-prompt", type=int, default=4)
-    p.add_argument("--train-steps", type=int, default=400)
+    _add_training_options(p)
     p.add_argument("--clip-model", default="openai/clip-vit-base-patch32")
     p.add_argument("--dino-model", default="facebook/dino-vits16")
     p.add_argument("--out", help="result folder (default: <home>/bench/dreambench-<time>)")

@@ -194,6 +194,13 @@ def test_bench_dreambench_writes_table_and_record(
             "1",
             "--train-steps",
             "1",
+            "--rank",
+            "2",
+            "--lr",
+            "0.01",
+            "--prior-preservation",
+            "--class-images",
+            "1",
             "--image-model",
             str(tiny_sd),
             "--steps",
@@ -211,6 +218,12 @@ def test_bench_dreambench_writes_table_and_record(
     assert "| real images |" in printed and "| dreambooth-lora |" in printed
     result = json.loads((out / "result.json").read_text())
     assert result["rows"]["dreambooth-lora"]["images"] == 1
+    training = result["config"]["training"]
+    assert (training["rank"], training["learning_rate"]) == (2, 0.01)
+    assert training["prior_preservation"] and training["class_images"] == 1
+    # Without --data the command says what it needs instead of guessing a folder.
+    assert _run(store_path, "bench", "dreambench", "--image-model", str(tiny_sd)) == 1
+    assert "bench dreambench needs --data DIR" in capsys.readouterr().err
     assert (out / "table.md").read_text().startswith("| method | DINO | CLIP-I | CLIP-T |")
 
 
@@ -239,3 +252,34 @@ def test_engine_generates_subject_images_from_python(
         assert output.provenance["images"] == [str(result.paths[0])]
         engine.delete_user("ana")
         assert not result.paths[0].exists()
+
+
+def test_train_dreambooth_lora_with_options_then_ip_adapter_from_a_file(
+    store_path: Path, tiny_sd: Path, tiny_ip_adapter: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safetensors.torch import load_file
+
+    model = ["--image-model", str(tiny_sd), "--steps", "2"]
+    argv = ["train-subject", "--user", "ana", "--subject", "rex", "--method", "dreambooth-lora"]
+    argv += ["--train-steps", "2", "--rank", "2", "--lr", "0.01", "--prior-preservation"]
+    assert _run(store_path, *argv, "--class-images", "1", *model) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "trained dreambooth-lora for subject 'rex' of user 'ana': token 'sks', 2 steps" in printed
+    )
+    folder = Path(printed.split("artifact: ")[1].strip())
+    meta = json.loads((folder / "pgen_subject.json").read_text())
+    assert meta["config"]["rank"] == 2 and meta["config"]["learning_rate"] == 0.01
+    assert meta["config"]["prior_preservation"] and len(meta["losses"]) == 2
+    downs = [
+        w
+        for k, w in load_file(folder / "pytorch_lora_weights.safetensors").items()
+        if "lora.down" in k
+    ]
+    assert downs and all(w.shape[0] == 2 for w in downs)  # --rank reached the adapter
+
+    weights = tiny_ip_adapter / "models" / "ip-adapter_sd15.safetensors"
+    argv = ["generate-image", "--user", "ana", "--method", "ip-adapter", "--json"]
+    assert _run(store_path, *argv, "--ip-adapter", str(weights), *model, "rex in the snow") == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["method"] == "ip-adapter" and record["ip_adapter"] == str(weights)

@@ -235,6 +235,19 @@ def test_ip_adapter_uses_reference_images_zero_shot(
         _pixels(model.generate(["a dog in the snow"], FAST)), _pixels(plain), atol=1
     )
 
+    # The same adapter named by its weight file: split into folder and weight name.
+    weights = tiny_ip_adapter / "models" / "ip-adapter_sd15.safetensors"
+    from_file = IPAdapterSpec.for_model(model, str(weights), scale=1.0)
+    assert (from_file.repo, from_file.subfolder) == (str(weights.parent), "")
+    assert from_file.weight_name == weights.name
+    again = generate_subject(store, "ana", "rex in the snow", model, FAST, ip_adapter=from_file)
+    np.testing.assert_allclose(_pixels(again.images), _pixels(out.images), atol=1)
+    assert again.provenance["ip_adapter"] == str(weights)
+    named = IPAdapterSpec.for_model(model, str(tiny_ip_adapter), weight_name=weights.name)
+    assert named == IPAdapterSpec(str(tiny_ip_adapter), "models", weights.name, 0.6)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        IPAdapterSpec.for_model(model, str(tiny_ip_adapter / "missing.bin"))
+
 
 def test_artifacts_are_per_user_and_removed_with_the_user(
     model: DiffusersImageModel, store: Store

@@ -44,10 +44,36 @@ class IPAdapterSpec:
     scale: float = 0.6
 
     @classmethod
-    def for_model(cls, model: DiffusersImageModel, repo: str | None = None) -> IPAdapterSpec:
-        if model.is_sdxl:
-            return cls(repo or cls.repo, "sdxl_models", "ip-adapter_sdxl.safetensors")
-        return cls(repo or cls.repo)
+    def for_model(
+        cls,
+        model: DiffusersImageModel,
+        repo: str | None = None,
+        *,
+        subfolder: str | None = None,
+        weight_name: str | None = None,
+        scale: float = 0.6,
+    ) -> IPAdapterSpec:
+        """The h94 weights of the model's family, or ``repo`` (an id, a folder, or one
+        ``.safetensors``/``.bin`` weight file whose folder holds ``image_encoder/``, as
+        ``models/ip-adapter_sd15.safetensors`` does in h94's layout)."""
+        path = Path(repo).expanduser() if repo else None
+        if path is not None and path.suffix in (".safetensors", ".bin"):
+            if not path.is_file():
+                raise FileNotFoundError(f"IP-Adapter weights {path}: no such file")
+            if subfolder or weight_name:
+                raise ValueError("an IP-Adapter weight file names its own folder and weights")
+            return cls(str(path.parent), "", path.name, scale)
+        xl = ("sdxl_models", "ip-adapter_sdxl.safetensors") if model.is_sdxl else None
+        default_sub, default_name = xl or (cls.subfolder, cls.weight_name)
+        return cls(
+            repo or cls.repo,
+            default_sub if subfolder is None else subfolder,
+            weight_name or default_name,
+            scale,
+        )
+
+    def describe(self) -> str:
+        return "/".join(part for part in (self.repo, self.subfolder, self.weight_name) if part)
 
 
 def find_subject(store: Store, user_id: str, name: str) -> Subject:
@@ -137,7 +163,7 @@ def subject_loaded(
         spec = ip_adapter or IPAdapterSpec.for_model(model)
         images = load_reference_images(subject.image_paths)
         model.load_ip_adapter(spec.repo, spec.subfolder, spec.weight_name, spec.scale)
-        provenance["ip_adapter"] = f"{spec.repo}/{spec.subfolder}/{spec.weight_name}"
+        provenance["ip_adapter"] = spec.describe()
         try:
             yield "", {"ip_adapter_images": images}, provenance
         finally:
