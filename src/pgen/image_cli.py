@@ -239,7 +239,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 def _add_ip_adapter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ip-adapter",
-        help="IP-Adapter repo id, folder, or .safetensors/.bin weight file (default h94/IP-Adapter)",
+        help="IP-Adapter repo id, folder, or .safetensors/.bin file (default h94/IP-Adapter)",
     )
     p.add_argument(
         "--ip-adapter-subfolder", help="folder of the weights in the repo (default: models)"
