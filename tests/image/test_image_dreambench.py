@@ -11,10 +11,19 @@ import pytest
 from PIL import Image
 
 from pgen.evaluate.dreambench import (
+    DreamBench,
     DreamBenchConfig,
     format_table,
     load_dreambench,
     run_dreambench,
+)
+from pgen.evaluate.metrics.image import (
+    ClipEncoder,
+    DinoEncoder,
+    clip_i,
+    clip_t,
+    dino_i,
+    mean_pairwise_cosine,
 )
 from pgen.models.image import ImageGenerationConfig, load_image_model
 from pgen.personalize.subject import IPAdapterSpec
@@ -72,6 +81,41 @@ def _config(
     )
 
 
+def _check_scores(
+    result: dict,
+    bench: DreamBench,
+    work: Path,
+    tiny_clip: Path,
+    tiny_dino: Path,
+    texts: dict[str, list[str]],
+) -> None:
+    """Every per-subject number equals the metric called directly on the saved images (so a
+    swapped metric, a wrong reference set or a prompt paired with another image's fails),
+    and every row is the mean over subjects. ``texts``: the CLIP-T prompt of each saved
+    image of a subject, in file name order."""
+    clip, dino = ClipEncoder(str(tiny_clip)), DinoEncoder(str(tiny_dino))
+    for method, subjects in result["per_subject"].items():
+        assert list(subjects) == [s.name for s in bench.subjects]
+        for subject in bench.subjects:
+            got = subjects[subject.name]
+            if method == "real images":
+                d, c = dino.images(subject.images), clip.images(subject.images)
+                assert got["dino"] == pytest.approx(mean_pairwise_cosine(d, d, same_set=True))
+                assert got["clip_i"] == pytest.approx(mean_pairwise_cosine(c, c, same_set=True))
+                continue
+            saved = sorted((work / "images" / method / subject.name).glob("*.png"))
+            assert got["images"] == len(saved) == len(texts[subject.name])
+            assert got["dino"] == pytest.approx(dino_i(saved, subject.images, dino), abs=1e-6)
+            assert got["clip_i"] == pytest.approx(clip_i(saved, subject.images, clip), abs=1e-6)
+            expected = clip_t(saved, texts[subject.name], clip)
+            assert got["clip_t"] == pytest.approx(expected, abs=1e-6)
+        row = result["rows"][method]
+        for metric in ("dino", "clip_i", "clip_t"):
+            if metric in row:
+                mean = sum(s[metric] for s in subjects.values()) / len(subjects)
+                assert row[metric] == pytest.approx(mean)
+
+
 def test_loader_reads_classes_prompts_and_present_subjects(bench_root: Path) -> None:
     bench = load_dreambench(bench_root)
     assert [(s.name, s.class_word, s.live) for s in bench.subjects] == [
@@ -96,19 +140,21 @@ def test_runner_produces_the_standard_table(
 ) -> None:
     model = load_image_model(str(tiny_sd), dtype="float32")
     config = _config(tiny_clip, tiny_dino, tiny_ip_adapter, prompts_per_subject=2)
-    result = run_dreambench(load_dreambench(bench_root), model, config, tmp_path / "run")
+    bench = load_dreambench(bench_root)
+    result = run_dreambench(bench, model, config, tmp_path / "run")
     rows = result["rows"]
     assert list(rows) == ["real images", "dreambooth-lora", "textual-inversion", "ip-adapter"]
-    # Both subjects share the same two real photos here, so their real-row scores agree.
-    real = result["per_subject"]["real images"]
-    assert real["dog"]["dino"] == pytest.approx(real["backpack"]["dino"])
     for method in ("dreambooth-lora", "textual-inversion", "ip-adapter"):
         assert rows[method]["images"] == 2 * 2 * 2  # subjects x prompts x images per prompt
-        assert all(-1 <= rows[method][m] <= 1 for m in ("dino", "clip_i", "clip_t"))
         made = sorted((tmp_path / "run" / "images" / method / "dog").glob("*.png"))
         assert [p.name for p in made] == ["00-0.png", "00-1.png", "01-0.png", "01-1.png"]
         assert Image.open(made[0]).size == (32, 32)
-    assert rows["ip-adapter"]["train_s"] < rows["dreambooth-lora"]["train_s"]
+    # CLIP-T reads each prompt without the learned token: the dog is live, the backpack not.
+    texts = {
+        "backpack": ["a backpack in the jungle"] * 2 + ["a red backpack"] * 2,
+        "dog": ["a dog in the snow"] * 2 + ["a dog wearing a red hat"] * 2,
+    }
+    _check_scores(result, bench, tmp_path / "run", tiny_clip, tiny_dino, texts)
     table = format_table(result)
     assert table.splitlines()[2].startswith("| real images | ")
     assert "| dreambooth-lora | " in table
@@ -124,10 +170,20 @@ def test_two_real_dreambench_subjects(
     assert bench.subjects[0].live and not bench.subjects[1].live
     model = load_image_model(str(tiny_sd), dtype="float32")
     config = _config(
-        tiny_clip, tiny_dino, tiny_ip_adapter, prompts_per_subject=1, methods=("ip-adapter",)
+        tiny_clip,
+        tiny_dino,
+        tiny_ip_adapter,
+        prompts_per_subject=1,
+        methods=("dreambooth-lora", "ip-adapter"),
     )
     config = DreamBenchConfig(**{**config.__dict__, "images_per_prompt": 1})
     result = run_dreambench(bench, model, config, tmp_path)
     assert result["subjects"] == ["dog", "backpack"]
     assert result["rows"]["ip-adapter"]["images"] == 2
-    assert 0 < result["rows"]["real images"]["dino"] <= 1
+    assert result["rows"]["dreambooth-lora"]["images"] == 2
+    texts = {
+        s.name: [" ".join(bench.templates(s)[0].format("", s.class_word).split())]
+        for s in bench.subjects
+    }
+    assert texts["dog"] == ["a dog in the jungle"]
+    _check_scores(result, bench, tmp_path, tiny_clip, tiny_dino, texts)
