@@ -197,6 +197,7 @@ def test_bench_rejects_unknown_settings(
     out = tmp_path / "run"
     assert _bench(tiny_llama, amazon_file, out, "--strategy", "magic") == 1
     assert _bench(tiny_llama, amazon_file, out, "--retriever", "psychic") == 1
+    assert _bench(tiny_llama, amazon_file, out, "--batch-size", "0") == 1
 
 
 LAMP_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "lamp-samples"

@@ -13,7 +13,8 @@ log-likelihood ranking of multiple-choice evaluation). It measures what the mode
 about the user's label even when it cannot follow the output format.
 
 ``choice-calibrated`` (``--answers choice-calibrated``) corrects a small model's bias toward
-some labels whatever the question (SmolLM2-135M picks LaMP-2's "women" for every article):
+some labels whatever the question (SmolLM2-135M picks LaMP-2's "women" for every article of
+the dev samples, in every setting, docs/benchmarks.md):
 batch calibration (Zhou et al., ICLR 2024). Each question's label log-probabilities are
 normalized over the label set, the label prior is their mean probability over all the
 questions of the setting, and the answer is the label with the highest log p(label |

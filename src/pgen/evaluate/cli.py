@@ -139,6 +139,8 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
             raise ValueError(f"unknown retriever {retriever!r}; known: {', '.join(RETRIEVERS)}")
     if any(k < 1 for k in args.k):
         raise ValueError("--k values must be at least 1")
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be at least 1")
     data = load_task(args.task, args.data, args.split, args.longlamp_setting)
     data.examples = select(data.examples, args.users, args.limit)
     if not data.examples:
