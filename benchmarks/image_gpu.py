@@ -1,5 +1,6 @@
 """Cost of personalized image generation: seconds per training step and per image, and the
-cost per subject of DreamBooth-LoRA, textual inversion and IP-Adapter.
+cost per subject of DreamBooth-LoRA (optionally with prior preservation, whose class images
+are generated once per class and base model), textual inversion and IP-Adapter.
 
 The pipeline is randomly initialized with the exact shapes of Stable Diffusion 1.5 (and the
 ViT-H/14 image encoder of its IP-Adapter): cost does not depend on trained weights. It is
@@ -7,6 +8,7 @@ saved and loaded back through pgen's backend, then trained and sampled by pgen's
 
     python benchmarks/image_gpu.py                 # SD-1.5 shapes, CUDA when available
     python benchmarks/image_gpu.py --tiny          # tiny shapes: a CPU smoke run
+    python benchmarks/image_gpu.py --class-images 100   # adds the prior-preservation row
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from PIL import Image
 from pgen.context.models import Subject
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
 from pgen.models.image_random import random_sd_pipeline, save_random_ip_adapter
-from pgen.personalize.subject_dreambooth import train_dreambooth_lora
+from pgen.personalize.subject_dreambooth import (
+    class_image_folder,
+    class_images,
+    train_dreambooth_lora,
+)
 from pgen.personalize.subject_inversion import train_textual_inversion
 from pgen.personalize.subject_train import SubjectTrainingConfig
 
@@ -75,15 +81,19 @@ def per_step(
     warmup: int,
     steps: int,
     resolution: int,
+    **extra: Any,
 ) -> float:
-    """Seconds per step: the difference of two runs cancels the fixed setup (latents)."""
-    short = timed(device, lambda: train(model, subject, folder, _cfg(warmup, resolution)))
-    long = timed(device, lambda: train(model, subject, folder, _cfg(warmup + steps, resolution)))
+    """Seconds per step: the difference of two runs cancels the fixed setup (latents, and
+    class images, which the first run generates or finds cached and the second reuses)."""
+    short = timed(device, lambda: train(model, subject, folder, _cfg(warmup, resolution, extra)))
+    long = timed(
+        device, lambda: train(model, subject, folder, _cfg(warmup + steps, resolution, extra))
+    )
     return (long - short) / steps
 
 
-def _cfg(steps: int, resolution: int) -> SubjectTrainingConfig:
-    return SubjectTrainingConfig(steps=steps, resolution=resolution)
+def _cfg(steps: int, resolution: int, extra: dict[str, Any]) -> SubjectTrainingConfig:
+    return SubjectTrainingConfig(steps=steps, resolution=resolution, **extra)
 
 
 def main() -> None:
@@ -103,6 +113,12 @@ def main() -> None:
         "--ti-steps", type=int, default=3000, help="textual inversion steps/subject"
     )
     parser.add_argument("--references", type=int, default=5, help="reference images/subject")
+    parser.add_argument(
+        "--class-images",
+        type=int,
+        default=0,
+        help="prior preservation: class images to generate (0: no prior-preservation row)",
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -165,6 +181,38 @@ def main() -> None:
             model.unload_textual_inversion(tokens)
         results[name] = row
 
+    if args.class_images > 0:
+        # Prior preservation: the class images (drawn once per class and base model, then
+        # cached), then training steps on instance + class batches (twice the images).
+        prior = {
+            "prior_preservation": True,
+            "class_images": args.class_images,
+            "class_steps": args.steps,
+        }
+        folder = work / "dreambooth-lora-prior"
+        folder.mkdir()
+        cfg = _cfg(0, size, prior)
+        cache = class_image_folder(model, subject.class_word, folder / "class_images", cfg)
+        reset_peak(args.device)
+        class_s = timed(args.device, lambda: class_images(model, subject.class_word, cache, cfg))
+        step_s = per_step(
+            args.device,
+            train_dreambooth_lora,
+            model,
+            subject,
+            folder,
+            args.warmup,
+            args.train_steps,
+            size,
+            **prior,
+        )
+        results["dreambooth-lora+prior"] = {
+            **results["dreambooth-lora"],
+            "step_s": step_s,
+            "class_s": class_s,
+            "train_gib": peak_gib(args.device),
+        }
+
     ip = str(work / "ip-adapter")
     load_s = timed(
         args.device, lambda: model.load_ip_adapter(ip, "models", "ip-adapter_sd15.safetensors")
@@ -186,18 +234,19 @@ def main() -> None:
         f"build+save+load {build:.1f} s"
     )
     print(
-        "\n| method | s/train step | steps/subject | train s/subject | load s | s/image "
-        "| setup s/subject | peak GiB train | peak GiB sample |"
+        "\n| method | s/train step | steps/subject | train s/subject | class images s | load s "
+        "| s/image | setup s/subject | peak GiB train | peak GiB sample |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, row in results.items():
         train_s = row.get("step_s", 0.0) * row.get("steps", 0)
-        setup = train_s + row.get("load_s", 0.0)
+        class_s = row.get("class_s", 0.0)  # paid once per class and base model
+        setup = train_s + class_s + row.get("load_s", 0.0)
         gib_t = row.get("train_gib")
         gib_s = row.get("image_gib") or results["base"]["image_gib"]
         print(
             f"| {name} | {row.get('step_s', 0.0):.3f} | {row.get('steps', 0)} | {train_s:.1f} "
-            f"| {row.get('load_s', 0.0):.2f} | {row['image_s']:.3f} | {setup:.1f} "
+            f"| {class_s:.1f} | {row.get('load_s', 0.0):.2f} | {row['image_s']:.3f} | {setup:.1f} "
             f"| {'–' if gib_t is None else f'{gib_t:.1f}'} "
             f"| {'–' if gib_s is None else f'{gib_s:.1f}'} |"
         )
