@@ -1,13 +1,13 @@
-"""Per-request latency of top-5 retrieval over one user's profile, for each retriever,
+"""Per-request latency of top-5 retrieval over one user's documents, for each retriever,
 against the baseline of LaMP's reference code: a rank_bm25 index built per request.
 
     .venv/bin/python benchmarks/retrieval.py [--sizes 100 1000 10000] [--threads 1]
 
-Profiles are synthetic documents of 30-80 words drawn (Zipf-distributed) from the
+Documents are synthetic, 30-80 words drawn (Zipf-distributed) from the
 vocabulary of the LaMP samples in ../shared/data when present, else of the demo sample.
 Indexes are warm (built once, as pgen keeps them between requests); the "update" column
 is one new document added to the store and the next query answered with it indexed.
-"build s" is the first request ever (dense: embedding the whole profile), "reload ms" the
+"build s" is the first request ever (dense: embedding every document), "reload ms" the
 first request of a new process over the same store (the index rebuilt from stored rows and
 vectors, as each `pgen generate` command does).
 """
@@ -44,7 +44,7 @@ def vocabulary() -> list[str]:
     return sorted(words, key=lambda w: -words[w])
 
 
-def profile(n: int, vocab: list[str], rng: np.random.Generator) -> list[str]:
+def synthetic_documents(n: int, vocab: list[str], rng: np.random.Generator) -> list[str]:
     ranks = np.minimum(rng.zipf(1.2, size=(n, 80)), len(vocab)) - 1
     lengths = rng.integers(30, 81, size=n)
     return [" ".join(vocab[r] for r in ranks[i, : lengths[i]]) for i in range(n)]
@@ -68,13 +68,13 @@ def summary(times: list[float]) -> tuple[float, float]:
 def bench_size(
     store: Store, embedder: SentenceEmbedder, texts: list[str], queries: list[str]
 ) -> list[str]:
-    """Table rows for one profile size."""
+    """Table rows for one user with ``len(texts)`` documents."""
     size = len(texts)
     user = f"user{size}"
     store.add(Document(user_id=user, doc_id=str(i), text=t) for i, t in enumerate(texts))
 
     def baseline(query: str) -> None:
-        # LaMP's rank_profiles.py: split the profile, index it and rank, on every request.
+        # LaMP's rank_profiles.py: split every document, index them and rank, per request.
         scores = BM25Okapi([t.split() for t in texts]).get_scores(query.split())
         np.argsort(-scores)[:K]
 
@@ -133,7 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "bench.sqlite")
         for size in args.sizes:
-            texts = profile(size, vocab, rng)
+            texts = synthetic_documents(size, vocab, rng)
             queries = [" ".join(rng.choice(vocab[:2000], size=6)) for _ in range(args.queries)]
             for row in bench_size(store, embedder, texts, queries):
                 print(row, flush=True)
