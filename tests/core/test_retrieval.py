@@ -13,6 +13,7 @@ from pgen.context import Document, Store
 from pgen.models.base import Embedder
 from pgen.models.embedding import folder_fingerprint
 from pgen.usermodel import Retrievers
+from pgen.usermodel import retrievers as retrievers_module
 from pgen.usermodel.bm25 import Bm25Index
 from pgen.usermodel.dense import DenseIndex
 from tests.core.conftest import docs
@@ -84,6 +85,40 @@ def test_bm25_incremental_add_and_remove_equal_a_rebuild() -> None:
             assert got[doc_id] == pytest.approx(want[doc_id], rel=1e-5)
 
 
+def test_a_bm25_index_restored_from_its_arrays_equals_the_original() -> None:
+    corpus = random_corpus(60, seed=2)
+    index = Bm25Index(k1=1.2, b=0.7)
+    for i, text in enumerate(corpus):
+        index.add(str(i), text)
+    for i in range(0, 60, 4):
+        index.remove(str(i))  # tombstones travel too
+    index.add('doc with\nodd "id"', "apple apple ocean")
+    restored = Bm25Index.from_arrays(index.to_arrays())
+    for step in ("restored", "after more changes"):
+        assert len(restored) == len(index), step
+        for query in ["apple", "stone music", "garden ocean engine", "absent"]:
+            assert restored.search(query, 10) == index.search(query, 10), (step, query)
+        if step == "restored":
+            for copy in (index, restored):  # both must keep changing in the same way
+                copy.add("new", "river river stone")
+                copy.remove("1")
+
+
+def test_dense_add_many_equals_adds_one_by_one() -> None:
+    rng = np.random.default_rng(0)
+    vectors = [v / np.linalg.norm(v) for v in rng.normal(size=(40, 8)).astype(np.float32)]
+    ids = [f"d{i % 30}" for i in range(40)]  # ten ids twice: the later vector wins
+    one_by_one, at_once = DenseIndex(8), DenseIndex(8)
+    for doc_id, vector in zip(ids, vectors, strict=True):
+        one_by_one.add(doc_id, vector)
+    at_once.add_many(ids, vectors)
+    assert len(at_once) == len(one_by_one) == 30
+    for vector in vectors[:5]:
+        got, want = at_once.search(vector, 30), one_by_one.search(vector, 30)
+        assert [d for d, _ in got] == [d for d, _ in want]
+        assert [x for _, x in got] == pytest.approx([x for _, x in want])
+
+
 def test_dense_index_ranks_by_cosine_and_forgets_removed() -> None:
     index = DenseIndex(2)
     index.add("east", np.array([1.0, 0.0], dtype=np.float32))
@@ -123,6 +158,39 @@ def test_an_index_kept_by_another_process_is_rebuilt_for_a_user_created_again(
     # The new life reaches the same revision number as the old one: two changes.
     store.add(docs("u", "stocks and bonds", "the cat of my neighbour", prefix="n"))
     assert [h.doc_id for h in other.retrieve("u", "cat", 5)] == ["n1"]
+
+
+def test_a_new_process_loads_the_saved_bm25_index_and_catches_up(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retrievers_module, "SNAPSHOT_AFTER", 3)
+    store.add(docs("u", "my cat sleeps", "cat food prices", "stock markets", "a cat again"))
+    first = Retrievers(store, embedder=lambda: pytest.fail("unused")).get("bm25")
+    expected = first.retrieve("u", "cat", 5)  # builds from 4 changes: saved
+    assert ("index", "bm25") in store.artifacts("u")
+    store.delete_documents("u", ["d0"])
+    store.add([Document(user_id="u", doc_id="d9", text="the cat of my neighbour")])
+
+    read: list[list[str]] = []
+    real_documents = Store.documents
+
+    def counting(self: Store, user_id: str, doc_ids: list[str] | None = None) -> list[Document]:
+        read.append(list(doc_ids or []))
+        return real_documents(self, user_id, doc_ids)
+
+    monkeypatch.setattr(Store, "documents", counting)
+    second = Retrievers(Store(store.path), embedder=lambda: pytest.fail("unused")).get("bm25")
+    hits = second.retrieve("u", "cat", 5)
+    assert read == [["d9"]]  # only what changed since the save was read and tokenized
+    assert {h.doc_id for h in hits} == {h.doc_id for h in expected} - {"d0"} | {"d9"}
+    # A damaged file is not trusted: the next process rebuilds from the store.
+    next(iter(store.artifacts("u").values())).joinpath("index.npz").write_bytes(b"torn")
+    read.clear()
+    third = Retrievers(Store(store.path), embedder=lambda: pytest.fail("unused")).get("bm25")
+    assert {h.doc_id for h in third.retrieve("u", "cat", 5)} == {h.doc_id for h in hits}
+    assert sorted(read[0]) == ["d1", "d2", "d3", "d9"]
+    store.delete_user("u")
+    assert not list(store.artifacts_root.rglob("index.npz"))
 
 
 def test_retrievers_never_cross_users(store: Store) -> None:

@@ -8,6 +8,7 @@ new document costs microseconds instead of a rebuild of the user's whole index.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import bm25s
@@ -53,6 +54,42 @@ class Bm25Index:
 
     def add(self, doc_id: str, text: str) -> None:
         self.add_tokens(doc_id, tokenize(text))
+
+    # -- a snapshot on disk: a new process loads it instead of re-tokenizing everything --
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The whole index as flat arrays (postings concatenated, term by term)."""
+        terms = list(self._postings)
+        counts = [len(self._postings[t][0]) for t in terms]
+        size = len(self.doc_ids)
+        return {
+            "params": np.array([self.k1, self.b, self._total_length], dtype=np.float64),
+            "doc_ids": _json_array(self.doc_ids),
+            "terms": _json_array(terms),
+            "offsets": np.cumsum([0, *counts]).astype(np.int64),
+            "slots": np.fromiter(
+                (slot for t in terms for slot in self._postings[t][0]), np.int64, sum(counts)
+            ),
+            "tfs": np.fromiter(
+                (tf for t in terms for tf in self._postings[t][1]), np.int64, sum(counts)
+            ),
+            "lengths": self._lengths[:size].copy(),
+            "alive": self._alive[:size].copy(),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Bm25Index:
+        k1, b, total_length = (float(x) for x in arrays["params"])
+        index = cls(k1, b)
+        index.doc_ids = _from_json_array(arrays["doc_ids"])
+        index._lengths = arrays["lengths"].astype(np.float32)
+        index._alive = arrays["alive"].astype(bool)
+        index._slot = {index.doc_ids[s]: int(s) for s in np.flatnonzero(index._alive)}
+        index._total_length = total_length
+        offsets, slots, tfs = arrays["offsets"], arrays["slots"], arrays["tfs"]
+        for i, term in enumerate(_from_json_array(arrays["terms"])):
+            a, z = int(offsets[i]), int(offsets[i + 1])
+            index._postings[term] = (slots[a:z].tolist(), tfs[a:z].tolist())
+        return index
 
     def add_many(self, docs: list[tuple[str, str]]) -> None:
         """Add (doc_id, text) pairs, tokenized together."""
@@ -120,6 +157,15 @@ def top_k(scores: np.ndarray, doc_ids: list[str], k: int) -> list[tuple[str, flo
         candidates = candidates[part]
     order = candidates[np.lexsort((candidates, -scores[candidates]))]
     return [(doc_ids[i], float(scores[i])) for i in order]
+
+
+def _json_array(values: list[str]) -> np.ndarray:
+    """Strings as bytes of JSON: any id survives, and no pickle is needed to load them."""
+    return np.frombuffer(json.dumps(values).encode(), dtype=np.uint8)
+
+
+def _from_json_array(array: np.ndarray) -> list[str]:
+    return list(json.loads(array.tobytes().decode()))
 
 
 def _grow(array: np.ndarray, index: int, value: object) -> np.ndarray:

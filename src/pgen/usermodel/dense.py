@@ -18,25 +18,39 @@ class DenseIndex:
     def __len__(self) -> int:
         return len(self._slot)
 
+    def __contains__(self, doc_id: str) -> bool:
+        return doc_id in self._slot
+
     def add(self, doc_id: str, vector: np.ndarray) -> None:
-        if vector.shape != (self.dim,):
-            raise ValueError(
-                f"vector for {doc_id!r} has shape {vector.shape}, index is {self.dim}-d"
-            )
-        if doc_id in self._slot:
-            self.remove(doc_id)
-        slot = len(self.doc_ids)
-        if slot >= len(self._vectors):  # double the capacity: amortized O(1) appends
-            grown = np.zeros((max(16, 2 * slot), self.dim), dtype=np.float32)
-            grown[:slot] = self._vectors[:slot]
+        self.add_many([doc_id], [vector])
+
+    def add_many(self, doc_ids: list[str], vectors: list[np.ndarray]) -> None:
+        """Add documents' vectors in one copy (a new process re-reads thousands at once)."""
+        for doc_id, vector in zip(doc_ids, vectors, strict=True):
+            if vector.shape != (self.dim,):
+                raise ValueError(
+                    f"vector for {doc_id!r} has shape {vector.shape}, index is {self.dim}-d"
+                )
+        for doc_id in dict.fromkeys(doc_ids):
+            if doc_id in self._slot:
+                self.remove(doc_id)
+        # The last vector given for an id wins, as with one add after another.
+        last = {doc_id: i for i, doc_id in enumerate(doc_ids)}
+        ids, rows = list(last), list(last.values())
+        start, end = len(self.doc_ids), len(self.doc_ids) + len(ids)
+        if end > len(self._vectors):  # double the capacity: amortized O(1) appends
+            capacity = max(16, 2 * len(self._vectors), end)
+            grown = np.zeros((capacity, self.dim), dtype=np.float32)
+            grown[:start] = self._vectors[:start]
             self._vectors = grown
-            alive = np.zeros(len(grown), dtype=bool)
-            alive[:slot] = self._alive[:slot]
+            alive = np.zeros(capacity, dtype=bool)
+            alive[:start] = self._alive[:start]
             self._alive = alive
-        self._vectors[slot] = vector
-        self._alive[slot] = True
-        self.doc_ids.append(doc_id)
-        self._slot[doc_id] = slot
+        if ids:
+            self._vectors[start:end] = np.stack([vectors[i] for i in rows])
+        self._alive[start:end] = True
+        self.doc_ids.extend(ids)
+        self._slot.update({doc_id: start + i for i, doc_id in enumerate(ids)})
 
     def remove(self, doc_id: str) -> None:
         self._alive[self._slot.pop(doc_id)] = False

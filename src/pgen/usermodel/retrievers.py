@@ -7,11 +7,13 @@ content hashes says what, so only new or edited documents are (re)indexed.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
 from pgen.context.models import Document
@@ -23,6 +25,9 @@ from pgen.usermodel.dense import DenseIndex
 RETRIEVERS = ("bm25", "dense", "recency", "hybrid")
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al., 2009)
 EMBED_CHUNK = 512  # documents embedded (and stored) at a time; a bar shows from this many
+SNAPSHOT_AFTER = 1000  # documents changed in one catch-up before an index is saved to disk
+SNAPSHOT_FILE = "index.npz"
+SNAPSHOT_VERSION = 1  # bump when Bm25Index.to_arrays changes
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ def index_text(document: Document) -> str:
 
 
 class _Index(Protocol):
+    def __contains__(self, doc_id: str) -> bool: ...
+
     def remove(self, doc_id: str) -> None: ...
 
 
@@ -56,7 +63,6 @@ IndexT = TypeVar("IndexT", bound=_Index)
 class _Entry(Generic[IndexT]):
     index: IndexT
     revision: Revision
-    hashes: dict[str, str] = field(default_factory=dict)
 
 
 class _IndexedRetriever(ABC, Generic[IndexT]):
@@ -72,25 +78,36 @@ class _IndexedRetriever(ABC, Generic[IndexT]):
     def _new_index(self) -> IndexT: ...
 
     @abstractmethod
-    def _add(self, user_id: str, index: IndexT, documents: list[Document]) -> None: ...
+    def _add(self, user_id: str, index: IndexT, changed: dict[str, str]) -> None:
+        """Index these documents (doc_id -> content hash), new or edited."""
+
+    def _load(self, user_id: str, incarnation: int) -> _Entry[IndexT] | None:
+        """An index saved by an earlier process for this incarnation of the user, if any."""
+        return None
+
+    def _save(self, user_id: str, entry: _Entry[IndexT]) -> None:
+        """Keep the index for the next process (called after large changes)."""
 
     def index(self, user_id: str) -> IndexT:
         revision = self.store.revision(user_id)  # raises for an unknown user
         entry = self._entries.get(user_id)
         if entry is None or entry.revision.incarnation != revision.incarnation:
-            # New to this process, or deleted and created again (by any process): rebuild.
-            entry = self._entries[user_id] = _Entry(
+            # New to this process, or deleted and created again (by any process): start
+            # from a saved index of this incarnation, else from nothing.
+            entry = self._load(user_id, revision.incarnation) or _Entry(
                 self._new_index(), Revision(revision.incarnation, -1)
             )
+            self._entries[user_id] = entry
         if entry.revision == revision:
             return entry.index
         changed, deleted = self.store.document_changes(user_id, entry.revision.number)
         for doc_id in [*deleted, *changed]:
-            if entry.hashes.pop(doc_id, None) is not None:
+            if doc_id in entry.index:
                 entry.index.remove(doc_id)
-        self._add(user_id, entry.index, self.store.documents(user_id, list(changed)))
-        entry.hashes.update(changed)
+        self._add(user_id, entry.index, changed)
         entry.revision = revision
+        if len(changed) >= SNAPSHOT_AFTER:
+            self._save(user_id, entry)
         return entry.index
 
     def forget(self, user_id: str) -> None:
@@ -98,13 +115,41 @@ class _IndexedRetriever(ABC, Generic[IndexT]):
 
 
 class Bm25Retriever(_IndexedRetriever[Bm25Index]):
+    """BM25 over the user's documents. After a large change the index is saved next to the
+    store (an artifact of the user, removed with them), so a new process loads it in
+    milliseconds and catches up from its revision instead of re-tokenizing everything."""
+
     name = "bm25"
 
     def _new_index(self) -> Bm25Index:
         return Bm25Index()
 
-    def _add(self, user_id: str, index: Bm25Index, documents: list[Document]) -> None:
+    def _add(self, user_id: str, index: Bm25Index, changed: dict[str, str]) -> None:
+        documents = self.store.documents(user_id, list(changed))
         index.add_many([(d.doc_id, index_text(d)) for d in documents])
+
+    def _load(self, user_id: str, incarnation: int) -> _Entry[Bm25Index] | None:
+        folder = self.store.artifacts(user_id).get(("index", self.name))
+        path = folder / SNAPSHOT_FILE if folder else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                arrays = {key: saved[key] for key in saved.files}
+            saved_incarnation, number, version = (int(x) for x in arrays.pop("revision"))
+            if saved_incarnation != incarnation or version != SNAPSHOT_VERSION:
+                return None  # another life of this user id, or an older format
+            return _Entry(Bm25Index.from_arrays(arrays), Revision(incarnation, number))
+        except (OSError, ValueError, KeyError):
+            return None  # unreadable (a crash mid-write elsewhere): rebuild instead
+
+    def _save(self, user_id: str, entry: _Entry[Bm25Index]) -> None:
+        folder = self.store.artifact_path(user_id, "index", self.name)
+        revision = [entry.revision.incarnation, entry.revision.number, SNAPSHOT_VERSION]
+        arrays = {**entry.index.to_arrays(), "revision": np.array(revision, dtype=np.int64)}
+        partial = folder / f"{SNAPSHOT_FILE}.{os.getpid()}.partial.npz"
+        np.savez(partial, **arrays)  # type: ignore[arg-type]
+        partial.replace(folder / SNAPSHOT_FILE)  # atomic: readers see old or new, whole
 
     def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
         return [Hit(d, s) for d, s in self.index(user_id).search(query, k)]
@@ -123,11 +168,15 @@ class DenseRetriever(_IndexedRetriever[DenseIndex]):
     def _new_index(self) -> DenseIndex:
         return DenseIndex(self.embedder.dim)
 
-    def _add(self, user_id: str, index: DenseIndex, documents: list[Document]) -> None:
+    def _add(self, user_id: str, index: DenseIndex, changed: dict[str, str]) -> None:
         model_id, dim = self.embedder.model_id, self.embedder.dim
-        stored = self.store.embeddings(user_id, model_id, dim, [d.doc_id for d in documents])
-        missing = [d for d in documents if stored.get(d.doc_id, ("",))[0] != d.content_hash]
-        # A large profile's first embedding takes minutes on a CPU: show it, and store each
+        stored = self.store.embeddings(user_id, model_id, dim, list(changed))
+        # Only documents without a vector for their current content are read and embedded.
+        stale = [
+            doc_id for doc_id, digest in changed.items() if stored.get(doc_id, ("",))[0] != digest
+        ]
+        missing = self.store.documents(user_id, stale) if stale else []
+        # A large user's first embedding takes minutes on a CPU: show it, and store each
         # chunk as it is done so an interrupted run keeps what it embedded.
         with tqdm(
             total=len(missing),
@@ -142,8 +191,7 @@ class DenseRetriever(_IndexedRetriever[DenseIndex]):
                 self.store.put_embeddings(user_id, model_id, rows)
                 stored.update({doc_id: (digest, vec) for doc_id, digest, vec in rows})
                 bar.update(len(chunk))
-        for document in documents:
-            index.add(document.doc_id, stored[document.doc_id][1])
+        index.add_many(list(changed), [stored[doc_id][1] for doc_id in changed])
 
     def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
         index = self.index(user_id)
