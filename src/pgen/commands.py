@@ -20,7 +20,7 @@ def cmd_ingest(args: argparse.Namespace, config: Config) -> None:
         for path in args.files:
             stats = ingest(store, path, progress=True)
             seen = ", ".join(f"{n} {kind}s" for kind, n in sorted(stats.seen.items()))
-            print(f"{path}: {seen or 'no records'}; {stats.written} rows written")
+            print(f"{path}: {seen or 'no records'}; {stats.written} new or changed")
 
 
 def cmd_users(args: argparse.Namespace, config: Config) -> None:

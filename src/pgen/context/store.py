@@ -37,7 +37,8 @@ class Revision(NamedTuple):
 
 @dataclass
 class IngestStats:
-    """What one batch did: records seen, and rows actually inserted or changed."""
+    """What one batch did: records seen, and how many of them were new or changed (a
+    record identical to the stored one writes nothing)."""
 
     seen: dict[str, int] = field(default_factory=dict)
     written: int = 0
@@ -66,7 +67,8 @@ class Store(DerivedData):
                 stats.count(type(record).__name__.lower())
                 before = db.total_changes
                 self._write(db, record)
-                stats.written += db.total_changes - before
+                # One per record, however many rows its write touched (revisions, users).
+                stats.written += int(db.total_changes > before)
         return stats
 
     def _ensure_user(self, db: sqlite3.Connection, user_id: str) -> None:

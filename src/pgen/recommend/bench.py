@@ -62,7 +62,7 @@ def prepare_store(store: Store, data_path: str | Path | None) -> tuple[Sequences
             "data": str(data_path),
             "name": data.name,
             "ingest_seconds": round(time.perf_counter() - start, 2),
-            "rows_written": stats.written,
+            "records_written": stats.written,
         }
     sequences = sequences_from_store(store)
     if sequences.n_interactions == 0:

@@ -94,7 +94,7 @@ def cmd_recommend(args: argparse.Namespace, config: Config) -> None:
     try:
         if args.data is not None:
             stats = ingest(engine.store, load_data(args.data))
-            print(f"{args.data}: {stats.written} rows written to {engine.store.path}")
+            print(f"{args.data}: {stats.written} records new or changed in {engine.store.path}")
         if args.train:
             model, folder = train_for_serving(
                 engine.store,
