@@ -7,6 +7,8 @@ less than ``MIN_ITEM_TOKENS`` are dropped rather than cut to nothing.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from dataclasses import dataclass
 
 from pgen.context.models import Document
@@ -43,11 +45,19 @@ def pack_documents(
 def template_tokens(model: TextModel) -> int:
     """What the chat template adds around a system and a user message, plus a margin for
     parts that tokenize differently once joined (32 for a model that cannot render)."""
+    try:
+        return _TEMPLATE_TOKENS[model]  # the same for every request: measured once per model
+    except (KeyError, TypeError):
+        pass
     render = getattr(model, "render", None)
-    if render is None:
-        return 32
     empty = [Message("system", ""), Message("user", "")]
-    return model.count_tokens(render(empty)) + 8
+    count = 32 if render is None else model.count_tokens(render(empty)) + 8
+    with contextlib.suppress(TypeError):  # a model that cannot be weakly referenced
+        _TEMPLATE_TOKENS[model] = count
+    return count
+
+
+_TEMPLATE_TOKENS: weakref.WeakKeyDictionary[TextModel, int] = weakref.WeakKeyDictionary()
 
 
 def remaining_budget(model: TextModel, budget: int, *fixed_parts: str) -> int:
