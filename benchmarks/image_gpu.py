@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pgen.context.models import Subject
+from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
-from pgen.models.image_random import random_sd_pipeline, save_random_ip_adapter
+from pgen.testing.image_models import random_sd_pipeline, save_random_ip_adapter
 from pgen.personalize.subject_dreambooth import (
     class_image_folder,
     class_images,

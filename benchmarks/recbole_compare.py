@@ -42,8 +42,8 @@ import torch
 from pgen.context import Store
 from pgen.recommend.arrays import Split, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data
-from pgen.recommend.metrics import hits_from_ranks, summarize
-from pgen.recommend.models import build
+from pgen.evaluate.metrics.ranking import hits_from_ranks, summarize
+from pgen.recommend.recommenders import build
 from pgen.recommend.protocol import evaluate
 
 HERE = Path(__file__).resolve().parent

@@ -8,7 +8,7 @@ from typing import Any
 
 from pgen.config import Config
 from pgen.context.ingest import ingest
-from pgen.context.store import Store
+from pgen.context.base import ContextStore
 from pgen.engine import Engine
 from pgen.models.base import GenerationConfig
 from pgen.personalize import TEXT_STRATEGIES

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from pgen.config import Config
-from pgen.context.sqlite import UserNotFoundError
-from pgen.context.store import Store
+from pgen.context.base import UserNotFoundError
+from pgen.context.base import ContextStore
 from pgen.models.base import Chat, Embedder, GenerationConfig, TextModel
 from pgen.personalize import TEXT_STRATEGIES, Prepared, Request, Strategy, Tools
 from pgen.usermodel.retrievers import Retrievers
@@ -58,7 +58,7 @@ class ImageGeneration:
 class Engine:
     def __init__(
         self,
-        store: Store,
+        store: ContextStore,
         text_model: TextModel | Callable[[], TextModel],
         embedder: Embedder | Callable[[], Embedder],
         *,

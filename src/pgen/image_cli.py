@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgen.config import Config
-from pgen.context.store import Store
+from pgen.context.base import ContextStore
 
 if TYPE_CHECKING:
     from pgen.models.image import DiffusersImageModel, ImageGenerationConfig

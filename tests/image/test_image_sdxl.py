@@ -13,7 +13,7 @@ from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
 
 from pgen.context import Store, Subject, User
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
-from pgen.models.image_random import save_random_ip_adapter
+from pgen.testing.image_models import save_random_ip_adapter
 from pgen.personalize.subject import IPAdapterSpec, generate_subject, train_subject
 from pgen.personalize.subject_train import SubjectTrainingConfig
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from pgen.context.models import Interaction, Item
+from pgen.context.records import Interaction, Item
 from pgen.recommend.arrays import Sequences, Split, leave_one_out, sequences_from
 
 GROUPS = ("space opera", "cooking show", "jazz concert", "horror film")

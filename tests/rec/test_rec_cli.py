@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pgen.cli import main
-from pgen.recommend.models import load
+from pgen.recommend.recommenders import load
 from tests.rec.conftest import planted_records
 
 

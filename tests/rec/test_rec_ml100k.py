@@ -9,7 +9,7 @@ import pytest
 from pgen.context import Store
 from pgen.recommend.arrays import Split, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data
-from pgen.recommend.models import build
+from pgen.recommend.recommenders import build
 from pgen.recommend.protocol import evaluate
 from tests.conftest import shared_data
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.models import build, load
+from pgen.recommend.recommenders import build, load
 from pgen.recommend.protocol import evaluate
 
 FAST = {

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pgen.recommend.arrays import Sequences, leave_one_out
-from pgen.recommend.metrics import hits_from_ranks, per_user, summarize
+from pgen.evaluate.metrics.ranking import hits_from_ranks, per_user, summarize
 from pgen.recommend.protocol import evaluate, full_ranks, mask_history
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.models import build
+from pgen.recommend.recommenders import build
 from pgen.recommend.protocol import evaluate
 from pgen.recommend.rerank import LLMReranker, build_prompt, parse_ranking
 

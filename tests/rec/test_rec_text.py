@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.models import build
-from pgen.recommend.models.textaware import embed_items
+from pgen.recommend.recommenders import build
+from pgen.recommend.recommenders.textaware import embed_items
 from pgen.recommend.protocol import evaluate
 from tests.rec.conftest import planted_records
 

@@ -1,6 +1,16 @@
-"""Personalized context: the data model and its stores."""
+"""Personalized context: the records, the store protocol and its implementations."""
 
-from pgen.context.models import (
+from pgen.context.base import (
+    ContextStore,
+    IngestStats,
+    OutputNotFoundError,
+    Revision,
+    StoredOutput,
+    StoreError,
+    UserNotFoundError,
+    UserSummary,
+)
+from pgen.context.records import (
     RECORD_TYPES,
     Document,
     Feedback,
@@ -10,17 +20,22 @@ from pgen.context.models import (
     Subject,
     User,
 )
-from pgen.context.store import Store, UserNotFoundError
 
 __all__ = [
     "RECORD_TYPES",
+    "ContextStore",
     "Document",
     "Feedback",
+    "IngestStats",
     "Interaction",
     "Item",
+    "OutputNotFoundError",
     "Record",
-    "Store",
+    "Revision",
+    "StoreError",
+    "StoredOutput",
     "Subject",
     "User",
     "UserNotFoundError",
+    "UserSummary",
 ]

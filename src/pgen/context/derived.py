@@ -11,33 +11,26 @@ import json
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pgen.context.models import to_json
+from pgen.context.records import to_json
 from pgen.context.schema import USER_TABLES
-from pgen.context.sqlite import Database, UserNotFoundError
-
-
-@dataclass(frozen=True)
-class StoredOutput:
-    output_id: str
-    user_id: str
-    instruction: str
-    strategy: str
-    text: str
-    provenance: dict[str, Any]
-    created: str
+from pgen.context.base import OutputNotFoundError, StoredOutput, UserNotFoundError
+from pgen.context.sqlite import Database
 
 
 def safe_name(text: str) -> str:
     """A folder name for any user id or subject name, without collisions."""
     clean = "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:40]
     return f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def _output(row: Any) -> StoredOutput:
+    return StoredOutput(**{**dict(row), "provenance": json.loads(row["provenance"])})
 
 
 class DerivedData(Database):
@@ -140,10 +133,15 @@ class DerivedData(Database):
 
     def outputs(self, user_id: str) -> list[StoredOutput]:
         rows = self._rows("SELECT * FROM outputs WHERE user_id=? ORDER BY created", user_id)
-        return [
-            StoredOutput(**{**dict(row), "provenance": json.loads(row["provenance"])})
-            for row in rows
-        ]
+        return [_output(row) for row in rows]
+
+    def output(self, user_id: str, output_id: str) -> StoredOutput:
+        rows = self._rows(
+            "SELECT * FROM outputs WHERE user_id=? AND output_id=?", user_id, output_id
+        )
+        if not rows:
+            raise OutputNotFoundError(output_id, user_id)
+        return _output(rows[0])
 
     # -- artifacts on disk ------------------------------------------------------------
     def artifact_path(self, user_id: str, kind: str, name: str) -> Path:
@@ -158,6 +156,13 @@ class DerivedData(Database):
                 "INSERT OR REPLACE INTO artifacts(user_id, kind, name, path) VALUES (?, ?, ?, ?)",
                 (user_id, kind, name, str(path)),
             )
+        return path
+
+    def shared_path(self, kind: str, name: str) -> Path:
+        """A folder for something trained over many users (a recommender): not any one
+        user's artifact, so delete-user must edit or remove it (see ``delete_user``)."""
+        path = self.artifacts_root / "shared" / kind / safe_name(name)
+        path.mkdir(parents=True, exist_ok=True)
         return path
 
     def artifacts(self, user_id: str) -> dict[tuple[str, str], Path]:

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from pgen.context.models import RECORD_TYPES, Document, Interaction, Item, Record
+from pgen.context.records import RECORD_TYPES, Document, Interaction, Item, Record
 from pgen.context.store import IngestStats, Store
 
 # LaMP profile fields that map onto our Document; every field is also kept in `fields`.

@@ -8,16 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
+from pgen.context.base import StoreError
 from pgen.context.schema import MIGRATIONS, SCHEMA_VERSION
-
-
-class UserNotFoundError(KeyError):
-    def __str__(self) -> str:
-        return f"no user {self.args[0]!r} in the store"
-
-
-class StoreError(RuntimeError):
-    pass
 
 
 class Database:
@@ -38,6 +30,10 @@ class Database:
         self._migrate()
 
     # -- plumbing ---------------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
     def close(self) -> None:
         self._db.close()
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
 
 from pgen.context.derived import DerivedData
-from pgen.context.models import (
+from pgen.context.records import (
     Document,
     Feedback,
     Interaction,
@@ -25,26 +23,7 @@ from pgen.context.models import (
     User,
     to_json,
 )
-from pgen.context.sqlite import UserNotFoundError
-
-
-class Revision(NamedTuple):
-    """Where a user's documents stand: ``number`` counts changes within one incarnation."""
-
-    incarnation: int
-    number: int
-
-
-@dataclass
-class IngestStats:
-    """What one batch did: records seen, and how many of them were new or changed (a
-    record identical to the stored one writes nothing)."""
-
-    seen: dict[str, int] = field(default_factory=dict)
-    written: int = 0
-
-    def count(self, kind: str) -> None:
-        self.seen[kind] = self.seen.get(kind, 0) + 1
+from pgen.context.base import IngestStats, Revision, UserNotFoundError, UserSummary
 
 
 def _time(value: datetime | None) -> str | None:
@@ -55,8 +34,9 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-class Store(DerivedData):
-    """A SQLite file holding users, their context, the catalog and everything derived."""
+class SQLiteStore(DerivedData):
+    """A SQLite file holding users, their context, the catalog and everything derived:
+    the embedded implementation of ``ContextStore``."""
 
     # -- writing context --------------------------------------------------------------
     def add(self, records: Iterable[Record]) -> IngestStats:
@@ -204,17 +184,19 @@ class Store(DerivedData):
             raise UserNotFoundError(user_id)
         return User(user_id=user_id, profile=json.loads(rows[0]["profile"]))
 
-    def users(self) -> list[dict[str, Any]]:
-        """Every user with the size of their context (no content)."""
+    def users(self, offset: int = 0, limit: int | None = None) -> list[UserSummary]:
+        """Users in id order with the size of their context (no content), a page at a time."""
         rows = self._rows(
             "SELECT u.user_id, "
             "(SELECT COUNT(*) FROM documents d WHERE d.user_id=u.user_id) AS documents, "
             "(SELECT COUNT(*) FROM interactions i WHERE i.user_id=u.user_id) AS interactions, "
             "(SELECT COUNT(*) FROM subjects s WHERE s.user_id=u.user_id) AS subjects, "
             "(SELECT COUNT(*) FROM feedback f WHERE f.user_id=u.user_id) AS feedback "
-            "FROM users u ORDER BY u.user_id"
+            "FROM users u ORDER BY u.user_id LIMIT ? OFFSET ?",
+            -1 if limit is None else limit,
+            offset,
         )
-        return [dict(row) for row in rows]
+        return [UserSummary(**dict(row)) for row in rows]
 
     def revision(self, user_id: str) -> Revision:
         """Changes whenever the user's documents change, or the user is deleted and created

@@ -122,7 +122,7 @@ def register(commands: Any, bench: Any) -> None:
 
 
 def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
-    from pgen.context.store import Store
+    from pgen.context.base import ContextStore
     from pgen.engine import Engine
     from pgen.evaluate.benchmarks import load_task, metrics_for, select
     from pgen.evaluate.plan import BASELINE, store_path

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pgen.context.models import User
+from pgen.context.records import User
 from pgen.engine import Engine
 from pgen.evaluate.answers import (
     CHOICE_CALIBRATED,

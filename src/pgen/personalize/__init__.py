@@ -1,11 +1,35 @@
-"""Strategies: how personalization enters generation."""
+"""Strategies: how personalization enters generation. Importing this package registers
+every built-in strategy (heavy backends load inside ``prepare``, never at import)."""
 
-from pgen.personalize.base import NoPersonalization, Prepared, Request, Strategy, Tools
+from pgen.personalize.base import (
+    AdapterRef,
+    ImageRequest,
+    Modality,
+    NoPersonalization,
+    Prepared,
+    Provenance,
+    Request,
+    Strategy,
+    Tools,
+)
 from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
+from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
 
-TEXT_STRATEGIES: dict[str, Strategy] = {
-    s.name: s for s in (NoPersonalization(), RetrievalAugmented(), ProfileSummary())
-}
+for _strategy in (NoPersonalization(), RetrievalAugmented(), ProfileSummary()):
+    register(_strategy)
 
-__all__ = ["TEXT_STRATEGIES", "Prepared", "Request", "Strategy", "Tools"]
+__all__ = [
+    "AdapterRef",
+    "ImageRequest",
+    "Modality",
+    "Prepared",
+    "Provenance",
+    "Request",
+    "Strategy",
+    "Tools",
+    "all_strategies",
+    "get_strategy",
+    "register",
+    "strategy_names",
+]

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgen.context.models import Item
-from pgen.context.store import Store
+from pgen.context.records import Item
+from pgen.context.base import ContextStore
 from pgen.models.base import Chat, GenerationConfig, Message, TextModel
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
 
@@ -51,7 +51,7 @@ class KeywordsPlan:
         return ", ".join([self.instruction, *self.keywords])
 
 
-def preference_items(store: Store, user_id: str, config: KeywordsConfig) -> list[Item]:
+def preference_items(store: ContextStore, user_id: str, config: KeywordsConfig) -> list[Item]:
     """The user's most recently interacted distinct items, newest first."""
     chosen: list[str] = []
     for interaction in reversed(store.interactions(user_id)):
@@ -101,7 +101,7 @@ def parse_keywords(reply: str, limit: int) -> list[str]:
 
 
 def plan_keywords(
-    store: Store,
+    store: ContextStore,
     user_id: str,
     instruction: str,
     text_model: TextModel,
@@ -119,7 +119,7 @@ def plan_keywords(
 
 
 def generate_keywords(
-    store: Store,
+    store: ContextStore,
     user_id: str,
     instruction: str,
     text_model: TextModel,

@@ -3,9 +3,9 @@ documents, cached in the store and rewritten when the documents change."""
 
 from __future__ import annotations
 
-from pgen.context.store import Store
+from pgen.context.base import ContextStore
 from pgen.models.base import GenerationConfig
-from pgen.personalize.base import Prepared, Request, Tools, chat
+from pgen.personalize.base import Modality, Prepared, Provenance, Request, Tools, chat
 from pgen.personalize.prompts import pack_documents, remaining_budget
 
 SUMMARY_VERSION = "v1"  # bump when the summary prompt changes: old summaries are then stale
@@ -21,7 +21,7 @@ TEMPLATE = (
 )
 
 
-def documents_version(store: Store, user_id: str) -> str:
+def documents_version(store: ContextStore, user_id: str) -> str:
     """Changes whenever any of the user's documents is added, edited or removed."""
     revision = store.revision(user_id)
     return f"revision-{revision.incarnation}-{revision.number}"
@@ -29,6 +29,8 @@ def documents_version(store: Store, user_id: str) -> str:
 
 class ProfileSummary:
     name = "profile"
+    modality: Modality = "text"
+    description = "a summary of the user written by the model (cached), with their attributes"
 
     def summaries(self, user_ids: list[str], tools: Tools) -> dict[str, tuple[str, list[str]]]:
         """user -> (summary, doc ids it was written from); missing ones in one batch."""
@@ -63,16 +65,17 @@ class ProfileSummary:
             summary, used = summaries[request.user_id]
             profile = tools.store.user(request.user_id).profile
             attributes = "".join(f"\n{name}: {value}" for name, value in sorted(profile.items()))
-            instruction = tools.instruction(request)
+            notes: list[str] = []
+            instruction = tools.instruction(request, notes)
             if not summary and not attributes:
-                prepared.append(Prepared(chat(instruction)))
+                prepared.append(Prepared(chat(instruction), provenance=Provenance(notes=notes)))
                 continue
             # Long profile attributes must not push the prompt past the budget either.
             system = tools.fit(TEMPLATE.format(summary=summary, attributes=attributes), instruction)
             prepared.append(
                 Prepared(
                     chat(instruction, system=system),
-                    provenance=used,
+                    provenance=Provenance(documents=used, notes=notes),
                     details={"summary": summary},
                 )
             )

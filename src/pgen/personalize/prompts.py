@@ -11,7 +11,7 @@ import contextlib
 import weakref
 from dataclasses import dataclass
 
-from pgen.context.models import Document
+from pgen.context.records import Document
 from pgen.models.base import Message, TextModel
 
 MIN_ITEM_TOKENS = 16

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgen.personalize.base import Prepared, Request, Tools, chat
+from pgen.personalize.base import Modality, Prepared, Provenance, Request, Tools, chat
 from pgen.personalize.prompts import pack_documents, remaining_budget
 
 TEMPLATE = (
@@ -13,6 +13,8 @@ TEMPLATE = (
 
 class RetrievalAugmented:
     name = "rag"
+    modality: Modality = "text"
+    description = "the user's top-k documents for the request, retrieved into the prompt"
 
     def prepare(self, requests: list[Request], tools: Tools) -> list[Prepared]:
         return [self._one(request, tools) for request in requests]
@@ -21,14 +23,21 @@ class RetrievalAugmented:
         retriever = tools.retrievers.get(request.retriever)
         hits = retriever.retrieve(request.user_id, request.query or request.instruction, request.k)
         documents = tools.store.documents(request.user_id, [hit.doc_id for hit in hits])
-        instruction = tools.instruction(request)
+        notes: list[str] = []
+        instruction = tools.instruction(request, notes)
         budget = remaining_budget(tools.text_model, tools.prompt_budget, TEMPLATE, instruction)
         packed = pack_documents(documents, tools.text_model, budget)
+        dropped = len(documents) - len(packed.used)
+        if dropped:
+            notes.append(f"{dropped} of {len(documents)} retrieved documents left out for room")
+        provenance = Provenance(documents=packed.used, notes=notes)
         if not packed.used:  # nothing relevant (or no room): the plain instruction
-            return Prepared(chat(instruction), details={"retriever": retriever.name})
+            return Prepared(
+                chat(instruction), provenance=provenance, details={"retriever": retriever.name}
+            )
         scores = {hit.doc_id: round(hit.score, 4) for hit in hits}
         return Prepared(
             chat(instruction, system=TEMPLATE.format(items=packed.text)),
-            provenance=packed.used,
+            provenance=provenance,
             details={"retriever": retriever.name, "scores": [scores[d] for d in packed.used]},
         )

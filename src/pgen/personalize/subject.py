@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgen.context.models import Subject
-from pgen.context.store import Store
+from pgen.context.records import Subject
+from pgen.context.base import ContextStore
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
 from pgen.personalize import subject_dreambooth, subject_inversion
 from pgen.personalize.subject_train import (
@@ -76,7 +76,7 @@ class IPAdapterSpec:
         return "/".join(part for part in (self.repo, self.subfolder, self.weight_name) if part)
 
 
-def find_subject(store: Store, user_id: str, name: str) -> Subject:
+def find_subject(store: ContextStore, user_id: str, name: str) -> Subject:
     subjects = store.subjects(user_id)
     for subject in subjects:
         if subject.name.lower() == name.lower():
@@ -108,7 +108,7 @@ def subject_prompt(instruction: str, subject: Subject, phrase: str) -> str:
 
 
 def train_subject(
-    store: Store,
+    store: ContextStore,
     user_id: str,
     subject_name: str,
     model: DiffusersImageModel,
@@ -132,7 +132,7 @@ def train_subject(
     return folder
 
 
-def trained(store: Store, user_id: str, subject: Subject) -> dict[str, Path]:
+def trained(store: ContextStore, user_id: str, subject: Subject) -> dict[str, Path]:
     """method -> artifact folder, for the methods this subject was trained with."""
     return {
         kind: path
@@ -144,7 +144,7 @@ def trained(store: Store, user_id: str, subject: Subject) -> dict[str, Path]:
 @contextmanager
 def subject_loaded(
     model: DiffusersImageModel,
-    store: Store,
+    store: ContextStore,
     user_id: str,
     subject: Subject,
     method: str,
@@ -202,7 +202,7 @@ def subject_loaded(
 
 
 def generate_subject(
-    store: Store,
+    store: ContextStore,
     user_id: str,
     instruction: str,
     model: DiffusersImageModel,

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from pgen.context.models import Subject
+from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
 from pgen.personalize.subject_train import (
     SubjectTrainingConfig,

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from pgen.context.models import Subject
+from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel
 from pgen.personalize.subject_train import (
     SubjectTrainingConfig,

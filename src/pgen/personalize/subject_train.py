@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from pgen.context.models import Subject
+from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel
 
 METADATA_FILE = "pgen_subject.json"

@@ -14,8 +14,8 @@ from datetime import datetime
 
 import numpy as np
 
-from pgen.context.models import Interaction
-from pgen.context.store import Store
+from pgen.context.records import Interaction
+from pgen.context.base import ContextStore
 
 # Only hand-made records lack a time: the loaders in data.py give undated interactions a
 # synthetic time in file order (data.undated_time), so their order survives the store.
@@ -89,7 +89,7 @@ def sequences_from(
     return Sequences(users, catalog, sequences, [names.get(item, "") for item in catalog])
 
 
-def sequences_from_store(store: Store) -> Sequences:
+def sequences_from_store(store: ContextStore) -> Sequences:
     """Every user's interactions in the store, over the store's whole catalog."""
     items = store.items()
     return sequences_from(

@@ -16,12 +16,12 @@ from typing import Any
 
 import torch
 
-from pgen.context.store import Store
+from pgen.context.base import ContextStore
 from pgen.models.base import Embedder, TextModel
 from pgen.recommend.arrays import Sequences, Split, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data
-from pgen.recommend.models import REGISTRY, Recommender, TextBPR, build
-from pgen.recommend.models.textaware import embed_items
+from pgen.recommend.recommenders import REGISTRY, Recommender, TextBPR, build
+from pgen.recommend.recommenders.textaware import embed_items
 from pgen.recommend.protocol import EvalResult, Scorer, evaluate
 from pgen.recommend.rerank import LLMReranker
 
@@ -51,7 +51,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def prepare_store(store: Store, data_path: str | Path | None) -> tuple[Sequences, dict[str, Any]]:
+def prepare_store(store: ContextStore, data_path: str | Path | None) -> tuple[Sequences, dict[str, Any]]:
     """Ingest ``data_path`` (if given) into the store, then read everything back as arrays."""
     info: dict[str, Any] = {}
     if data_path is not None:
@@ -70,7 +70,7 @@ def prepare_store(store: Store, data_path: str | Path | None) -> tuple[Sequences
     return sequences, info
 
 
-def item_texts(store: Store, sequences: Sequences) -> list[str]:
+def item_texts(store: ContextStore, sequences: Sequences) -> list[str]:
     items = {item.item_id: item for item in store.items()}
     return [items[i].text or items[i].title or i for i in sequences.item_ids]
 
@@ -103,7 +103,7 @@ def train_model(
 
 
 def run_benchmark(
-    store: Store,
+    store: ContextStore,
     data_path: str | Path | None,
     settings: BenchSettings,
     embedder: Callable[[], Embedder],

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from pgen.config import Config
-from pgen.context.store import Store
+from pgen.context.base import ContextStore
 from pgen.models.base import Embedder, TextModel
 
 MODELS = ("pop", "itemknn", "bpr", "sasrec", "text", "llm-rerank")

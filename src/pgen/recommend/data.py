@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from pgen.context.models import Interaction, Item, User
-from pgen.context.store import IngestStats, Store
+from pgen.context.records import Interaction, Item, User
+from pgen.context.base import ContextStore, IngestStats
 
 
 @dataclass
@@ -358,7 +358,7 @@ def load_data(path: str | Path) -> RecData:
     )
 
 
-def ingest(store: Store, data: RecData) -> IngestStats:
+def ingest(store: ContextStore, data: RecData) -> IngestStats:
     """Write the catalog, profiles and behaviors in one transaction (all or nothing)."""
     known = {item.item_id for item in data.items}
     for interaction in data.interactions:

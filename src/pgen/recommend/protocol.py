@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.metrics import DEFAULT_KS, hits_from_ranks, summarize
+from pgen.evaluate.metrics.ranking import DEFAULT_KS, hits_from_ranks, summarize
 
 
 class Scorer(Protocol):

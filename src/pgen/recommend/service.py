@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgen.context.models import Item
-from pgen.context.sqlite import UserNotFoundError
-from pgen.context.store import Store
+from pgen.context.records import Item
+from pgen.context.base import UserNotFoundError
+from pgen.context.base import ContextStore
 from pgen.models.base import Embedder, TextModel
 from pgen.recommend.arrays import holdout_last, sequences_from_store
 from pgen.recommend.bench import item_texts, train_model
-from pgen.recommend.models import Recommender, load
-from pgen.recommend.models.mf import PairwiseModel
+from pgen.recommend.recommenders import Recommender, load
+from pgen.recommend.recommenders.mf import PairwiseModel
 from pgen.recommend.protocol import Scorer, mask_history
 from pgen.recommend.rerank import LLMReranker
 
@@ -33,12 +33,12 @@ class Recommendation:
     rank: int
 
 
-def model_folder(store: Store, name: str) -> Path:
+def model_folder(store: ContextStore, name: str) -> Path:
     return store.path.parent / f"{store.path.stem}-recommenders" / name
 
 
 def train_for_serving(
-    store: Store,
+    store: ContextStore,
     name: str,
     params: dict[str, Any],
     embedder: Callable[[], Embedder],
@@ -59,7 +59,7 @@ def train_for_serving(
 
 
 def recommend(
-    store: Store,
+    store: ContextStore,
     name: str,
     user_id: str,
     k: int = 10,

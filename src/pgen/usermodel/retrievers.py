@@ -16,8 +16,8 @@ from typing import Generic, Protocol, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from pgen.context.models import Document
-from pgen.context.store import Revision, Store
+from pgen.context.records import Document
+from pgen.context.base import ContextStore, Revision
 from pgen.models.base import Embedder
 from pgen.usermodel.bm25 import Bm25Index
 from pgen.usermodel.dense import DenseIndex
@@ -70,7 +70,7 @@ class _IndexedRetriever(ABC, Generic[IndexT]):
 
     name: str
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: ContextStore) -> None:
         self.store = store
         self._entries: dict[str, _Entry[IndexT]] = {}
 
@@ -161,7 +161,7 @@ class DenseRetriever(_IndexedRetriever[DenseIndex]):
 
     name = "dense"
 
-    def __init__(self, store: Store, embedder: Embedder) -> None:
+    def __init__(self, store: ContextStore, embedder: Embedder) -> None:
         super().__init__(store)
         self.embedder = embedder
 
@@ -204,7 +204,7 @@ class RecencyRetriever:
 
     name = "recency"
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: ContextStore) -> None:
         self.store = store
 
     def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
@@ -240,7 +240,7 @@ class HybridRetriever:
 class Retrievers:
     """The retrievers of one store, built on first use (dense loads an embedding model)."""
 
-    def __init__(self, store: Store, embedder: Callable[[], Embedder]) -> None:
+    def __init__(self, store: ContextStore, embedder: Callable[[], Embedder]) -> None:
         self.store = store
         self._embedder = embedder
         self._built: dict[str, Retriever] = {}

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgen.context.models import Document
+from pgen.context.records import Document
 from pgen.evaluate.benchmarks.tasks import (
     Example,
     TaskData,

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pgen.context.models import Document
+from pgen.context.records import Document
 from pgen.evaluate.benchmarks.tasks import (
     Example,
     Kind,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgen.context.models import Document
+from pgen.context.records import Document
 from pgen.evaluate.benchmarks.tasks import (
     Example,
     TaskData,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pgen.context.models import Document
+from pgen.context.records import Document
 from pgen.evaluate.metrics import Metric, accuracy, bleu, macro_f1, mae, meteor, rmse, rouge
 
 Kind = Literal["classification", "rating", "generation"]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from pgen.models.base import Embedder
-from pgen.recommend.models.mf import PairwiseModel
+from pgen.recommend.recommenders.mf import PairwiseModel
 
 
 class TextBPR(PairwiseModel):

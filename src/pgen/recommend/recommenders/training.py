@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.models.base import Recommender
+from pgen.recommend.recommenders.base import Recommender
 from pgen.recommend.protocol import evaluate
 
 STOP_METRIC = "ndcg@10"

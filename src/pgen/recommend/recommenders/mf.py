@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.models.base import Recommender, seed_everything
-from pgen.recommend.models.training import TRAINING_DEFAULTS, adam, train_with_early_stopping
+from pgen.recommend.recommenders.base import Recommender, seed_everything
+from pgen.recommend.recommenders.training import TRAINING_DEFAULTS, adam, train_with_early_stopping
 
 
 class NegativeSampler:

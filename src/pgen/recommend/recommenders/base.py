@@ -90,7 +90,7 @@ class Recommender(torch.nn.Module):
 
 def build(name: str, n_users: int, n_items: int, **params: Any) -> Recommender:
     # Importing the package registers every model class.
-    import pgen.recommend.models  # noqa: F401
+    import pgen.recommend.recommenders  # noqa: F401
 
     if name not in REGISTRY:
         raise ValueError(f"unknown recommender {name!r}; known: {', '.join(sorted(REGISTRY))}")

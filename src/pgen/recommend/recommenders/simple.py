@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.models.base import Recommender
+from pgen.recommend.recommenders.base import Recommender
 
 
 class Pop(Recommender):

@@ -1,0 +1,166 @@
+"""The store protocol: everything strategies, recommenders, trainers and the engine need.
+
+``ContextStore`` is the only store type the code above ``pgen.context`` names. The embedded
+SQLite store (``pgen.context.store.SQLiteStore``) implements it; a Postgres store is a new
+module implementing the same methods. Every method that reads a user's data takes the
+``user_id`` and scopes the query by it inside the store: one user's rows never leave the
+store in another user's request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+
+from pgen.context.records import Document, Feedback, Interaction, Item, Record, Subject, User
+
+
+class UserNotFoundError(KeyError):
+    def __str__(self) -> str:
+        return f"no user {self.args[0]!r} in the store"
+
+
+class OutputNotFoundError(KeyError):
+    def __str__(self) -> str:
+        return f"no output {self.args[0]!r} of user {self.args[1]!r}"
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class Revision(NamedTuple):
+    """Where a user's documents stand: ``number`` counts changes within one incarnation."""
+
+    incarnation: int
+    number: int
+
+
+@dataclass
+class IngestStats:
+    """What one batch did: records seen, and how many of them were new or changed (a
+    record identical to the stored one writes nothing)."""
+
+    seen: dict[str, int] = field(default_factory=dict)
+    written: int = 0
+
+    def count(self, kind: str) -> None:
+        self.seen[kind] = self.seen.get(kind, 0) + 1
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    output_id: str
+    user_id: str
+    instruction: str
+    strategy: str
+    text: str
+    provenance: dict[str, Any]
+    created: str
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """A user and the size of their context (no content)."""
+
+    user_id: str
+    documents: int
+    interactions: int
+    subjects: int
+    feedback: int
+
+
+@runtime_checkable
+class ContextStore(Protocol):
+    """Users, their context, the shared catalog, and everything derived from them."""
+
+    @property
+    def location(self) -> str:
+        """Where the store lives, for messages (a path or a URL without credentials)."""
+        ...
+
+    @property
+    def artifacts_root(self) -> Path:
+        """The folder under which this store keeps files (per-user artifacts, shared models)."""
+        ...
+
+    # -- writing context --------------------------------------------------------------
+    def add(self, records: Iterable[Record]) -> IngestStats:
+        """Write records in one transaction: all of them, or (on any error) none."""
+        ...
+
+    def delete_documents(self, user_id: str, doc_ids: Sequence[str]) -> int: ...
+
+    # -- one user's context -----------------------------------------------------------
+    def has_user(self, user_id: str) -> bool: ...
+
+    def user(self, user_id: str) -> User: ...
+
+    def users(self, offset: int = 0, limit: int | None = None) -> list[UserSummary]: ...
+
+    def revision(self, user_id: str) -> Revision: ...
+
+    def documents(self, user_id: str, doc_ids: Sequence[str] | None = None) -> list[Document]: ...
+
+    def document_hashes(self, user_id: str) -> dict[str, str]: ...
+
+    def document_changes(self, user_id: str, since: int) -> tuple[dict[str, str], list[str]]: ...
+
+    def recent_doc_ids(self, user_id: str, k: int) -> list[str]: ...
+
+    def interactions(self, user_id: str) -> list[Interaction]: ...
+
+    def subjects(self, user_id: str) -> list[Subject]: ...
+
+    def feedback(self, user_id: str) -> list[Feedback]: ...
+
+    # -- the catalog (shared by all users) --------------------------------------------
+    def items(self, item_ids: Sequence[str] | None = None) -> list[Item]: ...
+
+    def known_items(self, item_ids: Iterable[str]) -> set[str]: ...
+
+    def all_interactions(self) -> list[Interaction]: ...
+
+    # -- derived data -----------------------------------------------------------------
+    def embeddings(
+        self, user_id: str, model_id: str, dim: int, doc_ids: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, np.ndarray]]: ...
+
+    def put_embeddings(
+        self, user_id: str, model_id: str, rows: Sequence[tuple[str, str, np.ndarray]]
+    ) -> None: ...
+
+    def summary(self, user_id: str, key: str, docs_hash: str) -> str | None: ...
+
+    def put_summary(self, user_id: str, key: str, docs_hash: str, text: str) -> None: ...
+
+    def save_output(
+        self, user_id: str, instruction: str, strategy: str, text: str, provenance: dict[str, Any]
+    ) -> StoredOutput: ...
+
+    def output(self, user_id: str, output_id: str) -> StoredOutput:
+        """One of the user's outputs; another user's output id is "not found" too."""
+        ...
+
+    def outputs(self, user_id: str) -> list[StoredOutput]: ...
+
+    # -- artifacts --------------------------------------------------------------------
+    def artifact_path(self, user_id: str, kind: str, name: str) -> Path:
+        """A folder for one of the user's artifacts, registered so that deleting the user
+        deletes it. The user must exist."""
+        ...
+
+    def artifacts(self, user_id: str) -> dict[tuple[str, str], Path]: ...
+
+    def shared_path(self, kind: str, name: str) -> Path:
+        """A folder for something trained over many users (a recommender)."""
+        ...
+
+    # -- forgetting and lifetime ------------------------------------------------------
+    def delete_user(self, user_id: str) -> dict[str, int]: ...
+
+    def close(self) -> None: ...

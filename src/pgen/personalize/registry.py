@@ -1,0 +1,33 @@
+"""One registry of strategies, text and image: CLI choices, the README table and the shared
+strategy tests all come from here, so a new strategy is one ``register`` call."""
+
+from __future__ import annotations
+
+from pgen.personalize.base import Modality, Strategy
+
+_STRATEGIES: dict[tuple[Modality, str], Strategy] = {}
+
+
+def register(strategy: Strategy) -> Strategy:
+    key = (strategy.modality, strategy.name)
+    if key in _STRATEGIES:
+        raise ValueError(f"a {strategy.modality} strategy {strategy.name!r} is registered already")
+    _STRATEGIES[key] = strategy
+    return strategy
+
+
+def strategy_names(modality: Modality) -> list[str]:
+    """Registered names for one modality, in registration order (baseline first)."""
+    return [name for (kind, name) in _STRATEGIES if kind == modality]
+
+
+def get_strategy(modality: Modality, name: str) -> Strategy:
+    try:
+        return _STRATEGIES[(modality, name)]
+    except KeyError:
+        choices = ", ".join(strategy_names(modality))
+        raise ValueError(f"unknown {modality} strategy {name!r}; choose from {choices}") from None
+
+
+def all_strategies() -> list[Strategy]:
+    return list(_STRATEGIES.values())
