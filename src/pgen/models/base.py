@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -18,6 +20,24 @@ class Message:
 
 Chat = list[Message]
 
+BASE_ADAPTER = "__base__"  # what provenance says when a request ran on the plain base model
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """Per-user weights a backend applies for one request only.
+
+    ``name`` is unique per user and artifact (the key of a backend's adapter cache, and the
+    model name an OpenAI-compatible server such as vLLM serves the adapter under); ``path``
+    is the artifact folder in a standard format (PEFT / diffusers), or None for weights
+    that are not the user's (IP-Adapter: shared weights, the user's reference images).
+    """
+
+    kind: str  # lora, dpo, dreambooth-lora, textual-inversion, ip-adapter
+    name: str
+    path: Path | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
 
 @dataclass(frozen=True)
 class GenerationConfig:
@@ -27,7 +47,16 @@ class GenerationConfig:
     temperature: float = 0.0  # 0 means greedy
     top_p: float = 1.0
     repetition_penalty: float = 1.0  # 1.0: off; small models loop less with ~1.15
+    no_repeat_ngram_size: int = 0  # 0: off; n > 0 forbids repeating any n-gram
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+        if self.repetition_penalty <= 0 or self.no_repeat_ngram_size < 0:
+            raise ValueError("repetition_penalty must be > 0 and no_repeat_ngram_size >= 0")
 
 
 @runtime_checkable
@@ -41,8 +70,15 @@ class TextModel(Protocol):
         """Tokens the model reads and writes in one request."""
         ...
 
-    def generate(self, chats: list[Chat], config: GenerationConfig | None = None) -> list[str]:
-        """One reply per chat, generated in batches."""
+    def generate(
+        self,
+        chats: list[Chat],
+        config: GenerationConfig | None = None,
+        adapters: Sequence[AdapterRef | None] | None = None,
+    ) -> list[str]:
+        """One reply per chat, generated in batches. ``adapters[i]`` (when given) is the
+        per-user adapter for chat i only, None for the base model; a backend that cannot
+        apply adapters raises a clear error rather than silently ignoring one."""
         ...
 
     def count_tokens(self, text: str) -> int: ...

@@ -116,6 +116,8 @@ class TransformersTextModel:
         options: dict[str, Any] = {"max_new_tokens": config.max_new_tokens}
         if config.repetition_penalty != 1.0:
             options["repetition_penalty"] = config.repetition_penalty
+        if config.no_repeat_ngram_size:
+            options["no_repeat_ngram_size"] = config.no_repeat_ngram_size
         if config.temperature > 0:
             options |= {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p}
         else:

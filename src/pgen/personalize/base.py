@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pgen.context.base import ContextStore
-from pgen.models.base import Chat, GenerationConfig, Message, TextModel
+from pgen.models.base import AdapterRef, Chat, GenerationConfig, Message, TextModel
 from pgen.personalize.prompts import remaining_budget
 from pgen.usermodel.retrievers import Retrievers
 
@@ -22,22 +21,6 @@ if TYPE_CHECKING:
     from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
 
 Modality = Literal["text", "image"]
-
-
-@dataclass(frozen=True)
-class AdapterRef:
-    """Per-user weights a backend applies for one request only.
-
-    ``name`` is unique per user and artifact (the key of a backend's adapter cache, and the
-    model name an OpenAI-compatible server such as vLLM serves the adapter under); ``path``
-    is the artifact folder in a standard format (PEFT / diffusers), or None for weights
-    that are not the user's (IP-Adapter: shared weights, the user's reference images).
-    """
-
-    kind: str  # lora, dpo, dreambooth-lora, textual-inversion, ip-adapter
-    name: str
-    path: Path | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
