@@ -134,6 +134,17 @@ class ContextStore(Protocol):
         self, user_id: str, model_id: str, rows: Sequence[tuple[str, str, np.ndarray]]
     ) -> None: ...
 
+    def image_embeddings(
+        self, user_id: str, model_id: str, dim: int, keys: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Stored vectors of the user's images (keyed by content hash and view) for one
+        image model; other fingerprints of that model are dropped."""
+        ...
+
+    def put_image_embeddings(
+        self, user_id: str, model_id: str, rows: Sequence[tuple[str, np.ndarray]]
+    ) -> None: ...
+
     def summary(self, user_id: str, key: str, docs_hash: str) -> str | None: ...
 
     def put_summary(self, user_id: str, key: str, docs_hash: str, text: str) -> None: ...

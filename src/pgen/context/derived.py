@@ -84,6 +84,42 @@ class DerivedData(Database):
                 ],
             )
 
+    def image_embeddings(
+        self, user_id: str, model_id: str, dim: int, keys: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """image key -> vector stored for this model and dimension, for the keys that have
+        one. As with ``embeddings``, vectors of another fingerprint of the same model name
+        (or another dimension) are dropped, never mixed with new ones."""
+        family = model_id.rsplit("#", 1)[0] + "#"
+        with self.transaction() as db:
+            db.execute(
+                "DELETE FROM image_embeddings WHERE user_id=? AND (model_id=? AND dim<>? "
+                "OR substr(model_id, 1, ?)=? AND model_id<>?)",
+                (user_id, model_id, dim, len(family), family, model_id),
+            )
+        rows = self._rows_in(
+            "SELECT image_key, vector FROM image_embeddings WHERE user_id=? AND model_id=? "
+            "AND image_key",
+            keys,
+            user_id,
+            model_id,
+        )
+        return {row["image_key"]: np.frombuffer(row["vector"], dtype=np.float32) for row in rows}
+
+    def put_image_embeddings(
+        self, user_id: str, model_id: str, rows: Sequence[tuple[str, np.ndarray]]
+    ) -> None:
+        """Store (image key, vector) rows for one of the user's images."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO image_embeddings(user_id, image_key, model_id, dim, "
+                "vector) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (user_id, key, model_id, len(vec), vec.astype(np.float32).tobytes())
+                    for key, vec in rows
+                ],
+            )
+
     # -- summaries --------------------------------------------------------------------
     def summary(self, user_id: str, key: str, docs_hash: str) -> str | None:
         """The cached summary written under ``key`` from exactly these documents, if any."""

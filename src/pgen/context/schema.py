@@ -114,6 +114,17 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE users ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: image vectors (concept references, photos), one per image content, view and model.
+    """
+    CREATE TABLE image_embeddings (
+        user_id    TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        image_key  TEXT NOT NULL,  -- content hash of the file, plus the view ("<hash>:flip")
+        model_id   TEXT NOT NULL,  -- name#fingerprint: never mixed across models
+        dim        INTEGER NOT NULL,
+        vector     BLOB NOT NULL,
+        PRIMARY KEY (user_id, model_id, image_key)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -126,6 +137,7 @@ USER_TABLES = (
     "subjects",
     "feedback",
     "embeddings",
+    "image_embeddings",
     "summaries",
     "outputs",
     "artifacts",
