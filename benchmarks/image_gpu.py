@@ -27,13 +27,13 @@ from PIL import Image
 from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
 from pgen.testing.image_models import random_sd_pipeline, save_random_ip_adapter
-from pgen.personalize.subject_dreambooth import (
+from pgen.training.dreambooth import (
     class_image_folder,
     class_images,
     train_dreambooth_lora,
 )
-from pgen.personalize.subject_inversion import train_textual_inversion
-from pgen.personalize.subject_train import SubjectTrainingConfig
+from pgen.training.textual_inversion import train_textual_inversion
+from pgen.training.subject_artifacts import SubjectTrainingConfig
 
 
 def _sync(device: str) -> None:

@@ -1,19 +1,23 @@
-"""The `pgen` command. Each workflow step registers its own subcommands (see EXTENSIONS)."""
+"""The `pgen` command. Each workflow step registers its own subcommands (see EXTENSIONS);
+every handler is a thin call into ``pgen.engine.Engine``."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pgen.config import Config, load_config
 
 # Modules with ``register(commands, bench)``: they add subcommands to ``pgen`` and to
-# ``pgen bench``; each subparser sets ``func(args, config) -> int | None``.
+# ``pgen bench``; each subparser sets ``func(args, config) -> int | None``. Torch and the
+# model stacks load inside handlers only: `pgen --help` must stay fast.
 EXTENSIONS: tuple[str, ...] = (
     "pgen.commands",
     "pgen.evaluate.cli",
@@ -23,23 +27,80 @@ EXTENSIONS: tuple[str, ...] = (
 
 Handler = Callable[[argparse.Namespace, Config], Any]
 
+# Settings every command takes, before or after the subcommand's name.
+GLOBAL_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--config", {"help": "TOML settings file (default: ./pgen.toml or $PGEN_CONFIG)"}),
+    ("--store", {"help": "SQLite store path (default: <home>/pgen.sqlite)"}),
+    ("--home", {"help": "data folder for the store, caches and artifacts"}),
+    ("--text-model", {"help": "smollm2, a folder, an HF id, a .gguf, or openai:M@URL"}),
+    ("--embed-model", {"help": "sentence-transformers model (id or folder)"}),
+    ("--threads", {"type": int, "help": "PyTorch CPU threads (0: half the cores)"}),
+    ("--debug", {"action": "store_true", "help": "show tracebacks"}),
+)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown in every --help, for options that have one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text:
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    """The global options as a parent parser. On subcommands their defaults are suppressed,
+    so a value given before the subcommand is not reset by the subcommand's parser."""
+    parent = argparse.ArgumentParser(add_help=False)
+    for flag, options in GLOBAL_OPTIONS:
+        settings: dict[str, Any] = dict(options)
+        if suppress:
+            settings["default"] = argparse.SUPPRESS
+        parent.add_argument(flag, **settings)
+    return parent
+
+
+class _Subcommands:
+    """``add_subparsers()`` that gives every subcommand the global options and the help
+    formatter, so extensions need not repeat them."""
+
+    def __init__(self, action: Any, parent: argparse.ArgumentParser) -> None:
+        self._action = action
+        self._parent = parent
+
+    def add_parser(self, name: str, **options: Any) -> argparse.ArgumentParser:
+        options.setdefault("formatter_class", HelpFormatter)
+        options.setdefault("description", options.get("help"))
+        parser: argparse.ArgumentParser = self._action.add_parser(
+            name, parents=[self._parent], **options
+        )
+        return parser
+
+
+def version() -> str:
+    try:
+        return metadata.version("pgen")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare tree
+        return "unknown"
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pgen", description="Personalized generation: context in, content for one user out."
+        prog="pgen",
+        description="Personalized generation: context in, content for one user out.",
+        parents=[_global_options(suppress=False)],
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--config", help="TOML settings file (default: ./pgen.toml)")
-    parser.add_argument("--store", help="SQLite store path (default: in the user data dir)")
-    parser.add_argument("--home", help="data folder for the store, caches and artifacts")
-    parser.add_argument(
-        "--text-model", help="smollm2, a folder, an HF id, a .gguf, or openai:M@URL"
+    parser.add_argument("--version", action="version", version=f"pgen {version()}")
+    inherited = _global_options(suppress=True)
+    commands = _Subcommands(
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), inherited
     )
-    parser.add_argument("--embed-model", help="sentence-transformers model (id or folder)")
-    parser.add_argument("--threads", type=int, help="PyTorch CPU threads (0: half the cores)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench_parser = commands.add_parser("bench", help="run a benchmark (see pgen bench -h)")
-    bench = bench_parser.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    bench = _Subcommands(
+        bench_parser.add_subparsers(dest="bench", required=True, metavar="BENCHMARK"), inherited
+    )
     for name in EXTENSIONS:
         importlib.import_module(name).register(commands, bench)
     return parser
@@ -47,18 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def one_line(error: BaseException) -> str:
     """The error as one readable line: messages from libraries often span several."""
-    return " ".join(str(error).split()) or type(error).__name__
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 500 else text[:500] + "…"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    # ``--debug`` is accepted anywhere (``pgen generate ... --debug`` too), not only before
-    # the subcommand where argparse would put it.
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and set(unknown) == {"--debug"}:
-        args.debug = True
-    elif unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parser.parse_args(argv)
     try:
         config = load_config(
             None if args.config is None else Path(args.config),
@@ -72,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `pgen users | head`: the reader left; end quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as error:  # errors are for people: one line, unless --debug
         if args.debug:
             traceback.print_exc()

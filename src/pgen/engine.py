@@ -1,17 +1,19 @@
-"""Engine: the one entry point that wires a store, models and strategies.
+"""Engine: the one typed API. The CLI, the HTTP service and Python users call these methods.
 
 A request reads top to bottom: ``generate`` → the user's context in the store (scoped to
-that user) → user model (retrieval or summary) → strategy builds the model input → the
-text model → an output saved with its provenance (which context items shaped it).
-``generate_image`` does the same for images (subjects or interacted items → the image
-model), and ``recommend`` ranks items for a user with a trained recommender.
+that user) → user model (retrieval or summary) → the strategy builds the model input and
+names the user's adapter, if any → the model backend applies it for that request only →
+an output saved with its provenance (which context items and artifacts shaped it).
+``generate_image`` is the same path for images; ``train`` produces the artifacts that
+strategies apply; ``recommend`` ranks catalog items; ``feedback`` closes the loop.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,19 +21,38 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from pgen.config import Config
-from pgen.context.base import UserNotFoundError
-from pgen.context.base import ContextStore
-from pgen.models.base import Chat, Embedder, GenerationConfig, TextModel
-from pgen.personalize import TEXT_STRATEGIES, Prepared, Request, Strategy, Tools
+from pgen.context.base import (
+    ContextStore,
+    IngestStats,
+    StoredOutput,
+    UserNotFoundError,
+    UserSummary,
+)
+from pgen.context.records import Document, Feedback, Record, Subject, User
+from pgen.factory import (
+    Lazy,
+    apply_thread_policy,
+    build_embedder,
+    build_image_model,
+    build_store,
+    build_text_model,
+)
+from pgen.models.base import BASE_ADAPTER, Chat, Embedder, GenerationConfig, TextModel
+from pgen.personalize import (
+    ImageRequest,
+    Prepared,
+    Provenance,
+    Request,
+    Strategy,
+    Tools,
+    get_strategy,
+)
+from pgen.training.registry import TrainRequest, TrainResult, get_trainer
 from pgen.usermodel.retrievers import Retrievers
 
 if TYPE_CHECKING:
     from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
-    from pgen.personalize.keywords import KeywordsConfig
-    from pgen.personalize.subject import IPAdapterSpec
     from pgen.recommend.service import Recommendation
-
-IMAGE_STRATEGIES = ("none", "subject", "keywords")
 
 
 @dataclass(frozen=True)
@@ -40,7 +61,7 @@ class Generation:
     user_id: str
     strategy: str
     text: str
-    provenance: list[str]  # ids of the user's documents that went into the prompt
+    provenance: Provenance
     prompt: Chat
     details: dict[str, Any]
 
@@ -52,7 +73,38 @@ class ImageGeneration:
     strategy: str
     prompt: str  # what the image model was given
     paths: list[Path]
-    provenance: dict[str, Any]  # the subjects, items and artifacts that shaped the images
+    provenance: Provenance
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UserView:
+    """One user's context at a glance: profile, their newest documents, and counts."""
+
+    user: User
+    documents: list[Document]  # the newest ``limit``, oldest first
+    total_documents: int
+    interactions: int
+    subjects: list[Subject]
+    feedback: int
+    outputs: int
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    document: Document
+    score: float
+    retriever: str
+
+
+def _check_k(k: int, what: str = "k") -> None:
+    if k < 1:
+        raise ValueError(f"{what} must be at least 1, got {k}")
+
+
+def _check_instruction(instruction: str) -> None:
+    if not instruction.strip():
+        raise ValueError("the instruction is empty")
 
 
 class Engine:
@@ -64,64 +116,135 @@ class Engine:
         *,
         image_model: DiffusersImageModel | Callable[[], DiffusersImageModel] | None = None,
         prompt_tokens: int = 1024,
+        generation: GenerationConfig | None = None,
     ) -> None:
         self.store = store
-        self._text_model = text_model
-        self._embedder = embedder
-        self._image_model = image_model
-        self.retrievers = Retrievers(store, self._get_embedder)
+        self._text_model = Lazy(text_model)
+        self._embedder = Lazy(embedder)
+        self._image_model = None if image_model is None else Lazy(image_model)
+        self.retrievers = Retrievers(store, self._embedder)
         self.prompt_tokens = prompt_tokens
+        self.generation = generation or GenerationConfig()
 
     @classmethod
-    def open(cls, config: Config, **options: Any) -> Engine:
-        """An engine over the configured store; models load on first use."""
-        from pgen.models.embedding import SentenceEmbedder
-        from pgen.models.image import load_image_model
-        from pgen.models.text import load_text_model
+    def open(
+        cls,
+        config: Config,
+        *,
+        prompt_tokens: int | None = None,
+        image_model: DiffusersImageModel | Callable[[], DiffusersImageModel] | None = None,
+    ) -> Engine:
+        """An engine over the configured store; every component comes from the factory
+        and models load on first use."""
 
-        config.apply_threads()
-        options.setdefault(
-            "image_model", lambda: load_image_model(config.image_model, device=config.device)
-        )
+        def loaded(build: Callable[[Config], Any]) -> Callable[[], Any]:
+            def load() -> Any:
+                apply_thread_policy(config)
+                return build(config)
+
+            return load
+
         return cls(
-            Store(config.store_path),
-            lambda: load_text_model(config.text_model, config),
-            lambda: SentenceEmbedder(config.embed_model, device=config.device),
-            **options,
+            build_store(config),
+            loaded(build_text_model),
+            loaded(build_embedder),
+            image_model=image_model or loaded(build_image_model),
+            prompt_tokens=prompt_tokens or config.prompt_tokens,
+            generation=config.generation,
         )
 
+    # -- components -------------------------------------------------------------------
     @property
     def text_model(self) -> TextModel:
-        if not isinstance(self._text_model, TextModel):
-            self._text_model = self._text_model()
-        return self._text_model
+        return self._text_model()
 
     @property
     def image_model(self) -> DiffusersImageModel:
-        from pgen.models.image import DiffusersImageModel
-
         if self._image_model is None:
             raise ValueError("this engine has no image model (set image_model in the config)")
-        if not isinstance(self._image_model, DiffusersImageModel):
-            self._image_model = self._image_model()
-        return self._image_model
+        return self._image_model()
 
-    def _get_embedder(self) -> Embedder:
-        if not isinstance(self._embedder, Embedder):
-            self._embedder = self._embedder()
-        return self._embedder
+    def tools(
+        self,
+        generation: GenerationConfig | None = None,
+        sampling: ImageGenerationConfig | None = None,
+    ) -> Tools:
+        load_image = None if self._image_model is None else self._image_model
+        return Tools(
+            self.store,
+            self.retrievers,
+            self._text_model,
+            generation or self.generation,
+            self.prompt_tokens,
+            load_image,
+            sampling,
+        )
 
-    def strategy(self, name: str) -> Strategy:
-        if name not in TEXT_STRATEGIES:
-            raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(TEXT_STRATEGIES)}")
-        return TEXT_STRATEGIES[name]
+    def strategy(self, name: str, modality: str = "text") -> Strategy:
+        return get_strategy("image" if modality == "image" else "text", name)
 
-    def generate(self, user_id: str, instruction: str, **options: Any) -> Generation:
-        """One personalized output. Options: strategy, k, retriever, query, generation, save."""
-        generation = options.pop("generation", None)
-        save = options.pop("save", True)
-        request = Request(user_id=user_id, instruction=instruction, **options)
-        return self.generate_many([request], generation=generation, save=save)[0]
+    # -- context ----------------------------------------------------------------------
+    def ingest(
+        self, source: str | Path | Iterable[Record], *, progress: bool = False
+    ) -> IngestStats:
+        """Records, or a file of them (JSONL, LaMP questions), in one transaction."""
+        from pgen.context.ingest import ingest
+
+        if isinstance(source, str | Path):
+            return ingest(self.store, source, progress=progress)
+        return self.store.add(source)
+
+    def users(self, offset: int = 0, limit: int | None = None) -> list[UserSummary]:
+        if offset < 0 or (limit is not None and limit < 1):
+            raise ValueError("offset must be >= 0 and limit >= 1")
+        return self.store.users(offset, limit)
+
+    def user(self, user_id: str, *, limit: int = 10) -> UserView:
+        _check_k(limit, "limit")
+        user = self.store.user(user_id)
+        documents = self.store.documents(user_id)
+        return UserView(
+            user=user,
+            documents=documents[-limit:],
+            total_documents=len(documents),
+            interactions=len(self.store.interactions(user_id)),
+            subjects=self.store.subjects(user_id),
+            feedback=len(self.store.feedback(user_id)),
+            outputs=len(self.store.outputs(user_id)),
+        )
+
+    def search(
+        self, user_id: str, query: str, *, k: int = 4, retriever: str = "bm25"
+    ) -> list[SearchHit]:
+        """The user's documents that best match ``query`` (only theirs, ever)."""
+        _check_k(k)
+        _check_instruction(query)
+        self.store.user(user_id)
+        found = self.retrievers.get(retriever)
+        hits = found.retrieve(user_id, query, k)
+        documents = {d.doc_id: d for d in self.store.documents(user_id, [h.doc_id for h in hits])}
+        return [
+            SearchHit(documents[hit.doc_id], hit.score, found.name)
+            for hit in hits
+            if hit.doc_id in documents
+        ]
+
+    # -- text -------------------------------------------------------------------------
+    def generate(
+        self,
+        user_id: str,
+        instruction: str,
+        *,
+        strategy: str = "rag",
+        k: int = 4,
+        retriever: str = "bm25",
+        query: str | None = None,
+        generation: GenerationConfig | None = None,
+        save: bool = True,
+    ) -> Generation:
+        """One personalized output for one user."""
+        request = Request(user_id, instruction, strategy, k, retriever, query)
+        return self.generate_many([request], generation, save=save)[0]
 
     def generate_many(
         self,
@@ -132,12 +255,15 @@ class Engine:
         batch_size: int = 16,
         progress: bool = False,
     ) -> list[Generation]:
-        """Outputs for many requests, the model called in batches of ``batch_size``."""
+        """Outputs for many requests (of many users), the model called in batches."""
         for request in requests:  # fail before loading any model
             self.strategy(request.strategy)
+            _check_k(request.k)
+            _check_instruction(request.instruction)
+            self.retrievers.get(request.retriever)
             if not self.store.has_user(request.user_id):
                 raise UserNotFoundError(request.user_id)
-        settings = generation or GenerationConfig()
+        settings = generation or self.generation
         results: list[Generation] = []
         bar = tqdm(total=len(requests), desc="generating", unit="req", disable=not progress)
         for start in range(0, len(requests), batch_size):
@@ -150,10 +276,9 @@ class Engine:
     def prepare(
         self, requests: list[Request], generation: GenerationConfig | None = None
     ) -> list[Prepared]:
-        """Each request's model input (chat) and provenance, built by its strategy; the
-        text model is only called by strategies that need it (a profile summary)."""
-        settings = generation or GenerationConfig()
-        tools = Tools(self.store, self.retrievers, self.text_model, settings, self.prompt_tokens)
+        """Each request's model input, adapter and provenance, built by its strategy (one
+        call per strategy, so strategies can batch their own model calls)."""
+        tools = self.tools(generation)
         built_for: dict[int, Prepared] = {}
         by_strategy: dict[str, list[int]] = {}
         for index, request in enumerate(requests):
@@ -167,15 +292,21 @@ class Engine:
         self, requests: list[Request], settings: GenerationConfig, save: bool
     ) -> list[Generation]:
         prepared = self.prepare(requests, settings)
-        chats = [p.chat for p in prepared]
-        texts = self.text_model.generate(chats, settings)
+        chats = [p.chat for p in prepared if p.chat is not None]
+        if len(chats) != len(prepared):
+            raise TypeError("a text strategy prepared no chat")
+        adapters = [p.adapter for p in prepared]
+        # One batch whatever the users' adapters: the backend applies each to its row only.
+        texts = self.text_model.generate(chats, settings, adapters if any(adapters) else None)
         results = []
         for request, item, text in zip(requests, prepared, texts, strict=True):
+            adapter = item.adapter.name if item.adapter else BASE_ADAPTER
+            item.provenance.model = f"{self.text_model.name}+{adapter}"
             output_id = None
             if save:
-                provenance = {"documents": item.provenance, "k": request.k, **item.details}
+                record = {**item.provenance.as_dict(), "k": request.k, "details": item.details}
                 stored = self.store.save_output(
-                    request.user_id, request.instruction, request.strategy, text, provenance
+                    request.user_id, request.instruction, request.strategy, text, record
                 )
                 output_id = stored.output_id
             results.append(
@@ -185,92 +316,142 @@ class Engine:
                     strategy=request.strategy,
                     text=text,
                     provenance=item.provenance,
-                    prompt=item.chat,
+                    prompt=item.chat or [],
                     details=item.details,
                 )
             )
         return results
 
+    # -- images -----------------------------------------------------------------------
     def generate_image(
         self,
-        user_id: str,
-        instruction: str,
-        *,
-        strategy: str = "none",
+        request: ImageRequest,
         sampling: ImageGenerationConfig | None = None,
-        subject: str | None = None,
-        method: str | None = None,
-        ip_adapter: IPAdapterSpec | None = None,
-        keywords: KeywordsConfig | None = None,
+        *,
         out: Path | None = None,
     ) -> ImageGeneration:
-        """Images for one request, saved with their provenance.
+        """Images for one request, saved with their provenance. Images are the user's data:
+        unless ``out`` is given they go into an artifact folder of the user's, which
+        delete-user removes."""
+        from pgen.personalize.keywords import render
 
-        ``subject``: the user's subject (named, or the one the instruction mentions) by a
-        trained ``method`` or IP-Adapter; ``keywords``: preferences drawn from the items
-        the user interacted with. Images are the user's data: unless ``out`` is given they
-        go into an artifact folder of the user's, which delete-user removes.
-        """
-        from pgen.models.image import ImageOutput
-
-        if strategy not in IMAGE_STRATEGIES:
-            raise ValueError(
-                f"unknown image strategy {strategy!r}; choose from {', '.join(IMAGE_STRATEGIES)}"
-            )
-        self.store.user(user_id)  # fails with the user named before any model loads
-        if strategy == "subject":
-            from pgen.personalize.subject import generate_subject
-
-            output = generate_subject(
-                self.store,
-                user_id,
-                instruction,
-                self.image_model,
-                sampling,
-                subject_name=subject,
-                method=method,
-                ip_adapter=ip_adapter,
-            )
-        elif strategy == "keywords":
-            from pgen.personalize.keywords import generate_keywords
-
-            output = generate_keywords(
-                self.store,
-                user_id,
-                instruction,
-                self.text_model,
-                self.image_model,
-                sampling,
-                keywords,
-            )
-        else:
-            images = self.image_model.generate([instruction], sampling)
-            output = ImageOutput(images, instruction, "none", {})
+        strategy = self.strategy(request.strategy, "image")  # fails before any model loads
+        _check_instruction(request.instruction)
+        self.store.user(request.user_id)
+        prepared = strategy.prepare([request], self.tools(sampling=sampling))[0]
+        images = render(self.image_model, prepared, sampling)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        folder = out or self.store.artifact_path(user_id, "images", stamp)
+        folder = out or self.store.artifact_path(request.user_id, "images", stamp)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = [folder / f"{k:02d}.png" for k in range(len(output.images))]
-        for image, path in zip(output.images, paths, strict=True):
+        paths = [folder / f"{k:02d}.png" for k in range(len(images))]
+        for image, path in zip(images, paths, strict=True):
             image.save(path)
-        provenance = {**output.provenance, "prompt": output.prompt, "images": list(map(str, paths))}
+        prompt = prepared.prompt or request.instruction
+        record = {
+            **prepared.provenance.as_dict(),
+            **prepared.details,
+            "prompt": prompt,
+            "images": list(map(str, paths)),
+        }
         saved = self.store.save_output(
-            user_id, instruction, output.strategy, "\n".join(map(str, paths)), provenance
+            request.user_id, request.instruction, strategy.name, "\n".join(map(str, paths)), record
         )
+        details = {**prepared.details, "images": record["images"]}
         return ImageGeneration(
-            saved.output_id, user_id, output.strategy, output.prompt, paths, provenance
+            saved.output_id,
+            request.user_id,
+            strategy.name,
+            prompt,
+            paths,
+            prepared.provenance,
+            details,
         )
 
+    # -- training ---------------------------------------------------------------------
+    def train(self, request: TrainRequest) -> TrainResult:
+        """Train a per-user artifact (a subject adapter, a text adapter): saved in a standard
+        format, recorded with its base model and data fingerprint, removed by delete-user."""
+        trainer = get_trainer(request.method)
+        self.store.user(request.user_id)  # fails with the user named before any model loads
+        for member in request.cohort:
+            self.store.user(member)
+        started = time.perf_counter()
+        folder = trainer.train(request, self.tools())
+        from pgen.context.artifacts import read_meta
+
+        meta = read_meta(folder)
+        return TrainResult(
+            request.user_id,
+            request.method,
+            folder,
+            time.perf_counter() - started,
+            {} if meta is None else {**meta.extra, "base_model": meta.base_model},
+        )
+
+    # -- recommendation ---------------------------------------------------------------
     def recommend(
         self, user_id: str, k: int = 10, *, model: str = "sasrec", rerank: int = 0
     ) -> list[Recommendation]:
         """The user's top ``k`` unseen items from the recommender ``model`` trained on this
-        store (`pgen recommend --train`). ``rerank`` N > 0: the text model re-orders the
-        top N from the user's recent items (LLM re-ranking)."""
+        store (``train_recommender``). ``rerank`` N > 0: the text model re-orders the top N
+        from the user's recent items (LLM re-ranking)."""
         from pgen.recommend.service import recommend
 
+        _check_k(k)
+        if rerank < 0:
+            raise ValueError(f"rerank must be >= 0, got {rerank}")
         reranker = self.text_model if rerank > 0 else None
         return recommend(self.store, model, user_id, k, reranker, candidates=rerank)
 
+    def train_recommender(
+        self,
+        model: str = "sasrec",
+        params: dict[str, Any] | None = None,
+        *,
+        progress: Callable[[str], None] | None = None,
+    ) -> tuple[Any, Path]:
+        """Train ``model`` on every user's interactions and save it for ``recommend``."""
+        from pgen.recommend.service import train_for_serving
+
+        return train_for_serving(self.store, model, params or {}, self._embedder, progress)
+
+    # -- feedback and outputs ---------------------------------------------------------
+    def feedback(
+        self,
+        user_id: str,
+        *,
+        output_id: str | None = None,
+        thumbs: int | None = None,
+        prompt: str | None = None,
+        chosen: str | None = None,
+        rejected: str | None = None,
+        feedback_id: str | None = None,
+    ) -> Feedback:
+        """Record thumbs on one of the user's outputs, or a chosen/rejected pair. An output
+        id that is not this user's is refused as unknown, and nothing is written."""
+        self.store.user(user_id)
+        if output_id is not None:
+            stored = self.store.output(user_id, output_id)
+            prompt = prompt or stored.instruction
+        record = Feedback(
+            user_id=user_id,
+            feedback_id=feedback_id or uuid.uuid4().hex,
+            output_id=output_id,
+            thumbs=thumbs,  # type: ignore[arg-type]  # validated by the record
+            prompt=prompt,
+            chosen=chosen,
+            rejected=rejected,
+            time=datetime.now(UTC),
+        )
+        self.store.add([record])
+        return record
+
+    def outputs(self, user_id: str) -> list[StoredOutput]:
+        """The user's outputs, oldest first, each with its provenance."""
+        self.store.user(user_id)
+        return self.store.outputs(user_id)
+
+    # -- forgetting -------------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:
         """Forget a user everywhere: store rows, files, and in-memory indexes."""
         counts = self.store.delete_user(user_id)
@@ -279,3 +460,9 @@ class Engine:
 
     def close(self) -> None:
         self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -10,33 +10,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgen.config import Config
-from pgen.context.base import ContextStore
+from pgen.personalize import strategy_names
+from pgen.personalize.subject import METHODS, TRAINERS
 
 if TYPE_CHECKING:
+    from pgen.engine import Engine
     from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
     from pgen.personalize.subject import IPAdapterSpec
-    from pgen.personalize.subject_train import SubjectTrainingConfig
+    from pgen.training.subject_artifacts import SubjectTrainingConfig
 
-# Torch and diffusers load inside the handlers: `pgen --help` must stay fast. These names
-# mirror pgen.engine and pgen.personalize.subject (a test keeps them equal).
-STRATEGIES = ("none", "subject", "keywords")
-TRAINED_METHODS = ("dreambooth-lora", "textual-inversion")
-SUBJECT_METHODS = (*TRAINED_METHODS, "ip-adapter")
+# Torch and diffusers load inside the handlers: `pgen --help` must stay fast. Choices come
+# from the strategy registry and the subject methods, never copied here.
 
 
 def _model(args: argparse.Namespace, config: Config) -> DiffusersImageModel:
-    from pgen.models.image import load_image_model
+    from pgen.factory import apply_thread_policy, build_image_model
 
-    if config.threads > 0:
-        import torch
+    apply_thread_policy(config)
+    overrides = {"model": args.image_model, "device": args.device, "dtype": args.dtype}
+    return build_image_model(config, **overrides, config=args.image_config)
 
-        torch.set_num_threads(config.threads)
-    return load_image_model(
-        args.image_model or config.image_model,
-        device=args.device or config.device,
-        dtype=args.dtype,
-        config=args.image_config,
-    )
+
+def _engine(args: argparse.Namespace, config: Config) -> Engine:
+    from pgen.engine import Engine
+
+    return Engine.open(config, image_model=lambda: _model(args, config))
 
 
 def _sampling(args: argparse.Namespace) -> ImageGenerationConfig:
@@ -66,31 +64,29 @@ def _ip_adapter(args: argparse.Namespace, model: DiffusersImageModel) -> IPAdapt
 
 
 def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
-    from pgen.engine import Engine
-    from pgen.personalize.keywords import KeywordsConfig
+    from pgen.personalize import ImageRequest
 
-    with Store(config.store_path) as store:
-        store.user(args.user)  # fails early, with the user named, before loading models
-    engine = Engine.open(config, image_model=lambda: _model(args, config))
-    try:
-        result = engine.generate_image(
+    with _engine(args, config) as engine:
+        engine.store.user(args.user)  # fails early, with the user named, before loading models
+        spec = _ip_adapter(args, engine.image_model) if args.strategy == "subject" else None
+        request = ImageRequest(
             args.user,
             args.instruction,
-            strategy=args.strategy,
-            sampling=_sampling(args),
+            args.strategy,
             subject=args.subject,
             method=args.method,
-            ip_adapter=_ip_adapter(args, engine.image_model),
-            keywords=KeywordsConfig(weight=args.weight),
-            out=Path(args.out) if args.out else None,
+            keywords_weight=args.weight,
+            ip_adapter=spec,
         )
-    finally:
-        engine.close()
+        result = engine.generate_image(
+            request, _sampling(args), out=Path(args.out) if args.out else None
+        )
     if args.json:
-        print(json.dumps({"output_id": result.output_id, **result.provenance}, ensure_ascii=False))
+        record = {"output_id": result.output_id, **result.provenance.as_dict(), **result.details}
+        print(json.dumps({**record, "prompt": result.prompt}, ensure_ascii=False, default=str))
         return
     print("\n".join(map(str, result.paths)))
-    used = result.provenance.get("subjects") or result.provenance.get("items") or []
+    used = result.provenance.subjects or result.provenance.items
     print(
         f"\n[output {result.output_id}; strategy {result.strategy}; prompt {result.prompt!r}; "
         f"context used: {', '.join(used) or 'none'}]"
@@ -98,7 +94,7 @@ def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
 
 
 def _training(args: argparse.Namespace) -> SubjectTrainingConfig:
-    from pgen.personalize.subject_train import SubjectTrainingConfig
+    from pgen.training.subject_artifacts import SubjectTrainingConfig
 
     return SubjectTrainingConfig(
         steps=args.train_steps,
@@ -114,21 +110,17 @@ def _training(args: argparse.Namespace) -> SubjectTrainingConfig:
 
 
 def cmd_train_subject(args: argparse.Namespace, config: Config) -> None:
-    from pgen.personalize.subject import train_subject
-    from pgen.personalize.subject_train import read_metadata
+    from pgen.training.registry import TrainRequest
 
-    training = _training(args)
-    with Store(config.store_path) as store:
-        store.user(args.user)
-        model = _model(args, config)
-        folder = train_subject(store, args.user, args.subject, model, args.method, training)
-    meta = read_metadata(folder)
-    losses = meta["losses"]
+    request = TrainRequest(args.user, args.method, subject=args.subject, settings=_training(args))
+    with _engine(args, config) as engine:
+        result = engine.train(request)
+    losses = result.meta["losses"]
     print(
         f"trained {args.method} for subject {args.subject!r} of user {args.user!r}: "
-        f"token {meta['token']!r}, {len(losses)} steps, last loss {losses[-1]:.4f}"
+        f"token {result.meta['token']!r}, {len(losses)} steps, last loss {losses[-1]:.4f}"
     )
-    print(f"artifact: {folder}")
+    print(f"artifact: {result.artifact}")
 
 
 def cmd_bench_dreambench(args: argparse.Namespace, config: Config) -> None:
@@ -254,11 +246,9 @@ def register(commands: Any, bench: Any) -> None:
     p = commands.add_parser("generate-image", help="personalized images for one user")
     p.add_argument("instruction", help="what to draw, e.g. 'rex on a beach'")
     p.add_argument("--user", required=True)
-    p.add_argument("--strategy", choices=STRATEGIES, default="subject")
+    p.add_argument("--strategy", choices=strategy_names("image"), default="subject")
     p.add_argument("--subject", help="subject name (default: the one the instruction names)")
-    p.add_argument(
-        "--method", choices=SUBJECT_METHODS, help="default: best trained, else ip-adapter"
-    )
+    p.add_argument("--method", choices=METHODS, help="default: best trained, else ip-adapter")
     p.add_argument("--weight", type=float, default=0.3, help="keywords: preference share 0-1")
     p.add_argument("--images", type=int, default=1, help="images to generate")
     p.add_argument("--negative", help="negative prompt")
@@ -271,7 +261,7 @@ def register(commands: Any, bench: Any) -> None:
     p = commands.add_parser("train-subject", help="train a user's subject (DreamBooth-LoRA, TI)")
     p.add_argument("--user", required=True)
     p.add_argument("--subject", required=True, help="the subject's name in the user's context")
-    p.add_argument("--method", choices=TRAINED_METHODS, default="dreambooth-lora")
+    p.add_argument("--method", choices=TRAINERS, default="dreambooth-lora")
     p.add_argument("--token", help="identifier token (default: sks, or <name> for TI)")
     _add_training_options(p)
     _add_model_options(p)
@@ -297,7 +287,7 @@ def register(commands: Any, bench: Any) -> None:
     p = bench.add_parser("dreambench", help="DreamBench: DINO, CLIP-I, CLIP-T per method")
     p.add_argument("--data", type=Path, help="DreamBench folder (required)")
     p.add_argument("--subjects", help="comma-separated subject names (default: all present)")
-    p.add_argument("--methods", default=",".join(SUBJECT_METHODS), help="comma-separated methods")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     p.add_argument("--prompts", type=int, help="prompts per subject (default: all 25)")
     p.add_argument("--images-per-prompt", type=int, default=4)
     _add_training_options(p)

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from pgen.context import Document, Store
+from pgen.context import Document
+from pgen.context.store import SQLiteStore
 from pgen.models.base import Embedder
 from pgen.models.text import TransformersTextModel
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "pgen.sqlite") as opened:
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    with SQLiteStore(tmp_path / "pgen.sqlite") as opened:
         yield opened
 
 

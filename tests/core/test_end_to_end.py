@@ -10,8 +10,8 @@ import pytest
 
 from pgen.cli import main, one_line
 from pgen.config import Config
-from pgen.context import Store
 from pgen.context.schema import USER_TABLES
+from pgen.context.store import SQLiteStore
 from pgen.demo import run_demo, sample_path, side_by_side
 from pgen.engine import Generation
 
@@ -60,7 +60,7 @@ def test_ingest_generate_delete_leaves_nothing_of_the_user(
         assert result["provenance"] and all(d.startswith("mia-") for d in result["provenance"])
     db = tmp_path / "pgen.sqlite"
     # A per-user file, as a trained adapter would be: delete-user must remove it too.
-    with Store(db) as store:
+    with SQLiteStore(db) as store:
         adapter = store.artifact_path("mia", "lora", "style") / "adapter.safetensors"
     adapter.write_bytes(b"weights learned from headlamps bobbing")
     before = rows_of(db, "mia")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pgen.context import Store
 from pgen.context.ingest import IngestError, ingest
+from pgen.context.store import SQLiteStore
 from tests.conftest import shared_data
 
 
@@ -44,7 +44,7 @@ GOOD = [
 ]
 
 
-def test_jsonl_of_every_record_type(store: Store, tmp_path: Path) -> None:
+def test_jsonl_of_every_record_type(store: SQLiteStore, tmp_path: Path) -> None:
     stats = ingest(store, write_jsonl(tmp_path / "c.jsonl", *GOOD))
     assert stats.seen == {
         k: 1 for k in ("user", "document", "item", "interaction", "subject", "feedback")
@@ -55,7 +55,7 @@ def test_jsonl_of_every_record_type(store: Store, tmp_path: Path) -> None:
     assert store.feedback("u1")[0].thumbs == -1
 
 
-def test_ingesting_the_same_file_twice_changes_nothing(store: Store, tmp_path: Path) -> None:
+def test_ingesting_the_same_file_twice_changes_nothing(store: SQLiteStore, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "c.jsonl", *GOOD)
     ingest(store, path)
     snapshot = store._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
@@ -92,7 +92,7 @@ def test_ingesting_the_same_file_twice_changes_nothing(store: Store, tmp_path: P
     ],
 )
 def test_malformed_line_names_file_line_and_field_and_writes_nothing(
-    store: Store, tmp_path: Path, bad_line: str, message: str
+    store: SQLiteStore, tmp_path: Path, bad_line: str, message: str
 ) -> None:
     path = write_jsonl(tmp_path / "c.jsonl", GOOD[0], GOOD[1], bad_line, GOOD[2])
     with pytest.raises(IngestError, match=message):
@@ -100,7 +100,7 @@ def test_malformed_line_names_file_line_and_field_and_writes_nothing(
     assert store.users() == []
 
 
-def test_missing_file_and_unknown_format(store: Store, tmp_path: Path) -> None:
+def test_missing_file_and_unknown_format(store: SQLiteStore, tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="no such file"):
         ingest(store, tmp_path / "absent.jsonl")
     (tmp_path / "obj.json").write_text('{"task": "LaMP_2"}')
@@ -108,7 +108,7 @@ def test_missing_file_and_unknown_format(store: Store, tmp_path: Path) -> None:
         ingest(store, tmp_path / "obj.json")
 
 
-def test_lamp_question_without_profile_is_refused(store: Store, tmp_path: Path) -> None:
+def test_lamp_question_without_profile_is_refused(store: SQLiteStore, tmp_path: Path) -> None:
     (tmp_path / "q.json").write_text(json.dumps([{"id": "1", "input": "x"}]))
     with pytest.raises(IngestError, match="question 0: a LaMP question needs"):
         ingest(store, tmp_path / "q.json")
@@ -120,7 +120,7 @@ def test_lamp_question_without_profile_is_refused(store: Store, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("name", ["LaMP_1_dev_questions.json", "LaMP_2_train_questions.json"])
-def test_lamp_samples_become_one_user_per_question(store: Store, name: str) -> None:
+def test_lamp_samples_become_one_user_per_question(store: SQLiteStore, name: str) -> None:
     path = shared_data("lamp-samples") / name
     questions = json.loads(path.read_text())
     ingest(store, path)

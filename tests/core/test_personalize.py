@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pgen.context import Document, Store, User
-from pgen.context.store import Store as StoreType
+from pgen.context import Document, User
+from pgen.context.store import SQLiteStore
+from pgen.context.store import SQLiteStore as StoreType
 from pgen.engine import Engine, Generation
 from pgen.models.base import GenerationConfig
 from pgen.models.text import TransformersTextModel
@@ -19,7 +20,7 @@ LONG_TEXT = "the battery lasts long and the screen is bright " * 80
 
 
 @pytest.fixture
-def engine(store: Store, tiny_model: TransformersTextModel) -> Engine:
+def engine(store: SQLiteStore, tiny_model: TransformersTextModel) -> Engine:
     store.add(
         [
             User(user_id="ana", profile={"job": "chef"}),

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import Stemmer
 
-from pgen.context import Document, Store
+from pgen.context import Document
+from pgen.context.store import SQLiteStore
 from pgen.models.base import Embedder
 from pgen.models.embedding import folder_fingerprint
 from pgen.usermodel import Retrievers
@@ -132,7 +133,7 @@ def test_dense_index_ranks_by_cosine_and_forgets_removed() -> None:
         index.add("bad", np.zeros(3, dtype=np.float32))
 
 
-def test_bm25_retriever_follows_the_store(store: Store) -> None:
+def test_bm25_retriever_follows_the_store(store: SQLiteStore) -> None:
     store.add(docs("u", "the cat sat on the mat", "stock markets fell sharply"))
     retrievers = Retrievers(store, embedder=lambda: pytest.fail("bm25 needs no embedder"))
     bm25 = retrievers.get("bm25")
@@ -147,12 +148,12 @@ def test_bm25_retriever_follows_the_store(store: Store) -> None:
 
 
 def test_an_index_kept_by_another_process_is_rebuilt_for_a_user_created_again(
-    store: Store,
+    store: SQLiteStore,
 ) -> None:
     # ``Engine.delete_user`` makes its own process forget; a second process (here another
     # Retrievers over the same file) only learns it from the store.
     store.add(docs("u", "my cat sleeps all day", "cat food prices"))
-    other = Retrievers(Store(store.path), embedder=lambda: pytest.fail("unused")).get("bm25")
+    other = Retrievers(SQLiteStore(store.path), embedder=lambda: pytest.fail("unused")).get("bm25")
     assert {h.doc_id for h in other.retrieve("u", "cat", 5)} == {"d0", "d1"}
     store.delete_user("u")
     # The new life reaches the same revision number as the old one: two changes.
@@ -161,7 +162,7 @@ def test_an_index_kept_by_another_process_is_rebuilt_for_a_user_created_again(
 
 
 def test_a_new_process_loads_the_saved_bm25_index_and_catches_up(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(retrievers_module, "SNAPSHOT_AFTER", 3)
     store.add(docs("u", "my cat sleeps", "cat food prices", "stock markets", "a cat again"))
@@ -172,28 +173,30 @@ def test_a_new_process_loads_the_saved_bm25_index_and_catches_up(
     store.add([Document(user_id="u", doc_id="d9", text="the cat of my neighbour")])
 
     read: list[list[str]] = []
-    real_documents = Store.documents
+    real_documents = SQLiteStore.documents
 
-    def counting(self: Store, user_id: str, doc_ids: list[str] | None = None) -> list[Document]:
+    def counting(
+        self: SQLiteStore, user_id: str, doc_ids: list[str] | None = None
+    ) -> list[Document]:
         read.append(list(doc_ids or []))
         return real_documents(self, user_id, doc_ids)
 
-    monkeypatch.setattr(Store, "documents", counting)
-    second = Retrievers(Store(store.path), embedder=lambda: pytest.fail("unused")).get("bm25")
+    monkeypatch.setattr(SQLiteStore, "documents", counting)
+    second = Retrievers(SQLiteStore(store.path), embedder=lambda: pytest.fail("unused")).get("bm25")
     hits = second.retrieve("u", "cat", 5)
     assert read == [["d9"]]  # only what changed since the save was read and tokenized
     assert {h.doc_id for h in hits} == {h.doc_id for h in expected} - {"d0"} | {"d9"}
     # A damaged file is not trusted: the next process rebuilds from the store.
     next(iter(store.artifacts("u").values())).joinpath("index.npz").write_bytes(b"torn")
     read.clear()
-    third = Retrievers(Store(store.path), embedder=lambda: pytest.fail("unused")).get("bm25")
+    third = Retrievers(SQLiteStore(store.path), embedder=lambda: pytest.fail("unused")).get("bm25")
     assert {h.doc_id for h in third.retrieve("u", "cat", 5)} == {h.doc_id for h in hits}
     assert sorted(read[0]) == ["d1", "d2", "d3", "d9"]
     store.delete_user("u")
     assert not list(store.artifacts_root.rglob("index.npz"))
 
 
-def test_retrievers_never_cross_users(store: Store) -> None:
+def test_retrievers_never_cross_users(store: SQLiteStore) -> None:
     store.add(
         [*docs("alice", "alice likes jazz music"), *docs("bob", "bob likes jazz too", prefix="b")]
     )
@@ -202,7 +205,7 @@ def test_retrievers_never_cross_users(store: Store) -> None:
     assert [h.doc_id for h in retriever.retrieve("bob", "jazz", 10)] == ["b0"]
 
 
-def test_recency_returns_newest(store: Store) -> None:
+def test_recency_returns_newest(store: SQLiteStore) -> None:
     store.add(
         [
             Document(user_id="u", doc_id=f"d{m}", text="x", time=datetime(2024, m, 1))
@@ -229,7 +232,7 @@ class CountingEmbedder:
 
 
 def test_dense_retrieval_finds_meaning_and_embeds_each_document_once(
-    store: Store, minilm: Embedder
+    store: SQLiteStore, minilm: Embedder
 ) -> None:
     texts = [
         "My puppy chewed my shoes again",
@@ -252,7 +255,9 @@ def test_dense_retrieval_finds_meaning_and_embeds_each_document_once(
     assert counting.embedded == 5 + 1 + 1
 
 
-def test_a_changed_dimension_re_embeds_instead_of_mixing(store: Store, minilm: Embedder) -> None:
+def test_a_changed_dimension_re_embeds_instead_of_mixing(
+    store: SQLiteStore, minilm: Embedder
+) -> None:
     store.add(docs("u", "one text", "another text"))
     Retrievers(store, embedder=lambda: minilm).get("dense").retrieve("u", "text", 1)
     shrunk = CountingEmbedder(minilm, dim=16)  # same model id, other dimension
@@ -264,7 +269,7 @@ def test_a_changed_dimension_re_embeds_instead_of_mixing(store: Store, minilm: E
 
 
 def test_a_changed_model_behind_the_same_name_re_embeds_and_drops_old_vectors(
-    store: Store, minilm: Embedder
+    store: SQLiteStore, minilm: Embedder
 ) -> None:
     name = minilm.model_id.rsplit("#", 1)[0]
     assert minilm.model_id != name  # the real embedder's id carries a fingerprint
@@ -295,14 +300,14 @@ def test_folder_fingerprint_follows_every_file(tmp_path: Path) -> None:
     assert len({first, second, third}) == 3
 
 
-def test_hybrid_fuses_lexical_and_dense(store: Store, minilm: Embedder) -> None:
+def test_hybrid_fuses_lexical_and_dense(store: SQLiteStore, minilm: Embedder) -> None:
     store.add(docs("u", "XJ-900 error code on the printer", "my dog is a small puppy", "tax forms"))
     hybrid = Retrievers(store, embedder=lambda: minilm).get("hybrid")
     top = [h.doc_id for h in hybrid.retrieve("u", "XJ-900 canine", 2)]
     assert set(top) == {"d0", "d1"}  # the lexical match and the semantic match
 
 
-def test_unknown_retriever_and_user(store: Store) -> None:
+def test_unknown_retriever_and_user(store: SQLiteStore) -> None:
     retrievers = Retrievers(store, embedder=lambda: pytest.fail("unused"))
     with pytest.raises(ValueError, match="unknown retriever 'tfidf'"):
         retrievers.get("tfidf")

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pgen.context import Document, Feedback, Interaction, Item, Store, Subject, User
+from pgen.context import Document, Feedback, Interaction, Item, Subject, User
 from pgen.context.schema import MIGRATIONS, SCHEMA_VERSION, USER_TABLES
-from pgen.context.sqlite import StoreError, UserNotFoundError
+from pgen.context.base import StoreError, UserNotFoundError
+from pgen.context.store import SQLiteStore
 from tests.core.conftest import docs
 
 
-def test_new_store_is_at_schema_version_with_wal_and_foreign_keys(store: Store) -> None:
+def test_new_store_is_at_schema_version_with_wal_and_foreign_keys(store: SQLiteStore) -> None:
     assert store.schema_version == SCHEMA_VERSION
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -23,7 +24,7 @@ def test_store_from_a_newer_pgen_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.sqlite"
     sqlite3.connect(path).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer than this pgen"):
-        Store(path)
+        SQLiteStore(path)
 
 
 def test_an_older_store_is_migrated_in_place(tmp_path: Path) -> None:
@@ -33,7 +34,7 @@ def test_an_older_store_is_migrated_in_place(tmp_path: Path) -> None:
     old.execute("INSERT INTO users(user_id) VALUES ('u')")
     old.commit()
     old.close()
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
         indexes = {
             r[0] for r in store._db.execute("SELECT name FROM sqlite_master WHERE type='index'")
@@ -44,14 +45,14 @@ def test_an_older_store_is_migrated_in_place(tmp_path: Path) -> None:
 
 def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
-    with Store(path) as first:
+    with SQLiteStore(path) as first:
         first.add(docs("u", "hello world"))
-    with Store(path) as second:
+    with SQLiteStore(path) as second:
         assert [d.text for d in second.documents("u")] == ["hello world"]
         assert second.schema_version == SCHEMA_VERSION
 
 
-def test_same_records_twice_write_nothing_the_second_time(store: Store) -> None:
+def test_same_records_twice_write_nothing_the_second_time(store: SQLiteStore) -> None:
     records = [
         User(user_id="u", profile={"age": 30}),
         *docs("u", "a", "b"),
@@ -67,7 +68,7 @@ def test_same_records_twice_write_nothing_the_second_time(store: Store) -> None:
     assert store.revision("u") == revision
 
 
-def test_revision_changes_only_when_documents_change(store: Store) -> None:
+def test_revision_changes_only_when_documents_change(store: SQLiteStore) -> None:
     store.add(docs("u", "a"))
     before = store.revision("u")
     store.add([Document(user_id="u", doc_id="d0", text="edited")])
@@ -76,7 +77,7 @@ def test_revision_changes_only_when_documents_change(store: Store) -> None:
     assert store.documents("u")[0].text == "edited"
 
 
-def test_a_user_created_again_is_a_new_incarnation(store: Store) -> None:
+def test_a_user_created_again_is_a_new_incarnation(store: SQLiteStore) -> None:
     store.add(docs("u", "a", "b"))
     old = store.revision("u")
     store.delete_user("u")
@@ -87,7 +88,7 @@ def test_a_user_created_again_is_a_new_incarnation(store: Store) -> None:
     assert new.incarnation != old.incarnation
 
 
-def test_reads_are_scoped_to_one_user(store: Store) -> None:
+def test_reads_are_scoped_to_one_user(store: SQLiteStore) -> None:
     store.add([*docs("alice", "alice text", prefix="x"), *docs("bob", "bob text", prefix="x")])
     assert [d.text for d in store.documents("alice")] == ["alice text"]
     # The same doc id under another user is another document.
@@ -95,7 +96,7 @@ def test_reads_are_scoped_to_one_user(store: Store) -> None:
     assert store.document_hashes("alice").keys() == {"x0"}
 
 
-def test_failed_batch_writes_nothing(store: Store) -> None:
+def test_failed_batch_writes_nothing(store: SQLiteStore) -> None:
     records = [*docs("u", "fine"), Interaction(user_id="u", item_id="missing-item")]
     with pytest.raises(sqlite3.IntegrityError):
         store.add(records)
@@ -109,7 +110,7 @@ def test_feedback_needs_thumbs_or_a_pair() -> None:
         Feedback(user_id="u", feedback_id="f", output_id="o")
 
 
-def test_changed_feedback_replaces_the_old_verdict(store: Store) -> None:
+def test_changed_feedback_replaces_the_old_verdict(store: SQLiteStore) -> None:
     store.add([Feedback(user_id="u", feedback_id="f", output_id="o", thumbs=1)])
     again = store.add([Feedback(user_id="u", feedback_id="f", output_id="o", thumbs=1)])
     assert again.written == 0
@@ -117,7 +118,7 @@ def test_changed_feedback_replaces_the_old_verdict(store: Store) -> None:
     assert [f.thumbs for f in store.feedback("u")] == [-1]
 
 
-def test_embeddings_of_another_dimension_are_dropped_not_mixed(store: Store) -> None:
+def test_embeddings_of_another_dimension_are_dropped_not_mixed(store: SQLiteStore) -> None:
     store.add(docs("u", "a", "b"))
     hashes = store.document_hashes("u")
     store.put_embeddings("u", "m", [("d0", hashes["d0"], np.ones(4, dtype=np.float32))])
@@ -127,7 +128,7 @@ def test_embeddings_of_another_dimension_are_dropped_not_mixed(store: Store) -> 
     assert store.embeddings("u", "m", 4) == {}
 
 
-def test_delete_user_removes_every_row_and_file(store: Store) -> None:
+def test_delete_user_removes_every_row_and_file(store: SQLiteStore) -> None:
     store.add(
         [
             User(user_id="gone", profile={"a": 1}),
@@ -159,12 +160,12 @@ def test_delete_user_removes_every_row_and_file(store: Store) -> None:
         store.delete_user("gone")
 
 
-def test_artifacts_need_an_existing_user(store: Store) -> None:
+def test_artifacts_need_an_existing_user(store: SQLiteStore) -> None:
     with pytest.raises(UserNotFoundError, match="no user 'nobody'"):
         store.artifact_path("nobody", "lora", "x")
 
 
-def test_recent_documents_newest_first_undated_last(store: Store) -> None:
+def test_recent_documents_newest_first_undated_last(store: SQLiteStore) -> None:
     store.add(
         [
             Document(user_id="u", doc_id="old", text="a", time=datetime(2020, 1, 1)),
@@ -176,7 +177,7 @@ def test_recent_documents_newest_first_undated_last(store: Store) -> None:
     assert store.recent_doc_ids("u", 1) == ["new"]
 
 
-def test_document_changes_report_only_what_changed_since_a_revision(store: Store) -> None:
+def test_document_changes_report_only_what_changed_since_a_revision(store: SQLiteStore) -> None:
     store.add(docs("u", "a", "b", "c"))
     seen = store.revision("u")
     store.add([Document(user_id="u", doc_id="d1", text="b edited"), *docs("u", "a")])  # d0 same

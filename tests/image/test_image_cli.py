@@ -11,7 +11,8 @@ from PIL import Image
 
 from pgen import image_cli
 from pgen.cli import main
-from pgen.context import Interaction, Item, Store, Subject, User
+from pgen.context import Interaction, Item, Subject, User
+from pgen.context.store import SQLiteStore
 from pgen.engine import IMAGE_STRATEGIES
 from pgen.personalize import subject
 
@@ -19,7 +20,7 @@ from pgen.personalize import subject
 @pytest.fixture
 def store_path(tmp_path: Path, reference_images: list[Path]) -> Path:
     path = tmp_path / "pgen.sqlite"
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         store.add(
             [
                 User(user_id="ana"),
@@ -86,7 +87,7 @@ def test_train_then_generate_then_delete_user(
     assert record["method"] == "textual-inversion" and record["prompt"] == "<rex> dog in the snow"
     assert len(record["images"]) == 2
     assert Image.open(record["images"][0]).size == (32, 32)
-    with Store(store_path) as store:
+    with SQLiteStore(store_path) as store:
         [output] = store.outputs("ana")
         assert output.output_id == record["output_id"] and output.strategy == "subject"
         assert output.provenance["subjects"] == ["rex"]
@@ -234,7 +235,7 @@ def test_engine_generates_subject_images_from_python(
     from pgen.models.image import ImageGenerationConfig, load_image_model
     from pgen.models.text import load_text_model
 
-    with Store(store_path) as store:
+    with SQLiteStore(store_path) as store:
         engine = Engine(
             store,
             load_text_model(str(tiny_llama)),

@@ -27,7 +27,7 @@ from pgen.evaluate.metrics.image import (
 )
 from pgen.models.image import ImageGenerationConfig, load_image_model
 from pgen.personalize.subject import IPAdapterSpec
-from pgen.personalize.subject_train import SubjectTrainingConfig
+from pgen.training.subject_artifacts import SubjectTrainingConfig
 from tests.conftest import shared_data
 
 PROMPTS = """Classes

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pgen.context import Interaction, Item, Store, User
+from pgen.context import Interaction, Item, User
+from pgen.context.store import SQLiteStore
 from pgen.models.base import TextModel
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
 from pgen.models.text import load_text_model
@@ -36,8 +37,8 @@ def image_model(tiny_sd: Path) -> DiffusersImageModel:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    store = Store(tmp_path / "pgen.sqlite")
+def store(tmp_path: Path) -> SQLiteStore:
+    store = SQLiteStore(tmp_path / "pgen.sqlite")
     items = [
         Item(item_id="m1", title="Spirited Away", text="a girl in a spirit world bathhouse"),
         Item(item_id="m2", title="Blade Runner", text="neon noir city, rain " * 40),
@@ -60,7 +61,7 @@ def store(tmp_path: Path) -> Store:
     return store
 
 
-def test_preference_items_are_the_users_own_newest_first(store: Store) -> None:
+def test_preference_items_are_the_users_own_newest_first(store: SQLiteStore) -> None:
     ids = [i.item_id for i in preference_items(store, "ana", KeywordsConfig())]
     assert ids == ["m3", "m4", "m2", "m1"]
     liked = KeywordsConfig(min_rating=3, max_items=2)
@@ -68,7 +69,7 @@ def test_preference_items_are_the_users_own_newest_first(store: Store) -> None:
     assert [i.item_id for i in preference_items(store, "bob", KeywordsConfig())] == ["m4"]
 
 
-def test_keyword_prompt_shows_truncated_items(store: Store, text_model: TextModel) -> None:
+def test_keyword_prompt_shows_truncated_items(store: SQLiteStore, text_model: TextModel) -> None:
     config = KeywordsConfig(item_tokens=6, max_keywords=5)
     chat = keywords_chat(preference_items(store, "ana", config), text_model, config)
     user = chat[-1].content
@@ -85,7 +86,9 @@ def test_parse_keywords_cleans_lists() -> None:
     assert parse_keywords("  ", 3) == []
 
 
-def test_plan_uses_the_text_model_and_records_items(store: Store, text_model: TextModel) -> None:
+def test_plan_uses_the_text_model_and_records_items(
+    store: SQLiteStore, text_model: TextModel
+) -> None:
     config = KeywordsConfig(weight=0.4)
     plan = plan_keywords(store, "ana", "a poster of a city", text_model, config)
     assert plan.item_ids == ["m3", "m4", "m2", "m1"]
@@ -102,7 +105,7 @@ def test_plan_uses_the_text_model_and_records_items(store: Store, text_model: Te
 
 
 def test_generation_blends_preference_into_the_conditioning(
-    store: Store, text_model: TextModel, image_model: DiffusersImageModel
+    store: SQLiteStore, text_model: TextModel, image_model: DiffusersImageModel
 ) -> None:
     out = generate_keywords(
         store,
@@ -136,7 +139,7 @@ def test_generation_blends_preference_into_the_conditioning(
 
 
 def test_a_user_without_history_gets_the_plain_instruction(
-    store: Store, text_model: TextModel, image_model: DiffusersImageModel
+    store: SQLiteStore, text_model: TextModel, image_model: DiffusersImageModel
 ) -> None:
     store.add([User(user_id="new")])
     out = generate_keywords(store, "new", "a cat", text_model, image_model, FAST)

@@ -11,11 +11,12 @@ import pytest
 import torch
 from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
 
-from pgen.context import Store, Subject, User
+from pgen.context import Subject, User
+from pgen.context.store import SQLiteStore
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
-from pgen.testing.image_models import save_random_ip_adapter
 from pgen.personalize.subject import IPAdapterSpec, generate_subject, train_subject
-from pgen.personalize.subject_train import SubjectTrainingConfig
+from pgen.testing.image_models import save_random_ip_adapter
+from pgen.training.subject_artifacts import SubjectTrainingConfig
 
 FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
 
@@ -61,7 +62,7 @@ def test_sdxl_ip_adapter_and_training_message(
     )
     spec = IPAdapterSpec.for_model(xl, str(repo))
     assert (spec.subfolder, spec.weight_name) == ("sdxl_models", "ip-adapter_sdxl.safetensors")
-    store = Store(tmp_path / "pgen.sqlite")
+    store = SQLiteStore(tmp_path / "pgen.sqlite")
     paths = [str(p) for p in reference_images]
     store.add(
         [
@@ -80,7 +81,7 @@ def test_sdxl_ip_adapter_and_training_message(
 def test_sdxl_dreambooth_lora_loads_in_plain_diffusers(
     xl: DiffusersImageModel, tiny_sdxl: Path, tmp_path: Path, reference_images: list[Path]
 ) -> None:
-    store = Store(tmp_path / "pgen.sqlite")
+    store = SQLiteStore(tmp_path / "pgen.sqlite")
     paths = [str(p) for p in reference_images]
     store.add(
         [

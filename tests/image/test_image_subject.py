@@ -13,7 +13,8 @@ import torch
 from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
-from pgen.context import Store, Subject, User
+from pgen.context import Subject, User
+from pgen.context.store import SQLiteStore
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
 from pgen.personalize.subject import (
     IPAdapterSpec,
@@ -23,7 +24,7 @@ from pgen.personalize.subject import (
     train_subject,
     trained,
 )
-from pgen.personalize.subject_train import SubjectTrainingConfig
+from pgen.training.subject_artifacts import SubjectTrainingConfig
 
 FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
 TRAIN = SubjectTrainingConfig(steps=2, learning_rate=1e-2)
@@ -35,8 +36,8 @@ def model(tiny_sd: Path) -> DiffusersImageModel:
 
 
 @pytest.fixture
-def store(tmp_path: Path, reference_images: list[Path]) -> Store:
-    store = Store(tmp_path / "pgen.sqlite")
+def store(tmp_path: Path, reference_images: list[Path]) -> SQLiteStore:
+    store = SQLiteStore(tmp_path / "pgen.sqlite")
     paths = [str(p) for p in reference_images]
     store.add(
         [
@@ -62,7 +63,7 @@ def test_prompts_name_the_subject_where_the_instruction_does() -> None:
 
 
 def test_dreambooth_lora_trains_saves_and_loads_in_plain_diffusers(
-    model: DiffusersImageModel, store: Store, tiny_sd: Path
+    model: DiffusersImageModel, store: SQLiteStore, tiny_sd: Path
 ) -> None:
     before = {k: v.clone() for k, v in model.pipe.unet.state_dict().items()}
     baseline = model.generate(["a sks dog on a beach"], FAST)
@@ -105,12 +106,12 @@ def test_dreambooth_lora_trains_saves_and_loads_in_plain_diffusers(
 
 def test_prior_preservation_generates_and_reuses_class_images(
     model: DiffusersImageModel,
-    store: Store,
+    store: SQLiteStore,
     tiny_sd: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from pgen.personalize import subject_dreambooth
+    from pgen.training import dreambooth as subject_dreambooth
 
     generated: list[str] = []
     conditioned: list[str] = []
@@ -150,7 +151,7 @@ def test_stale_artifacts_are_refused_with_the_retrain_command(
     model: DiffusersImageModel, tiny_sd: Path, tmp_path: Path, reference_images: list[Path]
 ) -> None:
     photos = [Path(shutil.copy(p, tmp_path / p.name)) for p in reference_images]
-    store = Store(tmp_path / "pgen.sqlite")
+    store = SQLiteStore(tmp_path / "pgen.sqlite")
     store.add(
         [
             User(user_id="ana"),
@@ -184,7 +185,7 @@ def test_stale_artifacts_are_refused_with_the_retrain_command(
 
 
 def test_textual_inversion_learns_one_token_loadable_by_diffusers(
-    model: DiffusersImageModel, store: Store, tiny_sd: Path
+    model: DiffusersImageModel, store: SQLiteStore, tiny_sd: Path
 ) -> None:
     vocab = len(model.pipe.tokenizer)
     rows = model.pipe.text_encoder.get_input_embeddings().weight.detach().clone()
@@ -222,7 +223,7 @@ def test_textual_inversion_learns_one_token_loadable_by_diffusers(
 
 
 def test_ip_adapter_uses_reference_images_zero_shot(
-    model: DiffusersImageModel, store: Store, tiny_ip_adapter: Path
+    model: DiffusersImageModel, store: SQLiteStore, tiny_ip_adapter: Path
 ) -> None:
     spec = IPAdapterSpec(repo=str(tiny_ip_adapter), scale=1.0)
     plain = model.generate(["a dog in the snow"], FAST)
@@ -250,7 +251,7 @@ def test_ip_adapter_uses_reference_images_zero_shot(
 
 
 def test_artifacts_are_per_user_and_removed_with_the_user(
-    model: DiffusersImageModel, store: Store
+    model: DiffusersImageModel, store: SQLiteStore
 ) -> None:
     folder = train_subject(store, "ana", "rex", model, "dreambooth-lora", TRAIN)
     ana_rex = store.subjects("ana")[0]
@@ -264,7 +265,7 @@ def test_artifacts_are_per_user_and_removed_with_the_user(
     assert not folder.exists()
 
 
-def test_errors_name_the_user_and_subject(model: DiffusersImageModel, store: Store) -> None:
+def test_errors_name_the_user_and_subject(model: DiffusersImageModel, store: SQLiteStore) -> None:
     with pytest.raises(ValueError, match=r"no subject 'max' \(their subjects: rex\)"):
         train_subject(store, "ana", "max", model, "dreambooth-lora", TRAIN)
     with pytest.raises(ValueError, match="unknown training method"):
@@ -273,7 +274,7 @@ def test_errors_name_the_user_and_subject(model: DiffusersImageModel, store: Sto
         generate_subject(store, "ana", "a cat", model, FAST)
 
 
-def test_half_precision_model_trains_float32_artifacts(store: Store, tiny_sd: Path) -> None:
+def test_half_precision_model_trains_float32_artifacts(store: SQLiteStore, tiny_sd: Path) -> None:
     half = load_image_model(str(tiny_sd), dtype="bfloat16")
     folder = train_subject(store, "ana", "rex", half, "dreambooth-lora", TRAIN)
     weights = load_file(folder / "pytorch_lora_weights.safetensors")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.context import Store
+from pgen.context.store import SQLiteStore
 from pgen.recommend.arrays import leave_one_out, sequences_from_store
 from pgen.recommend.data import DataFormatError, RecData, ingest, load_data
 from tests.conftest import shared_data
@@ -19,8 +19,8 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-def read_back(data: RecData, tmp_path: Path) -> tuple[Store, list[list[str]]]:
-    store = Store(tmp_path / "store.sqlite")
+def read_back(data: RecData, tmp_path: Path) -> tuple[SQLiteStore, list[list[str]]]:
+    store = SQLiteStore(tmp_path / "store.sqlite")
     ingest(store, data)
     seqs = sequences_from_store(store)
     return store, [[seqs.item_ids[i] for i in s] for s in seqs.sequences]
@@ -156,7 +156,7 @@ def test_failed_ingest_writes_nothing(tmp_path: Path) -> None:
     write(folder / "toy.inter", "user_id:token\titem_id:token\na\tx\n")
     data = load_data(folder)
     data.interactions.append(data.interactions[0].model_copy(update={"item_id": "ghost"}))
-    store = Store(tmp_path / "s.sqlite")
+    store = SQLiteStore(tmp_path / "s.sqlite")
     with pytest.raises(DataFormatError, match="'ghost', which is not in the catalog"):
         ingest(store, data)
     assert store.items() == [] and store.all_interactions() == []
@@ -165,7 +165,7 @@ def test_failed_ingest_writes_nothing(tmp_path: Path) -> None:
 def test_ml100k_real_data_round_trip(tmp_path: Path) -> None:
     data = load_data(shared_data("ml-100k"))
     assert (len(data.items), len(data.interactions), len(data.users)) == (1682, 100000, 943)
-    store = Store(tmp_path / "ml.sqlite")
+    store = SQLiteStore(tmp_path / "ml.sqlite")
     ingest(store, data)
     sequences = sequences_from_store(store)
     assert (sequences.n_users, sequences.n_items, sequences.n_interactions) == (943, 1682, 100000)

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from pgen.context import Store
+from pgen.context.store import SQLiteStore
 from pgen.recommend.arrays import Split, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data
-from pgen.recommend.recommenders import build
 from pgen.recommend.protocol import evaluate
+from pgen.recommend.recommenders import build
 from tests.conftest import shared_data
 
 
 @pytest.fixture(scope="module")
 def ml100k(tmp_path_factory: pytest.TempPathFactory) -> Split:
     folder = shared_data("ml-100k")
-    store = Store(Path(tmp_path_factory.mktemp("ml")) / "ml.sqlite")
+    store = SQLiteStore(Path(tmp_path_factory.mktemp("ml")) / "ml.sqlite")
     ingest(store, load_data(folder))
     return leave_one_out(sequences_from_store(store))
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.recommenders import build, load
 from pgen.recommend.protocol import evaluate
+from pgen.recommend.recommenders import build, load
 
 FAST = {
     "pop": {},

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pgen.recommend.arrays import Sequences, leave_one_out
 from pgen.evaluate.metrics.ranking import hits_from_ranks, per_user, summarize
+from pgen.recommend.arrays import Sequences, leave_one_out
 from pgen.recommend.protocol import evaluate, full_ranks, mask_history
 
 

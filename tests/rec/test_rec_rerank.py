@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.recommenders import build
 from pgen.recommend.protocol import evaluate
+from pgen.recommend.recommenders import build
 from pgen.recommend.rerank import LLMReranker, build_prompt, parse_ranking
 
 TITLES = ["Heat (1995)", "Apollo 13 (1995)", "Casino (1995)", "Se7en (1995)"]

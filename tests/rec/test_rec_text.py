@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from pgen.recommend.arrays import Split
+from pgen.recommend.protocol import evaluate
 from pgen.recommend.recommenders import build
 from pgen.recommend.recommenders.textaware import embed_items
-from pgen.recommend.protocol import evaluate
 from tests.rec.conftest import planted_records
 
 PARAMS = {"dim": 16, "epochs": 12, "lr": 0.02, "batch_size": 256, "patience": 3}

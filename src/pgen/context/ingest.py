@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from pgen.context.records import RECORD_TYPES, Document, Interaction, Item, Record
-from pgen.context.store import IngestStats, Store
+from pgen.context.base import ContextStore, IngestStats
 
 # LaMP profile fields that map onto our Document; every field is also kept in `fields`.
 _LAMP_TEXT_FIELDS = ("text", "abstract")
@@ -122,7 +122,7 @@ def read_records(path: Path) -> list[Located]:
     )
 
 
-def check_items(store: Store, located: list[Located]) -> None:
+def check_items(store: ContextStore, located: list[Located]) -> None:
     """Interactions must name catalog items, from this file or already in the store."""
     in_file = {loc.record.item_id for loc in located if isinstance(loc.record, Item)}
     wanted = {loc.record.item_id for loc in located if isinstance(loc.record, Interaction)}
@@ -134,7 +134,7 @@ def check_items(store: Store, located: list[Located]) -> None:
             )
 
 
-def ingest(store: Store, path: str | Path, *, progress: bool = False) -> IngestStats:
+def ingest(store: ContextStore, path: str | Path, *, progress: bool = False) -> IngestStats:
     """Read and write one file as one batch: all of it, or (on any error) nothing."""
     located = read_records(Path(path))
     check_items(store, located)

@@ -7,11 +7,11 @@ import shutil
 import tempfile
 import textwrap
 import time
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from pgen.config import Config
-from pgen.context.ingest import ingest
 from pgen.engine import Engine, Generation
 from pgen.models.base import GenerationConfig
 from pgen.personalize import Request
@@ -43,10 +43,10 @@ def run_demo(config: Config, *, max_new_tokens: int = 64) -> str:
     """Ingest the sample into a throwaway store and print each user's outputs."""
     folder = Path(tempfile.mkdtemp(prefix="pgen-demo-"))
     started = time.perf_counter()
-    engine = Engine.open(Config(**{**config.__dict__, "store": folder / "demo.sqlite"}))
+    engine = Engine.open(replace(config, store=folder / "demo.sqlite"))
     try:
-        stats = ingest(engine.store, sample_path())
-        users = [u["user_id"] for u in engine.store.users()]
+        stats = engine.ingest(sample_path())
+        users = [u.user_id for u in engine.users()]
         print(f"Ingested {sum(stats.seen.values())} records for {len(users)} users: {users}")
         print(f'Instruction for everyone: "{INSTRUCTION}"\nLoading {config.text_model}...')
         requests = [
@@ -66,7 +66,8 @@ def run_demo(config: Config, *, max_new_tokens: int = 64) -> str:
             report.append(f"\n=== user {user} ===\n{side_by_side(mine)}")
             for generation in mine[1:]:
                 titles = [
-                    d.title or d.doc_id for d in engine.store.documents(user, generation.provenance)
+                    d.title or d.doc_id
+                    for d in engine.store.documents(user, generation.provenance.documents)
                 ]
                 report.append(f"  {generation.strategy} used: {', '.join(titles) or 'nothing'}")
                 if "summary" in generation.details:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,18 +123,16 @@ def register(commands: Any, bench: Any) -> None:
 
 
 def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
-    from pgen.context.base import ContextStore
     from pgen.engine import Engine
     from pgen.evaluate.benchmarks import load_task, metrics_for, select
     from pgen.evaluate.plan import BASELINE, store_path
     from pgen.evaluate.textbench import BenchPlan, bench_text, settings_grid
-    from pgen.models.embedding import SentenceEmbedder
-    from pgen.personalize import TEXT_STRATEGIES
+    from pgen.factory import build_embedder, build_store
+    from pgen.personalize import get_strategy
     from pgen.usermodel.retrievers import RETRIEVERS
 
     for strategy in args.strategy:
-        if strategy not in TEXT_STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(TEXT_STRATEGIES)}")
+        get_strategy("text", strategy)  # an unknown name fails here, with the choices
     for retriever in args.retriever:
         if retriever not in RETRIEVERS:
             raise ValueError(f"unknown retriever {retriever!r}; known: {', '.join(RETRIEVERS)}")
@@ -146,6 +145,8 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
     if not data.examples:
         raise ValueError(f"{args.data}: no questions to run (after --users/--limit)")
     model = args.model or config.text_model
+    if not isinstance(model, str) or not isinstance(config.embed_model, str):
+        raise ValueError("bench text names its models by id or path (--model), not a table")
     run_dir = args.out or Path("pgen-runs") / args.task
     plan = BenchPlan(
         settings=settings_grid(args.strategy, args.retriever, args.k),
@@ -170,9 +171,9 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
         plan.extra["bertscore"] = scorer.settings()
     run_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(
-        Store(store_path(run_dir, data.data_hash)),
+        build_store(replace(config, store=store_path(run_dir, data.data_hash))),
         text_model_loader(model, config, args.batch_size),
-        lambda: SentenceEmbedder(config.embed_model, device=config.device),
+        lambda: build_embedder(config),
         prompt_tokens=args.prompt_tokens,
     )
     try:

@@ -22,7 +22,8 @@ from typing import Any
 
 from PIL import Image
 
-from pgen.context import Store, Subject, User
+from pgen.context import Subject, User
+from pgen.context.store import SQLiteStore
 from pgen.evaluate.metrics.image import (
     DEFAULT_CLIP,
     DEFAULT_DINO,
@@ -39,10 +40,10 @@ from pgen.personalize.subject import (
     METHODS,
     TRAINERS,
     IPAdapterSpec,
-    subject_loaded,
+    subject_adapter,
     train_subject,
 )
-from pgen.personalize.subject_train import SubjectTrainingConfig
+from pgen.training.subject_artifacts import SubjectTrainingConfig
 
 PROMPTS_FILE = "prompts_and_classes.txt"
 LIVE_CLASSES = frozenset({"cat", "dog"})  # DreamBench's live subjects are its cats and dogs
@@ -152,7 +153,7 @@ def run_dreambench(
     if unknown:
         raise ValueError(f"unknown methods {unknown}; expected some of {list(METHODS)}")
     work = Path(work_dir)
-    store = Store(work / "dreambench.sqlite")
+    store = SQLiteStore(work / "dreambench.sqlite")  # a benchmark's own store
     store.add(
         [
             User(user_id=USER),
@@ -190,15 +191,16 @@ def run_dreambench(
             folder = work / "images" / method / subject.name
             folder.mkdir(parents=True, exist_ok=True)
             images: list[Image.Image] = []
-            with subject_loaded(model, store, USER, record, method, config.ip_adapter) as loaded:
-                token, extra, _ = loaded
-                prompts = [_fill(t, token, subject.class_word) for t in templates]
-                sampling = replace(config.generation, images_per_prompt=config.images_per_prompt)
-                for p, prompt in enumerate(prompts):
-                    made = model.generate([prompt], sampling, **extra)
-                    for k, image in enumerate(made):
-                        image.save(folder / f"{p:02d}-{k}.png")
-                    images += made
+            adapter, token, _ = subject_adapter(
+                store, USER, record, method, model.name, config.ip_adapter
+            )
+            prompts = [_fill(t, token, subject.class_word) for t in templates]
+            sampling = replace(config.generation, images_per_prompt=config.images_per_prompt)
+            for p, prompt in enumerate(prompts):
+                made = model.render(prompt, sampling, adapter)
+                for k, image in enumerate(made):
+                    image.save(folder / f"{p:02d}-{k}.png")
+                images += made
             timings[method]["generate_s"] += time.perf_counter() - start
             # CLIP-T reads the prompt without the learned token, which CLIP cannot know.
             texts = [_fill(t, "", subject.class_word) for t in templates]

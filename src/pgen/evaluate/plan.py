@@ -101,9 +101,9 @@ def code_fingerprint(modules: set[str]) -> str:
 def strategy_fingerprint(strategy: str) -> str:
     """The code that builds this strategy's prompts (its module, the shared base and
     prompt packing)."""
-    from pgen.personalize import TEXT_STRATEGIES
+    from pgen.personalize import get_strategy
 
-    modules = {type(TEXT_STRATEGIES[strategy]).__module__}
+    modules = {type(get_strategy("text", strategy)).__module__}
     return code_fingerprint(modules | {"pgen.personalize.base", "pgen.personalize.prompts"})
 
 

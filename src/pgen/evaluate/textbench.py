@@ -89,7 +89,7 @@ def answer(
         outputs = engine.generate_many(
             requests, generation=plan.generation(), save=False, batch_size=plan.batch_size
         )
-        return [(output.text, output.provenance, None) for output in outputs]
+        return [(output.text, output.provenance.documents, None) for output in outputs]
     model = engine.text_model
     if not isinstance(model, ChoiceModel):
         raise ValueError(
@@ -98,9 +98,9 @@ def answer(
         )
     prepared = engine.prepare(requests, plan.generation())
     labels = list(data.spec.labels)
-    scores = model.choice_logprobs([p.chat for p in prepared], labels)
+    scores = model.choice_logprobs([p.chat or [] for p in prepared], labels)
     return [
-        (labels[int(np.argmax(row))], p.provenance, [float(x) for x in row])
+        (labels[int(np.argmax(row))], p.provenance.documents, [float(x) for x in row])
         for row, p in zip(scores, prepared, strict=True)
     ]
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
-from pgen.models.base import Chat, GenerationConfig
+from pgen.models.base import AdapterRef, Chat, GenerationConfig
 
 # Without the server's tokenizer, budgets count characters. English averages about four
 # per token; three leaves room for code, numbers and other languages.
@@ -71,9 +72,11 @@ class OpenAITextModel:
     def truncate(self, text: str, max_tokens: int) -> str:
         return text[: max(max_tokens, 0) * CHARS_PER_TOKEN]
 
-    def _complete(self, chat: Chat, config: GenerationConfig) -> str:
+    def _complete(self, chat: Chat, config: GenerationConfig, adapter: AdapterRef | None) -> str:
         body: dict[str, Any] = {
-            "model": self.model,
+            # vLLM serves each LoRA adapter as a model of its own name (--lora-modules
+            # NAME=PATH): a request for a user's adapter names it instead of the base.
+            "model": adapter.name if adapter is not None else self.model,
             "messages": [{"role": m.role, "content": m.content} for m in chat],
             "max_tokens": config.max_new_tokens,
             "temperature": config.temperature,
@@ -99,7 +102,18 @@ class OpenAITextModel:
                 f"{response.text[:200]}"
             ) from None
 
-    def generate(self, chats: list[Chat], config: GenerationConfig | None = None) -> list[str]:
+    def generate(
+        self,
+        chats: list[Chat],
+        config: GenerationConfig | None = None,
+        adapters: Sequence[AdapterRef | None] | None = None,
+    ) -> list[str]:
         settings = config or GenerationConfig()
+        per_chat = list(adapters) if adapters is not None else [None] * len(chats)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda chat: self._complete(chat, settings), chats))
+            return list(
+                pool.map(
+                    lambda pair: self._complete(pair[0], settings, pair[1]),
+                    zip(chats, per_chat, strict=True),
+                )
+            )

@@ -8,13 +8,17 @@ diffusers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from PIL import Image
+
+from pgen.models.base import AdapterRef
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -70,6 +74,7 @@ class DiffusersImageModel:
     """One loaded diffusers pipeline, with its personalization loaders."""
 
     def __init__(self, pipe: Any, name: str) -> None:
+        self.lock = threading.RLock()
         self.pipe = pipe
         self.name = name
 
@@ -196,6 +201,60 @@ class DiffusersImageModel:
 
     def unload_ip_adapter(self) -> None:
         self.pipe.unload_ip_adapter()
+
+    def render(
+        self,
+        prompt: str,
+        config: ImageGenerationConfig | None = None,
+        adapter: AdapterRef | None = None,
+        blend: tuple[str, float] | None = None,
+    ) -> list[Image.Image]:
+        """Images for one prepared request: its prompt, with its adapter applied for this
+        request only; ``blend`` (a preference prompt and its weight) mixes the conditioning
+        of the prompt and the preference (see ``generate_blended``)."""
+        with self.applied(adapter) as extra:
+            if blend is not None:
+                return self.generate_blended(prompt, blend[0], blend[1], config)
+            return self.generate([prompt], config, **extra)
+
+    @contextmanager
+    def applied(self, adapter: AdapterRef | None) -> Iterator[dict[str, Any]]:
+        """The pipeline with one request's adapter loaded, for that request only; yields
+        the extra ``generate`` arguments it needs. Requests hold the model's lock for the
+        whole block: loaded weights are pipeline state, and another thread's request must
+        never run with them (or see them half unloaded)."""
+        with self.lock:
+            if adapter is None:
+                yield {}
+            elif adapter.kind == "dreambooth-lora":
+                self.load_lora(_folder(adapter))
+                try:
+                    yield {}
+                finally:
+                    self.unload_lora()
+            elif adapter.kind == "textual-inversion":
+                tokens = self.load_textual_inversion(_folder(adapter) / adapter.settings["weights"])
+                try:
+                    yield {}
+                finally:
+                    self.unload_textual_inversion(tokens)
+            elif adapter.kind == "ip-adapter":
+                spec = adapter.settings
+                self.load_ip_adapter(
+                    spec["repo"], spec["subfolder"], spec["weight_name"], spec["scale"]
+                )
+                try:
+                    yield {"ip_adapter_images": spec["images"]}
+                finally:
+                    self.unload_ip_adapter()
+            else:
+                raise ValueError(f"the image backend cannot apply a {adapter.kind!r} adapter")
+
+
+def _folder(adapter: AdapterRef) -> Path:
+    if adapter.path is None:
+        raise ValueError(f"adapter {adapter.name!r} ({adapter.kind}) has no folder")
+    return adapter.path
 
 
 def checkpoint_keys(path: Path) -> list[str]:

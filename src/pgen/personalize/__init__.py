@@ -12,12 +12,24 @@ from pgen.personalize.base import (
     Strategy,
     Tools,
 )
+from pgen.personalize.keywords import ImageBaseline, KeywordsStrategy
 from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
+from pgen.personalize.subject import TRAINERS, SubjectStrategy, SubjectTrainer
+from pgen.training.registry import register_trainer
 
-for _strategy in (NoPersonalization(), RetrievalAugmented(), ProfileSummary()):
+for _strategy in (
+    NoPersonalization(),
+    RetrievalAugmented(),
+    ProfileSummary(),
+    ImageBaseline(),
+    SubjectStrategy(),
+    KeywordsStrategy(),
+):
     register(_strategy)
+for _method in TRAINERS:
+    register_trainer(SubjectTrainer(_method))
 
 __all__ = [
     "AdapterRef",

@@ -127,6 +127,29 @@ class Tools:
         )
 
 
+def image_tools(
+    store: ContextStore,
+    image_model: DiffusersImageModel,
+    text_model: Callable[[], TextModel] | None = None,
+) -> Tools:
+    """Tools for image strategies run outside an engine (benchmarks, tests of one strategy)."""
+    from pgen.usermodel.retrievers import Retrievers
+
+    def no_text_model() -> TextModel:
+        raise ValueError("this strategy needs a text model, and none was given")
+
+    def no_embedder() -> Any:
+        raise ValueError("no embedder was given")
+
+    return Tools(
+        store,
+        Retrievers(store, no_embedder),
+        text_model or no_text_model,
+        GenerationConfig(),
+        load_image_model=lambda: image_model,
+    )
+
+
 class Strategy(Protocol):
     """How personalization enters generation. ``modality`` says which requests it takes:
     ``Request`` for text, ``ImageRequest`` for images."""

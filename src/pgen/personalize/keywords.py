@@ -10,13 +10,23 @@ E(keywords)``, so ``weight`` 0 is the plain instruction and 1 is the preference 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-from pgen.context.records import Item
 from pgen.context.base import ContextStore
+from pgen.context.records import Item
 from pgen.models.base import Chat, GenerationConfig, Message, TextModel
-from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
+from pgen.personalize.base import (
+    ImageRequest,
+    Modality,
+    Prepared,
+    Provenance,
+    Tools,
+    image_tools,
+)
+
+if TYPE_CHECKING:
+    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,68 @@ def plan_keywords(
     return KeywordsPlan(instruction, keywords, [item.item_id for item in items], config.weight)
 
 
+class KeywordsStrategy:
+    """PMG-style: preference keywords from the items the user interacted with, mixed into
+    the conditioning with the request's weight."""
+
+    name = "keywords"
+    modality: Modality = "image"
+    description = "preference keywords from the user's items, mixed with the instruction (PMG)"
+
+    def __init__(self, config: KeywordsConfig | None = None) -> None:
+        self.config = config or KeywordsConfig()
+
+    def prepare(self, requests: list[ImageRequest], tools: Tools) -> list[Prepared]:
+        prepared = []
+        for request in requests:
+            config = replace(self.config, weight=request.keywords_weight)
+            plan = plan_keywords(
+                tools.store, request.user_id, request.instruction, tools.text_model, config
+            )
+            provenance = Provenance(items=plan.item_ids, model=tools.image_model.name)
+            details: dict[str, Any] = {
+                "keywords": plan.keywords,
+                "weight": plan.weight,
+                "preference_prompt": plan.preference_prompt,
+                "text_model": tools.text_model.name,
+            }
+            # No history, or nothing usable in the reply: the instruction alone.
+            blend = (plan.preference_prompt, plan.weight) if plan.keywords else None
+            prepared.append(
+                Prepared(
+                    prompt=plan.prompt if blend else request.instruction,
+                    provenance=provenance,
+                    details=details,
+                    image_inputs={"instruction": request.instruction, "blend": blend},
+                )
+            )
+        return prepared
+
+
+class ImageBaseline:
+    """The instruction alone, for images."""
+
+    name = "none"
+    modality: Modality = "image"
+    description = "the instruction alone (the image baseline)"
+
+    def prepare(self, requests: list[ImageRequest], tools: Tools) -> list[Prepared]:
+        model = tools.image_model.name
+        return [
+            Prepared(prompt=r.instruction, provenance=Provenance(model=model)) for r in requests
+        ]
+
+
+def render(
+    model: DiffusersImageModel, prepared: Prepared, config: ImageGenerationConfig | None
+) -> list[Any]:
+    """The images of one prepared image request (any image strategy)."""
+    blend = prepared.image_inputs.get("blend")
+    prompt = prepared.image_inputs.get("instruction", prepared.prompt) if blend else prepared.prompt
+    assert prompt is not None
+    return model.render(prompt, config, prepared.adapter, blend)
+
+
 def generate_keywords(
     store: ContextStore,
     user_id: str,
@@ -127,20 +199,19 @@ def generate_keywords(
     image_config: ImageGenerationConfig | None = None,
     config: KeywordsConfig | None = None,
 ) -> ImageOutput:
-    """Images for the instruction, leaning toward the user's inferred taste."""
-    plan = plan_keywords(store, user_id, instruction, text_model, config)
-    provenance: dict[str, Any] = {
-        "items": plan.item_ids,
-        "keywords": plan.keywords,
-        "weight": plan.weight,
-        "preference_prompt": plan.preference_prompt,
-        "text_model": text_model.name,
+    """Images for the instruction, leaning toward the user's inferred taste, outside an
+    engine: the same strategy and rendering as ``Engine.generate_image``."""
+    from pgen.models.image import ImageOutput
+
+    config = config or KeywordsConfig()
+    tools = image_tools(store, image_model, lambda: text_model)
+    request = ImageRequest(user_id, instruction, "keywords", keywords_weight=config.weight)
+    prepared = KeywordsStrategy(config).prepare([request], tools)[0]
+    images = render(image_model, prepared, image_config)
+    provenance = {
+        **prepared.provenance.as_dict(),
+        **prepared.details,
         "base_model": image_model.name,
     }
-    if plan.keywords:
-        images = image_model.generate_blended(
-            instruction, plan.preference_prompt, plan.weight, image_config
-        )
-    else:  # no history or nothing usable in the reply: the instruction alone
-        images = image_model.generate([instruction], image_config)
-    return ImageOutput(images, plan.prompt, "keywords", provenance)
+    assert prepared.prompt is not None
+    return ImageOutput(images, prepared.prompt, "keywords", provenance)

@@ -6,17 +6,23 @@ subject, stored as artifacts) or IP-Adapter (zero-shot from the reference images
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pgen.context.records import Subject
 from pgen.context.base import ContextStore
-from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
-from pgen.personalize import subject_dreambooth, subject_inversion
-from pgen.personalize.subject_train import (
+from pgen.context.records import Subject
+from pgen.models.base import AdapterRef
+from pgen.personalize.base import (
+    ImageRequest,
+    Modality,
+    Prepared,
+    Provenance,
+    Tools,
+    image_tools,
+)
+from pgen.training.subject_artifacts import (
     METADATA_FILE,
     SubjectTrainingConfig,
     load_reference_images,
@@ -24,13 +30,26 @@ from pgen.personalize.subject_train import (
     stale_reason,
 )
 
-Trainer = Callable[[DiffusersImageModel, Subject, Path, SubjectTrainingConfig], dict[str, Any]]
-TRAINERS: dict[str, Trainer] = {
-    subject_dreambooth.METHOD: subject_dreambooth.train_dreambooth_lora,
-    subject_inversion.METHOD: subject_inversion.train_textual_inversion,
-}
+if TYPE_CHECKING:
+    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
+    from pgen.training.registry import TrainRequest
+
+Trainer = Callable[["DiffusersImageModel", Subject, Path, SubjectTrainingConfig], dict[str, Any]]
+# Trained methods, best first (the default when a request names none). Their training loops
+# import torch and diffusers, so they load only when a subject is trained (``_trainer``).
+TRAINERS = ("dreambooth-lora", "textual-inversion")
 IP_ADAPTER = "ip-adapter"
 METHODS = (*TRAINERS, IP_ADAPTER)
+
+
+def _trainer(method: str) -> Trainer:
+    if method == "dreambooth-lora":
+        from pgen.training.dreambooth import train_dreambooth_lora
+
+        return train_dreambooth_lora
+    from pgen.training.textual_inversion import train_textual_inversion
+
+    return train_textual_inversion
 
 
 @dataclass(frozen=True)
@@ -121,10 +140,12 @@ def train_subject(
         raise ValueError(f"unknown training method {method!r}; expected one of {sorted(TRAINERS)}")
     subject = find_subject(store, user_id, subject_name)
     folder = store.artifact_path(user_id, method, subject.name)
-    for stale in (METADATA_FILE, subject_dreambooth.LORA_FILE, subject_inversion.EMBEDDING_FILE):
-        (folder / stale).unlink(missing_ok=True)
+    (folder / METADATA_FILE).unlink(missing_ok=True)  # first: the folder is unfinished now
+    for stale in folder.iterdir():  # weights of an earlier run (files; class images live apart)
+        if stale.is_file():
+            stale.unlink()
     try:
-        TRAINERS[method](model, subject, folder, config or SubjectTrainingConfig())
+        _trainer(method)(model, subject, folder, config or SubjectTrainingConfig())
     except BaseException:
         # A half-written artifact must not be picked up by generation later.
         (folder / METADATA_FILE).unlink(missing_ok=True)
@@ -141,34 +162,29 @@ def trained(store: ContextStore, user_id: str, subject: Subject) -> dict[str, Pa
     }
 
 
-@contextmanager
-def subject_loaded(
-    model: DiffusersImageModel,
+def subject_adapter(
     store: ContextStore,
     user_id: str,
     subject: Subject,
     method: str,
+    base_model: str,
     ip_adapter: IPAdapterSpec | None = None,
-) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """Load the subject into the model for the duration of the block. Yields the token that
-    names the subject in prompts ("" for IP-Adapter, which needs none), the extra generate()
-    arguments, and the provenance."""
-    provenance: dict[str, Any] = {
-        "method": method,
-        "subjects": [subject.name],
-        "reference_images": list(subject.image_paths),
-        "base_model": model.name,
-    }
+) -> tuple[AdapterRef, str, Provenance]:
+    """The adapter that puts the subject into the image model, the token that names it in
+    prompts ("" for IP-Adapter, which needs none), and the provenance. A missing or stale
+    artifact is refused with the command that (re)trains it."""
+    provenance = Provenance(subjects=[subject.name], model=base_model)
     if method == IP_ADAPTER:
-        spec = ip_adapter or IPAdapterSpec.for_model(model)
-        images = load_reference_images(subject.image_paths)
-        model.load_ip_adapter(spec.repo, spec.subfolder, spec.weight_name, spec.scale)
-        provenance["ip_adapter"] = spec.describe()
-        try:
-            yield "", {"ip_adapter_images": images}, provenance
-        finally:
-            model.unload_ip_adapter()
-        return
+        spec = ip_adapter or IPAdapterSpec()
+        settings = {
+            "repo": spec.repo,
+            "subfolder": spec.subfolder,
+            "weight_name": spec.weight_name,
+            "scale": spec.scale,
+            "images": load_reference_images(subject.image_paths),
+        }
+        provenance.artifacts.append(spec.describe())
+        return AdapterRef(IP_ADAPTER, f"{user_id}/{subject.name}", None, settings), "", provenance
     folder = trained(store, user_id, subject).get(method)
     if folder is None:
         if method not in TRAINERS:
@@ -178,27 +194,60 @@ def subject_loaded(
             f"run: pgen train-subject --user {user_id} --subject {subject.name} --method {method}"
         )
     meta = read_metadata(folder)
-    stale = stale_reason(meta, model, subject)
+    stale = stale_reason(meta, base_model, subject)
     if stale:
         raise ValueError(
             f"subject {subject.name!r} of user {user_id!r}: the {method} artifact is stale: "
             f"{stale}; retrain: pgen train-subject --user {user_id} --subject {subject.name} "
-            f"--method {method} --image-model {model.name}"
+            f"--method {method} --image-model {base_model}"
         )
-    provenance["artifact"] = str(folder)
-    token = str(meta["token"])
-    if method == subject_dreambooth.METHOD:
-        model.load_lora(folder)
-        try:
-            yield token, {}, provenance
-        finally:
-            model.unload_lora()
-    else:
-        tokens = model.load_textual_inversion(folder / meta["weights"])
-        try:
-            yield token, {}, provenance
-        finally:
-            model.unload_textual_inversion(tokens)
+    provenance.artifacts.append(str(folder))
+    settings = {"weights": meta.get("weights", "")}
+    adapter = AdapterRef(method, f"{user_id}/{subject.name}/{method}", folder, settings)
+    return adapter, str(meta["token"]), provenance
+
+
+def pick_subject(store: ContextStore, request: ImageRequest) -> Subject:
+    """The subject named by the request, or else the one its instruction mentions."""
+    if request.subject is not None:
+        return find_subject(store, request.user_id, request.subject)
+    subjects = store.subjects(request.user_id)
+    found = mentioned_subject(subjects, request.instruction)
+    if found is None:
+        names = ", ".join(s.name for s in subjects) or "none"
+        raise ValueError(
+            f"the instruction names none of user {request.user_id!r}'s subjects ({names}); "
+            "mention one or pass a subject"
+        )
+    return found
+
+
+class SubjectStrategy:
+    """The user's subject by a trained method (default: the best trained one,
+    DreamBooth-LoRA then textual inversion), else IP-Adapter."""
+
+    name = "subject"
+    modality: Modality = "image"
+    description = "the user's own subject (DreamBooth-LoRA, textual inversion or IP-Adapter)"
+
+    def prepare(self, requests: list[ImageRequest], tools: Tools) -> list[Prepared]:
+        prepared = []
+        for request in requests:
+            subject = pick_subject(tools.store, request)
+            method = request.method
+            if method is None:
+                have = trained(tools.store, request.user_id, subject)
+                method = next((m for m in TRAINERS if m in have), IP_ADAPTER)
+            base = tools.image_model.name
+            adapter, token, provenance = subject_adapter(
+                tools.store, request.user_id, subject, method, base, request.ip_adapter
+            )
+            prompt = subject_prompt(request.instruction, subject, subject_phrase(token, subject))
+            details = {"method": method, "reference_images": list(subject.image_paths)}
+            prepared.append(
+                Prepared(prompt=prompt, provenance=provenance, adapter=adapter, details=details)
+            )
+        return prepared
 
 
 def generate_subject(
@@ -211,25 +260,35 @@ def generate_subject(
     method: str | None = None,
     ip_adapter: IPAdapterSpec | None = None,
 ) -> ImageOutput:
-    """Images for the instruction with the user's subject in them. The subject is the one
-    named (or mentioned in the instruction); the method defaults to the best trained one
-    (DreamBooth-LoRA, then textual inversion), else IP-Adapter."""
-    if subject_name is not None:
-        subject = find_subject(store, user_id, subject_name)
-    else:
-        found = mentioned_subject(store.subjects(user_id), instruction)
-        if found is None:
-            names = ", ".join(s.name for s in store.subjects(user_id)) or "none"
-            raise ValueError(
-                f"the instruction names none of user {user_id!r}'s subjects ({names}); "
-                "mention one or pass a subject"
-            )
-        subject = found
-    if method is None:
-        have = trained(store, user_id, subject)
-        method = next((m for m in TRAINERS if m in have), IP_ADAPTER)
-    with subject_loaded(model, store, user_id, subject, method, ip_adapter) as loaded:
-        token, extra, provenance = loaded
-        prompt = subject_prompt(instruction, subject, subject_phrase(token, subject))
-        images = model.generate([prompt], config, **extra)
-    return ImageOutput(images, prompt, "subject", {**provenance, "prompt": prompt})
+    """Images of the user's subject for one instruction, outside an engine (benchmarks):
+    the same strategy and the same per-request adapter path as ``Engine.generate_image``."""
+    from pgen.models.image import ImageOutput
+
+    request = ImageRequest(
+        user_id, instruction, "subject", subject_name, method, ip_adapter=ip_adapter
+    )
+    tools = image_tools(store, model)
+    prepared = SubjectStrategy().prepare([request], tools)[0]
+    assert prepared.prompt is not None
+    images = model.render(prepared.prompt, config, prepared.adapter)
+    provenance = {**prepared.provenance.as_dict(), **prepared.details, "prompt": prepared.prompt}
+    return ImageOutput(images, prepared.prompt, "subject", provenance)
+
+
+class SubjectTrainer:
+    """Trains one of the user's subjects with ``method`` (an ``Engine.train`` method)."""
+
+    modality: Modality = "image"
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+    def train(self, request: TrainRequest, tools: Tools) -> Path:
+        if request.subject is None:
+            raise ValueError(f"{self.method} trains a subject: name one (--subject)")
+        settings = request.settings or SubjectTrainingConfig()
+        if not isinstance(settings, SubjectTrainingConfig):
+            raise TypeError(f"{self.method} takes SubjectTrainingConfig settings")
+        return train_subject(
+            tools.store, request.user_id, request.subject, tools.image_model, self.method, settings
+        )

@@ -1,17 +1,5 @@
-"""Recommendation: data sets into the store, the leave-one-out protocol, and recommenders."""
+"""Recommendation: data loaders, the leave-one-out protocol, recommenders and serving.
 
-from pgen.recommend.arrays import Sequences, Split, leave_one_out, sequences_from_store
-from pgen.recommend.data import RecData, ingest, load_data
-from pgen.recommend.protocol import EvalResult, evaluate
-
-__all__ = [
-    "EvalResult",
-    "RecData",
-    "Sequences",
-    "Split",
-    "evaluate",
-    "ingest",
-    "leave_one_out",
-    "load_data",
-    "sequences_from_store",
-]
+Nothing is imported here: the protocol and the recommenders need torch, and `pgen --help`
+(which imports this package's CLI) must not load it.
+"""

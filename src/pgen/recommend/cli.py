@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from pgen.commands import positive
 from pgen.config import Config
-from pgen.context.base import ContextStore
-from pgen.models.base import Embedder, TextModel
+from pgen.engine import Engine
+from pgen.factory import apply_thread_policy
 
 MODELS = ("pop", "itemknn", "bpr", "sasrec", "text", "llm-rerank")
 
@@ -30,29 +30,11 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def _threads(config: Config) -> None:
-    # Explicit threads make timings comparable; 0 leaves PyTorch's default.
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-
-
-def _embedder(config: Config) -> Embedder:
-    from pgen.models.embedding import SentenceEmbedder
-
-    return SentenceEmbedder(config.embed_model, device=config.device)
-
-
-def _text_model(config: Config) -> TextModel:
-    from pgen.models.text import load_text_model
-
-    return load_text_model(config.text_model, config)
-
-
 def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
     from pgen.recommend.bench import BenchSettings, run_benchmark
     from pgen.recommend.report import table, write
 
-    _threads(config)
+    apply_thread_policy(config)
     out = Path(args.out)
     if args.data is not None:
         # A benchmark's data lives in its own store, never mixed into the user's context.
@@ -70,13 +52,13 @@ def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
         save=Path(args.save) if args.save else None,
         repeat_targets=args.repeat_targets,
     )
-    with Store(store_path) as store:
+    with Engine.open(replace(config, store=store_path)) as engine:
         result = run_benchmark(
-            store,
+            engine.store,
             args.data,
             settings,
-            lambda: _embedder(config),
-            lambda: _text_model(config),
+            engine._embedder,
+            engine._text_model,
             progress=print if args.verbose else None,
         )
     paths = write(result, out)
@@ -85,23 +67,15 @@ def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace, config: Config) -> None:
-    from pgen.engine import Engine
     from pgen.recommend.data import ingest, load_data
-    from pgen.recommend.service import train_for_serving
 
-    _threads(config)
-    engine = Engine.open(config)
-    try:
+    with Engine.open(config) as engine:
         if args.data is not None:
             stats = ingest(engine.store, load_data(args.data))
-            print(f"{args.data}: {stats.written} records new or changed in {engine.store.path}")
+            print(f"{args.data}: {stats.written} records new or changed in {engine.store.location}")
         if args.train:
-            model, folder = train_for_serving(
-                engine.store,
-                args.model,
-                parse_params(args.param),
-                lambda: _embedder(config),
-                print if args.verbose else None,
+            model, folder = engine.train_recommender(
+                args.model, parse_params(args.param), progress=print if args.verbose else None
             )
             print(
                 f"trained {args.model} (best epoch {model.log.get('best_epoch', '-')}); "
@@ -112,8 +86,6 @@ def cmd_recommend(args: argparse.Namespace, config: Config) -> None:
                 raise ValueError("pgen recommend needs --user (or --train / --data)")
             return
         rows = engine.recommend(args.user, args.k, model=args.model, rerank=args.rerank)
-    finally:
-        engine.close()
     for row in rows:
         print(
             f"{row.rank:>3}. {row.item.title or row.item.item_id}  "
@@ -163,14 +135,14 @@ def register(commands: Any, bench: Any) -> None:
     parser.set_defaults(func=cmd_bench_rec)
 
     parser = commands.add_parser("recommend", help="top-k items for a user from a trained model")
-    parser.add_argument("--user", help="user id")
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--user", help="the user to recommend for")
+    parser.add_argument("--k", type=positive, default=10, help="items to recommend")
     parser.add_argument("--model", choices=MODELS[:-1], default="sasrec")
     parser.add_argument(
         "--train", action="store_true", help="train the model on the store's interactions first"
     )
     parser.add_argument("--data", help="ingest a data set (formats as in bench rec) first")
-    parser.add_argument("--param", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="model setting")
     parser.add_argument(
         "--rerank",
         type=int,
@@ -178,5 +150,5 @@ def register(commands: Any, bench: Any) -> None:
         metavar="N",
         help="let the text model re-order the model's top N from the user's recent items",
     )
-    parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--verbose", "-v", action="store_true", help="print every epoch")
     parser.set_defaults(func=cmd_recommend)

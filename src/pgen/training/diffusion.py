@@ -4,11 +4,7 @@ preparation, and the denoising loss of a latent diffusion model.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,39 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel
-
-METADATA_FILE = "pgen_subject.json"
-
-
-@dataclass(frozen=True)
-class SubjectTrainingConfig:
-    """Settings of one subject's training run. ``learning_rate`` None picks the method's
-    usual value (1e-4 for LoRA, 5e-4 for textual inversion)."""
-
-    steps: int = 400
-    learning_rate: float | None = None
-    batch_size: int = 1
-    rank: int = 4  # LoRA rank
-    resolution: int | None = None  # None: the model's native resolution
-    token: str | None = None  # None: "sks" for DreamBooth, "<name>" for textual inversion
-    prior_preservation: bool = False
-    class_images: int = 100
-    prior_loss_weight: float = 1.0
-    class_steps: int = 30  # sampling steps for the generated class images
-    seed: int = 0
-
-
-def load_reference_images(paths: Sequence[str | Path]) -> list[Image.Image]:
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                images.append(ImageOps.exif_transpose(image).convert("RGB"))
-        except (OSError, ValueError) as error:
-            raise ValueError(f"reference image {path}: cannot be read ({error})") from None
-    return images
 
 
 def to_pixels(images: Sequence[Image.Image], size: int) -> torch.Tensor:
@@ -153,66 +117,3 @@ def check_trainable(model: DiffusersImageModel, method: str) -> None:
             f"{method} training supports Stable Diffusion 1.x/2.x pipelines; {model.name} is SDXL "
             "(SDXL has two text encoders to invert; use dreambooth-lora or ip-adapter)"
         )
-
-
-def model_identity(name: str) -> str:
-    """A base model as artifacts record it: a local path resolved (so "./sd" and "/abs/sd"
-    agree), a Hub id as written."""
-    path = Path(name).expanduser()
-    return str(path.resolve()) if path.exists() else name
-
-
-def stale_reason(meta: dict[str, Any], model: DiffusersImageModel, subject: Subject) -> str:
-    """Why an artifact no longer fits the loaded model and the subject ("" when it does):
-    LoRA weights or an embedding trained on another base model, or on reference images that
-    have changed since, would load without error and quietly render the wrong thing."""
-    trained_on = str(meta.get("base_model", ""))
-    if model_identity(trained_on) != model_identity(model.name):
-        return f"it was trained on base model {trained_on!r}, not the loaded {model.name!r}"
-    if meta.get("images_digest") != images_digest(subject.image_paths):
-        return "its reference images changed since it was trained"
-    return ""
-
-
-def images_digest(paths: Sequence[str | Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(Path(path).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class TrainedSubject:
-    """What a training run produced: the facts generation needs (method, token, class
-    word, weights file) and the record of the run, written next to the weights."""
-
-    method: str
-    subject: Subject
-    token: str
-    weights: str  # file name inside the artifact folder
-    base_model: str
-    config: SubjectTrainingConfig
-    losses: list[float]
-
-    def write(self, folder: Path) -> dict[str, Any]:
-        data = {
-            "method": self.method,
-            "subject": self.subject.name,
-            "class_word": self.subject.class_word,
-            "token": self.token,
-            "weights": self.weights,
-            "base_model": model_identity(self.base_model),
-            "images_digest": images_digest(self.subject.image_paths),
-            "config": asdict(self.config),
-            "losses": self.losses,
-        }
-        (folder / METADATA_FILE).write_text(json.dumps(data, indent=2, sort_keys=True))
-        return data
-
-
-def read_metadata(folder: Path) -> dict[str, Any]:
-    path = folder / METADATA_FILE
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a pgen subject artifact ({error})") from None

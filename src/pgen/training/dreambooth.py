@@ -18,16 +18,18 @@ from PIL import Image
 
 from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
-from pgen.personalize.subject_train import (
-    SubjectTrainingConfig,
-    TrainedSubject,
+from pgen.training.diffusion import (
     denoising_loss,
     encode_latents,
-    load_reference_images,
-    model_identity,
     prompt_conditioning,
     repeat_rows,
     to_pixels,
+)
+from pgen.training.subject_artifacts import (
+    SubjectTrainingConfig,
+    TrainedSubject,
+    load_reference_images,
+    model_identity,
 )
 
 METHOD = "dreambooth-lora"

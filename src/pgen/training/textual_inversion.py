@@ -14,16 +14,18 @@ import torch
 
 from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel
-from pgen.personalize.subject_train import (
-    SubjectTrainingConfig,
-    TrainedSubject,
+from pgen.training.diffusion import (
     check_trainable,
     denoising_loss,
     encode_latents,
-    load_reference_images,
     text_states,
     to_pixels,
     tokenize,
+)
+from pgen.training.subject_artifacts import (
+    SubjectTrainingConfig,
+    TrainedSubject,
+    load_reference_images,
 )
 
 METHOD = "textual-inversion"

@@ -1,0 +1,158 @@
+"""The one place components are built from the config: store, text, image and embedding
+models, each named by a ``{provider, settings}`` spec (as Mem0 configures its backends).
+
+A config value is either a plain string, read the way the README's settings table says
+("smollm2", a folder, a ``.gguf``, a Hub id, ``openai:MODEL@URL``), or a TOML table::
+
+    [text_model]
+    provider = "openai"
+    settings = { model = "llama-3-8b", base_url = "http://127.0.0.1:8000" }
+
+Models are built lazily (on first use) and once, under a lock, so a command that never
+generates never loads a model, and threads of one engine share one copy. The PyTorch
+thread policy is applied here, once, for every component.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pgen.config import DEFAULT_TEXT_MODEL, Config
+from pgen.context.base import ContextStore
+
+if TYPE_CHECKING:
+    from pgen.models.base import Embedder, TextModel
+    from pgen.models.image import DiffusersImageModel
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    provider: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+def text_model_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
+    if isinstance(value, Mapping):
+        return _table("text_model", value)
+    if value.startswith("openai:"):
+        model, sep, base_url = value.removeprefix("openai:").partition("@")
+        if not sep or not model or not base_url:
+            raise ValueError(f"text_model: expected openai:MODEL@BASE_URL, got {value!r}")
+        return ComponentSpec("openai", {"model": model, "base_url": base_url})
+    if value == DEFAULT_TEXT_MODEL:
+        return ComponentSpec("smollm2")
+    return ComponentSpec("transformers", {"path": value})
+
+
+def embedder_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
+    if isinstance(value, Mapping):
+        return _table("embed_model", value)
+    return ComponentSpec("sentence-transformers", {"path": value})
+
+
+def image_model_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
+    if isinstance(value, Mapping):
+        return _table("image_model", value)
+    return ComponentSpec("diffusers", {"path": value})
+
+
+def _table(kind: str, value: Mapping[str, Any]) -> ComponentSpec:
+    unknown = set(value) - {"provider", "settings"}
+    if "provider" not in value or unknown:
+        raise ValueError(f"{kind}: a table needs 'provider' and optional 'settings', got {value}")
+    settings = value.get("settings", {})
+    if not isinstance(settings, Mapping):
+        raise ValueError(f"{kind}.settings must be a table")
+    return ComponentSpec(str(value["provider"]), dict(settings))
+
+
+def check_local_model(kind: str, value: str) -> None:
+    """A value that looks like a path (./x, /x, ~/x) must exist: say "no such folder" before
+    any model loads, instead of a Hub error about an invalid repository name."""
+    looks_local = value.startswith(("/", "./", "../", "~")) or value.endswith(".gguf")
+    if looks_local and not Path(value).expanduser().exists():
+        raise FileNotFoundError(f"{kind} {value!r}: no such file or folder")
+
+
+def build_store(config: Config) -> ContextStore:
+    from pgen.context.store import SQLiteStore
+
+    return SQLiteStore(config.store_path)
+
+
+def build_text_model(config: Config) -> TextModel:
+    from pgen.models.http import OpenAITextModel
+    from pgen.models.text import load_text_model
+
+    spec = text_model_spec(config.text_model)
+    if spec.provider == "openai":
+        return OpenAITextModel(base_url=spec.settings["base_url"], model=spec.settings["model"])
+    if spec.provider == "smollm2":
+        return load_text_model(DEFAULT_TEXT_MODEL, config)
+    if spec.provider == "transformers":
+        check_local_model("text_model", str(spec.settings["path"]))
+        return load_text_model(str(spec.settings["path"]), config)
+    raise ValueError(
+        f"text_model: unknown provider {spec.provider!r} (smollm2, transformers, openai)"
+    )
+
+
+def build_embedder(config: Config) -> Embedder:
+    from pgen.models.embedding import SentenceEmbedder
+
+    spec = embedder_spec(config.embed_model)
+    if spec.provider != "sentence-transformers":
+        raise ValueError(f"embed_model: unknown provider {spec.provider!r} (sentence-transformers)")
+    check_local_model("embed_model", str(spec.settings["path"]))
+    return SentenceEmbedder(str(spec.settings["path"]), device=config.device)
+
+
+def build_image_model(settings: Config, **overrides: Any) -> DiffusersImageModel:
+    """``overrides``: per-command settings (``model``, ``device``, ``dtype``, ``config``: the
+    pipeline folder of a single-file model's family)."""
+    from pgen.models.image import load_image_model
+
+    spec = image_model_spec(overrides.pop("model", None) or settings.image_model)
+    if spec.provider != "diffusers":
+        raise ValueError(f"image_model: unknown provider {spec.provider!r} (diffusers)")
+    options = {**spec.settings, **{k: v for k, v in overrides.items() if v is not None}}
+    path = str(options.pop("path"))
+    check_local_model("image_model", path)
+    options.setdefault("device", settings.device)
+    return load_image_model(path, **options)
+
+
+class Lazy(Generic[T]):
+    """A component built on first use, once, even when threads ask at the same time."""
+
+    def __init__(self, build: Callable[[], T] | T) -> None:
+        self._build = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+        if not callable(build):
+            self._value = build
+
+    @property
+    def loaded(self) -> bool:
+        return self._value is not None
+
+    def __call__(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    build = self._build
+                    assert callable(build)
+                    self._value = build()
+        return self._value
+
+
+def apply_thread_policy(config: Config) -> None:
+    """One thread policy for every component (see ``Config.torch_threads``); torch is only
+    imported when a model is about to load."""
+    config.apply_threads()

@@ -1,0 +1,63 @@
+"""What ``Engine.train`` can train: one registry of trainers (subject adapters for images,
+per-user adapters for text), each named by its method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pgen.personalize.base import Modality, Tools
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """Train ``method`` for one user. ``subject``: which of the user's subjects (image
+    methods); ``cohort``: other users whose data may be pooled in (when the method allows);
+    ``settings``: the method's own settings object (None: its defaults)."""
+
+    user_id: str
+    method: str
+    subject: str | None = None
+    cohort: tuple[str, ...] = ()
+    settings: Any = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    user_id: str
+    method: str
+    artifact: Path
+    seconds: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer(Protocol):
+    method: str
+    modality: Modality
+
+    def train(self, request: TrainRequest, tools: Tools) -> Path:
+        """Train and save the artifact (registered with the store); returns its folder."""
+        ...
+
+
+_TRAINERS: dict[str, Trainer] = {}
+
+
+def register_trainer(trainer: Trainer) -> Trainer:
+    if trainer.method in _TRAINERS:
+        raise ValueError(f"a trainer for {trainer.method!r} is registered already")
+    _TRAINERS[trainer.method] = trainer
+    return trainer
+
+
+def trainer_methods(modality: Modality | None = None) -> list[str]:
+    return [m for m, t in _TRAINERS.items() if modality is None or t.modality == modality]
+
+
+def get_trainer(method: str) -> Trainer:
+    try:
+        return _TRAINERS[method]
+    except KeyError:
+        known = ", ".join(_TRAINERS)
+        raise ValueError(f"unknown training method {method!r}; choose from {known}") from None
