@@ -51,7 +51,8 @@ def test_jsonl_of_every_record_type(store: SQLiteStore, tmp_path: Path) -> None:
     }
     assert store.user("u1").profile == {"age": 41}
     assert store.interactions("u1")[0].item_id == "7"  # numeric ids are kept as text
-    assert store.subjects("u1")[0].image_paths == ["rex/01.jpg"]
+    # Relative media paths are resolved against the file's folder (and kept inside it).
+    assert store.subjects("u1")[0].image_paths == [str((tmp_path / "rex/01.jpg").resolve())]
     assert store.feedback("u1")[0].thumbs == -1
 
 
@@ -124,7 +125,7 @@ def test_lamp_samples_become_one_user_per_question(store: SQLiteStore, name: str
     path = shared_data("lamp-samples") / name
     questions = json.loads(path.read_text())
     ingest(store, path)
-    assert {u["user_id"] for u in store.users()} == {str(q["id"]) for q in questions}
+    assert {u.user_id for u in store.users()} == {str(q["id"]) for q in questions}
     for question in questions:
         documents = store.documents(str(question["id"]))
         assert len(documents) == len({p["id"] for p in question["profile"]})

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from pgen.context.base import OutputNotFoundError, StoredOutput, UserNotFoundError
 from pgen.context.records import to_json
 from pgen.context.schema import USER_TABLES
-from pgen.context.base import OutputNotFoundError, StoredOutput, UserNotFoundError
-from pgen.context.sqlite import Database
+from pgen.context.sqlite import Database, make_private_dir
 
 
 def safe_name(text: str) -> str:
@@ -34,6 +36,10 @@ def _output(row: Any) -> StoredOutput:
 
 
 class DerivedData(Database):
+    def __init__(self, path: str | Path, **options: Any) -> None:
+        super().__init__(path, **options)
+        self.sweep()  # finish a delete-user that crashed between its commit and its files
+
     @property
     def artifacts_root(self) -> Path:
         return self.path.parent / f"{self.path.stem}-artifacts"
@@ -186,7 +192,7 @@ class DerivedData(Database):
         if not self.has_user(user_id):
             raise UserNotFoundError(user_id)
         path = self.artifacts_root / safe_name(user_id) / kind / safe_name(name)
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO artifacts(user_id, kind, name, path) VALUES (?, ?, ?, ?)",
@@ -198,7 +204,7 @@ class DerivedData(Database):
         """A folder for something trained over many users (a recommender): not any one
         user's artifact, so delete-user must edit or remove it (see ``delete_user``)."""
         path = self.artifacts_root / "shared" / kind / safe_name(name)
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)
         return path
 
     def artifacts(self, user_id: str) -> dict[tuple[str, str], Path]:
@@ -210,23 +216,76 @@ class DerivedData(Database):
 
     # -- forgetting a user ------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:
-        """Remove the user, every row derived from them and their files. Returns counts."""
+        """Remove the user, every row derived from them and their files. Returns counts.
+
+        Crash-proof: the user's files are listed in ``pending_removals`` in the same
+        transaction that deletes their rows, then removed after the commit (a failed
+        transaction must leave them in place), then unlisted. A crash in between leaves
+        the list, which the next ``delete_user`` or the next open of the store finishes.
+        Deleting a user already deleted sweeps what is left; only a user of whom nothing
+        at all is left is "not found".
+        """
         counts: dict[str, int] = {}
-        paths = list(self.artifacts(user_id).values())
+        folder = self.artifacts_root / safe_name(user_id)
         with self.transaction() as db:
+            paths = [
+                Path(row["path"])
+                for row in db.execute("SELECT path FROM artifacts WHERE user_id=?", (user_id,))
+            ]
             for table in USER_TABLES:
                 counts[table] = db.execute(
                     f"SELECT COUNT(*) FROM {table} WHERE user_id=?", (user_id,)
                 ).fetchone()[0]
-            if not db.execute("DELETE FROM users WHERE user_id=?", (user_id,)).rowcount:
-                raise UserNotFoundError(user_id)
+            existed = db.execute("DELETE FROM users WHERE user_id=?", (user_id,)).rowcount
+            db.executemany(
+                "INSERT OR IGNORE INTO pending_removals(path) VALUES (?)",
+                [(str(path),) for path in [*paths, folder]],
+            )
+        leftovers = folder.exists() or any(path.exists() for path in paths)
+        self.sweep()
+        if not existed and not leftovers:
+            raise UserNotFoundError(user_id)
+        counts["files"] = len(paths) if existed else int(leftovers)
         # The WAL still holds pre-delete page images: fold it into the (zeroed) main file.
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        # Files go after the commit: a failed transaction must leave them in place.
-        for path in [*paths, self.artifacts_root / safe_name(user_id)]:
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-        counts["files"] = len(paths)
+        counts["checkpointed"] = int(self.checkpoint())
         return counts
+
+    def sweep(self) -> int:
+        """Remove the files of deleted users still listed in ``pending_removals`` (left by
+        a crash, or by the delete that just committed). Idempotent; returns how many."""
+        pending = [Path(row["path"]) for row in self._rows("SELECT path FROM pending_removals")]
+        for path in pending:
+            # The same id may have been created again since, with new artifacts here.
+            if not self._rows(
+                "SELECT 1 FROM artifacts WHERE path=? OR substr(path, 1, ?)=?",
+                str(path),
+                len(str(path)) + 1,
+                f"{path}{os.sep}",
+            ):
+                remove_path(path)
+        if pending:
+            with self.transaction() as db:
+                db.executemany(
+                    "DELETE FROM pending_removals WHERE path=?", [(str(p),) for p in pending]
+                )
+        return len(pending)
+
+    def checkpoint(self, attempts: int = 20) -> bool:
+        """Fold the WAL into the main file and truncate it; True when that completed. A
+        reader holding an old snapshot (another process) blocks it: wait and retry."""
+        pause = 0.01
+        for _ in range(attempts):
+            busy, _log, _done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        return False
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file or folder if it is there (idempotent; a missing one is done)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=False)
+    else:
+        path.unlink(missing_ok=True)

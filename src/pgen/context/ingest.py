@@ -16,8 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from pgen.context.records import RECORD_TYPES, Document, Interaction, Item, Record
 from pgen.context.base import ContextStore, IngestStats
+from pgen.context.media import MediaError, media_roots, resolve_media
+from pgen.context.records import RECORD_TYPES, Document, Interaction, Item, Record, Subject
 
 # LaMP profile fields that map onto our Document; every field is also kept in `fields`.
 _LAMP_TEXT_FIELDS = ("text", "abstract")
@@ -27,6 +28,8 @@ class IngestError(ValueError):
     """A record that cannot be read; ``where`` is "file:line" or "file: question id"."""
 
     def __init__(self, where: str, problem: str) -> None:
+        # One line, always: a value with a newline must not forge more lines of output.
+        problem = " ".join(problem.split("\n"))
         super().__init__(f"{where}: {problem}")
         self.where = where
         self.problem = problem
@@ -38,30 +41,53 @@ class Located:
     where: str
 
 
+def _short(value: object, limit: int = 60) -> str:
+    """A value for a message: its repr (escapes control characters), cut to ``limit``."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _describe(error: ValidationError) -> str:
     parts = []
     for issue in error.errors():
-        field = ".".join(str(p) for p in issue["loc"]) or "record"
-        parts.append(f"field '{field}': {issue['msg']}")
+        # Field names can come from the file (an unknown key): never echo them whole.
+        field = ".".join(_short(p, 40).strip("'") for p in issue["loc"])
+        parts.append(f"field '{field}': {issue['msg']}" if field else issue["msg"])
     return "; ".join(parts)
 
 
+def parse_json(text: str | bytes, where: str) -> Any:
+    """JSON, or an IngestError naming ``where`` for every way it can fail."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise IngestError(where, f"not valid JSON ({error.msg})") from None
+    except RecursionError:
+        raise IngestError(where, "not valid JSON (nested too deeply)") from None
+    except ValueError as error:  # an integer of over 4,300 digits
+        raise IngestError(where, f"not valid JSON ({str(error).split(';')[0]})") from None
+
+
 def read_jsonl(path: Path) -> Iterator[Located]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
             where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise IngestError(
+                    where, f"not valid UTF-8 (byte {error.start + 1} of the line)"
+                ) from None
             if not line.strip():
                 continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise IngestError(where, f"not valid JSON ({error.msg})") from None
+            data = parse_json(line, where)
             if not isinstance(data, dict):
                 raise IngestError(where, "expected a JSON object")
             kind = data.pop("type", None)
-            if kind not in RECORD_TYPES:
+            if not isinstance(kind, str) or kind not in RECORD_TYPES:
                 raise IngestError(
-                    where, f"field 'type' must be one of {sorted(RECORD_TYPES)}, got {kind!r}"
+                    where,
+                    f"field 'type' must be one of {sorted(RECORD_TYPES)}, got {_short(kind)}",
                 )
             try:
                 record = RECORD_TYPES[kind].model_validate(data)
@@ -107,19 +133,54 @@ def read_lamp(path: Path, data: list[Any]) -> Iterator[Located]:
 
 def read_records(path: Path) -> list[Located]:
     """Every record of a file, checked. JSONL (.jsonl) or a LaMP questions file (.json)."""
-    if not path.is_file():
+    if not path.exists():
         raise IngestError(str(path), "no such file")
-    if path.suffix == ".jsonl":
-        return list(read_jsonl(path))
+    if path.is_dir():
+        raise IngestError(str(path), "is a directory, not a file")
+    if not path.is_file():
+        raise IngestError(str(path), "not a regular file (a device, pipe or socket)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.suffix == ".jsonl":
+            return list(read_jsonl(path))
+        raw = path.read_bytes()
+    except OSError as error:
+        raise IngestError(str(path), f"cannot read ({error.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise IngestError(f"{path}:{line}", "not valid UTF-8") from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as error:
         raise IngestError(f"{path}:{error.lineno}", f"not valid JSON ({error.msg})") from None
+    except ValueError:
+        data = parse_json(text, f"{path}:1")  # raises, naming what is wrong
     if isinstance(data, list):
         return list(read_lamp(path, data))
     raise IngestError(
         str(path), "expected JSONL (.jsonl) or a LaMP questions file (a JSON list of questions)"
     )
+
+
+def check_media(store: ContextStore, located: list[Located], folder: Path) -> list[Located]:
+    """Image paths resolved against the file's folder and kept inside it (or a media
+    root): records with the paths the store will later open."""
+    roots = media_roots(folder)
+    checked = []
+    for loc in located:
+        record = loc.record
+        try:
+            if isinstance(record, Item) and record.image_path is not None:
+                path = resolve_media(record.image_path, roots, store.artifacts_root)
+                record = record.model_copy(update={"image_path": path})
+            elif isinstance(record, Subject):
+                paths = [resolve_media(p, roots, store.artifacts_root) for p in record.image_paths]
+                record = record.model_copy(update={"image_paths": paths})
+        except MediaError as error:
+            raise IngestError(loc.where, str(error)) from None
+        checked.append(Located(record, loc.where))
+    return checked
 
 
 def check_items(store: ContextStore, located: list[Located]) -> None:
@@ -136,7 +197,7 @@ def check_items(store: ContextStore, located: list[Located]) -> None:
 
 def ingest(store: ContextStore, path: str | Path, *, progress: bool = False) -> IngestStats:
     """Read and write one file as one batch: all of it, or (on any error) nothing."""
-    located = read_records(Path(path))
+    located = check_media(store, read_records(Path(path)), Path(path).parent)
     check_items(store, located)
     # Items first: interactions reference them.
     ordered = sorted(located, key=lambda loc: not isinstance(loc.record, Item))

@@ -8,22 +8,49 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pgen.context.validation import check_id, check_json, check_media_path, check_rating
+
 Id = str
 
 
-def _nonempty(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value
+def _id(value: str | None) -> str | None:
+    return None if value is None else check_id(value)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Times in UTC: with and without a zone they compare (and sort in SQL) correctly.
+    A time without a zone is taken as UTC."""
+    if value is None:
+        return None
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # Lone surrogates anywhere (JSON "\ud800") cannot be stored as UTF-8; nesting
+        # and non-finite numbers in free-form fields are bounded here too.
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(value, str | dict | list):
+                    try:
+                        check_json(value)
+                    except ValueError as error:
+                        raise ValueError(f"field {str(key)[:40]!r}: {error}") from None
+        return data
+
+    @field_validator("time", mode="after", check_fields=False)
+    @classmethod
+    def _time_in_utc(cls, value: datetime | None) -> datetime | None:
+        return _utc(value)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -44,7 +71,7 @@ class User(_Record):
     user_id: Id
     profile: dict[str, Any] = Field(default_factory=dict)
 
-    _check_id = field_validator("user_id")(_nonempty)
+    _check_id = field_validator("user_id")(_id)
 
 
 class Document(_Record):
@@ -59,7 +86,7 @@ class Document(_Record):
     # Fields a data set carries beyond ours (LaMP's "score", "category", ...), kept as-is.
     fields: dict[str, Any] = Field(default_factory=dict)
 
-    _check_ids = field_validator("user_id", "doc_id")(_nonempty)
+    _check_ids = field_validator("user_id", "doc_id", "kind")(_id)
 
     @property
     def content_hash(self) -> str:
@@ -76,7 +103,12 @@ class Item(_Record):
     attributes: dict[str, Any] = Field(default_factory=dict)
     image_path: str | None = None
 
-    _check_id = field_validator("item_id")(_nonempty)
+    _check_id = field_validator("item_id")(_id)
+
+    @field_validator("image_path")
+    @classmethod
+    def _check_path(cls, value: str | None) -> str | None:
+        return None if value is None else check_media_path(value)
 
 
 class Interaction(_Record):
@@ -88,6 +120,9 @@ class Interaction(_Record):
     rating: float | None = None
     time: datetime | None = None
 
+    _check_ids = field_validator("user_id", "item_id", "action")(_id)
+    _check_rating = field_validator("rating", mode="before")(check_rating)
+
 
 class Subject(_Record):
     """A named personal concept with reference images: "my dog Rex"."""
@@ -95,7 +130,14 @@ class Subject(_Record):
     user_id: Id
     name: str
     class_word: str
-    image_paths: list[str] = Field(min_length=1)
+    image_paths: list[str] = Field(min_length=1, max_length=1000)
+
+    _check_ids = field_validator("user_id", "name", "class_word")(_id)
+
+    @field_validator("image_paths")
+    @classmethod
+    def _check_paths(cls, value: list[str]) -> list[str]:
+        return [check_media_path(path) for path in value]
 
 
 class Feedback(_Record):
@@ -109,6 +151,15 @@ class Feedback(_Record):
     chosen: str | None = None
     rejected: str | None = None
     time: datetime | None = None
+
+    _check_ids = field_validator("user_id", "feedback_id", "output_id")(_id)
+
+    @field_validator("thumbs", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true is not thumbs up: 1 or -1 only
+            raise ValueError("must be -1 or 1")
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> Feedback:

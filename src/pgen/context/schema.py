@@ -125,6 +125,32 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (user_id, model_id, image_key)
     );
     """,
+    # 5: reliability. (a) Files of a deleted user still to remove, written in the same
+    # transaction as the delete (no user id: only paths, themselves removed once done),
+    # so a crash between commit and removal is finished by the next open. (b) Undated or
+    # same-time repeats of an interaction are distinct events: ``seq`` numbers them.
+    # (c) ``deletions_pruned``: document_deletions up to this revision were pruned, so an
+    # index older than it must be rebuilt rather than caught up.
+    """
+    CREATE TABLE pending_removals (
+        path TEXT PRIMARY KEY
+    );
+    ALTER TABLE users ADD COLUMN deletions_pruned INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE interactions_v5 (
+        user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        item_id TEXT NOT NULL REFERENCES items(item_id),
+        action  TEXT NOT NULL,
+        rating  REAL,
+        time    TEXT NOT NULL DEFAULT '',
+        seq     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user_id, item_id, action, time, seq)
+    );
+    INSERT INTO interactions_v5(user_id, item_id, action, rating, time)
+        SELECT user_id, item_id, action, rating, time FROM interactions;
+    DROP TABLE interactions;
+    ALTER TABLE interactions_v5 RENAME TO interactions;
+    CREATE INDEX interactions_by_item ON interactions(item_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

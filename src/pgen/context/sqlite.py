@@ -1,8 +1,20 @@
-"""The SQLite connection under the store: pragmas, migrations and transactions."""
+"""The SQLite connection under the store: pragmas, migrations and transactions.
+
+Concurrency model: every thread gets its own connection (SQLite connections are not
+meant to be shared: a transaction belongs to a connection, so threads sharing one also
+share, and break, each other's transactions). Readers never block in WAL mode; a writer
+takes the write lock with ``BEGIN IMMEDIATE`` and, when another connection or process
+holds it, waits (SQLite's busy timeout) and retries with backoff instead of failing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import random
 import sqlite3
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,23 +23,114 @@ from typing import Any, Self
 from pgen.context.base import StoreError
 from pgen.context.schema import MIGRATIONS, SCHEMA_VERSION
 
+BUSY_TIMEOUT_S = 30.0  # SQLite waits this long for a lock before reporting "busy"
+WRITE_WAIT_S = 600.0  # a writer retries BEGIN IMMEDIATE this long in all, then fails
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` and missing parents readable by the owner only (0700). Folders
+    that already exist keep their mode: they may be the user's own (a home, a cwd)."""
+    missing = []
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            folder.mkdir(mode=0o700)
+    if not path.is_dir():
+        raise StoreError(f"{path}: not a folder")
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    text = str(error)
+    return "locked" in text or "busy" in text
+
 
 class Database:
     """A SQLite file at the current schema version, with one-transaction-per-batch writes."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+        write_wait: float = WRITE_WAIT_S,
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        # Deleted content is overwritten with zeros, so a deleted user's text does not
-        # linger in free pages of the file.
-        self._db.execute("PRAGMA secure_delete=ON")
+        self.busy_timeout = busy_timeout
+        self.write_wait = write_wait
+        make_private_dir(self.path.parent)
+        if self.path.exists() and not self.path.is_file():
+            raise StoreError(f"{self.path}: not a regular file")
+        # Created 0600 before SQLite opens it; SQLite gives -wal and -shm the same mode.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        self._local = threading.local()
+        # Every thread's connection (by thread id), so close() can close them all.
+        self._connections: dict[int, sqlite3.Connection] = {}
+        self._guard = threading.Lock()
+        self._closed = False
         self._migrate()
+
+    # -- connections ------------------------------------------------------------------
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._closed:
+                raise StoreError(f"{self.path}: the store is closed")
+            connection = self._connect()
+            self._local.connection = connection
+        return connection
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one per batch.
+        # check_same_thread=False only so that close() may close it from another thread;
+        # it is used by the thread that opened it and no other.
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        connection.row_factory = sqlite3.Row
+        # Switching a new file to WAL needs a lock: many processes opening it at once wait.
+        self._retry(lambda: connection.execute("PRAGMA journal_mode=WAL"))
+        connection.execute("PRAGMA foreign_keys=ON")
+        # NORMAL in WAL mode: a commit survives a crash of the process; a power cut may
+        # lose the last commits but never corrupts the file (docs/reliability.md).
+        connection.execute("PRAGMA synchronous=NORMAL")
+        # Deleted content is overwritten with zeros, so a deleted user's text does not
+        # linger in free pages of the file. A per-connection setting: set on every one.
+        connection.execute("PRAGMA secure_delete=ON")
+        with self._guard:
+            # Threads that ended left their connections: close them (a server's short-
+            # lived threads would otherwise pile up open files).
+            alive = {thread.ident for thread in threading.enumerate()}
+            for ident in [i for i in self._connections if i not in alive]:
+                self._connections.pop(ident).close()
+            previous = self._connections.pop(threading.get_ident(), None)
+            if previous is not None:  # an ended thread's id, reused
+                previous.close()
+            self._connections[threading.get_ident()] = connection
+        return connection
+
+    def _retry(self, attempt: Any) -> Any:
+        """Run ``attempt()`` until it gets its lock, waiting with jittered backoff up to
+        ``write_wait`` seconds (on top of SQLite's own busy timeout per attempt)."""
+        deadline = time.monotonic() + self.write_wait
+        pause = 0.01
+        while True:
+            try:
+                return attempt()
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or time.monotonic() > deadline:
+                    if _is_busy(error):
+                        raise StoreError(
+                            f"{self.path}: still locked by another writer after "
+                            f"{self.write_wait:.0f} s"
+                        ) from error
+                    raise
+            time.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, 1.0)
 
     # -- plumbing ---------------------------------------------------------------------
     @property
@@ -35,7 +138,13 @@ class Database:
         return str(self.path)
 
     def close(self) -> None:
-        self._db.close()
+        with self._guard:
+            self._closed = True
+            connections = list(self._connections.values())
+            self._connections = {}
+        for connection in connections:
+            connection.close()
+        self._local = threading.local()
 
     def __enter__(self) -> Self:
         return self
@@ -48,34 +157,40 @@ class Database:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
-        current = self.schema_version
-        if current > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {current}, newer than this pgen "
-                f"({SCHEMA_VERSION}); upgrade pgen"
-            )
-        if current == SCHEMA_VERSION:
-            return
-        with self.transaction():
+        if self.schema_version == SCHEMA_VERSION:
+            return  # the common case, without taking the write lock
+        # Read the version again under the write lock: of many processes opening a new
+        # file at once, one migrates and the others find the work done.
+        with self.transaction() as db:
+            current = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {current}, newer than this pgen "
+                    f"({SCHEMA_VERSION}); upgrade pgen"
+                )
             for script in MIGRATIONS[current:]:
                 for statement in script.split(";"):
                     if statement.strip():
-                        self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit: everything inside commits together or not at all."""
-        if self._db.in_transaction:  # nested: the outer transaction decides
-            yield self._db
+        """One atomic unit on this thread's connection: everything inside commits together
+        or not at all. Nested calls in the same thread join the outer transaction; other
+        threads have their own connections and wait for the write lock."""
+        db = self._db
+        if db.in_transaction:  # nested in this thread: the outer transaction decides
+            yield db
             return
-        self._db.execute("BEGIN IMMEDIATE")
+        self._retry(lambda: db.execute("BEGIN IMMEDIATE"))
         try:
-            yield self._db
+            yield db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     def _rows(self, sql: str, *params: Any) -> list[sqlite3.Row]:
         return self._db.execute(sql, params).fetchall()

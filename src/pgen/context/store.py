@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
+from pgen.context.base import IngestStats, Revision, UserNotFoundError, UserSummary
 from pgen.context.derived import DerivedData
 from pgen.context.records import (
     Document,
@@ -23,11 +25,16 @@ from pgen.context.records import (
     User,
     to_json,
 )
-from pgen.context.base import IngestStats, Revision, UserNotFoundError, UserSummary
 
 
 def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """Times are stored in UTC with a fixed width, so that comparing the text in SQL
+    (recency, ORDER BY) compares the instants, whatever zone the data came in."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=UTC).isoformat(timespec="microseconds")
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -42,11 +49,20 @@ class SQLiteStore(DerivedData):
     def add(self, records: Iterable[Record]) -> IngestStats:
         """Write records in one transaction. Same records twice: the second writes nothing."""
         stats = IngestStats()
+        # Repeats of one interaction in a batch (same user, item, action and time, or
+        # both undated) are separate events: numbered in batch order, so that writing the
+        # same batch again writes nothing new.
+        repeats: Counter[tuple[str, str, str, str]] = Counter()
         with self.transaction() as db:
             for record in records:
                 stats.count(type(record).__name__.lower())
                 before = db.total_changes
-                self._write(db, record)
+                if isinstance(record, Interaction):
+                    key = (record.user_id, record.item_id, record.action, _time(record.time) or "")
+                    self._write_interaction(db, record, repeats[key])
+                    repeats[key] += 1
+                else:
+                    self._write(db, record)
                 # One per record, however many rows its write touched (revisions, users).
                 stats.written += int(db.total_changes > before)
         return stats
@@ -106,20 +122,6 @@ class SQLiteStore(DerivedData):
                     record.image_path,
                 ),
             )
-        elif isinstance(record, Interaction):
-            self._ensure_user(db, record.user_id)
-            db.execute(
-                "INSERT INTO interactions(user_id, item_id, action, rating, time) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rating=excluded.rating "
-                "WHERE rating IS NOT excluded.rating",
-                (
-                    record.user_id,
-                    record.item_id,
-                    record.action,
-                    record.rating,
-                    _time(record.time) or "",
-                ),
-            )
         elif isinstance(record, Subject):
             self._ensure_user(db, record.user_id)
             db.execute(
@@ -151,8 +153,26 @@ class SQLiteStore(DerivedData):
                     _time(record.time),
                 ),
             )
+        elif isinstance(record, Interaction):
+            self._write_interaction(db, record, 0)
         else:  # pragma: no cover - the Record union is closed
             raise TypeError(f"not a context record: {type(record).__name__}")
+
+    def _write_interaction(self, db: sqlite3.Connection, record: Interaction, seq: int) -> None:
+        self._ensure_user(db, record.user_id)
+        db.execute(
+            "INSERT INTO interactions(user_id, item_id, action, rating, time, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET rating=excluded.rating "
+            "WHERE rating IS NOT excluded.rating",
+            (
+                record.user_id,
+                record.item_id,
+                record.action,
+                record.rating,
+                _time(record.time) or "",
+                seq,
+            ),
+        )
 
     def _bump(self, db: sqlite3.Connection, user_id: str) -> int:
         """Advance the user's revision; returns the new one."""
@@ -247,9 +267,30 @@ class SQLiteStore(DerivedData):
         )
         return {r["doc_id"]: r["content_hash"] for r in changed}, [r["doc_id"] for r in deleted]
 
+    def deletions_pruned(self, user_id: str) -> int:
+        """Deletions up to this revision are no longer listed: an index older than it
+        cannot catch up from ``document_changes`` and must be rebuilt."""
+        rows = self._rows("SELECT deletions_pruned FROM users WHERE user_id=?", user_id)
+        if not rows:
+            raise UserNotFoundError(user_id)
+        return int(rows[0][0])
+
+    def prune_deletions(self, user_id: str, upto: int) -> int:
+        """Forget document deletions up to revision ``upto`` (an index saved at ``upto``
+        has caught up with them; older ones rebuild from it). Returns rows removed."""
+        with self.transaction() as db:
+            removed = db.execute(
+                "DELETE FROM document_deletions WHERE user_id=? AND revision<=?", (user_id, upto)
+            ).rowcount
+            db.execute(
+                "UPDATE users SET deletions_pruned=max(deletions_pruned, ?) WHERE user_id=?",
+                (upto, user_id),
+            )
+        return int(removed)
+
     def interactions(self, user_id: str) -> list[Interaction]:
         rows = self._rows(
-            "SELECT * FROM interactions WHERE user_id=? ORDER BY time, item_id", user_id
+            "SELECT * FROM interactions WHERE user_id=? ORDER BY time, item_id, seq", user_id
         )
         return [self._interaction(row) for row in rows]
 
@@ -302,7 +343,7 @@ class SQLiteStore(DerivedData):
 
     def all_interactions(self) -> list[Interaction]:
         """Every interaction, for training a recommender over the whole catalog."""
-        rows = self._rows("SELECT * FROM interactions ORDER BY user_id, time, item_id")
+        rows = self._rows("SELECT * FROM interactions ORDER BY user_id, time, item_id, seq")
         return [self._interaction(row) for row in rows]
 
     def recent_doc_ids(self, user_id: str, k: int) -> list[str]:

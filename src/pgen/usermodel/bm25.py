@@ -9,13 +9,22 @@ new document costs microseconds instead of a rebuild of the user's whole index.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 
 import bm25s
 import numpy as np
 import Stemmer
 
-_STEMMER = Stemmer.Stemmer("english")
+# PyStemmer's stemmers keep state between calls: one per thread, never shared.
+_STEMMERS = threading.local()
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer: Stemmer.Stemmer | None = getattr(_STEMMERS, "stemmer", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.stemmer = Stemmer.Stemmer("english")
+    return stemmer
 
 
 def tokenize_many(texts: list[str]) -> list[list[str]]:
@@ -24,7 +33,7 @@ def tokenize_many(texts: list[str]) -> list[list[str]]:
     if not texts:
         return []
     tokens = bm25s.tokenize(
-        texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
+        texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
     )
     return [list(doc) for doc in tokens]
 

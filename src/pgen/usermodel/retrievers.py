@@ -8,16 +8,19 @@ content hashes says what, so only new or edited documents are (re)indexed.
 from __future__ import annotations
 
 import os
+import threading
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
-from pgen.context.records import Document
 from pgen.context.base import ContextStore, Revision
+from pgen.context.records import Document
 from pgen.models.base import Embedder
 from pgen.usermodel.bm25 import Bm25Index
 from pgen.usermodel.dense import DenseIndex
@@ -73,6 +76,21 @@ class _IndexedRetriever(ABC, Generic[IndexT]):
     def __init__(self, store: ContextStore) -> None:
         self.store = store
         self._entries: dict[str, _Entry[IndexT]] = {}
+        # One lock per user: catching an index up mutates it, and a search during that
+        # would read half-updated postings (wrong scores, IndexError). Users don't wait
+        # for each other.
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, user_id: str) -> threading.RLock:
+        with self._locks_guard:
+            return self._locks.setdefault(user_id, threading.RLock())
+
+    @contextmanager
+    def using(self, user_id: str) -> Iterator[IndexT]:
+        """The user's index, up to date, and no other thread touching it in the block."""
+        with self._lock(user_id):
+            yield self._catch_up(user_id)
 
     @abstractmethod
     def _new_index(self) -> IndexT: ...
@@ -89,8 +107,18 @@ class _IndexedRetriever(ABC, Generic[IndexT]):
         """Keep the index for the next process (called after large changes)."""
 
     def index(self, user_id: str) -> IndexT:
+        """The user's index brought up to date (search it inside ``using`` when other
+        threads may be catching it up at the same time)."""
+        with self._lock(user_id):
+            return self._catch_up(user_id)
+
+    def _catch_up(self, user_id: str) -> IndexT:
+        # The revision is read before the changes: a write in between is applied now and
+        # again next time (adding a document twice replaces it), never missed.
         revision = self.store.revision(user_id)  # raises for an unknown user
         entry = self._entries.get(user_id)
+        if entry is not None and -1 < entry.revision.number < self.store.deletions_pruned(user_id):
+            entry = None  # deletions it has not seen were pruned: start again
         if entry is None or entry.revision.incarnation != revision.incarnation:
             # New to this process, or deleted and created again (by any process): start
             # from a saved index of this incarnation, else from nothing.
@@ -111,7 +139,8 @@ class _IndexedRetriever(ABC, Generic[IndexT]):
         return entry.index
 
     def forget(self, user_id: str) -> None:
-        self._entries.pop(user_id, None)
+        with self._lock(user_id):
+            self._entries.pop(user_id, None)
 
 
 class Bm25Retriever(_IndexedRetriever[Bm25Index]):
@@ -147,12 +176,20 @@ class Bm25Retriever(_IndexedRetriever[Bm25Index]):
         folder = self.store.artifact_path(user_id, "index", self.name)
         revision = [entry.revision.incarnation, entry.revision.number, SNAPSHOT_VERSION]
         arrays = {**entry.index.to_arrays(), "revision": np.array(revision, dtype=np.int64)}
-        partial = folder / f"{SNAPSHOT_FILE}.{os.getpid()}.partial.npz"
-        np.savez(partial, **arrays)  # type: ignore[arg-type]
-        partial.replace(folder / SNAPSHOT_FILE)  # atomic: readers see old or new, whole
+        # A name no other thread or process writes: each writes its own, whole, file.
+        partial = folder / f"{SNAPSHOT_FILE}.{os.getpid()}.{uuid.uuid4().hex}.partial.npz"
+        try:
+            np.savez(partial, **arrays)  # type: ignore[arg-type]
+            partial.replace(folder / SNAPSHOT_FILE)  # atomic: readers see old or new, whole
+        finally:
+            partial.unlink(missing_ok=True)
+        # The snapshot has seen every deletion up to its revision: an index older than
+        # that now starts from the snapshot, so those deletions need not be kept.
+        self.store.prune_deletions(user_id, entry.revision.number)
 
     def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
-        return [Hit(d, s) for d, s in self.index(user_id).search(query, k)]
+        with self.using(user_id) as index:
+            return [Hit(d, s) for d, s in index.search(query, k)]
 
 
 class DenseRetriever(_IndexedRetriever[DenseIndex]):
@@ -191,12 +228,14 @@ class DenseRetriever(_IndexedRetriever[DenseIndex]):
                 self.store.put_embeddings(user_id, model_id, rows)
                 stored.update({doc_id: (digest, vec) for doc_id, digest, vec in rows})
                 bar.update(len(chunk))
-        index.add_many(list(changed), [stored[doc_id][1] for doc_id in changed])
+        # A document deleted since ``changed`` was read has no vector: it stays out.
+        present = [doc_id for doc_id in changed if doc_id in stored]
+        index.add_many(present, [stored[doc_id][1] for doc_id in present])
 
     def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
-        index = self.index(user_id)
         vector = self.embedder.embed([query])[0]
-        return [Hit(d, s) for d, s in index.search(vector, k)]
+        with self.using(user_id) as index:
+            return [Hit(d, s) for d, s in index.search(vector, k)]
 
 
 class RecencyRetriever:
@@ -244,13 +283,15 @@ class Retrievers:
         self.store = store
         self._embedder = embedder
         self._built: dict[str, Retriever] = {}
+        self._building = threading.RLock()  # one retriever of each kind, however many threads
 
     def get(self, name: str) -> Retriever:
         if name not in RETRIEVERS:
             raise ValueError(f"unknown retriever {name!r}; choose from {', '.join(RETRIEVERS)}")
-        if name not in self._built:
-            self._built[name] = self._build(name)
-        return self._built[name]
+        with self._building:
+            if name not in self._built:
+                self._built[name] = self._build(name)
+            return self._built[name]
 
     def _build(self, name: str) -> Retriever:
         if name == "bm25":
