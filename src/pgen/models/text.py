@@ -8,14 +8,16 @@ import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pgen.config import DEFAULT_TEXT_MODEL, Config
-from pgen.models.base import Chat, GenerationConfig, TextModel
+from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextModel
 from pgen.models.http import OpenAITextModel
+from pgen.models.text_adapters import AdapterCache
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -64,10 +66,19 @@ def converted_gguf(gguf: Path, cache_dir: Path) -> Path:
 
 
 class TransformersTextModel:
-    """A causal LM through transformers: chat template, left-padded batches, greedy default."""
+    """A causal LM through transformers: chat template, left-padded batches, greedy default.
+
+    Per-user LoRA adapters (``generate(..., adapters=)``) are loaded once each into a
+    bounded LRU cache of ``max_adapters``; one batch mixes users' adapters."""
 
     def __init__(
-        self, path: str, *, name: str | None = None, device: str = "cpu", batch_size: int = 8
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        device: str = "cpu",
+        batch_size: int = 8,
+        max_adapters: int = 16,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -84,6 +95,8 @@ class TransformersTextModel:
         limits = [getattr(self.model.config, "max_position_embeddings", None)]
         limits.append(getattr(self.tokenizer, "model_max_length", None))
         self.context_length = min(int(n) for n in limits if n and n < 1_000_000)
+        self.path = path
+        self.adapters = AdapterCache(self.model, capacity=max_adapters)
 
     def render(self, chat: Chat) -> str:
         """The prompt text the model sees for a chat."""
@@ -105,23 +118,23 @@ class TransformersTextModel:
             return text
         return str(self.tokenizer.decode(ids[: max(max_tokens, 0)], skip_special_tokens=True))
 
-    def generate(self, chats: list[Chat], config: GenerationConfig | None = None) -> list[str]:
+    def generate(
+        self,
+        chats: list[Chat],
+        config: GenerationConfig | None = None,
+        adapters: Sequence[AdapterRef | None] | None = None,
+    ) -> list[str]:
         import torch
 
         config = config or GenerationConfig()
+        refs = list(adapters) if adapters is not None else [None] * len(chats)
+        if len(refs) != len(chats):
+            raise ValueError(f"{len(chats)} chats but {len(refs)} adapters")
         prompts = [self.render(chat) for chat in chats]
         # Longest first, so each batch pads to similar lengths; answers go back in order.
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         replies: dict[int, str] = {}
-        options: dict[str, Any] = {"max_new_tokens": config.max_new_tokens}
-        if config.repetition_penalty != 1.0:
-            options["repetition_penalty"] = config.repetition_penalty
-        if config.no_repeat_ngram_size:
-            options["no_repeat_ngram_size"] = config.no_repeat_ngram_size
-        if config.temperature > 0:
-            options |= {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p}
-        else:
-            options |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        options = _decoding_options(config)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             encoded = self.tokenizer(
@@ -130,11 +143,23 @@ class TransformersTextModel:
                 padding=True,
                 add_special_tokens=False,  # the chat template already has them
             ).to(self.device)
-            torch.manual_seed(config.seed)
-            with torch.inference_mode():
-                output = self.model.generate(
-                    **encoded, pad_token_id=self.tokenizer.pad_token_id, **options
-                )
+            # One lock for the whole batch: PEFT's per-row routing is global model state.
+            with self.adapters.lock:
+                names = self.adapters.slot_names([refs[i] for i in batch])
+                torch.manual_seed(config.seed)
+                with torch.inference_mode():
+                    if names is None:
+                        with self.adapters.base_only() as model:
+                            output = model.generate(
+                                **encoded, pad_token_id=self.tokenizer.pad_token_id, **options
+                            )
+                    else:
+                        output = self.adapters.model.generate(
+                            **encoded,
+                            adapter_names=names,
+                            pad_token_id=self.tokenizer.pad_token_id,
+                            **options,
+                        )
             new_tokens = output[:, encoded["input_ids"].shape[1] :]
             for i, text in zip(
                 batch,
@@ -173,8 +198,9 @@ class TransformersTextModel:
         result = np.zeros((len(chats), len(choices)), dtype=np.float64)
         for row, chat in enumerate(chats):
             prompt = encode(self.render(chat), add_special_tokens=False)["input_ids"]
-            with torch.inference_mode():
-                head = self.model(
+            # The base model's likelihoods, whatever adapters other requests loaded.
+            with torch.inference_mode(), self.adapters.base_only() as model:
+                head = model(
                     input_ids=torch.tensor([prompt], device=self.device),
                     use_cache=True,
                     logits_to_keep=1,
@@ -183,7 +209,7 @@ class TransformersTextModel:
                 if width > 1:
                     cache = head.past_key_values
                     cache.batch_repeat_interleave(len(choices))
-                    rest = self.model(
+                    rest = model(
                         input_ids=tokens[:, :-1].to(self.device), past_key_values=cache
                     ).logits
             # The prompt's last logits predict each choice's first token; the choice's own
@@ -195,11 +221,27 @@ class TransformersTextModel:
         return result
 
 
+def _decoding_options(config: GenerationConfig) -> dict[str, Any]:
+    """``generate`` keyword arguments for the decoding settings (greedy when temperature 0)."""
+    options: dict[str, Any] = {"max_new_tokens": config.max_new_tokens}
+    if config.repetition_penalty != 1.0:
+        options["repetition_penalty"] = config.repetition_penalty
+    if config.no_repeat_ngram_size:
+        options["no_repeat_ngram_size"] = config.no_repeat_ngram_size
+    if config.temperature > 0:
+        options |= {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p}
+    else:
+        options |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    return options
+
+
 def load_text_model(spec: str | None = None, config: Config | None = None) -> TextModel:
     """A text model from a spec: "smollm2" (bundled default), a folder, a .gguf file,
     a Hugging Face id, or "openai:MODEL@BASE_URL" for an OpenAI-compatible server."""
     config = config or Config()
-    spec = spec or config.text_model
+    spec = spec or (config.text_model if isinstance(config.text_model, str) else None)
+    if spec is None:
+        raise ValueError("load_text_model needs a spec string; build tables with pgen.factory")
     if spec.startswith("openai:"):
         model, sep, base_url = spec.removeprefix("openai:").partition("@")
         if not sep or not model or not base_url:

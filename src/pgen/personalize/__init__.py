@@ -13,11 +13,13 @@ from pgen.personalize.base import (
     Tools,
 )
 from pgen.personalize.keywords import ImageBaseline, KeywordsStrategy
+from pgen.personalize.lora import adapter_strategies
 from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
 from pgen.personalize.subject import TRAINERS, SubjectStrategy, SubjectTrainer
 from pgen.training.registry import register_trainer
+from pgen.training.text_methods import text_trainers
 
 for _strategy in (
     NoPersonalization(),
@@ -26,10 +28,13 @@ for _strategy in (
     ImageBaseline(),
     SubjectStrategy(),
     KeywordsStrategy(),
+    *adapter_strategies(),
 ):
     register(_strategy)
 for _method in TRAINERS:
     register_trainer(SubjectTrainer(_method))
+for _trainer in text_trainers():
+    register_trainer(_trainer)
 
 __all__ = [
     "AdapterRef",

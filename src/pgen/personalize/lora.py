@@ -1,0 +1,118 @@
+"""``lora``, ``lora+rag`` and ``dpo``: the user's own trained adapter on top of a prompt.
+
+The prompt is the one of ``none`` (``lora``, ``dpo``) or of ``rag`` (``lora+rag``: the
+literature's best combination, retrieval carrying most of the gain and the adapter adding
+on top); the strategy only names the user's adapter, and the backend applies it to that
+request's row of the batch. A user without an adapter runs on the base model, said in
+the provenance. An adapter trained on another base model, or a ``lora`` trained on
+documents that changed since, is refused with the command that retrains it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgen.context.artifacts import ArtifactMeta, read_meta
+from pgen.context.base import ContextStore
+from pgen.models.base import AdapterRef
+from pgen.personalize.base import Modality, NoPersonalization, Prepared, Request, Tools
+from pgen.personalize.rag import RetrievalAugmented
+from pgen.training.text_lora import ADAPTER_NAME, lora_fingerprint, saved_settings
+
+
+class StaleAdapterError(ValueError):
+    pass
+
+
+def adapter_name(kind: str, user_id: str) -> str:
+    """Unique per user and kind: the backend's cache key, and the model name a vLLM
+    server serves the adapter under (``--lora-modules NAME=FOLDER``)."""
+    return f"{kind}-{user_id}"
+
+
+def retrain_command(user_id: str, kind: str) -> str:
+    return f"pgen train --user {user_id} --method {kind}"
+
+
+def _saved(store: ContextStore, user_id: str, kind: str) -> tuple[Path, ArtifactMeta] | None:
+    folder = store.artifacts(user_id).get((kind, ADAPTER_NAME))
+    meta = read_meta(folder) if folder is not None else None
+    return None if folder is None or meta is None else (folder, meta)
+
+
+def user_adapter(
+    store: ContextStore, user_id: str, kind: str, base_model: str, notes: list[str]
+) -> AdapterRef | None:
+    """The user's adapter of ``kind`` if it applies; None (and a note) when there is none."""
+    saved = _saved(store, user_id, kind)
+    if saved is None:
+        notes.append(
+            f"user has no {kind} adapter: ran on the base model ({retrain_command(user_id, kind)})"
+        )
+        return None
+    folder, meta = saved
+    current = None
+    if kind == "lora":
+        current = lora_fingerprint(store, user_id, saved_settings(meta))
+    stale = meta.stale_reason(base_model, current)
+    if stale is not None:
+        raise StaleAdapterError(
+            f"the {kind} adapter of user {user_id!r} is stale ({stale}); "
+            f"retrain: {retrain_command(user_id, kind)}"
+        )
+    if kind == "dpo":
+        from pgen.training.dpo import feedback_fingerprint
+
+        # New feedback does not void what was learned from the old: use it, say it is behind.
+        if feedback_fingerprint(store, user_id, meta) != meta.fingerprint:
+            notes.append(
+                "feedback changed since the dpo adapter was trained; "
+                f"{retrain_command(user_id, kind)}"
+            )
+    return AdapterRef(kind, adapter_name(kind, user_id), folder, dict(meta.settings))
+
+
+class _WithAdapter:
+    """A prompt-building strategy plus the user's adapter of ``kind``."""
+
+    modality: Modality = "text"
+
+    def __init__(
+        self, name: str, kind: str, prompt: NoPersonalization | RetrievalAugmented, about: str
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.prompt = prompt
+        self.description = about
+
+    def prepare(self, requests: list[Request], tools: Tools) -> list[Prepared]:
+        prepared = self.prompt.prepare(requests, tools)
+        base_model = tools.text_model.name
+        for request, item in zip(requests, prepared, strict=True):
+            item.adapter = user_adapter(
+                tools.store, request.user_id, self.kind, base_model, item.provenance.notes
+            )
+            if item.adapter is not None:
+                item.provenance.artifacts.append(str(item.adapter.path))
+            item.details["adapter"] = item.adapter.name if item.adapter else None
+        return prepared
+
+
+def adapter_strategies() -> tuple[_WithAdapter, ...]:
+    return (
+        _WithAdapter(
+            "lora", "lora", NoPersonalization(), "the user's own LoRA (trained on their documents)"
+        ),
+        _WithAdapter(
+            "lora+rag",
+            "lora",
+            RetrievalAugmented(),
+            "the user's top-k documents in the prompt and the user's own LoRA",
+        ),
+        _WithAdapter(
+            "dpo",
+            "dpo",
+            NoPersonalization(),
+            "the user's adapter preference-tuned (DPO) on their feedback",
+        ),
+    )

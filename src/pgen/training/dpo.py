@@ -1,0 +1,293 @@
+"""DPO from a user's feedback: preference pairs, TRL's ``DPOTrainer``, held-out accuracy.
+
+Feedback becomes pairs two ways: an explicit chosen/rejected pair, or a thumbs-up and a
+thumbs-down on two of the user's outputs for the same instruction. Every output a piece
+of feedback names must be one of *that user's* outputs: an unknown id, or another user's,
+is an error naming the feedback, raised before anything is written.
+
+Training starts from the user's ``lora`` adapter when they have one that applies (else a
+fresh LoRA), against the adapter-free base as the reference. ``cohort`` pools other named
+users' pairs into training when one user has too few (held-out pairs are always the
+user's own); the artifact records who was pooled. Preference accuracy is the share of
+held-out pairs whose implicit reward margin
+``beta * ((log π(c) - log π_ref(c)) - (log π(r) - log π_ref(r)))`` is above zero,
+measured before and after training.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgen.context.artifacts import ArtifactMeta, fingerprint, read_meta
+from pgen.context.base import ContextStore, OutputNotFoundError
+from pgen.models.base import TextModel
+from pgen.training.text_lora import (
+    ADAPTER_NAME,
+    LoraSettings,
+    fresh_base,
+    lora_fingerprint,
+    new_lora,
+    prompt_text,
+    save_adapter,
+    saved_settings,
+)
+
+
+@dataclass(frozen=True)
+class Pair:
+    user_id: str
+    prompt: str  # the instruction
+    chosen: str
+    rejected: str
+    feedback: tuple[str, ...]  # the feedback ids it came from
+    time: str = ""  # ISO time of the latest of them ("" when undated)
+
+
+@dataclass(frozen=True)
+class DpoSettings:
+    beta: float = 0.1
+    epochs: int = 3
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    max_length: int = 512
+    max_steps: int | None = None
+    holdout: float = 0.2  # share of the user's own pairs kept for measuring
+    min_pairs: int = 4  # fewer (with the cohort's) is refused: too little to learn from
+    seed: int = 0
+    cohort: tuple[str, ...] = ()
+    lora: LoraSettings = field(default_factory=LoraSettings)  # a fresh adapter's shape
+    progress: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["cohort"] = list(self.cohort)
+        values["lora"] = self.lora.as_dict()
+        values.pop("progress")
+        return values
+
+
+class FeedbackError(ValueError):
+    pass
+
+
+def feedback_pairs(store: ContextStore, user_id: str) -> list[Pair]:
+    """The user's feedback as preference pairs, oldest first where dated."""
+    pairs: list[Pair] = []
+    thumbs: dict[str, dict[int, list[tuple[str, str, str]]]] = {}
+    for item in store.feedback(user_id):
+        stamp = item.time.isoformat() if item.time else ""
+        if item.chosen is not None and item.rejected is not None:
+            prompt = item.prompt
+            if item.output_id is not None:
+                prompt = (
+                    prompt or _output(store, user_id, item.feedback_id, item.output_id).instruction
+                )
+            if not prompt:
+                raise FeedbackError(
+                    f"feedback {item.feedback_id!r} of user {user_id!r}: a chosen/rejected pair "
+                    "needs its prompt (or the output_id it answers)"
+                )
+            pairs.append(
+                Pair(user_id, prompt, item.chosen, item.rejected, (item.feedback_id,), stamp)
+            )
+        elif item.output_id is not None and item.thumbs is not None:
+            output = _output(store, user_id, item.feedback_id, item.output_id)
+            by_verdict = thumbs.setdefault(output.instruction, {1: [], -1: []})
+            by_verdict[item.thumbs].append((output.text, item.feedback_id, stamp))
+    for instruction, verdicts in thumbs.items():
+        for up, up_id, up_time in verdicts[1]:
+            for down, down_id, down_time in verdicts[-1]:
+                if up != down:
+                    pairs.append(
+                        Pair(
+                            user_id,
+                            instruction,
+                            up,
+                            down,
+                            (up_id, down_id),
+                            max(up_time, down_time),
+                        )
+                    )
+    return sorted(pairs, key=lambda p: (p.time, p.feedback))
+
+
+def _output(store: ContextStore, user_id: str, feedback_id: str, output_id: str) -> Any:
+    try:
+        return store.output(user_id, output_id)
+    except OutputNotFoundError:
+        raise FeedbackError(
+            f"feedback {feedback_id!r} of user {user_id!r} names output {output_id!r}, "
+            "which is not one of this user's outputs"
+        ) from None
+
+
+def split(pairs: list[Pair], holdout: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Train and held-out pairs: the latest ones held out when all are dated, else a
+    seeded random share. Fewer than five pairs: none held out."""
+    count = round(len(pairs) * holdout) if len(pairs) >= 5 else 0
+    if count == 0:
+        return pairs, []
+    ordered = (
+        list(pairs) if all(p.time for p in pairs) else random.Random(seed).sample(pairs, len(pairs))
+    )
+    return ordered[:-count], ordered[-count:]
+
+
+def feedback_fingerprint(
+    store: ContextStore, user_id: str, meta: ArtifactMeta | None = None
+) -> str:
+    """The pairs a dpo adapter learns from: the user's and their cohort's."""
+    cohort = list(meta.extra.get("cohort", [])) if meta is not None else []
+    return pairs_fingerprint([p for u in [user_id, *cohort] for p in feedback_pairs(store, u)])
+
+
+def pairs_fingerprint(pairs: Sequence[Pair]) -> str:
+    return fingerprint(f"{p.user_id}\0{p.prompt}\0{p.chosen}\0{p.rejected}" for p in pairs)
+
+
+def completion_logps(model: Any, tokenizer: Any, pairs: Sequence[Pair], reference: bool) -> Any:
+    """(len(pairs), 2) summed log-probabilities of the chosen and rejected replies (with
+    the end token); ``reference``: with every adapter switched off (the base model)."""
+    import contextlib
+
+    import torch
+
+    rows = []
+    for pair in pairs:
+        prompt = tokenizer(prompt_text(tokenizer, pair.prompt), add_special_tokens=False)[
+            "input_ids"
+        ]
+        scores = []
+        for reply in (pair.chosen, pair.rejected):
+            reply_ids = [
+                *tokenizer(reply, add_special_tokens=False)["input_ids"],
+                tokenizer.eos_token_id,
+            ]
+            ids = torch.tensor([prompt + reply_ids], device=next(model.parameters()).device)
+            off = (
+                model.disable_adapter()
+                if reference and hasattr(model, "disable_adapter")
+                else contextlib.nullcontext()
+            )
+            with torch.no_grad(), off:
+                logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
+            picked = torch.log_softmax(logits, -1).gather(1, ids[0, len(prompt) :, None])
+            scores.append(float(picked.sum()))
+        rows.append(scores)
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def preference_metrics(
+    model: Any, tokenizer: Any, pairs: Sequence[Pair], beta: float
+) -> dict[str, float]:
+    """Implicit-reward accuracy and mean margin of ``model`` against the base, and the
+    base's own accuracy at ranking the pair by mean per-token log-likelihood."""
+    if not pairs:
+        return {}
+    was_training = model.training
+    model.eval()
+    policy = completion_logps(model, tokenizer, pairs, reference=False)
+    base = completion_logps(model, tokenizer, pairs, reference=True)
+    model.train(was_training)
+    margins = beta * ((policy[:, 0] - base[:, 0]) - (policy[:, 1] - base[:, 1]))
+    return {
+        "pairs": float(len(pairs)),
+        "accuracy": float((margins > 0).double().mean()),
+        "margin": float(margins.mean()),
+    }
+
+
+def train_user_dpo(
+    store: ContextStore, user_id: str, text_model: TextModel, settings: DpoSettings | None = None
+) -> Path:
+    """Train the user's dpo adapter from their feedback; returns the artifact folder."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    settings = settings or DpoSettings()
+    own = feedback_pairs(store, user_id)  # every feedback checked before anything is written
+    pooled = [
+        p for member in settings.cohort if member != user_id for p in feedback_pairs(store, member)
+    ]
+    train, held_out = split(own, settings.holdout, settings.seed)
+    train = train + pooled
+    if len(train) < settings.min_pairs:
+        raise ValueError(
+            f"user {user_id!r} has {len(own)} preference pairs ({len(pooled)} from the cohort): "
+            f"DPO needs at least {settings.min_pairs} to train on; pool a cohort's with --cohort"
+        )
+    start = _usable_lora(store, user_id, text_model)
+    began = time.perf_counter()
+    base, tokenizer = fresh_base(text_model)
+    policy = new_lora(base, settings.lora, start)
+    # The reference is the adapter-free base. TRL copies a loaded adapter as its reference
+    # unless given one, so a user's LoRA comes with a plain base beside it.
+    reference = fresh_base(text_model)[0] if start is not None else None
+    before = preference_metrics(policy, tokenizer, held_out or train, settings.beta)
+    rows = [
+        {"prompt": prompt_text(tokenizer, p.prompt), "chosen": p.chosen, "rejected": p.rejected}
+        for p in train
+    ]
+    with tempfile.TemporaryDirectory(prefix="pgen-dpo-") as scratch:
+        args = DPOConfig(
+            output_dir=scratch,
+            beta=settings.beta,
+            learning_rate=settings.learning_rate,
+            num_train_epochs=settings.epochs,
+            max_steps=settings.max_steps if settings.max_steps is not None else -1,
+            per_device_train_batch_size=settings.batch_size,
+            max_length=settings.max_length,
+            seed=settings.seed,
+            gradient_checkpointing=False,  # small models on CPU: memory is not the limit
+            save_strategy="no",
+            report_to="none",
+            logging_steps=1,
+            disable_tqdm=not settings.progress,
+            use_cpu=str(getattr(text_model, "device", "cpu")) == "cpu",
+        )
+        trainer = DPOTrainer(
+            model=policy,
+            ref_model=reference,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+        )
+        trainer.train()
+    model = trainer.model
+    after = preference_metrics(model, tokenizer, held_out or train, settings.beta)
+    meta = ArtifactMeta(
+        kind="dpo",
+        user_id=user_id,
+        name=ADAPTER_NAME,
+        base_model=text_model.name,
+        fingerprint=pairs_fingerprint([*own, *pooled]),
+        settings=settings.as_dict(),
+        extra={
+            "pairs": len(own),
+            "train_pairs": len(train),
+            "cohort_pairs": len(pooled),
+            "cohort": [m for m in settings.cohort if m != user_id],
+            "measured_on": "held-out pairs" if held_out else "training pairs (too few to hold out)",
+            "before": before,
+            "after": after,
+            "started_from": "lora" if start is not None else "fresh lora",
+            "seconds": round(time.perf_counter() - began, 3),
+        },
+    )
+    return save_adapter(model, store.artifact_path(user_id, "dpo", ADAPTER_NAME), meta)
+
+
+def _usable_lora(store: ContextStore, user_id: str, text_model: TextModel) -> Path | None:
+    """The user's lora folder when it fits this base model and their current documents."""
+    folder = store.artifacts(user_id).get(("lora", ADAPTER_NAME))
+    meta = read_meta(folder) if folder is not None else None
+    if folder is None or meta is None:
+        return None
+    current = lora_fingerprint(store, user_id, saved_settings(meta))
+    return folder if meta.stale_reason(text_model.name, current) is None else None

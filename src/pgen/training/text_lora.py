@@ -1,0 +1,267 @@
+"""Per-user LoRA adapters for text models, trained on the user's own documents (OPPU).
+
+``train_user_lora`` turns one user's documents into examples (``training.examples``),
+fine-tunes a PEFT LoRA on a fresh copy of the base model (the serving model is never
+touched), with the loss on the output tokens only, and saves it as the user's artifact:
+a PEFT folder (``PeftModel.from_pretrained`` loads it) plus ``pgen_artifact.json`` with
+the base model, the documents' fingerprint and the settings. ``train_task_lora`` trains
+the shared task adapter over many users' examples (OPPU stage 1); a user's adapter can
+start from it (``LoraSettings.from_task``), so it carries the task and the user at once
+and still serves alone in a mixed batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pgen.context.artifacts import META_FILE, ArtifactMeta, fingerprint, read_meta, write_meta
+from pgen.context.base import ContextStore
+from pgen.models.base import TextModel
+from pgen.training.examples import Example, documents_fingerprint_parts, user_examples
+
+ADAPTER_NAME = "default"  # one adapter of each kind per user; retraining replaces it
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """OPPU's defaults: rank 8, alpha 8, the attention's query and value projections."""
+
+    rank: int = 8
+    alpha: int = 8
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    epochs: int = 2
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    max_length: int = 512  # tokens of prompt + output per example
+    max_steps: int | None = None  # a cap on optimizer steps (tests, quick runs)
+    seed: int = 0
+    task: str | None = None  # an example template of training.examples (None: plain)
+    from_task: bool = False  # start from the shared task adapter of ``task``
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.rank < 1 or self.alpha <= 0 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("rank, alpha, epochs and batch_size must be positive")
+        if not 0 <= self.dropout < 1 or self.learning_rate <= 0:
+            raise ValueError("dropout must be in [0, 1) and learning_rate > 0")
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["target_modules"] = list(self.target_modules)
+        values.pop("progress")
+        return values
+
+
+def model_folder(text_model: TextModel) -> str:
+    """Where the base model's weights are: training loads its own copy from there."""
+    path = getattr(text_model, "path", None)
+    if not path:
+        raise TypeError(
+            f"training needs a local transformers text model, not {text_model.name} "
+            "(train with --text-model smollm2, a folder or an HF id; serve anywhere)"
+        )
+    return str(path)
+
+
+def fresh_base(text_model: TextModel) -> tuple[Any, Any]:
+    """A trainable copy of the base model and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = model_folder(text_model)
+    model: Any = AutoModelForCausalLM.from_pretrained(folder)
+    model.to(str(getattr(text_model, "device", "cpu")))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def prompt_text(tokenizer: Any, instruction: str) -> str:
+    """The prompt exactly as the ``lora`` strategy renders it at inference."""
+    from pgen.personalize.base import chat  # not at import: personalize imports this module
+
+    messages = [{"role": m.role, "content": m.content} for m in chat(instruction)]
+    if tokenizer.chat_template:
+        return str(
+            tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        )
+    return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+
+
+def encode(tokenizer: Any, example: Example, max_length: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels: -100 on the prompt, so the loss is on the output only. An
+    example over ``max_length`` keeps the prompt's end and the output's start."""
+    prompt = tokenizer(prompt_text(tokenizer, example.instruction), add_special_tokens=False)
+    output = tokenizer(example.output, add_special_tokens=False)["input_ids"]
+    output = [*output, tokenizer.eos_token_id][: max(1, max_length // 2)]
+    prompt_ids = prompt["input_ids"][-(max_length - len(output)) :]
+    return prompt_ids + output, [-100] * len(prompt_ids) + output
+
+
+def new_lora(model: Any, settings: LoraSettings, start: Path | None) -> Any:
+    """The base wrapped with a trainable LoRA: fresh, or a copy of a saved one."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    torch.manual_seed(settings.seed)  # LoRA's A matrices start random
+    if start is not None:
+        return PeftModel.from_pretrained(model, str(start), is_trainable=True)
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def fit(
+    model: Any, tokenizer: Any, examples: Sequence[Example], settings: LoraSettings
+) -> list[float]:
+    """Plain AdamW over the LoRA weights; one loss per step comes back."""
+    import torch
+
+    encoded = [encode(tokenizer, e, settings.max_length) for e in examples]
+    batches_per_epoch = -(-len(encoded) // settings.batch_size)
+    total = batches_per_epoch * settings.epochs
+    if settings.max_steps is not None:
+        total = min(total, settings.max_steps)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
+    )
+    order = torch.Generator().manual_seed(settings.seed)
+    pad = int(tokenizer.pad_token_id)
+    device = next(model.parameters()).device
+    losses: list[float] = []
+    model.train()
+    bar = tqdm(total=total, desc="training lora", unit="step", disable=not settings.progress)
+    while len(losses) < total:  # epochs: each a fresh seeded shuffle
+        permutation = torch.randperm(len(encoded), generator=order).tolist()
+        for start in range(0, len(encoded), settings.batch_size):
+            if len(losses) >= total:
+                break
+            rows = [encoded[i] for i in permutation[start : start + settings.batch_size]]
+            width = max(len(ids) for ids, _ in rows)
+            ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows], device=device)
+            labels = torch.tensor(
+                [r[1] + [-100] * (width - len(r[1])) for r in rows], device=device
+            )
+            mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
+            loss = model(input_ids=ids, attention_mask=mask.to(device), labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
+    model.eval()
+    return losses
+
+
+def save_adapter(model: Any, folder: Path, meta: ArtifactMeta) -> Path:
+    """PEFT files first, metadata last: a folder without metadata is never used, so a
+    retrain that dies halfway leaves no adapter rather than a torn one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / META_FILE).unlink(missing_ok=True)
+    model.save_pretrained(str(folder))
+    write_meta(folder, meta)
+    return folder
+
+
+def task_adapter_path(store: ContextStore, task: str | None) -> Path:
+    return store.shared_path("task-lora", task or "documents")
+
+
+def saved_settings(meta: ArtifactMeta) -> LoraSettings:
+    """The settings a saved adapter's fingerprint depends on (its template, its start)."""
+    return LoraSettings(
+        task=meta.settings.get("task"), from_task=bool(meta.settings.get("from_task", False))
+    )
+
+
+def lora_fingerprint(store: ContextStore, user_id: str, settings: LoraSettings) -> str:
+    """The user's documents, the template and the task adapter it started from, if any."""
+    parts = [f"task={settings.task}", *documents_fingerprint_parts(store, user_id)]
+    if settings.from_task:
+        meta = read_meta(task_adapter_path(store, settings.task))
+        parts.append(f"from-task={meta.fingerprint if meta else 'missing'}")
+    return fingerprint(parts)
+
+
+def train_user_lora(
+    store: ContextStore, user_id: str, text_model: TextModel, settings: LoraSettings | None = None
+) -> Path:
+    """Train the user's LoRA on their own documents; returns the artifact folder."""
+    settings = settings or LoraSettings()
+    examples = user_examples(store, user_id, settings.task)
+    if not examples:
+        raise ValueError(f"user {user_id!r} has no documents with text to train a lora on")
+    start = None
+    if settings.from_task:
+        start = task_adapter_path(store, settings.task)
+        if read_meta(start) is None:
+            task = f" --task {settings.task}" if settings.task else ""
+            raise FileNotFoundError(
+                f"no task adapter for {settings.task or 'documents'}: "
+                f"run pgen train --user USER --method task-lora{task}"
+            )
+    began = time.perf_counter()
+    base, tokenizer = fresh_base(text_model)
+    model = new_lora(base, settings, start)
+    losses = fit(model, tokenizer, examples, settings)
+    meta = ArtifactMeta(
+        kind="lora",
+        user_id=user_id,
+        name=ADAPTER_NAME,
+        base_model=text_model.name,
+        fingerprint=lora_fingerprint(store, user_id, settings),
+        settings=settings.as_dict(),
+        extra={
+            "examples": len(examples),
+            "doc_ids": [e.doc_id for e in examples],
+            "steps": len(losses),
+            "first_loss": losses[0],
+            "last_loss": losses[-1],
+            "seconds": round(time.perf_counter() - began, 3),
+        },
+    )
+    return save_adapter(model, store.artifact_path(user_id, "lora", ADAPTER_NAME), meta)
+
+
+def train_task_lora(
+    store: ContextStore,
+    user_ids: Sequence[str],
+    text_model: TextModel,
+    settings: LoraSettings | None = None,
+) -> Path:
+    """The shared task adapter over many users' examples (OPPU stage 1): a store-wide
+    artifact, not any one user's (a user's own adapter may start from it)."""
+    settings = settings or LoraSettings()
+    examples = [e for user_id in user_ids for e in user_examples(store, user_id, settings.task)]
+    if not examples:
+        raise ValueError("no documents with text among the users given for a task adapter")
+    base, tokenizer = fresh_base(text_model)
+    model = new_lora(base, settings, None)
+    losses = fit(model, tokenizer, examples, settings)
+    parts = [f"task={settings.task}"]
+    parts += [p for u in sorted(user_ids) for p in (u, *documents_fingerprint_parts(store, u))]
+    meta = ArtifactMeta(
+        kind="task-lora",
+        user_id="",
+        name=settings.task or "documents",
+        base_model=text_model.name,
+        fingerprint=fingerprint(parts),
+        settings=settings.as_dict(),
+        extra={"users": len(user_ids), "examples": len(examples), "steps": len(losses)},
+    )
+    return save_adapter(model, task_adapter_path(store, settings.task), meta)

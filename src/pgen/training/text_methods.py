@@ -1,0 +1,57 @@
+"""The text methods of ``Engine.train``: ``lora``, ``task-lora`` and ``dpo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pgen.personalize.base import Modality, Tools
+
+if TYPE_CHECKING:
+    from pgen.training.registry import TrainRequest
+
+
+class TextLoraTrainer:
+    """``lora``: the user's adapter on their documents. ``task-lora``: the shared task
+    adapter over the user and their cohort (all users of the store when none is named)."""
+
+    modality: Modality = "text"
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+    def train(self, request: TrainRequest, tools: Tools) -> Path:
+        from pgen.training.text_lora import LoraSettings, train_task_lora, train_user_lora
+
+        settings = request.settings or LoraSettings()
+        if not isinstance(settings, LoraSettings):
+            raise TypeError(f"{self.method} takes LoraSettings settings")
+        if self.method == "lora":
+            return train_user_lora(tools.store, request.user_id, tools.text_model, settings)
+        users = [request.user_id, *request.cohort] if request.cohort else None
+        if users is None:
+            users = [summary.user_id for summary in tools.store.users()]
+        return train_task_lora(tools.store, users, tools.text_model, settings)
+
+
+class DpoTrainer:
+    """``dpo``: the user's adapter preference-tuned on their feedback (and the cohort's)."""
+
+    method = "dpo"
+    modality: Modality = "text"
+
+    def train(self, request: TrainRequest, tools: Tools) -> Path:
+        from dataclasses import replace
+
+        from pgen.training.dpo import DpoSettings, train_user_dpo
+
+        settings = request.settings or DpoSettings()
+        if not isinstance(settings, DpoSettings):
+            raise TypeError("dpo takes DpoSettings settings")
+        if request.cohort:
+            settings = replace(settings, cohort=tuple(request.cohort))
+        return train_user_dpo(tools.store, request.user_id, tools.text_model, settings)
+
+
+def text_trainers() -> tuple[TextLoraTrainer | DpoTrainer, ...]:
+    return (TextLoraTrainer("lora"), TextLoraTrainer("task-lora"), DpoTrainer())

@@ -1,0 +1,37 @@
+"""Fixtures of the training tests: a store on disk, the tiny Llama (a fresh backend per
+test, so each starts with an empty adapter cache) and tiny training settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pgen.context import Document
+from pgen.context.store import SQLiteStore
+from pgen.models.text import TransformersTextModel
+from pgen.training.text_lora import LoraSettings
+
+# A few steps at a high rate: enough for adapters to differ visibly on a random model.
+TINY_LORA = LoraSettings(
+    max_steps=6, learning_rate=2e-2, batch_size=2, dropout=0.0, epochs=3, progress=False
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    with SQLiteStore(tmp_path / "pgen.sqlite") as opened:
+        yield opened
+
+
+@pytest.fixture
+def model(tiny_llama: Path) -> TransformersTextModel:
+    return TransformersTextModel(str(tiny_llama), name="tiny-llama", batch_size=4, max_adapters=2)
+
+
+def documents(user_id: str, *texts: str, kind: str = "review") -> list[Document]:
+    return [
+        Document(user_id=user_id, doc_id=f"{user_id}-d{i}", kind=kind, title=f"note {i}", text=text)
+        for i, text in enumerate(texts)
+    ]
