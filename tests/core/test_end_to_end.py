@@ -57,7 +57,8 @@ def test_ingest_generate_delete_leaves_nothing_of_the_user(
         )
         assert code == 0
         result = json.loads(capsys.readouterr().out)
-        assert result["provenance"] and all(d.startswith("mia-") for d in result["provenance"])
+        used = result["provenance"]["documents"]
+        assert used and all(d.startswith("mia-") for d in used)
     db = tmp_path / "pgen.sqlite"
     # A per-user file, as a trained adapter would be: delete-user must remove it too.
     with SQLiteStore(db) as store:

@@ -63,12 +63,12 @@ def prompt_text(generation: Generation) -> str:
 def test_none_is_the_instruction_alone(engine: Engine) -> None:
     result = engine.generate("ana", "write about battery", strategy="none", generation=SHORT)
     assert [m.content for m in result.prompt] == [SYSTEM, "write about battery"]
-    assert result.provenance == []
+    assert result.provenance.documents == []
 
 
 def test_rag_puts_the_retrieved_documents_in_the_prompt(engine: Engine) -> None:
     result = engine.generate("ana", "tomato pasta", strategy="rag", k=2, generation=SHORT)
-    assert result.provenance == ["a1"]  # the only match; nothing of raj's
+    assert result.provenance.documents == ["a1"]  # the only match; nothing of raj's
     assert "pasta with tomato sauce and basil" in result.prompt[0].content
     assert result.prompt[-1].content == "tomato pasta"
     assert "rust" not in prompt_text(result)
@@ -81,7 +81,7 @@ def test_rag_prompt_always_fits_the_budget(
     engine: Engine, tiny_model: TransformersTextModel
 ) -> None:
     result = engine.generate("ana", "battery screen", strategy="rag", k=4, generation=SHORT)
-    assert "a3" in result.provenance
+    assert "a3" in result.provenance.documents
     rendered = tiny_model.render(result.prompt)
     assert tiny_model.count_tokens(rendered) <= 200
     # The long document was cut, not dropped, and the instruction survived whole.
@@ -115,7 +115,7 @@ def test_profile_summary_is_cached_and_refreshed_when_documents_change(engine: E
     engine.prompt_tokens = 400
     first = engine.generate("ana", "write a post", strategy="profile", generation=SHORT)
     summary = first.details["summary"]
-    assert first.provenance == ["a3", "a2", "a1"]  # newest first, all fit
+    assert first.provenance.documents == ["a3", "a2", "a1"]  # newest first, all fit
     assert f"About them: {summary}" in first.prompt[0].content
     assert first.prompt[-1].content == "write a post"
     assert "job: chef" in prompt_text(first)
@@ -133,7 +133,7 @@ def test_profile_summary_is_cached_and_refreshed_when_documents_change(engine: E
         [Document(user_id="ana", doc_id="a4", text="new risotto recipe", time=datetime(2024, 4, 1))]
     )
     refreshed = engine.generate("ana", "write a post", strategy="profile", generation=SHORT)
-    assert refreshed.provenance[0] == "a4"
+    assert refreshed.provenance.documents[0] == "a4"
     new_rows = engine.store._db.execute(
         "SELECT docs_hash FROM summaries WHERE user_id='ana'"
     ).fetchall()
@@ -149,17 +149,17 @@ def test_generate_many_batches_users_and_strategies(engine: Engine) -> None:
     ]
     results = engine.generate_many(requests, SHORT, batch_size=3)
     assert [(r.user_id, r.strategy) for r in results] == [(q.user_id, q.strategy) for q in requests]
-    assert results[0].provenance == ["a3"] and results[1].provenance == ["r1"]
+    assert results[0].provenance.documents == ["a3"] and results[1].provenance.documents == ["r1"]
     for result in results:  # one user's documents never reach another user's prompt
         own = {d.doc_id for d in engine.store.documents(result.user_id)}
-        assert set(result.provenance) <= own
+        assert set(result.provenance.documents) <= own
 
 
 def test_bad_requests_fail_before_any_model_runs(store: StoreType, tmp_path: Path) -> None:
     engine = Engine(
         store, text_model=lambda: pytest.fail("loaded a model"), embedder=lambda: pytest.fail("x")
     )
-    with pytest.raises(ValueError, match="unknown strategy 'magic'"):
+    with pytest.raises(ValueError, match="unknown text strategy 'magic'"):
         engine.generate("ana", "x", strategy="magic")
     with pytest.raises(KeyError, match="no user 'ghost'"):
         engine.generate("ghost", "x")

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pgen import image_cli
 from pgen.cli import main
 from pgen.context import Interaction, Item, Subject, User
 from pgen.context.store import SQLiteStore
-from pgen.engine import IMAGE_STRATEGIES
 from pgen.personalize import subject
+from pgen.training.subject_artifacts import read_metadata
 
 
 @pytest.fixture
@@ -41,10 +40,17 @@ def _run(store_path: Path, *argv: str) -> int:
     return main(["--store", str(store_path), "--home", str(store_path.parent), *argv])
 
 
-def test_cli_names_mirror_the_library() -> None:
-    assert image_cli.SUBJECT_METHODS == subject.METHODS
-    assert tuple(subject.TRAINERS) == image_cli.TRAINED_METHODS
-    assert image_cli.STRATEGIES == IMAGE_STRATEGIES
+def test_cli_choices_come_from_the_registry() -> None:
+    from pgen.cli import build_parser
+    from pgen.personalize import strategy_names
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    choices = {a.dest: a.choices for a in sub["generate-image"]._actions}
+    assert list(choices["strategy"]) == strategy_names("image") == ["none", "subject", "keywords"]
+    assert list(choices["method"]) == list(subject.METHODS)
+    train = {a.dest: a.choices for a in sub["train-subject"]._actions}
+    assert list(train["method"]) == list(subject.TRAINERS)
 
 
 def test_train_then_generate_then_delete_user(
@@ -234,6 +240,7 @@ def test_engine_generates_subject_images_from_python(
     from pgen.engine import Engine
     from pgen.models.image import ImageGenerationConfig, load_image_model
     from pgen.models.text import load_text_model
+    from pgen.personalize import ImageRequest
 
     with SQLiteStore(store_path) as store:
         engine = Engine(
@@ -244,9 +251,9 @@ def test_engine_generates_subject_images_from_python(
         )
         sampling = ImageGenerationConfig(steps=2, seed=1)
         with pytest.raises(ValueError, match="unknown image strategy 'lora'"):
-            engine.generate_image("ana", "rex", strategy="lora")
-        result = engine.generate_image("ana", "a city", strategy="keywords", sampling=sampling)
-        assert result.strategy == "keywords" and result.provenance["items"] == ["m1"]
+            engine.generate_image(ImageRequest("ana", "rex", strategy="lora"))
+        result = engine.generate_image(ImageRequest("ana", "a city", "keywords"), sampling)
+        assert result.strategy == "keywords" and result.provenance.items == ["m1"]
         assert [p.name for p in result.paths] == ["00.png"] and result.paths[0].is_file()
         [output] = store.outputs("ana")
         assert output.output_id == result.output_id
@@ -269,7 +276,7 @@ def test_train_dreambooth_lora_with_options_then_ip_adapter_from_a_file(
         "trained dreambooth-lora for subject 'rex' of user 'ana': token 'sks', 2 steps" in printed
     )
     folder = Path(printed.split("artifact: ")[1].strip())
-    meta = json.loads((folder / "pgen_subject.json").read_text())
+    meta = read_metadata(folder)
     assert meta["config"]["rank"] == 2 and meta["config"]["learning_rate"] == 0.01
     assert meta["config"]["prior_preservation"] and len(meta["losses"]) == 2
     downs = [
@@ -283,4 +290,4 @@ def test_train_dreambooth_lora_with_options_then_ip_adapter_from_a_file(
     argv = ["generate-image", "--user", "ana", "--method", "ip-adapter", "--json"]
     assert _run(store_path, *argv, "--ip-adapter", str(weights), *model, "rex in the snow") == 0
     record = json.loads(capsys.readouterr().out)
-    assert record["method"] == "ip-adapter" and record["ip_adapter"] == str(weights)
+    assert record["method"] == "ip-adapter" and record["artifacts"] == [str(weights)]

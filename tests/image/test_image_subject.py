@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -24,7 +23,7 @@ from pgen.personalize.subject import (
     train_subject,
     trained,
 )
-from pgen.training.subject_artifacts import SubjectTrainingConfig
+from pgen.training.subject_artifacts import SubjectTrainingConfig, read_metadata
 
 FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
 TRAIN = SubjectTrainingConfig(steps=2, learning_rate=1e-2)
@@ -73,7 +72,8 @@ def test_dreambooth_lora_trains_saves_and_loads_in_plain_diffusers(
     after = model.pipe.unet.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    meta = json.loads((folder / "pgen_subject.json").read_text())
+    meta = read_metadata(folder)
+    assert (folder / "pgen_artifact.json").is_file() and meta["method"] == "dreambooth-lora"
     assert meta["token"] == "sks" and meta["class_word"] == "dog" and len(meta["losses"]) == 2
     weights = load_file(folder / "pytorch_lora_weights.safetensors")
     assert weights and all(k.startswith("unet.") and "lora" in k for k in weights)
@@ -96,7 +96,7 @@ def test_dreambooth_lora_trains_saves_and_loads_in_plain_diffusers(
     out = generate_subject(store, "ana", "a rex on a beach", model, FAST)
     assert out.prompt == "a sks dog on a beach"
     assert out.provenance["method"] == "dreambooth-lora"
-    assert out.provenance["artifact"] == str(folder)
+    assert out.provenance["artifacts"] == [str(folder)]
     np.testing.assert_allclose(_pixels(out.images), _pixels(adapted), atol=2)
     # The adapter was unloaded after the request.
     np.testing.assert_allclose(
@@ -243,7 +243,7 @@ def test_ip_adapter_uses_reference_images_zero_shot(
     assert from_file.weight_name == weights.name
     again = generate_subject(store, "ana", "rex in the snow", model, FAST, ip_adapter=from_file)
     np.testing.assert_allclose(_pixels(again.images), _pixels(out.images), atol=1)
-    assert again.provenance["ip_adapter"] == str(weights)
+    assert again.provenance["artifacts"] == [str(weights)]
     named = IPAdapterSpec.for_model(model, str(tiny_ip_adapter), weight_name=weights.name)
     assert named == IPAdapterSpec(str(tiny_ip_adapter), "models", weights.name, 0.6)
     with pytest.raises(FileNotFoundError, match="no such file"):
