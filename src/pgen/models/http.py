@@ -73,11 +73,22 @@ class OpenAITextModel:
         return text[: max(max_tokens, 0) * CHARS_PER_TOKEN]
 
     def _complete(self, chat: Chat, config: GenerationConfig, adapter: AdapterRef | None) -> str:
+        messages = [{"role": m.role, "content": m.content} for m in chat]
+        return self.complete_messages(messages, config, adapter)
+
+    def complete_messages(
+        self,
+        messages: list[dict[str, Any]],
+        config: GenerationConfig,
+        adapter: AdapterRef | None = None,
+    ) -> str:
+        """One reply to messages in the API's own form, where content may be a list of
+        parts (text and ``image_url``: how vLLM and Ollama take images)."""
         body: dict[str, Any] = {
             # vLLM serves each LoRA adapter as a model of its own name (--lora-modules
             # NAME=PATH): a request for a user's adapter names it instead of the base.
             "model": adapter.name if adapter is not None else self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in chat],
+            "messages": messages,
             "max_tokens": config.max_new_tokens,
             "temperature": config.temperature,
             "top_p": config.top_p,

@@ -29,7 +29,7 @@ from PIL import Image, ImageOps
 
 from pgen.context.base import ContextStore
 from pgen.models.image_embedding import ImageEmbedder
-from pgen.models.image_input import file_hash, open_image
+from pgen.models.image_input import check_image_path, file_hash, open_image
 
 VIEWS = ("full", "flip", "crop")
 CROP = 0.7  # the center crop keeps this share of each side
@@ -74,24 +74,27 @@ class ImageVectors:
         return _unit(flat.reshape(len(images), len(self.views), -1).mean(axis=1))
 
     def of_paths(self, paths: Sequence[str | Path], user_id: str | None = None) -> np.ndarray:
-        """(len(paths), dim); with a store and a user, cached under the user."""
+        """(len(paths), dim); with a store and a user, cached under the user. Every path is
+        checked (and every uncached image decoded) before anything is written."""
         if not paths:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        images = [open_image(path, self.allowed) for path in paths]  # checks every path first
         if self.store is None or user_id is None:
-            return self.of_images(images)
-        keys = [f"{file_hash(path)}:{v}" for path in paths for v in self.views]
+            return self.of_images([open_image(path, self.allowed) for path in paths])
+        resolved = [check_image_path(path, self.allowed) for path in paths]
+        keys = [f"{file_hash(path)}:{v}" for path in resolved for v in self.views]
         model, dim = self.embedder.model_id, self.embedder.dim
         cached = self.store.image_embeddings(user_id, model, dim, keys)
+        n = len(self.views)
         missing = [i for i, key in enumerate(keys) if key not in cached]
+        # A stored vector means this content was decoded once: only new images are opened.
+        opened = {i // n: open_image(paths[i // n], self.allowed) for i in missing}
         if missing:
-            n = len(self.views)
-            fresh = self.embedder.embed([view(images[i // n], self.views[i % n]) for i in missing])
+            fresh = self.embedder.embed([view(opened[i // n], self.views[i % n]) for i in missing])
             rows = [(keys[i], vec) for i, vec in zip(missing, fresh, strict=True)]
             self.store.put_image_embeddings(user_id, model, rows)
             cached.update(dict(rows))
         flat = np.stack([cached[key] for key in keys])
-        return _unit(flat.reshape(len(paths), len(self.views), -1).mean(axis=1))
+        return _unit(flat.reshape(len(paths), n, -1).mean(axis=1))
 
 
 @dataclass(frozen=True)
@@ -247,14 +250,12 @@ def load_memory(
 ) -> ConceptMemory:
     """The user's concept memory from their subjects (reference vectors cached in the store)."""
     about = descriptions(store, user_id)
+    subjects = store.subjects(user_id)
+    # One call for every reference: all are checked before any vector is stored.
+    flat = vectors.of_paths([p for s in subjects for p in s.image_paths], user_id)
+    bounds = np.cumsum([0] + [len(s.image_paths) for s in subjects])
     entries = [
-        (
-            s.name,
-            s.class_word,
-            about.get(s.name, ""),
-            s.image_paths,
-            vectors.of_paths(s.image_paths, user_id),
-        )
-        for s in store.subjects(user_id)
+        (s.name, s.class_word, about.get(s.name, ""), s.image_paths, flat[a:b])
+        for s, a, b in zip(subjects, bounds[:-1], bounds[1:], strict=True)
     ]
     return ConceptMemory.build(entries, calibration, negative_pool)

@@ -1,0 +1,172 @@
+"""The personal multimodal assistant: answers about a user's photo, and finds their photos.
+
+``Assistant.answer`` reads top to bottom like a text request: check the photo (nothing is
+written when it is bad) → the user's concept memory (their subjects, reference vectors
+cached in the store) → the strategy builds the vision chat → the VLM answers → the output
+is saved with provenance. ``Assistant.search_photos`` ranks the user's photos (documents
+of kind ``photo`` whose ``fields["image_path"]`` names the image) by the concepts a query
+names, by the query's words when a text-image embedder (CLIP, SigLIP) is configured, or
+by both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pgen.context.base import ContextStore
+from pgen.models.base import GenerationConfig
+from pgen.models.image_embedding import ImageEmbedder, TextImageEmbedder
+from pgen.models.image_input import open_image
+from pgen.models.vision import VisionLanguageModel
+from pgen.personalize.concepts import VISION_STRATEGIES, AnswerRequest, VisionTools
+from pgen.usermodel.concepts import Calibration, ConceptMemory, ImageVectors, load_memory
+
+PHOTO_KIND = "photo"
+TEXT_WEIGHT = 0.25  # composed search: weight of the (standardized) text score
+
+
+@dataclass(frozen=True)
+class Answer:
+    output_id: str
+    text: str
+    strategy: str
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PhotoHit:
+    doc_id: str
+    image_path: str
+    score: float
+    concepts: dict[str, float] = field(default_factory=dict)  # named concept -> confidence
+
+
+def _component(value: Callable[[], Any] | Any) -> Callable[[], Any]:
+    from pgen.factory import Lazy
+
+    return Lazy(value)
+
+
+class Assistant:
+    def __init__(
+        self,
+        store: ContextStore,
+        vision_model: Callable[[], VisionLanguageModel] | VisionLanguageModel,
+        image_embedder: Callable[[], ImageEmbedder] | ImageEmbedder,
+        *,
+        allowed: Sequence[Path] | None = None,
+        calibration: Calibration | None = None,
+        negative_pool: Sequence[Path] = (),
+        text_image_embedder: Callable[[], TextImageEmbedder] | TextImageEmbedder | None = None,
+        generation: GenerationConfig | None = None,
+    ) -> None:
+        self.store = store
+        self._vision_model = _component(vision_model)
+        self._embedder = _component(image_embedder)
+        self._text_embedder = _component(text_image_embedder) if text_image_embedder else None
+        self.allowed = list(allowed) if allowed is not None else None
+        self.calibration = calibration or Calibration()
+        self.negative_pool = list(negative_pool)  # operator's images, never a user's
+        self.generation = generation or GenerationConfig()
+
+    def vectors(self, embedder: ImageEmbedder | None = None) -> ImageVectors:
+        return ImageVectors(embedder or self._embedder(), self.store, allowed=self.allowed)
+
+    def memory(self, user_id: str) -> ConceptMemory:
+        pool = None
+        if self.negative_pool:
+            pool = ImageVectors(self._embedder()).of_paths(self.negative_pool)
+        return load_memory(self.store, user_id, self.vectors(), self.calibration, pool)
+
+    def answer(
+        self,
+        user_id: str,
+        image_path: str | Path,
+        instruction: str,
+        strategy: str = "concepts",
+        k: int = 2,
+    ) -> Answer:
+        if strategy not in VISION_STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {strategy!r} for image requests; known: "
+                f"{', '.join(VISION_STRATEGIES)}"
+            )
+        self.store.user(user_id)  # an unknown user fails before any model loads
+        image = open_image(image_path, self.allowed)
+        request = AnswerRequest(user_id, image, str(image_path), instruction, strategy, k)
+        tools = VisionTools(
+            memory=self.memory,
+            query_vector=lambda im: ImageVectors(self._embedder()).of_images([im])[0],
+        )
+        prepared = VISION_STRATEGIES[strategy].prepare([request], tools)[0]
+        model = self._vision_model()
+        text = model.generate([prepared.chat], self.generation)[0]
+        prepared.provenance.model = model.name
+        provenance = {
+            **prepared.provenance.as_dict(),
+            **prepared.details,
+            "image": str(image_path),
+            "embedder": self._embedder().model_id,
+        }
+        saved = self.store.save_output(user_id, instruction, strategy, text, provenance)
+        return Answer(saved.output_id, text, strategy, provenance)
+
+    # -- photo retrieval ----------------------------------------------------------------
+    def search_photos(self, user_id: str, query: str, k: int = 10) -> list[PhotoHit]:
+        photos = [d for d in self.store.documents(user_id) if d.kind == PHOTO_KIND]
+        paths = [str(d.fields.get("image_path", "")) for d in photos]
+        for doc, path in zip(photos, paths, strict=True):
+            if not path:
+                raise ValueError(f"photo {doc.doc_id!r} of user {user_id!r} has no image_path")
+        memory = self.memory(user_id)
+        named = [
+            c
+            for c in memory.concepts
+            if re.search(rf"(?<!\w){re.escape(c.name)}(?!\w)", query, re.IGNORECASE)
+        ]
+        words = query
+        for concept in named:
+            words = re.sub(re.escape(concept.name), " ", words, flags=re.IGNORECASE)
+        words = " ".join(words.split())
+        if not named and (self._text_embedder is None or not words):
+            known = ", ".join(c.name for c in memory.concepts) or "none"
+            raise ValueError(
+                f"query {query!r} names none of the user's concepts ({known}), and no "
+                "text-image embedder (CLIP or SigLIP) is configured to search by words"
+            )
+        if not photos:
+            return []
+        score = np.zeros(len(photos), dtype=np.float64)
+        per_concept: dict[str, np.ndarray] = {}
+        if named:
+            vectors = self.vectors().of_paths(paths, user_id)
+            confidence = memory.confidences(vectors)
+            wanted = {c.name for c in named}
+            for j, concept in enumerate(memory.concepts):
+                if concept.name in wanted:
+                    per_concept[concept.name] = confidence[:, j]
+            # Every named concept must be there: the weakest one decides.
+            score += np.min(np.stack(list(per_concept.values())), axis=0)
+        if self._text_embedder is not None and words:
+            embedder = self._text_embedder()
+            photo_vectors = self.vectors(embedder).of_paths(paths, user_id)
+            text = photo_vectors @ embedder.embed_text([words])[0]
+            if named:  # on the concepts' scale: standardized, and a minor part
+                text = TEXT_WEIGHT * (text - text.mean()) / (text.std() + 1e-6)
+            score += text
+        order = np.argsort(-score, kind="stable")[:k]
+        return [
+            PhotoHit(
+                photos[i].doc_id,
+                paths[i],
+                float(score[i]),
+                {name: float(values[i]) for name, values in per_concept.items()},
+            )
+            for i in order
+        ]

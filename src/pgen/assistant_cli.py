@@ -1,0 +1,200 @@
+"""Assistant subcommands: ``pgen ask``, ``pgen search-photos``, ``pgen bench concepts``.
+
+Torch, transformers and PIL load inside the handlers: ``pgen --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pgen.config import Config
+
+if TYPE_CHECKING:
+    from pgen.assistant import Assistant
+    from pgen.context.base import ContextStore
+
+STRATEGIES = ("none", "concepts")  # mirrors pgen.personalize.concepts.VISION_STRATEGIES
+DEFAULT_VISION_MODEL_ENV = "PGEN_VISION_MODEL"
+ALLOWED_ENV = "PGEN_IMAGE_ROOTS"  # folders request images may come from (os.pathsep list)
+
+
+def _allowed(args: argparse.Namespace) -> list[Path]:
+    """The folders images may come from: --allow, else $PGEN_IMAGE_ROOTS, else the
+    working directory (a request never reads a file the operator did not open up)."""
+    if args.allow:
+        return [Path(p) for p in args.allow]
+    env = os.environ.get(ALLOWED_ENV)
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    return [Path.cwd()]
+
+
+def _assistant(args: argparse.Namespace, config: Config, store: ContextStore) -> Assistant:
+    from pgen.assistant import Assistant
+    from pgen.models.base import GenerationConfig
+    from pgen.models.image_embedding import TextImageEmbedder, load_image_embedder
+    from pgen.usermodel.concepts import Calibration
+
+    config.apply_threads()
+    spec = getattr(args, "vision_model", None) or os.environ.get(DEFAULT_VISION_MODEL_ENV)
+
+    def vision_model() -> Any:
+        from pgen.models.vision import load_vision_model
+
+        if not spec:
+            raise ValueError(
+                "no vision-language model: give --vision-model (an HF id, a folder, or "
+                f"openai:MODEL@URL) or set {DEFAULT_VISION_MODEL_ENV}"
+            )
+        return load_vision_model(spec, device=args.device or config.device)
+
+    device = args.device or config.device
+    text_embedder = None
+    if getattr(args, "text_image_model", None):
+        loaded = load_image_embedder(args.text_image_model, device)
+        if not isinstance(loaded, TextImageEmbedder) or not getattr(loaded, "has_text", False):
+            raise ValueError(f"--text-image-model {args.text_image_model!r} has no text tower")
+        text_embedder = loaded
+    calibration = Calibration.load(Path(args.calibration)) if args.calibration else None
+    return Assistant(
+        store,
+        vision_model,
+        lambda: load_image_embedder(args.image_embedder, device),
+        allowed=_allowed(args),
+        calibration=calibration,
+        negative_pool=[Path(p) for p in args.negative_pool],
+        text_image_embedder=text_embedder,
+        generation=GenerationConfig(max_new_tokens=getattr(args, "max_new_tokens", 128)),
+    )
+
+
+def cmd_ask(args: argparse.Namespace, config: Config) -> None:
+    from pgen.factory import build_store
+
+    store = build_store(config)
+    try:
+        answer = _assistant(args, config, store).answer(
+            args.user, args.image, args.instruction, strategy=args.strategy, k=args.k
+        )
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"output_id": answer.output_id, "text": answer.text, **answer.provenance}))
+        return
+    print(answer.text)
+    used = answer.provenance.get("subjects") or []
+    print(
+        f"\n[output {answer.output_id}; strategy {answer.strategy}; "
+        f"concepts used: {', '.join(used) or 'none'}]"
+    )
+
+
+def cmd_search_photos(args: argparse.Namespace, config: Config) -> None:
+    from pgen.factory import build_store
+
+    store = build_store(config)
+    try:
+        hits = _assistant(args, config, store).search_photos(args.user, args.query, k=args.k)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([hit.__dict__ for hit in hits]))
+        return
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank:>3}. {hit.score:7.3f}  {hit.doc_id}  {hit.image_path}")
+    if not hits:
+        print("no photos (ingest documents of kind 'photo' with fields.image_path)")
+
+
+def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
+    from pgen.evaluate.concepts_bench import ConceptsBenchConfig, format_table, run_concepts_bench
+    from pgen.evaluate.dreambench import load_dreambench
+    from pgen.models.image_embedding import load_image_embedder
+    from pgen.usermodel.concepts import ImageVectors
+
+    if args.data is None:
+        raise ValueError(
+            "bench concepts needs --data DIR: a DreamBench folder (<subject>/*.jpg and "
+            "prompts_and_classes.txt), e.g. --data ../shared/data/dreambench"
+        )
+    config.apply_threads()
+    bench = load_dreambench(args.data, args.subjects.split(",") if args.subjects else None)
+    embedder = load_image_embedder(args.image_embedder, args.device or config.device)
+    run = ConceptsBenchConfig(references=args.references, folds=args.folds, seed=args.seed)
+    result = run_concepts_bench(bench, ImageVectors(embedder), run)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    out = Path(args.out) if args.out else config.home / "bench" / f"concepts-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = format_table(result)
+    (out / "table.md").write_text(table + "\n")
+    print(table)
+    print(
+        f"\n[{len(bench.subjects)} subjects, {result['queries']} query photos; embedder "
+        f"{embedder.model_id}; results in {out}]"
+    )
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--image-embedder",
+        default="efficientnet-lite0",
+        help="efficientnet-lite0 (offline), or a CLIP/SigLIP/DINO id or folder",
+    )
+    p.add_argument("--device", help="cpu, cuda ... (default: the config's device)")
+
+
+def _add_assistant(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", required=True)
+    p.add_argument(
+        "--allow",
+        action="append",
+        help=f"a folder images may come from (repeatable; default ${ALLOWED_ENV}, else the "
+        "working directory)",
+    )
+    p.add_argument("--calibration", help="concept calibration JSON (default: built in)")
+    p.add_argument(
+        "--negative-pool",
+        action="append",
+        default=[],
+        help="operator image for per-concept negatives (repeatable; never a user's photos)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_common(p)
+
+
+def register(commands: Any, bench: Any) -> None:
+    p = commands.add_parser("ask", help="ask about a photo, knowing the user's concepts")
+    p.add_argument("instruction", help="e.g. 'what is Rex doing?'")
+    p.add_argument("--image", required=True, help="the photo to ask about")
+    p.add_argument("--strategy", choices=STRATEGIES, default="concepts")
+    p.add_argument("--k", type=int, default=2, help="concepts retrieved at most")
+    p.add_argument(
+        "--vision-model",
+        help=f"HF id, folder or openai:MODEL@URL (default ${DEFAULT_VISION_MODEL_ENV})",
+    )
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    _add_assistant(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = commands.add_parser("search-photos", help="find the user's photos by concept and words")
+    p.add_argument("query", help="e.g. 'Rex at the beach'")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--text-image-model", help="CLIP/SigLIP id or folder: search by words too")
+    _add_assistant(p)
+    p.set_defaults(func=cmd_search_photos)
+
+    p = bench.add_parser("concepts", help="concept recognition, identification, retrieval")
+    p.add_argument("--data", type=Path, help="DreamBench folder (required)")
+    p.add_argument("--subjects", help="comma-separated subject names (default: all present)")
+    p.add_argument("--references", type=int, default=3, help="reference photos per subject")
+    p.add_argument("--folds", type=int, default=3, help="calibration folds over subjects")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--out", help="result folder (default: <home>/bench/concepts-<time>)")
+    _add_common(p)
+    p.set_defaults(func=cmd_bench_concepts)

@@ -1,0 +1,140 @@
+"""Strategies for requests that carry an image: the VLM alone, or with the user's concepts.
+
+They follow the one strategy contract (``name``, ``modality``, ``description``,
+``prepare(requests, tools)``) with the ``vision`` modality: the model input is a chat whose
+messages carry images, and provenance uses the shared ``Provenance`` shape (the concepts
+that entered the prompt are its ``subjects``).
+
+``concepts`` is retrieval-augmented personalization (RAP): the user's concepts most
+similar to the photo that pass their calibrated decision go into the prompt, each as one
+reference image, its name, class word and description, so the model can call Rex "Rex".
+When none passes, the prompt says so: "is Rex in this photo?" then has a grounded "no".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from pgen.models.image_input import open_image
+from pgen.models.vision import VisionChat, VisionMessage
+from pgen.personalize.base import Provenance
+from pgen.usermodel.concepts import ConceptMemory, Match
+
+VisionModality = Literal["vision"]
+SYSTEM = "You are the user's personal assistant. Answer about the photo the user shows you."
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    """One user asking about one (already checked and opened) photo."""
+
+    user_id: str
+    image: Image.Image
+    image_path: str
+    instruction: str
+    strategy: str = "concepts"
+    k: int = 2  # concepts retrieved at most
+
+
+@dataclass
+class VisionTools:
+    """What image-input strategies may use: the user's concept memory and the photo's
+    vector, both computed on first use."""
+
+    memory: Callable[[str], ConceptMemory]
+    query_vector: Callable[[Image.Image], np.ndarray]
+
+
+@dataclass
+class VisionPrepared:
+    chat: VisionChat
+    provenance: Provenance = field(default_factory=Provenance)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class NoConcepts:
+    name = "none"
+    modality: VisionModality = "vision"
+    description = "the vision-language model alone (the baseline)"
+
+    def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPrepared]:
+        return [
+            VisionPrepared(
+                [
+                    VisionMessage("system", SYSTEM),
+                    VisionMessage("user", r.instruction, (r.image,)),
+                ]
+            )
+            for r in requests
+        ]
+
+
+def concept_prompt(matches: list[tuple[Match, str, str]], instruction: str) -> str:
+    """The user's turn: who the reference images are, then the question about the last."""
+    if not matches:
+        return f"None of the user's personal concepts is recognized in this photo.\n{instruction}"
+    lines = ["The user's personal concepts, one reference image each, in order:"]
+    for i, (match, class_word, description) in enumerate(matches, start=1):
+        about = f" {description.strip()}" if description.strip() else ""
+        lines.append(f"Image {i}: <{match.name}> is the user's {class_word}.{about}")
+    lines.append(
+        f"Image {len(matches) + 1} is the user's photo. Call the concepts by their names "
+        "when they appear in it."
+    )
+    lines.append(instruction)
+    return "\n".join(lines)
+
+
+class Concepts:
+    name = "concepts"
+    modality: VisionModality = "vision"
+    description = "RAP: the user's concepts recognized in the photo, with one reference image each"
+
+    def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPrepared]:
+        prepared = []
+        for request in requests:
+            memory = tools.memory(request.user_id)
+            candidates = memory.match(tools.query_vector(request.image), k=request.k)
+            by_name = {c.name: c for c in memory.concepts}
+            chosen = [m for m in candidates if m.accepted]
+            concepts = [by_name[m.name] for m in chosen]
+            references = [open_image(c.references[0]) for c in concepts]
+            text = concept_prompt(
+                [(m, c.class_word, c.description) for m, c in zip(chosen, concepts, strict=True)],
+                request.instruction,
+            )
+            provenance = Provenance(
+                subjects=[m.name for m in chosen],
+                notes=[
+                    f"concept {m.name}: similarity {m.score:.3f}, confidence {m.confidence:.2f}"
+                    f" ({'recognized' if m.accepted else 'below threshold'})"
+                    for m in candidates
+                ],
+            )
+            details = {
+                "concepts": [
+                    {
+                        "name": m.name,
+                        "score": m.score,
+                        "confidence": m.confidence,
+                        "accepted": m.accepted,
+                        "reference": by_name[m.name].references[0],
+                    }
+                    for m in candidates
+                ],
+                "alpha": memory.calibration.alpha,
+            }
+            chat = [
+                VisionMessage("system", SYSTEM),
+                VisionMessage("user", text, (*references, request.image)),
+            ]
+            prepared.append(VisionPrepared(chat, provenance, details))
+        return prepared
+
+
+VISION_STRATEGIES: dict[str, NoConcepts | Concepts] = {"none": NoConcepts(), "concepts": Concepts()}
