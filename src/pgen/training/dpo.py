@@ -245,6 +245,7 @@ def train_user_dpo(
             max_length=settings.max_length,
             seed=settings.seed,
             gradient_checkpointing=False,  # small models on CPU: memory is not the limit
+            bf16=False,  # TRL's default is bf16; the weights and the margins stay float32
             save_strategy="no",
             report_to="none",
             logging_steps=1,
@@ -258,6 +259,10 @@ def train_user_dpo(
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
         )
+        if not settings.progress:  # without the bar, transformers prints every log line
+            from transformers import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)
         trainer.train()
     model = trainer.model
     after = preference_metrics(model, tokenizer, held_out or train, settings.beta)
