@@ -83,7 +83,9 @@ def test_recommend_trains_saves_and_serves_a_user(
     store = tmp_path / "ctx" / "pgen.sqlite"
     base = ["--store", str(store), "recommend", "--model", "itemknn"]
     assert main([*base, "--data", str(atomic_data), "--train"]) == 0
-    assert (tmp_path / "ctx" / "pgen-recommenders" / "itemknn" / "config.json").is_file()
+    # A recommender is trained over many users: the store keeps it with its shared files.
+    saved = tmp_path / "ctx" / "pgen-artifacts" / "shared" / "recommenders"
+    assert [p.name for p in saved.glob("itemknn-*/config.json")] == ["config.json"]
     capsys.readouterr()
     assert main([*base, "--user", "u0", "--k", "5"]) == 0
     lines = capsys.readouterr().out.rstrip().splitlines()
