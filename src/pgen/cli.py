@@ -23,6 +23,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.evaluate.cli",
     "pgen.image_cli",
     "pgen.recommend.cli",
+    "pgen.training.cli",
     "pgen.assistant_cli",
 )
 
