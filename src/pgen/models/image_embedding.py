@@ -41,6 +41,14 @@ class TextImageEmbedder(ImageEmbedder, Protocol):
     def embed_text(self, texts: list[str]) -> np.ndarray: ...
 
 
+def not_found(error: OSError) -> str:
+    """Why a model did not load, in one line (transformers' message spans several)."""
+    return (
+        "not a model folder, and not in the Hugging Face cache (offline): "
+        + " ".join(str(error).split())[:200]
+    )
+
+
 def _normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
@@ -114,8 +122,11 @@ class TransformersImageEmbedder:
 
         local = Path(spec).expanduser()
         source = str(local) if local.exists() else spec
-        self._processor = AutoProcessor.from_pretrained(source)
-        self._model = AutoModel.from_pretrained(source).eval().to(device)
+        try:
+            self._processor = AutoProcessor.from_pretrained(source)
+            self._model = AutoModel.from_pretrained(source).eval().to(device)
+        except OSError as error:
+            raise OSError(f"image embedder {spec!r}: {not_found(error)}") from None
         self.device, self.batch, self._torch = device, batch, torch
         self.has_text = hasattr(self._model, "get_text_features")
         config = self._model.config

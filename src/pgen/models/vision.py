@@ -70,17 +70,21 @@ class TransformersVisionModel:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         from pgen.models.image import resolve_dtype
+        from pgen.models.image_embedding import not_found
 
         local = Path(spec).expanduser()
         source = str(local) if local.exists() else spec
         self.name = name or spec
         self.device, self.batch_size = device, batch_size
-        self.processor = AutoProcessor.from_pretrained(source)
+        try:
+            self.processor = AutoProcessor.from_pretrained(source)
+            self.model = AutoModelForImageTextToText.from_pretrained(
+                source, dtype=resolve_dtype(dtype, device)
+            )
+        except OSError as error:
+            raise OSError(f"vision model {spec!r}: {not_found(error)}") from None
         # Batches are padded on the left, so every prompt ends where generation starts.
         self.processor.tokenizer.padding_side = "left"
-        self.model = AutoModelForImageTextToText.from_pretrained(
-            source, dtype=resolve_dtype(dtype, device)
-        )
         torch.nn.Module.to(self.model, device).eval()  # (typed as a module move)
         # transformers 5 takes processor options in ``processor_kwargs``; 4.x took them loose.
         takes = inspect.signature(self.processor.apply_chat_template).parameters

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pgen.testing.image_models import _byte_symbols
+from pgen.testing.image_models import _byte_symbols, image_processor
 
 IMAGE_TOKEN = "<image>"
 SPECIAL = ("<pad>", "<s>", "</s>", IMAGE_TOKEN, "<|im_start|>", "<|im_end|>")
@@ -46,7 +46,6 @@ def save_tiny_vlm(folder: Path, image_size: int = 32, patch: int = 8, seed: int 
     """A tiny random LLaVA in ``folder`` (weights, config, processor, chat template)."""
     import torch
     from transformers import (
-        CLIPImageProcessorPil,
         CLIPVisionConfig,
         LlamaConfig,
         LlavaConfig,
@@ -86,10 +85,7 @@ def save_tiny_vlm(folder: Path, image_size: int = 32, patch: int = 8, seed: int 
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
     processor = LlavaProcessor(
-        image_processor=CLIPImageProcessorPil(
-            size={"shortest_edge": image_size},
-            crop_size={"height": image_size, "width": image_size},
-        ),
+        image_processor=image_processor(image_size),
         tokenizer=tokenizer,
         patch_size=patch,
         vision_feature_select_strategy="default",

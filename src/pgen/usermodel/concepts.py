@@ -85,7 +85,9 @@ class ImageVectors:
         model, dim = self.embedder.model_id, self.embedder.dim
         cached = self.store.image_embeddings(user_id, model, dim, keys)
         n = len(self.views)
-        missing = [i for i, key in enumerate(keys) if key not in cached]
+        # The first position of each key not stored yet (a photo twice is embedded once).
+        first = {key: i for i, key in reversed(list(enumerate(keys)))}
+        missing = sorted(i for key, i in first.items() if key not in cached)
         # A stored vector means this content was decoded once: only new images are opened.
         opened = {i // n: open_image(paths[i // n], self.allowed) for i in missing}
         if missing:

@@ -1,0 +1,111 @@
+"""Fixtures for the multimodal assistant: a tiny random LLaVA folder, a tiny CLIP folder,
+the real EfficientNet-Lite0 embedder, small photos, and a local OpenAI-compatible server
+that records what it is sent (started in a thread; no network)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pgen.models.image_embedding import EfficientNetEmbedder
+from pgen.testing.vision_models import save_tiny_vlm
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_vlm(tmp_path_factory.mktemp("tiny-llava"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor, CLIPVisionConfig
+
+    from pgen.testing.image_models import clip_byte_tokenizer, image_processor, text_encoder_config
+
+    torch.manual_seed(1)
+    tokenizer = clip_byte_tokenizer(max_length=32)
+    vision = CLIPVisionConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+    )
+    config = CLIPConfig(
+        text_config=text_encoder_config("tiny", len(tokenizer), 32).to_dict(),
+        vision_config=vision.to_dict(),
+        projection_dim=16,
+    )
+    path = tmp_path_factory.mktemp("tiny-clip")
+    CLIPModel(config).save_pretrained(path)
+    CLIPProcessor(image_processor=image_processor(32), tokenizer=tokenizer).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def efficientnet() -> EfficientNetEmbedder:
+    return EfficientNetEmbedder()
+
+
+def blob_image(seed: int, size: tuple[int, int] = (64, 48)) -> Image.Image:
+    """A smooth random color field: distinct per seed, similar under small changes."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, size=(3, 3, 3), dtype=np.uint8)
+    return Image.fromarray(base).resize(size, Image.Resampling.BILINEAR)
+
+
+@dataclass
+class RecordingServer:
+    url: str
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+
+
+@pytest.fixture
+def vlm_server() -> Iterator[RecordingServer]:
+    """Answers /v1/chat/completions with a summary of what it got: the number of images
+    and the last user text, so tests can see the prompt a strategy built."""
+    state = RecordingServer(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state.requests.append(body)
+            parts = [
+                p for m in body["messages"] if isinstance(m["content"], list) for p in m["content"]
+            ]
+            images = sum(p["type"] == "image_url" for p in parts)
+            texts = [p["text"] for p in parts if p["type"] == "text"]
+            reply = {
+                "choices": [
+                    {"message": {"content": f"{images} images; {texts[-1] if texts else ''}"}}
+                ]
+            }
+            data = json.dumps(reply if state.status == 200 else {"error": "boom"}).encode()
+            self.send_response(state.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:  # keep test output clean
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield state
+    server.shutdown()
+    server.server_close()
