@@ -36,6 +36,7 @@ from pgen.factory import (
     build_image_model,
     build_store,
     build_text_model,
+    check_components,
 )
 from pgen.models.base import BASE_ADAPTER, Chat, Embedder, GenerationConfig, TextModel
 from pgen.personalize import (
@@ -135,7 +136,8 @@ class Engine:
         image_model: DiffusersImageModel | Callable[[], DiffusersImageModel] | None = None,
     ) -> Engine:
         """An engine over the configured store; every component comes from the factory
-        and models load on first use."""
+        and models load on first use (local model paths are checked now)."""
+        check_components(config)
 
         def loaded(build: Callable[[Config], Any]) -> Callable[[], Any]:
             def load() -> Any:
@@ -454,7 +456,17 @@ class Engine:
     # -- forgetting -------------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:
         """Forget a user everywhere: store rows, files, and in-memory indexes."""
+        import logging
+
+        from pgen.recommend.forgetting import forget_user
+
+        # Saved recommenders first: they list the user even when the store no longer does
+        # (a crash after an earlier delete), and the store then says "not found".
+        messages = forget_user(self.store, user_id)
+        for message in messages:
+            logging.getLogger("pgen").warning(message)
         counts = self.store.delete_user(user_id)
+        counts["recommenders"] = len(messages)
         self.retrievers.forget(user_id)
         return counts
 

@@ -80,6 +80,17 @@ def check_local_model(kind: str, value: str) -> None:
         raise FileNotFoundError(f"{kind} {value!r}: no such file or folder")
 
 
+def check_components(config: Config) -> None:
+    """Every configured model that names a local path must exist: checked when an engine
+    opens, before any model loads (a typo fails in milliseconds, not after a model load)."""
+    for kind, spec in (
+        ("text_model", text_model_spec(config.text_model)),
+        ("embed_model", embedder_spec(config.embed_model)),
+    ):
+        if "path" in spec.settings:
+            check_local_model(kind, str(spec.settings["path"]))
+
+
 def build_store(config: Config) -> ContextStore:
     from pgen.context.store import SQLiteStore
 

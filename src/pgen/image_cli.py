@@ -213,11 +213,11 @@ def _add_model_options(p: argparse.ArgumentParser, steps: int = 30) -> None:
     p.add_argument("--steps", type=int, default=steps, help="sampling steps")
     p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
     p.add_argument("--size", type=int, help="image side in pixels (default: the model's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="noise seed (image k uses seed + k)")
 
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--train-steps", type=int, default=400)
+    p.add_argument("--train-steps", type=int, default=400, help="optimizer steps")
     p.add_argument("--lr", type=float, help="learning rate (default: the method's)")
     p.add_argument("--rank", type=int, default=4, help="LoRA rank")
     p.add_argument(
@@ -239,14 +239,18 @@ def _add_ip_adapter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ip-adapter-weight", help="weight file name (default: ip-adapter_sd15.safetensors)"
     )
-    p.add_argument("--ip-adapter-scale", type=float, default=0.6)
+    p.add_argument(
+        "--ip-adapter-scale", type=float, default=0.6, help="IP-Adapter image conditioning weight"
+    )
 
 
 def register(commands: Any, bench: Any) -> None:
     p = commands.add_parser("generate-image", help="personalized images for one user")
     p.add_argument("instruction", help="what to draw, e.g. 'rex on a beach'")
-    p.add_argument("--user", required=True)
-    p.add_argument("--strategy", choices=strategy_names("image"), default="subject")
+    p.add_argument("--user", required=True, help="the user to draw for")
+    p.add_argument(
+        "--strategy", choices=strategy_names("image"), default="subject", help="how to personalize"
+    )
     p.add_argument("--subject", help="subject name (default: the one the instruction names)")
     p.add_argument("--method", choices=METHODS, help="default: best trained, else ip-adapter")
     p.add_argument("--weight", type=float, default=0.3, help="keywords: preference share 0-1")
@@ -259,9 +263,9 @@ def register(commands: Any, bench: Any) -> None:
     p.set_defaults(func=cmd_generate_image)
 
     p = commands.add_parser("train-subject", help="train a user's subject (DreamBooth-LoRA, TI)")
-    p.add_argument("--user", required=True)
+    p.add_argument("--user", required=True, help="whose subject")
     p.add_argument("--subject", required=True, help="the subject's name in the user's context")
-    p.add_argument("--method", choices=TRAINERS, default="dreambooth-lora")
+    p.add_argument("--method", choices=TRAINERS, default="dreambooth-lora", help="what to train")
     p.add_argument("--token", help="identifier token (default: sks, or <name> for TI)")
     _add_training_options(p)
     _add_model_options(p)
@@ -279,7 +283,7 @@ def register(commands: Any, bench: Any) -> None:
         "--inception",
         help="FID Inception-V3 weights (pt_inception-2015-12-05-6726825d.pth): adds FID/KID",
     )
-    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets to average")
     p.add_argument("--device", help="cpu, cuda ... (default: the config's device)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_eval_images)
@@ -289,10 +293,12 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--subjects", help="comma-separated subject names (default: all present)")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     p.add_argument("--prompts", type=int, help="prompts per subject (default: all 25)")
-    p.add_argument("--images-per-prompt", type=int, default=4)
+    p.add_argument("--images-per-prompt", type=int, default=4, help="images per prompt")
     _add_training_options(p)
-    p.add_argument("--clip-model", default="openai/clip-vit-base-patch32")
-    p.add_argument("--dino-model", default="facebook/dino-vits16")
+    p.add_argument(
+        "--clip-model", default="openai/clip-vit-base-patch32", help="CLIP for CLIP-I/CLIP-T"
+    )
+    p.add_argument("--dino-model", default="facebook/dino-vits16", help="DINO for DINO-I")
     p.add_argument("--out", help="result folder (default: <home>/bench/dreambench-<time>)")
     _add_model_options(p)
     _add_ip_adapter_options(p)

@@ -100,7 +100,7 @@ def register(commands: Any, bench: Any) -> None:
         help="ML-100K folder, MovieLens CSV folder, RecBole atomic folder/.inter, or Amazon "
         "reviews JSON; ingested into <out>/stores/. Without it: the configured store",
     )
-    parser.add_argument("--model", choices=MODELS, default="sasrec")
+    parser.add_argument("--model", choices=MODELS, default="sasrec", help="the recommender")
     parser.add_argument("--base", default="sasrec", help="base recommender for llm-rerank")
     parser.add_argument(
         "--param",
@@ -137,7 +137,9 @@ def register(commands: Any, bench: Any) -> None:
     parser = commands.add_parser("recommend", help="top-k items for a user from a trained model")
     parser.add_argument("--user", help="the user to recommend for")
     parser.add_argument("--k", type=positive, default=10, help="items to recommend")
-    parser.add_argument("--model", choices=MODELS[:-1], default="sasrec")
+    parser.add_argument(
+        "--model", choices=MODELS[:-1], default="sasrec", help="the saved recommender to use"
+    )
     parser.add_argument(
         "--train", action="store_true", help="train the model on the store's interactions first"
     )
