@@ -72,8 +72,14 @@ class Config:
 
     @property
     def cache_dir(self) -> Path:
-        """Converted model copies and other caches that can be rebuilt at will."""
+        """This home's caches that can be rebuilt at will."""
         return self.home / "cache"
+
+    @property
+    def model_cache(self) -> Path:
+        """Converted model copies: one per machine (``$PGEN_MODEL_CACHE``, else the user cache
+        folder), keyed by the model file's hash, whatever ``home`` a command uses."""
+        return Path(os.environ.get("PGEN_MODEL_CACHE") or platformdirs.user_cache_dir("pgen"))
 
 
 _INTS = ("threads", "prompt_tokens", "max_new_tokens", "no_repeat_ngram_size")

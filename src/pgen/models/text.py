@@ -3,6 +3,7 @@ OpenAI-compatible HTTP server (vLLM, Ollama, llama.cpp server)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -34,13 +35,33 @@ def bundled_smollm2() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
 
 
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, remembered per (path, size, mtime) so a 100 MB model is
+    hashed once, not on every load."""
+    stat = path.stat()
+    memo = path.parent / f".{path.name}.sha256"
+    stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+    try:
+        remembered, digest = memo.read_text().split()
+        if remembered == stamp:
+            return digest
+    except (OSError, ValueError):
+        pass
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(block)
+    digest = hasher.hexdigest()
+    with contextlib.suppress(OSError):  # a read-only folder: hash again next time
+        memo.write_text(f"{stamp} {digest}")
+    return digest
+
+
 def converted_gguf(gguf: Path, cache_dir: Path) -> Path:
     """A safetensors copy of a GGUF model, converted on first use (~20 s) and reused after
-    (under a second). The folder name carries the file's size and mtime, so a changed
-    file is converted again."""
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-    target = cache_dir / "models" / f"{gguf.stem}-{key[:12]}"
+    (under a second). The folder is named by a hash of the file's bytes, so one conversion
+    serves every store and home on the machine, and a changed file is converted again."""
+    target = cache_dir / "models" / f"{gguf.stem}-{file_digest(gguf)[:12]}"
     if (target / "config.json").is_file():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -249,13 +270,13 @@ def load_text_model(spec: str | None = None, config: Config | None = None) -> Te
         return OpenAITextModel(base_url=base_url, model=model)
     config.apply_threads()
     if spec == DEFAULT_TEXT_MODEL:
-        path = converted_gguf(bundled_smollm2(), config.cache_dir)
+        path = converted_gguf(bundled_smollm2(), config.model_cache)
         return TransformersTextModel(str(path), name="SmolLM2-135M-Instruct", device=config.device)
     local = Path(spec).expanduser()
     if local.suffix == ".gguf":
         if not local.is_file():
             raise FileNotFoundError(f"no GGUF file at {local}")
-        path = converted_gguf(local, config.cache_dir)
+        path = converted_gguf(local, config.model_cache)
         return TransformersTextModel(str(path), name=local.name, device=config.device)
     # A local folder, or a Hub id (fetched by transformers when the Hub is reachable).
     target = str(local) if local.exists() else spec
