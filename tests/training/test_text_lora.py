@@ -196,3 +196,23 @@ def test_backend_refuses_what_it_cannot_apply(model: TransformersTextModel, tmp_
         model.generate(hello, GREEDY, [AdapterRef("lora", "x", tmp_path)])
     with pytest.raises(ValueError, match="1 chats but 2 adapters"):
         model.generate(hello, GREEDY, [None, None])
+
+
+def test_user_adapter_can_start_from_the_shared_task_adapter(
+    store: SQLiteStore, model: TransformersTextModel
+) -> None:
+    from dataclasses import replace
+
+    from pgen.training.text_lora import train_task_lora
+
+    store.add(documents("ann", *TEXTS["ann"]) + documents("bob", *TEXTS["bob"]))
+    with pytest.raises(FileNotFoundError, match="--method task-lora"):
+        train_user_lora(store, "ann", model, replace(TINY_LORA, from_task=True))
+    task = train_task_lora(store, ["ann", "bob"], model, TINY_LORA)
+    assert read_meta(task).user_id == "" and read_meta(task).extra["examples"] == 6  # type: ignore[union-attr]
+    folder = train_user_lora(store, "ann", model, replace(TINY_LORA, from_task=True))
+    get_strategy("text", "lora").prepare([Request("ann", "hi")], tools(store, model))
+    train_task_lora(store, ["ann"], model, TINY_LORA)  # the task adapter changed under it
+    with pytest.raises(StaleAdapterError, match="training data changed"):
+        get_strategy("text", "lora").prepare([Request("ann", "hi")], tools(store, model))
+    assert read_meta(folder).settings["from_task"] is True  # type: ignore[union-attr]

@@ -1,0 +1,189 @@
+"""Many users' LoRA adapters in one batch: throughput and latency of pgen's mixed-adapter
+batches against per-request adapter switching and merging per request, on the real
+default text model (SmolLM2-135M-Instruct), all measured in one run.
+
+N rank-8 q/v adapters with random weights (cost does not depend on trained values; random
+B matrices make each adapter change the output, as trained ones do) are saved as PEFT
+folders. Requests draw their user uniformly, Zipf-skewed (s = 1.1) or all distinct.
+
+    python benchmarks/adapters.py                       # N in 1 8 32, 32 requests
+    python benchmarks/adapters.py --adapters 1 8 32 128 --requests 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pgen.models.base import AdapterRef, GenerationConfig
+from pgen.models.text import TransformersTextModel, load_text_model
+from pgen.personalize.base import chat
+
+PROMPTS = [
+    "Write a short review of a shampoo.",
+    "Suggest a gift for a friend who likes hiking.",
+    "Summarize why sleep matters.",
+    "Describe a good morning routine.",
+]
+
+
+def make_adapters(model: TransformersTextModel, count: int, folder: Path) -> list[AdapterRef]:
+    """``count`` random rank-8 adapters, saved the way pgen saves users' adapters."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(model.path)
+    config = LoraConfig(
+        r=8, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    peft = get_peft_model(base, config)
+    refs = []
+    for i in range(count):
+        torch.manual_seed(i)
+        for name, param in peft.named_parameters():
+            if "lora_" in name:
+                torch.nn.init.normal_(param, std=0.02)
+        path = folder / f"user{i}"
+        peft.save_pretrained(str(path))
+        refs.append(AdapterRef("lora", f"lora-user{i}", path))
+    return refs
+
+
+def draw(kind: str, count: int, adapters: int, rng: np.random.Generator) -> list[int]:
+    if kind == "distinct":
+        return [i % adapters for i in range(count)]
+    if kind == "zipf":
+        weights = 1.0 / np.arange(1, adapters + 1) ** 1.1
+        return list(rng.choice(adapters, size=count, p=weights / weights.sum()))
+    return list(rng.integers(0, adapters, size=count))
+
+
+def mixed(model: TransformersTextModel, chats: list[Any], refs: list[Any], gen: Any) -> list[float]:
+    """One call: the backend batches (``batch_size``) with each row's adapter. Returns each
+    request's latency: its batch's finish time, all requests arriving at once."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for start in range(0, len(chats), model.batch_size):
+        model.generate(
+            chats[start : start + model.batch_size], gen, refs[start : start + model.batch_size]
+        )
+        latencies += [time.perf_counter() - started] * len(chats[start : start + model.batch_size])
+    return latencies
+
+
+def one_by_one(
+    model: TransformersTextModel, chats: list[Any], refs: list[Any], gen: Any, merge: bool
+) -> list[float]:
+    """Each request alone with its adapter active (switching), or merged into the weights
+    for it and unmerged after (merging per request), queued in arrival order."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for request, ref in zip(chats, refs, strict=True):
+        if not merge or ref is None:
+            model.generate([request], gen, [ref])
+        else:
+            with model.adapters.lock:
+                slot = model.adapters.slot_names([ref])[0]  # type: ignore[index]
+                peft = model.adapters.peft
+                peft.set_adapter(slot)
+                peft.merge_adapter()
+                try:
+                    encoded = model.tokenizer(
+                        [model.render(request)], return_tensors="pt", add_special_tokens=False
+                    )
+                    with torch.inference_mode():
+                        peft.generate(
+                            **encoded,
+                            max_new_tokens=gen.max_new_tokens,
+                            do_sample=False,
+                            pad_token_id=model.tokenizer.pad_token_id,
+                        )
+                finally:
+                    peft.unmerge_adapter()
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def rss_mb() -> float:
+    """Resident memory now (Linux), in MB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--adapters", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-single", action="store_true", help="skip switching and merging")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    loaded = load_text_model("smollm2")
+    assert isinstance(loaded, TransformersTextModel)
+    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    rng = np.random.default_rng(0)
+    chats = [chat(PROMPTS[i % len(PROMPTS)]) for i in range(args.requests)]
+    print(
+        f"# SmolLM2-135M-Instruct, {os.cpu_count()} CPUs, torch threads {args.threads}, "
+        f"batch {args.batch_size}, {args.requests} requests x {args.max_new_tokens} new tokens"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        all_refs = make_adapters(loaded, max(args.adapters), Path(scratch))
+        rows = []
+        for count in args.adapters:
+            model = TransformersTextModel(
+                loaded.path,
+                name=loaded.name,
+                batch_size=args.batch_size,
+                max_adapters=max(count, args.batch_size),
+            )
+            memory = rss_mb()
+            started = time.perf_counter()
+            with model.adapters.lock:
+                for ref in all_refs[:count]:
+                    model.adapters.slot_names([ref])
+            load = (time.perf_counter() - started) / count
+            memory = rss_mb() - memory  # the adapters' weights in the model
+            base_lat = mixed(model, chats, [None] * len(chats), gen)
+            base_rps = len(chats) / base_lat[-1]
+            for kind in ("uniform", "zipf", "distinct"):
+                if kind == "distinct" and count < min(args.requests, args.batch_size):
+                    continue
+                refs = [all_refs[i] for i in draw(kind, len(chats), count, rng)]
+                lat = {"mixed": mixed(model, chats, refs, gen)}
+                if not args.no_single:
+                    lat["switch"] = one_by_one(model, chats, refs, gen, merge=False)
+                    lat["merge"] = one_by_one(model, chats, refs, gen, merge=True)
+                rps = {mode: len(chats) / values[-1] for mode, values in lat.items()}
+                p95 = {mode: float(np.percentile(values, 95)) for mode, values in lat.items()}
+                rows.append((count, kind, base_rps, rps, p95, load, memory))
+    print(
+        "| adapters | draw | base req/s | mixed req/s | mixed / base | mixed / switch | "
+        "mixed / merge | p95 mixed s | p95 switch s | p95 merge s | load s/adapter | "
+        "RSS +MB |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for count, kind, base_rps, rps, p95, load, memory in rows:
+        switch = f"{rps['mixed'] / rps['switch']:.1f}x" if "switch" in rps else "-"
+        merge = f"{rps['mixed'] / rps['merge']:.1f}x" if "merge" in rps else "-"
+        print(
+            f"| {count} | {kind} | {base_rps:.2f} | {rps['mixed']:.2f} | "
+            f"{rps['mixed'] / base_rps:.0%} | {switch} | {merge} | {p95['mixed']:.2f} | "
+            f"{p95.get('switch', float('nan')):.2f} | {p95.get('merge', float('nan')):.2f} | "
+            f"{load:.3f} | {memory:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
