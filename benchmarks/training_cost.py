@@ -1,0 +1,123 @@
+"""Training cost per user on the real default text model (SmolLM2-135M-Instruct): a
+``lora`` on 50 real reviews (Amazon All Beauty) and a ``dpo`` on 20 real TL;DR
+comparisons of one labeler, both through pgen's own training functions.
+
+The 50 reviews come from several reviewers (the 5-core file has few users with 50):
+for cost, only their number and length matter. Held-out accuracy over 4 pairs is shown
+for completeness; it is far too few pairs to say anything about quality.
+
+    python benchmarks/training_cost.py --threads 1
+    python benchmarks/training_cost.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from pgen.config import Config
+from pgen.context import Document, Feedback
+from pgen.context.artifacts import read_meta
+from pgen.context.store import SQLiteStore
+from pgen.models.text import load_text_model
+from pgen.training.dpo import DpoSettings, train_user_dpo
+from pgen.training.text_lora import LoraSettings, train_user_lora
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def reviews(count: int) -> list[Document]:
+    documents = []
+    with (DATA / "amazon-beauty" / "All_Beauty_5.json").open() as lines:
+        for line in lines:
+            record = json.loads(line)
+            text = record.get("reviewText", "")
+            if len(text) >= 80:
+                documents.append(
+                    Document(
+                        user_id="reviewer",
+                        doc_id=f"{record['asin']}@{record['unixReviewTime']}",
+                        kind="review",
+                        title=record.get("summary"),
+                        text=text,
+                    )
+                )
+            if len(documents) == count:
+                break
+    return documents
+
+
+def comparisons(count: int) -> list[Feedback]:
+    rows = [json.loads(line) for line in (DATA / "tldr-prefs" / "comparisons-batch13.jsonl").open()]
+    worker = Counter(r["worker"] for r in rows).most_common(1)[0][0]
+    pairs = []
+    for i, row in enumerate(r for r in rows if r["worker"] == worker):
+        chosen = row["summaries"][row["choice"]]["text"].strip()
+        rejected = row["summaries"][1 - row["choice"]]["text"].strip()
+        post = row["info"]["post"].strip()
+        prompt = f"Summarize this Reddit post in one sentence.\n\n{post}"
+        pairs.append(
+            Feedback(
+                user_id="labeler",
+                feedback_id=str(i),
+                prompt=prompt,
+                chosen=chosen,
+                rejected=rejected,
+            )
+        )
+        if len(pairs) == count:
+            break
+    return pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--documents", type=int, default=50)
+    parser.add_argument("--pairs", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_text_model("smollm2", replace(Config(), device=args.device, threads=args.threads))
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch, SQLiteStore(Path(scratch) / "s.sqlite") as store:
+        store.add(reviews(args.documents))
+        store.add(comparisons(args.pairs))
+        started = time.perf_counter()
+        folder = train_user_lora(store, "reviewer", model, LoraSettings())
+        seconds = time.perf_counter() - started
+        meta = read_meta(folder)
+        assert meta is not None
+        rows.append(
+            ("lora", f"{meta.extra['examples']} documents", meta.extra["steps"], seconds, "")
+        )
+        started = time.perf_counter()
+        folder = train_user_dpo(store, "labeler", model, DpoSettings())
+        seconds = time.perf_counter() - started
+        meta = read_meta(folder)
+        assert meta is not None
+        before, after = meta.extra["before"], meta.extra["after"]
+        note = (
+            f"held-out {before['pairs']:.0f} pairs: accuracy {before['accuracy']:.2f} -> "
+            f"{after['accuracy']:.2f}, margin {before['margin']:.3f} -> {after['margin']:.3f}"
+        )
+        steps = -(-meta.extra["train_pairs"] // DpoSettings().batch_size) * DpoSettings().epochs
+        rows.append(("dpo", f"{meta.extra['train_pairs']} train pairs", steps, seconds, note))
+    print(f"# SmolLM2-135M-Instruct, {os.cpu_count()} CPUs, device {args.device}, "
+          f"torch threads {args.threads}")  # fmt: skip
+    print("| method | data | steps | seconds per user | s/step | note |")
+    print("|---|---|---:|---:|---:|---|")
+    for method, data, steps, seconds, note in rows:
+        print(f"| {method} | {data} | {steps} | {seconds:.1f} | {seconds / steps:.2f} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
