@@ -31,3 +31,10 @@ def get_strategy(modality: Modality, name: str) -> Strategy:
 
 def all_strategies() -> list[Strategy]:
     return list(_STRATEGIES.values())
+
+
+def markdown_table() -> str:
+    """The README's strategy table, from the registry (a test keeps the README equal)."""
+    rows = ["| modality | strategy | what it does |", "| --- | --- | --- |"]
+    rows += [f"| {s.modality} | `{s.name}` | {s.description} |" for s in all_strategies()]
+    return "\n".join(rows)
