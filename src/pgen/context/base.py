@@ -179,6 +179,10 @@ class ContextStore(Protocol):
         """A folder for something trained over many users (a recommender)."""
         ...
 
+    def shared_paths(self, kind: str) -> list[Path]:
+        """The existing folders of ``kind`` made by ``shared_path`` (delete-user edits them)."""
+        ...
+
     # -- forgetting and lifetime ------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:
         """Remove the user's rows and files (crash-proof, idempotent: deleting a deleted

@@ -207,6 +207,13 @@ class DerivedData(Database):
         make_private_dir(path)
         return path
 
+    def shared_paths(self, kind: str) -> list[Path]:
+        root = self.artifacts_root / "shared" / kind
+        if not root.is_dir():
+            return []
+        # Dotted names are a writer's half-made or swapped-out copies, not models.
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
     def artifacts(self, user_id: str) -> dict[tuple[str, str], Path]:
         rows = self._rows("SELECT kind, name, path FROM artifacts WHERE user_id=?", user_id)
         return {(row["kind"], row["name"]): Path(row["path"]) for row in rows}
