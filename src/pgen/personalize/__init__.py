@@ -21,7 +21,7 @@ from pgen.personalize.subject import TRAINERS, SubjectStrategy, SubjectTrainer
 from pgen.training.registry import register_trainer
 from pgen.training.text_methods import text_trainers
 
-for _strategy in (
+BUILT_IN: tuple[Strategy, ...] = (
     NoPersonalization(),
     RetrievalAugmented(),
     ProfileSummary(),
@@ -29,7 +29,8 @@ for _strategy in (
     SubjectStrategy(),
     KeywordsStrategy(),
     *adapter_strategies(),
-):
+)
+for _strategy in BUILT_IN:
     register(_strategy)
 for _method in TRAINERS:
     register_trainer(SubjectTrainer(_method))

@@ -11,7 +11,7 @@ from pgen.personalize.prompts import pack_documents, remaining_budget
 SUMMARY_VERSION = "v1"  # bump when the summary prompt changes: old summaries are then stale
 SUMMARY_DOCS = 8  # the most recent documents the summary is written from
 SUMMARIZE = (
-    "Here are texts written by one user:\n{items}\n\n"
+    "Here are texts written by one user:\n{documents}\n\n"
     "In three sentences, describe this user: the topics they care about, their tone, "
     "and how long and how formal their writing is."
 )
@@ -47,7 +47,7 @@ class ProfileSummary:
             if cached is not None:
                 found[user_id] = (cached, packed.used)
             elif packed.used:
-                todo.append((user_id, digest, packed.used, SUMMARIZE.format(items=packed.text)))
+                todo.append((user_id, digest, packed.used, SUMMARIZE.format(documents=packed.text)))
             else:
                 found[user_id] = ("", [])
         if todo:

@@ -1,7 +1,7 @@
-"""Formatting context items into a prompt that always fits the model.
+"""Formatting the user's documents into a prompt that always fits the model.
 
 As in LaMP, each retrieved item gets an equal share of the tokens left after the
-instruction and the template, and is truncated to that share; items that would get
+instruction and the template, and is truncated to that share; documents that would get
 less than ``MIN_ITEM_TOKENS`` are dropped rather than cut to nothing.
 """
 
@@ -23,7 +23,7 @@ class Packed:
     used: list[str]  # doc ids that made it in
 
 
-def item_text(document: Document) -> str:
+def document_text(document: Document) -> str:
     return f"{document.title}: {document.text}" if document.title else document.text
 
 
@@ -33,10 +33,10 @@ def pack_documents(
     """The documents as a list, each truncated to budget / n tokens, in the given order."""
     count = len(documents)
     while count and budget // count < MIN_ITEM_TOKENS:
-        count -= 1  # fewer items, each long enough to say something
+        count -= 1  # fewer documents, each long enough to say something
     lines, used = [], []
     for position, document in enumerate(documents[:count], start=1):
-        body = model.truncate(" ".join(item_text(document).split()), budget // count - 4)
+        body = model.truncate(" ".join(document_text(document).split()), budget // count - 4)
         lines.append(f"[{position}] {body}" if numbered else body)
         used.append(document.doc_id)
     return Packed("\n".join(lines), used)
@@ -61,6 +61,6 @@ _TEMPLATE_TOKENS: weakref.WeakKeyDictionary[TextModel, int] = weakref.WeakKeyDic
 
 
 def remaining_budget(model: TextModel, budget: int, *fixed_parts: str) -> int:
-    """Tokens left for context items once the fixed parts of the prompt and the chat
+    """Tokens left for context once the fixed parts of the prompt and the chat
     template's own tokens are counted."""
     return budget - sum(model.count_tokens(part) for part in fixed_parts) - template_tokens(model)

@@ -6,7 +6,7 @@ from pgen.personalize.base import Modality, Prepared, Provenance, Request, Tools
 from pgen.personalize.prompts import pack_documents, remaining_budget
 
 TEMPLATE = (
-    "You are helping one particular user. Texts they wrote:\n{items}\n\n"
+    "You are helping one particular user. Texts they wrote:\n{documents}\n\n"
     "Match this user's interests, tone and style."
 )
 
@@ -37,7 +37,7 @@ class RetrievalAugmented:
             )
         scores = {hit.doc_id: round(hit.score, 4) for hit in hits}
         return Prepared(
-            chat(instruction, system=TEMPLATE.format(items=packed.text)),
+            chat(instruction, system=TEMPLATE.format(documents=packed.text)),
             provenance=provenance,
             details={"retriever": retriever.name, "scores": [scores[d] for d in packed.used]},
         )

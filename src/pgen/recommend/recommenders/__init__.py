@@ -1,6 +1,12 @@
 """Recommenders. Importing this package registers every model under its name."""
 
-from pgen.recommend.recommenders.base import REGISTRY, Recommender, build, load
+from pgen.recommend.recommenders.base import (
+    REGISTRY,
+    Recommender,
+    TrainableRecommender,
+    build,
+    load,
+)
 from pgen.recommend.recommenders.mf import BPRMF
 from pgen.recommend.recommenders.sasrec import SASRec
 from pgen.recommend.recommenders.simple import ItemKNN, Pop
@@ -14,6 +20,7 @@ __all__ = [
     "Recommender",
     "SASRec",
     "TextBPR",
+    "TrainableRecommender",
     "build",
     "load",
 ]

@@ -10,7 +10,7 @@ import json
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from pgen.recommend.arrays import Split
 
-REGISTRY: dict[str, type[Recommender]] = {}
+REGISTRY: dict[str, type[TrainableRecommender]] = {}
 
 
 def seed_everything(seed: int) -> None:
@@ -27,7 +27,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class Recommender(torch.nn.Module):
+@runtime_checkable
+class Recommender(Protocol):
+    """A ranking model over the catalog: what serving, benchmarks and forgetting need. The
+    built-in recommenders are ``TrainableRecommender``s; another one (a remote service, a
+    model of another library) is a new class with these members."""
+
+    @property
+    def name(self) -> str: ...
+
+    params: dict[str, Any]
+    user_ids: list[str]  # row i of the model is user_ids[i]
+    item_ids: list[str]
+    log: dict[str, Any]
+
+    def fit(self, split: Split, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Train on ``split.train`` (early stopping on its validation targets); a log."""
+        ...
+
+    def score(self, users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
+        """(len(users), n_items) scores for users (row indexes) with these histories."""
+        ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def save(self, folder: str | Path) -> Path: ...
+
+
+class TrainableRecommender(torch.nn.Module):
     """Scores every item for users given their histories; trained on a ``Split``."""
 
     name: ClassVar[str]
@@ -88,7 +115,7 @@ class Recommender(torch.nn.Module):
         return folder
 
 
-def build(name: str, n_users: int, n_items: int, **params: Any) -> Recommender:
+def build(name: str, n_users: int, n_items: int, **params: Any) -> TrainableRecommender:
     # Importing the package registers every model class.
     import pgen.recommend.recommenders  # noqa: F401
 
@@ -97,8 +124,8 @@ def build(name: str, n_users: int, n_items: int, **params: Any) -> Recommender:
     return REGISTRY[name](n_users, n_items, **params)
 
 
-def load(folder: str | Path) -> Recommender:
-    """A model saved with ``Recommender.save``."""
+def load(folder: str | Path) -> TrainableRecommender:
+    """A model saved with ``TrainableRecommender.save``."""
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.is_file():

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.recommenders.base import Recommender, seed_everything
+from pgen.recommend.recommenders.base import TrainableRecommender, seed_everything
 from pgen.recommend.recommenders.training import TRAINING_DEFAULTS, adam, train_with_early_stopping
 
 
@@ -37,7 +37,7 @@ class NegativeSampler:
         return negatives
 
 
-class PairwiseModel(Recommender):
+class PairwiseModel(TrainableRecommender):
     """A user vector dotted with item vectors, trained with the BPR loss."""
 
     defaults: ClassVar[dict[str, Any]] = {

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.recommenders.base import Recommender, seed_everything
+from pgen.recommend.recommenders.base import TrainableRecommender, seed_everything
 from pgen.recommend.recommenders.training import TRAINING_DEFAULTS, adam, train_with_early_stopping
 
 
@@ -50,7 +50,7 @@ class Block(nn.Module):
         return x + self.dropout(self.ff(self.norm2(x)))
 
 
-class SASRec(Recommender):
+class SASRec(TrainableRecommender):
     name = "sasrec"
     defaults: ClassVar[dict[str, Any]] = {
         "dim": 64,

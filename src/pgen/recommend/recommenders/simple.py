@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.recommenders.base import Recommender
+from pgen.recommend.recommenders.base import TrainableRecommender
 
 
-class Pop(Recommender):
+class Pop(TrainableRecommender):
     """Every user gets the items with the most training interactions."""
 
     name = "pop"
@@ -33,7 +33,7 @@ class Pop(Recommender):
         return self.counts[None, :].expand(len(users), -1).clone()
 
 
-class ItemKNN(Recommender):
+class ItemKNN(TrainableRecommender):
     """Cosine item-item similarity over who interacted with what; ``k`` neighbors each.
 
     A user's score for an item sums its similarity to the items in their history.

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 
 from pgen.recommend.arrays import Split
-from pgen.recommend.recommenders.base import Recommender
 from pgen.recommend.protocol import evaluate
+from pgen.recommend.recommenders.base import TrainableRecommender
 
 STOP_METRIC = "ndcg@10"
 # Settings of every model trained by gradient descent; each model adds its own.
@@ -24,7 +24,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 }
 
 
-def adam(model: Recommender) -> torch.optim.Adam:
+def adam(model: TrainableRecommender) -> torch.optim.Adam:
     return torch.optim.Adam(
         model.parameters(),
         lr=float(model.params["lr"]),
@@ -33,7 +33,7 @@ def adam(model: Recommender) -> torch.optim.Adam:
 
 
 def train_with_early_stopping(
-    model: Recommender,
+    model: TrainableRecommender,
     split: Split,
     run_epoch: Callable[[int], float],
     progress: Callable[[str], None] | None = None,
