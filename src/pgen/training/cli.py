@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from pgen.config import Config
@@ -73,8 +75,44 @@ def cmd_train(args: argparse.Namespace, config: Config) -> None:
     print(f"artifact: {result.artifact}")
 
 
+def cmd_bench_prefs(args: argparse.Namespace, config: Config) -> None:
+    from pgen.factory import build_text_model
+    from pgen.training.dpo import DpoSettings
+    from pgen.training.prefs import PrefsConfig, report, run_prefs
+
+    settings = PrefsConfig(
+        users=args.users,
+        train_pairs=args.train_pairs,
+        test_pairs=args.test_pairs,
+        cohort=args.cohort_size,
+        seed=args.seed,
+        dpo=DpoSettings(epochs=args.epochs, beta=args.beta, learning_rate=args.lr or 2e-4),
+    )
+    config.apply_threads()
+    model = build_text_model(config)
+    result = run_prefs(model, args.data, settings)
+    print(report(result, f"{args.data.name}, {model.name}"))
+    if args.out:
+        args.out.write_text(json.dumps({"settings": repr(settings), **result}, indent=1))
+        print(f"per-pair results: {args.out}")
+
+
 def register(commands: Any, bench: Any) -> None:
-    del bench  # pgen bench prefs comes later
+    p = bench.add_parser("prefs", help="per-user vs cohort vs global DPO on preference pairs")
+    p.add_argument(
+        "--data", type=Path, required=True, help="TL;DR comparisons JSONL or P-SOUPS JSON"
+    )
+    p.add_argument("--users", type=int, default=4, help="the users with the most pairs")
+    p.add_argument("--train-pairs", type=int, default=12, help="per user, at most")
+    p.add_argument("--test-pairs", type=int, default=8, help="per user")
+    p.add_argument("--cohort-size", type=int, default=1, help="other users pooled for cohort")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--beta", type=float, default=0.1)
+    p.add_argument("--lr", type=float, help="learning rate (default: 2e-4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="write the per-pair results as JSON")
+    p.set_defaults(func=cmd_bench_prefs)
+
     p = commands.add_parser("train", help="train a user's text adapter: lora, task-lora, dpo")
     p.add_argument("--user", required=True)
     p.add_argument("--method", choices=METHODS, default="lora")

@@ -63,12 +63,14 @@ class DpoSettings:
     cohort: tuple[str, ...] = ()
     lora: LoraSettings = field(default_factory=LoraSettings)  # a fresh adapter's shape
     progress: bool = True
+    measure: bool = True  # preference accuracy before and after (benchmarks measure their own)
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["cohort"] = list(self.cohort)
         values["lora"] = self.lora.as_dict()
         values.pop("progress")
+        values.pop("measure")
         return values
 
 
@@ -151,9 +153,12 @@ def pairs_fingerprint(pairs: Sequence[Pair]) -> str:
     return fingerprint(f"{p.user_id}\0{p.prompt}\0{p.chosen}\0{p.rejected}" for p in pairs)
 
 
-def completion_logps(model: Any, tokenizer: Any, pairs: Sequence[Pair], reference: bool) -> Any:
+def completion_logps(
+    model: Any, tokenizer: Any, pairs: Sequence[Pair], reference: bool, mean: bool = False
+) -> Any:
     """(len(pairs), 2) summed log-probabilities of the chosen and rejected replies (with
-    the end token); ``reference``: with every adapter switched off (the base model)."""
+    the end token); ``reference``: with every adapter switched off (the base model);
+    ``mean``: per token instead (the ranking of a model that was never preference-tuned)."""
     import contextlib
 
     import torch
@@ -178,7 +183,7 @@ def completion_logps(model: Any, tokenizer: Any, pairs: Sequence[Pair], referenc
             with torch.no_grad(), off:
                 logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
             picked = torch.log_softmax(logits, -1).gather(1, ids[0, len(prompt) :, None])
-            scores.append(float(picked.sum()))
+            scores.append(float(picked.sum()) / (len(reply_ids) if mean else 1))
         rows.append(scores)
     return torch.tensor(rows, dtype=torch.float64)
 
@@ -229,7 +234,8 @@ def train_user_dpo(
     # The reference is the adapter-free base. TRL copies a loaded adapter as its reference
     # unless given one, so a user's LoRA comes with a plain base beside it.
     reference = fresh_base(text_model)[0] if start is not None else None
-    before = preference_metrics(policy, tokenizer, held_out or train, settings.beta)
+    measured = (held_out or train) if settings.measure else []
+    before = preference_metrics(policy, tokenizer, measured, settings.beta)
     rows = [
         {"prompt": prompt_text(tokenizer, p.prompt), "chosen": p.chosen, "rejected": p.rejected}
         for p in train
@@ -265,7 +271,7 @@ def train_user_dpo(
             trainer.remove_callback(PrinterCallback)
         trainer.train()
     model = trainer.model
-    after = preference_metrics(model, tokenizer, held_out or train, settings.beta)
+    after = preference_metrics(model, tokenizer, measured, settings.beta)
     meta = ArtifactMeta(
         kind="dpo",
         user_id=user_id,
