@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 Role = Literal["system", "user", "assistant"]
 
@@ -106,4 +109,42 @@ class Embedder(Protocol):
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """float32 array of shape (len(texts), dim), rows L2-normalized."""
+        ...
+
+
+@dataclass(frozen=True)
+class ImageGenerationConfig:
+    """Sampling settings. Image ``k`` of every prompt uses seed ``seed + k``, so two methods
+    compared at the same seed start from the same noise."""
+
+    steps: int = 30
+    guidance_scale: float = 7.5
+    height: int | None = None  # None: the model's native resolution
+    width: int | None = None
+    seed: int = 0
+    images_per_prompt: int = 1
+    negative_prompt: str | None = None
+
+
+@runtime_checkable
+class ImageModel(Protocol):
+    """A text-to-image model: a prompt in, PIL images out, with one request's adapter (a
+    LoRA, a textual inversion, IP-Adapter images) applied for that request only."""
+
+    name: str
+
+    def generate(
+        self, prompts: Sequence[str], config: ImageGenerationConfig | None = None
+    ) -> list[Image.Image]:
+        """``images_per_prompt`` images for each prompt, prompt by prompt."""
+        ...
+
+    def render(
+        self,
+        prompt: str,
+        config: ImageGenerationConfig | None = None,
+        adapter: AdapterRef | None = None,
+        blend: tuple[str, float] | None = None,
+    ) -> list[Image.Image]:
+        """Images for one prepared request (see ``DiffusersImageModel.render``)."""
         ...

@@ -13,28 +13,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 from PIL import Image
 
-from pgen.models.base import AdapterRef
+from pgen.models.base import AdapterRef, ImageGenerationConfig, ImageModel
+
+__all__ = ["DiffusersImageModel", "ImageGenerationConfig", "ImageModel", "ImageOutput"]
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-@dataclass(frozen=True)
-class ImageGenerationConfig:
-    """Sampling settings. Image ``k`` of every prompt uses seed ``seed + k``, so two methods
-    compared at the same seed start from the same noise."""
-
-    steps: int = 30
-    guidance_scale: float = 7.5
-    height: int | None = None  # None: the model's native resolution
-    width: int | None = None
-    seed: int = 0
-    images_per_prompt: int = 1
-    negative_prompt: str | None = None
 
 
 @dataclass
@@ -46,19 +34,6 @@ class ImageOutput:
     prompt: str
     strategy: str
     provenance: dict[str, Any] = field(default_factory=dict)
-
-
-@runtime_checkable
-class ImageModel(Protocol):
-    """A text-to-image model: prompts (or prompt embeddings) in, PIL images out."""
-
-    name: str
-
-    def generate(
-        self, prompts: Sequence[str], config: ImageGenerationConfig | None = None
-    ) -> list[Image.Image]:
-        """``images_per_prompt`` images for each prompt, prompt by prompt."""
-        ...
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
