@@ -216,3 +216,17 @@ def test_user_adapter_can_start_from_the_shared_task_adapter(
     with pytest.raises(StaleAdapterError, match="training data changed"):
         get_strategy("text", "lora").prepare([Request("ann", "hi")], tools(store, model))
     assert read_meta(folder).settings["from_task"] is True  # type: ignore[union-attr]
+
+
+def test_concurrent_batches_never_see_each_others_adapters(
+    store: SQLiteStore, model: TransformersTextModel
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    folders = trained(store, model, "ann", "bob", "cy")
+    refs = [ref(u, f) for u, f in folders.items()]
+    jobs = [([chat("hello")] * 2, [refs[i % 3], refs[(i + 1) % 3]]) for i in range(6)]
+    expected = [model.generate(chats, GREEDY, adapters) for chats, adapters in jobs]
+    with ThreadPoolExecutor(max_workers=3) as pool:  # capacity 2 < 3 adapters: evictions too
+        got = list(pool.map(lambda job: model.generate(job[0], GREEDY, job[1]), jobs))
+    assert got == expected
