@@ -73,7 +73,9 @@ class _Subcommands:
 
     def add_parser(self, name: str, **options: Any) -> argparse.ArgumentParser:
         options.setdefault("formatter_class", HelpFormatter)
-        options.setdefault("description", options.get("help"))
+        # A description is printed as written, a help string %-formatted: "95%%" -> "95%".
+        description = options.get("help")
+        options.setdefault("description", description and description.replace("%%", "%"))
         parser: argparse.ArgumentParser = self._action.add_parser(
             name, parents=[self._parent], **options
         )
@@ -108,6 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_store_flag(store: str | None) -> None:
+    """An explicit ``--store`` must be in a folder that exists: a typo would otherwise create
+    a new, empty store somewhere unexpected (the default store's folders are created)."""
+    if store is None:
+        return
+    path = Path(store).expanduser()
+    if path.is_dir():
+        raise ValueError(f"--store {store}: is a directory; name the store's .sqlite file")
+    if not path.parent.is_dir():
+        raise ValueError(f"--store {store}: no such folder {str(path.parent)!r}")
+
+
 def one_line(error: BaseException) -> str:
     """The error as one readable line: messages from libraries often span several."""
     text = " ".join(str(error).split()) or type(error).__name__
@@ -118,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_store_flag(args.store)
         config = load_config(
             None if args.config is None else Path(args.config),
             store=args.store,

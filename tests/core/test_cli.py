@@ -115,6 +115,12 @@ def test_bad_paths_and_settings_are_one_line_errors(
         assert len(err.strip().splitlines()) == 1
     assert main([*home, "generate", "--user", "u1", "  "]) == 1
     assert "the instruction is empty" in capsys.readouterr().err
+    assert main(["--store", str(tmp_path / "typo" / "pgen.sqlite"), "users"]) == 1
+    assert "no such folder" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    assert main(["--store", str(tmp_path), "users"]) == 1
+    assert "is a directory" in capsys.readouterr().err
+    assert main([*home, "--threads", "-1", "users"]) == 1
+    assert "threads must be a finite number >= 0" in capsys.readouterr().err
 
 
 def test_a_closed_pipe_ends_quietly(records: Path, tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def register(commands: Any, bench: Any) -> None:
         "text",
         help="personalized text: strategies x retrievers x k on LaMP, LongLaMP or Amazon reviews",
         description="Runs every setting with greedy decoding; writes predictions, metrics.json "
-        "(95%% CIs, paired tests against none), report.md and report.png. Resumes when rerun.",
+        "(95% CIs, paired tests against none), report.md and report.png. Resumes when rerun.",
     )
     text.add_argument("--task", required=True, choices=TEXT_TASKS)
     text.add_argument("--data", required=True, type=Path, help="data file or folder")
