@@ -5,11 +5,10 @@ concept's references and the rest are queries. Three measurements:
 
 * **identification**: each query photo's most similar concept is its own subject (top-1);
 * **retrieval**: each concept ranks the pooled query photos of all subjects (recall@k, AP);
-* **recognition** ("is <concept> in this photo?", every query against every concept) with
-  a calibrated decision, measured on subjects the calibration never saw: the subjects are
-  split into folds; alpha (and, as the baseline, one global cosine threshold) is fit on
-  the other folds' subjects as one user, then applied to a user holding only the held-out
-  subjects, whose per-concept calibration uses that user's own data.
+* **recognition** ("is <concept> in this photo?") with a calibrated decision, open set
+  and on subjects no fitting saw (see ``_recognition``): per (photo, concept) pair
+  precision, recall, F1 and accuracy, and open-set identification (the accepted concept
+  is the right one, or none is accepted for a stranger's photo).
 
 95% intervals are percentile bootstraps over query photos (over concepts for mAP).
 """
@@ -17,6 +16,7 @@ concept's references and the rest are queries. Three measurements:
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,12 +66,17 @@ def _split(bench: DreamBench, vectors: ImageVectors, references: int) -> _Split:
     return _Split(bench.subjects, refs, np.concatenate(queries), np.array(owner))
 
 
-def _memory(split: _Split, chosen: Sequence[int], calibration: Calibration) -> ConceptMemory:
+def _memory(
+    split: _Split,
+    chosen: Sequence[int],
+    calibration: Calibration,
+    pool: np.ndarray | None = None,
+) -> ConceptMemory:
     entries = [
         (split.subjects[i].name, split.subjects[i].class_word, "", (), split.refs[i])
         for i in chosen
     ]
-    return ConceptMemory.build(entries, calibration)
+    return ConceptMemory.build(entries, calibration, pool)
 
 
 def _interval(statistic: Callable[[np.ndarray], float], n: int, seed: int) -> dict[str, float]:
@@ -126,39 +131,64 @@ def _pair_estimates(pairs: list[tuple[np.ndarray, np.ndarray]], seed: int) -> di
     return out
 
 
+METHODS = ("per-concept", "per-concept+pool", "global")
+
+
 def _recognition(split: _Split, config: ConceptsBenchConfig) -> dict[str, Any]:
-    """Held-out recognition: per-query rows of (predicted, label) pairs for both methods."""
+    """Open-set recognition on subjects no fitting saw. The subjects are split into folds;
+    for every ordered triple of distinct folds (fit, user, strangers): alpha and the global
+    threshold are fit on the ``fit`` subjects as one user; a user holding the ``user``
+    subjects is then asked about their own query photos and the ``strangers``' photos
+    (which should be "none of my concepts"). ``per-concept+pool`` adds the fit subjects'
+    reference photos as the operator's negative pool (data of no user in the test)."""
     n = len(split.subjects)
     folds = [list(range(f, n, config.folds)) for f in range(min(config.folds, n))]
-    rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"per-concept": [], "global": []}
-    fitted = []
-    for held in folds:
-        fit = [i for i in range(n) if i not in held]
+    if len(folds) < 3:
+        raise ValueError(f"recognition needs at least 3 folds of subjects, got {len(folds)}")
+    rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in METHODS}
+    identified: dict[str, list[bool]] = {m: [] for m in METHODS}
+    runs = []
+    for fit, held, strangers in itertools.permutations(folds, 3):
         fit_memory = _memory(split, fit, Calibration())
         fit_rows = np.isin(split.owner, fit)
         fit_labels = split.owner[fit_rows, None] == np.array(fit)[None]
         alpha = fit_alpha(fit_memory.confidences(split.queries[fit_rows]), fit_labels)
         threshold = fit_global_threshold(fit_memory.scores(split.queries[fit_rows]), fit_labels)
         calibration = Calibration(alpha=alpha, fitted_on=[split.subjects[i].name for i in fit])
-        memory = _memory(split, held, calibration)
-        held_rows = np.flatnonzero(np.isin(split.owner, held))
-        queries = split.queries[held_rows]
-        labels = split.owner[held_rows, None] == np.array(held)[None]
-        per_concept = memory.confidences(queries) >= alpha
-        global_ = memory.scores(queries) >= threshold
-        for r in range(len(held_rows)):
-            rows["per-concept"].append((per_concept[r], labels[r]))
-            rows["global"].append((global_[r], labels[r]))
-        fitted.append(
+        pool = np.concatenate([split.refs[i] for i in fit])
+        asked = np.flatnonzero(np.isin(split.owner, held + strangers))
+        labels = split.owner[asked, None] == np.array(held)[None]
+        decisions = {}
+        for method, memory in (
+            ("per-concept", _memory(split, held, calibration)),
+            ("per-concept+pool", _memory(split, held, calibration, pool)),
+        ):
+            confidence = memory.confidences(split.queries[asked])
+            decisions[method] = (confidence >= alpha, confidence)
+        scores = _memory(split, held, calibration).scores(split.queries[asked])
+        decisions["global"] = (scores >= threshold, scores)
+        for method, (accepted, strength) in decisions.items():
+            best = np.where(accepted, strength, -np.inf).argmax(axis=1)
+            for r in range(len(asked)):
+                rows[method].append((accepted[r], labels[r]))
+                truth = int(np.flatnonzero(labels[r])[0]) if labels[r].any() else -1
+                guess = int(best[r]) if accepted[r].any() else -1
+                identified[method].append(guess == truth)
+        runs.append(
             {
-                "held_out": [split.subjects[i].name for i in held],
+                "fit": [split.subjects[i].name for i in fit],
+                "user": [split.subjects[i].name for i in held],
+                "strangers": [split.subjects[i].name for i in strangers],
                 "alpha": alpha,
                 "global_threshold": threshold,
             }
         )
-    result: dict[str, Any] = {"folds": fitted}
-    for method, pairs in rows.items():
-        result[method] = _pair_estimates(pairs, config.seed)
+    result: dict[str, Any] = {"runs": runs}
+    for method in METHODS:
+        result[method] = _pair_estimates(rows[method], config.seed)
+        result[method]["open_set_identification"] = _mean_interval(
+            np.array(identified[method], dtype=float), config.seed
+        )
     return result
 
 
@@ -209,8 +239,8 @@ def format_table(result: dict[str, Any]) -> str:
         label = "retrieval mAP" if name == "map" else f"retrieval {name}"
         lines.append(f"| {label} | {_cell(estimate)} |")
     recognition = result["recognition"]
-    for method in ("per-concept", "global"):
-        for name in ("precision", "recall", "f1", "accuracy"):
-            label = f"recognition {name} ({method} calibration, held-out subjects)"
+    for method in METHODS:
+        for name in ("precision", "recall", "f1", "accuracy", "open_set_identification"):
+            label = f"recognition {name.replace('_', ' ')} ({method})"
             lines.append(f"| {label} | {_cell(recognition[method][name])} |")
     return "\n".join(lines)

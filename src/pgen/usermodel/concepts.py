@@ -105,7 +105,7 @@ class Calibration:
     its negatives, 1: as similar as its own references); the defaults stand in for a
     concept with one reference or a user with no negatives at all."""
 
-    alpha: float = 0.35
+    alpha: float = 0.35  # within the alphas fit on DreamBench folds (0.21-0.53, 3 refs)
     negative_quantile: float = 0.9
     default_positive: float = 0.75
     default_negative: float = 0.5
