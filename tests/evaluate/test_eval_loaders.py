@@ -164,7 +164,7 @@ def test_amazon_temporal_split(amazon_file: Path) -> None:
         "invalid JSON line": 1,
         "missing reviewText": 1,
         "overall not a rating 1-5": 1,
-        "user with fewer than 2 reviews (no profile)": 1,
+        "user with fewer than 2 distinct reviews (no profile)": 1,
     }
     review = load_task("amazon_review", amazon_file)
     example = {e.source_user: e for e in review.examples}["U1"]

@@ -17,11 +17,10 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from pgen.context.base import ContextStore, IngestStats
+from pgen.context.formats import FormatError
+from pgen.context.formats.lamp import read_questions
 from pgen.context.media import MediaError, media_roots, resolve_media
-from pgen.context.records import RECORD_TYPES, Document, Interaction, Item, Record, Subject
-
-# LaMP profile fields that map onto our Document; every field is also kept in `fields`.
-_LAMP_TEXT_FIELDS = ("text", "abstract")
+from pgen.context.records import RECORD_TYPES, Interaction, Item, Record, Subject
 
 
 class IngestError(ValueError):
@@ -96,38 +95,17 @@ def read_jsonl(path: Path) -> Iterator[Located]:
             yield Located(record, where)  # type: ignore[arg-type]
 
 
-def lamp_documents(question: dict[str, Any], where: str) -> Iterator[Document]:
-    """The profile of one LaMP question as documents of the user named by its id."""
-    user_id = str(question["id"])
-    for position, entry in enumerate(question["profile"]):
-        if not isinstance(entry, dict) or "id" not in entry:
-            raise IngestError(f"{where} profile[{position}]", "expected an object with an 'id'")
-        text = next((entry[f] for f in _LAMP_TEXT_FIELDS if isinstance(entry.get(f), str)), None)
-        if text is None:
-            raise IngestError(
-                f"{where} profile[{position}]", "field 'text' (or 'abstract') is missing"
-            )
-        try:
-            yield Document(
-                user_id=user_id,
-                doc_id=str(entry["id"]),
-                kind="lamp-profile",
-                title=entry.get("title") if isinstance(entry.get("title"), str) else None,
-                text=text,
-                fields=dict(entry),
-            )
-        except ValidationError as error:
-            raise IngestError(f"{where} profile[{position}]", _describe(error)) from None
-
-
 def read_lamp(path: Path, data: list[Any]) -> Iterator[Located]:
-    for index, question in enumerate(data):
-        if not isinstance(question, dict) or not {"id", "input", "profile"} <= set(question):
-            raise IngestError(
-                f"{path}: question {index}", "a LaMP question needs 'id', 'input' and 'profile'"
-            )
-        where = f"{path}: question {question['id']}"
-        for document in lamp_documents(question, where):
+    """A LaMP questions file, read by the one LaMP reader (``pgen.context.formats.lamp``,
+    which ``bench text`` uses too): each question's profile as documents of the user
+    named by the question id."""
+    try:
+        questions = read_questions(path, data)
+    except FormatError as error:
+        raise IngestError(error.where, error.problem) from None
+    for question in questions:
+        where = f"{path}: question {question.id}"
+        for document in question.profile:
             yield Located(document, where)
 
 

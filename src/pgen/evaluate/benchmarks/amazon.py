@@ -1,11 +1,14 @@
 """Amazon review data (the 2018 "5-core" JSON Lines format) as two personalization tasks.
 
-Each record: ``reviewerID``, ``asin``, ``overall`` (1-5), ``reviewText``, ``summary``,
-``unixReviewTime``, optional ``style`` (a dict such as ``{"Format:": " Hardcover"}``).
-Per-user temporal split: a user's reviews sorted by time (file order breaks ties); the
-last one is the question, the earlier ones are the profile. Users with fewer than two
-usable reviews give no question. Records with a missing or empty required field, a
-rating outside 1-5, or a line that is not JSON are skipped and counted by reason.
+The file is read by the one Amazon reader, ``pgen.context.formats.amazon`` (which ``bench
+rec`` uses too), under the "skip" policy: records that are not JSON, lack a required field
+or have a rating outside 1-5 are skipped and counted by reason. Per-user temporal split:
+a user's distinct reviews sorted by time (file order breaks ties); the last one is the
+question, the earlier ones are the profile. Variant duplicates (the same review repeated
+for every variant of a product: same reviewer, text and time) are removed first and
+counted on the example, and so is an earlier review with the target's very text, so the
+target never reaches its writer's profile; the leakage guard (``leakage``) then checks
+every task's profiles alike. Users with fewer than two distinct reviews give no question.
 
 * ``amazon_rating`` (LaMP-3 style): given the review text, answer its rating 1-5.
 * ``amazon_review`` (LongLaMP product-review style): given the product, the rating and
@@ -19,36 +22,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pgen.context.records import Document
-from pgen.evaluate.benchmarks.tasks import (
-    Example,
-    TaskData,
-    TaskSpec,
-    hash_files,
-    labelled_title,
-    read_records,
-    text_of,
+from pgen.context.formats import FormatError, labelled_title
+from pgen.context.formats.amazon import (
+    DUPLICATE,
+    Review,
+    distinct_reviews,
+    missing_for_text,
+    read_reviews,
+    same_text,
 )
+from pgen.context.records import Document
+from pgen.evaluate.benchmarks.tasks import Example, TaskData, TaskSpec, hash_files
 from pgen.evaluate.metrics.labels import RATING_LABELS
 
 AMAZON_TASKS = ("amazon_rating", "amazon_review")
-REQUIRED = ("reviewerID", "asin", "overall", "reviewText", "summary", "unixReviewTime")
-
-
-def _rating(value: Any) -> int | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number.is_integer() and 1 <= number <= 5 else None
-
-
-def _style(record: dict[str, Any]) -> str:
-    style = record.get("style")
-    if not isinstance(style, dict) or not style:
-        return ""
-    parts = [f"{str(k).rstrip(':')}: {str(v).strip()}" for k, v in style.items()]
-    return " (" + ", ".join(parts) + ")"
+SAME_AS_TARGET = "earlier review with the target review's text"
 
 
 def rating_instruction(review: str) -> str:
@@ -58,46 +46,42 @@ def rating_instruction(review: str) -> str:
     )
 
 
-def review_instruction(record: dict[str, Any]) -> str:
+def review_instruction(review: Review) -> str:
     return (
         "Generate the review text written by a reviewer who has given an overall rating of "
-        f'"{_rating(record["overall"])}" for the product "{record["asin"]}"{_style(record)}. '
-        f'The summary of the review text is "{record["summary"]}".'
+        f'"{review.rating}" for the product "{review.asin}"{review.style_text}. '
+        f'The summary of the review text is "{review.summary}".'
     )
 
 
-def _document(user_id: str, record: dict[str, Any]) -> Document:
-    fields: dict[str, Any] = {"overall": _rating(record["overall"]), "asin": record["asin"]}
-    if isinstance(record.get("style"), dict):
-        fields["style"] = record["style"]
+def _document(user_id: str, review: Review) -> Document:
+    fields: dict[str, Any] = {"overall": review.rating, "asin": review.asin}
+    if review.style:
+        fields["style"] = review.style
     return Document(
         user_id=user_id,
-        doc_id=f"{record['asin']}@{record['unixReviewTime']}",
+        doc_id=f"{review.asin}@{review.time}",
         kind="review",
-        text=text_of(record["reviewText"]),
-        title=labelled_title(text_of(record["summary"]), "rating", fields["overall"]),
-        time=datetime.fromtimestamp(int(record["unixReviewTime"]), tz=UTC),
+        text=review.text,
+        title=labelled_title(review.summary, "rating", review.rating),
+        time=datetime.fromtimestamp(review.time or 0, tz=UTC),
         fields=fields,
     )
 
 
-def _valid(record: Any, skipped: Counter[str]) -> bool:
-    if not isinstance(record, dict):
-        skipped["record is not a JSON object"] += 1
-        return False
-    for name in REQUIRED:
-        if record.get(name) in (None, ""):
-            skipped[f"missing {name}"] += 1
-            return False
-    if _rating(record["overall"]) is None:
-        skipped["overall not a rating 1-5"] += 1
-        return False
-    try:
-        int(record["unixReviewTime"])
-    except (TypeError, ValueError):
-        skipped["unixReviewTime not an integer"] += 1
-        return False
-    return True
+def _example(task: str, reviewer: str, history: list[Review], duplicates: int) -> Example:
+    last, earlier = history[-1], history[:-1]
+    profile = [review for review in earlier if not same_text(review, last)]
+    excluded = (DUPLICATE,) * duplicates + (SAME_AS_TARGET,) * (len(earlier) - len(profile))
+    qid = f"{reviewer}-{last.asin}"
+    user_id = f"{task}/{qid}"
+    documents = tuple(_document(user_id, review) for review in profile)
+    if task == "amazon_rating":
+        instruction, gold, query = rating_instruction(last.text), str(last.rating), last.text
+    else:
+        instruction, gold = review_instruction(last), last.text
+        query = f"{last.summary} {last.asin}"
+    return Example(qid, user_id, instruction, gold, documents, query, reviewer, excluded)
 
 
 def load_amazon(task: str, data: Path) -> TaskData:
@@ -105,32 +89,26 @@ def load_amazon(task: str, data: Path) -> TaskData:
         raise ValueError(f"unknown Amazon task {task!r}; known: {', '.join(AMAZON_TASKS)}")
     if not data.is_file():
         raise FileNotFoundError(f"{data}: no Amazon review file (JSON Lines, optionally .gz)")
-    records, skipped = read_records(data)
-    by_user: dict[str, list[tuple[int, int, dict[str, Any]]]] = defaultdict(list)
-    for position, record in enumerate(records):
-        if _valid(record, skipped):
-            by_user[str(record["reviewerID"])].append(
-                (int(record["unixReviewTime"]), position, record)
-            )
+    try:
+        read = read_reviews(data, "skip")
+    except FormatError as error:
+        raise ValueError(str(error)) from None
+    skipped: Counter[str] = read.skipped
+    by_user: dict[str, list[Review]] = defaultdict(list)
+    for review in read.reviews:
+        problem = missing_for_text(review)
+        if problem is None:
+            by_user[review.reviewer].append(review)
+        else:
+            skipped[problem] += 1
     examples = []
     for reviewer in sorted(by_user):
-        history = [record for _, _, record in sorted(by_user[reviewer], key=lambda t: t[:2])]
+        distinct, duplicates = distinct_reviews(by_user[reviewer])
+        history = sorted(distinct, key=lambda r: (r.time or 0, r.line))
         if len(history) < 2:
-            skipped["user with fewer than 2 reviews (no profile)"] += 1
+            skipped["user with fewer than 2 distinct reviews (no profile)"] += 1
             continue
-        last = history[-1]
-        qid = f"{reviewer}-{last['asin']}"
-        user_id = f"{task}/{qid}"
-        profile = tuple(_document(user_id, record) for record in history[:-1])
-        if task == "amazon_rating":
-            instruction = rating_instruction(text_of(last["reviewText"]))
-            gold = str(_rating(last["overall"]))
-            query = text_of(last["reviewText"])
-        else:
-            instruction = review_instruction(last)
-            gold = text_of(last["reviewText"])
-            query = f"{last['summary']} {last['asin']}"
-        examples.append(Example(qid, user_id, instruction, gold, profile, query, reviewer))
+        examples.append(_example(task, reviewer, history, duplicates))
     if task == "amazon_rating":
         spec = TaskSpec(task, "rating", RATING_LABELS, 8, "Amazon")
     else:

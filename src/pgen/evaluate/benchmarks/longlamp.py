@@ -25,16 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgen.context.formats import labelled_title, text_of
 from pgen.context.records import Document
-from pgen.evaluate.benchmarks.tasks import (
-    Example,
-    TaskData,
-    TaskSpec,
-    hash_files,
-    labelled_title,
-    read_records,
-    text_of,
-)
+from pgen.evaluate.benchmarks.tasks import Example, TaskData, TaskSpec, hash_files, read_records
 
 
 @dataclass(frozen=True)

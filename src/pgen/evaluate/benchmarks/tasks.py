@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pgen.context.formats import FormatError
+from pgen.context.formats.jsonl import read_lines
 from pgen.context.records import Document
 from pgen.evaluate.metrics import Metric, accuracy, bleu, macro_f1, mae, meteor, rmse, rouge
 
@@ -30,6 +32,9 @@ class Example:
     profile: tuple[Document, ...]
     query: str | None = None  # retrieval query when it should differ from the instruction
     source_user: str = ""  # the data set's own user id, when it has one (LongLaMP, Amazon)
+    # Why documents were taken out of this profile (one reason per document): variant
+    # duplicates, and the leakage guard's removals (``pgen.evaluate.benchmarks.leakage``).
+    excluded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,47 +92,14 @@ def read_json(path: Path) -> Any:
 
 
 def read_records(path: Path) -> tuple[list[Any], Counter[str]]:
-    """A JSON array, or JSON Lines (optionally .gz); bad lines are skipped and counted."""
-    import gzip
-
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        text = handle.read()
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:  # one array: no line to skip, so say where
-            raise ValueError(
-                f"{path}: line {error.lineno}: not a valid JSON array ({error.msg})"
-            ) from None
-        return list(data), Counter()
-    skipped: Counter[str] = Counter()
-    records = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            skipped["invalid JSON line"] += 1
-    return records, skipped
-
-
-def text_of(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def labelled_title(title: str | None, label: str, value: Any) -> str | None:
-    """A document title that also shows the label the user gave (category, rating).
-
-    Strategies render a document as "title: text"; a profile entry's label is what makes
-    it an example for classification and rating tasks (LaMP's own prompts show it too),
-    so it goes where the prompt will show it. The raw value stays in ``Document.fields``.
-    """
-    if value is None or value == "":
-        return title
-    shown = f"[{label}: {value}]"
-    return f"{shown} {title}" if title else shown
+    """A benchmark dump's records: a JSON array, or JSON Lines (optionally .gz) whose bad
+    lines are skipped and counted (the "skip" policy of ``pgen.context.formats.jsonl``:
+    one torn line of a published dump should not stop a run; the report counts it)."""
+    try:
+        lines = read_lines(path, "skip")
+    except FormatError as error:
+        raise ValueError(str(error)) from None
+    return [value for _, value in lines.values], lines.skipped
 
 
 def select(examples: Sequence[Example], users: int | None, limit: int | None) -> list[Example]:
