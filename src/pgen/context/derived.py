@@ -250,11 +250,12 @@ class DerivedData(Database):
             )
         leftovers = folder.exists() or any(path.exists() for path in paths)
         self.sweep()
+        # The WAL still holds pre-delete page images: fold it into the (zeroed) main file.
+        checkpointed = self.checkpoint()
         if not existed and not leftovers:
             raise UserNotFoundError(user_id)
         counts["files"] = len(paths) if existed else int(leftovers)
-        # The WAL still holds pre-delete page images: fold it into the (zeroed) main file.
-        counts["checkpointed"] = int(self.checkpoint())
+        counts["checkpointed"] = int(checkpointed)
         return counts
 
     def sweep(self) -> int:
@@ -275,19 +276,27 @@ class DerivedData(Database):
                 db.executemany(
                     "DELETE FROM pending_removals WHERE path=?", [(str(p),) for p in pending]
                 )
+            self.checkpoint(wait=1.0)  # the paths name the user: out of the WAL too
         return len(pending)
 
-    def checkpoint(self, attempts: int = 20) -> bool:
-        """Fold the WAL into the main file and truncate it; True when that completed. A
-        reader holding an old snapshot (another process) blocks it: wait and retry."""
-        pause = 0.01
-        for _ in range(attempts):
-            busy, _log, _done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            if not busy:
-                return True
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
-        return False
+    def checkpoint(self, wait: float = 10.0) -> bool:
+        """Fold the WAL into the (zeroed) main file and truncate it; True when that
+        completed. A reader holding an old snapshot (another thread or process) blocks
+        it: retry for up to ``wait`` seconds, then report False (the next delete-user,
+        sweep or last close of the store checkpoints again)."""
+        db = self._db
+        deadline = time.monotonic() + wait
+        db.execute("PRAGMA busy_timeout=100")  # short waits here, so the deadline holds
+        try:
+            while True:
+                busy, _log, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return True
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+        finally:
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
 
 
 def remove_path(path: Path) -> None:
