@@ -125,7 +125,9 @@ def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
     config.apply_threads()
     bench = load_dreambench(args.data, args.subjects.split(",") if args.subjects else None)
     embedder = load_image_embedder(args.image_embedder, args.device or config.device)
-    run = ConceptsBenchConfig(references=args.references, folds=args.folds, seed=args.seed)
+    run = ConceptsBenchConfig(
+        references=args.references, folds=args.folds, repeats=args.repeats, seed=args.seed
+    )
     result = run_concepts_bench(bench, ImageVectors(embedder), run)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     out = Path(args.out) if args.out else config.home / "bench" / f"concepts-{stamp}"
@@ -194,7 +196,8 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--subjects", help="comma-separated subject names (default: all present)")
     p.add_argument("--references", type=int, default=3, help="reference photos per subject")
     p.add_argument("--folds", type=int, default=3, help="calibration folds over subjects")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--repeats", type=int, default=5, help="fold assignments to average over")
+    p.add_argument("--seed", type=int, default=0, help="fold shuffle and bootstrap seed")
     p.add_argument("--out", help="result folder (default: <home>/bench/concepts-<time>)")
     _add_common(p)
     p.set_defaults(func=cmd_bench_concepts)

@@ -39,6 +39,7 @@ SAMPLES = 1000
 class ConceptsBenchConfig:
     references: int = 3
     folds: int = 3
+    repeats: int = 5  # fold assignments (the first in name order, then seeded shuffles)
     ks: tuple[int, ...] = (1, 5, 10)
     seed: int = 0
 
@@ -114,20 +115,35 @@ def _pair_metrics(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]
     }
 
 
-def _pair_estimates(pairs: list[tuple[np.ndarray, np.ndarray]], seed: int) -> dict[str, Any]:
-    """Recognition metrics over query rows of (predicted, label) pairs, with intervals."""
-    predicted = [p for p, _ in pairs]
-    labels = [lab for _, lab in pairs]
-    out: dict[str, Any] = {"pairs": int(sum(len(p) for p in predicted))}
+def _pair_estimates(
+    pairs: list[tuple[int, np.ndarray, np.ndarray]], identified: list[bool], seed: int
+) -> dict[str, Any]:
+    """Recognition metrics over rows of (query photo, predicted, labels), with intervals
+    from a cluster bootstrap: a photo asked in several runs is drawn with all its rows,
+    since those rows are not independent."""
+    photos = sorted({photo for photo, _, _ in pairs})
+    rows_of: dict[int, list[int]] = {photo: [] for photo in photos}
+    for r, (photo, _, _) in enumerate(pairs):
+        rows_of[photo].append(r)
+
+    def rows(idx: np.ndarray) -> list[int]:
+        return [r for i in idx for r in rows_of[photos[i]]]
+
+    out: dict[str, Any] = {"pairs": int(sum(len(p) for _, p, _ in pairs)), "photos": len(photos)}
     for name in ("precision", "recall", "f1", "accuracy"):
 
         def statistic(idx: np.ndarray, name: str = name) -> float:
+            chosen = rows(idx)
             return _pair_metrics(
-                np.concatenate([predicted[i] for i in idx]),
-                np.concatenate([labels[i] for i in idx]),
+                np.concatenate([pairs[r][1] for r in chosen]),
+                np.concatenate([pairs[r][2] for r in chosen]),
             )[name]
 
-        out[name] = _interval(statistic, len(pairs), seed)
+        out[name] = _interval(statistic, len(photos), seed)
+    right = np.array(identified, dtype=float)
+    out["open_set_identification"] = _interval(
+        lambda idx: float(right[rows(idx)].mean()), len(photos), seed
+    )
     return out
 
 
@@ -142,13 +158,20 @@ def _recognition(split: _Split, config: ConceptsBenchConfig) -> dict[str, Any]:
     (which should be "none of my concepts"). ``per-concept+pool`` adds the fit subjects'
     reference photos as the operator's negative pool (data of no user in the test)."""
     n = len(split.subjects)
-    folds = [list(range(f, n, config.folds)) for f in range(min(config.folds, n))]
-    if len(folds) < 3:
-        raise ValueError(f"recognition needs at least 3 folds of subjects, got {len(folds)}")
-    rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {m: [] for m in METHODS}
+    if min(config.folds, n) < 3:
+        raise ValueError(f"recognition needs at least 3 folds of subjects, got {config.folds}")
+    # Which subjects share a fold decides which look-alikes meet (a vase among the
+    # strangers of a teapot's owner): each repeat deals the subjects out anew.
+    rng = np.random.default_rng(config.seed)
+    triples = []
+    for repeat in range(config.repeats):
+        order = np.arange(n) if repeat == 0 else rng.permutation(n)
+        folds = [sorted(int(i) for i in order[f :: config.folds]) for f in range(config.folds)]
+        triples += list(itertools.permutations(folds, 3))
+    rows: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {m: [] for m in METHODS}
     identified: dict[str, list[bool]] = {m: [] for m in METHODS}
     runs = []
-    for fit, held, strangers in itertools.permutations(folds, 3):
+    for fit, held, strangers in triples:
         fit_memory = _memory(split, fit, Calibration())
         fit_rows = np.isin(split.owner, fit)
         fit_labels = split.owner[fit_rows, None] == np.array(fit)[None]
@@ -170,7 +193,7 @@ def _recognition(split: _Split, config: ConceptsBenchConfig) -> dict[str, Any]:
         for method, (accepted, strength) in decisions.items():
             best = np.where(accepted, strength, -np.inf).argmax(axis=1)
             for r in range(len(asked)):
-                rows[method].append((accepted[r], labels[r]))
+                rows[method].append((int(asked[r]), accepted[r], labels[r]))
                 truth = int(np.flatnonzero(labels[r])[0]) if labels[r].any() else -1
                 guess = int(best[r]) if accepted[r].any() else -1
                 identified[method].append(guess == truth)
@@ -185,10 +208,7 @@ def _recognition(split: _Split, config: ConceptsBenchConfig) -> dict[str, Any]:
         )
     result: dict[str, Any] = {"runs": runs}
     for method in METHODS:
-        result[method] = _pair_estimates(rows[method], config.seed)
-        result[method]["open_set_identification"] = _mean_interval(
-            np.array(identified[method], dtype=float), config.seed
-        )
+        result[method] = _pair_estimates(rows[method], identified[method], config.seed)
     return result
 
 
