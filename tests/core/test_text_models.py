@@ -62,18 +62,23 @@ def test_unknown_spec_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_default_smollm2_converts_once_then_loads_from_the_cache(tmp_path: Path) -> None:
-    config = Config(home=tmp_path)
+def test_default_smollm2_converts_once_then_loads_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGEN_MODEL_CACHE", str(tmp_path / "machine"))
+    config = Config(home=tmp_path / "home-a")
     model = load_text_model(None, config)
     assert model.name == "SmolLM2-135M-Instruct"
-    converted = list((tmp_path / "cache" / "models").iterdir())
+    converted = list((tmp_path / "machine" / "models").iterdir())
     assert len(converted) == 1 and (converted[0] / "model.safetensors").is_file()
     reply = model.generate(
         [[Message("user", "What is the capital of France?")]], GenerationConfig(max_new_tokens=12)
     )
     assert "Paris" in reply[0]
-    again = load_text_model(None, config)  # from the converted copy, not the GGUF
-    assert list((tmp_path / "cache" / "models").iterdir()) == converted
+    # Another home on the same machine loads the same converted copy, not the GGUF.
+    again = load_text_model(None, Config(home=tmp_path / "home-b"))
+    assert list((tmp_path / "machine" / "models").iterdir()) == converted
+    assert not (tmp_path / "home-b").exists()
     assert (
         again.generate(
             [[Message("user", "What is the capital of France?")]],
