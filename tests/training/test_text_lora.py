@@ -230,3 +230,13 @@ def test_concurrent_batches_never_see_each_others_adapters(
     with ThreadPoolExecutor(max_workers=3) as pool:  # capacity 2 < 3 adapters: evictions too
         got = list(pool.map(lambda job: model.generate(job[0], GREEDY, job[1]), jobs))
     assert got == expected
+
+
+def test_missing_loras_are_trained_once(store: SQLiteStore, model: TransformersTextModel) -> None:
+    from pgen.training.text_lora import train_missing_loras
+
+    store.add(documents("ann", *TEXTS["ann"]) + documents("bob", *TEXTS["bob"]))
+    assert set(train_missing_loras(store, ["ann", "bob"], model, TINY_LORA)) == {"ann", "bob"}
+    assert train_missing_loras(store, ["ann", "bob"], model, TINY_LORA) == {}
+    store.add([Document(user_id="bob", doc_id="new", text="a new review")])
+    assert set(train_missing_loras(store, ["ann", "bob"], model, TINY_LORA)) == {"bob"}

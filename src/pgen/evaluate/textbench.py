@@ -3,8 +3,8 @@
 For each question its profile becomes the documents of a user of its own, in a store in
 the run folder (one store per data hash); the Engine then generates (greedy, in batches)
 for every setting, appending each answer to the resume cache (``pgen.evaluate.plan``). At
-the end the predictions are written in the task's own format, each file with a ``meta``
-record of what produced it, and scored.
+the end the predictions are written in the task's own format, each file with the run's
+``record`` (``pgen.evaluate.run_record``), and scored.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pgen.evaluate.answers import (
     calibrated_choices,
     read_answers,
 )
-from pgen.evaluate.benchmarks import Example, TaskData
+from pgen.evaluate.benchmarks import Example, TaskData, excluded_counts
 from pgen.evaluate.plan import (
     CACHE_FILE,
     BenchPlan,
@@ -37,6 +37,7 @@ from pgen.evaluate.plan import (
     read_cache,
     settings_grid,
 )
+from pgen.evaluate.run_record import run_record
 from pgen.models.base import ChoiceModel
 from pgen.personalize import Request
 
@@ -97,6 +98,8 @@ def answer(
             f"model); {model.name} cannot"
         )
     prepared = engine.prepare(requests, plan.generation())
+    if any(p.adapter for p in prepared):  # choice_logprobs scores on the base model only
+        raise ValueError(f"--answers {plan.answers} cannot apply users' adapters: generate")
     labels = list(data.spec.labels)
     scores = model.choice_logprobs([p.chat or [] for p in prepared], labels)
     return [
@@ -122,6 +125,7 @@ def generate_all(
     total = sum(len(v) for v in todo.values())
     if total:
         fill_store(engine, data.examples)
+        _train_adapters(engine, data, plan, todo)
     bar = tqdm(total=total, desc="generating", unit="pred", disable=not plan.progress)
     with cache_path.open("a", encoding="utf-8") as cache:
         if cache_path.stat().st_size and not _ends_with_newline(cache_path):
@@ -147,6 +151,27 @@ def generate_all(
     return {s.name: cached.get(keys[s.name], {}) for s in plan.settings}
 
 
+def _train_adapters(
+    engine: Engine, data: TaskData, plan: BenchPlan, todo: dict[str, list[Example]]
+) -> None:
+    """``lora`` settings: each question-user's adapter on that user's profile only (through
+    the task's example template), trained where missing; seconds per user into the meta."""
+    needed = [s for s in plan.settings if s.strategy in ("lora", "lora+rag") and todo[s.name]]
+    if not needed:
+        return
+    from pgen.training.examples import TEMPLATES
+    from pgen.training.text_lora import LoraSettings, train_missing_loras
+
+    task = data.spec.name if data.spec.name in TEMPLATES else None
+    users = list(dict.fromkeys(e.user_id for s in needed for e in todo[s.name]))
+    settings = LoraSettings(task=task, progress=plan.progress)
+    seconds = train_missing_loras(engine.store, users, engine.text_model, settings)
+    if seconds:
+        mean = sum(seconds.values()) / len(seconds)
+        plan.extra["lora_training_seconds_per_user"] = round(mean, 2)
+        plan.extra["lora_users_trained"] = len(seconds)
+
+
 def scored_answers(rows: list[Prediction], data: TaskData, mode: str) -> list[str]:
     """The answers that get scored, read from one setting's predictions in ``mode``."""
     if mode == CHOICE_CALIBRATED:
@@ -155,27 +180,39 @@ def scored_answers(rows: list[Prediction], data: TaskData, mode: str) -> list[st
     return read_answers([row.output for row in rows], data.spec.labels, mode)
 
 
-def run_meta(data: TaskData, plan: BenchPlan, model_name: str) -> dict[str, Any]:
-    """What produced a run's files: model, data and its hash, settings, package versions."""
-    from pgen.evaluate.results import environment
+def run_info(data: TaskData, plan: BenchPlan, model_name: str) -> dict[str, Any]:
+    """The run's record (``pgen.evaluate.run_record``): task, data and its sha256,
+    settings, model, package versions, machine and threads."""
+    return run_record(
+        task=data.spec.name,
+        data=data.sources,
+        data_sha256=data.data_hash,
+        settings={
+            "family": data.spec.family,
+            "setting": data.setting,
+            "max_new_tokens": plan.max_new_tokens,
+            "prompt_tokens": plan.prompt_tokens,
+            "batch_size": plan.batch_size,
+            "answers": plan.answers,
+            "decoding": asdict(plan.generation()),
+            "settings_run": [s.name for s in plan.settings],
+            **plan.extra,
+        },
+        model={"spec": plan.model, "loaded": model_name, "embed_model": plan.embed_model},
+    )
 
+
+def output_names(answers: str) -> dict[str, str]:
+    """File names of a run's results. Raw answers (LaMP's rule) get the plain names; any
+    other reading of the same outputs (``--answers first-label``, ``choice``...) is written
+    beside them with the mode in the name, so re-scoring into the same ``--out`` never
+    overwrites the raw predictions."""
+    tag = "" if answers == "raw" else f".{answers}"
     return {
-        "task": data.spec.name,
-        "family": data.spec.family,
-        "setting": data.setting,
-        "data": [str(p) for p in data.sources],
-        "data_hash": data.data_hash,
-        "model": model_name,
-        "model_spec": plan.model,
-        "embed_model": plan.embed_model,
-        "max_new_tokens": plan.max_new_tokens,
-        "prompt_tokens": plan.prompt_tokens,
-        "batch_size": plan.batch_size,
-        "answers": plan.answers,
-        "decoding": asdict(plan.generation()),
-        "settings_run": [s.name for s in plan.settings],
-        **plan.extra,
-        **environment(),
+        "predictions": f"{{setting}}{tag}.json",
+        "metrics": f"metrics{tag}.json",
+        "report": f"report{tag}.md",
+        "plot": f"report{tag}.png",
     }
 
 
@@ -183,23 +220,27 @@ def write_predictions(
     data: TaskData,
     outputs: dict[str, list[str]],
     run_dir: Path,
-    meta: dict[str, Any],
+    record: dict[str, Any],
     per_setting: dict[str, dict[str, Any]],
 ) -> None:
     """Golds and one predictions file per setting (the answers scored), in LaMP's format
-    plus a ``meta`` key (LaMP's evaluator reads only ``task`` and ``golds``)."""
+    plus the run's ``record`` and the ``setting`` (LaMP's evaluator reads only ``task`` and
+    ``golds``)."""
     folder = run_dir / "predictions"
     folder.mkdir(parents=True, exist_ok=True)
-    golds = {**data.golds_file(), "meta": meta}
+    golds = {**data.golds_file(), "record": record}
     (run_dir / "golds.json").write_text(json.dumps(golds, indent=1, ensure_ascii=False))
+    pattern = output_names(record["settings"]["answers"])["predictions"]
     for name, answers in outputs.items():
         rows = [{"id": e.id, "output": a} for e, a in zip(data.examples, answers, strict=True)]
         payload = {
             "task": data.spec.name,
             "golds": rows,
-            "meta": {**meta, "run_setting": per_setting[name]},
+            "record": record,
+            "setting": per_setting[name],
         }
-        (folder / f"{name}.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False))
+        path = folder / pattern.format(setting=name)
+        path.write_text(json.dumps(payload, indent=1, ensure_ascii=False))
 
 
 def _setting_info(
@@ -242,14 +283,14 @@ def bench_text(
     rows = {name: [by_id[e.id] for e in data.examples] for name, by_id in predictions.items()}
     outputs = {name: scored_answers(r, data, plan.answers) for name, r in rows.items()}
     names = {p.model for by_id in predictions.values() for p in by_id.values() if p.model}
-    meta = run_meta(data, plan, ", ".join(sorted(names)) or plan.model)
+    record = run_info(data, plan, ", ".join(sorted(names)) or plan.model)
     settings_info = {s.name: _setting_info(data, plan, s, rows[s.name]) for s in plan.settings}
-    write_predictions(data, outputs, run_dir, meta, settings_info)
+    write_predictions(data, outputs, run_dir, record, settings_info)
     chosen = metrics if metrics is not None else metrics_for(data.spec)
     golds = [e.gold for e in data.examples]
     results = {
+        "record": record,
         "meta": {
-            **meta,
             "examples": [e.id for e in data.examples],
             "first_example": {
                 "id": data.examples[0].id,
@@ -257,11 +298,15 @@ def bench_text(
                 "gold": data.examples[0].gold,
             },
             "skipped": dict(data.skipped),
+            # Profile documents taken out of the questions run (variant duplicates, the
+            # leakage guard's removals), by reason.
+            "excluded": dict(excluded_counts(data.examples)),
             "settings": settings_info,
         },
         "scores": score(chosen, golds, outputs, lamp_rouge=data.spec.kind == "generation"),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
-    (run_dir / "report.md").write_text(markdown(results))
-    plot(results, run_dir / "report.png")
+    names_out = output_names(plan.answers)
+    (run_dir / names_out["metrics"]).write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    (run_dir / names_out["report"]).write_text(markdown(results))
+    plot(results, run_dir / names_out["plot"])
     return results

@@ -265,3 +265,25 @@ def train_task_lora(
         extra={"users": len(user_ids), "examples": len(examples), "steps": len(losses)},
     )
     return save_adapter(model, task_adapter_path(store, settings.task), meta)
+
+
+def train_missing_loras(
+    store: ContextStore,
+    user_ids: Sequence[str],
+    text_model: TextModel,
+    settings: LoraSettings | None = None,
+) -> dict[str, float]:
+    """Train the ``lora`` of every user who lacks one that applies (none, stale, other
+    settings' template); seconds per user trained. Benchmarks call this before ``lora``."""
+    settings = settings or LoraSettings()
+    seconds: dict[str, float] = {}
+    for user_id in user_ids:
+        folder = store.artifacts(user_id).get(("lora", ADAPTER_NAME))
+        meta = read_meta(folder) if folder is not None else None
+        current = lora_fingerprint(store, user_id, settings)
+        if meta is not None and meta.stale_reason(text_model.name, current) is None:
+            continue
+        began = time.perf_counter()
+        train_user_lora(store, user_id, text_model, settings)
+        seconds[user_id] = time.perf_counter() - began
+    return seconds

@@ -1,0 +1,26 @@
+"""``pgen bench text --strategy none,lora``: each question-user's adapter trained on that
+user's profile only before generating, its cost in the run's meta."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pgen.cli import main
+
+AMAZON = Path(__file__).resolve().parents[1] / "evaluate" / "data" / "amazon_5core_sample.json"
+
+
+def test_bench_text_trains_one_lora_per_user(tiny_llama: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = ["--home", str(tmp_path / "home"), "--text-model", str(tiny_llama), "bench", "text"]
+    argv += ["--task", "amazon_rating", "--data", str(AMAZON), "--out", str(out), "--limit", "2"]
+    argv += ["--strategy", "none,lora,lora+rag", "--max-new-tokens", "2", "--no-progress"]
+    assert main(argv) == 0
+    results = json.loads((out / "metrics.json").read_text())
+    meta = results["meta"]
+    assert meta["lora_users_trained"] >= 1 and meta["lora_training_seconds_per_user"] > 0
+    assert set(results["scores"]["systems"]) >= {"lora", "lora+rag"}
+    choice = [*argv, "--answers", "choice"]
+    choice[choice.index(str(out))] = str(tmp_path / "choice")
+    assert main(choice) == 1  # choice scores on the base model: refused, not silently wrong
