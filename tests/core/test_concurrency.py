@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pgen.context import Document, Interaction
+from pgen.context import Document, Interaction, Record
 from pgen.context.store import SQLiteStore
 from pgen.engine import Engine
 from pgen.models.base import GenerationConfig
@@ -112,7 +112,7 @@ def test_threads_lose_no_write_see_no_partial_batch_and_rank_as_one_thread(
         for round_ in range(ROUNDS):
             # A batch that fails halfway (an interaction with an unknown item): nothing
             # of it may be written, or seen by anyone while it runs.
-            failing = batch_docs(user, round_ + 100)
+            failing: list[Record] = list(batch_docs(user, round_ + 100))
             failing.insert(BATCH // 2, Interaction(user_id=user, item_id="no-such-item"))
             try:
                 store.add(failing)

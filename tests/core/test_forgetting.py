@@ -27,6 +27,7 @@ from pgen.context.store import SQLiteStore
 from pgen.engine import Engine
 from pgen.models.text import TransformersTextModel
 from pgen.recommend.forgetting import forget_user, saved_recommenders
+from pgen.recommend.recommenders.mf import PairwiseModel
 from pgen.recommend.service import train_for_serving
 from pgen.usermodel import retrievers as retrievers_module
 
@@ -109,6 +110,7 @@ def test_delete_user_leaves_no_trace_in_files_tables_or_raw_bytes(
     assert store.artifacts(GONE)[("index", "bm25")].joinpath("index.npz").is_file()
     params = {"epochs": 2, "dim": 8, "batch_size": 16}
     bpr, folder = train_for_serving(store, "bpr", params, HashEmbedder)
+    assert isinstance(bpr, PairwiseModel)
     train_for_serving(store, "pop", {}, HashEmbedder)
     row = bpr.user_ids.index(GONE)
     gone_vector = bpr.user_embedding.weight[row].detach().numpy().tobytes()

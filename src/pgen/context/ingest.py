@@ -132,7 +132,7 @@ def read_records(path: Path) -> list[Located]:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise IngestError(f"{path}:{error.lineno}", f"not valid JSON ({error.msg})") from None
-    except ValueError:
+    except (ValueError, RecursionError):
         data = parse_json(text, f"{path}:1")  # raises, naming what is wrong
     if isinstance(data, list):
         return list(read_lamp(path, data))
@@ -156,7 +156,8 @@ def check_media(store: ContextStore, located: list[Located], folder: Path) -> li
                 paths = [resolve_media(p, roots, store.artifacts_root) for p in record.image_paths]
                 record = record.model_copy(update={"image_paths": paths})
         except MediaError as error:
-            raise IngestError(loc.where, str(error)) from None
+            field = "image_path" if isinstance(record, Item) else "image_paths"
+            raise IngestError(loc.where, f"field '{field}': {error}") from None
         checked.append(Located(record, loc.where))
     return checked
 
