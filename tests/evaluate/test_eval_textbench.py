@@ -81,9 +81,10 @@ def test_bench_writes_predictions_metrics_and_report(
         assert predictions["task"] == "amazon_rating"
         assert [p["id"] for p in predictions["golds"]] == ids
     results = json.loads((out / "metrics.json").read_text())
-    meta = results["meta"]
-    assert meta["data_hash"] and meta["model_spec"] == str(tiny_llama)
-    assert meta["packages"]["torch"] and meta["decoding"]["temperature"] == 0.0
+    meta, record = results["meta"], results["record"]
+    assert len(record["data"]["sha256"]) == 64 and record["model"]["spec"] == str(tiny_llama)
+    assert record["packages"]["torch"] and record["settings"]["decoding"]["temperature"] == 0.0
+    assert record["task"] == "amazon_rating" and record["threads"] == 1
     assert meta["skipped"]["invalid JSON line"] == 1
     assert meta["settings"]["none"]["docs_per_prompt"] == 0
     assert meta["settings"]["rag-bm25-k1"]["docs_per_prompt"] == pytest.approx(1.0)
@@ -134,12 +135,19 @@ def test_bench_resumes_after_interruption(
     args = ("--strategy", "none", "--answers", "first-label")
     assert _bench(tiny_llama, amazon_file, out, *args) == 0
     assert len(_cache_lines_tolerant(out)) == 9
-    assert json.loads((out / "metrics.json").read_text())["meta"]["answers"] == "first-label"
+    rescored = json.loads((out / "metrics.first-label.json").read_text())
+    assert rescored["record"]["settings"]["answers"] == "first-label"
     raw = {r["id"]: r["output"] for r in resumed if r["setting"] == "none"}
-    scored = json.loads((out / "predictions" / "none.json").read_text())["golds"]
+    scored = json.loads((out / "predictions" / "none.first-label.json").read_text())["golds"]
     assert {p["id"]: p["output"] for p in scored} == {
         i: first_label(text, RATING_LABELS) for i, text in raw.items()
     }
+    # Re-scoring wrote beside the raw files: those still hold the text as generated.
+    kept = json.loads((out / "predictions" / "none.json").read_text())
+    assert {p["id"]: p["output"] for p in kept["golds"]} == raw
+    assert kept["record"]["settings"]["answers"] == "raw"
+    assert json.loads((out / "metrics.json").read_text())["record"]["settings"]["answers"] == "raw"
+    assert (out / "report.first-label.md").is_file() and (out / "report.md").is_file()
 
 
 def _cache_lines_tolerant(out: Path) -> list[dict]:
@@ -160,12 +168,12 @@ def test_choice_answers_are_the_most_likely_label(
 
     out = tmp_path / "run"
     assert _bench(tiny_llama, amazon_file, out, "--strategy", "none", "--answers", "choice") == 0
-    result = json.loads((out / "metrics.json").read_text())
-    assert result["meta"]["answers"] == "choice"
-    report = (out / "report.md").read_text()
+    result = json.loads((out / "metrics.choice.json").read_text())
+    assert result["record"]["settings"]["answers"] == "choice"
+    report = (out / "report.choice.md").read_text()
     assert "--answers choice" in report and "answers chosen by likelihood" in report
     assert "greedy decoding" not in report and "raw answer is a label" not in report
-    scored = json.loads((out / "predictions" / "none.json").read_text())["golds"]
+    scored = json.loads((out / "predictions" / "none.choice.json").read_text())["golds"]
     assert all(p["output"] in RATING_LABELS for p in scored)
     # Each answer is the label with the highest likelihood after the question's own prompt.
     model = TransformersTextModel(str(tiny_llama))
@@ -183,9 +191,9 @@ def test_choice_answers_are_the_most_likely_label(
     scores = np.array([row["label_logprobs"] for row in cached])
     answers = calibrated_choices(scores, RATING_LABELS)
     by_id = dict(zip([row["id"] for row in cached], answers, strict=True))
-    calibrated = json.loads((out / "predictions" / "none.json").read_text())["golds"]
-    assert {p["id"]: p["output"] for p in calibrated} == by_id
-    assert "batch calibration" in (out / "report.md").read_text()
+    calibrated = (out / "predictions" / "none.choice-calibrated.json").read_text()
+    assert {p["id"]: p["output"] for p in json.loads(calibrated)["golds"]} == by_id
+    assert "batch calibration" in (out / "report.choice-calibrated.md").read_text()
     # A generation task has no labels to choose from.
     args = ("--strategy", "none", "--answers", "choice", "--task", "amazon_review")
     assert _bench(tiny_llama, amazon_file, tmp_path / "review", *args) == 1
@@ -242,20 +250,20 @@ def test_generation_bench_reports_lamp_rouge_and_records_what_produced_it(
     systems = results["scores"]["systems"]
     assert list(systems) == ["none", "rag-bm25-k1"]  # the baseline is always run
     assert set(systems["rag-bm25-k1"]["vs_none"]) >= {"rouge-1", "bertscore"}
-    assert results["meta"]["baseline_added"] is True
-    assert results["meta"]["bertscore"] == {"model": str(tiny_bert), "layer": 1}
+    record = results["record"]
+    assert record["settings"]["baseline_added"] is True
+    assert record["settings"]["bertscore"] == {"model": str(tiny_bert), "layer": 1}
     golds_file = json.loads((out / "golds.json").read_text())
     golds = [g["output"] for g in golds_file["golds"]]
     for name, entry in systems.items():
         predictions = json.loads((out / "predictions" / f"{name}.json").read_text())
         outputs = [p["output"] for p in predictions["golds"]]
         assert entry["lamp_rouge"] == lamp_rouge_bootstrap_mid(outputs, golds)
-        meta = predictions["meta"]
-        assert meta["model_spec"] == str(tiny_llama) and meta["model"]
-        assert meta["data_hash"] == results["meta"]["data_hash"]
-        assert meta["packages"]["rouge-score"]
-        assert meta["run_setting"]["strategy"] == name.split("-")[0]
-    assert golds_file["meta"]["data_hash"] == results["meta"]["data_hash"]
+        assert predictions["record"] == record  # one record shape in every file of the run
+        assert record["model"]["spec"] == str(tiny_llama) and record["model"]["loaded"]
+        assert record["packages"]["rouge-score"]
+        assert predictions["setting"]["strategy"] == name.split("-")[0]
+    assert golds_file["record"] == record
     report = (out / "report.md").read_text()
     assert "rouge-1 (LaMP) ↑" in report and "rouge-1 mean ↑" in report
     assert "was added to the settings as the baseline" in report

@@ -159,7 +159,10 @@ def test_runner_produces_the_standard_table(
     assert table.splitlines()[2].startswith("| real images | ")
     assert "| dreambooth-lora | " in table
     json.dumps(result)  # the record is plain JSON
-    assert len(result["data_hash"]) == 16 and result["environment"]["packages"]["diffusers"]
+    record = result["record"]  # the shape every benchmark writes (pgen.evaluate.run_record)
+    assert record["task"] == "dreambench" and len(record["data"]["sha256"]) == 64
+    assert record["packages"]["diffusers"] and record["machine"]["cpus"]
+    assert record["model"]["image_model"] and record["settings"]["images_per_prompt"] == 2
 
 
 def test_two_real_dreambench_subjects(
@@ -178,7 +181,7 @@ def test_two_real_dreambench_subjects(
     )
     config = DreamBenchConfig(**{**config.__dict__, "images_per_prompt": 1})
     result = run_dreambench(bench, model, config, tmp_path)
-    assert result["subjects"] == ["dog", "backpack"]
+    assert result["record"]["settings"]["subjects"] == ["dog", "backpack"]
     assert result["rows"]["ip-adapter"]["images"] == 2
     assert result["rows"]["dreambooth-lora"]["images"] == 2
     texts = {

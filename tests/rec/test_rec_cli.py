@@ -63,16 +63,18 @@ def test_bench_rec_writes_table_result_and_plot(
     assert "| bpr | test | full ranking (repeat targets kept) | 60 |" in printed
     assert "sampled: 20 uniform negatives" in printed
     result = json.loads(next(out.glob("rec-planted-bpr-*.json")).read_text())
-    assert result["params"]["dim"] == 16 and len(result["training"]["epochs"]) == 3
-    assert result["data"]["interactions"] > 0 and result["versions"]["torch"]
-    assert result["threads"] == 1
+    assert result["record"]["settings"]["params"]["dim"] == 16
+    assert len(result["training"]["epochs"]) == 3
+    assert result["data"]["interactions"] > 0 and result["record"]["packages"]["torch"]
+    assert result["record"]["threads"] == 1 and len(result["record"]["data"]["sha256"]) == 64
     modes = [r["mode"] for r in result["results"]]
     kept = "full ranking (repeat targets kept)"
     assert modes == [kept, kept, "sampled: 20 uniform negatives"]
     assert "ndcg@10[sampled-20]" in result["results"][2]["metrics"]
     assert next(out.glob("rec-planted-bpr-*.png")).stat().st_size > 0
     # --seed reached the model, and --save wrote a model that reloads with it.
-    assert result["seed"] == 3 and result["params"]["seed"] == 3
+    settings = result["record"]["settings"]
+    assert settings["seed"] == 3 and settings["params"]["seed"] == 3
     saved = load(result["saved_to"])
     assert saved.name == "bpr" and saved.params["seed"] == 3
 
@@ -119,7 +121,7 @@ def test_bench_llm_rerank_reports_base_and_reranked_on_the_same_users(
     result = json.loads(next(out.glob("rec-planted-llm-rerank-*.json")).read_text())
     scorers = [(r["scorer"], r["phase"], r["n_users"]) for r in result["results"]]
     assert scorers == [("llm-rerank", "test", 6), ("itemknn", "test", 6)]
-    assert result["rerank"]["candidates"] == 5 and result["base"] == "itemknn"
+    assert result["rerank"]["candidates"] == 5 and result["record"]["model"]["base"] == "itemknn"
     assert result["rerank"]["answers"] == 6 and 0 <= result["rerank"]["reordered"] <= 6
     # Re-ranking only reorders the top 5: HR@5 cannot change, and HR@10 neither.
     reranked, base = result["results"][0]["metrics"], result["results"][1]["metrics"]

@@ -5,7 +5,9 @@ Instruction-tuned small models rarely answer with the bare label, which makes ev
 strategy score 0 and hides differences between them. ``first_label`` is an opt-in
 reading of the output (``--answers first-label``): the label that occurs first in it,
 case-insensitively, as a whole word (a bracketed label such as "[2]" also matches a bare
-"2"; a rating matches a standalone digit 1-5). Nothing found: the raw text, still wrong.
+"2"; a rating matches a standalone digit 1-5). List numbering is not an answer: an output
+that is a numbered list of two or more items ("1. 1\n2.") gives no label, and a single
+item's number ("1. The score is 4") is skipped. Nothing found: the raw text, still wrong.
 
 ``choice`` (``--answers choice``) does not generate at all: the model scores every label as
 its whole reply to the same prompt and the most likely one is the answer (the
@@ -45,9 +47,28 @@ def _pattern(label: str) -> str:
     return rf"(?<!\w)(?<!\d\.){escaped}(?!\w)(?!\.\d)"
 
 
+# "1." or "2)" opening a line, then a space or the end of the line: a list item's number
+# (counted to tell a list); blanked only when the item says something after it ("4." alone
+# is an answer).
+_ITEM_NUMBER = re.compile(r"^[ \t]*\d+[.)](?=[ \t]|$)", re.MULTILINE)
+_NUMBERED_ITEM = re.compile(r"^[ \t]*\d+[.)](?=[ \t]+\S)", re.MULTILINE)
+
+
+def _without_numbering(text: str) -> str | None:
+    """``text`` with a list item's number blanked out; None when it is a numbered list of
+    two or more items, which names several candidates rather than one answer."""
+    if len(_ITEM_NUMBER.findall(text)) >= 2:
+        return None
+    # Blanked, not removed: positions (which label comes first) stay as they were.
+    return _NUMBERED_ITEM.sub(lambda found: " " * len(found.group()), text)
+
+
 def first_label(text: str, labels: Sequence[str]) -> str:
     """The label occurring earliest in ``text`` (longest wins a tie), else ``text``."""
-    lowered = text.lower()
+    unnumbered = _without_numbering(text)
+    if unnumbered is None:
+        return text
+    lowered = unnumbered.lower()
     best: tuple[int, int, str] | None = None
     for label in labels:
         found = re.search(_pattern(label), lowered)

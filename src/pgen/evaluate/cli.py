@@ -76,7 +76,8 @@ def register(commands: Any, bench: Any) -> None:
         "text",
         help="personalized text: strategies x retrievers x k on LaMP, LongLaMP or Amazon reviews",
         description="Runs every setting with greedy decoding; writes predictions, metrics.json "
-        "(95% CIs, paired tests against none), report.md and report.png. Resumes when rerun.",
+        "(95% CIs, paired tests against none), report.md and report.png. Resumes when rerun; "
+        "a non-raw --answers mode writes its files beside the raw ones (report.first-label.md).",
     )
     text.add_argument("--task", required=True, choices=TEXT_TASKS)
     text.add_argument("--data", required=True, type=Path, help="data file or folder")
@@ -126,7 +127,7 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
     from pgen.engine import Engine
     from pgen.evaluate.benchmarks import load_task, metrics_for, select
     from pgen.evaluate.plan import BASELINE, store_path
-    from pgen.evaluate.textbench import BenchPlan, bench_text, settings_grid
+    from pgen.evaluate.textbench import BenchPlan, bench_text, output_names, settings_grid
     from pgen.factory import build_embedder, build_store
     from pgen.personalize import get_strategy
     from pgen.usermodel.retrievers import RETRIEVERS
@@ -180,8 +181,12 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
         bench_text(engine, data, plan, run_dir, metrics)
     finally:
         engine.close()
-    print((run_dir / "report.md").read_text())
-    print(f"results in {run_dir}/ (metrics.json, report.md, report.png, predictions/)")
+    names = output_names(args.answers)
+    print((run_dir / names["report"]).read_text())
+    print(
+        f"results in {run_dir}/ ({names['metrics']}, {names['report']}, {names['plot']}, "
+        f"predictions/{names['predictions'].format(setting='<setting>')})"
+    )
     return 0
 
 

@@ -16,7 +16,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from pgen.evaluate.metrics.image import (
     image_folder,
     mean_pairwise_cosine,
 )
+from pgen.evaluate.run_record import run_record
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
 from pgen.personalize.subject import (
     METHODS,
@@ -129,12 +129,13 @@ def _fill(template: str, token: str, class_word: str) -> str:
 
 
 def data_hash(bench: DreamBench) -> str:
+    """sha256 of the prompt file and the images run (each named by subject and file)."""
     digest = hashlib.sha256((bench.root / PROMPTS_FILE).read_bytes())
     for subject in bench.subjects:
         for path in subject.images:
             digest.update(f"{subject.name}/{path.name}".encode())
             digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -222,29 +223,21 @@ def run_dreambench(
         rows[method]["images"] = sum(s["images"] for s in per_subject[method].values())
         rows[method].update(spent)
     return {
-        "benchmark": "dreambench",
-        "model": model.name,
-        "clip_model": config.clip_model,
-        "dino_model": config.dino_model,
-        "subjects": [s.name for s in bench.subjects],
-        "data_hash": data_hash(bench),
-        "config": asdict(config),
+        "record": run_record(
+            task="dreambench",
+            data=[bench.root],
+            data_sha256=data_hash(bench),
+            settings={"subjects": [s.name for s in bench.subjects], **asdict(config)},
+            model={
+                "image_model": model.name,
+                "clip_model": config.clip_model,
+                "dino_model": config.dino_model,
+            },
+            packages=("diffusers", "peft", "Pillow"),
+        ),
         "rows": rows,
         "per_subject": per_subject,
-        "environment": _environment(),
     }
-
-
-def _environment() -> dict[str, Any]:
-    from pgen.evaluate.results import environment
-
-    record = environment()
-    for name in ("diffusers", "peft", "Pillow"):
-        try:
-            record["packages"][name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            record["packages"][name] = None
-    return record
 
 
 def format_table(result: dict[str, Any]) -> str:

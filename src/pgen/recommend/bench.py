@@ -1,31 +1,30 @@
 """`pgen bench rec`: ingest a data set, train a recommender, score it with the protocol.
 
-The result file records the settings, the data fingerprint, package versions and the
-training log next to the metrics, so a number can always be traced to how it was made.
+The result file holds the run's ``record`` (task, data sha256, settings, model, package
+versions, machine, threads: the shape every benchmark writes, ``pgen.evaluate.run_record``)
+and the training log next to the metrics, so a number can always be traced to its making.
 """
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from pgen.context.base import ContextStore
+from pgen.evaluate.run_record import run_record, sha256_files
 from pgen.models.base import Embedder, TextModel
 from pgen.recommend.arrays import Sequences, Split, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data
+from pgen.recommend.protocol import EvalResult, Scorer, evaluate
 from pgen.recommend.recommenders import REGISTRY, Recommender, TextBPR, build
 from pgen.recommend.recommenders.textaware import embed_items
-from pgen.recommend.protocol import EvalResult, Scorer, evaluate
 from pgen.recommend.rerank import LLMReranker
 
 RERANK = "llm-rerank"
+TASK = "next-item recommendation (leave-one-out)"
 
 
 @dataclass
@@ -41,17 +40,9 @@ class BenchSettings:
     repeat_targets: str = "keep"  # see protocol.evaluate: "keep" (default) or "mask"
 
 
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in ("pgen", "torch", "numpy", "transformers", "sentence-transformers"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
-def prepare_store(store: ContextStore, data_path: str | Path | None) -> tuple[Sequences, dict[str, Any]]:
+def prepare_store(
+    store: ContextStore, data_path: str | Path | None
+) -> tuple[Sequences, dict[str, Any]]:
     """Ingest ``data_path`` (if given) into the store, then read everything back as arrays."""
     info: dict[str, Any] = {}
     if data_path is not None:
@@ -60,13 +51,14 @@ def prepare_store(store: ContextStore, data_path: str | Path | None) -> tuple[Se
         stats = ingest(store, data)
         info = {
             "data": str(data_path),
+            "sha256": sha256_files([Path(data_path).expanduser()]),
             "name": data.name,
             "ingest_seconds": round(time.perf_counter() - start, 2),
             "records_written": stats.written,
         }
     sequences = sequences_from_store(store)
     if sequences.n_interactions == 0:
-        raise ValueError(f"{store.path}: no interactions to train on (ingest data with --data)")
+        raise ValueError(f"{store.location}: no interactions to train on (ingest data with --data)")
     return sequences, info
 
 
@@ -162,17 +154,35 @@ def run_benchmark(
             reordered=moved,  # answers that changed the base order at all
             examples=[a["answer"][:200] for a in answers[:3]],
         )
+    fingerprint = sequences.fingerprint()
+    record = run_record(
+        task=TASK,
+        data=[data_info["data"]] if data_info else [store.location],
+        # The bytes read; a store benchmarked as it stands has the interactions' fingerprint.
+        data_sha256=data_info.get("sha256") or fingerprint,
+        settings={
+            "params": model.params,
+            "seed": settings.seed,
+            "negatives": settings.negatives,
+            "max_users": max_users,
+            "repeat_targets": settings.repeat_targets,
+            "candidates": settings.candidates if settings.model == RERANK else None,
+        },
+        model={
+            "recommender": settings.model,
+            "base": model_name if settings.model == RERANK else None,
+            "text_model": rerank_info.get("text_model"),
+        },
+    )
     return {
-        "task": "next-item recommendation (leave-one-out)",
-        "model": settings.model,
-        "base": model_name if settings.model == RERANK else None,
-        "params": model.params,
+        "record": record,
+        "model": settings.model,  # what report file names and tables show
         "saved_to": saved,
         "rerank": rerank_info,
         "data": {
             **data_info,
-            "store": str(store.path),
-            "fingerprint": sequences.fingerprint(),
+            "store": store.location,
+            "fingerprint": fingerprint,
             "users": sequences.n_users,
             "items": sequences.n_items,
             "interactions": sequences.n_interactions,
@@ -183,8 +193,4 @@ def run_benchmark(
         "results": [{"scorer": name, **result.as_dict()} for name, result in results],
         "training": model.log,
         "eval_seconds": round(eval_seconds, 2),
-        "threads": torch.get_num_threads(),
-        "seed": settings.seed,
-        "versions": versions(),
-        "machine": platform.platform(),
     }

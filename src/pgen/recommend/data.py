@@ -14,18 +14,19 @@ Real times lie decades later, so in a file that mixes both the undated rows come
 
 from __future__ import annotations
 
-import ast
 import csv
 import gzip
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from pgen.context.records import Interaction, Item, User
 from pgen.context.base import ContextStore, IngestStats
+from pgen.context.formats import FormatError
+from pgen.context.formats.amazon import read_reviews
+from pgen.context.formats.jsonl import read_lines
+from pgen.context.records import Interaction, Item, User
 
 
 @dataclass
@@ -261,53 +262,35 @@ def _recbole_items(path: Path, used: set[str]) -> list[Item]:
 
 
 # -- Amazon 5-core reviews ----------------------------------------------------------------
-def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with _open_text(path) as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                # The older Amazon metadata dumps are Python literals, not JSON.
-                try:
-                    record = ast.literal_eval(line)
-                except (ValueError, SyntaxError):
-                    raise DataFormatError(f"{path}:{line_no}: not a JSON object") from None
-            if not isinstance(record, dict):
-                raise DataFormatError(f"{path}:{line_no}: expected a JSON object")
-            yield line_no, record
-
-
 def load_amazon(reviews: Path, meta: Path | None = None) -> RecData:
-    """Items from ``asin``, interactions from reviews (reviewerID, overall, unixReviewTime).
+    """Items from ``asin``, interactions from reviews (reviewerID, overall, unixReviewTime),
+    read by the one Amazon reader (``pgen.context.formats.amazon``) under the "raise"
+    policy: this is data a person loads, so a bad line stops it, naming file and line.
 
-    ``meta`` (the category's metadata file) gives titles and descriptions when present.
+    ``meta`` (the category's metadata file) gives titles and descriptions when present; the
+    older metadata dumps are Python literals rather than JSON, so those are accepted there.
     """
-    interactions = []
-    asins: set[str] = set()
-    for line_no, review in _json_lines(reviews):
-        try:
-            user, asin = review["reviewerID"], review["asin"]
-        except KeyError as missing:
-            raise DataFormatError(f"{reviews}:{line_no}: review lacks {missing}") from None
-        stamp = review.get("unixReviewTime")
-        interactions.append(
-            Interaction(
-                user_id=user,
-                item_id=asin,
-                action="review",
-                rating=review.get("overall"),
-                time=_utc(stamp) if stamp is not None else undated_time(line_no),
-            )
+    try:
+        read = read_reviews(reviews, "raise")
+        described_lines = read_lines(meta, "raise", literals=True) if meta else None
+    except FormatError as error:
+        raise DataFormatError(str(error)) from None
+    interactions = [
+        Interaction(
+            user_id=review.reviewer,
+            item_id=review.asin,
+            action="review",
+            rating=review.overall,
+            time=_utc(review.time) if review.time is not None else undated_time(review.line),
         )
-        asins.add(asin)
+        for review in read.reviews
+    ]
+    asins = {review.asin for review in read.reviews}
     described: dict[str, Item] = {}
-    if meta is not None:
-        for _, record in _json_lines(meta):
-            asin = record.get("asin")
-            if asin in asins:
-                described[asin] = _amazon_item(asin, record)
+    for _, record in described_lines.values if described_lines else []:
+        asin = record.get("asin") if isinstance(record, dict) else None
+        if asin in asins:
+            described[asin] = _amazon_item(asin, record)
     items = [described.get(a) or Item(item_id=a, title=a) for a in sorted(asins)]
     return RecData(reviews.name.split(".")[0], items, interactions)
 

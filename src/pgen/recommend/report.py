@@ -28,7 +28,7 @@ def table(result: dict[str, Any]) -> str:
         lines.append(
             f"\ntraining: {len(training['epochs'])} epochs, best epoch {training['best_epoch']}, "
             f"{training['seconds_per_epoch']:.2f} s/epoch, {training['seconds_to_best']:.1f} s "
-            f"to best, {result['threads']} threads"
+            f"to best, {result['record']['threads']} threads"
         )
     return "\n".join(lines)
 

@@ -7,7 +7,6 @@ has to add them to a store: one question's profile never reaches another questio
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,7 @@ from pgen.context.formats import FormatError
 from pgen.context.formats.jsonl import read_lines
 from pgen.context.records import Document
 from pgen.evaluate.metrics import Metric, accuracy, bleu, macro_f1, mae, meteor, rmse, rouge
+from pgen.evaluate.run_record import sha256_files
 
 Kind = Literal["classification", "rating", "generation"]
 
@@ -73,12 +73,7 @@ def metrics_for(spec: TaskSpec) -> list[Metric]:
 
 def hash_files(paths: Iterable[Path]) -> str:
     """sha256 over the bytes of the data files (in the given order)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return sha256_files(paths)
 
 
 def read_json(path: Path) -> Any:
