@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pgen.context import Document, Interaction, Record
 from pgen.context.store import SQLiteStore
 from pgen.engine import Engine
-from pgen.models.base import GenerationConfig
+from pgen.models.base import AdapterRef, GenerationConfig, Message
 from pgen.models.text import TransformersTextModel
 from pgen.usermodel import retrievers as retrievers_module
 from pgen.usermodel.bm25 import Bm25Index
@@ -247,3 +248,48 @@ def test_twenty_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:
     versions = {out.decode().strip() for out, _ in results}
     with SQLiteStore(store_path) as store:
         assert versions == {str(store.schema_version)}
+
+
+def _random_lora(base: Path, folder: Path, seed: int) -> Path:
+    """A LoRA adapter in plain PEFT format with random (non-zero) weights: each user's
+    adapter changes the greedy output in its own way."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base), config).save_pretrained(folder)
+    return folder
+
+
+def test_concurrent_requests_never_get_another_users_adapter(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    model = TransformersTextModel(str(tiny_llama), name="tiny-llama", batch_size=4)
+    refs: list[AdapterRef | None] = [None] + [
+        AdapterRef("lora", f"lora-u{i}", _random_lora(tiny_llama, tmp_path / f"u{i}", i))
+        for i in range(THREADS - 1)
+    ]
+    greedy = GenerationConfig(max_new_tokens=6)
+    chat = [Message("user", "write a review of the battery")]
+    # Single-threaded references, one request at a time.
+    expected = [model.generate([chat], greedy, [ref])[0] for ref in refs]
+    assert len(set(expected)) >= THREADS // 2  # adapters really change the output
+    problems: list[str] = []
+    start = threading.Barrier(THREADS)
+
+    def work(position: int) -> None:
+        start.wait()
+        for _ in range(3):
+            got = model.generate([chat], greedy, [refs[position]])[0]
+            if got != expected[position]:
+                problems.append(f"request {position} got {got!r}, expected {expected[position]!r}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert problems == []
