@@ -260,7 +260,7 @@ def _random_lora(base: Path, folder: Path, seed: int) -> Path:
     config = LoraConfig(
         r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False
     )
-    get_peft_model(AutoModelForCausalLM.from_pretrained(base), config).save_pretrained(folder)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base), config).save_pretrained(str(folder))
     return folder
 
 
