@@ -22,12 +22,24 @@ import numpy as np
 from pgen.context.base import ContextStore
 from pgen.models.base import GenerationConfig
 from pgen.models.image_embedding import ImageEmbedder, TextImageEmbedder
-from pgen.models.image_input import open_image
-from pgen.models.vision import VisionLanguageModel
-from pgen.personalize.concepts import VISION_STRATEGIES, AnswerRequest, VisionTools
+from pgen.models.image_input import file_hash, open_image
+from pgen.models.vision import TransformersVisionModel, VisionLanguageModel
+from pgen.personalize.concepts import (
+    VISION_STRATEGIES,
+    AnswerRequest,
+    LearnedConcept,
+    VisionTools,
+)
+from pgen.training.concept_tokens import (
+    ConceptTokenConfig,
+    load_concept_tokens,
+    save_concept_tokens,
+    train_concept_tokens,
+)
 from pgen.usermodel.concepts import Calibration, ConceptMemory, ImageVectors, load_memory
 
 PHOTO_KIND = "photo"
+TOKENS_KIND = "concept-tokens"  # the artifact kind of learned concept tokens
 TEXT_WEIGHT = 0.25  # composed search: weight of the (standardized) text score
 
 
@@ -103,10 +115,16 @@ class Assistant:
         tools = VisionTools(
             memory=self.memory,
             query_vector=lambda im: ImageVectors(self._embedder()).of_images([im])[0],
+            concept_tokens=self.learned_concepts,
+            placeholder=lambda: self._soft_model().placeholder,
         )
         prepared = VISION_STRATEGIES[strategy].prepare([request], tools)[0]
         model = self._vision_model()
-        text = model.generate([prepared.chat], self.generation)[0]
+        if prepared.soft_tokens is not None:
+            soft = [prepared.soft_tokens]
+            text = self._soft_model().generate([prepared.chat], self.generation, soft)[0]
+        else:
+            text = model.generate([prepared.chat], self.generation)[0]
         prepared.provenance.model = model.name
         provenance = {
             **prepared.provenance.as_dict(),
@@ -116,6 +134,63 @@ class Assistant:
         }
         saved = self.store.save_output(user_id, instruction, strategy, text, provenance)
         return Answer(saved.output_id, text, strategy, provenance)
+
+    # -- concept tokens -----------------------------------------------------------------
+    def _soft_model(self) -> TransformersVisionModel:
+        model = self._vision_model()
+        if not isinstance(model, TransformersVisionModel):
+            raise ValueError(
+                f"concept tokens need a transformers vision model, not {model.name} "
+                "(a server takes no input vectors)"
+            )
+        return model
+
+    def train_concept_tokens(
+        self, user_id: str, concept: str, config: ConceptTokenConfig | None = None
+    ) -> Path:
+        """Learn the concept's tokens from its references (the user's other concepts and
+        the operator's pool as hard negatives) and save them as the user's artifact."""
+        subjects = {s.name: s for s in self.store.subjects(user_id)}
+        if concept not in subjects:
+            known = ", ".join(subjects) or "none"
+            raise ValueError(f"user {user_id!r} has no concept {concept!r}; known: {known}")
+        subject = subjects[concept]
+        positives = [open_image(p, self.allowed) for p in subject.image_paths]
+        others = [p for s in subjects.values() if s.name != concept for p in s.image_paths]
+        negatives = [open_image(p, self.allowed) for p in others]
+        negatives += [open_image(p) for p in self.negative_pool]
+        model = self._soft_model()
+        config = config or ConceptTokenConfig()
+        tokens, losses = train_concept_tokens(
+            model, concept, subject.class_word, positives, negatives, config
+        )
+        folder = self.store.artifact_path(user_id, TOKENS_KIND, concept)
+        meta = {
+            "concept": concept,
+            "class_word": subject.class_word,
+            "base_model": model.name,
+            "hidden_size": model.hidden_size,
+            "references": [file_hash(p) for p in subject.image_paths],
+            "negatives": len(negatives),
+            "steps": config.steps,
+            "learning_rate": config.learning_rate,
+            "seed": config.seed,
+            "losses": losses,
+        }
+        save_concept_tokens(folder, tokens, meta)
+        return folder
+
+    def learned_concepts(self, user_id: str) -> list[LearnedConcept]:
+        """The user's trained concept tokens (stale ones are refused, with the fix)."""
+        subjects = {s.name: s for s in self.store.subjects(user_id)}
+        learned = []
+        for (kind, name), folder in sorted(self.store.artifacts(user_id).items()):
+            if kind != TOKENS_KIND or name not in subjects:
+                continue
+            references = [file_hash(p) for p in subjects[name].image_paths]
+            tokens, meta = load_concept_tokens(folder, self._soft_model().name, references)
+            learned.append(LearnedConcept(name, meta["class_word"], tokens, str(folder)))
+        return learned
 
     # -- photo retrieval ----------------------------------------------------------------
     def search_photos(self, user_id: str, query: str, k: int = 10) -> list[PhotoHit]:

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from pgen.assistant import Assistant
     from pgen.context.base import ContextStore
 
-STRATEGIES = ("none", "concepts")  # mirrors pgen.personalize.concepts.VISION_STRATEGIES
+STRATEGIES = (
+    "none",
+    "concepts",
+    "concept-tokens",
+)  # mirrors pgen.personalize.concepts.VISION_STRATEGIES
 DEFAULT_VISION_MODEL_ENV = "PGEN_VISION_MODEL"
 ALLOWED_ENV = "PGEN_IMAGE_ROOTS"  # folders request images may come from (os.pathsep list)
 
@@ -91,6 +95,25 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> None:
     print(
         f"\n[output {answer.output_id}; strategy {answer.strategy}; "
         f"concepts used: {', '.join(used) or 'none'}]"
+    )
+
+
+def cmd_train_concept(args: argparse.Namespace, config: Config) -> None:
+    from pgen.factory import build_store
+    from pgen.training.concept_tokens import ConceptTokenConfig
+
+    store = build_store(config)
+    try:
+        training = ConceptTokenConfig(tokens=args.tokens, steps=args.steps, learning_rate=args.lr)
+        folder = _assistant(args, config, store).train_concept_tokens(
+            args.user, args.concept, training
+        )
+    finally:
+        store.close()
+    meta = json.loads((folder / "concept_tokens.json").read_text())
+    print(
+        f"trained {args.tokens} concept tokens for {args.concept!r} of user {args.user!r}: "
+        f"{len(meta['losses'])} steps, last loss {meta['losses'][-1]:.4f}\nartifact: {folder}"
     )
 
 
@@ -183,6 +206,15 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--max-new-tokens", type=int, default=128)
     _add_assistant(p)
     p.set_defaults(func=cmd_ask)
+
+    p = commands.add_parser("train-concept", help="learn a concept's tokens (Yo'LLaVA-style)")
+    p.add_argument("--concept", required=True, help="the subject's name in the user's context")
+    p.add_argument("--vision-model", help="HF id or folder (a transformers model)")
+    p.add_argument("--tokens", type=int, default=4, help="learned tokens per concept")
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--lr", type=float, default=1e-2)
+    _add_assistant(p)
+    p.set_defaults(func=cmd_train_concept)
 
     p = commands.add_parser("search-photos", help="find the user's photos by concept and words")
     p.add_argument("query", help="e.g. 'Rex at the beach'")

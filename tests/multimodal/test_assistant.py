@@ -154,8 +154,8 @@ def test_bad_photos_fail_first_and_write_nothing(
             assistant.answer("ann", path, "hi")
     assert store.outputs("ann") == []
     assert not store._rows("SELECT 1 FROM image_embeddings")
-    with pytest.raises(ValueError, match="unknown strategy 'concept-tokens'"):
-        assistant.answer("ann", cut, "hi", strategy="concept-tokens")
+    with pytest.raises(ValueError, match="unknown strategy 'tokens'"):
+        assistant.answer("ann", cut, "hi", strategy="tokens")
 
 
 def test_tiny_llava_end_to_end_and_delete_user_leaves_nothing(

@@ -86,41 +86,92 @@ class TransformersVisionModel:
         # Batches are padded on the left, so every prompt ends where generation starts.
         self.processor.tokenizer.padding_side = "left"
         torch.nn.Module.to(self.model, device).eval()  # (typed as a module move)
+        self._torch = torch
         # transformers 5 takes processor options in ``processor_kwargs``; 4.x took them loose.
         takes = inspect.signature(self.processor.apply_chat_template).parameters
         padding = {"padding": True}
         self._padding = {"processor_kwargs": padding} if "processor_kwargs" in takes else padding
 
-    def generate(
-        self, chats: Sequence[VisionChat], config: GenerationConfig | None = None
-    ) -> list[str]:
-        import torch
+    @property
+    def placeholder(self) -> str:
+        """The text that marks a soft token's slot in a prompt: the pad token, which real
+        prompts never contain (a slot is a pad id inside the attention mask)."""
+        tokenizer = self.processor.tokenizer
+        if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+            raise ValueError(
+                f"vision model {self.name}: soft tokens need a pad token distinct from eos"
+            )
+        return str(tokenizer.pad_token)
 
+    @property
+    def hidden_size(self) -> int:
+        weight: Any = self.model.get_input_embeddings().weight
+        return int(weight.shape[1])
+
+    def encode(self, chats: Sequence[VisionChat], add_generation_prompt: bool = True) -> Any:
+        """The processor's tensors for a batch of chats (left-padded)."""
+        inputs = self.processor.apply_chat_template(
+            [[_parts(m) for m in chat] for chat in chats],
+            add_generation_prompt=add_generation_prompt,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            **self._padding,
+        ).to(self.device)
+        if "pixel_values" in inputs:  # images in the model's dtype (float16 on CUDA)
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return inputs
+
+    def with_soft_tokens(self, inputs: Any, soft: Sequence[Any | None]) -> dict[str, Any]:
+        """The model's keyword arguments with ``inputs_embeds`` in place of ``input_ids``:
+        each chat's placeholder slots, in order, take its rows of ``soft`` (a tensor of
+        shape (slots, hidden)). The vectors exist for this call only: nothing is added to
+        the shared model or tokenizer, so one user's tokens never reach another request."""
+        ids = inputs["input_ids"]
+        embeds = self.model.get_input_embeddings()(ids)
+        slots = (ids == self.processor.tokenizer.pad_token_id) & inputs["attention_mask"].bool()
+        rows = []
+        for row, vectors in enumerate(soft):
+            where = slots[row].nonzero().flatten()
+            count = 0 if vectors is None else len(vectors)
+            if len(where) != count:
+                raise ValueError(f"prompt {row} has {len(where)} soft-token slots for {count}")
+            rows.append(
+                embeds[row]
+                if vectors is None
+                else embeds[row].index_put((where,), vectors.to(embeds.dtype))
+            )
+        out = {k: v for k, v in inputs.items() if k != "input_ids"}
+        out["inputs_embeds"] = self._torch.stack(rows)
+        return out
+
+    def generate(
+        self,
+        chats: Sequence[VisionChat],
+        config: GenerationConfig | None = None,
+        soft_tokens: Sequence[Any | None] | None = None,
+    ) -> list[str]:
+        """One reply per chat; ``soft_tokens``: per chat, vectors for its placeholder slots."""
         from pgen.models.text import _decoding_options
 
+        torch = self._torch
         settings = config or GenerationConfig()
         tokenizer = self.processor.tokenizer
         replies: list[str] = []
         for start in range(0, len(chats), self.batch_size):
-            batch = [[_parts(m) for m in chat] for chat in chats[start : start + self.batch_size]]
-            inputs = self.processor.apply_chat_template(
-                batch,
-                add_generation_prompt=True,
-                tokenize=True,
-                return_dict=True,
-                return_tensors="pt",
-                **self._padding,
-            ).to(self.device)
-            if "pixel_values" in inputs:  # images in the model's dtype (float16 on CUDA)
-                inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            inputs = self.encode(chats[start : start + self.batch_size])
+            kwargs: dict[str, Any] = dict(inputs)
+            if soft_tokens is not None:
+                kwargs = self.with_soft_tokens(inputs, soft_tokens[start : start + self.batch_size])
             torch.manual_seed(settings.seed)
             with torch.inference_mode():
                 out = self.model.generate(
-                    **inputs,
+                    **kwargs,
                     **_decoding_options(settings),
                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
                 )
-            new = out[:, inputs["input_ids"].shape[1] :]
+            # With input ids, generate returns prompt + reply; with embeddings, the reply.
+            new = out if soft_tokens is not None else out[:, inputs["input_ids"].shape[1] :]
             replies += [
                 text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)
             ]

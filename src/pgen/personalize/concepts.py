@@ -23,6 +23,7 @@ from PIL import Image
 from pgen.models.image_input import open_image
 from pgen.models.vision import VisionChat, VisionMessage
 from pgen.personalize.base import Provenance
+from pgen.training.concept_tokens import introduction
 from pgen.usermodel.concepts import ConceptMemory, Match
 
 VisionModality = Literal["vision"]
@@ -41,13 +42,25 @@ class AnswerRequest:
     k: int = 2  # concepts retrieved at most
 
 
+@dataclass(frozen=True)
+class LearnedConcept:
+    """One concept's trained tokens (see ``pgen.training.concept_tokens``)."""
+
+    name: str
+    class_word: str
+    tokens: Any  # torch tensor (n, hidden)
+    folder: str
+
+
 @dataclass
 class VisionTools:
-    """What image-input strategies may use: the user's concept memory and the photo's
-    vector, both computed on first use."""
+    """What image-input strategies may use: the user's concept memory, the photo's vector,
+    the user's learned concept tokens and the model's placeholder text, each on first use."""
 
     memory: Callable[[str], ConceptMemory]
     query_vector: Callable[[Image.Image], np.ndarray]
+    concept_tokens: Callable[[str], list[LearnedConcept]] = lambda user_id: []
+    placeholder: Callable[[], str] = lambda: ""
 
 
 @dataclass
@@ -55,6 +68,7 @@ class VisionPrepared:
     chat: VisionChat
     provenance: Provenance = field(default_factory=Provenance)
     details: dict[str, Any] = field(default_factory=dict)
+    soft_tokens: Any = None  # vectors for the prompt's placeholder slots, in order
 
 
 class NoConcepts:
@@ -137,4 +151,41 @@ class Concepts:
         return prepared
 
 
-VISION_STRATEGIES: dict[str, NoConcepts | Concepts] = {"none": NoConcepts(), "concepts": Concepts()}
+class ConceptTokens:
+    name = "concept-tokens"
+    modality: VisionModality = "vision"
+    description = "Yo'LLaVA: the user's learned concept tokens introduce every trained concept"
+
+    def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPrepared]:
+        import torch
+
+        prepared = []
+        for request in requests:
+            learned = tools.concept_tokens(request.user_id)
+            if not learned:
+                raise ValueError(
+                    f"user {request.user_id!r} has no trained concept tokens; train them with "
+                    f"pgen train-concept --user {request.user_id} --concept NAME"
+                )
+            lines = [SYSTEM]
+            lines += [
+                introduction(c.name, c.class_word, tools.placeholder(), len(c.tokens))
+                for c in learned
+            ]
+            chat = [
+                VisionMessage("system", " ".join(lines)),
+                VisionMessage("user", request.instruction, (request.image,)),
+            ]
+            provenance = Provenance(
+                subjects=[c.name for c in learned], artifacts=[c.folder for c in learned]
+            )
+            soft = torch.cat([c.tokens for c in learned])
+            prepared.append(VisionPrepared(chat, provenance, {}, soft))
+        return prepared
+
+
+VISION_STRATEGIES: dict[str, NoConcepts | Concepts | ConceptTokens] = {
+    "none": NoConcepts(),
+    "concepts": Concepts(),
+    "concept-tokens": ConceptTokens(),
+}

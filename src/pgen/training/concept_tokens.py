@@ -1,0 +1,144 @@
+"""Yo'LLaVA-style concept tokens: a few learned input vectors that stand for one concept.
+
+The vision-language model stays frozen. A concept ``<Rex>`` is introduced in the system
+message as "<Rex> is [t1]...[tn], the user's dog."; the n vectors are trained so that the
+model answers "Yes" to "Is <Rex> in this photo?" on the concept's reference photos and
+"No" on hard negatives (the user's other concepts' photos, or an operator's pool; never
+another user's), and "This is <Rex>." when asked who it is. At answer time the vectors go
+into the prompt's placeholder slots for that request only.
+
+Artifact format (``pgen-concept-tokens/1``), one folder per concept under the user's
+artifacts (kind ``concept-tokens``), removed by delete-user:
+
+* ``tokens.safetensors``: one float32 tensor ``tokens`` of shape (n, hidden size);
+* ``concept_tokens.json``: ``format``, ``concept``, ``class_word``, ``base_model`` (the
+  VLM's name), ``hidden_size``, ``references`` (content hashes of the reference photos),
+  ``negatives`` (how many), ``steps``, ``learning_rate``, ``seed``, ``losses``.
+
+Tokens are refused when the base model or the reference photos changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from pgen.models.vision import TransformersVisionModel, VisionChat, VisionMessage
+
+FORMAT = "pgen-concept-tokens/1"
+META = "concept_tokens.json"
+WEIGHTS = "tokens.safetensors"
+
+
+@dataclass(frozen=True)
+class ConceptTokenConfig:
+    tokens: int = 4
+    steps: int = 40
+    learning_rate: float = 1e-2
+    seed: int = 0
+
+
+def introduction(name: str, class_word: str, placeholder: str, tokens: int) -> str:
+    return f"<{name}> is {placeholder * tokens}, the user's {class_word}."
+
+
+def _examples(
+    name: str, positives: list[Image.Image], negatives: list[Image.Image]
+) -> list[tuple[Image.Image, str, str]]:
+    question = f"Is <{name}> in this photo? Answer yes or no."
+    examples = [(im, question, "Yes") for im in positives]
+    examples += [(im, "Who is this?", f"This is <{name}>.") for im in positives]
+    examples += [(im, question, "No") for im in negatives]
+    return examples
+
+
+def train_concept_tokens(
+    model: TransformersVisionModel,
+    name: str,
+    class_word: str,
+    positives: list[Image.Image],
+    negatives: list[Image.Image],
+    config: ConceptTokenConfig | None = None,
+) -> tuple[Any, list[float]]:
+    """The learned (tokens, hidden) tensor and the loss of each step."""
+    import torch
+
+    config = config or ConceptTokenConfig()
+    if not positives:
+        raise ValueError(f"concept {name!r}: no reference photos to learn tokens from")
+    torch.manual_seed(config.seed)
+    embeddings = model.model.get_input_embeddings()
+    class_ids = model.processor.tokenizer(class_word, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():  # start from the class word's meaning, plus a little noise
+        start = embeddings(torch.tensor(class_ids or [0], device=model.device)).float().mean(0)
+        init = start.repeat(config.tokens, 1) + 0.01 * torch.randn(config.tokens, start.shape[0])
+    tokens = torch.nn.Parameter(init.to(model.device))
+    optimizer = torch.optim.Adam([tokens], lr=config.learning_rate)
+    system = introduction(name, class_word, model.placeholder, config.tokens)
+    examples = _examples(name, positives, negatives)
+    frozen = [(p, p.requires_grad) for p in model.model.parameters()]
+    for parameter, _ in frozen:
+        parameter.requires_grad_(False)
+    losses: list[float] = []
+    try:
+        for step in range(config.steps):
+            image, question, reply = examples[step % len(examples)]
+            prompt: VisionChat = [
+                VisionMessage("system", system),
+                VisionMessage("user", question, (image,)),
+            ]
+            full = [*prompt, VisionMessage("assistant", reply)]
+            asked = model.encode([prompt])["input_ids"].shape[1]
+            inputs = model.encode([full], add_generation_prompt=False)
+            labels = inputs["input_ids"].clone()
+            labels[:, :asked] = -100  # learn the reply only
+            kwargs = model.with_soft_tokens(inputs, [tokens])
+            loss = model.model(**kwargs, labels=labels).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+    finally:
+        for parameter, before in frozen:
+            parameter.requires_grad_(before)
+    return tokens.detach().float().cpu(), losses
+
+
+def save_concept_tokens(folder: Path, tokens: Any, meta: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"tokens": tokens.contiguous()}, str(folder / WEIGHTS))
+    (folder / META).write_text(json.dumps({"format": FORMAT, **meta}, indent=2) + "\n")
+
+
+def load_concept_tokens(
+    folder: Path, base_model: str, references: list[str]
+) -> tuple[Any, dict[str, Any]]:
+    """The tokens and their metadata; refused (with the command that retrains them) when
+    they were trained on another base model or other reference photos."""
+    from safetensors.torch import load_file
+
+    try:
+        meta = json.loads((folder / META).read_text())
+        tokens = load_file(str(folder / WEIGHTS))["tokens"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{folder}: not a concept-tokens artifact ({error})") from None
+    retrain = f"pgen train-concept --user USER --concept {meta.get('concept')!r}"
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{folder}: format {meta.get('format')!r}, expected {FORMAT}")
+    if meta.get("base_model") != base_model:
+        raise ValueError(
+            f"concept tokens of {meta.get('concept')!r} were trained on "
+            f"{meta.get('base_model')!r}, not {base_model!r}; retrain: {retrain}"
+        )
+    if meta.get("references") != references:
+        raise ValueError(
+            f"concept tokens of {meta.get('concept')!r} predate changed reference photos; "
+            f"retrain: {retrain}"
+        )
+    return tokens, meta
