@@ -19,7 +19,7 @@ from typing import Generic, Protocol, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from pgen.context.base import ContextStore, Revision
+from pgen.context.base import ContextStore, Revision, UserNotFoundError
 from pgen.context.records import Document
 from pgen.models.base import Embedder
 from pgen.usermodel.bm25 import Bm25Index
@@ -115,7 +115,12 @@ class _IndexedRetriever(ABC, Generic[IndexT]):
     def _catch_up(self, user_id: str) -> IndexT:
         # The revision is read before the changes: a write in between is applied now and
         # again next time (adding a document twice replaces it), never missed.
-        revision = self.store.revision(user_id)  # raises for an unknown user
+        try:
+            revision = self.store.revision(user_id)  # raises for an unknown user
+        except UserNotFoundError:
+            # Deleted (perhaps by another process): drop what this process holds of them.
+            self._entries.pop(user_id, None)
+            raise
         entry = self._entries.get(user_id)
         if entry is not None and -1 < entry.revision.number < self.store.deletions_pruned(user_id):
             entry = None  # deletions it has not seen were pruned: start again
