@@ -155,8 +155,33 @@ def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     out = Path(args.out) if args.out else config.home / "bench" / f"concepts-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
+    if args.vision_model:
+        from pgen.evaluate.concepts_captions import run_caption_bench
+        from pgen.models.base import GenerationConfig
+        from pgen.models.vision import load_vision_model
+
+        model = load_vision_model(args.vision_model, device=args.device or config.device)
+        result["captions"] = run_caption_bench(
+            bench,
+            model,
+            embedder,
+            out,
+            strategies=args.caption_strategies.split(","),
+            references=args.references,
+            token_steps=args.token_steps,
+            generation=GenerationConfig(max_new_tokens=args.max_new_tokens),
+        )
+        result["captions"]["vision_model"] = model.name
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     table = format_table(result)
+    for strategy, rows in result.get("captions", {}).items():
+        if isinstance(rows, dict) and "name_rate" in rows:
+            for measure in ("name_rate", "prompt_rate"):
+                cell = rows[measure]
+                table += (
+                    f"\n| caption {measure.replace('_', ' ')} ({strategy}) | {cell['value']:.3f} "
+                    f"[{cell['low']:.3f}, {cell['high']:.3f}] |"
+                )
     (out / "table.md").write_text(table + "\n")
     print(table)
     print(
@@ -231,5 +256,11 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--repeats", type=int, default=5, help="fold assignments to average over")
     p.add_argument("--seed", type=int, default=0, help="fold shuffle and bootstrap seed")
     p.add_argument("--out", help="result folder (default: <home>/bench/concepts-<time>)")
+    p.add_argument("--vision-model", help="also caption the query photos (HF id, folder, openai:)")
+    p.add_argument(
+        "--caption-strategies", default="none,concepts", help="comma-separated, for captions"
+    )
+    p.add_argument("--token-steps", type=int, default=40, help="concept-tokens training steps")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="caption length")
     _add_common(p)
     p.set_defaults(func=cmd_bench_concepts)

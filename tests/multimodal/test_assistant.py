@@ -288,3 +288,30 @@ def test_bench_concepts_on_dreambench(
         assert not set(run["user"]) & set(run["strangers"])
     assert result["recognition"]["per-concept"]["open_set_identification"]["value"] >= 0.8
     assert "top-1 identification" in capsys.readouterr().out
+
+
+def test_bench_concepts_captions_on_a_tiny_vlm(
+    bench: Path, tmp_path: Path, tiny_vlm: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench"
+    argv = ["--home", str(tmp_path), "--threads", "1", "bench", "concepts", "--data", str(bench)]
+    argv += ["--subjects", "dog,cat,teapot", "--repeats", "1", "--out", str(out)]
+    argv += [
+        "--vision-model",
+        str(tiny_vlm),
+        "--caption-strategies",
+        "none,concepts,concept-tokens",
+    ]
+    argv += ["--token-steps", "2", "--max-new-tokens", "3"]
+    assert main(argv) == 0
+    captions = json.loads((out / "result.json").read_text())["captions"]
+    assert captions["photos"] == 2 + 2 + 2  # 5 photos each, 3 references
+    # Retrieval puts the right concept into every concepts prompt; none never does;
+    # concept tokens introduce every trained concept.
+    assert captions["concepts"]["prompt_rate"]["value"] == 1.0
+    assert captions["none"]["prompt_rate"]["value"] == 0.0
+    assert captions["concept-tokens"]["prompt_rate"]["value"] == 1.0
+    for strategy in ("none", "concepts", "concept-tokens"):
+        assert 0.0 <= captions[strategy]["name_rate"]["value"] <= 1.0
+        assert len(captions[strategy]["captions"]) == 6
+    assert "caption name rate (concepts)" in capsys.readouterr().out
