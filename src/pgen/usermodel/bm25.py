@@ -1,15 +1,24 @@
 """An incremental BM25 index over one user's documents.
 
-Tokenization (lower-casing, English stopwords, Snowball stemming) is bm25s's, and the
-scoring is bm25s's default "lucene" variant, so rankings match a bm25s index built from
-scratch (tests check this); unlike bm25s, documents are added and removed in place, so a
-new document costs microseconds instead of a rebuild of the user's whole index.
+Tokenization of spaced scripts (lower-casing, English stopwords, Snowball stemming) is
+bm25s's, and the scoring is bm25s's default "lucene" variant, so rankings of such text
+match a bm25s index built from scratch (tests check this); unlike bm25s, documents are
+added and removed in place, so a new document costs microseconds instead of a rebuild of
+the user's whole index.
+
+Scripts written without spaces between words (Chinese, Japanese kana and kanji, Korean
+Hangul, Thai) would otherwise be one "word" per run of characters up to the next
+punctuation, so 周末 in a query never matches 这个周末我去公园. Such runs are cut into
+overlapping character bigrams instead (a lone character stays a unigram), as Lucene's
+CJK analyzer does: no dictionary needed, and any two-character word is found.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
+import unicodedata
 from collections import Counter
 
 import bm25s
@@ -27,15 +36,43 @@ def _stemmer() -> Stemmer.Stemmer:
     return stemmer
 
 
+# Bump when tokenization changes: saved indexes (snapshots) of another version are refused
+# and rebuilt from the documents, since their terms would never match new queries.
+TOKENIZER_VERSION = 2  # 1: bm25s only; 2: character bigrams for unspaced scripts, NFKC
+# Runs of characters from scripts written without spaces between words: Hiragana and
+# Katakana (not the ・ middle dot), CJK ideographs (extension A, unified, compatibility,
+# the supplementary planes), the iteration marks 々 and 〆, Hangul syllables, and Thai.
+_UNSPACED = re.compile(
+    "[\u3005\u3006\u3041-\u309f\u30a0-\u30fa\u30fc-\u30ff\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u0e01-\u0e4e"
+    "\U00020000-\U0003134f]+"
+)
+
+
+def char_ngrams(run: str) -> list[str]:
+    """Overlapping character bigrams of one unspaced run; a single character stays itself."""
+    if len(run) == 1:
+        return [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
 def tokenize_many(texts: list[str]) -> list[list[str]]:
-    """bm25s's tokenization of many texts in one call (per-call overhead dominates short
-    texts, so building a 10,000-document index one text at a time is several times slower)."""
+    """Terms of many texts in one call (per-call overhead dominates short texts, so building
+    a 10,000-document index one text at a time is several times slower): bm25s's
+    tokenization of the spaced parts, character bigrams of the unspaced runs."""
     if not texts:
         return []
+    # NFKC first: full-width Latin letters and digits become ASCII, half-width katakana
+    # full-width, so one word is one term however it was typed.
+    normal = [unicodedata.normalize("NFKC", text) for text in texts]
+    unspaced = [
+        [g for run in _UNSPACED.findall(t) for g in char_ngrams(run.lower())] for t in normal
+    ]
+    spaced = [_UNSPACED.sub(" ", text) for text in normal]
     tokens = bm25s.tokenize(
-        texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
+        spaced, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False
     )
-    return [list(doc) for doc in tokens]
+    return [[*doc, *extra] for doc, extra in zip(tokens, unspaced, strict=True)]
 
 
 def tokenize(text: str) -> list[str]:
@@ -72,6 +109,7 @@ class Bm25Index:
         size = len(self.doc_ids)
         return {
             "params": np.array([self.k1, self.b, self._total_length], dtype=np.float64),
+            "tokenizer": np.array([TOKENIZER_VERSION], dtype=np.int64),
             "doc_ids": _json_array(self.doc_ids),
             "terms": _json_array(terms),
             "offsets": np.cumsum([0, *counts]).astype(np.int64),
@@ -87,6 +125,14 @@ class Bm25Index:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Bm25Index:
+        """The index saved by ``to_arrays``; ValueError when it was tokenized by another
+        version of ``tokenize_many`` (the caller rebuilds it from the documents)."""
+        saved = arrays.get("tokenizer")
+        version = int(saved[0]) if saved is not None and len(saved) == 1 else 1
+        if version != TOKENIZER_VERSION:
+            raise ValueError(
+                f"BM25 index tokenized by version {version}, this code is {TOKENIZER_VERSION}"
+            )
         k1, b, total_length = (float(x) for x in arrays["params"])
         index = cls(k1, b)
         index.doc_ids = _from_json_array(arrays["doc_ids"])
