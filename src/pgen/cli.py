@@ -25,6 +25,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.recommend.cli",
     "pgen.training.cli",
     "pgen.assistant_cli",
+    "pgen.serve.cli",
 )
 
 Handler = Callable[[argparse.Namespace, Config], Any]

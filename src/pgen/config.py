@@ -43,6 +43,14 @@ class Config:
     top_p: float = 1.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
+    # `pgen serve` (pgen.serve): where it listens, worker processes, request limits, and
+    # how long a generate request waits for others to share its model batch.
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8000
+    serve_workers: int = 1
+    serve_max_body_mb: int = 64
+    serve_batch_size: int = 16
+    serve_batch_wait_ms: int = 10
 
     @property
     def generation(self) -> GenerationConfig:
@@ -82,7 +90,17 @@ class Config:
         return Path(os.environ.get("PGEN_MODEL_CACHE") or platformdirs.user_cache_dir("pgen"))
 
 
-_INTS = ("threads", "prompt_tokens", "max_new_tokens", "no_repeat_ngram_size")
+_INTS = (
+    "threads",
+    "prompt_tokens",
+    "max_new_tokens",
+    "no_repeat_ngram_size",
+    "serve_port",
+    "serve_workers",
+    "serve_max_body_mb",
+    "serve_batch_size",
+    "serve_batch_wait_ms",
+)
 _FLOATS = ("temperature", "top_p", "repetition_penalty")
 # Components may be a {provider, settings} table in the TOML file (see pgen.factory).
 _COMPONENTS = ("text_model", "embed_model", "image_model")

@@ -1,0 +1,130 @@
+"""The FastAPI application of ``pgen serve``: routes, auth, limits, the web page.
+
+``create_app(config)`` builds it for one process. The key file lives at
+``<home>/service/keys.sqlite`` and each tenant's store under ``<home>/tenants/<tenant>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from pgen.config import Config
+from pgen.serve import errors
+from pgen.serve.auth.keys import KeyStore
+from pgen.serve.batching import Batcher
+from pgen.serve.deps import Admin, Service, TheService
+from pgen.serve.jobs import Jobs
+from pgen.serve.limits import BodyLimit
+from pgen.serve.schemas import KeyBody
+from pgen.serve.tenants import Tenants
+
+WEB = Path(__file__).parent / "web"
+CONFIG_ENV = "PGEN_SERVE_CONFIG"  # the config, as JSON, for worker processes
+
+
+def key_path(config: Config) -> Path:
+    return config.home / "service" / "keys.sqlite"
+
+
+def create_app(config: Config, **components: Any) -> FastAPI:
+    """``components``: ready models (``text_model``, ``embedder``, ``image_model``) in
+    place of the configured ones, for tests and benchmarks."""
+    from pgen.serve import openai, routes
+
+    service = Service(
+        config=config,
+        keys=KeyStore(key_path(config)),
+        tenants=Tenants(config, **components),
+        batcher=Batcher(config.serve_batch_size, config.serve_batch_wait_ms / 1000),
+        jobs=Jobs(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.batcher.start()
+        try:
+            yield
+        finally:
+            # Uvicorn has finished in-flight requests by now; what is queued still runs.
+            await service.batcher.stop()
+            service.jobs.shutdown()
+            service.tenants.close()
+            service.keys.close()
+
+    app = FastAPI(
+        title="pgen",
+        summary="Personalized generation as a service: context in, content for one user out.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=config.serve_max_body_mb * 1024 * 1024)
+    app.include_router(routes.router)
+    app.include_router(openai.router)
+    _service_routes(app)
+    app.mount("/ui", StaticFiles(directory=WEB, html=True), name="ui")
+    return app
+
+
+def _service_routes(app: FastAPI) -> None:
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["service"])
+    def ready(service: TheService) -> Any:
+        """Ready for traffic: the key file reads, the batcher runs."""
+        service.keys.tenants()
+        return {
+            "ready": True,
+            "text_model_loaded": service.tenants.text_model.loaded,
+            "batches": asdict(service.batcher.stats),
+        }
+
+    @app.post("/admin/keys", tags=["admin"], status_code=201)
+    def create_key(body: KeyBody, who: Admin, service: TheService) -> Any:
+        """A new key for a tenant (or, without one, an admin key); the token shows once."""
+        token, info = service.keys.create(body.tenant, body.name)
+        return {"key": token, **asdict(info)}
+
+    @app.get("/admin/keys", tags=["admin"])
+    def list_keys(who: Admin, service: TheService) -> Any:
+        return [asdict(info) for info in service.keys.list_keys()]
+
+    @app.delete("/admin/keys/{key_id}", tags=["admin"])
+    def revoke_key(key_id: str, who: Admin, service: TheService) -> Any:
+        try:
+            return asdict(service.keys.revoke(key_id))
+        except KeyError:
+            raise errors.NotFound(key_id) from None
+
+    @app.get("/admin/tenants", tags=["admin"])
+    def tenants(who: Admin, service: TheService) -> Any:
+        return service.keys.tenants()
+
+
+# -- worker processes -----------------------------------------------------------------
+def config_to_env(config: Config) -> str:
+    return json.dumps({f.name: getattr(config, f.name) for f in fields(Config)}, default=str)
+
+
+def app_from_env() -> FastAPI:
+    """The app for a worker process (``uvicorn --factory``): the config from the parent."""
+    values = json.loads(os.environ[CONFIG_ENV])
+    values = {k: (Path(v) if k in ("home", "store") and v else v) for k, v in values.items()}
+    return create_app(replace(Config(), **values))

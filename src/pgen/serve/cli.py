@@ -1,0 +1,95 @@
+"""``pgen serve`` and ``pgen keys create|list|revoke``. FastAPI, uvicorn and torch load
+inside the handlers only: ``pgen --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pgen.config import Config
+
+
+def _key_path(config: Config) -> Path:
+    return config.home / "service" / "keys.sqlite"
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> None:
+    import uvicorn
+
+    from pgen.serve.app import CONFIG_ENV, config_to_env, create_app
+
+    config = replace(
+        config,
+        serve_host=args.host or config.serve_host,
+        serve_port=config.serve_port if args.port is None else args.port,
+        serve_workers=args.workers or config.serve_workers,
+    )
+    options: dict[str, Any] = {
+        "host": config.serve_host,
+        "port": config.serve_port,
+        "timeout_graceful_shutdown": args.grace,
+        "log_level": "warning" if args.quiet else "info",
+    }
+    where = f"http://{config.serve_host}:{config.serve_port}"
+    print(f"pgen serving on {where} (web page {where}/ui/, keys in {_key_path(config)})")
+    sys.stdout.flush()
+    if config.serve_workers > 1:  # each worker process builds its own app from the config
+        os.environ[CONFIG_ENV] = config_to_env(config)
+        uvicorn.run(
+            "pgen.serve.app:app_from_env", factory=True, workers=config.serve_workers, **options
+        )
+        return
+    uvicorn.run(create_app(config), **options)
+
+
+def cmd_keys(args: argparse.Namespace, config: Config) -> None:
+    from pgen.serve.auth.keys import KeyStore
+
+    keys = KeyStore(_key_path(config))
+    try:
+        if args.action == "create":
+            if (args.tenant is None) == (not args.admin):
+                raise ValueError("pgen keys create needs --tenant T, or --admin (not both)")
+            token, info = keys.create(args.tenant, args.name)
+            owner = "admin" if info.tenant is None else f"tenant {info.tenant}"
+            print(f"created key {info.key_id} ({owner}); it is shown this once:")
+            print(token)
+        elif args.action == "list":
+            rows = keys.list_keys(args.tenant)
+            print(f"{'key id':<17} {'tenant':<20} {'created':<26} {'revoked':<26} name")
+            for info in rows:
+                tenant = info.tenant or "(admin)"
+                print(
+                    f"{info.key_id:<17} {tenant:<20} {info.created:<26} "
+                    f"{info.revoked or '':<26} {info.name}"
+                )
+            print(f"{len(rows)} keys in {keys.path}")
+        else:
+            if not args.key_id:
+                raise ValueError("pgen keys revoke needs the key id (see pgen keys list)")
+            info = keys.revoke(args.key_id)
+            print(f"revoked key {info.key_id} at {info.revoked}")
+    finally:
+        keys.close()
+
+
+def register(commands: Any, bench: Any) -> None:
+    p = commands.add_parser("serve", help="the HTTP API, OpenAI-compatible endpoint, web page")
+    p.add_argument("--host", help="address to listen on (config serve_host: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (config serve_port: 8000; 0: any free one)")
+    p.add_argument("--workers", type=int, help="worker processes (config serve_workers: 1)")
+    p.add_argument("--grace", type=int, default=30, help="seconds to finish requests on stop")
+    p.add_argument("--quiet", action="store_true", help="log warnings only")
+    p.set_defaults(func=cmd_serve)
+
+    p = commands.add_parser("keys", help="API keys of the service: create, list, revoke")
+    p.add_argument("action", choices=["create", "list", "revoke"], help="what to do")
+    p.add_argument("key_id", nargs="?", help="revoke: the key's id")
+    p.add_argument("--tenant", help="create: the key's tenant; list: only its keys")
+    p.add_argument("--admin", action="store_true", help="create: an admin key (no tenant)")
+    p.add_argument("--name", default="", help="create: a label for the key")
+    p.set_defaults(func=cmd_keys)

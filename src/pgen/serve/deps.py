@@ -1,0 +1,68 @@
+"""What every route depends on: the service's parts, and who is asking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from pgen.config import Config
+from pgen.engine import Engine
+from pgen.serve.auth.keys import KeyStore, Principal
+from pgen.serve.batching import Batcher
+from pgen.serve.errors import ApiError
+from pgen.serve.jobs import Jobs
+from pgen.serve.tenants import Tenants
+
+
+@dataclass
+class Service:
+    config: Config
+    keys: KeyStore
+    tenants: Tenants
+    batcher: Batcher
+    jobs: Jobs
+
+
+def service(request: Request) -> Service:
+    found: Service = request.app.state.service
+    return found
+
+
+def principal(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """The key's principal from ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    token = x_api_key
+    if authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else None
+    found = service(request).keys.verify(token) if token else None
+    if found is None:
+        raise ApiError(401, "unauthorized", "a valid API key is needed (Authorization: Bearer)")
+    return found
+
+
+def tenant(who: Annotated[Principal, Depends(principal)]) -> str:
+    if who.tenant is None:
+        raise ApiError(403, "forbidden", "an admin key reaches no tenant's users; use its key")
+    return who.tenant
+
+
+def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not who.admin:
+        raise ApiError(403, "forbidden", "this needs an admin key")
+    return who
+
+
+def engine(request: Request, name: Annotated[str, Depends(tenant)]) -> Engine:
+    return service(request).tenants.engine(name)
+
+
+TenantName = Annotated[str, Depends(tenant)]
+TenantEngine = Annotated[Engine, Depends(engine)]
+TheService = Annotated[Service, Depends(service)]
+Admin = Annotated[Principal, Depends(admin)]

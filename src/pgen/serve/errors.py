@@ -1,0 +1,104 @@
+"""Errors as JSON, one shape for every route (the shape OpenAI clients read too):
+``{"error": {"type", "code", "message"}}``.
+
+Anything not found answers with one fixed body, whatever was missing and whoever asked:
+a user of another tenant, an unknown user, another user's output and an unknown job are
+indistinguishable, so no answer tells that something exists elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pgen.context.base import OutputNotFoundError, UserNotFoundError
+from pgen.context.ingest import IngestError
+
+log = logging.getLogger("pgen.serve")
+
+NOT_FOUND_BODY: dict[str, Any] = {
+    "error": {"type": "not_found", "code": "not_found", "message": "not found"}
+}
+
+
+class NotFound(Exception):
+    """Raised by routes for anything absent from the caller's tenant."""
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"type": code, "code": code, "message": message, **extra}}
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit] + "…"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    @app.exception_handler(UserNotFoundError)
+    @app.exception_handler(OutputNotFoundError)
+    async def not_found(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(NOT_FOUND_BODY, status_code=404)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(error.code, error.message), status_code=error.status)
+
+    @app.exception_handler(IngestError)
+    async def ingest_error(request: Request, error: IngestError) -> JSONResponse:
+        body = error_body("invalid_records", _one_line(str(error)), where=error.where)
+        body["error"]["problem"] = error.problem
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(ValueError)
+    async def value_error(request: Request, error: ValueError) -> JSONResponse:
+        return JSONResponse(error_body("invalid_request", _one_line(str(error))), 422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        # The fields and what was wrong, never the input itself (it may be megabytes).
+        fields = [
+            {"loc": [str(p)[:60] for p in issue.get("loc", ())], "msg": str(issue.get("msg"))}
+            for issue in error.errors()[:20]
+        ]
+        message = "; ".join(f"{'.'.join(f['loc'])}: {f['msg']}" for f in fields)
+        return JSONResponse(
+            error_body("invalid_request", _one_line(message) or "invalid request", fields=fields),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 404:
+            return JSONResponse(NOT_FOUND_BODY, status_code=404)
+        code = {
+            401: "unauthorized",
+            403: "forbidden",
+            405: "method_not_allowed",
+            413: "too_large",
+        }.get(error.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, _one_line(str(error.detail))),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, error: Exception) -> JSONResponse:
+        # Logged whole on the server; the client gets no traceback and no internals.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)

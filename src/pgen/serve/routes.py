@@ -1,0 +1,350 @@
+"""The tenant's REST routes. Each is a thin call into the tenant's ``Engine``; blocking
+calls run on the server's thread pool (plain ``def``), generation goes through the
+batcher so that concurrent requests share model batches."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from pgen.context.records import Interaction
+from pgen.engine import Engine, Generation
+from pgen.personalize import ImageRequest, Request, strategy_names
+from pgen.serve import records as http_records
+from pgen.serve.deps import TenantEngine, TenantName, TheService
+from pgen.serve.errors import NotFound
+from pgen.serve.schemas import (
+    CompareBody,
+    FeedbackBody,
+    GenerateBody,
+    ImageBody,
+    RecommenderBody,
+    RecordsBody,
+    SearchBody,
+    SettingsBody,
+    TrainBody,
+)
+from pgen.training.registry import TrainRequest, get_trainer
+from pgen.usermodel import RETRIEVERS
+
+router = APIRouter()
+UserId = Annotated[str, "the user's id within the key's tenant"]
+
+
+def plain(value: Any) -> Any:
+    """JSON-safe: dates, paths and numpy scalars as text."""
+    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+
+
+def generation_json(result: Generation) -> dict[str, Any]:
+    return plain(
+        {
+            "output_id": result.output_id,
+            "user_id": result.user_id,
+            "strategy": result.strategy,
+            "text": result.text,
+            "provenance": result.provenance.as_dict(),
+            "prompt": result.prompt,
+            "details": result.details,
+        }
+    )
+
+
+def check_request(engine: Engine, request: Request) -> None:
+    """Fail fast, one request alone, before it joins a batch of others."""
+    if request.strategy not in strategy_names("text"):
+        raise ValueError(f"unknown strategy {request.strategy[:40]!r}; {strategy_names('text')}")
+    if request.retriever not in RETRIEVERS:
+        raise ValueError(f"unknown retriever {request.retriever[:40]!r}; {list(RETRIEVERS)}")
+    if not engine.store.has_user(request.user_id):
+        raise NotFound(request.user_id)
+
+
+async def generate(
+    service: Any, engine: Engine, request: Request, body: Any, save: bool = True
+) -> Generation:
+    await run_in_threadpool(check_request, engine, request)
+    settings = body.settings(engine.generation)
+    result: Generation = await service.batcher.generate(engine, request, settings, save)
+    return result
+
+
+# -- records and users ----------------------------------------------------------------
+@router.post("/records", tags=["context"])
+def add_records(body: RecordsBody, engine: TenantEngine) -> dict[str, Any]:
+    """Records (as in pgen's JSONL, each with its ``type``), written in one transaction."""
+    stats = http_records.ingest_json(engine, body.records)
+    return {"seen": stats.seen, "written": stats.written}
+
+
+@router.post("/records/jsonl", tags=["context"])
+def upload_records(file: Annotated[UploadFile, File()], engine: TenantEngine) -> dict[str, Any]:
+    """A JSONL file of records: checked whole, then written in one transaction."""
+    stats = http_records.ingest_upload(engine, file.file, file.filename or "upload.jsonl")
+    return {"seen": stats.seen, "written": stats.written}
+
+
+@router.post("/users/{user_id}/uploads", tags=["context"])
+def upload_image(
+    user_id: UserId, file: Annotated[UploadFile, File()], engine: TenantEngine
+) -> dict[str, Any]:
+    """An image of the user's (a subject's reference photo): name it in records by ``ref``."""
+    return http_records.save_image(engine, file.file.read(), user_id)
+
+
+@router.post("/uploads", tags=["context"])
+def upload_catalog_image(file: Annotated[UploadFile, File()], engine: TenantEngine) -> Any:
+    """An image of a catalog item: name it in an item record's ``image_path`` by ``ref``."""
+    return http_records.save_image(engine, file.file.read(), None)
+
+
+@router.get("/users", tags=["users"])
+def list_users(
+    engine: TenantEngine,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    return {"users": [asdict(row) for row in engine.users(offset, limit)], "offset": offset}
+
+
+@router.get("/users/{user_id}", tags=["users"])
+def show_user(
+    user_id: UserId, engine: TenantEngine, limit: Annotated[int, Query(ge=1, le=1000)] = 10
+) -> Any:
+    view = engine.user(user_id, limit=limit)
+    return plain(
+        {
+            "user": view.user.model_dump(mode="json"),
+            "documents": [d.model_dump(mode="json") for d in view.documents],
+            "total_documents": view.total_documents,
+            "interactions": view.interactions,
+            "subjects": [s.model_dump(mode="json") for s in view.subjects],
+            "feedback": view.feedback,
+            "outputs": view.outputs,
+        }
+    )
+
+
+@router.delete("/users/{user_id}", tags=["users"])
+def delete_user(user_id: UserId, engine: TenantEngine) -> dict[str, Any]:
+    """Forget the user everywhere (rows, files, indexes, recommenders)."""
+    if not engine.store.has_user(user_id):
+        raise NotFound(user_id)
+    return {"deleted": True, "counts": engine.delete_user(user_id)}
+
+
+@router.get("/users/{user_id}/export", tags=["users"])
+def export_user(user_id: UserId, engine: TenantEngine) -> Any:
+    """Everything stored of the user, as JSON: context, feedback and outputs."""
+    store = engine.store
+    user = store.user(user_id)
+    return plain(
+        {
+            "user": user.model_dump(mode="json"),
+            "documents": [d.model_dump(mode="json") for d in store.documents(user_id)],
+            "interactions": [i.model_dump(mode="json") for i in store.interactions(user_id)],
+            "subjects": [s.model_dump(mode="json") for s in store.subjects(user_id)],
+            "feedback": [f.model_dump(mode="json") for f in store.feedback(user_id)],
+            "outputs": [asdict(o) for o in store.outputs(user_id)],
+        }
+    )
+
+
+# -- search and generation ------------------------------------------------------------
+@router.post("/users/{user_id}/search", tags=["generation"])
+def search(user_id: UserId, body: SearchBody, engine: TenantEngine) -> Any:
+    if body.retriever not in RETRIEVERS:
+        raise ValueError(f"unknown retriever {body.retriever[:40]!r}; {list(RETRIEVERS)}")
+    hits = engine.search(user_id, body.query, k=body.k, retriever=body.retriever)
+    return plain([{"document": h.document.model_dump(mode="json"), "score": h.score} for h in hits])
+
+
+@router.post("/users/{user_id}/generate", tags=["generation"])
+async def generate_text(
+    user_id: UserId, body: GenerateBody, engine: TenantEngine, service: TheService
+) -> Any:
+    request = Request(user_id, body.instruction, body.strategy, body.k, body.retriever, body.query)
+    return generation_json(await generate(service, engine, request, body, body.save))
+
+
+@router.post("/users/{user_id}/compare", tags=["generation"])
+async def compare(
+    user_id: UserId, body: CompareBody, engine: TenantEngine, service: TheService
+) -> Any:
+    """One instruction under several strategies (a baseline beside the personalized)."""
+    import asyncio
+
+    requests = [
+        Request(user_id, body.instruction, name, body.k, body.retriever)
+        for name in dict.fromkeys(body.strategies)
+    ]
+    results = await asyncio.gather(*(generate(service, engine, r, body) for r in requests))
+    return {"results": [generation_json(r) for r in results]}
+
+
+@router.post("/users/{user_id}/images", tags=["generation"])
+def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> Any:
+    from pgen.models.base import ImageGenerationConfig
+
+    if body.strategy not in strategy_names("image"):
+        raise ValueError(f"unknown image strategy {body.strategy[:40]!r}")
+    engine.store.user(user_id)
+    request = ImageRequest(
+        user_id, body.instruction, body.strategy, body.subject, body.method, body.keywords_weight
+    )
+    sampling = ImageGenerationConfig(
+        steps=body.steps,
+        guidance_scale=body.guidance_scale,
+        height=body.height,
+        width=body.width,
+        seed=body.seed,
+        images_per_prompt=body.images_per_prompt,
+    )
+    result = engine.generate_image(request, sampling)
+    return plain(
+        {
+            "output_id": result.output_id,
+            "strategy": result.strategy,
+            "prompt": result.prompt,
+            "images": [
+                f"/users/{user_id}/outputs/{result.output_id}/images/{n}"
+                for n in range(len(result.paths))
+            ],
+            "provenance": result.provenance.as_dict(),
+        }
+    )
+
+
+@router.get("/users/{user_id}/outputs/{output_id}/images/{index}", tags=["generation"])
+def output_image(
+    user_id: UserId, output_id: str, index: Annotated[int, ""], engine: TenantEngine
+) -> FileResponse:
+    stored = engine.store.output(user_id, output_id)
+    images = stored.provenance.get("images") or []
+    if not 0 <= index < len(images):
+        raise NotFound(output_id)
+    path = Path(images[index])
+    if not path.resolve().is_relative_to(engine.store.artifacts_root.resolve()):
+        raise NotFound(output_id)  # only files the store keeps are served
+    return FileResponse(path, media_type="image/png")
+
+
+# -- feedback and outputs -------------------------------------------------------------
+@router.post("/users/{user_id}/feedback", tags=["feedback"])
+def feedback(user_id: UserId, body: FeedbackBody, engine: TenantEngine) -> Any:
+    """Thumbs on an output or a recommended item, or a chosen/rejected pair: stored, and
+    used by ``dpo`` training (outputs, pairs) and the recommenders (items)."""
+    if body.item_id is not None:
+        engine.store.user(user_id)
+        if body.thumbs is None or body.output_id is not None or body.chosen or body.rejected:
+            raise ValueError("feedback on an item is item_id with thumbs (-1 or 1) alone")
+        if not engine.store.known_items([body.item_id]):
+            raise ValueError(f"unknown item {body.item_id[:40]!r}")
+        action = "thumbs_up" if body.thumbs > 0 else "thumbs_down"
+        interaction = Interaction(
+            user_id=user_id,
+            item_id=body.item_id,
+            action=action,
+            rating=float(body.thumbs),
+            time=datetime.now(UTC),
+        )
+        engine.ingest([interaction])
+        return {"recorded": "interaction", "item_id": body.item_id, "action": action}
+    record = engine.feedback(
+        user_id,
+        output_id=body.output_id,
+        thumbs=body.thumbs,
+        prompt=body.prompt,
+        chosen=body.chosen,
+        rejected=body.rejected,
+        feedback_id=uuid.uuid4().hex,
+    )
+    return {"recorded": "feedback", **record.model_dump(mode="json")}
+
+
+@router.get("/users/{user_id}/feedback", tags=["feedback"])
+def list_feedback(user_id: UserId, engine: TenantEngine) -> Any:
+    engine.store.user(user_id)
+    return [f.model_dump(mode="json") for f in engine.store.feedback(user_id)]
+
+
+@router.get("/users/{user_id}/outputs", tags=["feedback"])
+def list_outputs(user_id: UserId, engine: TenantEngine) -> Any:
+    return plain([asdict(o) for o in engine.outputs(user_id)])
+
+
+# -- recommendation, training and jobs ------------------------------------------------
+@router.get("/users/{user_id}/recommendations", tags=["recommendation"])
+def recommend(
+    user_id: UserId,
+    engine: TenantEngine,
+    k: Annotated[int, Query(ge=1, le=1000)] = 10,
+    model: Annotated[str, Query(min_length=1, max_length=64)] = "pop",
+) -> Any:
+    engine.store.user(user_id)
+    found = engine.recommend(user_id, k, model=model)
+    return plain([{"item": r.item.model_dump(mode="json"), "score": r.score} for r in found])
+
+
+@router.post("/users/{user_id}/train", status_code=202, tags=["training"])
+def train(
+    user_id: UserId, body: TrainBody, engine: TenantEngine, tenant: TenantName, service: TheService
+) -> Any:
+    get_trainer(body.method)  # an unknown method is refused now, not in the job
+    for member in (user_id, *body.cohort):
+        engine.store.user(member)
+    request = TrainRequest(user_id, body.method, body.subject, tuple(body.cohort))
+
+    def work(progress: Any) -> dict[str, Any]:
+        progress(f"training {body.method}")
+        result = engine.train(request)
+        return plain({"method": result.method, "seconds": result.seconds, "meta": result.meta})
+
+    return service.jobs.submit(tenant, f"train:{body.method}", user_id, work).as_dict()
+
+
+@router.post("/recommenders/train", status_code=202, tags=["training"])
+def train_recommender(
+    body: RecommenderBody, engine: TenantEngine, tenant: TenantName, service: TheService
+) -> Any:
+    def work(progress: Any) -> dict[str, Any]:
+        engine.train_recommender(body.model, body.params, progress=progress)
+        return {"model": body.model}
+
+    return service.jobs.submit(tenant, f"recommender:{body.model}", None, work).as_dict()
+
+
+@router.get("/jobs", tags=["training"])
+def list_jobs(tenant: TenantName, service: TheService) -> Any:
+    return [job.as_dict() for job in service.jobs.of_tenant(tenant)]
+
+
+@router.get("/jobs/{job_id}", tags=["training"])
+def job_status(job_id: str, tenant: TenantName, service: TheService) -> Any:
+    return service.jobs.get(tenant, job_id).as_dict()
+
+
+@router.delete("/jobs/{job_id}", tags=["training"])
+def cancel_job(job_id: str, tenant: TenantName, service: TheService) -> Any:
+    return service.jobs.cancel(tenant, job_id).as_dict()
+
+
+# -- the tenant's settings ------------------------------------------------------------
+@router.get("/settings", tags=["tenant"])
+def get_settings(tenant: TenantName, service: TheService) -> dict[str, bool]:
+    return service.keys.settings(tenant)
+
+
+@router.put("/settings", tags=["tenant"])
+def put_settings(body: SettingsBody, tenant: TenantName, service: TheService) -> Any:
+    """``memory``: store each chat turn of a user as their document (deduplicated)."""
+    values = {k: v for k, v in body.model_dump().items() if v is not None}
+    return service.keys.set_settings(tenant, values)

@@ -1,0 +1,51 @@
+"""Fixtures of the service tests: the tiny Llama loaded once, a server per module with two
+tenants (acme, globex) that both have a user named alice, and each tenant's canary text."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pgen.models.text import TransformersTextModel
+from tests.serve.server import Running, serve_in_thread, service_config
+
+CANARY = {"acme": "zanzibar-acme-7731", "globex": "quokka-globex-5519"}
+
+
+def tenant_records(tenant: str) -> list[dict[str, Any]]:
+    canary = CANARY[tenant]
+    return [
+        {"type": "user", "user_id": "alice", "profile": {"secret": canary}},
+        {"type": "user", "user_id": f"{tenant}-bob", "profile": {}},
+        {"type": "document", "user_id": "alice", "doc_id": "a1", "text": f"I hike in the mountains every weekend {canary}"},
+        {"type": "document", "user_id": "alice", "doc_id": "a2", "text": f"my battery lasts long and the screen is bright {canary}"},
+        {"type": "document", "user_id": "alice", "doc_id": "a3", "text": "great sound, poor battery, would not buy again"},
+        {"type": "document", "user_id": f"{tenant}-bob", "doc_id": "b1", "text": f"politics and sports news {canary}"},
+        {"type": "item", "item_id": "i1", "title": f"Boots {canary}", "text": "hiking boots"},
+        {"type": "item", "item_id": "i2", "title": "Tent", "text": "a light tent"},
+        {"type": "item", "item_id": "i3", "title": "Stove", "text": "a camping stove"},
+        {"type": "interaction", "user_id": "alice", "item_id": "i1", "action": "buy"},
+        {"type": "interaction", "user_id": f"{tenant}-bob", "item_id": "i2", "action": "buy"},
+        {"type": "interaction", "user_id": f"{tenant}-bob", "item_id": "i3", "action": "view"},
+    ]
+
+
+@pytest.fixture(scope="session")
+def serve_model(tiny_llama: Path) -> TransformersTextModel:
+    return TransformersTextModel(str(tiny_llama), name="tiny-llama", batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path, serve_model: TransformersTextModel
+) -> Iterator[Running]:
+    home = tmp_path_factory.mktemp("serve-home")
+    with serve_in_thread(service_config(home, tiny_llama), text_model=serve_model) as running:
+        for tenant in CANARY:
+            with running.client(tenant) as client:
+                response = client.post("/records", json={"records": tenant_records(tenant)})
+                assert response.status_code == 200, response.text
+        yield running
