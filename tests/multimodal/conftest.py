@@ -18,12 +18,17 @@ import torch
 from PIL import Image
 
 from pgen.models.image_embedding import EfficientNetEmbedder
-from pgen.testing.vision_models import save_tiny_vlm
+from pgen.testing.vision_models import save_tiny_idefics3, save_tiny_vlm
 
 
 @pytest.fixture(scope="session")
 def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_vlm(tmp_path_factory.mktemp("tiny-llava"))
+
+
+@pytest.fixture(scope="session")
+def tiny_idefics3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_idefics3(tmp_path_factory.mktemp("tiny-idefics3"))
 
 
 @pytest.fixture(scope="session")

@@ -31,9 +31,18 @@ def llava(tiny_vlm: Path) -> TransformersVisionModel:
     return model
 
 
-def test_tiny_llava_loads_from_a_folder_and_answers_about_images(
-    llava: TransformersVisionModel,
+@pytest.fixture(scope="module", params=["llava", "idefics3"])
+def family(request: pytest.FixtureRequest) -> TransformersVisionModel:
+    folder = request.getfixturevalue("tiny_vlm" if request.param == "llava" else "tiny_idefics3")
+    model = load_vision_model(str(folder))
+    assert isinstance(model, TransformersVisionModel)
+    return model
+
+
+def test_tiny_vlms_load_from_a_folder_and_answer_about_images(
+    family: TransformersVisionModel,
 ) -> None:
+    llava = family
     assert isinstance(llava, VisionLanguageModel)
     chats = [
         [VisionMessage("user", "what is this?", (blob_image(0),))],
@@ -50,6 +59,19 @@ def test_tiny_llava_loads_from_a_folder_and_answers_about_images(
     # Greedy and left-padded: a chat's reply does not depend on its batch neighbours.
     assert [llava.generate([chat], SHORT)[0] for chat in chats] == batch
     assert llava.generate(chats[:1], SHORT) == batch[:1]
+
+
+def test_soft_tokens_work_on_each_family(family: TransformersVisionModel) -> None:
+
+    chat = [
+        VisionMessage("system", f"<Rex> is {family.placeholder * 2}."),
+        VisionMessage("user", "Is <Rex> here?", (blob_image(0),)),
+    ]
+    weight = family.model.get_input_embeddings().weight
+    pad = weight[family.processor.tokenizer.pad_token_id].detach()
+    assert family.generate([chat], SHORT, soft_tokens=[pad.repeat(2, 1)]) == family.generate(
+        [chat], SHORT
+    )
 
 
 def test_the_image_changes_what_the_model_sees(llava: TransformersVisionModel) -> None:

@@ -3,7 +3,10 @@
 No VLM weights install on these machines, yet loading, chat templates with image parts,
 batching and generation do not depend on trained weights. ``save_tiny_vlm`` writes a
 2-layer LLaVA (CLIP vision tower + Llama) with a byte-level tokenizer and a chat template,
-which ``AutoProcessor`` / ``AutoModelForImageTextToText`` load like any Hub folder.
+which ``AutoProcessor`` / ``AutoModelForImageTextToText`` load like any Hub folder;
+``save_tiny_idefics3`` does the same for the Idefics3 / SmolVLM family (SigLIP-style vision
+tower, pixel shuffle, image tokens framed by ``<fake_token_around_image>``). Qwen2-VL is
+not built: its processor requires a video processor, which needs torchvision.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def byte_tokenizer() -> Any:
-    """A byte-level BPE tokenizer without merges: every string encodes, nothing to train."""
+def byte_tokenizer(extra: tuple[str, ...] = ()) -> Any:
+    """A byte-level BPE tokenizer without merges: every string encodes, nothing to train.
+    ``extra``: more special tokens a model family's processor expects."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -39,6 +43,8 @@ def byte_tokenizer() -> Any:
         tokenizer_object=core, pad_token="<pad>", bos_token="<s>", eos_token="</s>"
     )
     tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL[3:])})
+    if extra:
+        tokenizer.add_tokens(list(extra), special_tokens=True)
     return tokenizer
 
 
@@ -94,5 +100,65 @@ def save_tiny_vlm(folder: Path, image_size: int = 32, patch: int = 8, seed: int 
     )
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+IDEFICS3_TOKENS = (
+    "<fake_token_around_image>",
+    "<end_of_utterance>",
+    "<global-img>",
+    *(f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)),
+)
+
+
+def save_tiny_idefics3(folder: Path, image_size: int = 32, patch: int = 8, seed: int = 0) -> Path:
+    """A tiny random Idefics3 in ``folder``: one image becomes (32/8)^2 / 2^2 = 4 tokens."""
+    import torch
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import (
+        Idefics3ImageProcessorPil,
+    )
+
+    tokenizer = byte_tokenizer(IDEFICS3_TOKENS)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    scale = 2
+    processor = Idefics3Processor(
+        image_processor=Idefics3ImageProcessorPil(
+            do_image_splitting=False,
+            size={"longest_edge": image_size},
+            max_image_size={"longest_edge": image_size},
+        ),
+        tokenizer=tokenizer,
+        image_seq_len=(image_size // patch) ** 2 // scale**2,
+        chat_template=CHAT_TEMPLATE,
+    )
+    config = Idefics3Config(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": image_size,
+            "patch_size": patch,
+        },
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
+        scale_factor=scale,
+    )
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    Idefics3ForConditionalGeneration(config).eval().save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
