@@ -137,7 +137,8 @@ class TransformersTextModel:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) <= max_tokens:
             return text
-        return str(self.tokenizer.decode(ids[: max(max_tokens, 0)], skip_special_tokens=True))
+        cut = self.tokenizer.decode(ids[: max(max_tokens, 0)], skip_special_tokens=True)
+        return whole_characters(str(cut))
 
     def generate(
         self,
@@ -187,7 +188,7 @@ class TransformersTextModel:
                 self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True),
                 strict=True,
             ):
-                replies[i] = text.strip()
+                replies[i] = whole_characters(text).strip()  # max_new_tokens may cut a char
         return [replies[i] for i in range(len(prompts))]
 
     def choice_logprobs(self, chats: list[Chat], choices: list[str]) -> np.ndarray:
@@ -240,6 +241,13 @@ class TransformersTextModel:
             picked = logprobs.gather(2, tokens.unsqueeze(2)).squeeze(2)
             result[row] = (picked * read).sum(dim=1).double().numpy()
         return result
+
+
+def whole_characters(decoded: str) -> str:
+    """Decoded text without the broken character a cut leaves at its end: byte-level
+    tokenizers split a CJK character or an emoji into several tokens, and decoding only
+    some of them gives U+FFFD (the replacement character) in its place."""
+    return decoded.rstrip("\ufffd")
 
 
 def _decoding_options(config: GenerationConfig) -> dict[str, Any]:
