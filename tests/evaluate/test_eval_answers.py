@@ -35,6 +35,17 @@ def test_ratings_are_standalone_digits() -> None:
     assert first_label("3.5 stars", RATING_LABELS) == "3.5 stars"  # a number, not a label
 
 
+def test_list_numbering_is_not_an_answer() -> None:
+    # A numbered list names several candidates, not one rating: "1." is its first item.
+    assert first_label("1. 1\n2.", RATING_LABELS) == "1. 1\n2."
+    assert first_label("1) 5\n2) 3", RATING_LABELS) == "1) 5\n2) 3"
+    assert first_label("1. [2]\n2. [1]", LAMP1_LABELS) == "1. [2]\n2. [1]"
+    # One item's number is skipped; a bare "4." is still an answer.
+    assert first_label("1. The score is 4", RATING_LABELS) == "4"
+    assert first_label("4.", RATING_LABELS) == "4"
+    assert first_label("5\n\nThe review is positive.", RATING_LABELS) == "5"
+
+
 def test_raw_mode_and_generation_tasks_leave_text_alone() -> None:
     assert read_answers(["The answer is [2]"], LAMP1_LABELS, "raw") == ["The answer is [2]"]
     assert read_answers(["a headline"], (), "first-label") == ["a headline"]

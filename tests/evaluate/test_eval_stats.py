@@ -88,3 +88,18 @@ def test_a_small_noisy_difference_is_not_significant() -> None:
     test = paired_test(metric, metric.statistics(a, golds), metric.statistics(b, golds))
     assert test.p_value > 0.05
     assert test.low <= test.delta <= test.high
+
+
+def test_few_differing_examples_can_give_an_interval_off_zero_and_a_large_p() -> None:
+    # Two of 20 examples differ, both in favour of the system: every bootstrap resample
+    # that draws them moves the same way, so the paired interval is [0, +x], while the
+    # permutation test has only 2^2 distinct swaps: p = 1/4 + 1/4 at best, never < 0.05.
+    metric = accuracy(LABELS)
+    golds = ["[1]"] * 20
+    rows = metric.statistics(["[1]"] * 20, golds)
+    baseline = metric.statistics(["[2]"] * 2 + ["[1]"] * 18, golds)
+    test = paired_test(metric, rows, baseline)
+    assert test.delta == pytest.approx(0.1) and test.low >= 0.0 and test.high > 0.0
+    assert test.differ == 2
+    assert test.p_value > 0.4 and not test.significant
+    assert test.as_dict()["significant"] is False and test.as_dict()["differ"] == 2

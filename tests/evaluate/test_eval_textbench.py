@@ -97,6 +97,13 @@ def test_bench_writes_predictions_metrics_and_report(
     report = (out / "report.md").read_text()
     assert "rag-bm25-k2" in report and "Difference from `none`" in report
     assert "raw answer is a label" in report and "Outputs for the first question" in report
+    # The tiny random model never answers with a bare rating: LaMP's rule scores every
+    # setting alike, and the report says so and what to do about it.
+    assert all(info["in_label_set"] == 0 for info in meta["settings"].values())
+    assert "**0% of the raw answers of every setting are a label.**" in report
+    assert "`--answers first-label`" in report and "`--answers choice`" in report
+    # Which test the marks follow, and why interval and p can disagree.
+    assert "the stars and the plot's marks follow that test" in report and "differ" in report
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
     # rag with k=1 put exactly the retrieved document in the prompt: cached provenance says so
     rows = _cache_lines(out)
