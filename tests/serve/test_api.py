@@ -93,7 +93,10 @@ def test_bad_records_name_the_record_and_field_and_write_nothing(server: Running
 
 def test_uploaded_images_become_the_subject_references(server: Running) -> None:
     with server.client("acme") as client:
-        assert client.post("/users/nobody/uploads", files={"file": ("a.png", png())}).json() == NOT_FOUND_BODY
+        assert (
+            client.post("/users/nobody/uploads", files={"file": ("a.png", png())}).json()
+            == NOT_FOUND_BODY
+        )
         bad = client.post("/users/acme-bob/uploads", files={"file": ("a.png", b"not an image")})
         assert bad.status_code == 422
         ref = client.post("/users/acme-bob/uploads", files={"file": ("a.png", png())}).json()["ref"]
@@ -208,7 +211,11 @@ def test_delete_user_then_it_answers_like_an_unknown_one(server: Running) -> Non
         client.post("/users/dave/generate", json={"instruction": "hi"})
         deleted = client.delete("/users/dave").json()
         assert deleted["deleted"] and deleted["counts"]["documents"] == 1
-        for method, path in [("GET", "/users/dave"), ("GET", "/users/dave/outputs"), ("DELETE", "/users/dave")]:
+        for method, path in [
+            ("GET", "/users/dave"),
+            ("GET", "/users/dave/outputs"),
+            ("DELETE", "/users/dave"),
+        ]:
             gone = client.request(method, path)
             unknown = client.request(method, path.replace("dave", "never-was"))
             assert gone.status_code == unknown.status_code == 404

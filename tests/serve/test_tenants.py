@@ -1,0 +1,145 @@
+"""Tenants are walls: 1,000 randomized requests with one tenant's key at another tenant's
+users, outputs, jobs and uploads, over every route: zero successes, zero leaks, and each
+answer byte-identical to the answer for something that never existed."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+import httpx
+
+from pgen.serve.errors import NOT_FOUND_BODY
+from tests.serve.conftest import CANARY
+from tests.serve.server import Running
+from tests.serve.test_api import png, poll
+
+
+def acme_targets(client: httpx.Client) -> dict[str, list[str]]:
+    """Things only acme has: users, outputs, a job, an upload."""
+    users = [f"acme-only-{n}" for n in range(3)]
+    records: list[dict[str, Any]] = []
+    for user in users:
+        records += [
+            {"type": "user", "user_id": user, "profile": {"secret": CANARY["acme"]}},
+            {"type": "document", "user_id": user, "doc_id": "x", "text": CANARY["acme"]},
+        ]
+    assert client.post("/records", json={"records": records}).status_code == 200
+    outputs = [
+        client.post(f"/users/{user}/generate", json={"instruction": "hi"}).json()["output_id"]
+        for user in [*users, "alice"]
+    ]
+    job = client.post("/recommenders/train", json={"model": "pop"}).json()["job_id"]
+    poll(client, job)
+    upload = client.post(f"/users/{users[0]}/uploads", files={"file": ("a.png", png())})
+    return {
+        "users": [*users, "acme-bob"],
+        "outputs": outputs,
+        "jobs": [job],
+        "uploads": [upload.json()["ref"]],
+    }
+
+
+def random_request(rng: random.Random, targets: dict[str, list[str]], unknown: bool) -> Any:
+    """(method, path, options) aimed at acme's things, or at never-seen ids if ``unknown``."""
+    fake = f"never-{rng.randrange(10**9)}"
+
+    def pick(kind: str) -> str:
+        return fake if unknown else rng.choice(targets[kind])
+
+    user, output, job = pick("users"), pick("outputs"), pick("jobs")
+    body_user = rng.choice([user, "alice"])  # alice: globex has one too (its own)
+    choices: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", f"/users/{user}", {"params": {"limit": rng.randint(1, 50)}}),
+        ("GET", f"/users/{user}/export", {}),
+        ("GET", f"/users/{user}/outputs", {}),
+        ("GET", f"/users/{user}/feedback", {}),
+        ("GET", f"/users/{user}/recommendations", {"params": {"k": rng.randint(1, 5)}}),
+        ("DELETE", f"/users/{user}", {}),
+        ("POST", f"/users/{user}/search", {"json": {"query": rng.choice(["hike", "battery"])}}),
+        (
+            "POST",
+            f"/users/{user}/generate",
+            {
+                "json": {
+                    "instruction": "tell me",
+                    "strategy": rng.choice(["rag", "none", "profile"]),
+                }
+            },
+        ),
+        ("POST", f"/users/{user}/compare", {"json": {"instruction": "tell me"}}),
+        ("POST", f"/users/{user}/images", {"json": {"instruction": "a photo"}}),
+        ("POST", f"/users/{user}/train", {"json": {"method": rng.choice(["lora", "dpo"])}}),
+        ("POST", f"/users/{user}/uploads", {"files": {"file": ("a.png", png())}}),
+        ("POST", f"/users/{user}/feedback", {"json": {"output_id": output, "thumbs": 1}}),
+        ("POST", f"/users/{body_user}/feedback", {"json": {"output_id": output, "thumbs": -1}}),
+        ("GET", f"/users/{body_user}/outputs/{output}/images/0", {}),
+        ("GET", f"/jobs/{job}", {}),
+        ("DELETE", f"/jobs/{job}", {}),
+        (
+            "POST",
+            "/v1/chat/completions",
+            {
+                "json": {
+                    "model": "pgen/rag",
+                    "user": user,
+                    "messages": [{"role": "user", "content": "hi"}],
+                }
+            },
+        ),
+    ]
+    return rng.choice(choices)
+
+
+def test_a_thousand_cross_tenant_requests_find_nothing(server: Running) -> None:
+    rng = random.Random(14)
+    with server.client("acme") as acme, server.client("globex") as globex:
+        targets = acme_targets(acme)
+        before = {user: acme.get(f"/users/{user}/export").content for user in targets["users"]}
+        leaks = [CANARY["acme"], *targets["outputs"], *targets["users"], *targets["jobs"]]
+        started = time.monotonic()
+        statuses: dict[int, int] = {}
+        for _ in range(1000):
+            method, path, options = random_request(rng, targets, unknown=False)
+            response = globex.request(method, path, **options)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            assert response.status_code == 404, (method, path, response.text)
+            assert response.json() == NOT_FOUND_BODY, (method, path, response.text)
+            # The only difference from an unknown id: the id in the path, never echoed.
+            assert not any(secret in response.text for secret in leaks)
+        assert statuses == {404: 1000}
+        # Reads of globex's own alice, and the user list, show nothing of acme's.
+        for path in ("/users", "/users/alice", "/users/alice/export", "/users/alice/outputs"):
+            text = globex.get(path).text
+            assert not any(secret in text for secret in leaks), path
+        search = globex.post("/users/alice/search", json={"query": "hike mountains", "k": 10})
+        assert CANARY["globex"] in search.text and CANARY["acme"] not in search.text
+        # An acme upload cannot be named in a globex record.
+        subject = {"type": "subject", "user_id": "alice", "name": "x", "class_word": "dog"}
+        stolen = globex.post(
+            "/records", json={"records": [{**subject, "image_paths": targets["uploads"]}]}
+        )
+        assert stolen.status_code == 422 and CANARY["acme"] not in stolen.text
+        # Nothing of acme's changed (the DELETEs and feedback above did nothing).
+        after = {user: acme.get(f"/users/{user}/export").content for user in targets["users"]}
+        assert after == before
+        assert time.monotonic() - started < 300
+
+
+def test_foreign_and_unknown_ids_answer_the_same_bytes(server: Running) -> None:
+    """Per route: the answer for acme's id and for an id that never existed are equal."""
+    with server.client("acme") as acme, server.client("globex") as globex:
+        targets = {
+            "users": ["acme-bob"],
+            "outputs": [acme.get("/users/alice/outputs").json()[0]["output_id"]],
+            "jobs": [acme.get("/jobs").json()[0]["job_id"]],
+        }
+        for seed in range(60):
+            foreign = random_request(random.Random(seed), targets, unknown=False)
+            unknown = random_request(random.Random(seed), targets, unknown=True)
+            a = globex.request(foreign[0], foreign[1], **foreign[2])
+            b = globex.request(unknown[0], unknown[1], **unknown[2])
+            assert (a.status_code, a.content) == (b.status_code, b.content), foreign[1]
+            assert json.loads(a.content) == NOT_FOUND_BODY
