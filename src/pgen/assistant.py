@@ -85,16 +85,25 @@ class Assistant:
         self.allowed = list(allowed) if allowed is not None else None
         self.calibration = calibration or Calibration()
         self.negative_pool = list(negative_pool)  # operator's images, never a user's
+        self._pool_vectors: dict[str, np.ndarray] = {}
         self.generation = generation or GenerationConfig()
 
     def vectors(self, embedder: ImageEmbedder | None = None) -> ImageVectors:
         return ImageVectors(embedder or self._embedder(), self.store, allowed=self.allowed)
 
     def memory(self, user_id: str) -> ConceptMemory:
-        pool = None
-        if self.negative_pool:
-            pool = ImageVectors(self._embedder()).of_paths(self.negative_pool)
-        return load_memory(self.store, user_id, self.vectors(), self.calibration, pool)
+        return load_memory(self.store, user_id, self.vectors(), self.calibration, self._pool())
+
+    def _pool(self) -> np.ndarray | None:
+        """The operator's negative pool, embedded once per embedder (in memory: it is no
+        user's data, so it has no place among a user's stored vectors)."""
+        if not self.negative_pool:
+            return None
+        embedder = self._embedder()
+        if embedder.model_id not in self._pool_vectors:
+            vectors = ImageVectors(embedder).of_paths(self.negative_pool)
+            self._pool_vectors[embedder.model_id] = vectors
+        return self._pool_vectors[embedder.model_id]
 
     def answer(
         self,

@@ -173,6 +173,8 @@ def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
         )
         result["captions"]["vision_model"] = model.name
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    # Usable as --calibration for ask and search-photos.
+    (out / "calibration.json").write_text(json.dumps(result["calibration"], indent=2) + "\n")
     table = format_table(result)
     for strategy, rows in result.get("captions", {}).items():
         if isinstance(rows, dict) and "name_rate" in rows:

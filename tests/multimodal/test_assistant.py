@@ -288,6 +288,25 @@ def test_bench_concepts_on_dreambench(
         assert not set(run["user"]) & set(run["strangers"])
     assert result["recognition"]["per-concept"]["open_set_identification"]["value"] >= 0.8
     assert "top-1 identification" in capsys.readouterr().out
+    from pgen.usermodel.concepts import Calibration
+
+    saved = Calibration.load(out / "calibration.json")  # what --calibration takes
+    assert saved.fitted_on == result["subjects"] and 0 < saved.alpha < 2
+
+
+def test_the_assistant_commands_load_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, argparse, pgen.assistant_cli as c\n"
+        "top, bench = argparse.ArgumentParser(), argparse.ArgumentParser()\n"
+        "c.register(top.add_subparsers(), bench.add_subparsers())\n"
+        "top.parse_args(['ask', '--user', 'u', '--image', 'x.jpg', 'hi'])\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
 
 
 def test_bench_concepts_captions_on_a_tiny_vlm(

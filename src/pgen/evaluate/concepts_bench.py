@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -245,7 +245,17 @@ def run_concepts_bench(
         "identification_top1": _mean_interval(top1, config.seed),
         "retrieval": retrieval,
         "recognition": _recognition(split, config),
+        # For deployment (not evaluation): alpha fit on every subject here.
+        "calibration": asdict(_fit_all(split)),
     }
+
+
+def _fit_all(split: _Split) -> Calibration:
+    everyone = list(range(len(split.subjects)))
+    memory = _memory(split, everyone, Calibration())
+    labels = split.owner[:, None] == np.array(everyone)[None]
+    alpha = fit_alpha(memory.confidences(split.queries), labels)
+    return Calibration(alpha=alpha, fitted_on=[s.name for s in split.subjects])
 
 
 def _cell(estimate: dict[str, float]) -> str:
