@@ -119,7 +119,7 @@ class Assistant:
                 f"{', '.join(VISION_STRATEGIES)}"
             )
         self.store.user(user_id)  # an unknown user fails before any model loads
-        image = open_image(image_path, self.allowed)
+        image = open_image(image_path, self.allowed, denied=[self.store.artifacts_root])
         request = AnswerRequest(user_id, image, str(image_path), instruction, strategy, k)
         tools = VisionTools(
             memory=self.memory,
@@ -159,6 +159,7 @@ class Assistant:
     ) -> Path:
         """Learn the concept's tokens from its references (the user's other concepts and
         the operator's pool as hard negatives) and save them as the user's artifact."""
+        self.store.user(user_id)
         subjects = {s.name: s for s in self.store.subjects(user_id)}
         if concept not in subjects:
             known = ", ".join(subjects) or "none"
@@ -203,6 +204,7 @@ class Assistant:
 
     # -- photo retrieval ----------------------------------------------------------------
     def search_photos(self, user_id: str, query: str, k: int = 10) -> list[PhotoHit]:
+        self.store.user(user_id)
         photos = [d for d in self.store.documents(user_id) if d.kind == PHOTO_KIND]
         paths = [str(d.fields.get("image_path", "")) for d in photos]
         for doc, path in zip(photos, paths, strict=True):

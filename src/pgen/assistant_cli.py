@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgen.config import Config
+from pgen.context.media import MEDIA_ROOT_ENV
 
 if TYPE_CHECKING:
     from pgen.assistant import Assistant
@@ -24,12 +25,12 @@ STRATEGIES = (
     "concept-tokens",
 )  # mirrors pgen.personalize.concepts.VISION_STRATEGIES
 DEFAULT_VISION_MODEL_ENV = "PGEN_VISION_MODEL"
-ALLOWED_ENV = "PGEN_IMAGE_ROOTS"  # folders request images may come from (os.pathsep list)
+ALLOWED_ENV = MEDIA_ROOT_ENV  # the folders ingest accepts media from serve requests too
 
 
 def _allowed(args: argparse.Namespace) -> list[Path]:
-    """The folders images may come from: --allow, else $PGEN_IMAGE_ROOTS, else the
-    working directory (a request never reads a file the operator did not open up)."""
+    """The folders images may come from: --allow, else $PGEN_MEDIA_ROOT, else the working
+    directory (a request never reads a file the operator did not open up)."""
     if args.allow:
         return [Path(p) for p in args.allow]
     env = os.environ.get(ALLOWED_ENV)

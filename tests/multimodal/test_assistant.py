@@ -143,9 +143,13 @@ def test_bad_photos_fail_first_and_write_nothing(
 ) -> None:
     cut = tmp_path / "cut.jpg"
     cut.write_bytes((bench / "dog" / "03.jpg").read_bytes()[:2000])
+    inside = store.artifacts_root / "someone" / "x.jpg"  # another user's files live there
+    inside.parent.mkdir(parents=True)
+    inside.write_bytes((bench / "dog" / "03.jpg").read_bytes())
     for allowed, path, why in [
         ([tmp_path], cut, "cut.jpg': cannot be decoded"),
         ([bench], cut, "cut.jpg': outside the allowed folders"),
+        ([tmp_path], inside, "x.jpg': points into the store's own files"),
     ]:
         assistant = Assistant(
             store, lambda: TransformersVisionModel(str(tiny_vlm)), efficientnet, allowed=allowed

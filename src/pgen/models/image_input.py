@@ -23,8 +23,11 @@ class ImageInputError(ValueError):
     pass
 
 
-def check_image_path(path: str | Path, allowed: Sequence[Path] | None = None) -> Path:
-    """The resolved path if it is a regular file inside ``allowed`` (None: anywhere)."""
+def check_image_path(
+    path: str | Path, allowed: Sequence[Path] | None = None, denied: Sequence[Path] = ()
+) -> Path:
+    """The resolved path if it is a regular file inside ``allowed`` (None: anywhere) and
+    outside ``denied`` (the store's own files: other users' artifacts live there)."""
     given = Path(path).expanduser()
     try:
         resolved = given.resolve(strict=True)
@@ -37,16 +40,21 @@ def check_image_path(path: str | Path, allowed: Sequence[Path] | None = None) ->
     ):
         roots = ", ".join(str(root) for root in allowed) or "none configured"
         raise ImageInputError(f"image {str(given)!r}: outside the allowed folders ({roots})")
+    if any(resolved.is_relative_to(root.expanduser().resolve()) for root in denied):
+        raise ImageInputError(f"image {str(given)!r}: points into the store's own files")
     if resolved.stat().st_size > MAX_BYTES:
         raise ImageInputError(f"image {str(given)!r}: larger than {MAX_BYTES >> 20} MiB")
     return resolved
 
 
 def open_image(
-    path: str | Path, allowed: Sequence[Path] | None = None, max_pixels: int = MAX_PIXELS
+    path: str | Path,
+    allowed: Sequence[Path] | None = None,
+    max_pixels: int = MAX_PIXELS,
+    denied: Sequence[Path] = (),
 ) -> Image.Image:
     """The image as RGB, fully decoded (a truncated file fails here, not inside a model)."""
-    resolved = check_image_path(path, allowed)
+    resolved = check_image_path(path, allowed, denied)
     try:
         with Image.open(resolved) as image:
             width, height = image.size  # read from the header, before decoding any pixel
