@@ -1,11 +1,10 @@
-"""Image requests of different users, each with their own adapter, from many threads at once
-through one engine and one image model: every image equals the same request made alone
-(an adapter never leaks into another user's request), and provenance names only the user's
-own subject and artifact."""
+"""Image generation under concurrency: threads generating for users with different
+subject adapters (DreamBooth LoRA, textual inversion, none) each get exactly the images
+a single request gets alone: no request runs with another user's adapter loaded."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,61 +12,78 @@ import pytest
 
 from pgen.context import Subject, User
 from pgen.context.store import SQLiteStore
-from pgen.engine import Engine
-from pgen.models.image import ImageGenerationConfig, load_image_model
-from pgen.personalize import ImageRequest
-from pgen.personalize.subject import train_subject
+from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
+from pgen.personalize.subject import generate_subject, train_subject
 from pgen.training.subject_artifacts import SubjectTrainingConfig
 
-FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0, seed=5)
+FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
 TRAIN = SubjectTrainingConfig(steps=2, learning_rate=5e-2)
+# user -> (subject, its class word, how it is learned; None: the base model only)
+USERS = {
+    "ana": ("rex", "dog", "dreambooth-lora"),
+    "bob": ("tom", "cat", "textual-inversion"),
+    "cy": ("max", "dog", "dreambooth-lora"),
+    "dee": ("kit", "cat", None),
+}
 
 
 @pytest.fixture
-def engine(tmp_path: Path, tiny_sd: Path, reference_images: list[Path]) -> Engine:
+def setting(
+    tmp_path: Path, tiny_sd: Path, reference_images: list[Path]
+) -> tuple[SQLiteStore, DiffusersImageModel]:
+    model = load_image_model(str(tiny_sd), dtype="float32")
     store = SQLiteStore(tmp_path / "pgen.sqlite")
     paths = [str(p) for p in reference_images]
-    store.add(
-        [
-            User(user_id="ana"),
-            Subject(user_id="ana", name="rex", class_word="dog", image_paths=paths[:2]),
-            User(user_id="bob"),
-            Subject(user_id="bob", name="tom", class_word="cat", image_paths=paths[1:]),
-        ]
-    )
-    model = load_image_model(str(tiny_sd))
-    train_subject(store, "ana", "rex", model, "dreambooth-lora", TRAIN)
-    train_subject(store, "bob", "tom", model, "textual-inversion", TRAIN)
-    return Engine(store, lambda: pytest.fail("no text model"), lambda: None, image_model=model)
+    for user, (name, word, _) in USERS.items():
+        store.add(
+            [
+                User(user_id=user),
+                Subject(user_id=user, name=name, class_word=word, image_paths=paths),
+            ]
+        )
+    for user, (name, _, method) in USERS.items():
+        if method is not None:
+            train_subject(store, user, name, model, method, TRAIN)
+    return store, model
 
 
-def _pixels(engine: Engine, request: ImageRequest) -> tuple[np.ndarray, list[str], list[str]]:
-    result = engine.generate_image(request, FAST)
-    with open(result.paths[0], "rb") as handle:
-        from PIL import Image
-
-        pixels = np.asarray(Image.open(handle).convert("RGB"), dtype=np.int16)
-    return pixels, result.provenance.subjects, result.provenance.artifacts
+def _pixels(images: list) -> np.ndarray:
+    return np.stack([np.asarray(image, dtype=np.float32) for image in images])
 
 
-def test_threads_never_see_another_users_adapter(engine: Engine) -> None:
-    requests = [
-        ImageRequest("ana", "rex on a beach", "subject"),
-        ImageRequest("bob", "tom on a beach", "subject"),
-        ImageRequest("ana", "a dog on a beach", "none"),
-        ImageRequest("bob", "a cat on a beach", "none"),
-    ]
-    alone = [_pixels(engine, request) for request in requests]
-    # The adapters change the images (or this test could not see a leak).
-    assert np.abs(alone[0][0] - alone[2][0]).max() > 0
-    assert alone[0][2] and alone[1][2] and alone[0][2] != alone[1][2]
+def test_threads_get_their_own_adapters_images(
+    setting: tuple[SQLiteStore, DiffusersImageModel],
+) -> None:
+    store, model = setting
 
-    mixed = requests * 4
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        together = list(pool.map(lambda r: _pixels(engine, r), mixed))
-    for request, (pixels, subjects, artifacts) in zip(mixed, together, strict=True):
-        expected = alone[requests.index(request)]
-        np.testing.assert_array_equal(pixels, expected[0])
-        own = {"ana": "rex", "bob": "tom"}[request.user_id]
-        assert set(subjects) <= {own}
-        assert all(f"{request.user_id}-" in Path(a).parent.parent.name for a in artifacts)
+    def generate(user: str) -> tuple[np.ndarray, dict]:
+        name, word, method = USERS[user]
+        if method is None:  # the base model, no adapter, in between the others
+            return _pixels(model.render(f"a {word} on a beach", FAST)), {}
+        out = generate_subject(store, user, f"a {name} on a beach", model, FAST, method=method)
+        return _pixels(out.images), out.provenance
+
+    expected = {user: generate(user) for user in USERS}
+    # The adapters make a difference, or the test could not see a leak.
+    assert np.abs(expected["ana"][0] - expected["dee"][0]).mean() > 0.5
+    assert np.abs(expected["ana"][0] - expected["cy"][0]).mean() > 0.1
+    problems: list[str] = []
+    start = threading.Barrier(len(USERS) * 2)
+
+    def work(user: str) -> None:
+        start.wait()
+        for _ in range(2):
+            pixels, provenance = generate(user)
+            if np.abs(pixels - expected[user][0]).max() > 2:
+                problems.append(f"{user}'s images differ from their single-request images")
+            others = [u for u in USERS if u != user]
+            if any(f"/{u}-" in str(provenance.get("artifacts")) for u in others):
+                problems.append(f"{user}'s provenance names another user's artifact")
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in USERS for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert problems == []
+    store.close()
