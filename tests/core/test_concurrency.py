@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -293,3 +294,32 @@ def test_concurrent_requests_never_get_another_users_adapter(
     for thread in threads:
         thread.join(timeout=120)
     assert problems == []
+
+
+def test_reads_and_retrieval_do_not_wait_for_a_writer_holding_the_lock(tmp_path: Path) -> None:
+    # Short waits: a read that did wait for the lock fails fast instead of hanging.
+    store = SQLiteStore(tmp_path / "pgen.sqlite", busy_timeout=1.0, write_wait=2.0)
+    store.add(batch_docs("u0", 0))
+    engine_retrievers = retrievers_module.Retrievers(store, HashEmbedder)
+    for name in ("bm25", "dense"):
+        engine_retrievers.get(name).retrieve("u0", "apple", 3)  # embedded and indexed
+    store.add(batch_docs("u0", 1))  # new documents to catch up with, while locked
+    store.put_embeddings(
+        "u0",
+        HashEmbedder.model_id,
+        [
+            (d.doc_id, d.content_hash, HashEmbedder().embed([d.text])[0])
+            for d in batch_docs("u0", 1)
+        ],
+    )
+    writer = sqlite3.connect(store.path)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a long ingest
+    writer.execute("INSERT INTO users(user_id) VALUES ('w')")
+    started = time.monotonic()
+    assert len(store.documents("u0")) == 2 * BATCH
+    for name in ("bm25", "dense"):
+        assert len(engine_retrievers.get(name).retrieve("u0", "apple river", 100)) > BATCH
+    assert time.monotonic() - started < 1.0  # no wait for the lock
+    writer.rollback()
+    writer.close()
+    store.close()

@@ -45,6 +45,20 @@ class DerivedData(Database):
         return self.path.parent / f"{self.path.stem}-artifacts"
 
     # -- embeddings -------------------------------------------------------------------
+    def _drop_other_fingerprints(self, table: str, user_id: str, model_id: str, dim: int) -> None:
+        """Remove the user's vectors of this model name under another fingerprint or
+        dimension. Looked for first: a read must not wait for the write lock (a long
+        ingest in another process holds it) when, as almost always, there is nothing."""
+        family = model_id.rsplit("#", 1)[0] + "#"
+        where = (
+            f"FROM {table} WHERE user_id=? AND (model_id=? AND dim<>? "
+            "OR substr(model_id, 1, ?)=? AND model_id<>?)"
+        )
+        params = (user_id, model_id, dim, len(family), family, model_id)
+        if self._rows(f"SELECT 1 {where} LIMIT 1", *params):
+            with self.transaction() as db:
+                db.execute(f"DELETE {where}", params)
+
     def embeddings(
         self, user_id: str, model_id: str, dim: int, doc_ids: Sequence[str] | None = None
     ) -> dict[str, tuple[str, np.ndarray]]:
@@ -56,13 +70,7 @@ class DerivedData(Database):
         behind its name: they are dropped here, never mixed with new ones. Vectors of other
         names stay (switching back to another model should not re-embed everything).
         """
-        family = model_id.rsplit("#", 1)[0] + "#"
-        with self.transaction() as db:
-            db.execute(
-                "DELETE FROM embeddings WHERE user_id=? AND (model_id=? AND dim<>? "
-                "OR substr(model_id, 1, ?)=? AND model_id<>?)",
-                (user_id, model_id, dim, len(family), family, model_id),
-            )
+        self._drop_other_fingerprints("embeddings", user_id, model_id, dim)
         sql = "SELECT doc_id, content_hash, vector FROM embeddings WHERE user_id=? AND model_id=?"
         if doc_ids is None:
             rows = self._rows(sql, user_id, model_id)
@@ -96,13 +104,7 @@ class DerivedData(Database):
         """image key -> vector stored for this model and dimension, for the keys that have
         one. As with ``embeddings``, vectors of another fingerprint of the same model name
         (or another dimension) are dropped, never mixed with new ones."""
-        family = model_id.rsplit("#", 1)[0] + "#"
-        with self.transaction() as db:
-            db.execute(
-                "DELETE FROM image_embeddings WHERE user_id=? AND (model_id=? AND dim<>? "
-                "OR substr(model_id, 1, ?)=? AND model_id<>?)",
-                (user_id, model_id, dim, len(family), family, model_id),
-            )
+        self._drop_other_fingerprints("image_embeddings", user_id, model_id, dim)
         rows = self._rows_in(
             "SELECT image_key, vector FROM image_embeddings WHERE user_id=? AND model_id=? "
             "AND image_key",
