@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgen.config import Config
 from pgen.context.media import MEDIA_ROOT_ENV
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from pgen.assistant import Assistant
     from pgen.context.base import ContextStore
 
+T = TypeVar("T")
 STRATEGIES = (
     "none",
     "concepts",
@@ -78,16 +80,23 @@ def _assistant(args: argparse.Namespace, config: Config, store: ContextStore) ->
     )
 
 
-def cmd_ask(args: argparse.Namespace, config: Config) -> None:
+def _run(args: argparse.Namespace, config: Config, call: Callable[[Assistant], T]) -> T:
+    """``call`` on an assistant over the configured store, closed afterwards."""
     from pgen.factory import build_store
 
     store = build_store(config)
     try:
-        answer = _assistant(args, config, store).answer(
-            args.user, args.image, args.instruction, strategy=args.strategy, k=args.k
-        )
+        return call(_assistant(args, config, store))
     finally:
         store.close()
+
+
+def cmd_ask(args: argparse.Namespace, config: Config) -> None:
+    answer = _run(
+        args,
+        config,
+        lambda a: a.answer(args.user, args.image, args.instruction, args.strategy, args.k),
+    )
     if args.json:
         print(json.dumps({"output_id": answer.output_id, "text": answer.text, **answer.provenance}))
         return
@@ -100,17 +109,10 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_train_concept(args: argparse.Namespace, config: Config) -> None:
-    from pgen.factory import build_store
     from pgen.training.concept_tokens import ConceptTokenConfig
 
-    store = build_store(config)
-    try:
-        training = ConceptTokenConfig(tokens=args.tokens, steps=args.steps, learning_rate=args.lr)
-        folder = _assistant(args, config, store).train_concept_tokens(
-            args.user, args.concept, training
-        )
-    finally:
-        store.close()
+    training = ConceptTokenConfig(tokens=args.tokens, steps=args.steps, learning_rate=args.lr)
+    folder = _run(args, config, lambda a: a.train_concept_tokens(args.user, args.concept, training))
     meta = json.loads((folder / "concept_tokens.json").read_text())
     print(
         f"trained {args.tokens} concept tokens for {args.concept!r} of user {args.user!r}: "
@@ -119,13 +121,7 @@ def cmd_train_concept(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_search_photos(args: argparse.Namespace, config: Config) -> None:
-    from pgen.factory import build_store
-
-    store = build_store(config)
-    try:
-        hits = _assistant(args, config, store).search_photos(args.user, args.query, k=args.k)
-    finally:
-        store.close()
+    hits = _run(args, config, lambda a: a.search_photos(args.user, args.query, k=args.k))
     if args.json:
         print(json.dumps([hit.__dict__ for hit in hits]))
         return

@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pgen.models.image_embedding import EfficientNetEmbedder
 from pgen.testing.vision_models import save_tiny_idefics3, save_tiny_vlm
+from tests.image.conftest import tiny_clip  # the image tests' tiny CLIP, shared
+
+__all__ = ["tiny_clip"]  # re-exported as a fixture of this folder
 
 
 @pytest.fixture(scope="session")
@@ -29,33 +31,6 @@ def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_idefics3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_idefics3(tmp_path_factory.mktemp("tiny-idefics3"))
-
-
-@pytest.fixture(scope="session")
-def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import CLIPConfig, CLIPModel, CLIPProcessor, CLIPVisionConfig
-
-    from pgen.testing.image_models import clip_byte_tokenizer, image_processor, text_encoder_config
-
-    torch.manual_seed(1)
-    tokenizer = clip_byte_tokenizer(max_length=32)
-    vision = CLIPVisionConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=32,
-        intermediate_size=37,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-    )
-    config = CLIPConfig(
-        text_config=text_encoder_config("tiny", len(tokenizer), 32).to_dict(),
-        vision_config=vision.to_dict(),
-        projection_dim=16,
-    )
-    path = tmp_path_factory.mktemp("tiny-clip")
-    CLIPModel(config).save_pretrained(path)
-    CLIPProcessor(image_processor=image_processor(32), tokenizer=tokenizer).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="session")
