@@ -58,6 +58,16 @@ def test_clip_from_a_folder_embeds_images_and_text(tiny_clip: Path) -> None:
     assert embedder.model_id.startswith(f"{tiny_clip}#")
 
 
+def test_dino_style_vit_from_a_folder_embeds_with_its_class_token(tiny_dino: Path) -> None:
+    embedder = load_image_embedder(str(tiny_dino))
+    assert isinstance(embedder, TransformersImageEmbedder) and not embedder.has_text
+    vectors = embedder.embed([blob_image(0), blob_image(1), blob_image(0)])
+    assert vectors.shape == (3, 32)
+    np.testing.assert_allclose(vectors[0], vectors[2], atol=1e-5)
+    with pytest.raises(ValueError, match="has no text tower"):
+        embedder.embed_text(["a dog"])
+
+
 def test_an_unknown_embedder_names_itself() -> None:
     with pytest.raises(OSError, match="no-such-embedder"):
         load_image_embedder("no-such-embedder")
