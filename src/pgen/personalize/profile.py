@@ -3,22 +3,51 @@ documents, cached in the store and rewritten when the documents change."""
 
 from __future__ import annotations
 
+import re
+
 from pgen.context.base import ContextStore
 from pgen.models.base import GenerationConfig
 from pgen.personalize.base import Modality, Prepared, Provenance, Request, Tools, chat
 from pgen.personalize.prompts import pack_documents, remaining_budget
 
-SUMMARY_VERSION = "v1"  # bump when the summary prompt changes: old summaries are then stale
+# Bump when the summary prompt or its post-processing changes: old summaries are then stale.
+SUMMARY_VERSION = "v2"  # v2: ends at a sentence (a cut last sentence is dropped)
 SUMMARY_DOCS = 8  # the most recent documents the summary is written from
+SUMMARY_TOKENS = 120  # room for three sentences; a longer reply is cut, then trimmed
 SUMMARIZE = (
     "Here are texts written by one user:\n{documents}\n\n"
     "In three sentences, describe this user: the topics they care about, their tone, "
     "and how long and how formal their writing is."
 )
-TEMPLATE = (
-    "You are helping one particular user. About them: {summary}{attributes}\n\n"
-    "Match this user's interests, tone and style."
-)
+INTRO = "You are helping one particular user."
+CLOSING = "Match this user's interests, tone and style."
+# A sentence ends at . ! ? … (or their full-width forms), perhaps closed by quotes or
+# brackets, before a space or the end of the text; full-width marks need no space after.
+SENTENCE_END = re.compile(r"""[.!?…]["'”’)\]]*(?=\s|$)|[。！？]["'”’)\]」』]*""")
+
+
+def whole_sentences(text: str) -> str:
+    """``text`` up to the end of its last whole sentence: a reply cut by max_new_tokens
+    stops mid-sentence, and that fragment would run into whatever follows it in a prompt.
+    A reply with no sentence end at all is kept and marked as cut (…)."""
+    text = text.strip()
+    ends = [match.end() for match in SENTENCE_END.finditer(text)]
+    if not text or (ends and ends[-1] == len(text)):
+        return text
+    if ends:
+        return text[: ends[-1]]
+    return text.rstrip(" ,;:-") + "…"
+
+
+def system_prompt(summary: str, attributes: dict[str, object]) -> str:
+    """The profile's system message: the summary and the attributes as separate parts."""
+    parts = [INTRO]
+    if summary:
+        parts.append(f"About them: {summary}")
+    if attributes:
+        lines = "\n".join(f"- {name}: {value}" for name, value in sorted(attributes.items()))
+        parts.append(f"Profile attributes:\n{lines}")
+    return "\n\n".join([*parts, CLOSING])
 
 
 def documents_version(store: ContextStore, user_id: str) -> str:
@@ -51,9 +80,10 @@ class ProfileSummary:
             else:
                 found[user_id] = ("", [])
         if todo:
-            settings = GenerationConfig(max_new_tokens=80, repetition_penalty=1.15)
+            settings = GenerationConfig(max_new_tokens=SUMMARY_TOKENS, repetition_penalty=1.15)
             texts = tools.text_model.generate([chat(prompt) for *_, prompt in todo], settings)
-            for (user_id, digest, used, _), text in zip(todo, texts, strict=True):
+            for (user_id, digest, used, _), reply in zip(todo, texts, strict=True):
+                text = whole_sentences(reply)
                 tools.store.put_summary(user_id, key, digest, text)
                 found[user_id] = (text, used)
         return found
@@ -64,14 +94,13 @@ class ProfileSummary:
         for request in requests:
             summary, used = summaries[request.user_id]
             profile = tools.store.user(request.user_id).profile
-            attributes = "".join(f"\n{name}: {value}" for name, value in sorted(profile.items()))
             notes: list[str] = []
             instruction = tools.instruction(request, notes)
-            if not summary and not attributes:
+            if not summary and not profile:
                 prepared.append(Prepared(chat(instruction), provenance=Provenance(notes=notes)))
                 continue
             # Long profile attributes must not push the prompt past the budget either.
-            system = tools.fit(TEMPLATE.format(summary=summary, attributes=attributes), instruction)
+            system = tools.fit(system_prompt(summary, dict(profile)), instruction)
             prepared.append(
                 Prepared(
                     chat(instruction, system=system),
