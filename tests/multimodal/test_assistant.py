@@ -291,6 +291,8 @@ def test_bench_concepts_on_dreambench(
         assert not set(run["fit"]) & (set(run["user"]) | set(run["strangers"]))
         assert not set(run["user"]) & set(run["strangers"])
     assert result["recognition"]["per-concept"]["open_set_identification"]["value"] >= 0.8
+    paired = result["recognition"]["f1_per_concept_minus_global"]
+    assert paired["low"] <= paired["value"] <= paired["high"]
     assert "top-1 identification" in capsys.readouterr().out
     from pgen.usermodel.concepts import Calibration
 
