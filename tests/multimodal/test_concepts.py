@@ -145,3 +145,38 @@ def test_reference_vectors_are_cached_per_image_and_model_and_go_with_the_user(
     assert counts["image_embeddings"] == 9
     assert not store._rows("SELECT 1 FROM image_embeddings")
     store.close()
+
+
+def test_per_concept_calibration_transfers_to_many_concepts_of_one_class() -> None:
+    """The issue's failure mode, on vectors: fit on a user whose concepts are unrelated
+    (cross-similarity ~0), then apply to a user with six concepts of one class (cross-
+    similarity ~0.8, like several dogs). The global cosine threshold accepts every sibling
+    (precision collapses); the per-concept scale, calibrated on the second user's own
+    concepts, keeps them apart."""
+    rng = np.random.default_rng(0)
+
+    def photos(centers: np.ndarray, spread: float, n: int) -> list[np.ndarray]:
+        return [_unit(c + spread * rng.normal(size=(n, 64)) / 8) for c in centers]
+
+    def user(centers: np.ndarray, spread: float) -> tuple[list, np.ndarray, np.ndarray]:
+        refs, queries = photos(centers, spread, 3), photos(centers, spread, 4)
+        entries = [(f"c{i}", "dog", "", (), r) for i, r in enumerate(refs)]
+        labels = np.repeat(np.arange(len(centers)), 4)[:, None] == np.arange(len(centers))[None]
+        return entries, np.concatenate(queries), labels
+
+    unrelated = _unit(rng.normal(size=(4, 64)))
+    dogs = _unit(_unit(rng.normal(size=64)) + 0.5 * _unit(rng.normal(size=(6, 64))))
+    fit_entries, fit_queries, fit_labels = user(unrelated, 0.6)
+    fitted = ConceptMemory.build(fit_entries)
+    alpha = fit_alpha(fitted.confidences(fit_queries), fit_labels)
+    threshold = fit_global_threshold(fitted.scores(fit_queries), fit_labels)
+    entries, queries, labels = user(dogs, 0.3)
+    memory = ConceptMemory.build(entries, Calibration(alpha=alpha))
+
+    def precision_recall(predicted: np.ndarray) -> tuple[float, float]:
+        hits = float((predicted & labels).sum())
+        return hits / max(int(predicted.sum()), 1), hits / float(labels.sum())
+
+    assert precision_recall(memory.scores(queries) >= threshold)[0] < 0.3
+    precision, recall = precision_recall(memory.confidences(queries) >= alpha)
+    assert precision > 0.9 and recall > 0.9
