@@ -25,7 +25,6 @@ from pgen.models.image_embedding import ImageEmbedder, TextImageEmbedder
 from pgen.models.image_input import file_hash, open_image
 from pgen.models.vision import TransformersVisionModel, VisionLanguageModel
 from pgen.personalize.concepts import (
-    VISION_STRATEGIES,
     AnswerRequest,
     LearnedConcept,
     VisionTools,
@@ -113,11 +112,13 @@ class Assistant:
         strategy: str = "concepts",
         k: int = 2,
     ) -> Answer:
-        if strategy not in VISION_STRATEGIES:
-            raise ValueError(
-                f"unknown strategy {strategy!r} for image requests; known: "
-                f"{', '.join(VISION_STRATEGIES)}"
-            )
+        from pgen.personalize import get_strategy
+
+        chosen = get_strategy("vision", strategy)  # an unknown name fails before anything
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        if not instruction.strip():
+            raise ValueError("the instruction is empty")
         self.store.user(user_id)  # an unknown user fails before any model loads
         image = open_image(image_path, self.allowed, denied=[self.store.artifacts_root])
         request = AnswerRequest(user_id, image, str(image_path), instruction, strategy, k)
@@ -127,7 +128,7 @@ class Assistant:
             concept_tokens=self.learned_concepts,
             placeholder=lambda: self._soft_model().placeholder,
         )
-        prepared = VISION_STRATEGIES[strategy].prepare([request], tools)[0]
+        prepared = chosen.prepare([request], tools)[0]
         model = self._vision_model()
         if prepared.soft_tokens is not None:
             soft = [prepared.soft_tokens]

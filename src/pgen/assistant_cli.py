@@ -15,17 +15,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgen.config import Config
 from pgen.context.media import MEDIA_ROOT_ENV
+from pgen.personalize import strategy_names
 
 if TYPE_CHECKING:
     from pgen.assistant import Assistant
     from pgen.context.base import ContextStore
+    from pgen.engine import Engine
 
 T = TypeVar("T")
-STRATEGIES = (
-    "none",
-    "concepts",
-    "concept-tokens",
-)  # mirrors pgen.personalize.concepts.VISION_STRATEGIES
 DEFAULT_VISION_MODEL_ENV = "PGEN_VISION_MODEL"
 ALLOWED_ENV = MEDIA_ROOT_ENV  # the folders ingest accepts media from serve requests too
 
@@ -48,7 +45,11 @@ def _assistant(args: argparse.Namespace, config: Config, store: ContextStore) ->
     from pgen.usermodel.concepts import Calibration
 
     config.apply_threads()
-    spec = getattr(args, "vision_model", None) or os.environ.get(DEFAULT_VISION_MODEL_ENV)
+    spec = (
+        getattr(args, "vision_model", None)
+        or os.environ.get(DEFAULT_VISION_MODEL_ENV)
+        or config.vision_model
+    )
 
     def vision_model() -> Any:
         from pgen.models.vision import load_vision_model
@@ -80,22 +81,22 @@ def _assistant(args: argparse.Namespace, config: Config, store: ContextStore) ->
     )
 
 
-def _run(args: argparse.Namespace, config: Config, call: Callable[[Assistant], T]) -> T:
-    """``call`` on an assistant over the configured store, closed afterwards."""
-    from pgen.factory import build_store
+def _run(args: argparse.Namespace, config: Config, call: Callable[[Engine], T]) -> T:
+    """``call`` on an engine over the configured store whose assistant takes this command's
+    flags (vision model, embedder, allowed folders, calibration), closed afterwards."""
+    from pgen.engine import Engine
 
-    store = build_store(config)
-    try:
-        return call(_assistant(args, config, store))
-    finally:
-        store.close()
+    with Engine.open(config, assistant=lambda store: _assistant(args, config, store)) as engine:
+        return call(engine)
 
 
 def cmd_ask(args: argparse.Namespace, config: Config) -> None:
     answer = _run(
         args,
         config,
-        lambda a: a.answer(args.user, args.image, args.instruction, args.strategy, args.k),
+        lambda e: e.answer(
+            args.user, args.image, args.instruction, strategy=args.strategy, k=args.k
+        ),
     )
     if args.json:
         print(json.dumps({"output_id": answer.output_id, "text": answer.text, **answer.provenance}))
@@ -112,7 +113,11 @@ def cmd_train_concept(args: argparse.Namespace, config: Config) -> None:
     from pgen.training.concept_tokens import ConceptTokenConfig
 
     training = ConceptTokenConfig(tokens=args.tokens, steps=args.steps, learning_rate=args.lr)
-    folder = _run(args, config, lambda a: a.train_concept_tokens(args.user, args.concept, training))
+    folder = _run(
+        args,
+        config,
+        lambda e: e.train_concept_tokens(args.user, args.concept, training),
+    )
     meta = json.loads((folder / "concept_tokens.json").read_text())
     print(
         f"trained {args.tokens} concept tokens for {args.concept!r} of user {args.user!r}: "
@@ -121,7 +126,7 @@ def cmd_train_concept(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_search_photos(args: argparse.Namespace, config: Config) -> None:
-    hits = _run(args, config, lambda a: a.search_photos(args.user, args.query, k=args.k))
+    hits = _run(args, config, lambda e: e.search_photos(args.user, args.query, k=args.k))
     if args.json:
         print(json.dumps([hit.__dict__ for hit in hits]))
         return
@@ -221,7 +226,7 @@ def register(commands: Any, bench: Any) -> None:
     p = commands.add_parser("ask", help="ask about a photo, knowing the user's concepts")
     p.add_argument("instruction", help="e.g. 'what is Rex doing?'")
     p.add_argument("--image", required=True, help="the photo to ask about")
-    p.add_argument("--strategy", choices=STRATEGIES, default="concepts")
+    p.add_argument("--strategy", choices=strategy_names("vision"), default="concepts", help="how")
     p.add_argument("--k", type=int, default=2, help="concepts retrieved at most")
     p.add_argument(
         "--vision-model",

@@ -26,14 +26,14 @@ DEFAULT_IMAGE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 class Config:
     home: Path = Path(platformdirs.user_data_dir("pgen"))
     store: Path | None = None  # default: <home>/pgen.sqlite
-    text_model: str | dict[str, Any] = (
-        DEFAULT_TEXT_MODEL  # "smollm2", a local folder, an HF id, a .gguf file,
-    )
-    # or "openai:<model>@<base url>" for an OpenAI-compatible server
+    # "smollm2", a local folder, an HF id, a .gguf file, "openai:<model>@<base url>" for an
+    # OpenAI-compatible server, or a {provider, settings} table (see pgen.factory).
+    text_model: str | dict[str, Any] = DEFAULT_TEXT_MODEL
     embed_model: str | dict[str, Any] = DEFAULT_EMBED_MODEL
-    image_model: str | dict[str, Any] = (
-        DEFAULT_IMAGE_MODEL  # a diffusers pipeline: Hub id, folder or file
-    )
+    image_model: str | dict[str, Any] = DEFAULT_IMAGE_MODEL  # diffusers: Hub id, folder or file
+    # No vision-language weights install offline: "" until one is named (id, folder, openai:).
+    vision_model: str = ""
+    image_embedder: str = "efficientnet-lite0"  # or a CLIP / SigLIP / DINO id or folder
     threads: int = 0  # 0: half the cores (see torch_threads)
     device: str = "cpu"
     # The prompt cap and decoding settings every generation starts from (flags override).

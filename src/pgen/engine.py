@@ -32,6 +32,7 @@ from pgen.context.records import Document, Feedback, Record, Subject, User
 from pgen.factory import (
     Lazy,
     apply_thread_policy,
+    build_assistant,
     build_embedder,
     build_image_model,
     build_store,
@@ -52,6 +53,7 @@ from pgen.training.registry import TrainRequest, TrainResult, get_trainer
 from pgen.usermodel.retrievers import Retrievers
 
 if TYPE_CHECKING:
+    from pgen.assistant import Answer, Assistant, PhotoHit
     from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
     from pgen.recommend.service import Recommendation
 
@@ -98,6 +100,10 @@ class SearchHit:
     retriever: str
 
 
+def _no_assistant(store: ContextStore) -> Assistant:
+    raise ValueError("this engine has no multimodal assistant (open it with Engine.open)")
+
+
 def _check_k(k: int, what: str = "k") -> None:
     if k < 1:
         raise ValueError(f"{what} must be at least 1, got {k}")
@@ -118,8 +124,13 @@ class Engine:
         image_model: DiffusersImageModel | Callable[[], DiffusersImageModel] | None = None,
         prompt_tokens: int = 1024,
         generation: GenerationConfig | None = None,
+        assistant: Callable[[ContextStore], Assistant] | None = None,
     ) -> None:
         self.store = store
+        # The multimodal assistant (a VLM and an image embedder over this store), built on
+        # first use: most commands never need it.
+        build = assistant or _no_assistant
+        self._assistant: Lazy[Assistant] = Lazy(lambda: build(store))
         self._text_model = Lazy(text_model)
         self._embedder = Lazy(embedder)
         self._image_model = None if image_model is None else Lazy(image_model)
@@ -134,6 +145,7 @@ class Engine:
         *,
         prompt_tokens: int | None = None,
         image_model: DiffusersImageModel | Callable[[], DiffusersImageModel] | None = None,
+        assistant: Callable[[ContextStore], Assistant] | None = None,
     ) -> Engine:
         """An engine over the configured store; every component comes from the factory
         and models load on first use (local model paths are checked now)."""
@@ -153,6 +165,7 @@ class Engine:
             image_model=image_model or loaded(build_image_model),
             prompt_tokens=prompt_tokens or config.prompt_tokens,
             generation=config.generation,
+            assistant=assistant or (lambda store: build_assistant(config, store)),
         )
 
     # -- components -------------------------------------------------------------------
@@ -368,6 +381,32 @@ class Engine:
             prepared.provenance,
             details,
         )
+
+    # -- photos: the personal multimodal assistant -------------------------------------
+    def answer(
+        self,
+        user_id: str,
+        image: str | Path,
+        instruction: str,
+        *,
+        strategy: str = "concepts",
+        k: int = 2,
+    ) -> Answer:
+        """An answer about the user's photo (a caption, "is Rex in this photo?", a question)
+        by a vision strategy (``none``, ``concepts``, ``concept-tokens``), saved with its
+        provenance (the user's concepts that entered the prompt)."""
+        return self._assistant().answer(user_id, image, instruction, strategy, k)
+
+    def search_photos(self, user_id: str, query: str, *, k: int = 10) -> list[PhotoHit]:
+        """The user's photos (documents of kind ``photo``) ranked for ``query``: by the
+        concepts it names, by its words with a text-image embedder, or both."""
+        _check_k(k)
+        _check_instruction(query)
+        return self._assistant().search_photos(user_id, query, k)
+
+    def train_concept_tokens(self, user_id: str, concept: str, settings: Any = None) -> Path:
+        """Yo'LLaVA-style soft tokens for one of the user's concepts (their artifact)."""
+        return self._assistant().train_concept_tokens(user_id, concept, settings)
 
     # -- training ---------------------------------------------------------------------
     def train(self, request: TrainRequest) -> TrainResult:

@@ -15,6 +15,7 @@ thread policy is applied here, once, for every component.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pgen.config import DEFAULT_TEXT_MODEL, Config
 from pgen.context.base import ContextStore
 
 if TYPE_CHECKING:
+    from pgen.assistant import Assistant
     from pgen.models.base import Embedder, TextModel
     from pgen.models.image import DiffusersImageModel
 
@@ -137,6 +139,40 @@ def build_image_model(settings: Config, **overrides: Any) -> DiffusersImageModel
     check_local_model("image_model", path)
     options.setdefault("device", settings.device)
     return load_image_model(path, **options)
+
+
+def build_assistant(config: Config, store: ContextStore) -> Assistant:
+    """The multimodal assistant over ``store``: the configured vision-language model (none
+    installs offline: ``vision_model`` names one) and image embedder, images allowed from
+    the media roots (``$PGEN_MEDIA_ROOT``, else the working directory)."""
+    from pgen.assistant import Assistant
+    from pgen.context.media import MEDIA_ROOT_ENV
+    from pgen.models.image_embedding import load_image_embedder
+    from pgen.models.vision import load_vision_model
+
+    roots = [Path(p) for p in os.environ.get(MEDIA_ROOT_ENV, "").split(os.pathsep) if p]
+
+    def vision_model() -> Any:
+        if not config.vision_model:
+            raise ValueError(
+                "no vision-language model: set vision_model (PGEN_VISION_MODEL or "
+                "--vision-model: an HF id, a folder, or openai:MODEL@URL)"
+            )
+        check_local_model("vision_model", config.vision_model)
+        apply_thread_policy(config)
+        return load_vision_model(config.vision_model, device=config.device)
+
+    def image_embedder() -> Any:
+        apply_thread_policy(config)
+        return load_image_embedder(config.image_embedder, config.device)
+
+    return Assistant(
+        store,
+        vision_model,
+        image_embedder,
+        allowed=roots or [Path.cwd()],
+        generation=config.generation,
+    )
 
 
 class Lazy(Generic[T]):

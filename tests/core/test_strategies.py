@@ -35,8 +35,9 @@ def engine(store: SQLiteStore, tiny_model: TransformersTextModel) -> Engine:
 def test_the_registry_names_text_and_image_strategies() -> None:
     assert strategy_names("text")[:3] == ["none", "rag", "profile"]
     assert strategy_names("image")[:3] == ["none", "subject", "keywords"]
+    assert strategy_names("vision") == ["none", "concepts", "concept-tokens"]
     for strategy in all_strategies():
-        assert strategy.description and strategy.modality in ("text", "image")
+        assert strategy.description and strategy.modality in ("text", "image", "vision")
 
 
 @pytest.mark.parametrize("name", TEXT_STRATEGIES)

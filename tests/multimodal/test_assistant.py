@@ -158,7 +158,7 @@ def test_bad_photos_fail_first_and_write_nothing(
             assistant.answer("ann", path, "hi")
     assert store.outputs("ann") == []
     assert not store._rows("SELECT 1 FROM image_embeddings")
-    with pytest.raises(ValueError, match="unknown strategy 'tokens'"):
+    with pytest.raises(ValueError, match="unknown vision strategy 'tokens'"):
         assistant.answer("ann", cut, "hi", strategy="tokens")
 
 

@@ -83,6 +83,7 @@ def test_recommend_trains_saves_and_serves_a_user(
     atomic_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "ctx" / "pgen.sqlite"
+    store.parent.mkdir()  # an explicit --store names a file in a folder that exists
     base = ["--store", str(store), "recommend", "--model", "itemknn"]
     assert main([*base, "--data", str(atomic_data), "--train"]) == 0
     # A recommender is trained over many users: the store keeps it with its shared files.

@@ -12,6 +12,7 @@ from pgen.personalize.base import (
     Strategy,
     Tools,
 )
+from pgen.personalize.concepts import Concepts, ConceptTokens, NoConcepts
 from pgen.personalize.keywords import ImageBaseline, KeywordsStrategy
 from pgen.personalize.lora import adapter_strategies
 from pgen.personalize.profile import ProfileSummary
@@ -29,6 +30,9 @@ BUILT_IN: tuple[Strategy, ...] = (
     SubjectStrategy(),
     KeywordsStrategy(),
     *adapter_strategies(),
+    NoConcepts(),
+    Concepts(),
+    ConceptTokens(),
 )
 for _strategy in BUILT_IN:
     register(_strategy)

@@ -20,7 +20,7 @@ from pgen.usermodel.retrievers import Retrievers
 if TYPE_CHECKING:
     from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
 
-Modality = Literal["text", "image"]
+Modality = Literal["text", "image", "vision"]  # vision: requests that carry an image
 
 
 @dataclass
@@ -151,14 +151,17 @@ def image_tools(
 
 
 class Strategy(Protocol):
-    """How personalization enters generation. ``modality`` says which requests it takes:
-    ``Request`` for text, ``ImageRequest`` for images."""
+    """How personalization enters generation. ``modality`` says which requests it takes and
+    which tools it gets: ``Request`` and ``Tools`` for text, ``ImageRequest`` and ``Tools``
+    for images, ``AnswerRequest`` and ``VisionTools`` (``pgen.personalize.concepts``) for
+    requests that carry a photo. Each returns its modality's prepared input with the user's
+    adapter, if any, and a ``Provenance``."""
 
     name: str
     modality: Modality
     description: str
 
-    def prepare(self, requests: list[Any], tools: Tools) -> list[Prepared]:
+    def prepare(self, requests: list[Any], tools: Any) -> list[Any]:
         """Model inputs for a batch of requests (a batch lets strategies batch model calls)."""
         ...
 

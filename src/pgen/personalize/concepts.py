@@ -15,18 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from pgen.models.image_input import open_image
 from pgen.models.vision import VisionChat, VisionMessage
-from pgen.personalize.base import Provenance
+from pgen.personalize.base import Modality, Provenance
 from pgen.training.concept_tokens import introduction
 from pgen.usermodel.concepts import ConceptMemory, Match
 
-VisionModality = Literal["vision"]
 SYSTEM = "You are the user's personal assistant. Answer about the photo the user shows you."
 
 
@@ -73,7 +72,7 @@ class VisionPrepared:
 
 class NoConcepts:
     name = "none"
-    modality: VisionModality = "vision"
+    modality: Modality = "vision"
     description = "the vision-language model alone (the baseline)"
 
     def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPrepared]:
@@ -106,7 +105,7 @@ def concept_prompt(matches: list[tuple[Match, str, str]], instruction: str) -> s
 
 class Concepts:
     name = "concepts"
-    modality: VisionModality = "vision"
+    modality: Modality = "vision"
     description = "RAP: the user's concepts recognized in the photo, with one reference image each"
 
     def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPrepared]:
@@ -153,7 +152,7 @@ class Concepts:
 
 class ConceptTokens:
     name = "concept-tokens"
-    modality: VisionModality = "vision"
+    modality: Modality = "vision"
     description = "Yo'LLaVA: the user's learned concept tokens introduce every trained concept"
 
     def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPrepared]:
@@ -182,10 +181,3 @@ class ConceptTokens:
             soft = torch.cat([c.tokens for c in learned])
             prepared.append(VisionPrepared(chat, provenance, {}, soft))
         return prepared
-
-
-VISION_STRATEGIES: dict[str, NoConcepts | Concepts | ConceptTokens] = {
-    "none": NoConcepts(),
-    "concepts": Concepts(),
-    "concept-tokens": ConceptTokens(),
-}
