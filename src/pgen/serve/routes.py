@@ -20,7 +20,7 @@ from pgen.engine import Engine, Generation
 from pgen.personalize import ImageRequest, Request, strategy_names
 from pgen.serve import records as http_records
 from pgen.serve.deps import TenantEngine, TenantName, TheService
-from pgen.serve.errors import NotFound
+from pgen.serve.errors import ApiError, NotFound
 from pgen.serve.schemas import (
     CompareBody,
     FeedbackBody,
@@ -290,7 +290,11 @@ def recommend(
     model: Annotated[str, Query(min_length=1, max_length=64)] = "pop",
 ) -> Any:
     engine.store.user(user_id)
-    found = engine.recommend(user_id, k, model=model)
+    try:
+        found = engine.recommend(user_id, k, model=model)
+    except FileNotFoundError:
+        message = f"no trained recommender {model[:40]!r}: POST /recommenders/train first"
+        raise ApiError(409, "not_trained", message) from None
     return plain([{"item": r.item.model_dump(mode="json"), "score": r.score} for r in found])
 
 

@@ -27,6 +27,7 @@ from pgen.factory import (
     check_components,
 )
 from pgen.serve.auth.keys import check_tenant
+from pgen.serve.errors import ApiError
 
 
 class Tenants:
@@ -42,16 +43,23 @@ class Tenants:
         in place of the configured ones."""
         check_components(config)
         self.config = config
-        self.text_model = Lazy(text_model or self._loaded(build_text_model))
-        self.embedder = Lazy(embedder or self._loaded(build_embedder))
-        self.image_model = Lazy(image_model or self._loaded(build_image_model))
+        self.text_model = Lazy(text_model or self._loaded("text", build_text_model))
+        self.embedder = Lazy(embedder or self._loaded("embedding", build_embedder))
+        self.image_model = Lazy(image_model or self._loaded("image", build_image_model))
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
 
-    def _loaded(self, build: Callable[[Config], Any]) -> Callable[[], Any]:
+    def _loaded(self, kind: str, build: Callable[[Config], Any]) -> Callable[[], Any]:
         def load() -> Any:
             apply_thread_policy(self.config)
-            return build(self.config)
+            try:
+                return build(self.config)
+            except Exception as error:
+                # The server's configuration, not the request, is at fault: a 503 that says
+                # which model, and the next request tries again.
+                raise ApiError(
+                    503, "model_unavailable", f"the {kind} model could not load: {error}"[:300]
+                ) from error
 
         return load
 
