@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pgen.commands import positive
 from pgen.config import Config
 from pgen.context.media import MEDIA_ROOT_ENV
 from pgen.personalize import strategy_names
@@ -204,7 +205,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_assistant(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--user", required=True)
+    p.add_argument("--user", required=True, help="whose concepts and photos")
     p.add_argument(
         "--allow",
         action="append",
@@ -227,12 +228,12 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("instruction", help="e.g. 'what is Rex doing?'")
     p.add_argument("--image", required=True, help="the photo to ask about")
     p.add_argument("--strategy", choices=strategy_names("vision"), default="concepts", help="how")
-    p.add_argument("--k", type=int, default=2, help="concepts retrieved at most")
+    p.add_argument("--k", type=positive, default=2, help="concepts retrieved at most")
     p.add_argument(
         "--vision-model",
         help=f"HF id, folder or openai:MODEL@URL (default ${DEFAULT_VISION_MODEL_ENV})",
     )
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--max-new-tokens", type=positive, default=128, help="answer length cap")
     _add_assistant(p)
     p.set_defaults(func=cmd_ask)
 
@@ -240,14 +241,14 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--concept", required=True, help="the subject's name in the user's context")
     p.add_argument("--vision-model", help="HF id or folder (a transformers model)")
     p.add_argument("--tokens", type=int, default=4, help="learned tokens per concept")
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--steps", type=positive, default=40, help="optimizer steps")
+    p.add_argument("--lr", type=float, default=1e-2, help="learning rate")
     _add_assistant(p)
     p.set_defaults(func=cmd_train_concept)
 
     p = commands.add_parser("search-photos", help="find the user's photos by concept and words")
     p.add_argument("query", help="e.g. 'Rex at the beach'")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--k", type=positive, default=10, help="photos to return")
     p.add_argument("--text-image-model", help="CLIP/SigLIP id or folder: search by words too")
     _add_assistant(p)
     p.set_defaults(func=cmd_search_photos)
