@@ -44,6 +44,23 @@ def _bertscore_options(parser: Any) -> None:
     )
 
 
+def _decoding_options(parser: Any) -> None:
+    """Decoding flags of ``bench text``. Their defaults are GenerationConfig's (plain
+    greedy), not the configured ones of ``pgen generate``: scores stay comparable with
+    published greedy results unless a run asks otherwise, and each run records its own."""
+    parser.add_argument(
+        "--repetition-penalty", type=float, default=1.0, help="1.0 is off (greedy stays greedy)"
+    )
+    parser.add_argument(
+        "--no-repeat-ngram-size", type=int, default=0, help="forbid repeating n-grams (0: off)"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=0.0, help="0 is greedy; > 0 samples (seeded)"
+    )
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus mass when sampling")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+
+
 def bertscorer(args: argparse.Namespace) -> BertScorer | None:
     """The BERTScore the options ask for, or None."""
     if not (args.bertscore or args.bertscore_model or args.bertscore_layer is not None):
@@ -75,7 +92,8 @@ def register(commands: Any, bench: Any) -> None:
     text = bench.add_parser(
         "text",
         help="personalized text: strategies x retrievers x k on LaMP, LongLaMP or Amazon reviews",
-        description="Runs every setting with greedy decoding; writes predictions, metrics.json "
+        description="Runs every setting with greedy decoding (unless the decoding flags say "
+        "otherwise; every result records them); writes predictions, metrics.json "
         "(95% CIs, paired tests against none), report.md and report.png. Resumes when rerun; "
         "a non-raw --answers mode writes its files beside the raw ones (report.first-label.md).",
     )
@@ -97,6 +115,7 @@ def register(commands: Any, bench: Any) -> None:
     text.add_argument("--max-new-tokens", type=int, help="default: the task's own")
     text.add_argument("--prompt-tokens", type=int, default=1024, help="prompt cap in tokens")
     text.add_argument("--batch-size", type=int, default=8)
+    _decoding_options(text)
     _bertscore_options(text)
     text.add_argument(
         "--answers",
@@ -158,6 +177,11 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
         progress=not args.no_progress,
         answers=args.answers,
         embed_model=config.embed_model,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
         extra={
             "limit": args.limit,
             "users": args.users,
@@ -165,6 +189,7 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
             "bertscore": None,
         },
     )
+    plan.generation()  # bad decoding values fail here, before any model loads
     metrics = metrics_for(data.spec)
     scorer = bertscorer(args)
     if scorer is not None:

@@ -73,9 +73,23 @@ class BenchPlan:
     answers: str = "raw"  # "first-label": read label answers out of chatty text (not LaMP's rule)
     embed_model: str = ""  # the dense retriever's embedding model, keyed for dense settings
     extra: dict[str, Any] = field(default_factory=dict)  # recorded, not keyed
+    # Decoding beyond the token cap: GenerationConfig's defaults (plain greedy, seed 0)
+    # unless the command line asks; keyed and recorded through ``generation()``.
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
 
     def generation(self) -> GenerationConfig:
-        return GenerationConfig(max_new_tokens=self.max_new_tokens)  # greedy, seed 0
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            seed=self.seed,
+        )
 
 
 @dataclass

@@ -112,6 +112,23 @@ def _counts(counted: dict[str, int]) -> str:
     return ", ".join(f"{n} × {reason}" for reason, n in sorted(counted.items()))
 
 
+def decoding_text(decoding: dict[str, Any], max_new_tokens: int) -> str:
+    """How the answers were decoded, in words ("greedy decoding, repetition penalty 1.2,
+    at most 128 new tokens"); a record without decoding settings was plain greedy."""
+    temperature = decoding.get("temperature", 0.0)
+    parts = [
+        f"sampled at temperature {temperature}, top-p {decoding.get('top_p', 1.0)}, "
+        f"seed {decoding.get('seed', 0)}"
+        if temperature > 0
+        else "greedy decoding"
+    ]
+    if decoding.get("repetition_penalty", 1.0) != 1.0:
+        parts.append(f"repetition penalty {decoding['repetition_penalty']}")
+    if decoding.get("no_repeat_ngram_size", 0):
+        parts.append(f"no repeated {decoding['no_repeat_ngram_size']}-grams")
+    return ", ".join([*parts, f"at most {max_new_tokens} new tokens"])
+
+
 def markdown(results: dict[str, Any]) -> str:
     record, meta, scores = results["record"], results["meta"], results["scores"]
     settings = record["settings"]
@@ -120,7 +137,7 @@ def markdown(results: dict[str, Any]) -> str:
     decoding = (
         "answers chosen by likelihood"
         if answers.startswith("choice")
-        else f"greedy decoding, at most {settings['max_new_tokens']} new tokens"
+        else decoding_text(settings.get("decoding") or {}, settings["max_new_tokens"])
     )
     lines = [
         f"# {record['task']} — {record['model']['loaded']}",
