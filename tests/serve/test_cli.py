@@ -1,0 +1,53 @@
+"""``pgen keys create|list|revoke`` and ``pgen serve``'s help, without the web stack."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pgen.cli import main
+from pgen.serve.app import key_path
+from pgen.serve.auth.keys import KeyStore
+from tests.serve.server import service_config
+
+
+def test_keys_create_list_revoke(
+    tmp_path: Path, tiny_llama: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = ["--home", str(tmp_path)]
+    assert main(["keys", "create", "--tenant", "acme", "--name", "web", *home]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert token.startswith("pgen_")
+    keys = KeyStore(key_path(service_config(tmp_path, tiny_llama)))
+    who = keys.verify(token)
+    assert who is not None and who.tenant == "acme" and not who.admin
+    assert main(["keys", "create", "--admin", *home]) == 0
+    capsys.readouterr()
+    assert main(["keys", "list", *home]) == 0
+    listing = capsys.readouterr().out
+    assert "acme" in listing and "(admin)" in listing and token not in listing
+    assert main(["keys", "revoke", who.key_id, *home]) == 0
+    assert keys.verify(token) is None
+    # The key file holds no secret: nothing in it opens the key.
+    assert (
+        token.split("_")[-1].encode()
+        not in key_path(service_config(tmp_path, tiny_llama)).read_bytes()
+    )
+    assert main(["keys", "create", *home]) == 1  # neither --tenant nor --admin
+    assert main(["keys", "create", "--tenant", "Bad Name!", *home]) == 1
+    assert "tenant" in capsys.readouterr().err
+    keys.close()
+
+
+def test_the_cli_loads_no_web_stack_or_torch_for_help() -> None:
+    code = (
+        "import sys, pgen.cli\n"
+        "try:\n    pgen.cli.main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'fastapi', 'uvicorn') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--workers" in run.stdout
+    assert run.stdout.strip().splitlines()[-1] == "[]"
