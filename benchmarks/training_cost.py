@@ -55,6 +55,23 @@ def reviews(count: int) -> list[Document]:
     return documents
 
 
+def persona_pairs(count: int) -> list[Feedback]:
+    """Short P-SOUPS pairs of one persona (prompts and replies of a few dozen tokens)."""
+    rows = json.loads((DATA / "p-soups" / "friendly_unfriendly.json").read_text())
+    persona = rows[0]["ground_truth_persona"]
+    mine = [r for r in rows if r["ground_truth_persona"] == persona][:count]
+    return [
+        Feedback(
+            user_id="labeler",
+            feedback_id=str(i),
+            prompt=r["prompt"],
+            chosen=r["chosen"],
+            rejected=r["rejected"],
+        )
+        for i, r in enumerate(mine)
+    ]
+
+
 def comparisons(count: int) -> list[Feedback]:
     rows = [json.loads(line) for line in (DATA / "tldr-prefs" / "comparisons-batch13.jsonl").open()]
     worker = Counter(r["worker"] for r in rows).most_common(1)[0][0]
@@ -84,21 +101,25 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--documents", type=int, default=50)
     parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--pairs-from", choices=("tldr", "p-soups"), default="tldr")
+    parser.add_argument("--skip-lora", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_text_model("smollm2", replace(Config(), device=args.device, threads=args.threads))
     rows = []
     with tempfile.TemporaryDirectory() as scratch, SQLiteStore(Path(scratch) / "s.sqlite") as store:
         store.add(reviews(args.documents))
-        store.add(comparisons(args.pairs))
-        started = time.perf_counter()
-        folder = train_user_lora(store, "reviewer", model, LoraSettings())
-        seconds = time.perf_counter() - started
-        meta = read_meta(folder)
-        assert meta is not None
-        rows.append(
-            ("lora", f"{meta.extra['examples']} documents", meta.extra["steps"], seconds, "")
+        store.add(
+            comparisons(args.pairs) if args.pairs_from == "tldr" else persona_pairs(args.pairs)
         )
+        if not args.skip_lora:
+            started = time.perf_counter()
+            folder = train_user_lora(store, "reviewer", model, LoraSettings())
+            seconds = time.perf_counter() - started
+            meta = read_meta(folder)
+            assert meta is not None
+            examples = f"{meta.extra['examples']} documents"
+            rows.append(("lora", examples, meta.extra["steps"], seconds, ""))
         started = time.perf_counter()
         folder = train_user_dpo(store, "labeler", model, DpoSettings())
         seconds = time.perf_counter() - started
@@ -110,7 +131,8 @@ def main() -> None:
             f"{after['accuracy']:.2f}, margin {before['margin']:.3f} -> {after['margin']:.3f}"
         )
         steps = -(-meta.extra["train_pairs"] // DpoSettings().batch_size) * DpoSettings().epochs
-        rows.append(("dpo", f"{meta.extra['train_pairs']} train pairs", steps, seconds, note))
+        data = f"{meta.extra['train_pairs']} train pairs ({args.pairs_from})"
+        rows.append(("dpo", data, steps, seconds, note))
     print(f"# SmolLM2-135M-Instruct, {os.cpu_count()} CPUs, device {args.device}, "
           f"torch threads {args.threads}")  # fmt: skip
     print("| method | data | steps | seconds per user | s/step | note |")
