@@ -93,3 +93,21 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--admin", action="store_true", help="create: an admin key (no tenant)")
     p.add_argument("--name", default="", help="create: a label for the key")
     p.set_defaults(func=cmd_keys)
+    register_bench(bench)
+
+
+def cmd_bench_memory(args: argparse.Namespace, config: Config) -> None:
+    from pgen.serve.memory_bench import run
+
+    run(args, config)
+
+
+def register_bench(bench: Any) -> None:
+    p = bench.add_parser("memory", help="conversation memory on LoCoMo: evidence recall, F1")
+    p.add_argument("--data", required=True, help="a LoCoMo JSON file (locomo10.json)")
+    p.add_argument("--retriever", default="hybrid", help="bm25, dense, recency, hybrid")
+    p.add_argument("--k", type=int, default=10, help="turns recalled per question")
+    p.add_argument("--neighbours", type=int, default=1, help="turns either side of a hit")
+    p.add_argument("--no-answers", action="store_true", help="score retrieval only (no model)")
+    p.add_argument("--limit", type=int, default=0, help="questions per conversation (0: all)")
+    p.set_defaults(func=cmd_bench_memory)

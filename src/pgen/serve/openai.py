@@ -15,7 +15,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -23,18 +22,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from pgen.context.records import Document, User, content_hash
-from pgen.engine import Engine, Generation
+from pgen.context.records import User
+from pgen.engine import Generation
 from pgen.personalize import Request, strategy_names
 from pgen.serve.deps import TenantEngine, TenantName, TheService
 from pgen.serve.errors import ApiError
+from pgen.serve.memory import remember, turn_document
 from pgen.serve.routes import generate
 from pgen.serve.schemas import MAX_TEXT, Decoding
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 PREFIX = "pgen/"
 DEFAULT_STRATEGY = "rag"
-MEMORY_KIND = "chat"  # the document kind of remembered chat turns
 
 
 class Message(BaseModel):
@@ -96,27 +95,6 @@ def _instruction(body: ChatBody) -> tuple[str, str]:
     return f"Conversation so far:\n{history[-MAX_TEXT:]}\n\nNow: {last}", last
 
 
-def remember(engine: Engine, user_id: str, text: str) -> bool:
-    """The user's turn as one of their documents, once: the same text twice is one
-    document (its id is the text's hash). Creates the user on their first turn."""
-    text = text.strip()
-    if not text:
-        return False
-    doc_id = f"chat-{content_hash(text)[:24]}"
-    records: list[Any] = []
-    if not engine.store.has_user(user_id):
-        records.append(User(user_id=user_id))
-    elif doc_id in engine.store.document_hashes(user_id):
-        return False
-    records.append(
-        Document(
-            user_id=user_id, doc_id=doc_id, kind=MEMORY_KIND, text=text, time=datetime.now(UTC)
-        )
-    )
-    engine.ingest(records)
-    return True
-
-
 def _pgen_field(result: Generation, remembered: bool) -> dict[str, Any]:
     return json.loads(
         json.dumps(
@@ -163,7 +141,9 @@ async def chat_completions(
     )
     request = Request(body.user, instruction, strategy, body.k, body.retriever, query)
     result = await generate(service, engine, request, decoding)
-    remembered = memory and await run_in_threadpool(remember, engine, body.user, query)
+    remembered = memory and bool(
+        await run_in_threadpool(remember, engine, body.user, [turn_document(body.user, query)])
+    )
     completion_id = f"chatcmpl-{result.output_id or uuid.uuid4().hex}"
     created = int(time.time())
     extension = _pgen_field(result, remembered)

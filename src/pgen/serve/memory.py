@@ -1,0 +1,43 @@
+"""A user's conversation memory: each turn stored once as one of their documents, and
+recalled by the user's retrievers. The chat endpoint (tenant setting ``memory``) and
+``pgen bench memory`` both write through ``remember``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pgen.context.records import Document, User, content_hash
+from pgen.engine import Engine
+
+MEMORY_KIND = "chat"  # the document kind of remembered turns
+
+
+def turn_document(
+    user_id: str, text: str, *, when: datetime | None = None, speaker: str | None = None
+) -> Document:
+    """A turn as a document. Its id is the hash of what was said (and by whom), so the
+    same turn twice is one document. The speaker and the date go in the title, which the
+    retrievers read: "when did Caroline ..." can match both."""
+    when = when or datetime.now(UTC)
+    doc_id = f"chat-{content_hash(speaker or '', text)[:24]}"
+    title = f"{when.date().isoformat()} {speaker}" if speaker else None
+    return Document(
+        user_id=user_id, doc_id=doc_id, kind=MEMORY_KIND, text=text, title=title, time=when
+    )
+
+
+def remember(engine: Engine, user_id: str, turns: list[Document]) -> int:
+    """Store the turns not stored yet, in one transaction; creates the user on their first
+    turn. Returns how many were new."""
+    records: list[Any] = []
+    known: set[str] = set()
+    if not engine.store.has_user(user_id):
+        records.append(User(user_id=user_id))
+    else:
+        known = set(engine.store.document_hashes(user_id))
+    fresh = {t.doc_id: t for t in turns if t.text.strip() and t.doc_id not in known}
+    records += fresh.values()
+    if records:
+        engine.ingest(records)
+    return len(fresh)

@@ -1,0 +1,216 @@
+"""``pgen bench memory``: conversation memory on LoCoMo.
+
+Each conversation's turns go in through ``pgen.serve.memory.remember`` (the chat
+endpoint's memory path: one document per turn, speaker and date in its title); each
+question is answered from the user's retrievers. Reported: evidence recall@k (the share
+of a question's evidence turns among the k recalled), per question category with a 95%
+bootstrap interval; pgen's own time per question (retrieval, and the prompt when
+answering); with answers, LoCoMo's token F1 and the tokens the memory added to the prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pgen.config import Config
+from pgen.context.records import Document
+from pgen.engine import Engine
+from pgen.serve.memory import remember, turn_document
+from pgen.serve.tenants import Tenants
+
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    answer: str
+    evidence: frozenset[str]
+    category: int
+
+
+@dataclass(frozen=True)
+class Conversation:
+    sample_id: str
+    turns: list[tuple[str, Document]]  # (dia_id, document), in the order spoken
+    questions: list[Question]
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y")
+    except ValueError:
+        return None
+
+
+def load_locomo(path: Path) -> list[Conversation]:
+    conversations = []
+    for sample in json.loads(path.read_text(encoding="utf-8")):
+        talk = sample["conversation"]
+        user = str(sample["sample_id"])
+        turns: list[tuple[str, Document]] = []
+        sessions = sorted(
+            (int(k.split("_")[1]), k) for k in talk if re.fullmatch(r"session_\d+", k)
+        )
+        for _, key in sessions:
+            when = _when(str(talk.get(f"{key}_date_time", "")))
+            for turn in talk[key]:
+                text = str(turn.get("text", "")).strip()
+                if text:
+                    document = turn_document(user, text, when=when, speaker=turn.get("speaker"))
+                    turns.append((str(turn["dia_id"]), document))
+        questions = [
+            Question(
+                str(q["question"]),
+                str(q.get("answer", q.get("adversarial_answer", ""))),
+                frozenset(
+                    e for item in q.get("evidence", []) for e in re.split(r"[;\s]+", item) if e
+                ),
+                int(q["category"]),
+            )
+            for q in sample["qa"]
+        ]
+        conversations.append(Conversation(user, turns, questions))
+    return conversations
+
+
+def recall(
+    engine: Engine,
+    user: str,
+    query: str,
+    k: int,
+    retriever: str,
+    order: dict[str, int],
+    by_position: list[str],
+    neighbours: int,
+) -> list[str]:
+    """The user's top ``k`` turns; each hit's neighbouring turns (``neighbours`` either
+    side) follow it at a lower score, since an answer often spans a question and its reply."""
+    hits = engine.search(user, query, k=k, retriever=retriever)
+    scores: dict[str, float] = {}
+    for rank, hit in enumerate(hits):
+        score = float(len(hits) - rank)
+        doc_id = hit.document.doc_id
+        scores[doc_id] = max(scores.get(doc_id, 0.0), score)
+        position = order[doc_id]
+        for step in range(1, neighbours + 1):
+            for near in (position - step, position + step):
+                if 0 <= near < len(by_position):
+                    other = by_position[near]
+                    scores[other] = max(scores.get(other, 0.0), score - 0.5 - step)
+    return sorted(scores, key=lambda d: -scores[d])[:k]
+
+
+def _normalize(text: str) -> list[str]:
+    text = "".join(c for c in text.lower() if c not in string.punctuation)
+    return [w for w in text.split() if w not in ("a", "an", "the", "and")]
+
+
+def token_f1(prediction: str, answer: str) -> float:
+    """LoCoMo's answer metric: F1 of the normalized tokens."""
+    found, gold = _normalize(prediction), _normalize(answer)
+    common = sum((Counter(found) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall_ = common / len(found), common / len(gold)
+    return 2 * precision * recall_ / (precision + recall_)
+
+
+def interval(values: list[float], seed: int = 0) -> tuple[float, float, float]:
+    data = np.asarray(values, dtype=float)
+    if len(data) == 0:
+        return (float("nan"),) * 3
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), (2000, len(data)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(data.mean()), float(low), float(high)
+
+
+def run(args: Any, config: Config) -> None:
+    conversations = load_locomo(Path(args.data))
+    ks = sorted({5, 10, args.k})
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="pgen-memory-") as home:
+        tenants = Tenants(replace(config, home=Path(home)))
+        engine = tenants.engine("locomo")
+        for conversation in conversations:
+            user = conversation.sample_id
+            remember(engine, user, [document for _, document in conversation.turns])
+            dia = {document.doc_id: dia_id for dia_id, document in conversation.turns}
+            by_position = list(dict.fromkeys(d.doc_id for _, d in conversation.turns))
+            order = {doc_id: n for n, doc_id in enumerate(by_position)}
+            questions = conversation.questions[: args.limit or None]
+            for question in questions:
+                if not question.evidence:
+                    continue
+                started = time.perf_counter()
+                ranked = recall(
+                    engine,
+                    user,
+                    question.text,
+                    max(ks),
+                    args.retriever,
+                    order,
+                    by_position,
+                    args.neighbours,
+                )
+                seconds = time.perf_counter() - started
+                found = [dia[d] for d in ranked]
+                row: dict[str, Any] = {"category": question.category, "overhead_ms": seconds * 1e3}
+                for k in ks:
+                    row[f"recall@{k}"] = len(question.evidence & set(found[:k])) / len(
+                        question.evidence
+                    )
+                if not args.no_answers:
+                    row.update(_answer(engine, user, question, args))
+                rows.append(row)
+        tenants.close()
+    _report(rows, ks, args)
+
+
+def _answer(engine: Engine, user: str, question: Question, args: Any) -> dict[str, float]:
+    result = engine.generate(
+        user, question.text, strategy="rag", k=args.k, retriever=args.retriever, save=False
+    )
+    prompt = "\n".join(str(getattr(m, "content", "")) for m in result.prompt)
+    added = engine.text_model.count_tokens(prompt) - engine.text_model.count_tokens(question.text)
+    return {"f1": token_f1(result.text, question.answer), "prompt_tokens_added": float(added)}
+
+
+def _report(rows: list[dict[str, Any]], ks: list[int], args: Any) -> None:
+    print(
+        f"LoCoMo {args.data}: {len(rows)} questions with evidence; retriever {args.retriever}, "
+        f"neighbours {args.neighbours}"
+    )
+    metrics = [f"recall@{k}" for k in ks] + ([] if args.no_answers else ["f1"])
+    print("| category | questions | " + " | ".join(metrics) + " |")
+    print("| --- | ---: |" + " ---: |" * len(metrics))
+    groups = [("all but adversarial", [r for r in rows if r["category"] != 5])]
+    groups += [
+        (f"{c} {CATEGORIES.get(c, '?')}", [r for r in rows if r["category"] == c])
+        for c in sorted({r["category"] for r in rows})
+    ]
+    for name, group in groups:
+        cells = []
+        for metric in metrics:
+            mean, low, high = interval([r[metric] for r in group])
+            cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")
+        print(f"| {name} | {len(group)} | " + " | ".join(cells) + " |")
+    overhead = np.asarray([r["overhead_ms"] for r in rows])
+    if len(overhead):
+        p50, p95 = np.percentile(overhead, [50, 95])
+        print(f"pgen overhead per question (retrieval): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    if not args.no_answers and rows:
+        added = np.mean([r["prompt_tokens_added"] for r in rows])
+        print(f"tokens added to the prompt by memory: {added:.0f} on average")

@@ -1,0 +1,93 @@
+"""Conversation memory: turns stored once through the endpoint's path, LoCoMo read with
+dates and speakers, evidence recall and token F1 computed as LoCoMo defines them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pgen.cli import main
+from pgen.serve.memory_bench import load_locomo, token_f1
+
+SAMPLE = [
+    {
+        "sample_id": "conv-1",
+        "conversation": {
+            "speaker_a": "Ann",
+            "speaker_b": "Bo",
+            "session_1_date_time": "1:56 pm on 8 May, 2023",
+            "session_1": [
+                {"speaker": "Ann", "dia_id": "D1:1", "text": "I adopted a grey cat named Miso"},
+                {"speaker": "Bo", "dia_id": "D1:2", "text": "What a lovely name for a kitten"},
+                {"speaker": "Ann", "dia_id": "D1:3", "text": "We went hiking near the lake"},
+            ],
+            "session_2_date_time": "10:00 am on 1 June, 2023",
+            "session_2": [
+                {"speaker": "Bo", "dia_id": "D2:1", "text": "I started learning the violin"},
+                {"speaker": "Ann", "dia_id": "D2:2", "text": "Miso broke my favourite mug"},
+            ],
+        },
+        "qa": [
+            {
+                "question": "What is the name of Ann's cat?",
+                "answer": "Miso",
+                "evidence": ["D1:1"],
+                "category": 4,
+            },
+            {
+                "question": "What instrument does Bo learn?",
+                "answer": "the violin",
+                "evidence": ["D2:1"],
+                "category": 4,
+            },
+            {
+                "question": "What did Miso break?",
+                "answer": "a mug",
+                "evidence": ["D2:2; D1:1"],
+                "category": 1,
+            },
+        ],
+    }
+]
+
+
+def test_locomo_is_read_with_speakers_dates_and_evidence(tmp_path: Path) -> None:
+    path = tmp_path / "locomo.json"
+    path.write_text(json.dumps(SAMPLE))
+    (conversation,) = load_locomo(path)
+    assert [dia for dia, _ in conversation.turns] == ["D1:1", "D1:2", "D1:3", "D2:1", "D2:2"]
+    first = conversation.turns[0][1]
+    assert first.title == "2023-05-08 Ann" and first.kind == "chat"
+    assert conversation.questions[2].evidence == {"D2:2", "D1:1"}
+    assert token_f1("The violin!", "violin") == 1.0 and token_f1("a mug", "cat") == 0.0
+
+
+def test_bench_memory_reports_recall(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "locomo.json"
+    path.write_text(json.dumps(SAMPLE))
+    code = main(
+        [
+            "--home",
+            str(tmp_path),
+            "bench",
+            "memory",
+            "--data",
+            str(path),
+            "--no-answers",
+            "--retriever",
+            "bm25",
+            "--k",
+            "2",
+            "--neighbours",
+            "0",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| 4 single-hop"))
+    assert row.split("|")[2].strip() == "2"
+    # recall@2 for the two single-hop questions: both evidence turns found.
+    assert "| 1.000 [1.000, 1.000]" in row
+    assert "overhead per question" in out
