@@ -230,8 +230,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
         axis.set_title(metric)
     record = results["record"]
     figure.suptitle(
-        f"{record['task']} — {record['model']['loaded']} (95% bootstrap CI; * better than "
-        "none, permutation p < 0.05)",
+        # Two lines: one would be cut off on a figure of two metrics.
+        f"{record['task']} — {record['model']['loaded']}\n95% bootstrap CI; * better than "
+        "none, permutation p < 0.05",
         fontsize=9,
     )
     figure.tight_layout()
