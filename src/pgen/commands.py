@@ -126,8 +126,16 @@ def add_decoding_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=positive, help="reply length cap (config: 128)")
     p.add_argument("--temperature", type=float, help="0 is greedy (config default 0)")
     p.add_argument("--top-p", type=float, help="nucleus sampling mass, with --temperature > 0")
-    p.add_argument("--repetition-penalty", type=float, help="1.0 is off (config default)")
-    p.add_argument("--no-repeat-ngram-size", type=int, help="forbid repeating n-grams (0: off)")
+    p.add_argument(
+        "--repetition-penalty",
+        type=float,
+        help=f"1.0 is off (config default {Config.repetition_penalty})",
+    )
+    p.add_argument(
+        "--no-repeat-ngram-size",
+        type=int,
+        help=f"forbid repeating n-grams, 0 is off (config default {Config.no_repeat_ngram_size})",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
 
 

@@ -42,7 +42,11 @@ class Config:
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
     repetition_penalty: float = 1.0
-    no_repeat_ngram_size: int = 0
+    # Measured (benchmarks/decoding.py, docs/benchmarks.md): plain greedy loops in 80-90%
+    # of SmolLM2's rag replies; banning repeated 4-grams ends the loops at no ROUGE-L cost,
+    # while a repetition penalty (which also penalizes the prompt's words) costs ROUGE-L.
+    # Benchmarks (bench text, GenerationConfig()) stay plain greedy unless asked.
+    no_repeat_ngram_size: int = 4
     # `pgen serve` (pgen.serve): where it listens, worker processes, request limits, and
     # how long a generate request waits for others to share its model batch.
     serve_host: str = "127.0.0.1"

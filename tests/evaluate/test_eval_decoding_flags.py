@@ -125,3 +125,17 @@ def test_decoding_text() -> None:
         "sampled at temperature 0.7, top-p 0.9, seed 3, repetition penalty 1.1, "
         "at most 8 new tokens"
     )
+
+
+def test_which_default_applies_where(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pgen.config import Config, load_config
+
+    # pgen generate / serve / Engine.open: the measured default (docs/benchmarks.md).
+    assert Config().generation == GenerationConfig(max_new_tokens=128, no_repeat_ngram_size=4)
+    # Benchmarks and a bare GenerationConfig: plain greedy, nothing banned.
+    assert GenerationConfig().no_repeat_ngram_size == 0
+    assert BenchPlan([], "smollm2", 16).generation() == GenerationConfig(max_new_tokens=16)
+    monkeypatch.setenv("PGEN_NO_REPEAT_NGRAM_SIZE", "0")
+    monkeypatch.setenv("PGEN_REPETITION_PENALTY", "1.1")
+    settings = load_config().generation
+    assert (settings.no_repeat_ngram_size, settings.repetition_penalty) == (0, 1.1)
