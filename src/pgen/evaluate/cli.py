@@ -97,7 +97,7 @@ def register(commands: Any, bench: Any) -> None:
         "(95% CIs, paired tests against none), report.md and report.png. Resumes when rerun; "
         "a non-raw --answers mode writes its files beside the raw ones (report.first-label.md).",
     )
-    text.add_argument("--task", required=True, choices=TEXT_TASKS)
+    text.add_argument("--task", required=True, choices=TEXT_TASKS, help="the benchmark task")
     text.add_argument("--data", required=True, type=Path, help="data file or folder")
     text.add_argument("--split", default="dev", help="LaMP split when --data is a folder")
     text.add_argument(
@@ -105,16 +105,25 @@ def register(commands: Any, bench: Any) -> None:
         choices=("user", "temporal"),
         help="LongLaMP setting, when the file or folder names do not say",
     )
-    text.add_argument("--strategy", type=_list(str), default=["none", "rag", "profile"])
-    text.add_argument("--retriever", type=_list(str), default=["bm25"])
-    text.add_argument("--k", type=_list(int), default=[1, 4])
+    text.add_argument(
+        "--strategy",
+        type=_list(str),
+        default=["none", "rag", "profile"],
+        help="comma-separated text strategies (none is always run as the baseline)",
+    )
+    text.add_argument(
+        "--retriever", type=_list(str), default=["bm25"], help="comma-separated, for rag"
+    )
+    text.add_argument(
+        "--k", type=_list(int), default=[1, 4], help="comma-separated documents retrieved"
+    )
     text.add_argument("--model", help="text model (default: the configured one)")
     text.add_argument("--out", type=Path, help="run folder (default: pgen-runs/<task>)")
     text.add_argument("--limit", type=int, help="at most this many questions")
     text.add_argument("--users", type=int, help="at most this many users")
     text.add_argument("--max-new-tokens", type=int, help="default: the task's own")
     text.add_argument("--prompt-tokens", type=int, default=1024, help="prompt cap in tokens")
-    text.add_argument("--batch-size", type=int, default=8)
+    text.add_argument("--batch-size", type=int, default=8, help="requests per model call")
     _decoding_options(text)
     _bertscore_options(text)
     text.add_argument(
@@ -126,7 +135,7 @@ def register(commands: Any, bench: Any) -> None:
         "nothing generated; choice-calibrated: the same after batch calibration of the "
         "label prior (label tasks only; all reported as such)",
     )
-    text.add_argument("--no-progress", action="store_true")
+    text.add_argument("--no-progress", action="store_true", help="no progress bars")
     text.set_defaults(func=cmd_bench_text)
 
     score = commands.add_parser(
@@ -134,9 +143,9 @@ def register(commands: Any, bench: Any) -> None:
         help="score a predictions file against golds the way LaMP's evaluator does",
         description="Both files in LaMP's format {task, golds: [{id, output}]}; ids must match.",
     )
-    score.add_argument("--task", required=True, choices=TEXT_TASKS)
-    score.add_argument("--golds", required=True, type=Path)
-    score.add_argument("--preds", required=True, type=Path)
+    score.add_argument("--task", required=True, choices=TEXT_TASKS, help="the task scored")
+    score.add_argument("--golds", required=True, type=Path, help="LaMP outputs file of golds")
+    score.add_argument("--preds", required=True, type=Path, help="predictions, LaMP format")
     _bertscore_options(score)
     score.add_argument("--json", action="store_true", help="print the JSON only")
     score.set_defaults(func=cmd_eval)
