@@ -119,6 +119,8 @@ def test_bad_paths_and_settings_are_one_line_errors(
     assert "no such folder" in capsys.readouterr().err and not (tmp_path / "typo").exists()
     assert main(["--store", str(tmp_path), "users"]) == 1
     assert "is a directory" in capsys.readouterr().err
+    assert main([*home, "bench", "text", "--task", "LaMP_2", "--data", str(records)]) == 1
+    assert "does not look like a LaMP questions file" in capsys.readouterr().err
     assert main([*home, "--threads", "-1", "users"]) == 1
     assert "threads must be a finite number >= 0" in capsys.readouterr().err
 

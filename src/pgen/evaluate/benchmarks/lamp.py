@@ -54,11 +54,26 @@ def task_from_name(path: Path) -> str:
     return f"LaMP_{match.group(1)}"
 
 
+def looks_like_lamp(path: Path) -> bool:
+    """A LaMP questions file is one JSON list; JSON Lines (Amazon, pgen records) is not."""
+    with path.open("rb") as handle:
+        start = handle.read(4096).lstrip()
+    return start.startswith(b"[") and (
+        b'"profile"' in start or b'"input"' in start or len(start) < 4096
+    )
+
+
 def find_files(task: str, data: Path, split: str) -> tuple[Path, Path]:
     """Questions and outputs files for a task from a folder or a questions file."""
     questions = data / f"{task}_{split}_questions.json" if data.is_dir() else data
     if not questions.is_file():
         raise FileNotFoundError(f"{questions}: no LaMP questions file (looked for {task}, {split})")
+    if not looks_like_lamp(questions):
+        raise ValueError(
+            f"{questions}: does not look like a LaMP questions file (a JSON list of questions "
+            "with 'id', 'input' and 'profile'); for Amazon reviews use --task amazon_review "
+            "or amazon_rating"
+        )
     outputs = questions.with_name(questions.name.replace("questions", "outputs"))
     if outputs == questions or not outputs.is_file():
         raise FileNotFoundError(
