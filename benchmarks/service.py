@@ -188,7 +188,8 @@ def run(args: argparse.Namespace) -> None:
         print("| measure | batch | clients | requests | req/s | p50 ms | p99 ms |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         rows = [("overhead", True, 16, args.overhead_requests)]
-        rows += [("model", False, 16, args.requests), ("model", False, 1, args.requests)]
+        if not args.overhead_only:
+            rows += [("model", False, 16, args.requests), ("model", False, 1, args.requests)]
         for measure, instant, batch, count in rows:
             with serving(args, home, instant, batch) as url:
                 # Warm: each user's index is built once, by the first request.
@@ -216,6 +217,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--wait-ms", type=int, default=10, help="batch gathering window")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    parser.add_argument("--overhead-only", action="store_true", help="skip the model rows")
     # The server process's own options (the benchmark starts it).
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
