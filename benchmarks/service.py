@@ -194,7 +194,8 @@ def run(args: argparse.Namespace) -> None:
             with serving(args, home, instant, batch) as url:
                 # Warm: each user's index is built once, by the first request.
                 asyncio.run(load(url, key, 1, args.users, args.users, args.max_new_tokens))
-                for clients in (1, 4, 16, 64) if batch > 1 else (1, 16):
+                levels = args.clients or ((1, 4, 16, 64) if batch > 1 else (1, 16))
+                for clients in levels:
                     # One client at a time through the real model: a few requests suffice.
                     total = max(count if instant or clients > 1 else min(count, 8), clients)
                     rps, p50, p99 = asyncio.run(
@@ -218,6 +219,7 @@ def main() -> None:
     parser.add_argument("--wait-ms", type=int, default=10, help="batch gathering window")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads")
     parser.add_argument("--overhead-only", action="store_true", help="skip the model rows")
+    parser.add_argument("--clients", type=int, nargs="*", help="levels (default 1 4 16 64)")
     # The server process's own options (the benchmark starts it).
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
