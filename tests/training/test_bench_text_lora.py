@@ -18,7 +18,7 @@ def test_bench_text_trains_one_lora_per_user(tiny_llama: Path, tmp_path: Path) -
     argv += ["--strategy", "none,lora,lora+rag", "--max-new-tokens", "2", "--no-progress"]
     assert main(argv) == 0
     results = json.loads((out / "metrics.json").read_text())
-    meta = results["meta"]
+    meta = results["record"]["settings"]  # what produced the run
     assert meta["lora_users_trained"] >= 1 and meta["lora_training_seconds_per_user"] > 0
     assert set(results["scores"]["systems"]) >= {"lora", "lora+rag"}
     choice = [*argv, "--answers", "choice"]
