@@ -498,14 +498,19 @@ class Engine:
         import logging
 
         from pgen.recommend.forgetting import forget_user
+        from pgen.training.forgetting import forget_user_in_adapters
 
         # Saved recommenders first: they list the user even when the store no longer does
         # (a crash after an earlier delete), and the store then says "not found".
         messages = forget_user(self.store, user_id)
-        for message in messages:
+        # Adapters of others trained on this user's data (a shared task adapter, a cohort's
+        # dpo) cannot forget one user's examples: they go, with the command that retrains.
+        shared = forget_user_in_adapters(self.store, user_id)
+        for message in [*messages, *shared]:
             logging.getLogger("pgen").warning(message)
         counts = self.store.delete_user(user_id)
         counts["recommenders"] = len(messages)
+        counts["shared_adapters"] = len(shared)
         self.retrievers.forget(user_id)
         return counts
 

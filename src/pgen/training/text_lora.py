@@ -262,7 +262,12 @@ def train_task_lora(
         base_model=text_model.name,
         fingerprint=fingerprint(parts),
         settings=settings.as_dict(),
-        extra={"users": len(user_ids), "examples": len(examples), "steps": len(losses)},
+        extra={
+            "users": len(user_ids),
+            "user_ids": list(user_ids),  # whose data it holds: delete-user looks here
+            "examples": len(examples),
+            "steps": len(losses),
+        },
     )
     return save_adapter(model, task_adapter_path(store, settings.task), meta)
 
