@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pgen.commands import positive
 from pgen.config import Config
 
 METHODS = ("lora", "task-lora", "dpo")  # the text trainers of pgen.training.text_methods
@@ -106,28 +107,30 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--train-pairs", type=int, default=12, help="per user, at most")
     p.add_argument("--test-pairs", type=int, default=8, help="per user")
     p.add_argument("--cohort-size", type=int, default=1, help="other users pooled for cohort")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--beta", type=float, default=0.1)
+    p.add_argument("--epochs", type=positive, default=2, help="DPO epochs per user")
+    p.add_argument("--beta", type=float, default=0.1, help="DPO beta (KL strength)")
     p.add_argument("--lr", type=float, help="learning rate (default: 2e-4)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--out", type=Path, help="write the per-pair results as JSON")
     p.set_defaults(func=cmd_bench_prefs)
 
     p = commands.add_parser("train", help="train a user's text adapter: lora, task-lora, dpo")
-    p.add_argument("--user", required=True)
-    p.add_argument("--method", choices=METHODS, default="lora")
+    p.add_argument("--user", required=True, help="whose adapter")
+    p.add_argument("--method", choices=METHODS, default="lora", help="what to train")
     p.add_argument("--task", help="example template (LaMP_2, amazon_rating...; default: plain)")
     p.add_argument("--from-task", action="store_true", help="start from the task-lora adapter")
     p.add_argument(
         "--cohort", help="comma-separated users: task-lora trains over them, dpo pools their pairs"
     )
-    p.add_argument("--rank", type=int, default=8)
-    p.add_argument("--alpha", type=int, default=8)
-    p.add_argument("--target-modules", default="q_proj,v_proj")
+    p.add_argument("--rank", type=positive, default=8, help="LoRA rank r")
+    p.add_argument("--alpha", type=positive, default=8, help="LoRA alpha")
+    p.add_argument(
+        "--target-modules", default="q_proj,v_proj", help="comma-separated modules to adapt"
+    )
     p.add_argument("--epochs", type=int, help="default: 2 for lora, 3 for dpo")
     p.add_argument("--lr", type=float, help="learning rate (default: 2e-4)")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=positive, default=4, help="examples per step")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--beta", type=float, default=0.1, help="DPO's beta")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed")
     p.set_defaults(func=cmd_train)
