@@ -32,8 +32,8 @@ from pgen.training.dreambooth import (
     class_images,
     train_dreambooth_lora,
 )
-from pgen.training.textual_inversion import train_textual_inversion
 from pgen.training.subject_artifacts import SubjectTrainingConfig
+from pgen.training.textual_inversion import train_textual_inversion
 
 
 def _sync(device: str) -> None:

@@ -39,12 +39,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgen.context import Store
+from pgen.context.store import SQLiteStore
+from pgen.evaluate.metrics.ranking import hits_from_ranks, summarize
 from pgen.recommend.arrays import Split, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data
-from pgen.evaluate.metrics.ranking import hits_from_ranks, summarize
-from pgen.recommend.recommenders import build
 from pgen.recommend.protocol import evaluate
+from pgen.recommend.recommenders import build
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -68,7 +68,7 @@ def ensure_recbole(venv: Path) -> Path:
     return python
 
 
-def write_atomic(split: Split, store: Store, folder: Path, name: str) -> None:
+def write_atomic(split: Split, store: SQLiteStore, folder: Path, name: str) -> None:
     """Interactions in exactly our per-user order, with their original timestamps."""
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / f"{name}.inter").open("w") as handle:
@@ -200,7 +200,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     store_path = args.work / "ml100k.sqlite"
     store_path.unlink(missing_ok=True)
-    with Store(store_path) as store:
+    with SQLiteStore(store_path) as store:
         ingest(store, load_data(args.data))
         split = leave_one_out(sequences_from_store(store))
         write_atomic(split, store, args.work / "atomic" / "ml100k", "ml100k")

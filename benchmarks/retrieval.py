@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from rank_bm25 import BM25Okapi
 
-from pgen.context import Document, Store
+from pgen.context import Document
+from pgen.context.store import SQLiteStore
 from pgen.demo import sample_path
 from pgen.models.embedding import SentenceEmbedder
 from pgen.usermodel import Retriever, Retrievers
@@ -66,7 +67,7 @@ def summary(times: list[float]) -> tuple[float, float]:
 
 
 def bench_size(
-    store: Store, embedder: SentenceEmbedder, texts: list[str], queries: list[str]
+    store: SQLiteStore, embedder: SentenceEmbedder, texts: list[str], queries: list[str]
 ) -> list[str]:
     """Table rows for one user with ``len(texts)`` documents."""
     size = len(texts)
@@ -131,7 +132,7 @@ def main() -> None:
         f"{'build s':>8} {'reload ms':>10} {'base med ms':>12} {'base p99':>9} {'speed-up':>9}"
     )
     with tempfile.TemporaryDirectory() as folder:
-        store = Store(Path(folder) / "bench.sqlite")
+        store = SQLiteStore(Path(folder) / "bench.sqlite")
         for size in args.sizes:
             texts = synthetic_documents(size, vocab, rng)
             queries = [" ".join(rng.choice(vocab[:2000], size=6)) for _ in range(args.queries)]

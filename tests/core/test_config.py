@@ -29,7 +29,7 @@ def test_bad_settings_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(ValueError, match="threads must be an integer, got 'many'"):
         load_config()
     # A --config file that does not exist is an error, not silently ignored.
-    with pytest.raises(FileNotFoundError, match="absent.toml: no such file"):
+    with pytest.raises(FileNotFoundError, match=r"absent\.toml: no such file"):
         load_config(tmp_path / "absent.toml")
     with pytest.raises(FileNotFoundError, match="is a directory"):
         load_config(tmp_path)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pgen.context import Document, Feedback, Interaction, Item, Subject, User
-from pgen.context.schema import MIGRATIONS, SCHEMA_VERSION, USER_TABLES
 from pgen.context.base import StoreError, UserNotFoundError
+from pgen.context.schema import MIGRATIONS, SCHEMA_VERSION, USER_TABLES
 from pgen.context.store import SQLiteStore
 from tests.core.conftest import docs
 
