@@ -105,6 +105,13 @@ def test_uploaded_images_become_the_subject_references(server: Running) -> None:
         assert response.status_code == 200, response.text
         subjects = client.get("/users/acme-bob").json()["subjects"]
         assert subjects[0]["name"] == "rex" and subjects[0]["image_paths"][0].endswith(".png")
+        # A catalog item's image: uploaded to the tenant's catalog, named by its ref.
+        item_ref = client.post("/uploads", files={"file": ("i.png", png())}).json()["ref"]
+        item = {"type": "item", "item_id": "i9", "title": "Lamp", "image_path": item_ref}
+        assert client.post("/records", json={"records": [item]}).status_code == 200
+        with server.client("globex") as other:  # another tenant's catalog upload: unknown
+            response = other.post("/records", json={"records": [item]})
+            assert response.status_code == 422 and "catalog upload" in response.text
         # Another user cannot name bob's upload.
         other = {**subject, "user_id": "alice", "image_paths": [ref]}
         assert client.post("/records", json={"records": [other]}).status_code == 422

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pgen.context.base import IngestStats
+from pgen.context.derived import safe_name
 from pgen.context.ingest import IngestError, Located, check_items, read_records
 from pgen.context.records import Item, Subject
 from pgen.engine import Engine
@@ -100,7 +101,7 @@ def _user_upload(uploads: dict[tuple[str, str], Path], value: str, where: str) -
 def _catalog_upload(engine: Engine, value: str, where: str) -> str:
     name = _upload_id(value, where, "image_path")
     for folder in engine.store.shared_paths(CATALOG):
-        if folder.name == name:
+        if folder.name == safe_name(name):  # the store's folder name for it
             files = sorted(folder.glob("image.*"))
             if files:
                 return str(files[0])
