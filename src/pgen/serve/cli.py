@@ -80,7 +80,7 @@ def cmd_keys(args: argparse.Namespace, config: Config) -> None:
 def register(commands: Any, bench: Any) -> None:
     p = commands.add_parser("serve", help="the HTTP API, OpenAI-compatible endpoint, web page")
     p.add_argument("--host", help="address to listen on (config serve_host: 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (config serve_port: 8000; 0: any free one)")
+    p.add_argument("--port", type=int, help="port to listen on (config serve_port: 8000)")
     p.add_argument("--workers", type=int, help="worker processes (config serve_workers: 1)")
     p.add_argument("--grace", type=int, default=30, help="seconds to finish requests on stop")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
