@@ -128,6 +128,7 @@ def test_search_and_generate_with_provenance(server: Running) -> None:
         assert result["output_id"] and result["strategy"] == "rag"
         assert result["provenance"]["documents"][0] == "a2"
         assert result["provenance"]["model"].startswith("tiny-llama")
+        assert result["prompt"][-1]["role"] == "user"  # the chat the model was given
         outputs = client.get("/users/alice/outputs").json()
         assert result["output_id"] in [o["output_id"] for o in outputs]
         side = client.post(

@@ -52,7 +52,7 @@ def generation_json(result: Generation) -> dict[str, Any]:
             "strategy": result.strategy,
             "text": result.text,
             "provenance": result.provenance.as_dict(),
-            "prompt": result.prompt,
+            "prompt": [{"role": m.role, "content": m.content} for m in result.prompt],
             "details": result.details,
         }
     )
@@ -213,7 +213,7 @@ def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> An
         {
             "output_id": result.output_id,
             "strategy": result.strategy,
-            "prompt": result.prompt,
+            "prompt": [{"role": m.role, "content": m.content} for m in result.prompt],
             "images": [
                 f"/users/{user_id}/outputs/{result.output_id}/images/{n}"
                 for n in range(len(result.paths))
