@@ -213,7 +213,7 @@ def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> An
         {
             "output_id": result.output_id,
             "strategy": result.strategy,
-            "prompt": [{"role": m.role, "content": m.content} for m in result.prompt],
+            "prompt": result.prompt,  # what the image model was given
             "images": [
                 f"/users/{user_id}/outputs/{result.output_id}/images/{n}"
                 for n in range(len(result.paths))
