@@ -225,7 +225,7 @@ def test_bench_dreambench_writes_table_and_record(
     assert "| real images |" in printed and "| dreambooth-lora |" in printed
     result = json.loads((out / "result.json").read_text())
     assert result["rows"]["dreambooth-lora"]["images"] == 1
-    training = result["config"]["training"]
+    training = result["record"]["settings"]["training"]
     assert (training["rank"], training["learning_rate"]) == (2, 0.01)
     assert training["prior_preservation"] and training["class_images"] == 1
     # Without --data the command says what it needs instead of guessing a folder.
