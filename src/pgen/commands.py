@@ -105,19 +105,13 @@ def cmd_search(args: argparse.Namespace, config: Config) -> None:
 
 def generation_settings(args: argparse.Namespace, config: Config) -> GenerationConfig:
     """The config's decoding settings with the command line's on top."""
-    base = config.generation
-    return GenerationConfig(
-        max_new_tokens=args.max_new_tokens or base.max_new_tokens,
-        temperature=base.temperature if args.temperature is None else args.temperature,
-        top_p=base.top_p if args.top_p is None else args.top_p,
-        repetition_penalty=(
-            base.repetition_penalty if args.repetition_penalty is None else args.repetition_penalty
-        ),
-        no_repeat_ngram_size=(
-            base.no_repeat_ngram_size
-            if args.no_repeat_ngram_size is None
-            else args.no_repeat_ngram_size
-        ),
+    return GenerationConfig.from_settings(
+        config,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
         seed=args.seed,
     )
 

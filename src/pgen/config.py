@@ -58,13 +58,7 @@ class Config:
 
     @property
     def generation(self) -> GenerationConfig:
-        return GenerationConfig(
-            max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            repetition_penalty=self.repetition_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size,
-        )
+        return GenerationConfig.from_settings(self)
 
     @property
     def store_path(self) -> Path:

@@ -82,14 +82,7 @@ class BenchPlan:
     seed: int = 0
 
     def generation(self) -> GenerationConfig:
-        return GenerationConfig(
-            max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            repetition_penalty=self.repetition_penalty,
-            no_repeat_ngram_size=self.no_repeat_ngram_size,
-            seed=self.seed,
-        )
+        return GenerationConfig.from_settings(self)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -52,6 +52,15 @@ class GenerationConfig:
     repetition_penalty: float = 1.0  # 1.0: off; small models loop less with ~1.15
     no_repeat_ngram_size: int = 0  # 0: off; n > 0 forbids repeating any n-gram
     seed: int = 0
+
+    @classmethod
+    def from_settings(cls, source: object, **changes: Any) -> GenerationConfig:
+        """The decoding settings an object carries under the same names (a config, a
+        benchmark plan), with ``changes`` on top; a change of None keeps the setting."""
+        names = [f.name for f in fields(cls)]
+        values = {name: getattr(source, name) for name in names if hasattr(source, name)}
+        values.update({k: v for k, v in changes.items() if v is not None})
+        return cls(**values)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
