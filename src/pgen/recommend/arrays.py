@@ -14,8 +14,8 @@ from datetime import datetime
 
 import numpy as np
 
-from pgen.context.records import Interaction
 from pgen.context.base import ContextStore
+from pgen.context.records import Interaction
 
 # Only hand-made records lack a time: the loaders in data.py give undated interactions a
 # synthetic time in file order (data.undated_time), so their order survives the store.

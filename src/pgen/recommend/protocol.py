@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from pgen.recommend.arrays import Split
 from pgen.evaluate.metrics.ranking import DEFAULT_KS, hits_from_ranks, summarize
+from pgen.recommend.arrays import Split
 
 
 class Scorer(Protocol):

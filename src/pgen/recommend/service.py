@@ -14,15 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from pgen.context.base import ContextStore, UserNotFoundError
 from pgen.context.records import Item
-from pgen.context.base import UserNotFoundError
-from pgen.context.base import ContextStore
 from pgen.models.base import Embedder, TextModel
 from pgen.recommend.arrays import holdout_last, sequences_from_store
 from pgen.recommend.bench import item_texts, train_model
+from pgen.recommend.protocol import Scorer, mask_history
 from pgen.recommend.recommenders import Recommender, load
 from pgen.recommend.recommenders.mf import PairwiseModel
-from pgen.recommend.protocol import Scorer, mask_history
 from pgen.recommend.rerank import LLMReranker
 
 
@@ -34,7 +33,8 @@ class Recommendation:
 
 
 def model_folder(store: ContextStore, name: str) -> Path:
-    return store.path.parent / f"{store.path.stem}-recommenders" / name
+    """Where the store keeps the served recommender ``name`` (trained over many users)."""
+    return store.shared_path("recommenders", name)
 
 
 def train_for_serving(
@@ -46,7 +46,7 @@ def train_for_serving(
 ) -> tuple[Recommender, Path]:
     sequences = sequences_from_store(store)
     if sequences.n_interactions == 0:
-        raise ValueError(f"{store.path}: no interactions to train on (ingest data with --data)")
+        raise ValueError(f"{store.location}: no interactions to train on (ingest data with --data)")
     model = train_model(
         name,
         holdout_last(sequences),
