@@ -33,3 +33,25 @@ def test_bad_settings_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         load_config(tmp_path / "absent.toml")
     with pytest.raises(FileNotFoundError, match="is a directory"):
         load_config(tmp_path)
+
+
+def test_a_component_table_reaches_the_factory(tmp_path: Path) -> None:
+    from pgen.factory import build_text_model, text_model_spec
+    from pgen.models.http import OpenAITextModel
+
+    toml = tmp_path / "pgen.toml"
+    toml.write_text(
+        '[text_model]\nprovider = "openai"\n'
+        'settings = { model = "llama", base_url = "http://127.0.0.1:9/v1" }\n'
+    )
+    config = load_config(toml)
+    assert text_model_spec(config.text_model).provider == "openai"
+    model = build_text_model(config)  # no request is sent until it generates
+    assert isinstance(model, OpenAITextModel) and model.model == "llama"
+    assert text_model_spec("openai:m@http://h:1").settings == {
+        "model": "m",
+        "base_url": "http://h:1",
+    }
+    toml.write_text('[text_model]\nprovider = "magic"\n')
+    with pytest.raises(ValueError, match="unknown provider 'magic'"):
+        build_text_model(load_config(toml))
