@@ -42,6 +42,7 @@ from pgen.factory import (
 from pgen.models.base import BASE_ADAPTER, Chat, Embedder, GenerationConfig, TextModel
 from pgen.personalize import (
     ImageRequest,
+    Modality,
     Prepared,
     Provenance,
     Request,
@@ -49,6 +50,7 @@ from pgen.personalize import (
     Tools,
     get_strategy,
 )
+from pgen.personalize.base import render_images
 from pgen.training.registry import TrainRequest, TrainResult, get_trainer
 from pgen.usermodel.retrievers import Retrievers
 
@@ -195,8 +197,12 @@ class Engine:
             sampling,
         )
 
-    def strategy(self, name: str, modality: str = "text") -> Strategy:
-        return get_strategy("image" if modality == "image" else "text", name)
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder()
+
+    def strategy(self, name: str, modality: Modality = "text") -> Strategy:
+        return get_strategy(modality, name)
 
     # -- context ----------------------------------------------------------------------
     def ingest(
@@ -348,13 +354,11 @@ class Engine:
         """Images for one request, saved with their provenance. Images are the user's data:
         unless ``out`` is given they go into an artifact folder of the user's, which
         delete-user removes."""
-        from pgen.personalize.keywords import render
-
         strategy = self.strategy(request.strategy, "image")  # fails before any model loads
         _check_instruction(request.instruction)
         self.store.user(request.user_id)
         prepared = strategy.prepare([request], self.tools(sampling=sampling))[0]
-        images = render(self.image_model, prepared, sampling)
+        images = render_images(self.image_model, prepared, sampling)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         folder = out or self.store.artifact_path(request.user_id, "images", stamp)
         folder.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,20 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pgen.context.base import ContextStore
-from pgen.models.base import AdapterRef, Chat, GenerationConfig, Message, TextModel
+from pgen.models.base import (
+    AdapterRef,
+    Chat,
+    GenerationConfig,
+    ImageGenerationConfig,
+    ImageModel,
+    Message,
+    TextModel,
+)
 from pgen.personalize.prompts import remaining_budget
 from pgen.usermodel.retrievers import Retrievers
 
 if TYPE_CHECKING:
-    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
+    from pgen.models.image import DiffusersImageModel
 
 Modality = Literal["text", "image", "vision"]  # vision: requests that carry an image
 
@@ -148,6 +156,19 @@ def image_tools(
         GenerationConfig(),
         load_image_model=lambda: image_model,
     )
+
+
+def render_images(
+    model: ImageModel, prepared: Prepared, config: ImageGenerationConfig | None
+) -> list[Any]:
+    """The images of one prepared image request, whatever its strategy: its prompt (or, when
+    it blends a preference into the conditioning, the instruction and the preference) with
+    its adapter applied for this request only."""
+    blend = prepared.image_inputs.get("blend")
+    prompt = prepared.image_inputs.get("instruction", prepared.prompt) if blend else prepared.prompt
+    if prompt is None:
+        raise TypeError("an image strategy prepared no prompt")
+    return model.render(prompt, config, prepared.adapter, blend)
 
 
 class Strategy(Protocol):

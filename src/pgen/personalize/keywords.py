@@ -23,6 +23,7 @@ from pgen.personalize.base import (
     Provenance,
     Tools,
     image_tools,
+    render_images,
 )
 
 if TYPE_CHECKING:
@@ -180,16 +181,6 @@ class ImageBaseline:
         ]
 
 
-def render(
-    model: DiffusersImageModel, prepared: Prepared, config: ImageGenerationConfig | None
-) -> list[Any]:
-    """The images of one prepared image request (any image strategy)."""
-    blend = prepared.image_inputs.get("blend")
-    prompt = prepared.image_inputs.get("instruction", prepared.prompt) if blend else prepared.prompt
-    assert prompt is not None
-    return model.render(prompt, config, prepared.adapter, blend)
-
-
 def generate_keywords(
     store: ContextStore,
     user_id: str,
@@ -207,7 +198,7 @@ def generate_keywords(
     tools = image_tools(store, image_model, lambda: text_model)
     request = ImageRequest(user_id, instruction, "keywords", keywords_weight=config.weight)
     prepared = KeywordsStrategy(config).prepare([request], tools)[0]
-    images = render(image_model, prepared, image_config)
+    images = render_images(image_model, prepared, image_config)
     provenance = {
         **prepared.provenance.as_dict(),
         **prepared.details,

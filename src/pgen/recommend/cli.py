@@ -57,8 +57,8 @@ def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
             engine.store,
             args.data,
             settings,
-            engine._embedder,
-            engine._text_model,
+            lambda: engine.embedder,
+            lambda: engine.text_model,
             progress=print if args.verbose else None,
         )
     paths = write(result, out)
