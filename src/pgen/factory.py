@@ -94,9 +94,15 @@ def check_components(config: Config) -> None:
 
 
 def build_store(config: Config) -> ContextStore:
+    return store_at(config.store_path)
+
+
+def store_at(path: Path) -> ContextStore:
+    """The embedded store in the file ``path``: the one place that names its class (a
+    benchmark's scratch store comes from here too)."""
     from pgen.context.store import SQLiteStore
 
-    return SQLiteStore(config.store_path)
+    return SQLiteStore(path)
 
 
 def build_text_model(config: Config) -> TextModel:

@@ -45,14 +45,14 @@ def run_caption_bench(
 ) -> dict[str, Any]:
     from pgen.assistant import Assistant
     from pgen.context.records import Subject, User
-    from pgen.context.store import SQLiteStore
     from pgen.evaluate.concepts_bench import _mean_interval
+    from pgen.factory import store_at
     from pgen.training.concept_tokens import ConceptTokenConfig
 
     if len(bench.subjects) > len(NAMES):
         raise ValueError(f"caption bench names at most {len(NAMES)} subjects")
     names = {s.name: NAMES[i] for i, s in enumerate(bench.subjects)}
-    store = SQLiteStore(work / "captions.sqlite")
+    store = store_at(work / "captions.sqlite")
     try:
         store.add(
             [

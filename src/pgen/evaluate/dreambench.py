@@ -22,7 +22,6 @@ from typing import Any
 from PIL import Image
 
 from pgen.context import Subject, User
-from pgen.context.store import SQLiteStore
 from pgen.evaluate.metrics.image import (
     DEFAULT_CLIP,
     DEFAULT_DINO,
@@ -35,6 +34,7 @@ from pgen.evaluate.metrics.image import (
     mean_pairwise_cosine,
 )
 from pgen.evaluate.run_record import run_record
+from pgen.factory import store_at
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
 from pgen.personalize.subject import (
     METHODS,
@@ -154,7 +154,7 @@ def run_dreambench(
     if unknown:
         raise ValueError(f"unknown methods {unknown}; expected some of {list(METHODS)}")
     work = Path(work_dir)
-    store = SQLiteStore(work / "dreambench.sqlite")  # a benchmark's own store
+    store = store_at(work / "dreambench.sqlite")  # a benchmark's own store
     store.add(
         [
             User(user_id=USER),

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from pgen.context.base import ContextStore
 from pgen.context.records import Feedback
-from pgen.context.store import SQLiteStore
+from pgen.factory import store_at
 from pgen.models.base import TextModel
 from pgen.training.dpo import DpoSettings, Pair, completion_logps, train_user_dpo
 from pgen.training.text_lora import fresh_base
@@ -100,7 +101,7 @@ def split_users(
     return splits
 
 
-def _store_pairs(store: SQLiteStore, user: str, pairs: list[Pair]) -> None:
+def _store_pairs(store: ContextStore, user: str, pairs: list[Pair]) -> None:
     store.add(
         Feedback(
             user_id=user,
@@ -141,7 +142,7 @@ def run_prefs(model: TextModel, path: Path, config: PrefsConfig) -> dict[str, An
     seconds: dict[str, list[float]] = {m: [] for m in METHODS if m != "base"}
     settings = replace(config.dpo, holdout=0.0, progress=False, min_pairs=1, measure=False)
     with tempfile.TemporaryDirectory(prefix="pgen-prefs-") as scratch:
-        store = SQLiteStore(Path(scratch) / "prefs.sqlite")
+        store = store_at(Path(scratch) / "prefs.sqlite")
         for user in users:
             _store_pairs(store, user, splits[user][0])
 
