@@ -60,3 +60,33 @@ def test_queued_cancel_running_refuse_failures_reported() -> None:
     ]
     assert jobs.of_tenant("globex") == []
     jobs.shutdown()
+
+
+def test_delete_user_forgets_their_jobs() -> None:
+    jobs = Jobs()
+    release = threading.Event()
+    ran: list[str] = []
+
+    def slow(progress: Any) -> dict[str, Any]:
+        release.wait(10)
+        ran.append("slow")
+        return {"artifact": "alice's adapter"}
+
+    def later(progress: Any) -> dict[str, Any]:
+        ran.append("later")
+        return {}
+
+    done = jobs.submit("acme", "train:done", "alice", lambda progress: {"x": 1})
+    wait_for(jobs, "acme", done.job_id, "succeeded")
+    running = jobs.submit("acme", "train:slow", "alice", slow)
+    jobs.submit("acme", "train:later", "alice", later)
+    bobs = jobs.submit("acme", "train:bob", "bob", lambda progress: {})
+    wait_for(jobs, "acme", running.job_id, "running")
+    assert jobs.forget_user("acme", "alice") == 2  # the finished and the queued one
+    assert [j.job_id for j in jobs.of_tenant("acme")] == [running.job_id, bobs.job_id]
+    release.set()
+    wait_for(jobs, "acme", bobs.job_id, "succeeded")
+    # The running job went when it ended; the queued one never ran.
+    assert [j.job_id for j in jobs.of_tenant("acme")] == [bobs.job_id]
+    assert ran == ["slow"]
+    jobs.shutdown()

@@ -58,6 +58,7 @@ class Jobs:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._runner = ThreadPoolExecutor(1, thread_name_prefix="pgen-jobs")
+        self._forgotten: set[tuple[str, str]] = set()  # (tenant, user) deleted mid-job
 
     def submit(self, tenant: str, kind: str, user_id: str | None, work: Work) -> Job:
         job = Job(uuid.uuid4().hex, tenant, kind, user_id)
@@ -85,6 +86,8 @@ class Jobs:
             for name, value in outcome.items():
                 setattr(job, name, value)
             job.finished = _now()
+            if job.user_id is not None and (job.tenant, job.user_id) in self._forgotten:
+                del self._jobs[job.job_id]  # its user was deleted while it ran
 
     def get(self, tenant: str, job_id: str) -> Job:
         with self._lock:
@@ -108,6 +111,20 @@ class Jobs:
             elif job.status == "running":
                 raise ApiError(409, "conflict", "the job is running and cannot be cancelled")
         return job
+
+    def forget_user(self, tenant: str, user_id: str) -> int:
+        """Delete-user for jobs: the user's queued jobs are cancelled and, with finished
+        ones, forgotten (their records name the user and their results); a running one is
+        forgotten when it ends. Returns how many records went now."""
+        with self._lock:
+            mine = [j for j in self._jobs.values() if (j.tenant, j.user_id) == (tenant, user_id)]
+            for job in mine:
+                if job.status == "running":
+                    self._forgotten.add((tenant, user_id))
+                    continue
+                job.status = "cancelled"  # a queued job that starts later does nothing
+                del self._jobs[job.job_id]
+            return sum(job.status != "running" for job in mine)
 
     def shutdown(self) -> None:
         self._runner.shutdown(wait=False, cancel_futures=True)

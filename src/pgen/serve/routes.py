@@ -134,11 +134,15 @@ def show_user(
 
 
 @router.delete("/users/{user_id}", tags=["users"])
-def delete_user(user_id: UserId, engine: TenantEngine) -> dict[str, Any]:
-    """Forget the user everywhere (rows, files, indexes, recommenders)."""
+def delete_user(
+    user_id: UserId, engine: TenantEngine, tenant: TenantName, service: TheService
+) -> dict[str, Any]:
+    """Forget the user everywhere (rows, files, indexes, recommenders, job records)."""
     if not engine.store.has_user(user_id):
         raise NotFound(user_id)
-    return {"deleted": True, "counts": engine.delete_user(user_id)}
+    counts = engine.delete_user(user_id)
+    counts["jobs"] = service.jobs.forget_user(tenant, user_id)
+    return {"deleted": True, "counts": counts}
 
 
 @router.get("/users/{user_id}/export", tags=["users"])
