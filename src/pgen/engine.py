@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ from pgen.context.base import (
     UserNotFoundError,
     UserSummary,
 )
-from pgen.context.records import Document, Feedback, Record, Subject, User
+from pgen.context.records import Feedback, Record
 from pgen.factory import (
     Lazy,
     apply_thread_policy,
@@ -39,20 +38,29 @@ from pgen.factory import (
     build_text_model,
     check_components,
 )
-from pgen.models.base import BASE_ADAPTER, Chat, Embedder, GenerationConfig, TextModel
+from pgen.models.base import BASE_ADAPTER, Embedder, GenerationConfig, TextModel
 from pgen.personalize import (
     ImageRequest,
     Modality,
     Prepared,
-    Provenance,
     Request,
     Strategy,
     Tools,
     get_strategy,
 )
 from pgen.personalize.base import render_images
+from pgen.results import (
+    Generation,
+    ImageGeneration,
+    SearchHit,
+    UserView,
+    check_instruction,
+    check_k,
+)
 from pgen.training.registry import TrainRequest, TrainResult, get_trainer
 from pgen.usermodel.retrievers import Retrievers
+
+__all__ = ["Engine", "Generation", "ImageGeneration", "SearchHit", "UserView"]
 
 if TYPE_CHECKING:
     from pgen.assistant import Answer, Assistant, PhotoHit
@@ -60,60 +68,8 @@ if TYPE_CHECKING:
     from pgen.recommend.service import Recommendation
 
 
-@dataclass(frozen=True)
-class Generation:
-    output_id: str | None  # None when not saved
-    user_id: str
-    strategy: str
-    text: str
-    provenance: Provenance
-    prompt: Chat
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ImageGeneration:
-    output_id: str
-    user_id: str
-    strategy: str
-    prompt: str  # what the image model was given
-    paths: list[Path]
-    provenance: Provenance
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class UserView:
-    """One user's context at a glance: profile, their newest documents, and counts."""
-
-    user: User
-    documents: list[Document]  # the newest ``limit``, oldest first
-    total_documents: int
-    interactions: int
-    subjects: list[Subject]
-    feedback: int
-    outputs: int
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    document: Document
-    score: float
-    retriever: str
-
-
 def _no_assistant(store: ContextStore) -> Assistant:
     raise ValueError("this engine has no multimodal assistant (open it with Engine.open)")
-
-
-def _check_k(k: int, what: str = "k") -> None:
-    if k < 1:
-        raise ValueError(f"{what} must be at least 1, got {k}")
-
-
-def _check_instruction(instruction: str) -> None:
-    if not instruction.strip():
-        raise ValueError("the instruction is empty")
 
 
 class Engine:
@@ -221,7 +177,7 @@ class Engine:
         return self.store.users(offset, limit)
 
     def user(self, user_id: str, *, limit: int = 10) -> UserView:
-        _check_k(limit, "limit")
+        check_k(limit, "limit")
         user = self.store.user(user_id)
         documents = self.store.documents(user_id)
         return UserView(
@@ -238,8 +194,8 @@ class Engine:
         self, user_id: str, query: str, *, k: int = 4, retriever: str = "bm25"
     ) -> list[SearchHit]:
         """The user's documents that best match ``query`` (only theirs, ever)."""
-        _check_k(k)
-        _check_instruction(query)
+        check_k(k)
+        check_instruction(query)
         self.store.user(user_id)
         found = self.retrievers.get(retriever)
         hits = found.retrieve(user_id, query, k)
@@ -279,8 +235,8 @@ class Engine:
         """Outputs for many requests (of many users), the model called in batches."""
         for request in requests:  # fail before loading any model
             self.strategy(request.strategy)
-            _check_k(request.k)
-            _check_instruction(request.instruction)
+            check_k(request.k)
+            check_instruction(request.instruction)
             self.retrievers.get(request.retriever)
             if not self.store.has_user(request.user_id):
                 raise UserNotFoundError(request.user_id)
@@ -355,7 +311,7 @@ class Engine:
         unless ``out`` is given they go into an artifact folder of the user's, which
         delete-user removes."""
         strategy = self.strategy(request.strategy, "image")  # fails before any model loads
-        _check_instruction(request.instruction)
+        check_instruction(request.instruction)
         self.store.user(request.user_id)
         prepared = strategy.prepare([request], self.tools(sampling=sampling))[0]
         images = render_images(self.image_model, prepared, sampling)
@@ -404,8 +360,8 @@ class Engine:
     def search_photos(self, user_id: str, query: str, *, k: int = 10) -> list[PhotoHit]:
         """The user's photos (documents of kind ``photo``) ranked for ``query``: by the
         concepts it names, by its words with a text-image embedder, or both."""
-        _check_k(k)
-        _check_instruction(query)
+        check_k(k)
+        check_instruction(query)
         return self._assistant().search_photos(user_id, query, k)
 
     def train_concept_tokens(self, user_id: str, concept: str, settings: Any = None) -> Path:
@@ -442,7 +398,7 @@ class Engine:
         from the user's recent items (LLM re-ranking)."""
         from pgen.recommend.service import recommend
 
-        _check_k(k)
+        check_k(k)
         if rerank < 0:
             raise ValueError(f"rerank must be >= 0, got {rerank}")
         reranker = self.text_model if rerank > 0 else None

@@ -1,0 +1,65 @@
+"""What the Engine answers with: typed results, one per verb, and the checks every front end
+gets before anything runs (so the CLI, the service and Python users refuse the same
+requests with the same words)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgen.context.records import Document, Subject, User
+from pgen.models.base import Chat
+from pgen.personalize import Provenance
+
+
+@dataclass(frozen=True)
+class Generation:
+    output_id: str | None  # None when not saved
+    user_id: str
+    strategy: str
+    text: str
+    provenance: Provenance
+    prompt: Chat
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ImageGeneration:
+    output_id: str
+    user_id: str
+    strategy: str
+    prompt: str  # what the image model was given
+    paths: list[Path]
+    provenance: Provenance
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UserView:
+    """One user's context at a glance: profile, their newest documents, and counts."""
+
+    user: User
+    documents: list[Document]  # the newest ``limit``, oldest first
+    total_documents: int
+    interactions: int
+    subjects: list[Subject]
+    feedback: int
+    outputs: int
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    document: Document
+    score: float
+    retriever: str
+
+
+def check_k(k: int, what: str = "k") -> None:
+    if k < 1:
+        raise ValueError(f"{what} must be at least 1, got {k}")
+
+
+def check_instruction(instruction: str) -> None:
+    if not instruction.strip():
+        raise ValueError("the instruction is empty")
