@@ -206,7 +206,7 @@ class Assistant:
     # -- photo retrieval ----------------------------------------------------------------
     def search_photos(self, user_id: str, query: str, k: int = 10) -> list[PhotoHit]:
         self.store.user(user_id)
-        photos = [d for d in self.store.documents(user_id) if d.kind == PHOTO_KIND]
+        photos = self.store.documents(user_id, kind=PHOTO_KIND)
         paths = [str(d.fields.get("image_path", "")) for d in photos]
         for doc, path in zip(photos, paths, strict=True):
             if not path:

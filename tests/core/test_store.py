@@ -94,6 +94,9 @@ def test_reads_are_scoped_to_one_user(store: SQLiteStore) -> None:
     # The same doc id under another user is another document.
     assert [d.text for d in store.documents("bob", ["x0"])] == ["bob text"]
     assert store.document_hashes("alice").keys() == {"x0"}
+    store.add([Document(user_id="bob", doc_id="p1", kind="photo", text="bob at sea")])
+    assert [d.doc_id for d in store.documents("bob", kind="photo")] == ["p1"]
+    assert store.documents("alice", kind="photo") == []
 
 
 def test_failed_batch_writes_nothing(store: SQLiteStore) -> None:

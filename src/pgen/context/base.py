@@ -104,7 +104,12 @@ class ContextStore(Protocol):
 
     def revision(self, user_id: str) -> Revision: ...
 
-    def documents(self, user_id: str, doc_ids: Sequence[str] | None = None) -> list[Document]: ...
+    def documents(
+        self, user_id: str, doc_ids: Sequence[str] | None = None, *, kind: str | None = None
+    ) -> list[Document]:
+        """All the user's documents, those of one ``kind`` (filtered in the query: a photo
+        search reads no blog posts), or the given ids in that order; oldest first."""
+        ...
 
     def document_hashes(self, user_id: str) -> dict[str, str]: ...
 

@@ -226,13 +226,19 @@ class SQLiteStore(DerivedData):
             raise UserNotFoundError(user_id)
         return Revision(int(rows[0]["incarnation"]), int(rows[0]["revision"]))
 
-    def documents(self, user_id: str, doc_ids: Sequence[str] | None = None) -> list[Document]:
-        """The user's documents (all, or the given ids in that order), oldest first."""
+    def documents(
+        self, user_id: str, doc_ids: Sequence[str] | None = None, *, kind: str | None = None
+    ) -> list[Document]:
+        """The user's documents (all, those of one ``kind``, or the given ids in that order),
+        oldest first."""
         if doc_ids is None:
+            where, params = ("", (user_id,)) if kind is None else (" AND kind=?", (user_id, kind))
             rows = self._rows(
-                "SELECT * FROM documents WHERE user_id=? ORDER BY time, doc_id", user_id
+                f"SELECT * FROM documents WHERE user_id=?{where} ORDER BY time, doc_id", *params
             )
             return [self._document(row) for row in rows]
+        if kind is not None:
+            raise ValueError("documents: give doc_ids or a kind, not both")
         rows = self._rows_in("SELECT * FROM documents WHERE user_id=? AND doc_id", doc_ids, user_id)
         found = {row["doc_id"]: self._document(row) for row in rows}
         return [found[doc_id] for doc_id in doc_ids if doc_id in found]

@@ -236,11 +236,7 @@ def _best_cut(values: np.ndarray, labels: np.ndarray) -> float:
 
 def descriptions(store: ContextStore, user_id: str) -> dict[str, str]:
     """Concept descriptions the user gave: documents of kind ``concept`` titled by name."""
-    return {
-        doc.title: doc.text
-        for doc in store.documents(user_id)
-        if doc.kind == "concept" and doc.title
-    }
+    return {doc.title: doc.text for doc in store.documents(user_id, kind="concept") if doc.title}
 
 
 def load_memory(
