@@ -76,15 +76,12 @@ class NoConcepts:
     description = "the vision-language model alone (the baseline)"
 
     def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPrepared]:
-        return [
-            VisionPrepared(
-                [
-                    VisionMessage("system", SYSTEM),
-                    VisionMessage("user", r.instruction, (r.image,)),
-                ]
-            )
-            for r in requests
-        ]
+        return [VisionPrepared(vision_chat(SYSTEM, r.instruction, r.image)) for r in requests]
+
+
+def vision_chat(system: str, text: str, *images: Image.Image) -> VisionChat:
+    """The system message, then the user's turn with its images (the user's photo last)."""
+    return [VisionMessage("system", system), VisionMessage("user", text, images)]
 
 
 def concept_prompt(matches: list[tuple[Match, str, str]], instruction: str) -> str:
@@ -142,10 +139,7 @@ class Concepts:
                 ],
                 "alpha": memory.calibration.alpha,
             }
-            chat = [
-                VisionMessage("system", SYSTEM),
-                VisionMessage("user", text, (*references, request.image)),
-            ]
+            chat = vision_chat(SYSTEM, text, *references, request.image)
             prepared.append(VisionPrepared(chat, provenance, details))
         return prepared
 
@@ -171,10 +165,7 @@ class ConceptTokens:
                 introduction(c.name, c.class_word, tools.placeholder(), len(c.tokens))
                 for c in learned
             ]
-            chat = [
-                VisionMessage("system", " ".join(lines)),
-                VisionMessage("user", request.instruction, (request.image,)),
-            ]
+            chat = vision_chat(" ".join(lines), request.instruction, request.image)
             provenance = Provenance(
                 subjects=[c.name for c in learned], artifacts=[c.folder for c in learned]
             )
