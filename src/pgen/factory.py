@@ -15,12 +15,14 @@ thread policy is applied here, once, for every component.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pgen.config import DEFAULT_TEXT_MODEL, Config
 from pgen.context.base import ContextStore
@@ -181,6 +183,12 @@ def build_assistant(config: Config, store: ContextStore) -> Assistant:
     )
 
 
+def _is_builder(value: object) -> bool:
+    return (
+        inspect.isroutine(value) or inspect.isclass(value) or isinstance(value, functools.partial)
+    )
+
+
 class Lazy(Generic[T]):
     """A component built on first use, once, even when threads ask at the same time."""
 
@@ -188,8 +196,10 @@ class Lazy(Generic[T]):
         self._build = build
         self._value: T | None = None
         self._lock = threading.Lock()
-        if not callable(build):
-            self._value = build
+        # A builder is a function (or a class, or a partial); anything else is the component
+        # itself, even when it is callable (a torch module is).
+        if not _is_builder(build):
+            self._value = cast(T, build)
 
     @property
     def loaded(self) -> bool:
