@@ -185,7 +185,9 @@ def build_assistant(config: Config, store: ContextStore) -> Assistant:
 
 def _is_builder(value: object) -> bool:
     return (
-        inspect.isroutine(value) or inspect.isclass(value) or isinstance(value, functools.partial)
+        inspect.isroutine(value)
+        or inspect.isclass(value)
+        or isinstance(value, functools.partial | Lazy)  # another Lazy: share its one copy
     )
 
 
