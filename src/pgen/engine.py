@@ -50,9 +50,11 @@ from pgen.personalize import (
 )
 from pgen.personalize.base import render_images
 from pgen.results import (
+    ArtifactInfo,
     Generation,
     ImageGeneration,
     SearchHit,
+    UserExport,
     UserView,
     check_instruction,
     check_k,
@@ -60,7 +62,7 @@ from pgen.results import (
 from pgen.training.registry import TrainRequest, TrainResult, get_trainer
 from pgen.usermodel.retrievers import Retrievers
 
-__all__ = ["Engine", "Generation", "ImageGeneration", "SearchHit", "UserView"]
+__all__ = ["Engine", "Generation", "ImageGeneration", "SearchHit", "UserExport", "UserView"]
 
 if TYPE_CHECKING:
     from pgen.assistant import Answer, Assistant, PhotoHit
@@ -188,6 +190,36 @@ class Engine:
             subjects=self.store.subjects(user_id),
             feedback=len(self.store.feedback(user_id)),
             outputs=len(self.store.outputs(user_id)),
+        )
+
+    def has_user(self, user_id: str) -> bool:
+        return self.store.has_user(user_id)
+
+    def export_user(self, user_id: str) -> UserExport:
+        """Everything stored of the user: context, artifacts (by name), outputs, feedback."""
+        from pgen.context.artifacts import read_meta
+
+        user = self.store.user(user_id)
+        artifacts = []
+        for (kind, name), folder in sorted(self.store.artifacts(user_id).items()):
+            meta = read_meta(folder)
+            artifacts.append(
+                ArtifactInfo(
+                    kind,
+                    name,
+                    complete=meta is not None,
+                    base_model=None if meta is None else meta.base_model,
+                    created=None if meta is None else meta.created,
+                )
+            )
+        return UserExport(
+            user=user,
+            documents=self.store.documents(user_id),
+            interactions=self.store.interactions(user_id),
+            subjects=self.store.subjects(user_id),
+            artifacts=artifacts,
+            outputs=self.store.outputs(user_id),
+            feedback=self.store.feedback(user_id),
         )
 
     def search(
@@ -451,6 +483,23 @@ class Engine:
         """The user's outputs, oldest first, each with its provenance."""
         self.store.user(user_id)
         return self.store.outputs(user_id)
+
+    def feedback_of(self, user_id: str) -> list[Feedback]:
+        """The feedback the user gave, oldest first."""
+        self.store.user(user_id)
+        return self.store.feedback(user_id)
+
+    def output_image(self, user_id: str, output_id: str, index: int) -> Path:
+        """The file of image ``index`` of one of the user's outputs; only files the store
+        keeps (a path recorded elsewhere is "not found", never read)."""
+        stored = self.store.output(user_id, output_id)
+        images = stored.provenance.get("images") or []
+        if not 0 <= index < len(images):
+            raise FileNotFoundError(f"output {output_id} has no image {index}")
+        path = Path(images[index])
+        if not path.resolve().is_relative_to(self.store.artifacts_root.resolve()):
+            raise FileNotFoundError(f"output {output_id} has no image {index} in the store")
+        return path
 
     # -- forgetting -------------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgen.context.records import Document, Subject, User
+from pgen.context.base import StoredOutput
+from pgen.context.records import Document, Feedback, Interaction, Subject, User
 from pgen.models.base import Chat
 from pgen.personalize import Provenance
 
@@ -46,6 +47,32 @@ class UserView:
     subjects: list[Subject]
     feedback: int
     outputs: int
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """One of the user's artifacts, by name: what it is and what it applies to (its
+    files stay on the server; ``complete`` is False for one whose metadata is missing)."""
+
+    kind: str
+    name: str
+    complete: bool
+    base_model: str | None = None
+    created: str | None = None
+
+
+@dataclass(frozen=True)
+class UserExport:
+    """Everything stored of one user (``Engine.export_user``): their context, the
+    artifacts derived from it, their outputs and the feedback on them."""
+
+    user: User
+    documents: list[Document]
+    interactions: list[Interaction]
+    subjects: list[Subject]
+    artifacts: list[ArtifactInfo]
+    outputs: list[StoredOutput]
+    feedback: list[Feedback]
 
 
 @dataclass(frozen=True)

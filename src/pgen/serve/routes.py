@@ -8,7 +8,6 @@ import json
 import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
@@ -64,7 +63,7 @@ def check_request(engine: Engine, request: Request) -> None:
         raise ValueError(f"unknown strategy {request.strategy[:40]!r}; {strategy_names('text')}")
     if request.retriever not in RETRIEVERS:
         raise ValueError(f"unknown retriever {request.retriever[:40]!r}; {list(RETRIEVERS)}")
-    if not engine.store.has_user(request.user_id):
+    if not engine.has_user(request.user_id):
         raise NotFound(request.user_id)
 
 
@@ -138,7 +137,7 @@ def delete_user(
     user_id: UserId, engine: TenantEngine, tenant: TenantName, service: TheService
 ) -> dict[str, Any]:
     """Forget the user everywhere (rows, files, indexes, recommenders, job records)."""
-    if not engine.store.has_user(user_id):
+    if not engine.has_user(user_id):
         raise NotFound(user_id)
     counts = engine.delete_user(user_id)
     counts["jobs"] = service.jobs.forget_user(tenant, user_id)
@@ -147,17 +146,17 @@ def delete_user(
 
 @router.get("/users/{user_id}/export", tags=["users"])
 def export_user(user_id: UserId, engine: TenantEngine) -> Any:
-    """Everything stored of the user, as JSON: context, feedback and outputs."""
-    store = engine.store
-    user = store.user(user_id)
+    """Everything stored of the user, as JSON: context, artifacts, feedback and outputs."""
+    found = engine.export_user(user_id)
     return plain(
         {
-            "user": user.model_dump(mode="json"),
-            "documents": [d.model_dump(mode="json") for d in store.documents(user_id)],
-            "interactions": [i.model_dump(mode="json") for i in store.interactions(user_id)],
-            "subjects": [s.model_dump(mode="json") for s in store.subjects(user_id)],
-            "feedback": [f.model_dump(mode="json") for f in store.feedback(user_id)],
-            "outputs": [asdict(o) for o in store.outputs(user_id)],
+            "user": found.user.model_dump(mode="json"),
+            "documents": [d.model_dump(mode="json") for d in found.documents],
+            "interactions": [i.model_dump(mode="json") for i in found.interactions],
+            "subjects": [s.model_dump(mode="json") for s in found.subjects],
+            "artifacts": [asdict(a) for a in found.artifacts],
+            "feedback": [f.model_dump(mode="json") for f in found.feedback],
+            "outputs": [asdict(o) for o in found.outputs],
         }
     )
 
@@ -231,13 +230,10 @@ def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> An
 def output_image(
     user_id: UserId, output_id: str, index: Annotated[int, ""], engine: TenantEngine
 ) -> FileResponse:
-    stored = engine.store.output(user_id, output_id)
-    images = stored.provenance.get("images") or []
-    if not 0 <= index < len(images):
-        raise NotFound(output_id)
-    path = Path(images[index])
-    if not path.resolve().is_relative_to(engine.store.artifacts_root.resolve()):
-        raise NotFound(output_id)  # only files the store keeps are served
+    try:
+        path = engine.output_image(user_id, output_id, index)
+    except FileNotFoundError:
+        raise NotFound(output_id) from None
     return FileResponse(path, media_type="image/png")
 
 
@@ -276,8 +272,7 @@ def feedback(user_id: UserId, body: FeedbackBody, engine: TenantEngine) -> Any:
 
 @router.get("/users/{user_id}/feedback", tags=["feedback"])
 def list_feedback(user_id: UserId, engine: TenantEngine) -> Any:
-    engine.store.user(user_id)
-    return [f.model_dump(mode="json") for f in engine.store.feedback(user_id)]
+    return [f.model_dump(mode="json") for f in engine.feedback_of(user_id)]
 
 
 @router.get("/users/{user_id}/outputs", tags=["feedback"])
