@@ -55,6 +55,7 @@ class Config:
     serve_max_body_mb: int = 64
     serve_batch_size: int = 16
     serve_batch_wait_ms: int = 10
+    serve_max_tenants: int = 64  # tenant stores open at once (least recently used close)
 
     @property
     def generation(self) -> GenerationConfig:
@@ -98,6 +99,7 @@ _INTS = (
     "serve_max_body_mb",
     "serve_batch_size",
     "serve_batch_wait_ms",
+    "serve_max_tenants",
 )
 _FLOATS = ("temperature", "top_p", "repetition_penalty")
 # Components may be a {provider, settings} table in the TOML file (see pgen.factory).

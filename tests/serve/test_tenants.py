@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from pgen.models.text import TransformersTextModel
 from pgen.serve.errors import NOT_FOUND_BODY
 from tests.serve.conftest import CANARY
-from tests.serve.server import Running
+from tests.serve.server import Running, serve_in_thread, service_config
 from tests.serve.test_api import png, poll
 
 
@@ -143,3 +145,36 @@ def test_foreign_and_unknown_ids_answer_the_same_bytes(server: Running) -> None:
             b = globex.request(unknown[0], unknown[1], **unknown[2])
             assert (a.status_code, a.content) == (b.status_code, b.content), foreign[1]
             assert json.loads(a.content) == NOT_FOUND_BODY
+
+
+def test_open_engines_are_bounded_and_a_held_one_is_never_closed(
+    tmp_path: Path, tiny_llama: Path, serve_model: TransformersTextModel
+) -> None:
+    """Bound 2, five tenants: at most two stores stay open, the least recently used goes,
+    an engine held by a request in flight stays open past the bound, and an evicted
+    tenant's data is all there when it is opened again."""
+    names = tuple(f"t{n}" for n in range(5))
+    config = service_config(tmp_path, tiny_llama, serve_max_tenants=2)
+    with serve_in_thread(config, names, text_model=serve_model) as running:
+        tenants = running.app.state.service.tenants
+        for name in names:
+            with running.client(name) as client:
+                records = [{"type": "user", "user_id": f"{name}-user"}]
+                assert client.post("/records", json={"records": records}).status_code == 200
+            assert len(tenants.open_tenants()) <= 2
+        assert tenants.open_tenants() == ["t3", "t4"] and tenants.evicted == 3
+        # t0 and t1 held (as running jobs hold their tenant's engines): requests of
+        # others open theirs past the bound, and those close when the request ends.
+        held = [tenants.acquire("t0"), tenants.acquire("t1")]
+        assert tenants.open_tenants() == ["t0", "t1"]
+        for name in ("t2", "t3", "t4"):
+            with running.client(name) as client:
+                assert client.get(f"/users/{name}-user").status_code == 200
+            assert tenants.open_tenants() == ["t0", "t1"]
+        assert held[0].has_user("t0-user") and held[1].has_user("t1-user")  # still open
+        tenants.release("t0")
+        tenants.release("t1")
+        for name in names:  # every evicted tenant reopens with its data
+            with running.client(name) as client:
+                users = [u["user_id"] for u in client.get("/users").json()["users"]]
+                assert users == [f"{name}-user"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -60,9 +61,15 @@ async def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
-async def engine(request: Request, name: Annotated[str, Depends(tenant)]) -> Engine:
-    found: Engine = request.app.state.service.tenants.engine(name)
-    return found
+async def engine(request: Request, name: Annotated[str, Depends(tenant)]) -> AsyncIterator[Engine]:
+    """The tenant's engine, held (not closed by the tenants' bound) until the request
+    is answered; a job that outlives the request holds it again itself."""
+    tenants: Tenants = request.app.state.service.tenants
+    found = tenants.acquire(name)
+    try:
+        yield found
+    finally:
+        tenants.release(name)
 
 
 TenantName = Annotated[str, Depends(tenant)]

@@ -5,12 +5,20 @@ one tenant opens only that tenant's engine, so no query of it can name another t
 rows, and a user of another tenant is simply not there (answered exactly as an unknown
 user). The text model, embedder and image model load once and serve every tenant: their
 weights hold no user data (per-user adapters are the user's artifacts, named per request).
+
+Open engines are bounded (``serve_max_tenants``): past the bound, the least recently used
+engine that nothing holds is closed (its store's connections, its in-memory indexes). A
+request or a job holds its tenant's engine for as long as it runs (``lease``), so an
+engine in use is never closed under it; when every engine is held the bound is exceeded
+for a moment and the oldest is closed when it is let go.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -46,8 +54,12 @@ class Tenants:
         self.text_model = Lazy(text_model or self._loaded("text", build_text_model))
         self.embedder = Lazy(embedder or self._loaded("embedding", build_embedder))
         self.image_model = Lazy(image_model or self._loaded("image", build_image_model))
-        self._engines: dict[str, Engine] = {}
+        self.max_open = max(1, config.serve_max_tenants)
+        # Least recently used first; the count of requests and jobs holding each one.
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._holders: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.evicted = 0  # engines closed for the bound (for /ready and tests)
 
     def _loaded(self, kind: str, build: Callable[[Config], Any]) -> Callable[[], Any]:
         def load() -> Any:
@@ -66,24 +78,73 @@ class Tenants:
     def folder(self, tenant: str) -> Path:
         return self.config.home / "tenants" / check_tenant(tenant)
 
-    def engine(self, tenant: str) -> Engine:
-        """The tenant's engine, opened on first use (its folder created then)."""
+    def acquire(self, tenant: str) -> Engine:
+        """The tenant's engine, opened on first use (its folder created then), held until
+        ``release``: it is not closed while held."""
         with self._lock:
             engine = self._engines.get(tenant)
             if engine is None:
-                folder = self.folder(tenant)
-                folder.mkdir(parents=True, exist_ok=True)
-                store = build_store(replace(self.config, store=folder / "pgen.sqlite"))
-                engine = Engine(
-                    store,
-                    self.text_model,
-                    self.embedder,
-                    image_model=self.image_model,
-                    prompt_tokens=self.config.prompt_tokens,
-                    generation=self.config.generation,
-                )
+                engine = self._open(tenant)
                 self._engines[tenant] = engine
-            return engine
+            self._engines.move_to_end(tenant)
+            self._holders[tenant] = self._holders.get(tenant, 0) + 1
+            closing = self._over_bound()
+        for old in closing:
+            old.close()
+        return engine
+
+    def release(self, tenant: str) -> None:
+        with self._lock:
+            self._holders[tenant] -= 1
+            if not self._holders[tenant]:
+                del self._holders[tenant]
+            closing = self._over_bound()
+        for old in closing:
+            old.close()
+
+    @contextmanager
+    def lease(self, tenant: str) -> Iterator[Engine]:
+        engine = self.acquire(tenant)
+        try:
+            yield engine
+        finally:
+            self.release(tenant)
+
+    def engine(self, tenant: str) -> Engine:
+        """The tenant's engine, not held: for one tenant alone (benchmarks); the service
+        holds its engines through ``lease``."""
+        engine = self.acquire(tenant)
+        self.release(tenant)
+        return engine
+
+    def open_tenants(self) -> list[str]:
+        with self._lock:
+            return list(self._engines)
+
+    def _open(self, tenant: str) -> Engine:
+        folder = self.folder(tenant)
+        folder.mkdir(parents=True, exist_ok=True)
+        store = build_store(replace(self.config, store=folder / "pgen.sqlite"))
+        return Engine(
+            store,
+            self.text_model,
+            self.embedder,
+            image_model=self.image_model,
+            prompt_tokens=self.config.prompt_tokens,
+            generation=self.config.generation,
+        )
+
+    def _over_bound(self) -> list[Engine]:
+        """Engines to close (outside the lock), least recently used first, none held.
+        Called with the lock held."""
+        closing = []
+        for name in list(self._engines):
+            if len(self._engines) <= self.max_open:
+                break
+            if name not in self._holders:
+                closing.append(self._engines.pop(name))
+                self.evicted += 1
+        return closing
 
     def close(self) -> None:
         with self._lock:
