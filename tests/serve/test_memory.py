@@ -4,11 +4,15 @@ dates and speakers, evidence recall and token F1 computed as LoCoMo defines them
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from pgen.cli import main
+from pgen.config import Config
+from pgen.engine import Engine
+from pgen.serve.memory import recall_turns, remember, turn_document
 from pgen.serve.memory_bench import load_locomo, token_f1
 
 SAMPLE = [
@@ -91,3 +95,37 @@ def test_bench_memory_reports_recall(tmp_path: Path, capsys: pytest.CaptureFixtu
     # recall@2 for the two single-hop questions: both evidence turns found.
     assert "| 1.000 [1.000, 1.000]" in row
     assert "overhead per question" in out
+
+
+def _day(day: int, second: int) -> datetime:
+    return datetime(2023, 5, day, 12, 0, second, tzinfo=UTC)
+
+
+def test_recall_turns_brings_the_reply_and_stays_in_spoken_order(tmp_path: Path) -> None:
+    engine = Engine.open(Config(store=tmp_path / "pgen.db", home=tmp_path))
+    said = [
+        (_day(8, 0), "Ann", "Guess what I adopted last week?"),
+        (_day(8, 1), "Bo", "A grey kitten called Miso, you told me!"),
+        (_day(8, 2), "Ann", "We went hiking near the lake"),
+        (_day(9, 0), "Bo", "I started learning the violin"),
+        (_day(9, 1), "Ann", "The weather was awful today"),
+    ]
+    turns = [turn_document("ann", text, when=when, speaker=who) for when, who, text in said]
+    # Stored out of order: recall must follow the times, not the order of arrival.
+    assert remember(engine, "ann", turns[::-1]) == 5
+    # BM25 only (weight 1): no embedding model needed. "adopted" matches the question
+    # turn; the reply holding "Miso" comes as its neighbour.
+    found = recall_turns(engine, "ann", "What did Ann adopt?", 2, weight=1.0, neighbours=1)
+    assert [d.text for d in found] == [said[0][2], said[1][2]]
+    # Without neighbours or spread, the one matching turn is all there is to rank first.
+    alone = recall_turns(
+        engine, "ann", "What did Ann adopt?", 1, weight=1.0, spread=0.0, neighbours=0
+    )
+    assert [d.text for d in alone] == [said[0][2]]
+    # The spread lifts the hit's same-day neighbour (the reply before "hiking") above the
+    # other unmatched turns, which otherwise tie and keep spoken order.
+    flat = recall_turns(engine, "ann", "hiking", 2, weight=1.0, spread=0.0, neighbours=0)
+    lifted = recall_turns(engine, "ann", "hiking", 2, weight=1.0, spread=0.4, neighbours=0)
+    assert [d.text for d in flat] == [said[2][2], said[0][2]]
+    assert [d.text for d in lifted] == [said[2][2], said[1][2]]
+    engine.close()

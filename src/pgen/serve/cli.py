@@ -105,7 +105,11 @@ def cmd_bench_memory(args: argparse.Namespace, config: Config) -> None:
 def register_bench(bench: Any) -> None:
     p = bench.add_parser("memory", help="conversation memory on LoCoMo: evidence recall, F1")
     p.add_argument("--data", required=True, help="a LoCoMo JSON file (locomo10.json)")
-    p.add_argument("--retriever", default="bm25", help="bm25, dense, recency, hybrid")
+    p.add_argument(
+        "--retriever", default="memory", help="memory (BM25 + dense fused), bm25, dense, hybrid"
+    )
+    p.add_argument("--weight", type=float, default=0.5, help="memory: BM25's share of the mix")
+    p.add_argument("--spread", type=float, default=0.4, help="memory: neighbour score share")
     p.add_argument("--k", type=int, default=10, help="turns recalled per question")
     p.add_argument("--neighbours", type=int, default=1, help="turns either side of a hit")
     p.add_argument("--no-answers", action="store_true", help="score retrieval only (no model)")
