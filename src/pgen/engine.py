@@ -59,7 +59,7 @@ from pgen.results import (
     check_instruction,
     check_k,
 )
-from pgen.training.registry import TrainRequest, TrainResult, get_trainer
+from pgen.training.registry import TrainRequest, TrainResult, get_trainer, stoppable
 from pgen.usermodel.retrievers import Retrievers
 
 __all__ = ["Engine", "Generation", "ImageGeneration", "SearchHit", "UserExport", "UserView"]
@@ -405,6 +405,8 @@ class Engine:
         """Train a per-user artifact (a subject adapter, a text adapter): saved in a standard
         format, recorded with its base model and data fingerprint, removed by delete-user."""
         trainer = get_trainer(request.method)
+        if request.steps is not None and not stoppable(trainer):
+            raise ValueError(f"{request.method} takes no steps setting (its settings do)")
         self.store.user(request.user_id)  # fails with the user named before any model loads
         for member in request.cohort:
             self.store.user(member)

@@ -228,3 +228,51 @@ def test_delete_user_then_it_answers_like_an_unknown_one(server: Running) -> Non
             unknown = client.request(method, path.replace("dave", "never-was"))
             assert gone.status_code == unknown.status_code == 404
             assert gone.content == unknown.content
+
+
+def test_user_ids_with_url_characters_reach_every_user_route(server: Running) -> None:
+    """An id with ``/``, ``%``, ``?``, ``#``, a space and non-ASCII is one percent-encoded
+    segment on every user route; the same characters unencoded never reach it."""
+    from urllib.parse import quote
+
+    odd = "team/ana 50%2F?#é"
+    path = f"/users/{quote(odd, safe='')}"
+    with server.client("acme") as client:
+        records = [
+            {"type": "user", "user_id": odd, "profile": {"k": "v"}},
+            {"type": "document", "user_id": odd, "doc_id": "o1", "text": "I hike in the rain"},
+            {"type": "document", "user_id": odd, "doc_id": "o2", "text": "my dog likes snow"},
+            {"type": "interaction", "user_id": odd, "item_id": "i1", "action": "buy"},
+        ]
+        assert client.post("/records", json={"records": records}).status_code == 200
+        assert client.get(path).json()["user"]["user_id"] == odd
+        hits = client.post(f"{path}/search", json={"query": "hike rain", "k": 1}).json()
+        assert hits[0]["document"]["doc_id"] == "o1"
+        made = client.post(f"{path}/generate", json={"instruction": "hello"}).json()
+        assert made["user_id"] == odd
+        side = client.post(f"{path}/compare", json={"instruction": "hello"}).json()
+        assert [r["user_id"] for r in side["results"]] == [odd, odd]
+        outputs = client.get(f"{path}/outputs").json()
+        assert made["output_id"] in [o["output_id"] for o in outputs] and len(outputs) == 3
+        thumbs = {"output_id": made["output_id"], "thumbs": 1}
+        assert client.post(f"{path}/feedback", json=thumbs).json()["user_id"] == odd
+        assert client.get(f"{path}/feedback").json()[0]["output_id"] == made["output_id"]
+        assert client.post(f"{path}/uploads", files={"file": ("a.png", png())}).is_success
+        unknown_image = client.get(f"{path}/outputs/{made['output_id']}/images/0")
+        assert unknown_image.status_code == 404  # a text output has no image
+        job = client.post("/recommenders/train", json={"model": "pop"}).json()["job_id"]
+        assert poll(client, job)["status"] == "succeeded"
+        assert client.get(f"{path}/recommendations", params={"k": 2}).status_code == 200
+        trained = client.post(f"{path}/train", json={"method": "lora", "steps": 1})
+        assert poll(client, trained.json()["job_id"])["status"] == "succeeded"
+        assert trained.json()["user_id"] == odd
+        image = client.post(f"{path}/images", json={"instruction": "a dog", "steps": 1})
+        assert image.status_code != 404  # the user is found (this server has no image model)
+        exported = client.get(f"{path}/export").json()
+        assert exported["user"]["user_id"] == odd and len(exported["documents"]) == 2
+        assert [a["kind"] for a in exported["artifacts"]] == ["lora", "uploads"]
+        # Unencoded, "/" is a separator: the path names no user (and nothing leaks).
+        for wrong in ("/users/team/ana%2050%25%2F%3F%23%C3%A9", "/users/team"):
+            assert client.get(wrong).json() == NOT_FOUND_BODY
+        assert client.delete(path).json()["deleted"] is True
+        assert client.get(path).json() == NOT_FOUND_BODY

@@ -1,7 +1,8 @@
 """The FastAPI application of ``pgen serve``: routes, auth, limits, the web page.
 
 ``create_app(config)`` builds it for one process. The key file lives at
-``<home>/service/keys.sqlite`` and each tenant's store under ``<home>/tenants/<tenant>/``.
+``<home>/service/keys.sqlite``, the job records at ``<home>/service/jobs.sqlite``, and
+each tenant's store under ``<home>/tenants/<tenant>/``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pgen.serve.jobs import Jobs
 from pgen.serve.limits import BodyLimit
 from pgen.serve.schemas import KeyBody
 from pgen.serve.tenants import Tenants
+from pgen.serve.userpaths import UserPaths
 
 WEB = Path(__file__).parent / "web"
 CONFIG_ENV = "PGEN_SERVE_CONFIG"  # the config, as JSON, for worker processes
@@ -34,6 +36,10 @@ CONFIG_ENV = "PGEN_SERVE_CONFIG"  # the config, as JSON, for worker processes
 
 def key_path(config: Config) -> Path:
     return config.home / "service" / "keys.sqlite"
+
+
+def jobs_path(config: Config) -> Path:
+    return config.home / "service" / "jobs.sqlite"
 
 
 def create_app(config: Config, **components: Any) -> FastAPI:
@@ -46,7 +52,7 @@ def create_app(config: Config, **components: Any) -> FastAPI:
         keys=KeyStore(key_path(config)),
         tenants=Tenants(config, **components),
         batcher=Batcher(config.serve_batch_size, config.serve_batch_wait_ms / 1000),
-        jobs=Jobs(),
+        jobs=Jobs(jobs_path(config)),
     )
 
     @asynccontextmanager
@@ -69,6 +75,7 @@ def create_app(config: Config, **components: Any) -> FastAPI:
     app.state.service = service
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=config.serve_max_body_mb * 1024 * 1024)
+    app.add_middleware(UserPaths)
     app.include_router(routes.router)
     app.include_router(openai.router)
     _service_routes(app)

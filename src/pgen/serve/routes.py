@@ -9,6 +9,7 @@ import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -20,6 +21,7 @@ from pgen.personalize import ImageRequest, Request, strategy_names
 from pgen.serve import records as http_records
 from pgen.serve.deps import TenantEngine, TenantName, TheService
 from pgen.serve.errors import ApiError, NotFound
+from pgen.serve.jobs import JobControl
 from pgen.serve.schemas import (
     CompareBody,
     FeedbackBody,
@@ -31,11 +33,12 @@ from pgen.serve.schemas import (
     SettingsBody,
     TrainBody,
 )
-from pgen.training.registry import TrainRequest, get_trainer
+from pgen.serve.userpaths import OutputId, UserId
+from pgen.training.registry import TrainRequest, get_trainer, stoppable
 from pgen.usermodel import RETRIEVERS
 
 router = APIRouter()
-UserId = Annotated[str, "the user's id within the key's tenant"]
+JOB_STOP_WAIT_S = 30.0  # delete-user waits this long for the user's running job to stop
 
 
 def plain(value: Any) -> Any:
@@ -139,8 +142,12 @@ def delete_user(
     """Forget the user everywhere (rows, files, indexes, recommenders, job records)."""
     if not engine.has_user(user_id):
         raise NotFound(user_id)
+    # The user's jobs first: a running one is asked to stop, and gets a moment to, so
+    # that it saves no artifact after the user's files are gone.
+    jobs = service.jobs.forget_user(tenant, user_id)
+    service.jobs.wait_forgotten(tenant, user_id, JOB_STOP_WAIT_S)
     counts = engine.delete_user(user_id)
-    counts["jobs"] = service.jobs.forget_user(tenant, user_id)
+    counts["jobs"] = jobs
     return {"deleted": True, "counts": counts}
 
 
@@ -218,7 +225,7 @@ def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> An
             "strategy": result.strategy,
             "prompt": result.prompt,  # what the image model was given
             "images": [
-                f"/users/{user_id}/outputs/{result.output_id}/images/{n}"
+                f"/users/{quote(user_id, safe='')}/outputs/{result.output_id}/images/{n}"
                 for n in range(len(result.paths))
             ],
             "provenance": result.provenance.as_dict(),
@@ -228,7 +235,7 @@ def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> An
 
 @router.get("/users/{user_id}/outputs/{output_id}/images/{index}", tags=["generation"])
 def output_image(
-    user_id: UserId, output_id: str, index: Annotated[int, ""], engine: TenantEngine
+    user_id: UserId, output_id: OutputId, index: Annotated[int, ""], engine: TenantEngine
 ) -> FileResponse:
     try:
         path = engine.output_image(user_id, output_id, index)
@@ -301,25 +308,42 @@ def recommend(
 def train(
     user_id: UserId, body: TrainBody, engine: TenantEngine, tenant: TenantName, service: TheService
 ) -> Any:
-    get_trainer(body.method)  # an unknown method is refused now, not in the job
+    """Train one of the user's artifacts as a job. ``steps``: optimizer steps (methods
+    that can stop midway: the text ones, which a cancel then stops between steps)."""
+    trainer = get_trainer(body.method)  # an unknown method is refused now, not in the job
+    if body.steps is not None and not stoppable(trainer):
+        raise ValueError(f"{body.method[:40]} takes no steps setting")
     for member in (user_id, *body.cohort):
-        engine.store.user(member)
-    request = TrainRequest(user_id, body.method, body.subject, tuple(body.cohort))
+        if not engine.has_user(member):
+            raise NotFound(member)
 
-    def work(progress: Any) -> dict[str, Any]:
-        progress(f"training {body.method}")
-        result = engine.train(request)
+    def work(control: JobControl) -> dict[str, Any]:
+        control(f"training {body.method}")
+        request = TrainRequest(
+            user_id,
+            body.method,
+            body.subject,
+            tuple(body.cohort),
+            None,
+            body.steps,
+            control.should_stop,
+        )
+        with service.tenants.lease(tenant) as held:  # not closed by the bound meanwhile
+            result = held.train(request)
         return plain({"method": result.method, "seconds": result.seconds, "meta": result.meta})
 
-    return service.jobs.submit(tenant, f"train:{body.method}", user_id, work).as_dict()
+    job = service.jobs.submit(
+        tenant, f"train:{body.method}", user_id, work, cancellable=stoppable(trainer)
+    )
+    return job.as_dict()
 
 
 @router.post("/recommenders/train", status_code=202, tags=["training"])
-def train_recommender(
-    body: RecommenderBody, engine: TenantEngine, tenant: TenantName, service: TheService
-) -> Any:
-    def work(progress: Any) -> dict[str, Any]:
-        engine.train_recommender(body.model, body.params, progress=progress)
+def train_recommender(body: RecommenderBody, tenant: TenantName, service: TheService) -> Any:
+    def work(control: JobControl) -> dict[str, Any]:
+        with service.tenants.lease(tenant) as held:
+            # The recommender reports progress between epochs: a cancel stops it there.
+            held.train_recommender(body.model, body.params, progress=control)
         return {"model": body.model}
 
     return service.jobs.submit(tenant, f"recommender:{body.model}", None, work).as_dict()

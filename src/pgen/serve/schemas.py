@@ -92,6 +92,7 @@ class TrainBody(Body):
     method: str = Field(min_length=1, max_length=64)
     subject: str | None = Field(None, min_length=1, max_length=256)
     cohort: list[str] = Field(default_factory=list, max_length=1000)
+    steps: int | None = Field(None, ge=1, le=100_000, description="optimizer steps (text)")
 
 
 class RecommenderBody(Body):

@@ -27,6 +27,7 @@ from typing import Any
 from pgen.context.artifacts import ArtifactMeta, fingerprint, read_meta
 from pgen.context.base import ContextStore, OutputNotFoundError
 from pgen.models.base import TextModel
+from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.text_lora import (
     ADAPTER_NAME,
     LoraSettings,
@@ -209,10 +210,16 @@ def preference_metrics(
 
 
 def train_user_dpo(
-    store: ContextStore, user_id: str, text_model: TextModel, settings: DpoSettings | None = None
+    store: ContextStore,
+    user_id: str,
+    text_model: TextModel,
+    settings: DpoSettings | None = None,
+    should_stop: StopCheck | None = None,
 ) -> Path:
-    """Train the user's dpo adapter from their feedback; returns the artifact folder."""
+    """Train the user's dpo adapter from their feedback; returns the artifact folder.
+    ``should_stop`` is asked after every step (``TrainingCancelled``, nothing saved)."""
     from datasets import Dataset
+    from transformers import TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     settings = settings or DpoSettings()
@@ -269,6 +276,13 @@ def train_user_dpo(
             from transformers import PrinterCallback
 
             trainer.remove_callback(PrinterCallback)
+        if should_stop is not None:
+
+            class Stop(TrainerCallback):
+                def on_step_end(self, *args: Any, **kwargs: Any) -> None:
+                    stop_if_asked(should_stop)
+
+            trainer.add_callback(Stop())
         trainer.train()
     model = trainer.model
     after = preference_metrics(model, tokenizer, measured, settings.beta)

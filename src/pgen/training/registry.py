@@ -3,6 +3,7 @@ per-user adapters for text), each named by its method."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,13 +15,17 @@ from pgen.personalize.base import Modality, Tools
 class TrainRequest:
     """Train ``method`` for one user. ``subject``: which of the user's subjects (image
     methods); ``cohort``: other users whose data may be pooled in (when the method allows);
-    ``settings``: the method's own settings object (None: its defaults)."""
+    ``settings``: the method's own settings object (None: its defaults). Methods whose
+    trainer is ``stoppable`` also take ``steps`` (optimizer steps, over the settings'
+    own) and ``should_stop`` (asked between steps; True stops the run, nothing saved)."""
 
     user_id: str
     method: str
     subject: str | None = None
     cohort: tuple[str, ...] = ()
     settings: Any = None
+    steps: int | None = None
+    should_stop: Callable[[], bool] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,11 @@ def register_trainer(trainer: Trainer) -> Trainer:
 
 def trainer_methods(modality: Modality | None = None) -> list[str]:
     return [m for m, t in _TRAINERS.items() if modality is None or t.modality == modality]
+
+
+def stoppable(trainer: Trainer) -> bool:
+    """Whether the trainer honours ``TrainRequest.steps`` and ``should_stop``."""
+    return bool(getattr(trainer, "stoppable", False))
 
 
 def get_trainer(method: str) -> Trainer:

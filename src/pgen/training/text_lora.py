@@ -24,6 +24,7 @@ from pgen.context.artifacts import META_FILE, ArtifactMeta, fingerprint, read_me
 from pgen.context.base import ContextStore
 from pgen.models.base import TextModel
 from pgen.training.examples import Example, documents_fingerprint_parts, user_examples
+from pgen.training.stopping import StopCheck, stop_if_asked
 
 ADAPTER_NAME = "default"  # one adapter of each kind per user; retraining replaces it
 
@@ -125,9 +126,14 @@ def new_lora(model: Any, settings: LoraSettings, start: Path | None) -> Any:
 
 
 def fit(
-    model: Any, tokenizer: Any, examples: Sequence[Example], settings: LoraSettings
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    settings: LoraSettings,
+    should_stop: StopCheck | None = None,
 ) -> list[float]:
-    """Plain AdamW over the LoRA weights; one loss per step comes back."""
+    """Plain AdamW over the LoRA weights; one loss per step comes back. ``should_stop``
+    is asked before every step (``TrainingCancelled`` when it says so)."""
     import torch
 
     encoded = [encode(tokenizer, e, settings.max_length) for e in examples]
@@ -149,6 +155,7 @@ def fit(
         for start in range(0, len(encoded), settings.batch_size):
             if len(losses) >= total:
                 break
+            stop_if_asked(should_stop)
             rows = [encoded[i] for i in permutation[start : start + settings.batch_size]]
             width = max(len(ids) for ids, _ in rows)
             ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows], device=device)
@@ -199,7 +206,12 @@ def lora_fingerprint(store: ContextStore, user_id: str, settings: LoraSettings) 
 
 
 def train_user_lora(
-    store: ContextStore, user_id: str, text_model: TextModel, settings: LoraSettings | None = None
+    store: ContextStore,
+    user_id: str,
+    text_model: TextModel,
+    settings: LoraSettings | None = None,
+    *,
+    should_stop: StopCheck | None = None,
 ) -> Path:
     """Train the user's LoRA on their own documents; returns the artifact folder."""
     settings = settings or LoraSettings()
@@ -218,7 +230,7 @@ def train_user_lora(
     began = time.perf_counter()
     base, tokenizer = fresh_base(text_model)
     model = new_lora(base, settings, start)
-    losses = fit(model, tokenizer, examples, settings)
+    losses = fit(model, tokenizer, examples, settings, should_stop)
     meta = ArtifactMeta(
         kind="lora",
         user_id=user_id,
@@ -243,6 +255,8 @@ def train_task_lora(
     user_ids: Sequence[str],
     text_model: TextModel,
     settings: LoraSettings | None = None,
+    *,
+    should_stop: StopCheck | None = None,
 ) -> Path:
     """The shared task adapter over many users' examples (OPPU stage 1): a store-wide
     artifact, not any one user's (a user's own adapter may start from it)."""
@@ -252,7 +266,7 @@ def train_task_lora(
         raise ValueError("no documents with text among the users given for a task adapter")
     base, tokenizer = fresh_base(text_model)
     model = new_lora(base, settings, None)
-    losses = fit(model, tokenizer, examples, settings)
+    losses = fit(model, tokenizer, examples, settings, should_stop)
     parts = [f"task={settings.task}"]
     parts += [p for u in sorted(user_ids) for p in (u, *documents_fingerprint_parts(store, u))]
     meta = ArtifactMeta(

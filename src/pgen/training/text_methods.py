@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgen.personalize.base import Modality, Tools
+
+S = TypeVar("S", bound=Any)  # LoraSettings or DpoSettings: both have epochs, max_steps
 
 if TYPE_CHECKING:
     from pgen.training.registry import TrainRequest
@@ -16,6 +18,7 @@ class TextLoraTrainer:
     adapter over the user and their cohort (all users of the store when none is named)."""
 
     modality: Modality = "text"
+    stoppable = True
 
     def __init__(self, method: str) -> None:
         self.method = method
@@ -26,12 +29,16 @@ class TextLoraTrainer:
         settings = request.settings or LoraSettings()
         if not isinstance(settings, LoraSettings):
             raise TypeError(f"{self.method} takes LoraSettings settings")
+        settings = with_steps(settings, request.steps)
+        stop = request.should_stop
         if self.method == "lora":
-            return train_user_lora(tools.store, request.user_id, tools.text_model, settings)
+            return train_user_lora(
+                tools.store, request.user_id, tools.text_model, settings, should_stop=stop
+            )
         users = [request.user_id, *request.cohort] if request.cohort else None
         if users is None:
             users = [summary.user_id for summary in tools.store.users()]
-        return train_task_lora(tools.store, users, tools.text_model, settings)
+        return train_task_lora(tools.store, users, tools.text_model, settings, should_stop=stop)
 
 
 class DpoTrainer:
@@ -39,6 +46,7 @@ class DpoTrainer:
 
     method = "dpo"
     modality: Modality = "text"
+    stoppable = True
 
     def train(self, request: TrainRequest, tools: Tools) -> Path:
         from dataclasses import replace
@@ -50,7 +58,19 @@ class DpoTrainer:
             raise TypeError("dpo takes DpoSettings settings")
         if request.cohort:
             settings = replace(settings, cohort=tuple(request.cohort))
-        return train_user_dpo(tools.store, request.user_id, tools.text_model, settings)
+        settings = with_steps(settings, request.steps)
+        return train_user_dpo(
+            tools.store, request.user_id, tools.text_model, settings, request.should_stop
+        )
+
+
+def with_steps(settings: S, steps: int | None) -> S:
+    """Exactly ``steps`` optimizer steps: enough epochs to reach them, capped there."""
+    if steps is None:
+        return settings
+    from dataclasses import replace
+
+    return replace(settings, epochs=max(settings.epochs, steps), max_steps=steps)
 
 
 def text_trainers() -> tuple[TextLoraTrainer | DpoTrainer, ...]:
