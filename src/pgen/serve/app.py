@@ -95,10 +95,13 @@ def _service_routes(app: FastAPI) -> None:
 
     @app.get("/ready", tags=["service"])
     def ready(service: TheService) -> Any:
-        """Ready for traffic: the key file reads, the batcher runs."""
+        """Ready for traffic: the key file reads, the batcher runs. ``worker``: the process
+        that answered (one of ``--workers``)."""
         service.keys.tenants()
         return {
             "ready": True,
+            "worker": os.getpid(),
+            "open_tenants": len(service.tenants.open_tenants()),
             "text_model_loaded": service.tenants.text_model.loaded,
             "batches": asdict(service.batcher.stats),
         }
