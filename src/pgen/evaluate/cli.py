@@ -61,6 +61,39 @@ def _decoding_options(parser: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
 
 
+def _adapter_options(parser: Any) -> None:
+    """Caps on per-user training for lora, lora+rag and dpo (CPU cost); keyed and recorded."""
+    from pgen.evaluate.adapters import AdapterCaps
+
+    caps = AdapterCaps()
+    parser.add_argument(
+        "--profile-items",
+        type=int,
+        default=caps.profile_items,
+        help="adapters train on the user's N most recent profile documents",
+    )
+    parser.add_argument(
+        "--train-max-length", type=int, default=caps.max_length, help="tokens per example"
+    )
+    parser.add_argument("--train-epochs", type=int, default=caps.epochs, help="adapter epochs")
+    parser.add_argument(
+        "--train-lr", type=float, default=caps.learning_rate, help="adapter learning rate"
+    )
+
+
+def adapter_caps(args: argparse.Namespace) -> Any:
+    from pgen.evaluate.adapters import AdapterCaps
+
+    if args.profile_items < 1 or args.train_max_length < 8 or args.train_epochs < 1:
+        raise ValueError("--profile-items and --train-epochs must be >= 1, --train-max-length >= 8")
+    return AdapterCaps(
+        profile_items=args.profile_items,
+        max_length=args.train_max_length,
+        epochs=args.train_epochs,
+        learning_rate=args.train_lr,
+    )
+
+
 def bertscorer(args: argparse.Namespace) -> BertScorer | None:
     """The BERTScore the options ask for, or None."""
     if not (args.bertscore or args.bertscore_model or args.bertscore_layer is not None):
@@ -121,6 +154,11 @@ def register(commands: Any, bench: Any) -> None:
     text.add_argument("--out", type=Path, help="run folder (default: pgen-runs/<task>)")
     text.add_argument("--limit", type=int, help="at most this many questions")
     text.add_argument("--users", type=int, help="at most this many users")
+    text.add_argument(
+        "--largest-profiles",
+        action="store_true",
+        help="take questions with the largest profiles first (ties by id) before --users/--limit",
+    )
     text.add_argument("--max-new-tokens", type=int, help="default: the task's own")
     text.add_argument("--prompt-tokens", type=int, default=1024, help="prompt cap in tokens")
     text.add_argument("--batch-size", type=int, default=8, help="requests per model call")
@@ -135,6 +173,7 @@ def register(commands: Any, bench: Any) -> None:
         "nothing generated; choice-calibrated: the same after batch calibration of the "
         "label prior (label tasks only; all reported as such)",
     )
+    _adapter_options(text)
     text.add_argument("--no-progress", action="store_true", help="no progress bars")
     text.set_defaults(func=cmd_bench_text)
 
@@ -170,6 +209,8 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
     if args.batch_size < 1:
         raise ValueError("--batch-size must be at least 1")
     data = load_task(args.task, args.data, args.split, args.longlamp_setting)
+    if args.largest_profiles:  # deterministic: profile size, then question id
+        data.examples = sorted(data.examples, key=lambda e: (-len(e.profile), e.id))
     data.examples = select(data.examples, args.users, args.limit)
     if not data.examples:
         raise ValueError(f"{args.data}: no questions to run (after --users/--limit)")
@@ -191,9 +232,12 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
         temperature=args.temperature,
         top_p=args.top_p,
         seed=args.seed,
+        adapter_caps=adapter_caps(args),
+        run_dir=run_dir,
         extra={
             "limit": args.limit,
             "users": args.users,
+            "largest_profiles": args.largest_profiles,
             "baseline_added": BASELINE not in args.strategy,
             "bertscore": None,
         },

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgen.evaluate.adapters import ADAPTER_STRATEGIES, AdapterCaps
 from pgen.evaluate.answers import CHOICE, CHOICE_MODES
 from pgen.evaluate.benchmarks import TaskData
 from pgen.models.base import GenerationConfig
@@ -80,6 +81,9 @@ class BenchPlan:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
+    # Per-user training of the adapter settings (lora, lora+rag, dpo): keyed for those.
+    adapter_caps: AdapterCaps = field(default_factory=AdapterCaps)
+    run_dir: Path | None = None  # where the dpo pairs' base answers are cached
 
     def generation(self) -> GenerationConfig:
         return GenerationConfig.from_settings(self)
@@ -128,6 +132,8 @@ def cache_key(data: TaskData, plan: BenchPlan, setting: Setting) -> str:
         decided_by["retrieval"] = code_fingerprint(set(RETRIEVER_MODULES))
         if setting.retriever in EMBEDDING_RETRIEVERS:
             decided_by["embed_model"] = plan.embed_model
+    if setting.strategy in ADAPTER_STRATEGIES:  # answers depend on how the adapter trained
+        decided_by["adapter_caps"] = asdict(plan.adapter_caps)
     if plan.answers in CHOICE_MODES:  # chosen, not generated: one key for the label scores
         decided_by["answers"] = CHOICE
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:24]

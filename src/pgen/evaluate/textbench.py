@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from pgen.context.records import User
 from pgen.engine import Engine
+from pgen.evaluate.adapters import ADAPTER_STRATEGIES, train_adapters
 from pgen.evaluate.answers import (
     CHOICE_CALIBRATED,
     CHOICE_MODES,
@@ -125,7 +126,7 @@ def generate_all(
     total = sum(len(v) for v in todo.values())
     if total:
         fill_store(engine, data.examples)
-        _train_adapters(engine, data, plan, todo)
+        train_adapters(engine, data, plan, todo)
     bar = tqdm(total=total, desc="generating", unit="pred", disable=not plan.progress)
     with cache_path.open("a", encoding="utf-8") as cache:
         if cache_path.stat().st_size and not _ends_with_newline(cache_path):
@@ -149,27 +150,6 @@ def generate_all(
                 bar.update(len(chunk))
     bar.close()
     return {s.name: cached.get(keys[s.name], {}) for s in plan.settings}
-
-
-def _train_adapters(
-    engine: Engine, data: TaskData, plan: BenchPlan, todo: dict[str, list[Example]]
-) -> None:
-    """``lora`` settings: each question-user's adapter on that user's profile only (through
-    the task's example template), trained where missing; seconds per user into the meta."""
-    needed = [s for s in plan.settings if s.strategy in ("lora", "lora+rag") and todo[s.name]]
-    if not needed:
-        return
-    from pgen.training.examples import TEMPLATES
-    from pgen.training.text_lora import LoraSettings, train_missing_loras
-
-    task = data.spec.name if data.spec.name in TEMPLATES else None
-    users = list(dict.fromkeys(e.user_id for s in needed for e in todo[s.name]))
-    settings = LoraSettings(task=task, progress=plan.progress)
-    seconds = train_missing_loras(engine.store, users, engine.text_model, settings)
-    if seconds:
-        mean = sum(seconds.values()) / len(seconds)
-        plan.extra["lora_training_seconds_per_user"] = round(mean, 2)
-        plan.extra["lora_users_trained"] = len(seconds)
 
 
 def scored_answers(rows: list[Prediction], data: TaskData, mode: str) -> list[str]:
@@ -196,6 +176,11 @@ def run_info(data: TaskData, plan: BenchPlan, model_name: str) -> dict[str, Any]
             "answers": plan.answers,
             "decoding": asdict(plan.generation()),
             "settings_run": [s.name for s in plan.settings],
+            **(
+                {"adapter_caps": asdict(plan.adapter_caps)}
+                if any(s.strategy in ADAPTER_STRATEGIES for s in plan.settings)
+                else {}
+            ),
             **plan.extra,
         },
         model={"spec": plan.model, "loaded": model_name, "embed_model": plan.embed_model},

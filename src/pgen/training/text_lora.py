@@ -42,6 +42,7 @@ class LoraSettings:
     batch_size: int = 4
     max_length: int = 512  # tokens of prompt + output per example
     max_steps: int | None = None  # a cap on optimizer steps (tests, quick runs)
+    recent: int | None = None  # train on the user's N most recent documents only (CPU cost)
     seed: int = 0
     task: str | None = None  # an example template of training.examples (None: plain)
     from_task: bool = False  # start from the shared task adapter of ``task``
@@ -205,6 +206,15 @@ def lora_fingerprint(store: ContextStore, user_id: str, settings: LoraSettings) 
     return fingerprint(parts)
 
 
+def recent_examples(
+    store: ContextStore, user_id: str, task: str | None, recent: int | None
+) -> list[Example]:
+    """The user's examples, the ``recent`` newest only when capped (documents come oldest
+    first; undated ones by id)."""
+    examples = user_examples(store, user_id, task)
+    return examples[-recent:] if recent else examples
+
+
 def train_user_lora(
     store: ContextStore,
     user_id: str,
@@ -215,7 +225,7 @@ def train_user_lora(
 ) -> Path:
     """Train the user's LoRA on their own documents; returns the artifact folder."""
     settings = settings or LoraSettings()
-    examples = user_examples(store, user_id, settings.task)
+    examples = recent_examples(store, user_id, settings.task, settings.recent)
     if not examples:
         raise ValueError(f"user {user_id!r} has no documents with text to train a lora on")
     start = None
@@ -300,7 +310,12 @@ def train_missing_loras(
         folder = store.artifacts(user_id).get(("lora", ADAPTER_NAME))
         meta = read_meta(folder) if folder is not None else None
         current = lora_fingerprint(store, user_id, settings)
-        if meta is not None and meta.stale_reason(text_model.name, current) is None:
+        # Other caps (recent, epochs, ...) make another adapter: retrain then too.
+        if (
+            meta is not None
+            and meta.settings == settings.as_dict()
+            and meta.stale_reason(text_model.name, current) is None
+        ):
             continue
         began = time.perf_counter()
         train_user_lora(store, user_id, text_model, settings)
