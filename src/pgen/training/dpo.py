@@ -6,10 +6,11 @@ of feedback names must be one of *that user's* outputs: an unknown id, or anothe
 is an error naming the feedback, raised before anything is written.
 
 Training starts from the user's ``lora`` adapter when they have one that applies (else a
-fresh LoRA), against the adapter-free base as the reference. ``cohort`` pools other named
+fresh LoRA), against the adapter-free base as the reference. ``cohort`` pools other
 users' pairs into training when one user has too few (held-out pairs are always the
-user's own); the artifact records who was pooled. Preference accuracy is the share of
-held-out pairs whose implicit reward margin
+user's own): users the caller named, or the most similar profiles (``cohorts``); the
+artifact records who was pooled, how they were chosen and their similarity. Preference
+accuracy is the share of held-out pairs whose implicit reward margin
 ``beta * ((log π(c) - log π_ref(c)) - (log π(r) - log π_ref(r)))`` is above zero,
 measured before and after training.
 """
@@ -62,6 +63,9 @@ class DpoSettings:
     min_pairs: int = 4  # fewer (with the cohort's) is refused: too little to learn from
     seed: int = 0
     cohort: tuple[str, ...] = ()
+    # Set when the cohort was chosen by profile similarity (``cohorts.similar_users``):
+    # each member's cosine to the user, in cohort order; recorded in the adapter's metadata.
+    cohort_similarity: tuple[float, ...] = ()
     lora: LoraSettings = field(default_factory=LoraSettings)  # a fresh adapter's shape
     progress: bool = True
     measure: bool = True  # preference accuracy before and after (benchmarks measure their own)
@@ -69,6 +73,7 @@ class DpoSettings:
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["cohort"] = list(self.cohort)
+        values.pop("cohort_similarity")  # provenance, kept in the metadata's extra
         values["lora"] = self.lora.as_dict()
         values.pop("progress")
         values.pop("measure")
@@ -223,6 +228,7 @@ def train_user_dpo(
     from trl import DPOConfig, DPOTrainer
 
     settings = settings or DpoSettings()
+    choice = _cohort_choice(settings, user_id)
     own = feedback_pairs(store, user_id)  # every feedback checked before anything is written
     pooled = [
         p for member in settings.cohort if member != user_id for p in feedback_pairs(store, member)
@@ -298,6 +304,7 @@ def train_user_dpo(
             "train_pairs": len(train),
             "cohort_pairs": len(pooled),
             "cohort": [m for m in settings.cohort if m != user_id],
+            **choice,
             "measured_on": "held-out pairs" if held_out else "training pairs (too few to hold out)",
             "before": before,
             "after": after,
@@ -306,6 +313,18 @@ def train_user_dpo(
         },
     )
     return save_adapter(model, store.artifact_path(user_id, "dpo", ADAPTER_NAME), meta)
+
+
+def _cohort_choice(settings: DpoSettings, user_id: str) -> dict[str, Any]:
+    """How the cohort was chosen: named by the caller, or by profile similarity (then each
+    member's cosine to the user's profile)."""
+    if not settings.cohort_similarity:
+        return {"cohort_by": "named" if settings.cohort else "none"}
+    if len(settings.cohort_similarity) != len(settings.cohort):
+        raise ValueError("cohort_similarity needs one similarity per cohort member")
+    similarity = dict(zip(settings.cohort, settings.cohort_similarity, strict=True))
+    similarity.pop(user_id, None)
+    return {"cohort_by": "similar profiles", "cohort_similarity": similarity}
 
 
 def _usable_lora(store: ContextStore, user_id: str, text_model: TextModel) -> Path | None:
