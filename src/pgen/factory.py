@@ -115,10 +115,12 @@ def build_text_model(config: Config) -> TextModel:
     if spec.provider == "openai":
         return OpenAITextModel(base_url=spec.settings["base_url"], model=spec.settings["model"])
     if spec.provider == "smollm2":
-        return load_text_model(DEFAULT_TEXT_MODEL, config)
+        return load_text_model(DEFAULT_TEXT_MODEL, config, **spec.settings)
     if spec.provider == "transformers":
-        check_local_model("text_model", str(spec.settings["path"]))
-        return load_text_model(str(spec.settings["path"]), config)
+        options = dict(spec.settings)
+        path = str(options.pop("path"))
+        check_local_model("text_model", path)
+        return load_text_model(path, config, **options)
     raise ValueError(
         f"text_model: unknown provider {spec.provider!r} (smollm2, transformers, openai)"
     )

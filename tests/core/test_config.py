@@ -55,3 +55,23 @@ def test_a_component_table_reaches_the_factory(tmp_path: Path) -> None:
     toml.write_text('[text_model]\nprovider = "magic"\n')
     with pytest.raises(ValueError, match="unknown provider 'magic'"):
         build_text_model(load_config(toml))
+
+
+def test_a_local_model_table_takes_its_settings(tmp_path: Path, tiny_llama: Path) -> None:
+    from pgen.factory import build_text_model
+    from pgen.models.text import TransformersTextModel
+
+    toml = tmp_path / "pgen.toml"
+    toml.write_text(
+        f'[text_model]\nprovider = "transformers"\nsettings = {{ path = "{tiny_llama}", '
+        'batch_size = 3, max_adapters = 5, adapter_mixing = "peft" }\n'
+    )
+    model = build_text_model(load_config(toml))
+    assert isinstance(model, TransformersTextModel)
+    assert (model.batch_size, model.adapters.capacity, model.adapters.mixing) == (3, 5, "peft")
+    toml.write_text(
+        f'[text_model]\nprovider = "transformers"\nsettings = {{ path = "{tiny_llama}", '
+        "beams = 4 }\n"
+    )
+    with pytest.raises(ValueError, match="text_model settings: unknown beams"):
+        build_text_model(load_config(toml))

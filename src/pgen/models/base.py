@@ -104,8 +104,14 @@ class TextModel(Protocol):
 class ChoiceModel(Protocol):
     """A text model that can say how likely each of a fixed set of replies is."""
 
-    def choice_logprobs(self, chats: list[Chat], choices: list[str]) -> np.ndarray:
-        """(len(chats), len(choices)) log-probabilities of each choice as the whole reply."""
+    def choice_logprobs(
+        self,
+        chats: list[Chat],
+        choices: list[str],
+        adapters: Sequence[AdapterRef | None] | None = None,
+    ) -> np.ndarray:
+        """(len(chats), len(choices)) log-probabilities of each choice as the whole reply,
+        row i through ``adapters[i]`` when given."""
         ...
 
 

@@ -90,7 +90,8 @@ class TransformersTextModel:
     """A causal LM through transformers: chat template, left-padded batches, greedy default.
 
     Per-user LoRA adapters (``generate(..., adapters=)``) are loaded once each into a
-    bounded LRU cache of ``max_adapters``; one batch mixes users' adapters."""
+    bounded LRU cache of ``max_adapters``; one batch mixes users' adapters, gathered per
+    row (default) or through PEFT (``adapter_mixing="peft"``)."""
 
     def __init__(
         self,
@@ -100,6 +101,7 @@ class TransformersTextModel:
         device: str = "cpu",
         batch_size: int = 8,
         max_adapters: int = 16,
+        adapter_mixing: str = "gathered",
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -117,7 +119,7 @@ class TransformersTextModel:
         limits.append(getattr(self.tokenizer, "model_max_length", None))
         self.context_length = min(int(n) for n in limits if n and n < 1_000_000)
         self.path = path
-        self.adapters = AdapterCache(self.model, capacity=max_adapters)
+        self.adapters = AdapterCache(self.model, capacity=max_adapters, mixing=adapter_mixing)
 
     def render(self, chat: Chat) -> str:
         """The prompt text the model sees for a chat."""
@@ -165,23 +167,13 @@ class TransformersTextModel:
                 padding=True,
                 add_special_tokens=False,  # the chat template already has them
             ).to(self.device)
-            # One lock for the whole batch: PEFT's per-row routing is global model state.
-            with self.adapters.lock:
-                names = self.adapters.slot_names([refs[i] for i in batch])
+            # One lock for the whole batch: per-row adapter routing is global model state.
+            with self.adapters.applied([refs[i] for i in batch]) as (model, routing):
                 torch.manual_seed(config.seed)
                 with torch.inference_mode():
-                    if names is None:
-                        with self.adapters.base_only() as model:
-                            output = model.generate(
-                                **encoded, pad_token_id=self.tokenizer.pad_token_id, **options
-                            )
-                    else:
-                        output = self.adapters.model.generate(
-                            **encoded,
-                            adapter_names=names,
-                            pad_token_id=self.tokenizer.pad_token_id,
-                            **options,
-                        )
+                    output = model.generate(
+                        **encoded, pad_token_id=self.tokenizer.pad_token_id, **routing, **options
+                    )
             new_tokens = output[:, encoded["input_ids"].shape[1] :]
             for i, text in zip(
                 batch,
@@ -191,7 +183,12 @@ class TransformersTextModel:
                 replies[i] = whole_characters(text).strip()  # max_new_tokens may cut a char
         return [replies[i] for i in range(len(prompts))]
 
-    def choice_logprobs(self, chats: list[Chat], choices: list[str]) -> np.ndarray:
+    def choice_logprobs(
+        self,
+        chats: list[Chat],
+        choices: list[str],
+        adapters: Sequence[AdapterRef | None] | None = None,
+    ) -> np.ndarray:
         """Log-probability of each choice as the assistant's whole reply: the sum over its
         tokens, then the end-of-reply token, of log p(token | prompt, earlier tokens). Sums,
         not per-token means, and the end token included: the result is the model's
@@ -201,7 +198,8 @@ class TransformersTextModel:
         The prompt is the long part and the same for every choice, so it goes through the
         model once; its key/value cache is then repeated for all choices, which run as one
         batch of short continuations (right-padded: positions stay those of the sequence
-        alone, and padding comes after every token that is read)."""
+        alone, and padding comes after every token that is read). Row i is scored through
+        ``adapters[i]`` when given (the user's adapter), else the base model."""
         import torch
 
         if not choices:
@@ -217,11 +215,19 @@ class TransformersTextModel:
         for col, ids in enumerate(choice_ids):
             tokens[col, : len(ids)] = torch.tensor(ids)
         read = torch.tensor([[t < len(ids) for t in range(width)] for ids in choice_ids])
+        refs = list(adapters) if adapters is not None else [None] * len(chats)
+        if len(refs) != len(chats):
+            raise ValueError(f"{len(chats)} chats but {len(refs)} adapters")
         result = np.zeros((len(chats), len(choices)), dtype=np.float64)
         for row, chat in enumerate(chats):
             prompt = encode(self.render(chat), add_special_tokens=False)["input_ids"]
-            # The base model's likelihoods, whatever adapters other requests loaded.
-            with torch.inference_mode(), self.adapters.base_only() as model:
+            # This row's adapter (or none), whatever adapters other requests loaded; its
+            # one ref applies to the choices' rows too.
+            with torch.inference_mode(), self.adapters.applied([refs[row]]) as (model, routing):
+                if routing:  # PEFT routes by name per row: one per choice row as well
+                    raise ValueError(
+                        'choice scoring with adapters needs adapter_mixing = "gathered"'
+                    )
                 head = model(
                     input_ids=torch.tensor([prompt], device=self.device),
                     use_cache=True,
@@ -264,13 +270,26 @@ def _decoding_options(config: GenerationConfig) -> dict[str, Any]:
     return options
 
 
-def load_text_model(spec: str | None = None, config: Config | None = None) -> TextModel:
+# Settings of a local text model's table (``text_model = {provider, settings}``).
+TEXT_MODEL_OPTIONS = ("batch_size", "max_adapters", "adapter_mixing")
+
+
+def load_text_model(
+    spec: str | None = None, config: Config | None = None, **options: Any
+) -> TextModel:
     """A text model from a spec: "smollm2" (bundled default), a folder, a .gguf file,
-    a Hugging Face id, or "openai:MODEL@BASE_URL" for an OpenAI-compatible server."""
+    a Hugging Face id, or "openai:MODEL@BASE_URL" for an OpenAI-compatible server.
+    ``options``: settings of a local model (``TEXT_MODEL_OPTIONS``)."""
     config = config or Config()
     spec = spec or (config.text_model if isinstance(config.text_model, str) else None)
     if spec is None:
         raise ValueError("load_text_model needs a spec string; build tables with pgen.factory")
+    unknown = sorted(set(options) - set(TEXT_MODEL_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"text_model settings: unknown {', '.join(unknown)} "
+            f"(a local model takes path, {', '.join(TEXT_MODEL_OPTIONS)})"
+        )
     if spec.startswith("openai:"):
         model, sep, base_url = spec.removeprefix("openai:").partition("@")
         if not sep or not model or not base_url:
@@ -279,13 +298,15 @@ def load_text_model(spec: str | None = None, config: Config | None = None) -> Te
     config.apply_threads()
     if spec == DEFAULT_TEXT_MODEL:
         path = converted_gguf(bundled_smollm2(), config.model_cache)
-        return TransformersTextModel(str(path), name="SmolLM2-135M-Instruct", device=config.device)
+        return TransformersTextModel(
+            str(path), name="SmolLM2-135M-Instruct", device=config.device, **options
+        )
     local = Path(spec).expanduser()
     if local.suffix == ".gguf":
         if not local.is_file():
             raise FileNotFoundError(f"no GGUF file at {local}")
         path = converted_gguf(local, config.model_cache)
-        return TransformersTextModel(str(path), name=local.name, device=config.device)
+        return TransformersTextModel(str(path), name=local.name, device=config.device, **options)
     # A local folder, or a Hub id (fetched by transformers when the Hub is reachable).
     target = str(local) if local.exists() else spec
-    return TransformersTextModel(target, name=spec, device=config.device)
+    return TransformersTextModel(target, name=spec, device=config.device, **options)
