@@ -1,6 +1,7 @@
 """Many users' LoRA adapters in one batch: throughput and latency of pgen's mixed-adapter
-batches against per-request adapter switching and merging per request, on the real
-default text model (SmolLM2-135M-Instruct), all measured in one run.
+batches (gathered per row, pgen's default, and PEFT's ``adapter_names``) against
+per-request adapter switching and merging per request (PEFT), on the real default text
+model (SmolLM2-135M-Instruct), all measured in one run.
 
 N rank-8 q/v adapters with random weights (cost does not depend on trained values; random
 B matrices make each adapter change the output, as trained ones do) are saved as PEFT
@@ -112,15 +113,6 @@ def one_by_one(
     return latencies
 
 
-def adapter_mb(model: TransformersTextModel) -> float:
-    """Memory of the LoRA weights loaded into the model (RSS is too coarse for it)."""
-    peft = model.adapters.peft
-    if peft is None:
-        return 0.0
-    tensors = [p for n, p in peft.named_parameters() if "lora_" in n]
-    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
-
-
 def best(repeats: int, run: Callable[..., list[float]], *args: Any) -> list[float]:
     """The fastest of ``repeats`` runs: other load on a shared machine only slows a run."""
     return min((run(*args) for _ in range(repeats)), key=lambda latencies: latencies[-1])
@@ -152,48 +144,59 @@ def main() -> None:
         all_refs = make_adapters(loaded, max(args.adapters), Path(scratch))
         rows = []
         for count in args.adapters:
-            model = TransformersTextModel(
-                loaded.path,
-                name=loaded.name,
-                batch_size=args.batch_size,
-                max_adapters=max(count, args.batch_size),
-            )
-            started = time.perf_counter()
-            with model.adapters.lock:
-                for ref in all_refs[:count]:
-                    model.adapters.slot_names([ref])
-            load = (time.perf_counter() - started) / count
-            memory = adapter_mb(model)
+            models = {
+                mixing: TransformersTextModel(
+                    loaded.path,
+                    name=loaded.name,
+                    batch_size=args.batch_size,
+                    max_adapters=max(count, args.batch_size),
+                    adapter_mixing=mixing,
+                )
+                for mixing in ("gathered", "peft")
+            }
+            model, peft = models["gathered"], models["peft"]
+            load = {}
+            for mixing, each in models.items():
+                started = time.perf_counter()
+                with each.adapters.lock:
+                    for ref in all_refs[:count]:
+                        each.adapters.slot_names([ref])
+                load[mixing] = (time.perf_counter() - started) / count
+            memory = model.adapters.megabytes  # RSS is too coarse for it
             for kind in ("uniform", "zipf", "distinct"):
                 if kind == "distinct" and count < min(args.requests, args.batch_size):
                     continue
                 if kind == "zipf" and count == 1:
                     continue  # one adapter: every draw is the same
                 refs = [all_refs[i] for i in draw(kind, len(chats), count, rng)]
-                # The base right before the mixed run: the ratio holds under the same load.
+                # The base right before the mixed runs: the ratio holds under the same load.
                 base_lat = best(args.repeats, mixed, model, chats, [None] * len(chats), gen)
                 base_rps = len(chats) / base_lat[-1]
-                lat = {"mixed": best(args.repeats, mixed, model, chats, refs, gen)}
+                lat = {
+                    "mixed": best(args.repeats, mixed, model, chats, refs, gen),
+                    "peft": best(args.repeats, mixed, peft, chats, refs, gen),
+                }
                 if not args.no_single:
-                    lat["switch"] = one_by_one(model, chats, refs, gen, merge=False)
-                    lat["merge"] = one_by_one(model, chats, refs, gen, merge=True)
+                    lat["switch"] = one_by_one(peft, chats, refs, gen, merge=False)
+                    lat["merge"] = one_by_one(peft, chats, refs, gen, merge=True)
                 rps = {mode: len(chats) / values[-1] for mode, values in lat.items()}
                 p95 = {mode: float(np.percentile(values, 95)) for mode, values in lat.items()}
                 rows.append((count, kind, base_rps, rps, p95, load, memory))
     print(
-        "| adapters | draw | base req/s | mixed req/s | mixed / base | mixed / switch | "
-        "mixed / merge | p95 mixed s | p95 switch s | p95 merge s | load s/adapter | "
-        "adapter MB |"
+        "| adapters | draw | base req/s | gathered req/s | gathered / base | PEFT mixed / base "
+        "| gathered / switch | gathered / merge | p95 gathered s | p95 PEFT mixed s | "
+        "p95 switch s | load s/adapter gathered / PEFT | adapter MB |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for count, kind, base_rps, rps, p95, load, memory in rows:
         switch = f"{rps['mixed'] / rps['switch']:.1f}x" if "switch" in rps else "-"
         merge = f"{rps['mixed'] / rps['merge']:.1f}x" if "merge" in rps else "-"
         print(
             f"| {count} | {kind} | {base_rps:.2f} | {rps['mixed']:.2f} | "
-            f"{rps['mixed'] / base_rps:.0%} | {switch} | {merge} | {p95['mixed']:.2f} | "
-            f"{p95.get('switch', float('nan')):.2f} | {p95.get('merge', float('nan')):.2f} | "
-            f"{load:.3f} | {memory:.1f} |"
+            f"{rps['mixed'] / base_rps:.0%} | {rps['peft'] / base_rps:.0%} | {switch} | "
+            f"{merge} | {p95['mixed']:.2f} | {p95['peft']:.2f} | "
+            f"{p95.get('switch', float('nan')):.2f} | "
+            f"{load['gathered']:.3f} / {load['peft']:.3f} | {memory:.1f} |"
         )
 
 
