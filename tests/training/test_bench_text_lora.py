@@ -23,4 +23,10 @@ def test_bench_text_trains_one_lora_per_user(tiny_llama: Path, tmp_path: Path) -
     assert set(results["scores"]["systems"]) >= {"lora", "lora+rag"}
     choice = [*argv, "--answers", "choice"]
     choice[choice.index(str(out))] = str(tmp_path / "choice")
-    assert main(choice) == 1  # choice scores on the base model: refused, not silently wrong
+    assert main(choice) == 0  # choice scores go through each user's adapter
+    rows = [json.loads(line) for line in (tmp_path / "choice" / "cache.jsonl").open()]
+    scores = {(r["setting"], r["id"]): r["label_logprobs"] for r in rows}
+    examples = {example for setting, example in scores if setting == "none"}
+    assert examples and all(
+        scores[("lora", e)] != scores[("none", e)] for e in examples
+    )  # the adapter changed every question's label scores, not the base model's

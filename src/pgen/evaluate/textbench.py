@@ -99,10 +99,10 @@ def answer(
             f"model); {model.name} cannot"
         )
     prepared = engine.prepare(requests, plan.generation())
-    if any(p.adapter for p in prepared):  # choice_logprobs scores on the base model only
-        raise ValueError(f"--answers {plan.answers} cannot apply users' adapters: generate")
     labels = list(data.spec.labels)
-    scores = model.choice_logprobs([p.chat or [] for p in prepared], labels)
+    chats = [p.chat or [] for p in prepared]
+    # Each row scored through its user's adapter (lora, lora+rag, dpo), else the base.
+    scores = model.choice_logprobs(chats, labels, [p.adapter for p in prepared])
     return [
         (labels[int(np.argmax(row))], p.provenance.documents, [float(x) for x in row])
         for row, p in zip(scores, prepared, strict=True)
