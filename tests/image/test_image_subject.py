@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from safetensors.torch import load_file
 from pgen.context import Subject, User
 from pgen.context.store import SQLiteStore
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
+from pgen.personalize.base import image_tools
 from pgen.personalize.subject import (
     IPAdapterSpec,
     generate_subject,
@@ -23,6 +25,8 @@ from pgen.personalize.subject import (
     train_subject,
     trained,
 )
+from pgen.training.registry import TrainRequest, get_trainer, stoppable
+from pgen.training.stopping import TrainingCancelled
 from pgen.training.subject_artifacts import SubjectTrainingConfig, read_metadata
 
 FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
@@ -285,3 +289,33 @@ def test_half_precision_model_trains_float32_artifacts(store: SQLiteStore, tiny_
     assert half.pipe.text_encoder.dtype == torch.bfloat16
     out = generate_subject(store, "ana", "rex", half, FAST, method="dreambooth-lora")
     assert out.images[0].size == (32, 32)
+
+
+@pytest.mark.parametrize("method", ["dreambooth-lora", "textual-inversion"])
+def test_a_cancelled_subject_training_stops_between_steps_and_saves_nothing(
+    model: DiffusersImageModel, store: SQLiteStore, method: str
+) -> None:
+    """What a service job's cancel does to a subject run: asked before every step, it
+    stops at the first yes, leaves no artifact and the shared model as it was."""
+    vocabulary = len(model.pipe.tokenizer)
+    asked: list[int] = []
+
+    def stop_after_two_steps() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    trainer = get_trainer(method)
+    assert stoppable(trainer)
+    request = TrainRequest("ana", method, subject="rex", settings=TRAIN, steps=50)
+    with pytest.raises(TrainingCancelled):
+        trainer.train(
+            replace(request, should_stop=stop_after_two_steps),
+            image_tools(store, model),
+        )
+    assert len(asked) == 3  # two steps ran, the third was refused: not all 50
+    assert trained(store, "ana", store.subjects("ana")[0]) == {}
+    assert not hasattr(model.pipe.unet, "peft_config")
+    assert len(model.pipe.tokenizer) == vocabulary
+    # Not cancelled, the same request trains its 50 steps (steps override the settings').
+    folder = trainer.train(request, image_tools(store, model))
+    assert len(read_metadata(folder)["losses"]) == 50

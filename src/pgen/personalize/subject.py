@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from pgen.personalize.base import (
     Tools,
     image_tools,
 )
+from pgen.training.stopping import StopCheck
 from pgen.training.subject_artifacts import (
     METADATA_FILE,
     SubjectTrainingConfig,
@@ -34,7 +35,10 @@ if TYPE_CHECKING:
     from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
     from pgen.training.registry import TrainRequest
 
-Trainer = Callable[["DiffusersImageModel", Subject, Path, SubjectTrainingConfig], dict[str, Any]]
+Trainer = Callable[
+    ["DiffusersImageModel", Subject, Path, SubjectTrainingConfig, StopCheck | None],
+    dict[str, Any],
+]
 # Trained methods, best first (the default when a request names none). Their training loops
 # import torch and diffusers, so they load only when a subject is trained (``_trainer``).
 TRAINERS = ("dreambooth-lora", "textual-inversion")
@@ -133,9 +137,12 @@ def train_subject(
     model: DiffusersImageModel,
     method: str,
     config: SubjectTrainingConfig | None = None,
+    should_stop: StopCheck | None = None,
 ) -> Path:
     """Train one of the user's subjects; returns the artifact folder (registered in the store,
-    so ``delete_user`` removes it)."""
+    so ``delete_user`` removes it). ``should_stop`` is asked before every step: when it says
+    so, ``TrainingCancelled`` and no artifact (an earlier run's is gone too: the folder was
+    emptied first, so no half-old, half-new artifact is ever read)."""
     if method not in TRAINERS:
         raise ValueError(f"unknown training method {method!r}; expected one of {sorted(TRAINERS)}")
     subject = find_subject(store, user_id, subject_name)
@@ -145,7 +152,7 @@ def train_subject(
         if stale.is_file():
             stale.unlink()
     try:
-        _trainer(method)(model, subject, folder, config or SubjectTrainingConfig())
+        _trainer(method)(model, subject, folder, config or SubjectTrainingConfig(), should_stop)
     except BaseException:
         # A half-written artifact must not be picked up by generation later.
         (folder / METADATA_FILE).unlink(missing_ok=True)
@@ -279,6 +286,7 @@ class SubjectTrainer:
     """Trains one of the user's subjects with ``method`` (an ``Engine.train`` method)."""
 
     modality: Modality = "image"
+    stoppable = True
 
     def __init__(self, method: str) -> None:
         self.method = method
@@ -289,6 +297,14 @@ class SubjectTrainer:
         settings = request.settings or SubjectTrainingConfig()
         if not isinstance(settings, SubjectTrainingConfig):
             raise TypeError(f"{self.method} takes SubjectTrainingConfig settings")
+        if request.steps is not None:
+            settings = replace(settings, steps=request.steps)
         return train_subject(
-            tools.store, request.user_id, request.subject, tools.image_model, self.method, settings
+            tools.store,
+            request.user_id,
+            request.subject,
+            tools.image_model,
+            self.method,
+            settings,
+            request.should_stop,
         )

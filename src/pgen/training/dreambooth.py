@@ -25,6 +25,7 @@ from pgen.training.diffusion import (
     repeat_rows,
     to_pixels,
 )
+from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.subject_artifacts import (
     SubjectTrainingConfig,
     TrainedSubject,
@@ -73,9 +74,14 @@ def class_images(
 
 
 def train_dreambooth_lora(
-    model: DiffusersImageModel, subject: Subject, folder: Path, config: SubjectTrainingConfig
+    model: DiffusersImageModel,
+    subject: Subject,
+    folder: Path,
+    config: SubjectTrainingConfig,
+    should_stop: StopCheck | None = None,
 ) -> dict[str, Any]:
-    """Train, save LoRA weights and metadata into ``folder``; the model is left unchanged."""
+    """Train, save LoRA weights and metadata into ``folder``; the model is left unchanged.
+    ``should_stop`` is asked before every step (``TrainingCancelled``: nothing saved)."""
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
@@ -117,6 +123,7 @@ def train_dreambooth_lora(
         losses = []
         unet.train()
         for _ in range(config.steps):
+            stop_if_asked(should_stop)
             pick = torch.randint(len(instance), (config.batch_size,), generator=generator)
             latents = instance[pick]
             rows = [(instance_cond, config.batch_size)]

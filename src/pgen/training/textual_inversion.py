@@ -22,6 +22,7 @@ from pgen.training.diffusion import (
     to_pixels,
     tokenize,
 )
+from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.subject_artifacts import (
     SubjectTrainingConfig,
     TrainedSubject,
@@ -46,9 +47,14 @@ def default_token(subject: Subject) -> str:
 
 
 def train_textual_inversion(
-    model: DiffusersImageModel, subject: Subject, folder: Path, config: SubjectTrainingConfig
+    model: DiffusersImageModel,
+    subject: Subject,
+    folder: Path,
+    config: SubjectTrainingConfig,
+    should_stop: StopCheck | None = None,
 ) -> dict[str, Any]:
-    """Learn the token's embedding and save it into ``folder``; the model is left unchanged."""
+    """Learn the token's embedding and save it into ``folder``; the model is left unchanged.
+    ``should_stop`` is asked before every step (``TrainingCancelled``: nothing saved)."""
     from safetensors.torch import save_file
 
     check_trainable(model, METHOD)
@@ -79,6 +85,7 @@ def train_textual_inversion(
         others = torch.arange(len(tokenizer), device=weight.device) != token_id
         losses = []
         for _ in range(config.steps):
+            stop_if_asked(should_stop)
             pick = torch.randint(len(latents), (config.batch_size,), generator=generator)
             chosen = torch.randint(len(TEMPLATES), (config.batch_size,), generator=generator)
             prompts = [TEMPLATES[int(i)].format(token) for i in chosen]
