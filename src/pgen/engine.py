@@ -408,6 +408,10 @@ class Engine:
         if request.steps is not None and not stoppable(trainer):
             raise ValueError(f"{request.method} takes no steps setting (its settings do)")
         self.store.user(request.user_id)  # fails with the user named before any model loads
+        from pgen.training.cohorts import resolve_cohort
+
+        # ``similar:K``: the K nearest profiles with preference pairs (the embedder loads here).
+        request = resolve_cohort(self.store, request, self._embedder)
         for member in request.cohort:
             self.store.user(member)
         started = time.perf_counter()

@@ -5,20 +5,33 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from pgen.context import Feedback
 from pgen.context.artifacts import read_meta
 from pgen.context.store import SQLiteStore
+from pgen.engine import Engine
 from pgen.models.base import GenerationConfig
+from pgen.models.embedding import SentenceEmbedder
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import Request, get_strategy
-from pgen.training.dpo import DpoSettings, FeedbackError, feedback_pairs, train_user_dpo
+from pgen.training.cohorts import profile_texts, similar_users
+from pgen.training.dpo import (
+    DpoSettings,
+    FeedbackError,
+    feedback_fingerprint,
+    feedback_pairs,
+    pairs_fingerprint,
+    train_user_dpo,
+)
+from pgen.training.registry import TrainRequest
 from pgen.training.text_lora import train_user_lora
 
 from .conftest import TINY_LORA, documents
 from .test_text_lora import tools
+from .test_train_cli import run
 
 TOPICS = ["battery", "screen", "sound", "price", "case", "charger", "cable", "box", "app", "fan"]
 TINY_DPO = DpoSettings(
@@ -114,3 +127,116 @@ def test_bad_feedback_is_a_clear_error_and_writes_nothing(
     ):
         train_user_dpo(store, "ann", model, TINY_DPO)
     assert store.artifacts("ann") == {}
+
+
+@pytest.fixture(scope="module")
+def minilm() -> SentenceEmbedder:
+    return SentenceEmbedder()  # the bundled all-MiniLM-L6-v2, the configured default
+
+
+def cohort_store(store: SQLiteStore) -> None:
+    """ann has two pairs and writes about phone batteries; bob writes about batteries too,
+    cy about cooking; dee has no documents (profiled by their pairs: batteries); eve writes
+    about batteries but has no feedback (nothing to pool: never picked)."""
+    store.add(documents("ann", "my phone battery drains fast", "the charger heats the battery"))
+    store.add(documents("bob", "battery life of this phone is short", "charging the battery"))
+    store.add(documents("cy", "a recipe for tomato soup", "baking bread with rye flour"))
+    store.add(documents("eve", "phone battery and charger review", "battery drains quickly"))
+    cooking = [
+        Feedback(
+            user_id="cy",
+            feedback_id=f"cy-f{i}",
+            prompt=f"how do I cook {dish}?",
+            chosen=f"slowly, the {dish} needs time",
+            rejected=f"just burn the {dish}",
+        )
+        for i, dish in enumerate(["soup", "bread", "rice", "stew", "pasta", "beans"])
+    ]
+    store.add(pairs("ann", 2) + pairs("bob", 6) + pairs("dee", 4) + cooking)
+
+
+def test_similar_profiles_pick_the_users_on_the_same_topic(
+    store: SQLiteStore, minilm: SentenceEmbedder
+) -> None:
+    cohort_store(store)
+    for embedder in (minilm, None):  # the configured embedder, and TF-IDF without one
+        picked = similar_users(store, "ann", 2, embedder)
+        assert [u for u, _ in picked][:1] == ["bob"], embedder
+        assert "eve" not in dict(similar_users(store, "ann", 5, embedder))
+        assert picked[0][1] > dict(similar_users(store, "ann", 5, embedder))["cy"]
+    assert profile_texts(store, "dee")[0] == "what about the battery?\ngreat battery, great"
+
+
+def test_similar_cohort_through_the_engine_records_who_and_how_near(
+    store: SQLiteStore, model: TransformersTextModel, minilm: SentenceEmbedder
+) -> None:
+    cohort_store(store)
+    engine = Engine(store, model, minilm)
+    with pytest.raises(ValueError, match=r"2 preference pairs.*--cohort similar:K"):
+        engine.train(TrainRequest("ann", "dpo", settings=TINY_DPO))
+    settings = replace(TINY_DPO, max_steps=1)
+    result = engine.train(TrainRequest("ann", "dpo", cohort=("similar:1",), settings=settings))
+    meta = result.meta
+    assert meta["cohort"] == ["bob"] and meta["cohort_by"] == "similar"
+    assert list(meta["cohort_similarity"]) == ["bob"] and 0 < meta["cohort_similarity"]["bob"] <= 1
+    assert meta["cohort_space"] == minilm.model_id
+    assert meta["cohort_pairs"] == 6 and meta["train_pairs"] == 8
+    # Only the pooled user's pairs entered ann's adapter: bob's, never cy's or dee's.
+    saved = read_meta(result.artifact)
+    assert saved is not None
+    own_and_bob = feedback_pairs(store, "ann") + feedback_pairs(store, "bob")
+    assert saved.fingerprint == pairs_fingerprint(own_and_bob)
+    assert feedback_fingerprint(store, "ann", saved) == saved.fingerprint
+    # A named cohort stays named.
+    named = engine.train(TrainRequest("ann", "dpo", cohort=("cy",), settings=settings)).meta
+    assert named["cohort"] == ["cy"] and named["cohort_by"] == "named"
+    assert "cohort_similarity" not in named
+
+
+@pytest.mark.parametrize(
+    ("cohort", "message"),
+    [
+        ("similar:x", "--cohort similar:x: K must be a positive whole number"),
+        ("similar:0", "--cohort similar:0: K must be a positive whole number"),
+        ("bob,similar:2", "name no users beside it"),
+    ],
+)
+def test_bad_similar_cohort_is_a_one_line_error(
+    tmp_path: Path,
+    tiny_llama: Path,
+    capsys: pytest.CaptureFixture[str],
+    cohort: str,
+    message: str,
+) -> None:
+    with SQLiteStore(tmp_path / "pgen.sqlite") as opened:
+        cohort_store(opened)
+    argv = ["train", "--user", "ann", "--method", "dpo", "--cohort", cohort]
+    assert run(tmp_path, tiny_llama, *argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_train_cli_says_who_was_pooled(
+    tmp_path: Path, tiny_llama: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with SQLiteStore(tmp_path / "pgen.sqlite") as opened:
+        cohort_store(opened)
+    argv = [
+        "train",
+        "--user",
+        "ann",
+        "--method",
+        "dpo",
+        "--cohort",
+        "similar:1",
+        "--max-steps",
+        "1",
+    ]
+    assert run(tmp_path, tiny_llama, *argv) == 0
+    out = capsys.readouterr().out
+    assert "pooled 6 pairs of the 1 most similar profiles (cosine, all-MiniLM-L6-v2" in out
+    assert "bob (0." in out
+    with SQLiteStore(tmp_path / "pgen.sqlite") as opened:
+        folder = opened.artifacts("ann")[("dpo", "default")]
+        saved = read_meta(folder)
+    assert saved is not None and saved.extra["cohort"] == ["bob"]

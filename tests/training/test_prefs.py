@@ -11,7 +11,14 @@ import pytest
 
 from pgen.cli import main
 from pgen.models.text import TransformersTextModel
-from pgen.training.prefs import PrefsConfig, load_pairs, report, run_prefs, split_users
+from pgen.training.prefs import (
+    PrefsConfig,
+    load_pairs,
+    report,
+    run_prefs,
+    similar_cohorts,
+    split_users,
+)
 
 from .test_dpo import TINY_DPO
 
@@ -71,11 +78,58 @@ def test_every_method_scores_every_test_pair(tmp_path: Path, model: Transformers
     for train, test in splits.values():
         assert len(train) == 3 and len(test) == 2 and not set(train) & set(test)
     result = run_prefs(model, path, config)
-    for method in ("base", "user", "cohort", "global"):
+    for method in ("longer", "base", "user", "cohort", "cohort-similar", "global"):
         assert {u: len(c) for u, c in result["correct"][method].items()} == {"w1": 2, "w2": 2}
+    # Every chosen summary here is the longer one ("great battery i" vs "poor screen i").
+    assert result["correct"]["longer"] == {"w1": [1.0, 1.0], "w2": [1.0, 1.0]}
     assert len(result["seconds"]["user"]) == 2 and len(result["seconds"]["global"]) == 1
+    assert result["cohorts"]["w1"]["cohort"] == ["w2"]
+    assert [u for u, _ in result["cohorts"]["w1"]["cohort-similar"]] == ["w2"]
     text = report(result, "tiny")
     assert "| user | " in text and "vs global" in text and "s of training per adapter" in text
+    assert "| longer | " in text and "| cohort-similar | " in text and "similar w2 (" in text
+
+
+def test_cohort_similar_profiles_come_from_train_pairs_only(tmp_path: Path) -> None:
+    """w1 and w2 write about batteries, w3 about gardens in its train pairs but about
+    batteries in its test pairs: those must not bring w3 nearer to w1."""
+    config = PrefsConfig(users=3, train_pairs=4, test_pairs=2)
+
+    def rows(w3_test: set[str]) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for worker in ("w1", "w2", "w3"):
+            for i in range(6):
+                battery = worker != "w3" or f"{i + 1}" in w3_test
+                post, summary = (
+                    ("my battery charge died", "battery charge died")
+                    if battery
+                    else ("my garden tomatoes", "tomatoes grew tall")
+                )
+                out.append(
+                    {
+                        "info": {"post": post},
+                        "summaries": [{"text": summary}, {"text": "no"}],
+                        "choice": 0,
+                        "worker": worker,
+                    }
+                )
+        return out
+
+    path = tmp_path / "comparisons-topics.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows(set())) + "\n")
+    # The split depends on the pair count only: the same lines are w3's test pairs after
+    # they are rewritten to be about batteries.
+    test_lines = {p.feedback[0] for p in split_users(load_pairs(path, 1200), config)["w3"][1]}
+    w3_test = {str(int(line) - 12) for line in test_lines}  # w3's rows follow 12 others
+    path.write_text("\n".join(json.dumps(r) for r in rows(w3_test)) + "\n")
+    splits = split_users(load_pairs(path, 1200), config)
+    assert all("battery" in p.chosen for p in splits["w3"][1])
+    assert not any("battery" in p.chosen for p in splits["w3"][0])
+    near = dict(similar_cohorts(splits, 2, None)["w1"])
+    assert list(near) == ["w2", "w3"] and near["w2"] > 0.99
+    # Had the test pairs entered the profiles, w3 would be nearer to w1 than it is.
+    leaky = {u: (train + test, test) for u, (train, test) in splits.items()}
+    assert dict(similar_cohorts(leaky, 2, None)["w1"])["w3"] > near["w3"] + 0.1
 
 
 def test_bench_prefs_command_needs_data(capsys: pytest.CaptureFixture[str]) -> None:

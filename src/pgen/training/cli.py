@@ -53,16 +53,24 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def cmd_train(args: argparse.Namespace, config: Config) -> None:
     from pgen.engine import Engine
+    from pgen.training.cohorts import similar_k
     from pgen.training.registry import TrainRequest
 
-    cohort = tuple(u for u in (args.cohort or "").split(",") if u)
+    cohort = tuple(u.strip() for u in (args.cohort or "").split(",") if u.strip())
+    similar_k(cohort)  # a bad similar:K fails here, before any model loads
     request = TrainRequest(args.user, args.method, cohort=cohort, settings=_settings(args))
     with Engine.open(config) as engine:
         result = engine.train(request)
     meta = result.meta
     print(f"trained {args.method} for user {args.user!r} in {result.seconds:.1f} s")
     if args.method == "dpo":
-        if meta.get("cohort"):
+        if meta.get("cohort_by") == "similar":
+            near = ", ".join(f"{u} ({s:.2f})" for u, s in meta["cohort_similarity"].items())
+            print(
+                f"pooled {meta['cohort_pairs']} pairs of the {len(meta['cohort'])} most similar "
+                f"profiles (cosine, {meta['cohort_space']}): {near}"
+            )
+        elif meta.get("cohort"):
             print(f"pooled {meta['cohort_pairs']} pairs of the cohort: {', '.join(meta['cohort'])}")
         before, after = meta.get("before", {}), meta.get("after", {})
         print(
@@ -77,7 +85,7 @@ def cmd_train(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_bench_prefs(args: argparse.Namespace, config: Config) -> None:
-    from pgen.factory import build_text_model
+    from pgen.factory import build_embedder, build_text_model
     from pgen.training.dpo import DpoSettings
     from pgen.training.prefs import PrefsConfig, report, run_prefs
 
@@ -86,12 +94,14 @@ def cmd_bench_prefs(args: argparse.Namespace, config: Config) -> None:
         train_pairs=args.train_pairs,
         test_pairs=args.test_pairs,
         cohort=args.cohort_size,
+        max_prompt_chars=args.max_prompt_chars,
         seed=args.seed,
         dpo=DpoSettings(epochs=args.epochs, beta=args.beta, learning_rate=args.lr or 2e-4),
     )
     config.apply_threads()
     model = build_text_model(config)
-    result = run_prefs(model, args.data, settings)
+    embedder = build_embedder(config) if args.similarity == "embedder" else None
+    result = run_prefs(model, args.data, settings, embedder)
     print(report(result, f"{args.data.name}, {model.name}"))
     if args.out:
         args.out.write_text(json.dumps({"settings": repr(settings), **result}, indent=1))
@@ -107,6 +117,15 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--train-pairs", type=int, default=12, help="per user, at most")
     p.add_argument("--test-pairs", type=int, default=8, help="per user")
     p.add_argument("--cohort-size", type=int, default=1, help="other users pooled for cohort")
+    p.add_argument(
+        "--similarity",
+        choices=("embedder", "tfidf"),
+        default="embedder",
+        help="cohort-similar's space: the configured embedder or TF-IDF",
+    )
+    p.add_argument(
+        "--max-prompt-chars", type=positive, default=1200, help="cut longer prompts (TL;DR posts)"
+    )
     p.add_argument("--epochs", type=positive, default=2, help="DPO epochs per user")
     p.add_argument("--beta", type=float, default=0.1, help="DPO beta (KL strength)")
     p.add_argument("--lr", type=float, help="learning rate (default: 2e-4)")
@@ -120,7 +139,9 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--task", help="example template (LaMP_2, amazon_rating...; default: plain)")
     p.add_argument("--from-task", action="store_true", help="start from the task-lora adapter")
     p.add_argument(
-        "--cohort", help="comma-separated users: task-lora trains over them, dpo pools their pairs"
+        "--cohort",
+        help="comma-separated users: task-lora trains over them, dpo pools their pairs; "
+        "dpo also takes similar:K (the K users with the most similar profiles)",
     )
     p.add_argument("--rank", type=positive, default=8, help="LoRA rank r")
     p.add_argument("--alpha", type=positive, default=8, help="LoRA alpha")

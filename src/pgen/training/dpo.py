@@ -66,6 +66,7 @@ class DpoSettings:
     # Set when the cohort was chosen by profile similarity (``cohorts.similar_users``):
     # each member's cosine to the user, in cohort order; recorded in the adapter's metadata.
     cohort_similarity: tuple[float, ...] = ()
+    cohort_space: str = ""  # the embedder's model id (or "tf-idf") the similarities are in
     lora: LoraSettings = field(default_factory=LoraSettings)  # a fresh adapter's shape
     progress: bool = True
     measure: bool = True  # preference accuracy before and after (benchmarks measure their own)
@@ -74,6 +75,7 @@ class DpoSettings:
         values = asdict(self)
         values["cohort"] = list(self.cohort)
         values.pop("cohort_similarity")  # provenance, kept in the metadata's extra
+        values.pop("cohort_space")
         values["lora"] = self.lora.as_dict()
         values.pop("progress")
         values.pop("measure")
@@ -238,7 +240,8 @@ def train_user_dpo(
     if len(train) < settings.min_pairs:
         raise ValueError(
             f"user {user_id!r} has {len(own)} preference pairs ({len(pooled)} from the cohort): "
-            f"DPO needs at least {settings.min_pairs} to train on; pool a cohort's with --cohort"
+            f"DPO needs at least {settings.min_pairs} to train on; pool other users' pairs with "
+            "--cohort USER,... or --cohort similar:K (the K most similar profiles)"
         )
     start = _usable_lora(store, user_id, text_model)
     began = time.perf_counter()
@@ -324,7 +327,11 @@ def _cohort_choice(settings: DpoSettings, user_id: str) -> dict[str, Any]:
         raise ValueError("cohort_similarity needs one similarity per cohort member")
     similarity = dict(zip(settings.cohort, settings.cohort_similarity, strict=True))
     similarity.pop(user_id, None)
-    return {"cohort_by": "similar profiles", "cohort_similarity": similarity}
+    return {
+        "cohort_by": "similar",
+        "cohort_similarity": similarity,
+        "cohort_space": settings.cohort_space,
+    }
 
 
 def _usable_lora(store: ContextStore, user_id: str, text_model: TextModel) -> Path | None:

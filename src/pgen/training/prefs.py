@@ -6,9 +6,13 @@ Real per-user preference pairs: the TL;DR comparisons (``comparisons-*.jsonl``: 
 a seeded split into train and test pairs (the data carry no dates). On each user's test
 pairs, preference accuracy of:
 
+* ``longer``: prefer the longer reply (no model; TL;DR labelers are known to like longer
+  summaries, so it is the honest floor to beat; a tie counts half);
 * ``base``: the base model ranks the pair by mean per-token log-likelihood;
 * ``user``: DPO on the user's own train pairs (implicit reward margin > 0);
 * ``cohort``: DPO on the user's pairs and those of ``cohort`` other users (seeded);
+* ``cohort-similar``: the same with the ``cohort`` other users whose train pairs (prompt
+  and chosen reply: never a test pair) are most similar to the user's (``cohorts``);
 * ``global``: one DPO over every user's train pairs, the same adapter for all.
 
 Training goes through ``train_user_dpo`` on a scratch store (train pairs only: test pairs
@@ -31,11 +35,12 @@ import numpy as np
 from pgen.context.base import ContextStore
 from pgen.context.records import Feedback
 from pgen.factory import store_at
-from pgen.models.base import TextModel
+from pgen.models.base import Embedder, TextModel
+from pgen.training.cohorts import TFIDF, pair_texts, rank_profiles
 from pgen.training.dpo import DpoSettings, Pair, completion_logps, train_user_dpo
 from pgen.training.text_lora import fresh_base
 
-METHODS = ("base", "user", "cohort", "global")
+METHODS = ("longer", "base", "user", "cohort", "cohort-similar", "global")
 
 
 @dataclass(frozen=True)
@@ -130,8 +135,30 @@ def _correct(model: TextModel, adapter: Path | None, pairs: list[Pair], beta: fl
     return [float(m > 0) for m in margins.tolist()]
 
 
-def run_prefs(model: TextModel, path: Path, config: PrefsConfig) -> dict[str, Any]:
-    """Per-user test-pair correctness of every method, and training seconds per user."""
+def _longer(pairs: list[Pair]) -> list[float]:
+    """1.0 when the chosen reply is the longer one, 0.0 when the shorter, 0.5 on a tie."""
+    return [(float(np.sign(len(p.chosen) - len(p.rejected))) + 1) / 2 for p in pairs]
+
+
+def similar_cohorts(
+    splits: dict[str, tuple[list[Pair], list[Pair]]], k: int, embedder: Embedder | None
+) -> dict[str, list[tuple[str, float]]]:
+    """Per user, the ``k`` other users nearest by profile, with their cosine. Profiles are
+    the train pairs' prompts and chosen replies only: a test pair never decides who is
+    pooled (it would leak the user's test taste into their cohort)."""
+    profiles = {u: pair_texts(train) for u, (train, _) in splits.items()}
+    return {
+        user: rank_profiles(texts, {u: t for u, t in profiles.items() if u != user}, k, embedder)
+        for user, texts in profiles.items()
+    }
+
+
+def run_prefs(
+    model: TextModel, path: Path, config: PrefsConfig, embedder: Embedder | None = None
+) -> dict[str, Any]:
+    """Per-user test-pair correctness of every method, the cohorts each user got, and
+    training seconds per adapter. ``embedder``: the space of ``cohort-similar`` (None:
+    TF-IDF)."""
     from pgen.context.artifacts import read_meta
 
     splits = split_users(load_pairs(path, config.max_prompt_chars), config)
@@ -139,22 +166,29 @@ def run_prefs(model: TextModel, path: Path, config: PrefsConfig) -> dict[str, An
         raise ValueError(f"{path}: a per-user comparison needs at least two users")
     users = list(splits)
     correct: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
-    seconds: dict[str, list[float]] = {m: [] for m in METHODS if m != "base"}
+    seconds: dict[str, list[float]] = {m: [] for m in METHODS if m not in ("base", "longer")}
+    cohorts: dict[str, dict[str, Any]] = {}
     settings = replace(config.dpo, holdout=0.0, progress=False, min_pairs=1, measure=False)
+    similar = similar_cohorts(splits, config.cohort, embedder)
+    trained: dict[tuple[str, tuple[str, ...]], tuple[Path, float]] = {}
     with tempfile.TemporaryDirectory(prefix="pgen-prefs-") as scratch:
         store = store_at(Path(scratch) / "prefs.sqlite")
         for user in users:
             _store_pairs(store, user, splits[user][0])
 
-        def train(user: str, cohort: tuple[str, ...], method: str) -> Path:
-            folder = train_user_dpo(store, user, model, replace(settings, cohort=cohort))
-            meta = read_meta(folder)
-            seconds[method].append(float(meta.extra["seconds"]) if meta else 0.0)
-            # Copy out: the user's next training replaces their dpo folder.
-            kept = Path(scratch) / method / user
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            folder.replace(kept)
-            return kept
+        def train(user: str, cohort: tuple[str, ...], method: str, **extra: Any) -> Path:
+            key = (user, tuple(sorted(cohort)))
+            if key not in trained:  # the same pairs train the same adapter (seeded): reuse it
+                chosen = replace(settings, cohort=cohort, **extra)
+                folder = train_user_dpo(store, user, model, chosen)
+                meta = read_meta(folder)
+                # Copy out: the user's next training replaces their dpo folder.
+                kept = Path(scratch) / method / user
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                folder.replace(kept)
+                trained[key] = (kept, float(meta.extra["seconds"]) if meta else 0.0)
+            seconds[method].append(trained[key][1])
+            return trained[key][0]
 
         glob = train(users[0], tuple(users[1:]), "global")
         rng = random.Random(config.seed)
@@ -162,17 +196,33 @@ def run_prefs(model: TextModel, path: Path, config: PrefsConfig) -> dict[str, An
             test = splits[user][1]
             others = [u for u in users if u != user]
             cohort = tuple(rng.sample(others, min(config.cohort, len(others))))
+            cohorts[user] = {"cohort": list(cohort), "cohort-similar": similar[user]}
+            correct["longer"][user] = _longer(test)
             correct["base"][user] = _correct(model, None, test, settings.beta)
             correct["user"][user] = _correct(model, train(user, (), "user"), test, settings.beta)
             correct["cohort"][user] = _correct(
                 model, train(user, cohort, "cohort"), test, settings.beta
             )
+            space = embedder.model_id if embedder is not None else TFIDF
+            near = train(
+                user,
+                tuple(u for u, _ in similar[user]),
+                "cohort-similar",
+                cohort_similarity=tuple(s for _, s in similar[user]),
+                cohort_space=space,
+            )
+            correct["cohort-similar"][user] = _correct(model, near, test, settings.beta)
             correct["global"][user] = _correct(model, glob, test, settings.beta)
         store.close()
     return {
         "users": {u: {"train": len(s[0]), "test": len(s[1])} for u, s in splits.items()},
+        "cohorts": cohorts,
         "correct": correct,
         "seconds": seconds,
+        "test_pairs": {
+            u: [{"chosen": p.chosen, "rejected": p.rejected, "feedback": p.feedback} for p in s[1]]
+            for u, s in splits.items()
+        },
     }
 
 
@@ -206,6 +256,9 @@ def report(result: dict[str, Any], title: str) -> str:
         cells = [f"{np.mean(result['correct'][m][user]):.2f}" for m in METHODS]
         lines.append(f"| {user} | {sizes['train']} / {sizes['test']} | " + " | ".join(cells) + " |")
     lines.append("")
+    for user, chosen in result.get("cohorts", {}).items():
+        near = ", ".join(f"{u} ({s:.2f})" for u, s in chosen["cohort-similar"])
+        lines.append(f"- {user}: random cohort {', '.join(chosen['cohort'])}; similar {near}")
     for method, values in result["seconds"].items():
         if values:
             lines.append(
