@@ -177,7 +177,11 @@ def poll(client: httpx.Client, job_id: str, seconds: float = 120) -> dict[str, A
 def test_training_runs_as_a_job_then_recommends(server: Running) -> None:
     with server.client("acme") as client:
         started = client.post("/recommenders/train", json={"model": "pop"})
-        assert started.status_code == 202 and started.json()["status"] in ("queued", "running", "succeeded")
+        assert started.status_code == 202 and started.json()["status"] in (
+            "queued",
+            "running",
+            "succeeded",
+        )
         job = poll(client, started.json()["job_id"])
         assert job["status"] == "succeeded", job
         assert started.json()["job_id"] in [j["job_id"] for j in client.get("/jobs").json()]
