@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,17 @@ from pgen.factory import (
     build_text_model,
     check_components,
 )
-from pgen.models.base import BASE_ADAPTER, Embedder, GenerationConfig, TextModel
+from pgen.models.base import (
+    BASE_ADAPTER,
+    AdapterRef,
+    Chat,
+    Embedder,
+    GenerationConfig,
+    TextModel,
+    TextSink,
+    streams,
+)
+from pgen.models.deltas import ReplyFeed
 from pgen.personalize import (
     ImageRequest,
     Modality,
@@ -263,8 +273,13 @@ class Engine:
         save: bool = True,
         batch_size: int = 16,
         progress: bool = False,
+        sinks: Sequence[TextSink | None] | None = None,
     ) -> list[Generation]:
-        """Outputs for many requests (of many users), the model called in batches."""
+        """Outputs for many requests (of many users), the model called in batches.
+        ``sinks[i]`` (when given) receives request i's text as the model decodes it (all
+        at once from a model that cannot stream), before its output is saved."""
+        if sinks is not None and len(sinks) != len(requests):
+            raise ValueError(f"{len(requests)} requests but {len(sinks)} sinks")
         for request in requests:  # fail before loading any model
             self.strategy(request.strategy)
             check_k(request.k)
@@ -277,7 +292,8 @@ class Engine:
         bar = tqdm(total=len(requests), desc="generating", unit="req", disable=not progress)
         for start in range(0, len(requests), batch_size):
             batch = requests[start : start + batch_size]
-            results += self._generate_batch(batch, settings, save)
+            batch_sinks = None if sinks is None else sinks[start : start + batch_size]
+            results += self._generate_batch(batch, settings, save, batch_sinks)
             bar.update(len(batch))
         bar.close()
         return results
@@ -298,7 +314,11 @@ class Engine:
         return [built_for[i] for i in range(len(requests))]
 
     def _generate_batch(
-        self, requests: list[Request], settings: GenerationConfig, save: bool
+        self,
+        requests: list[Request],
+        settings: GenerationConfig,
+        save: bool,
+        sinks: Sequence[TextSink | None] | None = None,
     ) -> list[Generation]:
         prepared = self.prepare(requests, settings)
         chats = [p.chat for p in prepared if p.chat is not None]
@@ -306,7 +326,7 @@ class Engine:
             raise TypeError("a text strategy prepared no chat")
         adapters = [p.adapter for p in prepared]
         # One batch whatever the users' adapters: the backend applies each to its row only.
-        texts = self.text_model.generate(chats, settings, adapters if any(adapters) else None)
+        texts = self._texts(chats, settings, adapters if any(adapters) else None, sinks)
         results = []
         for request, item, text in zip(requests, prepared, texts, strict=True):
             adapter = item.adapter.name if item.adapter else BASE_ADAPTER
@@ -330,6 +350,26 @@ class Engine:
                 )
             )
         return results
+
+    def _texts(
+        self,
+        chats: list[Chat],
+        settings: GenerationConfig,
+        adapters: list[AdapterRef | None] | None,
+        sinks: Sequence[TextSink | None] | None,
+    ) -> list[str]:
+        """The model's replies; with sinks, each handed on as it is decoded, or whole at
+        the end by a model whose ``generate`` takes no sinks."""
+        model = self.text_model
+        if sinks is None or all(sink is None for sink in sinks):
+            return model.generate(chats, settings, adapters)
+        if streams(model):
+            return model.generate(chats, settings, adapters, sinks=sinks)
+        texts = model.generate(chats, settings, adapters)
+        for sink, text in zip(sinks, texts, strict=True):
+            if sink is not None:
+                ReplyFeed(sink).finish(text)
+        return texts
 
     # -- images -----------------------------------------------------------------------
     def generate_image(

@@ -94,6 +94,7 @@ class ChatServer(ThreadingHTTPServer):
     model: TransformersTextModel
     requests_seen: list[dict]
     fail_with: int | None = None
+    fail_midstream: bool = False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -121,12 +122,40 @@ class Handler(BaseHTTPRequestHandler):
         settings = GenerationConfig(
             max_new_tokens=body["max_tokens"], temperature=body["temperature"]
         )
+        if body.get("stream"):
+            self.stream(chat, settings)
+            return
         text = self.server.model.generate([chat], settings)[0]
         payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]})
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
         self.wfile.write(payload.encode())
+
+    def stream(self, chat: list[Message], settings: GenerationConfig) -> None:
+        """Server-sent events as vLLM sends them: the role, content deltas (here with the
+        whitespace a model writes around its reply), a usage chunk, ``[DONE]``."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+
+        def event(data: object) -> None:
+            self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
+            self.wfile.flush()
+
+        def content(text: str) -> None:
+            event({"choices": [{"index": 0, "delta": {"content": text}}]})
+
+        event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+        self.wfile.write(b": keep-alive\n\n")
+        content("\n ")
+        self.server.model.generate([chat], settings, sinks=[content])
+        content(" \n")
+        if self.server.fail_midstream:
+            event({"error": {"message": "the engine died"}})
+            return
+        event({"choices": [], "usage": {"completion_tokens": 6}})
+        self.wfile.write(b"data: [DONE]\n\n")
 
 
 @pytest.fixture
@@ -150,6 +179,23 @@ def test_http_backend_gets_the_same_answers_as_the_local_model(
     first = server.requests_seen[0]
     assert first["path"] == "/v1/chat/completions"
     assert first["model"] == "tiny" and first["temperature"] == 0.0
+
+
+def test_http_backend_streams_each_reply_as_the_server_sends_it(
+    server: ChatServer, tiny_model: TransformersTextModel
+) -> None:
+    remote = OpenAITextModel(f"http://127.0.0.1:{server.server_address[1]}", "tiny")
+    settings = GenerationConfig(max_new_tokens=6)
+    deltas: list[list[str]] = [[], [], []]
+    sinks = [deltas[0].append, None, deltas[2].append]
+    replies = remote.generate(CHATS, settings, sinks=sinks)
+    assert replies == tiny_model.generate(CHATS, settings)
+    for row in (0, 2):  # the whitespace around the reply is never sent
+        assert "".join(deltas[row]) == replies[row] and len(deltas[row]) > 1
+    assert deltas[1] == [] and sum(bool(r.get("stream")) for r in server.requests_seen) == 2
+    server.fail_midstream = True
+    with pytest.raises(TextModelError, match="the engine died"):
+        remote.generate(CHATS[:1], settings, sinks=[[].append])
 
 
 def test_http_backend_reads_the_context_length_the_server_reports(server: ChatServer) -> None:

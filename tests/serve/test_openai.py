@@ -70,9 +70,12 @@ def test_streaming_sends_the_same_answer_in_pieces(server: Running) -> None:
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices[0].finish_reason == "stop"
-    text = "".join(c.choices[0].delta.content or "" for c in chunks)
-    assert text == whole.choices[0].message.content  # greedy: the same answer
-    assert chunks[-1].model_extra["pgen"]["provenance"]["documents"]  # type: ignore[index]
+    pieces = [c.choices[0].delta.content for c in chunks[1:-1]]
+    assert "".join(p or "" for p in pieces) == whole.choices[0].message.content  # greedy
+    assert len(pieces) > 1  # sent as decoded, piece by piece
+    extension = chunks[-1].model_extra["pgen"]  # type: ignore[index]
+    assert extension["provenance"]["documents"] and extension["output_id"]
+    assert extension["output_id"] != whole.model_extra["pgen"]["output_id"]  # type: ignore[index]
 
 
 def test_errors_come_back_as_openai_errors(server: Running) -> None:
@@ -92,6 +95,39 @@ def test_errors_come_back_as_openai_errors(server: Running) -> None:
         )
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(api_key="wrong", base_url=f"{server.url}/v1", max_retries=0).models.list()
+
+
+def test_a_stream_that_cannot_start_is_refused_with_a_json_error(server: Running) -> None:
+    client = client_for(server)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model="pgen/rag",
+            user="nobody",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+        )
+    headers = {"Authorization": f"Bearer {server.keys['acme']}"}
+    url = f"{server.url}/v1/chat/completions"
+    for user, model, status in [("nobody", "pgen/rag", 404), ("alice", "gpt-4o", 404)]:
+        body = {
+            "model": model,
+            "user": user,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        response = httpx.post(url, json=body, headers=headers, timeout=60)
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["error"]["code"] in {"not_found", "model_not_found"}
+    body = {
+        "model": "pgen/rag",
+        "user": "alice",
+        "stream": True,
+        "retriever": "nope",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    response = httpx.post(url, json=body, headers=headers, timeout=60)
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
 
 
 def test_memory_stores_each_turn_once_when_the_tenant_turns_it_on(server: Running) -> None:

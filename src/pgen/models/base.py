@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 
@@ -98,6 +99,36 @@ class TextModel(Protocol):
     def truncate(self, text: str, max_tokens: int) -> str:
         """The longest prefix of ``text`` that fits in ``max_tokens`` tokens."""
         ...
+
+
+# Receives a reply's text as it is decoded, one delta (the new text) at a time.
+TextSink = Callable[[str], None]
+
+
+class StreamingTextModel(TextModel, Protocol):
+    """A text model whose ``generate`` also hands each reply to a sink while decoding it."""
+
+    def generate(
+        self,
+        chats: list[Chat],
+        config: GenerationConfig | None = None,
+        adapters: Sequence[AdapterRef | None] | None = None,
+        *,
+        sinks: Sequence[TextSink | None] | None = None,
+    ) -> list[str]:
+        """As ``TextModel.generate``; ``sinks[i]`` (when given and not None) receives chat
+        i's reply in deltas, as they are decoded, whose concatenation is exactly the reply
+        returned for chat i."""
+        ...
+
+
+def streams(model: TextModel) -> TypeGuard[StreamingTextModel]:
+    """Whether ``model.generate`` takes ``sinks``. Asked of the signature: every text model
+    has a ``generate``, so an isinstance check of the protocol could not tell them apart."""
+    try:
+        return "sinks" in inspect.signature(model.generate).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, a C extension)
+        return False
 
 
 @runtime_checkable

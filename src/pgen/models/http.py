@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
-from pgen.models.base import AdapterRef, Chat, GenerationConfig
+from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextSink
+from pgen.models.deltas import ReplyFeed
 
 # Without the server's tokenizer, budgets count characters. English averages about four
 # per token; three leaves room for code, numbers and other languages.
@@ -72,18 +74,21 @@ class OpenAITextModel:
     def truncate(self, text: str, max_tokens: int) -> str:
         return text[: max(max_tokens, 0) * CHARS_PER_TOKEN]
 
-    def _complete(self, chat: Chat, config: GenerationConfig, adapter: AdapterRef | None) -> str:
+    def _complete(
+        self,
+        chat: Chat,
+        config: GenerationConfig,
+        adapter: AdapterRef | None,
+        sink: TextSink | None = None,
+    ) -> str:
         messages = [{"role": m.role, "content": m.content} for m in chat]
+        if sink is not None:
+            return self._streamed(messages, config, adapter, ReplyFeed(sink))
         return self.complete_messages(messages, config, adapter)
 
-    def complete_messages(
-        self,
-        messages: list[dict[str, Any]],
-        config: GenerationConfig,
-        adapter: AdapterRef | None = None,
-    ) -> str:
-        """One reply to messages in the API's own form, where content may be a list of
-        parts (text and ``image_url``: how vLLM and Ollama take images)."""
+    def _body(
+        self, messages: list[dict[str, Any]], config: GenerationConfig, adapter: AdapterRef | None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             # vLLM serves each LoRA adapter as a model of its own name (--lora-modules
             # NAME=PATH): a request for a user's adapter names it instead of the base.
@@ -96,15 +101,22 @@ class OpenAITextModel:
         }
         if config.repetition_penalty != 1.0:
             body["repetition_penalty"] = config.repetition_penalty  # vLLM's extension
+        return body
+
+    def complete_messages(
+        self,
+        messages: list[dict[str, Any]],
+        config: GenerationConfig,
+        adapter: AdapterRef | None = None,
+    ) -> str:
+        """One reply to messages in the API's own form, where content may be a list of
+        parts (text and ``image_url``: how vLLM and Ollama take images)."""
         url = f"{self.base_url}/chat/completions"
         try:
-            response = self._client.post(url, json=body)
+            response = self._client.post(url, json=self._body(messages, config, adapter))
         except httpx.HTTPError as error:
             raise TextModelError(f"text model server at {url} unreachable: {error}") from None
-        if response.status_code != 200:
-            raise TextModelError(
-                f"text model server at {url} answered {response.status_code}: {response.text[:200]}"
-            )
+        _check_status(response, url)
         try:
             return str(response.json()["choices"][0]["message"]["content"]).strip()
         except (ValueError, KeyError, IndexError, TypeError):
@@ -113,18 +125,79 @@ class OpenAITextModel:
                 f"{response.text[:200]}"
             ) from None
 
+    def _streamed(
+        self,
+        messages: list[dict[str, Any]],
+        config: GenerationConfig,
+        adapter: AdapterRef | None,
+        feed: ReplyFeed,
+    ) -> str:
+        """The reply asked for with ``stream: true`` (server-sent events, as vLLM, Ollama
+        and llama.cpp send them), each piece handed on to ``feed`` as it arrives."""
+        url = f"{self.base_url}/chat/completions"
+        body = {**self._body(messages, config, adapter), "stream": True}
+        text = ""
+        try:
+            with self._client.stream("POST", url, json=body) as response:
+                if response.status_code != 200:
+                    response.read()
+                _check_status(response, url)
+                for delta in _sse_deltas(response.iter_lines(), url):
+                    text += delta
+                    feed.show(text)
+        except httpx.HTTPError as error:
+            raise TextModelError(f"text model server at {url} failed: {error}") from None
+        reply = text.strip()
+        feed.finish(reply)
+        return reply
+
     def generate(
         self,
         chats: list[Chat],
         config: GenerationConfig | None = None,
         adapters: Sequence[AdapterRef | None] | None = None,
+        *,
+        sinks: Sequence[TextSink | None] | None = None,
     ) -> list[str]:
+        """One reply per chat; a chat with a sink (``sinks[i]``) is streamed from the
+        server and its text handed on as it comes."""
         settings = config or GenerationConfig()
         per_chat = list(adapters) if adapters is not None else [None] * len(chats)
+        per_sink = list(sinks) if sinks is not None else [None] * len(chats)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(
                 pool.map(
-                    lambda pair: self._complete(pair[0], settings, pair[1]),
-                    zip(chats, per_chat, strict=True),
+                    lambda job: self._complete(job[0], settings, job[1], job[2]),
+                    zip(chats, per_chat, per_sink, strict=True),
                 )
             )
+
+
+def _check_status(response: httpx.Response, url: str) -> None:
+    if response.status_code != 200:
+        raise TextModelError(
+            f"text model server at {url} answered {response.status_code}: {response.text[:200]}"
+        )
+
+
+def _sse_deltas(lines: Iterator[str], url: str) -> Iterator[str]:
+    """The content deltas of a streamed chat completion: ``data: {chunk}`` lines up to
+    ``data: [DONE]``; other lines (comments, blank separators) carry nothing."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        data = line.removeprefix("data:").strip()
+        if data == "[DONE]":
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise TextModelError(f"text model server at {url} sent {data[:200]!r}") from None
+        if not isinstance(chunk, dict) or chunk.get("error"):
+            raise TextModelError(f"text model server at {url} sent {data[:200]!r}")
+        try:
+            content = (chunk.get("choices") or [{}])[0].get("delta", {}).get("content")
+        except (AttributeError, IndexError, TypeError):
+            raise TextModelError(f"text model server at {url} sent {data[:200]!r}") from None
+        if content:
+            yield str(content)

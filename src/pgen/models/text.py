@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from pgen.config import DEFAULT_TEXT_MODEL, Config
-from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextModel
+from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextModel, TextSink
+from pgen.models.deltas import ReplyFeed, reply_text, whole_characters
 from pgen.models.http import OpenAITextModel
 from pgen.models.text_adapters import AdapterCache
 
@@ -147,41 +148,63 @@ class TransformersTextModel:
         chats: list[Chat],
         config: GenerationConfig | None = None,
         adapters: Sequence[AdapterRef | None] | None = None,
+        *,
+        sinks: Sequence[TextSink | None] | None = None,
     ) -> list[str]:
-        import torch
-
+        """One reply per chat; ``sinks[i]`` (when given) receives reply i as it is decoded,
+        in deltas that join up to exactly the reply returned."""
         config = config or GenerationConfig()
         refs = list(adapters) if adapters is not None else [None] * len(chats)
-        if len(refs) != len(chats):
-            raise ValueError(f"{len(chats)} chats but {len(refs)} adapters")
+        feeds = [None if s is None else ReplyFeed(s) for s in sinks or [None] * len(chats)]
+        if len(refs) != len(chats) or len(feeds) != len(chats):
+            raise ValueError(f"{len(chats)} chats but {len(refs)} adapters, {len(feeds)} sinks")
         prompts = [self.render(chat) for chat in chats]
         # Longest first, so each batch pads to similar lengths; answers go back in order.
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         replies: dict[int, str] = {}
-        options = _decoding_options(config)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            encoded = self.tokenizer(
-                [prompts[i] for i in batch],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,  # the chat template already has them
-            ).to(self.device)
-            # One lock for the whole batch: per-row adapter routing is global model state.
-            with self.adapters.applied([refs[i] for i in batch]) as (model, routing):
-                torch.manual_seed(config.seed)
-                with torch.inference_mode():
-                    output = model.generate(
-                        **encoded, pad_token_id=self.tokenizer.pad_token_id, **routing, **options
-                    )
-            new_tokens = output[:, encoded["input_ids"].shape[1] :]
-            for i, text in zip(
-                batch,
-                self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True),
-                strict=True,
-            ):
-                replies[i] = whole_characters(text).strip()  # max_new_tokens may cut a char
+            rows = [feeds[i] for i in batch]
+            texts = self._generate_batch(
+                [prompts[i] for i in batch], config, [refs[i] for i in batch], rows
+            )
+            for i, feed, text in zip(batch, rows, texts, strict=True):
+                replies[i] = text
+                if feed is not None:
+                    feed.finish(text)  # what was held back: a last broken char, spaces
         return [replies[i] for i in range(len(prompts))]
+
+    def _generate_batch(
+        self,
+        prompts: list[str],
+        config: GenerationConfig,
+        refs: list[AdapterRef | None],
+        feeds: list[ReplyFeed | None],
+    ) -> list[str]:
+        import torch
+
+        encoded = self.tokenizer(
+            prompts,
+            return_tensors="pt",
+            padding=True,
+            add_special_tokens=False,  # the chat template already has them
+        ).to(self.device)
+        options = _decoding_options(config)
+        if any(feed is not None for feed in feeds):
+            from pgen.models.text_streaming import BatchStreamer, end_token_ids
+
+            ends = end_token_ids(self.model)
+            options["streamer"] = BatchStreamer(self.tokenizer, feeds, ends)
+        # One lock for the whole batch: per-row adapter routing is global model state.
+        with self.adapters.applied(refs) as (model, routing):
+            torch.manual_seed(config.seed)
+            with torch.inference_mode():
+                output = model.generate(
+                    **encoded, pad_token_id=self.tokenizer.pad_token_id, **routing, **options
+                )
+        new_tokens = output[:, encoded["input_ids"].shape[1] :]
+        decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [reply_text(text) for text in decoded]  # max_new_tokens may cut a char
 
     def choice_logprobs(
         self,
@@ -247,13 +270,6 @@ class TransformersTextModel:
             picked = logprobs.gather(2, tokens.unsqueeze(2)).squeeze(2)
             result[row] = (picked * read).sum(dim=1).double().numpy()
         return result
-
-
-def whole_characters(decoded: str) -> str:
-    """Decoded text without the broken character a cut leaves at its end: byte-level
-    tokenizers split a CJK character or an emoji into several tokens, and decoding only
-    some of them gives U+FFFD (the replacement character) in its place."""
-    return decoded.rstrip("\ufffd")
 
 
 def _decoding_options(config: GenerationConfig) -> dict[str, Any]:

@@ -5,6 +5,10 @@ share one ``Engine.generate_many`` call per tenant: a causal LM decodes a batch 
 little more time than one. The model runs on one thread of its own, so calls never
 overlap; while it works, the next batch gathers. A batch that fails is retried one
 request at a time, so one bad request (its user deleted meanwhile) fails only itself.
+
+A request may bring a sink: its text, delta by delta, as the model decodes it, called on
+the event loop. A retried request is decoded again from its start; its sink gets only the
+text it has not had yet.
 """
 
 from __future__ import annotations
@@ -15,8 +19,37 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pgen.engine import Engine, Generation
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationConfig, TextSink
 from pgen.personalize import Request
+
+
+class _Relay:
+    """A request's deltas, from the model thread to its sink on the event loop, across
+    attempts: a retry decodes the reply again from its start, and only the text beyond
+    what the sink already had goes through. Greedy decoding repeats itself; a sampled
+    retry that tells another story is not passed on (the route sees its final text
+    differ from what was streamed). Once the request is settled or cancelled, nothing
+    more is delivered."""
+
+    def __init__(self, sink: TextSink, future: asyncio.Future[Generation]) -> None:
+        self.sink = sink
+        self.future = future
+        self.sent = ""  # what the sink has been handed, over every attempt
+        self.attempt = ""  # what this attempt has decoded so far
+
+    def restart(self) -> None:
+        self.attempt = ""
+
+    def __call__(self, delta: str) -> None:  # on the model thread
+        self.attempt += delta
+        if len(self.attempt) <= len(self.sent) or not self.attempt.startswith(self.sent):
+            return
+        new, self.sent = self.attempt[len(self.sent) :], self.attempt
+        self.future.get_loop().call_soon_threadsafe(self._deliver, new)
+
+    def _deliver(self, delta: str) -> None:  # on the event loop
+        if not self.future.done():
+            self.sink(delta)
 
 
 @dataclass
@@ -26,6 +59,7 @@ class _Pending:
     settings: GenerationConfig
     save: bool
     future: asyncio.Future[Generation]
+    relay: _Relay | None = None
     queued: float = field(default_factory=time.perf_counter)
 
 
@@ -60,12 +94,20 @@ class Batcher:
         self._model_thread.shutdown(wait=True)
 
     async def generate(
-        self, engine: Engine, request: Request, settings: GenerationConfig, save: bool = True
+        self,
+        engine: Engine,
+        request: Request,
+        settings: GenerationConfig,
+        save: bool = True,
+        sink: TextSink | None = None,
     ) -> Generation:
+        """The request's generation, in a batch with others; ``sink`` (called on this event
+        loop) receives its text as it is decoded, all of it before this returns."""
         if self._queue is None:
             raise RuntimeError("the batcher is not started")
         future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(engine, request, settings, save, future))
+        relay = None if sink is None else _Relay(sink, future)
+        await self._queue.put(_Pending(engine, request, settings, save, future, relay))
         return await future
 
     async def _gather(self, queue: asyncio.Queue[_Pending]) -> list[_Pending]:
@@ -103,9 +145,16 @@ class Batcher:
     def _generate(self, group: list[_Pending]) -> None:
         """On the model thread: one call for the group, or one per request if it fails."""
         engine, settings, save = group[0].engine, group[0].settings, group[0].save
+        for pending in group:
+            if pending.relay is not None:
+                pending.relay.restart()
         try:
             results = engine.generate_many(
-                [p.request for p in group], settings, save=save, batch_size=self.max_batch
+                [p.request for p in group],
+                settings,
+                save=save,
+                batch_size=self.max_batch,
+                sinks=[p.relay for p in group],
             )
         except Exception as error:
             if len(group) == 1:

@@ -47,26 +47,33 @@ def _one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[:limit] + "…"
 
 
+def error_json(error: Exception) -> tuple[int, dict[str, Any]]:
+    """The status and body of a route's error. The handlers answer with them; a stream
+    that has begun (the chat endpoint's) sends the body as its last event."""
+    if isinstance(error, NotFound | UserNotFoundError | OutputNotFoundError):
+        return 404, NOT_FOUND_BODY
+    if isinstance(error, ApiError):
+        return error.status, error_body(error.code, error.message)
+    if isinstance(error, ValueError):
+        return 422, error_body("invalid_request", _one_line(str(error)))
+    return 500, error_body("internal_error", "internal error")  # no internals to the client
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     @app.exception_handler(UserNotFoundError)
     @app.exception_handler(OutputNotFoundError)
-    async def not_found(request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse(NOT_FOUND_BODY, status_code=404)
-
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(error.code, error.message), status_code=error.status)
+    @app.exception_handler(ValueError)
+    async def known(request: Request, error: Exception) -> JSONResponse:
+        status, body = error_json(error)
+        return JSONResponse(body, status_code=status)
 
     @app.exception_handler(IngestError)
     async def ingest_error(request: Request, error: IngestError) -> JSONResponse:
         body = error_body("invalid_records", _one_line(str(error)), where=error.where)
         body["error"]["problem"] = error.problem
         return JSONResponse(body, status_code=422)
-
-    @app.exception_handler(ValueError)
-    async def value_error(request: Request, error: ValueError) -> JSONResponse:
-        return JSONResponse(error_body("invalid_request", _one_line(str(error))), 422)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -101,4 +108,5 @@ def install(app: FastAPI) -> None:
     async def internal(request: Request, error: Exception) -> JSONResponse:
         # Logged whole on the server; the client gets no traceback and no internals.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+        status, body = error_json(error)
+        return JSONResponse(body, status_code=status)

@@ -5,16 +5,22 @@ The request's ``user`` names the pgen user (within the key's tenant); the strate
 from the model name (``pgen/rag``, ``pgen/profile``, ``pgen/lora+rag``; plain ``pgen`` is
 ``rag``) or the extension fields ``strategy``, ``k``, ``retriever``. The answer carries
 pgen's provenance and the output id (for ``POST /users/{user}/feedback``) in ``pgen``.
-Streaming sends the answer as server-sent events once the model has produced it (the
-batcher decodes whole batches, so tokens are not streamed as they are decoded).
+
+With ``stream: true`` the answer goes out as server-sent events while the model decodes
+it, the request still sharing its model batch with others (the batcher hands each one's
+new text to its stream); the last chunk carries ``pgen``. A request that cannot start
+(unknown user, model or strategy) is refused with a JSON error before any event; an error
+once streaming has begun is sent as a last ``{"error": ...}`` event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
@@ -23,15 +29,17 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from pgen.context.records import User
-from pgen.engine import Generation
+from pgen.engine import Engine, Generation
+from pgen.models.base import TextSink
 from pgen.personalize import Request, strategy_names
 from pgen.serve.deps import TenantEngine, TenantName, TheService
-from pgen.serve.errors import ApiError
+from pgen.serve.errors import ApiError, error_body, error_json, log
 from pgen.serve.memory import remember, turn_document
-from pgen.serve.routes import generate
+from pgen.serve.routes import check_request, generate
 from pgen.serve.schemas import MAX_TEXT, Decoding
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+_answering: set[asyncio.Task[Any]] = set()  # streamed answers still running
 PREFIX = "pgen/"
 DEFAULT_STRATEGY = "rag"
 
@@ -140,23 +148,27 @@ async def chat_completions(
         seed=body.seed or 0,
     )
     request = Request(body.user, instruction, strategy, body.k, body.retriever, query)
-    result = await generate(service, engine, request, decoding)
-    remembered = memory and bool(
-        await run_in_threadpool(remember, engine, body.user, [turn_document(body.user, query)])
-    )
-    completion_id = f"chatcmpl-{result.output_id or uuid.uuid4().hex}"
-    created = int(time.time())
-    extension = _pgen_field(result, remembered)
     if body.stream:
+        # Checked before the first event, so that a refusal is a JSON error, not a stream.
+        await run_in_threadpool(check_request, engine, request)
+        chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), body.model)
+        deltas: asyncio.Queue[str | None] = asyncio.Queue()
+        answer = asyncio.create_task(
+            _answer(service, engine, request, decoding, memory, deltas.put_nowait)
+        )
+        _answering.add(answer)  # held until done, even if its client goes away
+        answer.add_done_callback(_answering.discard)
+        answer.add_done_callback(lambda _: deltas.put_nowait(None))  # after every delta
         return StreamingResponse(
-            _stream(completion_id, created, body.model, result.text, extension),
+            _stream(chunks, answer, deltas),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
+    result, remembered = await _answer(service, engine, request, decoding, memory)
     return {
-        "id": completion_id,
+        "id": f"chatcmpl-{result.output_id or uuid.uuid4().hex}",
         "object": "chat.completion",
-        "created": created,
+        "created": int(time.time()),
         "model": body.model,
         "choices": [
             {
@@ -166,38 +178,74 @@ async def chat_completions(
             }
         ],
         "usage": None,
-        "pgen": extension,
+        "pgen": _pgen_field(result, remembered),
     }
 
 
-def _pieces(text: str) -> list[str]:
-    """The text in word-sized pieces, whitespace kept, so the pieces join back exactly."""
-    pieces: list[str] = []
-    current = ""
-    for char in text:
-        if char.isspace() and current and not current[-1].isspace():
-            pieces.append(current)
-            current = ""
-        current += char
-    return [*pieces, current] if current else pieces
+async def _answer(
+    service: Any,
+    engine: Engine,
+    request: Request,
+    decoding: Decoding,
+    memory: bool,
+    sink: TextSink | None = None,
+) -> tuple[Generation, bool]:
+    """The generation, then (the tenant's memory on) the user's turn remembered."""
+    result = await generate(service, engine, request, decoding, sink=sink)
+    turn = turn_document(request.user_id, request.query or request.instruction)
+    remembered = memory and bool(await run_in_threadpool(remember, engine, request.user_id, [turn]))
+    return result, remembered
 
 
-async def _stream(
-    completion_id: str, created: int, model: str, text: str, extension: dict[str, Any]
-) -> AsyncIterator[str]:
-    def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
+@dataclass(frozen=True)
+class _Chunks:
+    """Server-sent events of one streamed completion."""
+
+    completion_id: str
+    created: int
+    model: str
+
+    def __call__(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         data = {
-            "id": completion_id,
+            "id": self.completion_id,
             "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
+            "created": self.created,
+            "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             **extra,
         }
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+        return _event(data)
 
-    yield chunk({"role": "assistant", "content": ""}, None)
-    for piece in _pieces(text):
-        yield chunk({"content": piece}, None)
-    yield chunk({}, "stop", pgen=extension)
+
+def _event(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _stream(
+    chunk: _Chunks,
+    answer: asyncio.Future[tuple[Generation, bool]],
+    deltas: asyncio.Queue[str | None],
+) -> AsyncIterator[str]:
+    """The role, each delta as the model decodes it, then the end with ``pgen``. A client
+    that goes away stops only this loop: its request finishes in its batch (saved and
+    remembered as without streaming), its deltas falling into a queue nobody reads."""
+    yield chunk({"role": "assistant", "content": ""})
+    streamed = ""
+    while (delta := await deltas.get()) is not None:
+        streamed += delta
+        yield chunk({"content": delta})
+    try:
+        result, remembered = answer.result()
+    except Exception as error:  # the status line has gone out: the error is an event
+        status, body = error_json(error)
+        if status >= 500:
+            log.error("streamed chat completion failed", exc_info=error)
+        yield _event(body)
+        return
+    if not result.text.startswith(streamed):  # a sampled retry told another story
+        yield _event(error_body("stream_revised", "the answer changed after it was streamed"))
+        return
+    if result.text != streamed:  # what did not come as deltas (a sink a model dropped)
+        yield chunk({"content": result.text[len(streamed) :]})
+    yield chunk({}, "stop", pgen=_pgen_field(result, remembered))
     yield "data: [DONE]\n\n"

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse
 
 from pgen.context.records import Interaction
 from pgen.engine import Engine, Generation
+from pgen.models.base import TextSink
 from pgen.personalize import ImageRequest, Request, strategy_names
 from pgen.serve import records as http_records
 from pgen.serve.deps import TenantEngine, TenantName, TheService
@@ -71,11 +72,17 @@ def check_request(engine: Engine, request: Request) -> None:
 
 
 async def generate(
-    service: Any, engine: Engine, request: Request, body: Any, save: bool = True
+    service: Any,
+    engine: Engine,
+    request: Request,
+    body: Any,
+    save: bool = True,
+    sink: TextSink | None = None,
 ) -> Generation:
+    """The request checked, then generated in a batch; ``sink``: its text as decoded."""
     await run_in_threadpool(check_request, engine, request)
     settings = body.settings(engine.generation)
-    result: Generation = await service.batcher.generate(engine, request, settings, save)
+    result: Generation = await service.batcher.generate(engine, request, settings, save, sink)
     return result
 
 
