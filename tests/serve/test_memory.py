@@ -4,6 +4,7 @@ dates and speakers, evidence recall and token F1 computed as LoCoMo defines them
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 from pgen.cli import main
 from pgen.config import Config
 from pgen.engine import Engine
-from pgen.serve.memory import recall_turns, remember, turn_document
+from pgen.personalize import Request
+from pgen.serve.memory import MemorySettings, recall_turns, remember, turn_document
 from pgen.serve.memory_bench import load_locomo, token_f1
 
 SAMPLE = [
@@ -115,17 +117,94 @@ def test_recall_turns_brings_the_reply_and_stays_in_spoken_order(tmp_path: Path)
     assert remember(engine, "ann", turns[::-1]) == 5
     # BM25 only (weight 1): no embedding model needed. "adopted" matches the question
     # turn; the reply holding "Miso" comes as its neighbour.
-    found = recall_turns(engine, "ann", "What did Ann adopt?", 2, weight=1.0, neighbours=1)
+    lexical = MemorySettings(weight=1.0, spread=0.4, neighbours=1, speaker=0.0, session=0.0)
+    found = recall_turns(engine, "ann", "What did Ann adopt?", 2, lexical)
     assert [d.text for d in found] == [said[0][2], said[1][2]]
     # Without neighbours or spread, the one matching turn is all there is to rank first.
-    alone = recall_turns(
-        engine, "ann", "What did Ann adopt?", 1, weight=1.0, spread=0.0, neighbours=0
-    )
+    bare = MemorySettings(weight=1.0, spread=0.0, neighbours=0, speaker=0.0, session=0.0)
+    alone = recall_turns(engine, "ann", "What did Ann adopt?", 1, bare)
     assert [d.text for d in alone] == [said[0][2]]
     # The spread lifts the hit's same-day neighbour (the reply before "hiking") above the
     # other unmatched turns, which otherwise tie and keep spoken order.
-    flat = recall_turns(engine, "ann", "hiking", 2, weight=1.0, spread=0.0, neighbours=0)
-    lifted = recall_turns(engine, "ann", "hiking", 2, weight=1.0, spread=0.4, neighbours=0)
+    flat = recall_turns(engine, "ann", "hiking", 2, bare)
+    lifted = recall_turns(engine, "ann", "hiking", 2, replace(bare, spread=0.4))
     assert [d.text for d in flat] == [said[2][2], said[0][2]]
     assert [d.text for d in lifted] == [said[2][2], said[1][2]]
+    engine.close()
+
+
+def test_memory_retriever_reads_only_the_users_own_turns(tmp_path: Path) -> None:
+    """``memory`` is a registered retriever: search and rag read the user's remembered
+    turns only, never their other documents nor another user's turns."""
+    from pgen.context.records import Document, User
+
+    engine = Engine.open(Config(store=tmp_path / "pgen.db", home=tmp_path))
+    engine.ingest(
+        [
+            User(user_id="ann"),
+            Document(user_id="ann", doc_id="blog", text="My kitten Miso and the violin lessons"),
+        ]
+    )
+    remember(
+        engine, "ann", [turn_document("ann", "Miso the kitten chased a moth", when=_day(8, 0))]
+    )
+    remember(engine, "bo", [turn_document("bo", "Miso soup with tofu and kitten", when=_day(8, 0))])
+    hits = engine.search("ann", "kitten Miso", k=5, retriever="memory")
+    assert [h.document.text for h in hits] == ["Miso the kitten chased a moth"]
+    assert hits[0].retriever == "memory"
+    prepared = engine.prepare([Request("ann", "What is my kitten called?", "rag", 3, "memory")])
+    assert prepared[0].provenance.documents == [hits[0].document.doc_id]
+    engine.close()
+
+
+def test_locomo_photo_turns_carry_their_caption_never_the_search_query(tmp_path: Path) -> None:
+    sample = json.loads(json.dumps(SAMPLE))
+    sample[0]["conversation"]["session_1"][1] |= {
+        "blip_caption": "a photo of a grey kitten on a sofa",
+        "query": "grey kitten sofa",
+    }
+    path = tmp_path / "locomo.json"
+    path.write_text(json.dumps(sample))
+    (conversation,) = load_locomo(path)
+    text = conversation.turns[1][1].text
+    assert text == "What a lovely name for a kitten [shares a photo of a grey kitten on a sofa]"
+    (plain,) = load_locomo(path, captions=False)
+    assert plain.turns[1][1].text == "What a lovely name for a kitten"
+
+
+def test_named_speaker_turns_come_first_and_the_name_leaves_the_query() -> None:
+    from pgen.usermodel.memory import named_speakers, without_speakers
+
+    turns = [
+        turn_document("u", "The lake was cold", when=_day(8, 0), speaker="Ann Lee"),
+        turn_document("u", "I love the lake", when=_day(8, 1), speaker="Bo"),
+    ]
+    assert named_speakers("What did ann say about the lake?", turns) == {"Ann Lee"}
+    # Naming everyone says nothing about whose turns hold the answer.
+    assert named_speakers("Did Ann and Bo swim?", turns) == set()
+    assert without_speakers("What is Ann's dog called?", {"Ann Lee"}).split() == [
+        "What",
+        "is",
+        "dog",
+        "called?",
+    ]
+    assert without_speakers("Ann?", {"Ann Lee"}) == "Ann?"  # nothing else to search with
+
+
+def test_a_speaker_the_question_names_outranks_a_better_match_by_another(tmp_path: Path) -> None:
+    engine = Engine.open(Config(store=tmp_path / "pgen.db", home=tmp_path))
+    said = [
+        (_day(8, 0), "Bo", "The lake, the lake, the cold lake: I swam in the lake"),
+        (_day(9, 0), "Ann", "We walked by a lake"),
+        (_day(10, 0), "Bo", "My violin lesson went well"),
+    ]
+    remember(engine, "u", [turn_document("u", t, when=w, speaker=s) for w, s, t in said])
+    boost = MemorySettings(weight=1.0, spread=0.0, neighbours=0, speaker=5.0, session=0.0)
+    # The same question about either speaker brings that speaker's lake turn first.
+    for who, expected in (("Ann", said[1][2]), ("Bo", said[0][2])):
+        found = recall_turns(engine, "u", f"What did {who} do at the lake?", 2, boost)
+        assert found[0].text == expected
+    # Bo's violin turn matches no word of the question but outranks Ann's lake turn.
+    found = recall_turns(engine, "u", "What did Bo do at the lake?", 2, boost)
+    assert found[1].text == said[2][2]
     engine.close()

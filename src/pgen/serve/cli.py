@@ -103,15 +103,24 @@ def cmd_bench_memory(args: argparse.Namespace, config: Config) -> None:
 
 
 def register_bench(bench: Any) -> None:
+    from pgen.usermodel.memory import MemorySettings
+
+    d = MemorySettings()  # the endpoint's settings are the defaults
     p = bench.add_parser("memory", help="conversation memory on LoCoMo: evidence recall, F1")
     p.add_argument("--data", required=True, help="a LoCoMo JSON file (locomo10.json)")
     p.add_argument(
         "--retriever", default="memory", help="memory (BM25 + dense fused), bm25, dense, hybrid"
     )
-    p.add_argument("--weight", type=float, default=0.5, help="memory: BM25's share of the mix")
-    p.add_argument("--spread", type=float, default=0.4, help="memory: neighbour score share")
+    p.add_argument("--weight", type=float, default=d.weight, help="memory: BM25's share")
+    p.add_argument("--spread", type=float, default=d.spread, help="memory: neighbour share")
     p.add_argument("--k", type=int, default=10, help="turns recalled per question")
-    p.add_argument("--neighbours", type=int, default=1, help="turns either side of a hit")
+    p.add_argument(
+        "--neighbours", type=int, default=d.neighbours, help="turns either side of a hit"
+    )
+    p.add_argument("--speaker", type=float, default=d.speaker, help="memory: named speaker boost")
+    p.add_argument("--session", type=float, default=d.session, help="memory: same-day lift")
+    p.add_argument("--no-captions", action="store_true", help="photo turns without captions")
     p.add_argument("--no-answers", action="store_true", help="score retrieval only (no model)")
+    p.add_argument("--max-new-tokens", type=int, default=32, help="answer length cap")
     p.add_argument("--limit", type=int, default=0, help="questions per conversation (0: all)")
     p.set_defaults(func=cmd_bench_memory)

@@ -26,7 +26,8 @@ import numpy as np
 from pgen.config import Config
 from pgen.context.records import Document
 from pgen.engine import Engine
-from pgen.serve.memory import recall_turns, remember, turn_document
+from pgen.personalize.base import Request
+from pgen.serve.memory import MemorySettings, recall_turns, remember, turn_document
 from pgen.serve.tenants import Tenants
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -54,7 +55,18 @@ def _when(text: str) -> datetime | None:
         return None
 
 
-def load_locomo(path: Path) -> list[Conversation]:
+def said(turn: dict[str, Any], captions: bool = True) -> str:
+    """A turn's text; a photo shared in it adds its caption (LoCoMo's BLIP caption, what an
+    image captioner makes of the photo), as LoCoMo's own baselines read turns. The image's
+    search ``query`` is never used: it was written by the data set's makers."""
+    text = str(turn.get("text", "")).strip()
+    caption = str(turn.get("blip_caption") or "").strip()
+    if captions and caption:
+        text = f"{text} [shares {caption}]".strip()
+    return text
+
+
+def load_locomo(path: Path, captions: bool = True) -> list[Conversation]:
     conversations = []
     for sample in json.loads(path.read_text(encoding="utf-8")):
         talk = sample["conversation"]
@@ -66,7 +78,7 @@ def load_locomo(path: Path) -> list[Conversation]:
         for _, key in sessions:
             when = _when(str(talk.get(f"{key}_date_time", "")))
             for n, turn in enumerate(talk[key]):
-                text = str(turn.get("text", "")).strip()
+                text = said(turn, captions)
                 if text:
                     # A second apart: the store orders turns by time, as the endpoint's are.
                     spoken = when + timedelta(seconds=n) if when else None
@@ -140,10 +152,20 @@ def interval(values: list[float], seed: int = 0) -> tuple[float, float, float]:
 
 
 def run(args: Any, config: Config) -> None:
-    if args.retriever == "memory" and not args.no_answers:
-        # The rag strategy reads the named retrievers only; memory recall is not one yet.
-        raise ValueError("answers with --retriever memory are not wired yet: add --no-answers")
-    conversations = load_locomo(Path(args.data))
+    settings = MemorySettings(
+        weight=args.weight,
+        spread=args.spread,
+        neighbours=args.neighbours,
+        speaker=args.speaker,
+        session=args.session,
+    )
+    if args.retriever == "memory" and not args.no_answers and settings != MemorySettings():
+        # Answers go through rag and the registered retriever, whose settings are its own.
+        raise ValueError(
+            "answers use the memory retriever's own settings: "
+            "drop --weight, --spread, --neighbours, --speaker and --session"
+        )
+    conversations = load_locomo(Path(args.data), captions=not args.no_captions)
     ks = sorted({5, 10, args.k})
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pgen-memory-") as home:
@@ -156,6 +178,7 @@ def run(args: Any, config: Config) -> None:
             by_position = list(dict.fromkeys(d.doc_id for _, d in conversation.turns))
             order = {doc_id: n for n, doc_id in enumerate(by_position)}
             questions = conversation.questions[: args.limit or None]
+            asked: list[Question] = []
             for question in questions:
                 if not question.evidence:
                     continue
@@ -163,15 +186,7 @@ def run(args: Any, config: Config) -> None:
                 if args.retriever == "memory":  # the endpoint's memory recall
                     ranked = [
                         d.doc_id
-                        for d in recall_turns(
-                            engine,
-                            user,
-                            question.text,
-                            max(ks),
-                            weight=args.weight,
-                            spread=args.spread,
-                            neighbours=args.neighbours,
-                        )
+                        for d in recall_turns(engine, user, question.text, max(ks), settings)
                     ]
                 else:
                     ranked = recall(
@@ -191,20 +206,50 @@ def run(args: Any, config: Config) -> None:
                     row[f"recall@{k}"] = len(question.evidence & set(found[:k])) / len(
                         question.evidence
                     )
-                if not args.no_answers:
-                    row.update(_answer(engine, user, question, args))
                 rows.append(row)
+                asked.append(question)
+            if not args.no_answers and asked:
+                for row, answer in zip(
+                    rows[-len(asked) :], _answers(engine, user, asked, args), strict=True
+                ):
+                    row.update(answer)
         tenants.close()
     _report(rows, ks, args)
 
 
-def _answer(engine: Engine, user: str, question: Question, args: Any) -> dict[str, float]:
-    result = engine.generate(
-        user, question.text, strategy="rag", k=args.k, retriever=args.retriever, save=False
+def _answers(
+    engine: Engine, user: str, questions: list[Question], args: Any
+) -> list[dict[str, float]]:
+    """The questions answered as the chat endpoint answers them: the rag strategy with this
+    retriever (``memory``: the registered memory retriever), in the engine's batches; and
+    by the instruction alone (``none``), the paired baseline. pgen's own time is that of
+    building each prompt (retrieval and packing), timed apart from the model's."""
+    requests = [Request(user, q.text, "rag", args.k, args.retriever, None) for q in questions]
+    prepare_ms, used = [], []
+    for request in requests:
+        started = time.perf_counter()
+        (prepared,) = engine.prepare([request])
+        prepare_ms.append((time.perf_counter() - started) * 1e3)
+        used.append(float(len(prepared.provenance.documents)))
+    generation = replace(engine.generation, max_new_tokens=args.max_new_tokens)
+    answered = engine.generate_many(requests, generation, save=False, batch_size=8)
+    alone = engine.generate_many(
+        [replace(r, strategy="none") for r in requests], generation, save=False, batch_size=8
     )
-    prompt = "\n".join(str(getattr(m, "content", "")) for m in result.prompt)
-    added = engine.text_model.count_tokens(prompt) - engine.text_model.count_tokens(question.text)
-    return {"f1": token_f1(result.text, question.answer), "prompt_tokens_added": float(added)}
+    rows = []
+    for n, (question, result, baseline) in enumerate(zip(questions, answered, alone, strict=True)):
+        prompt = "\n".join(str(getattr(m, "content", "")) for m in result.prompt)
+        count = engine.text_model.count_tokens
+        rows.append(
+            {
+                "f1": token_f1(result.text, question.answer),
+                "f1_none": token_f1(baseline.text, question.answer),
+                "prompt_tokens_added": float(count(prompt) - count(question.text)),
+                "prepare_ms": prepare_ms[n],
+                "documents_used": used[n],
+            }
+        )
+    return rows
 
 
 def _report(rows: list[dict[str, Any]], ks: list[int], args: Any) -> None:
@@ -213,7 +258,7 @@ def _report(rows: list[dict[str, Any]], ks: list[int], args: Any) -> None:
         f"neighbours {args.neighbours}"
         + (f", weight {args.weight}, spread {args.spread}" if args.retriever == "memory" else "")
     )
-    metrics = [f"recall@{k}" for k in ks] + ([] if args.no_answers else ["f1"])
+    metrics = [f"recall@{k}" for k in ks] + ([] if args.no_answers else ["f1", "f1_none"])
     print("| category | questions | " + " | ".join(metrics) + " |")
     print("| --- | ---: |" + " ---: |" * len(metrics))
     groups = [("all but adversarial", [r for r in rows if r["category"] != 5])]
@@ -232,5 +277,19 @@ def _report(rows: list[dict[str, Any]], ks: list[int], args: Any) -> None:
         p50, p95 = np.percentile(overhead, [50, 95])
         print(f"pgen overhead per question (retrieval): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     if not args.no_answers and rows:
-        added = np.mean([r["prompt_tokens_added"] for r in rows])
-        print(f"tokens added to the prompt by memory: {added:.0f} on average")
+        added = np.asarray([r["prompt_tokens_added"] for r in rows])
+        used = np.mean([r["documents_used"] for r in rows])
+        print(
+            f"tokens added to the prompt: mean {added.mean():.0f}, p95 "
+            f"{np.percentile(added, 95):.0f} ({used:.1f} turns kept of {args.k})"
+        )
+        gain = [r["f1"] - r["f1_none"] for r in rows if r["category"] != 5]
+        mean, low, high = interval(gain)
+        print(
+            f"F1 with memory minus without (not adversarial): {mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+        )
+        p50, p95 = np.percentile([r["prepare_ms"] for r in rows], [50, 95])
+        print(
+            f"pgen overhead per answer (prompt built, model excluded): p50 {p50:.1f} ms, "
+            f"p95 {p95:.1f} ms"
+        )

@@ -1,4 +1,5 @@
-"""Retrievers over one user's documents: bm25, dense, recency and hybrid (RRF).
+"""Retrievers over one user's documents: bm25, dense, recency, hybrid (RRF) and memory
+(their chat turns, see pgen.usermodel.memory).
 
 Indexes live in memory, one per user, and are brought up to date from the store on each
 request: the store's per-user revision says whether anything changed, and a diff of
@@ -25,7 +26,7 @@ from pgen.models.base import Embedder
 from pgen.usermodel.bm25 import Bm25Index
 from pgen.usermodel.dense import DenseIndex
 
-RETRIEVERS = ("bm25", "dense", "recency", "hybrid")
+RETRIEVERS = ("bm25", "dense", "recency", "hybrid", "memory")
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al., 2009)
 EMBED_CHUNK = 512  # documents embedded (and stored) at a time; a bar shows from this many
 SNAPSHOT_AFTER = 1000  # documents changed in one catch-up before an index is saved to disk
@@ -305,6 +306,10 @@ class Retrievers:
             return DenseRetriever(self.store, self._embedder())
         if name == "recency":
             return RecencyRetriever(self.store)
+        if name == "memory":  # the user's remembered chat turns (pgen.usermodel.memory)
+            from pgen.usermodel.memory import MemoryRetriever
+
+            return MemoryRetriever(self.store, self.get)
         return HybridRetriever([self.get("bm25"), self.get("dense")])
 
     def forget(self, user_id: str) -> None:
