@@ -316,7 +316,7 @@ def train(
     user_id: UserId, body: TrainBody, engine: TenantEngine, tenant: TenantName, service: TheService
 ) -> Any:
     """Train one of the user's artifacts as a job. ``steps``: optimizer steps (methods
-    that can stop midway: the text ones, which a cancel then stops between steps)."""
+    that can stop midway, which a cancel then stops between steps: every built-in one)."""
     trainer = get_trainer(body.method)  # an unknown method is refused now, not in the job
     if body.steps is not None and not stoppable(trainer):
         raise ValueError(f"{body.method[:40]} takes no steps setting")

@@ -92,7 +92,9 @@ class TrainBody(Body):
     method: str = Field(min_length=1, max_length=64)
     subject: str | None = Field(None, min_length=1, max_length=256)
     cohort: list[str] = Field(default_factory=list, max_length=1000)
-    steps: int | None = Field(None, ge=1, le=100_000, description="optimizer steps (text)")
+    steps: int | None = Field(
+        None, ge=1, le=100_000, description="optimizer steps (stoppable trainers)"
+    )
 
 
 class RecommenderBody(Body):

@@ -141,7 +141,7 @@ class DinoEncoder(_Encoder):
         super().__init__(spec, device, batch_size)
         # ViT checkpoints (DINO) carry no pooler; DINOv2 and others take no such option.
         vit = AutoConfig.from_pretrained(spec).model_type == "vit"
-        options = {"add_pooling_layer": False} if vit else {}
+        options: dict[str, Any] = {"add_pooling_layer": False} if vit else {}
         self.model = AutoModel.from_pretrained(spec, **options)
         self.model.to(self.device).eval()
 
