@@ -152,6 +152,13 @@ def test_memory_stores_each_turn_once_when_the_tenant_turns_it_on(server: Runnin
             )
             used = later.model_extra["pgen"]["provenance"]["documents"]  # type: ignore[index]
             assert used == [view["documents"][0]["doc_id"]]
+            # A memory tenant recalls through the conversation-memory retriever by default.
+            (saved,) = [
+                o
+                for o in rest.get("/users/newcomer/outputs").json()
+                if o["output_id"] == later.model_extra["pgen"]["output_id"]  # type: ignore[index]
+            ]
+            assert saved["provenance"]["details"]["retriever"] == "memory", saved
         finally:
             rest.put("/settings", json={"memory": False})
     with server.client("acme") as acme:  # the other tenant's setting is its own

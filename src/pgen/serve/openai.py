@@ -3,7 +3,8 @@
 
 The request's ``user`` names the pgen user (within the key's tenant); the strategy comes
 from the model name (``pgen/rag``, ``pgen/profile``, ``pgen/lora+rag``; plain ``pgen`` is
-``rag``) or the extension fields ``strategy``, ``k``, ``retriever``. The answer carries
+``rag``) or the extension fields ``strategy``, ``k``, ``retriever`` (default ``memory``
+for a tenant with memory on, else ``bm25``). The answer carries
 pgen's provenance and the output id (for ``POST /users/{user}/feedback``) in ``pgen``.
 
 With ``stream: true`` the answer goes out as server-sent events while the model decodes
@@ -66,7 +67,8 @@ class ChatBody(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     strategy: str | None = Field(None, max_length=64)
     k: int = Field(4, ge=1, le=100)
-    retriever: str = Field("bm25", max_length=32)
+    # None: "memory" (the conversation's turns) for a tenant with memory on, else "bm25".
+    retriever: str | None = Field(None, max_length=32)
 
 
 def _text(message: Message) -> str:
@@ -147,7 +149,8 @@ async def chat_completions(
         top_p=body.top_p,
         seed=body.seed or 0,
     )
-    request = Request(body.user, instruction, strategy, body.k, body.retriever, query)
+    retriever = body.retriever or ("memory" if memory else "bm25")
+    request = Request(body.user, instruction, strategy, body.k, retriever, query)
     if body.stream:
         # Checked before the first event, so that a refusal is a JSON error, not a stream.
         await run_in_threadpool(check_request, engine, request)
