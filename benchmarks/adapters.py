@@ -103,7 +103,7 @@ def one_by_one(
                 try:
                     encoded = model.tokenizer(
                         [model.render(request)], return_tensors="pt", add_special_tokens=False
-                    )
+                    ).to(model.device)
                     with torch.inference_mode():
                         peft.generate(
                             **encoded,
@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     parser.add_argument("--no-single", action="store_true", help="skip switching and merging")
     parser.add_argument(
         "--draws", nargs="+", default=list(DRAWS), choices=DRAWS, help="how requests pick users"
@@ -151,7 +152,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     chats = [chat(PROMPTS[i % len(PROMPTS)]) for i in range(args.requests)]
     print(
-        f"# SmolLM2-135M-Instruct, {os.cpu_count()} CPUs, torch threads {args.threads}, "
+        f"# SmolLM2-135M-Instruct on {args.device}, {os.cpu_count()} CPUs, "
+        f"torch threads {args.threads}, "
         f"batch {args.batch_size}, {args.requests} requests x {args.max_new_tokens} new tokens"
     )
     with tempfile.TemporaryDirectory() as scratch:
@@ -165,6 +167,7 @@ def main() -> None:
                     batch_size=args.batch_size,
                     max_adapters=max(count, args.batch_size),
                     adapter_mixing=mixing,
+                    device=args.device,
                 )
                 for mixing in ("gathered", "peft")
             }
