@@ -108,7 +108,7 @@ def fill(home: Path, users: int, documents: int) -> None:
 def serve(args: argparse.Namespace) -> None:
     """The server process: the app over the benchmark's home, on the given port."""
     base = load_config(text_model=args.text_model)
-    real = build_text_model(replace(base, threads=args.threads))
+    real = build_text_model(replace(base, threads=args.threads), batch_size=args.batch)
     model = InstantModel(real) if args.instant else real
     config = replace(
         base, home=Path(args.home), serve_batch_size=args.batch, serve_batch_wait_ms=args.wait_ms

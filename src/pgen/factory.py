@@ -107,17 +107,21 @@ def store_at(path: Path) -> ContextStore:
     return SQLiteStore(path)
 
 
-def build_text_model(config: Config) -> TextModel:
+def build_text_model(config: Config, batch_size: int | None = None) -> TextModel:
+    """``batch_size``: rows per model call of a local model, unless its settings table
+    names one (the service passes its gathering size, so a gathered batch is one call)."""
     from pgen.models.http import OpenAITextModel
     from pgen.models.text import load_text_model
 
     spec = text_model_spec(config.text_model)
     if spec.provider == "openai":
         return OpenAITextModel(base_url=spec.settings["base_url"], model=spec.settings["model"])
+    options = dict(spec.settings)
+    if batch_size is not None:
+        options.setdefault("batch_size", batch_size)
     if spec.provider == "smollm2":
-        return load_text_model(DEFAULT_TEXT_MODEL, config, **spec.settings)
+        return load_text_model(DEFAULT_TEXT_MODEL, config, **options)
     if spec.provider == "transformers":
-        options = dict(spec.settings)
         path = str(options.pop("path"))
         check_local_model("text_model", path)
         return load_text_model(path, config, **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from pgen.context.base import UserNotFoundError
@@ -74,3 +75,18 @@ def test_a_bad_request_in_a_batch_fails_alone(tmp_path: Path, tiny_llama: Path) 
         good, bad, also_good = asyncio.run(run())
     assert isinstance(bad, UserNotFoundError)
     assert getattr(good, "user_id", None) == "u" and getattr(also_good, "output_id", None)
+
+
+def test_the_served_model_decodes_a_whole_gathered_batch_in_one_call(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    """A local model's own batch would split a gathered batch of 12 into 8 + 4 (its
+    default), halving what gathering gains: the service builds it as wide as the gatherer,
+    unless the model's settings table names a batch size."""
+    from pgen.serve.tenants import Tenants
+
+    tenants = Tenants(service_config(tmp_path, tiny_llama, serve_batch_size=12))
+    assert tenants.text_model().batch_size == 12
+    table = {"provider": "transformers", "settings": {"path": str(tiny_llama), "batch_size": 3}}
+    config = replace(service_config(tmp_path, tiny_llama, serve_batch_size=12), text_model=table)
+    assert Tenants(config).text_model().batch_size == 3

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,9 @@ class Tenants:
         in place of the configured ones."""
         check_components(config)
         self.config = config
-        self.text_model = Lazy(text_model or self._loaded("text", build_text_model))
+        # A gathered batch goes to the model as one call: its batch is the gatherer's.
+        build_text = partial(build_text_model, batch_size=config.serve_batch_size)
+        self.text_model = Lazy(text_model or self._loaded("text", build_text))
         self.embedder = Lazy(embedder or self._loaded("embedding", build_embedder))
         self.image_model = Lazy(image_model or self._loaded("image", build_image_model))
         self.max_open = max(1, config.serve_max_tenants)
