@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -12,6 +9,7 @@ from pgen.config import Config
 from pgen.models.base import GenerationConfig, Message, TextModel
 from pgen.models.http import DEFAULT_CONTEXT, OpenAITextModel, TextModelError
 from pgen.models.text import TransformersTextModel, load_text_model
+from tests.upstream_server import ChatServer, chat_server
 
 CHATS = [
     [Message("user", "the battery lasts long")],
@@ -88,85 +86,10 @@ def test_default_smollm2_converts_once_then_loads_from_the_cache(
     )
 
 
-class ChatServer(ThreadingHTTPServer):
-    """A real OpenAI-compatible server answering with a local transformers model."""
-
-    model: TransformersTextModel
-    requests_seen: list[dict]
-    fail_with: int | None = None
-    fail_midstream: bool = False
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: ChatServer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:  # /v1/models, as vLLM answers it
-        models = [{"id": "tiny", "object": "model", "max_model_len": 512}, {"id": "other"}]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(json.dumps({"object": "list", "data": models}).encode())
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests_seen.append({"path": self.path, **body})
-        if self.server.fail_with:
-            self.send_response(self.server.fail_with)
-            self.end_headers()
-            self.wfile.write(b'{"error": "model overloaded"}')
-            return
-        chat = [Message(m["role"], m["content"]) for m in body["messages"]]
-        settings = GenerationConfig(
-            max_new_tokens=body["max_tokens"], temperature=body["temperature"]
-        )
-        if body.get("stream"):
-            self.stream(chat, settings)
-            return
-        text = self.server.model.generate([chat], settings)[0]
-        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(payload.encode())
-
-    def stream(self, chat: list[Message], settings: GenerationConfig) -> None:
-        """Server-sent events as vLLM sends them: the role, content deltas (here with the
-        whitespace a model writes around its reply), a usage chunk, ``[DONE]``."""
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-
-        def event(data: object) -> None:
-            self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
-            self.wfile.flush()
-
-        def content(text: str) -> None:
-            event({"choices": [{"index": 0, "delta": {"content": text}}]})
-
-        event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
-        self.wfile.write(b": keep-alive\n\n")
-        content("\n ")
-        self.server.model.generate([chat], settings, sinks=[content])
-        content(" \n")
-        if self.server.fail_midstream:
-            event({"error": {"message": "the engine died"}})
-            return
-        event({"choices": [], "usage": {"completion_tokens": 6}})
-        self.wfile.write(b"data: [DONE]\n\n")
-
-
 @pytest.fixture
 def server(tiny_model: TransformersTextModel) -> Iterator[ChatServer]:
-    httpd = ChatServer(("127.0.0.1", 0), Handler)
-    httpd.model = tiny_model
-    httpd.requests_seen = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
+    with chat_server(tiny_model) as running:
+        yield running
 
 
 def test_http_backend_gets_the_same_answers_as_the_local_model(

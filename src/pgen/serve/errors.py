@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pgen.context.base import OutputNotFoundError, UserNotFoundError
 from pgen.context.ingest import IngestError
+from pgen.models.http import TextModelError
 
 log = logging.getLogger("pgen.serve")
 
@@ -56,6 +57,10 @@ def error_json(error: Exception) -> tuple[int, dict[str, Any]]:
         return error.status, error_body(error.code, error.message)
     if isinstance(error, ValueError):
         return 422, error_body("invalid_request", _one_line(str(error)))
+    if isinstance(error, TextModelError):
+        # The upstream model server (vLLM, Ollama, ...) failed, not pgen: a gateway error
+        # that says which server and how, so the caller knows to retry or to alert.
+        return 502, error_body("upstream_error", _one_line(f"upstream {error}"))
     return 500, error_body("internal_error", "internal error")  # no internals to the client
 
 
@@ -66,6 +71,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     @app.exception_handler(ValueError)
     async def known(request: Request, error: Exception) -> JSONResponse:
+        status, body = error_json(error)
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(TextModelError)
+    async def upstream_error(request: Request, error: TextModelError) -> JSONResponse:
+        # Expected when the upstream is down: one line in the log, not a traceback.
+        log.warning("%s %s: %s", request.method, request.url.path, error)
         status, body = error_json(error)
         return JSONResponse(body, status_code=status)
 

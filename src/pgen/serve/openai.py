@@ -241,8 +241,10 @@ async def _stream(
         result, remembered = answer.result()
     except Exception as error:  # the status line has gone out: the error is an event
         status, body = error_json(error)
-        if status >= 500:
+        if status == 500:
             log.error("streamed chat completion failed", exc_info=error)
+        elif status > 500:  # the upstream model server's failure: its one line says it
+            log.warning("streamed chat completion failed: %s", error)
         yield _event(body)
         return
     if not result.text.startswith(streamed):  # a sampled retry told another story
