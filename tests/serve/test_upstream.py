@@ -219,7 +219,8 @@ def test_an_upstream_that_is_down_is_a_502_whole_or_streamed(tmp_path: Path) -> 
         assert response.headers["content-type"] == "application/json"
         error = response.json()["error"]
         assert error["code"] == "upstream_error"
-        assert error["message"].startswith(f"upstream text model server at {closed}")
+        assert error["message"].startswith("upstream text model server unreachable")
+        assert closed not in response.text  # the server's address stays with the operator
         assert "unreachable" in error["message"] and "Traceback" not in response.text
         # Streamed, the status line has gone out before the model runs: the same error is
         # the stream's last event, which the official client raises.
@@ -230,5 +231,7 @@ def test_an_upstream_that_is_down_is_a_502_whole_or_streamed(tmp_path: Path) -> 
             messages=[{"role": "user", "content": "hi"}],
             stream=True,
         )
-        with pytest.raises(openai.APIError, match=f"^upstream text model server at {closed}"):
+        with pytest.raises(
+            openai.APIError, match=r"^upstream text model server (unreachable|failed)"
+        ):
             list(stream)

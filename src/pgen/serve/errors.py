@@ -9,6 +9,7 @@ indistinguishable, so no answer tells that something exists elsewhere.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,6 +40,9 @@ class ApiError(Exception):
         self.message = message
 
 
+_UPSTREAM_ADDRESS = re.compile(r" at https?://\S+")
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"type": code, "code": code, "message": message, **extra}}
 
@@ -59,8 +63,10 @@ def error_json(error: Exception) -> tuple[int, dict[str, Any]]:
         return 422, error_body("invalid_request", _one_line(str(error)))
     if isinstance(error, TextModelError):
         # The upstream model server (vLLM, Ollama, ...) failed, not pgen: a gateway error
-        # that says which server and how, so the caller knows to retry or to alert.
-        return 502, error_body("upstream_error", _one_line(f"upstream {error}"))
+        # that says how, so the caller knows to retry or to alert. Its address is the
+        # operator's business (the log has it), not a tenant's.
+        said = _UPSTREAM_ADDRESS.sub("", str(error))
+        return 502, error_body("upstream_error", _one_line(f"upstream {said}"))
     return 500, error_body("internal_error", "internal error")  # no internals to the client
 
 
