@@ -256,7 +256,13 @@ def _report(rows: list[dict[str, Any]], ks: list[int], args: Any) -> None:
     print(
         f"LoCoMo {args.data}: {len(rows)} questions with evidence; retriever {args.retriever}, "
         f"neighbours {args.neighbours}"
-        + (f", weight {args.weight}, spread {args.spread}" if args.retriever == "memory" else "")
+        + (
+            f", weight {args.weight}, spread {args.spread}, speaker {args.speaker}, "
+            f"session {args.session}"
+            if args.retriever == "memory"
+            else ""
+        )
+        + (", photo captions off" if args.no_captions else "")
     )
     metrics = [f"recall@{k}" for k in ks] + ([] if args.no_answers else ["f1", "f1_none"])
     print("| category | questions | " + " | ".join(metrics) + " |")
