@@ -88,9 +88,14 @@ def test_bench_memory_reports_recall(tmp_path: Path, capsys: pytest.CaptureFixtu
             "2",
             "--neighbours",
             "0",
+            "--out",
+            str(tmp_path / "rows.jsonl"),
         ]
     )
     assert code == 0
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [r["question"] for r in rows] == [q["question"] for q in SAMPLE[0]["qa"]]
+    assert rows[0]["evidence"] == ["D1:1"] and rows[0]["recalled"][0] == "D1:1"
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| 4 single-hop"))
     assert row.split("|")[2].strip() == "2"
@@ -208,3 +213,18 @@ def test_a_speaker_the_question_names_outranks_a_better_match_by_another(tmp_pat
     found = recall_turns(engine, "u", "What did Bo do at the lake?", 2, boost)
     assert found[1].text == said[2][2]
     engine.close()
+
+
+def test_bench_memory_answers_with_memory_and_without(tmp_path: Path, tiny_llama: Path) -> None:
+    path = tmp_path / "locomo.json"
+    path.write_text(json.dumps(SAMPLE))
+    out = tmp_path / "rows.jsonl"
+    argv = ["--home", str(tmp_path), "--text-model", str(tiny_llama), "bench", "memory"]
+    argv += ["--data", str(path), "--retriever", "bm25", "--k", "2", "--max-new-tokens", "3"]
+    assert main([*argv, "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3
+    for row in rows:  # each question answered through rag and by the instruction alone
+        assert isinstance(row["answer"], str) and isinstance(row["answer_none"], str)
+        assert row["f1"] == token_f1(row["answer"], row["gold"])
+        assert row["documents_used"] == 2 and row["prompt_tokens_added"] > 0

@@ -122,5 +122,6 @@ def register_bench(bench: Any) -> None:
     p.add_argument("--no-captions", action="store_true", help="photo turns without captions")
     p.add_argument("--no-answers", action="store_true", help="score retrieval only (no model)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="answer length cap")
+    p.add_argument("--out", help="write each question's recall and answers here (JSON Lines)")
     p.add_argument("--limit", type=int, default=0, help="questions per conversation (0: all)")
     p.set_defaults(func=cmd_bench_memory)

@@ -201,7 +201,15 @@ def run(args: Any, config: Config) -> None:
                     )
                 seconds = time.perf_counter() - started
                 found = [dia[d] for d in ranked]
-                row: dict[str, Any] = {"category": question.category, "overhead_ms": seconds * 1e3}
+                row: dict[str, Any] = {
+                    "conversation": user,
+                    "question": question.text,
+                    "gold": question.answer,
+                    "evidence": sorted(question.evidence),
+                    "recalled": found,
+                    "category": question.category,
+                    "overhead_ms": seconds * 1e3,
+                }
                 for k in ks:
                     row[f"recall@{k}"] = len(question.evidence & set(found[:k])) / len(
                         question.evidence
@@ -214,12 +222,16 @@ def run(args: Any, config: Config) -> None:
                 ):
                     row.update(answer)
         tenants.close()
+    if args.out:  # per question: what was recalled and answered, to read, not only average
+        Path(args.out).write_text(
+            "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8"
+        )
     _report(rows, ks, args)
 
 
 def _answers(
     engine: Engine, user: str, questions: list[Question], args: Any
-) -> list[dict[str, float]]:
+) -> list[dict[str, Any]]:
     """The questions answered as the chat endpoint answers them: the rag strategy with this
     retriever (``memory``: the registered memory retriever), in the engine's batches; and
     by the instruction alone (``none``), the paired baseline. pgen's own time is that of
@@ -242,6 +254,8 @@ def _answers(
         count = engine.text_model.count_tokens
         rows.append(
             {
+                "answer": result.text,
+                "answer_none": baseline.text,
                 "f1": token_f1(result.text, question.answer),
                 "f1_none": token_f1(baseline.text, question.answer),
                 "prompt_tokens_added": float(count(prompt) - count(question.text)),
