@@ -65,6 +65,16 @@ def test_settings_grid() -> None:
         "rag-bm25-k2",
     ]
     assert [s.name for s in settings_grid(["profile", "none"], [], [])] == ["none", "profile"]
+    # lora+rag retrieves like rag: the same retrievers and k, so the two compare the same
+    # documents (it once ran with the request's defaults, k = 4, beside rag's k = 1).
+    adapters = settings_grid(["rag", "lora+rag", "lora", "dpo"], ["bm25"], [1])
+    assert [s.name for s in adapters] == [
+        "none",
+        "rag-bm25-k1",
+        "lora+rag-bm25-k1",
+        "lora",
+        "dpo",
+    ]
 
 
 def test_bench_writes_predictions_metrics_and_report(

@@ -20,7 +20,7 @@ def test_bench_text_trains_one_lora_per_user(tiny_llama: Path, tmp_path: Path) -
     results = json.loads((out / "metrics.json").read_text())
     meta = results["record"]["settings"]  # what produced the run
     assert meta["lora_users_trained"] >= 1 and meta["lora_training_seconds_per_user"] > 0
-    assert set(results["scores"]["systems"]) >= {"lora", "lora+rag"}
+    assert set(results["scores"]["systems"]) >= {"lora", "lora+rag-bm25-k1"}
     choice = [*argv, "--answers", "choice"]
     choice[choice.index(str(out))] = str(tmp_path / "choice")
     assert main(choice) == 0  # choice scores go through each user's adapter

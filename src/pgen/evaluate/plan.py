@@ -53,14 +53,25 @@ class Setting:
 
 def settings_grid(strategies: list[str], retrievers: list[str], ks: list[int]) -> list[Setting]:
     """``none`` first, always (the baseline of every paired test), and ``profile`` once;
-    ``rag`` for every retriever and k."""
+    every retrieving strategy (``rag``, ``lora+rag``) for every retriever and k, so that
+    ``lora+rag`` and ``rag`` compare the same documents, retrieved by the same query."""
     grid: list[Setting] = [Setting(BASELINE)]
     for strategy in dict.fromkeys(strategies):
-        if strategy == "rag":
-            grid += [Setting("rag", r, k) for r in dict.fromkeys(retrievers) for k in ks]
+        if retrieves(strategy):
+            grid += [Setting(strategy, r, k) for r in dict.fromkeys(retrievers) for k in ks]
         elif strategy != BASELINE:
             grid.append(Setting(strategy))
     return grid
+
+
+def retrieves(strategy: str) -> bool:
+    """Whether the text strategy puts retrieved documents in the prompt."""
+    from pgen.personalize import get_strategy
+
+    try:
+        return bool(getattr(get_strategy("text", strategy), "retrieves", False))
+    except ValueError:
+        return False  # unknown: refused where the plan is checked
 
 
 @dataclass

@@ -84,6 +84,7 @@ class _WithAdapter:
         self.kind = kind
         self.prompt = prompt
         self.description = about
+        self.retrieves = bool(getattr(prompt, "retrieves", False))
 
     def prepare(self, requests: list[Request], tools: Tools) -> list[Prepared]:
         prepared = self.prompt.prepare(requests, tools)

@@ -13,6 +13,7 @@ TEMPLATE = (
 
 class RetrievalAugmented:
     name = "rag"
+    retrieves = True  # its requests' retriever, k and query matter (bench settings)
     modality: Modality = "text"
     description = "the user's top-k documents for the request, retrieved into the prompt"
 
