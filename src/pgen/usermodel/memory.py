@@ -33,7 +33,6 @@ class MemorySettings:
     # z-score boost of the turns by a speaker the query names: 5 all but keeps only theirs
     speaker: float = 5.0
     session: float = 0.6  # share of its day's best turn score every turn of that day gains
-    per_day: int = 0  # at most this many hits from one day before others (0: no cap)
 
 
 def speaker_of(turn: Document) -> str | None:
@@ -91,9 +90,7 @@ def fuse(
         np.maximum.at(best, days, fused)
         lifted = lifted + settings.session * best[days]
     ranked: dict[int, float] = {}
-    for rank, n in enumerate(
-        _spread_over_days(np.argsort(-lifted, kind="stable"), days, k, settings.per_day)
-    ):
+    for rank, n in enumerate(np.argsort(-lifted, kind="stable")[:k]):
         score = float(k - rank)
         ranked[int(n)] = max(ranked.get(int(n), -np.inf), score)
         for step in range(1, settings.neighbours + 1):
@@ -101,26 +98,6 @@ def fuse(
                 if 0 <= m < len(turns):
                     ranked[int(m)] = max(ranked.get(int(m), -np.inf), score - 0.5 - step)
     return sorted(ranked, key=lambda n: -ranked[n])[:k]
-
-
-def _spread_over_days(order: np.ndarray, days: np.ndarray, k: int, per_day: int) -> list[int]:
-    """The first ``k`` of ``order``, at most ``per_day`` from one day while other days have
-    candidates: a multi-hop question's evidence sits in several sessions."""
-    if per_day <= 0:
-        return [int(n) for n in order[:k]]
-    taken: list[int] = []
-    held: list[int] = []
-    count: dict[int, int] = {}
-    for n in order:
-        day = int(days[n])
-        if count.get(day, 0) < per_day:
-            count[day] = count.get(day, 0) + 1
-            taken.append(int(n))
-            if len(taken) == k:
-                return taken
-        elif len(held) < k:
-            held.append(int(n))
-    return [*taken, *held][:k]
 
 
 def _day_numbers(turns: list[Document]) -> np.ndarray:
