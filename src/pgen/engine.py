@@ -38,17 +38,8 @@ from pgen.factory import (
     build_text_model,
     check_components,
 )
-from pgen.models.base import (
-    BASE_ADAPTER,
-    AdapterRef,
-    Chat,
-    Embedder,
-    GenerationConfig,
-    TextModel,
-    TextSink,
-    streams,
-)
-from pgen.models.deltas import ReplyFeed
+from pgen.models.base import BASE_ADAPTER, Embedder, GenerationConfig, TextModel, TextSink
+from pgen.models.deltas import generate_to_sinks
 from pgen.personalize import (
     ImageRequest,
     Modality,
@@ -326,7 +317,9 @@ class Engine:
             raise TypeError("a text strategy prepared no chat")
         adapters = [p.adapter for p in prepared]
         # One batch whatever the users' adapters: the backend applies each to its row only.
-        texts = self._texts(chats, settings, adapters if any(adapters) else None, sinks)
+        texts = generate_to_sinks(
+            self.text_model, chats, settings, adapters if any(adapters) else None, sinks
+        )
         results = []
         for request, item, text in zip(requests, prepared, texts, strict=True):
             adapter = item.adapter.name if item.adapter else BASE_ADAPTER
@@ -350,26 +343,6 @@ class Engine:
                 )
             )
         return results
-
-    def _texts(
-        self,
-        chats: list[Chat],
-        settings: GenerationConfig,
-        adapters: list[AdapterRef | None] | None,
-        sinks: Sequence[TextSink | None] | None,
-    ) -> list[str]:
-        """The model's replies; with sinks, each handed on as it is decoded, or whole at
-        the end by a model whose ``generate`` takes no sinks."""
-        model = self.text_model
-        if sinks is None or all(sink is None for sink in sinks):
-            return model.generate(chats, settings, adapters)
-        if streams(model):
-            return model.generate(chats, settings, adapters, sinks=sinks)
-        texts = model.generate(chats, settings, adapters)
-        for sink, text in zip(sinks, texts, strict=True):
-            if sink is not None:
-                ReplyFeed(sink).finish(text)
-        return texts
 
     # -- images -----------------------------------------------------------------------
     def generate_image(

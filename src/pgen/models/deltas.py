@@ -4,8 +4,9 @@ exactly the reply a backend returns at the end (``reply_text`` of the whole deco
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from pgen.models.base import TextSink
+from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextModel, TextSink, streams
 
 log = logging.getLogger("pgen.models")
 
@@ -56,3 +57,23 @@ class ReplyFeed:
         except Exception:
             log.warning("a reply's sink failed; the reply goes on without it", exc_info=True)
             self.sink = None
+
+
+def generate_to_sinks(
+    model: TextModel,
+    chats: list[Chat],
+    settings: GenerationConfig,
+    adapters: Sequence[AdapterRef | None] | None,
+    sinks: Sequence[TextSink | None] | None,
+) -> list[str]:
+    """The model's replies; with sinks, each handed on as it is decoded, or whole at the
+    end by a model whose ``generate`` takes no sinks."""
+    if sinks is None or all(sink is None for sink in sinks):
+        return model.generate(chats, settings, adapters)
+    if streams(model):
+        return model.generate(chats, settings, adapters, sinks=sinks)
+    texts = model.generate(chats, settings, adapters)
+    for sink, text in zip(sinks, texts, strict=True):
+        if sink is not None:
+            ReplyFeed(sink).finish(text)
+    return texts
