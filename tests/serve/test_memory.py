@@ -138,27 +138,32 @@ def test_recall_turns_brings_the_reply_and_stays_in_spoken_order(tmp_path: Path)
     engine.close()
 
 
-def test_memory_retriever_reads_only_the_users_own_turns(tmp_path: Path) -> None:
-    """``memory`` is a registered retriever: search and rag read the user's remembered
-    turns only, never their other documents nor another user's turns."""
+def test_memory_retriever_reads_the_users_turns_and_documents_never_anothers(
+    tmp_path: Path,
+) -> None:
+    """``memory`` is a registered retriever: search and rag get the user's remembered
+    turns (by memory recall) fused with their other documents, never another user's."""
     from pgen.context.records import Document, User
 
     engine = Engine.open(Config(store=tmp_path / "pgen.db", home=tmp_path))
+    turn = turn_document("ann", "Miso the kitten chased a moth", when=_day(8, 0))
+    remember(engine, "ann", [turn])
+    remember(engine, "bo", [turn_document("bo", "Miso soup with tofu and kitten", when=_day(8, 0))])
+    only_turns = engine.search("ann", "kitten Miso", k=5, retriever="memory")
+    assert [h.document.text for h in only_turns] == [turn.text]
+    assert only_turns[0].retriever == "memory"
     engine.ingest(
         [
             User(user_id="ann"),
             Document(user_id="ann", doc_id="blog", text="My kitten Miso and the violin lessons"),
+            Document(user_id="ann", doc_id="tax", text="Quarterly tax forms are due in April"),
         ]
     )
-    remember(
-        engine, "ann", [turn_document("ann", "Miso the kitten chased a moth", when=_day(8, 0))]
-    )
-    remember(engine, "bo", [turn_document("bo", "Miso soup with tofu and kitten", when=_day(8, 0))])
-    hits = engine.search("ann", "kitten Miso", k=5, retriever="memory")
-    assert [h.document.text for h in hits] == ["Miso the kitten chased a moth"]
-    assert hits[0].retriever == "memory"
-    prepared = engine.prepare([Request("ann", "What is my kitten called?", "rag", 3, "memory")])
-    assert prepared[0].provenance.documents == [hits[0].document.doc_id]
+    both = engine.search("ann", "kitten Miso", k=2, retriever="memory")
+    assert {h.document.doc_id for h in both} == {turn.doc_id, "blog"}  # not tax, not bo's
+    prepared = engine.prepare([Request("ann", "What is my kitten called?", "rag", 1, "memory")])
+    assert len(prepared[0].provenance.documents) == 1
+    assert prepared[0].provenance.documents[0] in {turn.doc_id, "blog"}
     engine.close()
 
 

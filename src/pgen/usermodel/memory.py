@@ -18,7 +18,7 @@ import numpy as np
 
 from pgen.context.base import ContextStore
 from pgen.context.records import Document
-from pgen.usermodel.retrievers import Hit, Retriever
+from pgen.usermodel.retrievers import Hit, Retriever, rank_fusion
 
 MEMORY_KIND = "chat"  # the document kind of remembered turns
 
@@ -131,8 +131,9 @@ def turn_scores(turns: list[Document], hits: list[Hit]) -> np.ndarray:
 
 
 class MemoryRetriever:
-    """Registered as ``memory``: reads only the user's ``chat`` documents, so only their own
-    remembered turns come back (every part retriever is per user)."""
+    """Registered as ``memory``: the user's remembered turns (``chat`` documents) by
+    ``recall``, fused by rank with the user's other documents (BM25 and dense), so that
+    a user with both gets both; every part retriever is per user."""
 
     name = "memory"
 
@@ -163,17 +164,36 @@ class MemoryRetriever:
         return turns, found[0], found[1]
 
     def recall(self, user_id: str, query: str, k: int) -> list[Document]:
+        """The user's ``k`` best remembered turns for ``query``."""
+        turns, best = self._recall(user_id, query, k)
+        return [turns[n] for n in best]
+
+    def _recall(self, user_id: str, query: str, k: int) -> tuple[list[Document], list[int]]:
         if k <= 0:
-            return []
+            return [], []
         turns, lexical, dense = self.scores(user_id, query)
         if not turns:
-            return []
-        return [turns[n] for n in fuse(turns, query, lexical, dense, k, self.settings)]
+            return [], []
+        return turns, fuse(turns, query, lexical, dense, k, self.settings)
 
     def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
-        found = self.recall(user_id, query, k)
-        # Scores only order the hits (rag reports them): the rank, best highest.
-        return [Hit(d.doc_id, float(len(found) - n)) for n, d in enumerate(found)]
+        turns, best = self._recall(user_id, query, k)
+        recalled = [turns[n].doc_id for n in best]
+        turn_ids = {t.doc_id for t in turns}
+        if len(self.store.document_hashes(user_id)) == len(turn_ids):
+            # Only turns (LoCoMo, a chat-only user): recall's order, scored by rank.
+            return [Hit(doc_id, float(len(recalled) - n)) for n, doc_id in enumerate(recalled)]
+        return rank_fusion([recalled, self._documents(user_id, query, k, turn_ids)], k)
+
+    def _documents(self, user_id: str, query: str, k: int, turn_ids: set[str]) -> list[str]:
+        """The user's ``k`` best documents that are not turns, BM25 and dense fused."""
+        depth = k + len(turn_ids)  # the parts rank turns too: enough to keep k others
+        rankings = []
+        for name, share in (("bm25", self.settings.weight), ("dense", 1 - self.settings.weight)):
+            if share > 0:
+                hits = self._part(name).retrieve(user_id, query, depth)
+                rankings.append([h.doc_id for h in hits if h.doc_id not in turn_ids])
+        return [hit.doc_id for hit in rank_fusion(rankings, k)]
 
     def forget(self, user_id: str) -> None:
         pass  # the part retrievers hold the indexes

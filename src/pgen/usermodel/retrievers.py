@@ -260,6 +260,16 @@ class RecencyRetriever:
         pass  # nothing held in memory
 
 
+def rank_fusion(rankings: list[list[str]], k: int) -> list[Hit]:
+    """Reciprocal-rank fusion of rankings (doc ids, best first): the ``k`` best."""
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, doc_id in enumerate(ranking):
+            fused[doc_id] = fused.get(doc_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    best = sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+    return [Hit(doc_id, score) for doc_id, score in best]
+
+
 class HybridRetriever:
     """Reciprocal-rank fusion of lexical and dense rankings."""
 
@@ -270,12 +280,11 @@ class HybridRetriever:
         self.depth = depth
 
     def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
-        fused: dict[str, float] = {}
-        for part in self.parts:
-            for rank, hit in enumerate(part.retrieve(user_id, query, max(k, self.depth))):
-                fused[hit.doc_id] = fused.get(hit.doc_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-        best = sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
-        return [Hit(doc_id, score) for doc_id, score in best]
+        rankings = [
+            [hit.doc_id for hit in part.retrieve(user_id, query, max(k, self.depth))]
+            for part in self.parts
+        ]
+        return rank_fusion(rankings, k)
 
     def forget(self, user_id: str) -> None:
         for part in self.parts:
