@@ -79,6 +79,8 @@ def fuse(
 ) -> list[int]:
     """Positions (in spoken order) of the ``k`` best turns, from each turn's raw BM25 and
     dense scores. Pure, so a benchmark can sweep settings over cached scores."""
+    if not turns or k <= 0:
+        return []
     fused = settings.weight * _standard(lexical) + (1.0 - settings.weight) * _standard(dense)
     named = named_speakers(query, turns) if settings.speaker else set()
     if named:
@@ -148,52 +150,49 @@ class MemoryRetriever:
         self.settings = settings or MemorySettings()
 
     def scores(self, user_id: str, query: str) -> tuple[list[Document], np.ndarray, np.ndarray]:
-        """The user's turns in spoken order and their raw BM25 and dense scores. With a
-        speaker boost, the speakers the query names leave the text that is scored: the
-        boost already says whose turns, and a name matches every title of theirs."""
+        """The user's turns in spoken order and their raw BM25 and dense scores."""
+        turns, lexical, dense, _ = self._scored(user_id, query, others=False)
+        return turns, lexical, dense
+
+    def _scored(
+        self, user_id: str, query: str, others: bool
+    ) -> tuple[list[Document], np.ndarray, np.ndarray, list[list[str]]]:
+        """The turns and their raw BM25 and dense scores, and (``others``) each part's
+        ranking of the user's other documents, from one call per part. With a speaker
+        boost, the speakers the query names leave the text that is scored: the boost
+        already says whose turns, and a name matches every title of theirs."""
         turns = self.store.documents(user_id, kind=MEMORY_KIND)  # oldest first
+        turn_ids = {t.doc_id for t in turns}
         depth = len(turns) + 1000  # the parts index all documents: cover every turn
         if self.settings.speaker:
             query = without_speakers(query, named_speakers(query, turns))
-        found = []
+        found, rankings = [], []
         for name, share in (("bm25", self.settings.weight), ("dense", 1 - self.settings.weight)):
-            if share <= 0 or not turns:
-                found.append(np.zeros(len(turns)))
-                continue
-            found.append(turn_scores(turns, self._part(name).retrieve(user_id, query, depth)))
-        return turns, found[0], found[1]
+            wanted = share > 0 and (turns or others)  # nothing to score: no index to build
+            hits = self._part(name).retrieve(user_id, query, depth) if wanted else []
+            found.append(turn_scores(turns, hits))
+            if others and hits:
+                rankings.append([h.doc_id for h in hits if h.doc_id not in turn_ids])
+        return turns, found[0], found[1], rankings
 
     def recall(self, user_id: str, query: str, k: int) -> list[Document]:
         """The user's ``k`` best remembered turns for ``query``."""
-        turns, best = self._recall(user_id, query, k)
-        return [turns[n] for n in best]
-
-    def _recall(self, user_id: str, query: str, k: int) -> tuple[list[Document], list[int]]:
         if k <= 0:
-            return [], []
+            return []
         turns, lexical, dense = self.scores(user_id, query)
-        if not turns:
-            return [], []
-        return turns, fuse(turns, query, lexical, dense, k, self.settings)
+        return [turns[n] for n in fuse(turns, query, lexical, dense, k, self.settings)]
 
     def retrieve(self, user_id: str, query: str, k: int) -> list[Hit]:
-        turns, best = self._recall(user_id, query, k)
-        recalled = [turns[n].doc_id for n in best]
-        turn_ids = {t.doc_id for t in turns}
-        if len(self.store.document_hashes(user_id)) == len(turn_ids):
+        if k <= 0:
+            return []
+        turns, lexical, dense, rankings = self._scored(user_id, query, others=True)
+        recalled = [turns[n].doc_id for n in fuse(turns, query, lexical, dense, k, self.settings)]
+        if not any(rankings):
             # Only turns (LoCoMo, a chat-only user): recall's order, scored by rank.
             return [Hit(doc_id, float(len(recalled) - n)) for n, doc_id in enumerate(recalled)]
-        return rank_fusion([recalled, self._documents(user_id, query, k, turn_ids)], k)
-
-    def _documents(self, user_id: str, query: str, k: int, turn_ids: set[str]) -> list[str]:
-        """The user's ``k`` best documents that are not turns, BM25 and dense fused."""
-        depth = k + len(turn_ids)  # the parts rank turns too: enough to keep k others
-        rankings = []
-        for name, share in (("bm25", self.settings.weight), ("dense", 1 - self.settings.weight)):
-            if share > 0:
-                hits = self._part(name).retrieve(user_id, query, depth)
-                rankings.append([h.doc_id for h in hits if h.doc_id not in turn_ids])
-        return [hit.doc_id for hit in rank_fusion(rankings, k)]
+        # The user's other documents (BM25 and dense fused), then with the turns, by rank.
+        documents = [hit.doc_id for hit in rank_fusion(rankings, k)]
+        return rank_fusion([recalled, documents], k)
 
     def forget(self, user_id: str) -> None:
         pass  # the part retrievers hold the indexes
