@@ -24,7 +24,7 @@ import torch
 from pgen.config import Config
 from pgen.context.records import Document
 from pgen.serve.memory import remember
-from pgen.serve.memory_bench import interval, load_locomo
+from pgen.bench.memory import interval, load_locomo
 from pgen.serve.tenants import Tenants
 from pgen.usermodel.memory import MemoryRetriever, MemorySettings, fuse
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pgen.cli import build_parser, main, version
+from pgen.cli.main import build_parser, main, version
 
-PGEN = [sys.executable, "-m", "pgen.cli"]
+PGEN = [sys.executable, "-m", "pgen.cli.main"]
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -53,7 +53,7 @@ def test_every_flag_has_help_and_help_shows_defaults() -> None:
 
 def test_version_and_help_load_no_torch() -> None:
     code = (
-        "import sys\nfrom pgen.cli import build_parser\nbuild_parser().format_help()\n"
+        "import sys\nfrom pgen.cli.main import build_parser\nbuild_parser().format_help()\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', "
         "'diffusers', 'peft', 'trl', 'fastapi')]\nprint(heavy)"
     )

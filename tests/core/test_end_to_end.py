@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.cli import main, one_line
+from pgen.cli.main import main, one_line
 from pgen.config import Config
 from pgen.context.schema import USER_TABLES
 from pgen.context.store import SQLiteStore

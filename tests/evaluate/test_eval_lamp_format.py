@@ -12,7 +12,7 @@ from pgen.context.ingest import IngestError, ingest
 from pgen.context.store import SQLiteStore
 from pgen.engine import Engine
 from pgen.evaluate.benchmarks import load_task
-from pgen.evaluate.textbench import fill_store
+from pgen.bench.text import fill_store
 from pgen.models.base import GenerationConfig
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import Request

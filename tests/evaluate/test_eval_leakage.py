@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.cli import main
+from pgen.cli.main import main
 from pgen.context.formats.amazon import DUPLICATE, distinct_reviews, read_reviews
 from pgen.evaluate.benchmarks import excluded_counts, load_task
 from pgen.evaluate.benchmarks.amazon import SAME_AS_TARGET

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pgen.cli import main
+from pgen.cli.main import main
 from pgen.evaluate.answers import calibrated_choices, first_label
 from pgen.evaluate.benchmarks import TaskData, TaskSpec
 from pgen.evaluate.metrics import lamp_rouge_bootstrap_mid
 from pgen.evaluate.metrics.labels import RATING_LABELS
-from pgen.evaluate.plan import BenchPlan, cache_key
-from pgen.evaluate.textbench import CACHE_FILE, Setting, settings_grid
+from pgen.bench.text_plan import BenchPlan, cache_key
+from pgen.bench.text import CACHE_FILE, Setting, settings_grid
 from pgen.models.base import GenerationConfig
 
 
@@ -335,7 +335,7 @@ def test_cache_key_covers_the_embedding_model_for_dense_retrieval() -> None:
 
 
 def test_cache_key_covers_the_retriever_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pgen.evaluate.plan as plan_module
+    import pgen.bench.text_plan as plan_module
 
     plan, data = BenchPlan([], "smollm2", 16), _task("abc")
     bm25, none = Setting("rag", "bm25", 2), Setting("none")
@@ -352,7 +352,7 @@ def test_cache_key_covers_the_retriever_code(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_batch_size_reaches_the_model(tiny_llama: Path, tmp_path: Path) -> None:
     from pgen.config import Config
-    from pgen.evaluate.cli import text_model_loader
+    from pgen.cli.evaluate import text_model_loader
     from pgen.models.base import Message
 
     model = text_model_loader(str(tiny_llama), Config(home=tmp_path), 16)()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pgen.cli import main
+from pgen.cli.main import main
 from pgen.context import Interaction, Item, Subject, User
 from pgen.context.store import SQLiteStore
 from pgen.personalize import subject
@@ -41,7 +41,7 @@ def _run(store_path: Path, *argv: str) -> int:
 
 
 def test_cli_choices_come_from_the_registry() -> None:
-    from pgen.cli import build_parser
+    from pgen.cli.main import build_parser
     from pgen.personalize import strategy_names
 
     parser = build_parser()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pgen.evaluate.dreambench import (
+from pgen.bench.dreambench import (
     DreamBench,
     DreamBenchConfig,
     format_table,

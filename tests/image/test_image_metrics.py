@@ -250,7 +250,7 @@ def test_eval_images_command_reports_every_metric(
 
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    from pgen.cli import main
+    from pgen.cli.main import main
     from pgen.evaluate.metrics.image_inception import load_fid_inception, to_uint8
 
     real, generated = _folders(tmp_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pgen.assistant import Assistant
-from pgen.cli import main
+from pgen.cli.main import main
 from pgen.context.records import Document, Subject, User
 from pgen.context.store import SQLiteStore
 from pgen.models.image_embedding import EfficientNetEmbedder, load_image_embedder
@@ -305,7 +305,7 @@ def test_the_assistant_commands_load_no_torch() -> None:
     import sys
 
     code = (
-        "import sys, argparse, pgen.assistant_cli as c\n"
+        "import sys, argparse, pgen.cli.photos as c\n"
         "top, bench = argparse.ArgumentParser(), argparse.ArgumentParser()\n"
         "c.register(top.add_subparsers(), bench.add_subparsers())\n"
         "top.parse_args(['ask', '--user', 'u', '--image', 'x.jpg', 'hi'])\n"

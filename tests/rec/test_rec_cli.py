@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.cli import main
+from pgen.cli.main import main
 from pgen.recommend.recommenders import load
 from tests.rec.conftest import planted_records
 

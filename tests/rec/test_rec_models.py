@@ -84,7 +84,7 @@ def test_text_model_reloads_with_its_text_vectors(planted_split: Split, tmp_path
 
 
 def test_bench_seed_reaches_the_model(planted_split: Split) -> None:
-    from pgen.recommend.bench import train_model
+    from pgen.recommend.fit import train_model
 
     def weights(seed: int, params: dict[str, object] | None = None) -> torch.Tensor:
         model = train_model(

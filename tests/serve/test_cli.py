@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.cli import main
+from pgen.cli.main import main
 from pgen.serve.app import key_path
 from pgen.serve.auth.keys import KeyStore
 from tests.serve.server import service_config
@@ -44,8 +44,8 @@ def test_keys_create_list_revoke(
 
 def test_the_cli_loads_no_web_stack_or_torch_for_help() -> None:
     code = (
-        "import sys, pgen.cli\n"
-        "try:\n    pgen.cli.main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
+        "import sys, pgen.cli.main\n"
+        "try:\n    pgen.cli.main.main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('torch', 'fastapi', 'uvicorn') if m in sys.modules))"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pgen.cli import main
+from pgen.cli.main import main
 
 AMAZON = Path(__file__).resolve().parents[1] / "evaluate" / "data" / "amazon_5core_sample.json"
 

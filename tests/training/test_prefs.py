@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pgen.cli import main
+from pgen.cli.main import main
 from pgen.models.text import TransformersTextModel
-from pgen.training.prefs import (
+from pgen.bench.prefs import (
     PrefsConfig,
     load_pairs,
     report,

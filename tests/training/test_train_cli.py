@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.cli import main
+from pgen.cli.main import main
 from pgen.context.store import SQLiteStore
 
 from .conftest import documents

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
+
+from pgen.config import GenerationConfig as GenerationConfig  # re-exported: decoding is a model setting
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -41,35 +43,6 @@ class AdapterRef:
     name: str
     path: Path | None = None
     settings: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Decoding settings. Greedy by default: benchmarks must be deterministic."""
-
-    max_new_tokens: int = 128
-    temperature: float = 0.0  # 0 means greedy
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0  # 1.0: off; small models loop less with ~1.15
-    no_repeat_ngram_size: int = 0  # 0: off; n > 0 forbids repeating any n-gram
-    seed: int = 0
-
-    @classmethod
-    def from_settings(cls, source: object, **changes: Any) -> GenerationConfig:
-        """The decoding settings an object carries under the same names (a config, a
-        benchmark plan), with ``changes`` on top; a change of None keeps the setting."""
-        names = [f.name for f in fields(cls)]
-        values = {name: getattr(source, name) for name in names if hasattr(source, name)}
-        values.update({k: v for k, v in changes.items() if v is not None})
-        return cls(**values)
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
-        if self.repetition_penalty <= 0 or self.no_repeat_ngram_size < 0:
-            raise ValueError("repetition_penalty must be > 0 and no_repeat_ngram_size >= 0")
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from pgen.context.base import ContextStore, UserNotFoundError
 from pgen.context.records import Item
 from pgen.models.base import Embedder, TextModel
 from pgen.recommend.arrays import holdout_last, sequences_from_store
-from pgen.recommend.bench import item_texts, train_model
+from pgen.recommend.fit import item_texts, train_model
 from pgen.recommend.protocol import Scorer, mask_history
 from pgen.recommend.recommenders import Recommender, load
 from pgen.recommend.recommenders.mf import PairwiseModel

@@ -25,7 +25,7 @@ from pgen.evaluate.benchmarks import Example, TaskData
 
 if TYPE_CHECKING:
     from pgen.engine import Engine
-    from pgen.evaluate.plan import BenchPlan
+    from pgen.bench.text_plan import BenchPlan
     from pgen.training.dpo import DpoSettings
     from pgen.training.examples import Example as TrainExample
     from pgen.training.text_lora import LoraSettings
@@ -144,7 +144,7 @@ def base_answers(
 ) -> list[str]:
     """The base model's greedy answers to the profile prompts, cached beside the bench's
     predictions (keyed by model, decoding and the prompt)."""
-    from pgen.evaluate.plan import CACHE_FILE, Prediction, read_cache
+    from pgen.bench.text_plan import CACHE_FILE, Prediction, read_cache
     from pgen.personalize import Request
 
     path = plan.run_dir / CACHE_FILE if plan.run_dir else None
@@ -168,7 +168,7 @@ def base_answers(
 
 
 def rejected_key(data: TaskData, plan: BenchPlan) -> str:
-    from pgen.evaluate.plan import strategy_fingerprint
+    from pgen.bench.text_plan import strategy_fingerprint
 
     decided_by = {
         "rejected": strategy_fingerprint("none"),

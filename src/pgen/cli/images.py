@@ -124,7 +124,7 @@ def cmd_train_subject(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_bench_dreambench(args: argparse.Namespace, config: Config) -> None:
-    from pgen.evaluate.dreambench import (
+    from pgen.bench.dreambench import (
         DreamBenchConfig,
         format_table,
         load_dreambench,

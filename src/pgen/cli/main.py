@@ -19,13 +19,13 @@ from pgen.config import Config, load_config
 # ``pgen bench``; each subparser sets ``func(args, config) -> int | None``. Torch and the
 # model stacks load inside handlers only: `pgen --help` must stay fast.
 EXTENSIONS: tuple[str, ...] = (
-    "pgen.commands",
-    "pgen.evaluate.cli",
-    "pgen.image_cli",
-    "pgen.recommend.cli",
-    "pgen.training.cli",
-    "pgen.assistant_cli",
-    "pgen.serve.cli",
+    "pgen.cli.context",
+    "pgen.cli.evaluate",
+    "pgen.cli.images",
+    "pgen.cli.recommend",
+    "pgen.cli.training",
+    "pgen.cli.photos",
+    "pgen.cli.serve",
 )
 
 Handler = Callable[[argparse.Namespace, Config], Any]

@@ -63,7 +63,7 @@ def _decoding_options(parser: Any) -> None:
 
 def _adapter_options(parser: Any) -> None:
     """Caps on per-user training for lora, lora+rag and dpo (CPU cost); keyed and recorded."""
-    from pgen.evaluate.adapters import AdapterCaps
+    from pgen.bench.text_adapters import AdapterCaps
 
     caps = AdapterCaps()
     parser.add_argument(
@@ -82,7 +82,7 @@ def _adapter_options(parser: Any) -> None:
 
 
 def adapter_caps(args: argparse.Namespace) -> Any:
-    from pgen.evaluate.adapters import AdapterCaps
+    from pgen.bench.text_adapters import AdapterCaps
 
     if args.profile_items < 1 or args.train_max_length < 8 or args.train_epochs < 1:
         raise ValueError("--profile-items and --train-epochs must be >= 1, --train-max-length >= 8")
@@ -193,8 +193,8 @@ def register(commands: Any, bench: Any) -> None:
 def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
     from pgen.engine import Engine
     from pgen.evaluate.benchmarks import load_task, metrics_for, select
-    from pgen.evaluate.plan import BASELINE, store_path
-    from pgen.evaluate.textbench import BenchPlan, bench_text, output_names, settings_grid
+    from pgen.bench.text_plan import BASELINE, store_path
+    from pgen.bench.text import BenchPlan, bench_text, output_names, settings_grid
     from pgen.factory import build_embedder, build_store
     from pgen.personalize import get_strategy
     from pgen.usermodel.retrievers import RETRIEVERS

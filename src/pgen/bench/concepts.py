@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pgen.evaluate.dreambench import BenchSubject, DreamBench
+from pgen.bench.dreambench import BenchSubject, DreamBench
 from pgen.usermodel.concepts import (
     Calibration,
     ConceptMemory,

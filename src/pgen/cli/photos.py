@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pgen.commands import positive
+from pgen.cli.context import positive
 from pgen.config import Config
 from pgen.context.media import MEDIA_ROOT_ENV
 from pgen.personalize import strategy_names
@@ -138,8 +138,8 @@ def cmd_search_photos(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
-    from pgen.evaluate.concepts_bench import ConceptsBenchConfig, format_table, run_concepts_bench
-    from pgen.evaluate.dreambench import load_dreambench
+    from pgen.bench.concepts import ConceptsBenchConfig, format_table, run_concepts_bench
+    from pgen.bench.dreambench import load_dreambench
     from pgen.models.image_embedding import load_image_embedder
     from pgen.usermodel.concepts import ImageVectors
 
@@ -159,7 +159,7 @@ def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
     out = Path(args.out) if args.out else config.home / "bench" / f"concepts-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     if args.vision_model:
-        from pgen.evaluate.concepts_captions import run_caption_bench
+        from pgen.bench.captions import run_caption_bench
         from pgen.models.base import GenerationConfig
         from pgen.models.vision import load_vision_model
 

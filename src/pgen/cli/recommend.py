@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pgen.commands import positive
+from pgen.cli.context import positive
 from pgen.config import Config
 from pgen.engine import Engine
 from pgen.factory import apply_thread_policy
@@ -31,7 +31,7 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
 
 
 def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
-    from pgen.recommend.bench import BenchSettings, run_benchmark
+    from pgen.bench.rec import BenchSettings, run_benchmark
     from pgen.recommend.report import table, write
 
     apply_thread_policy(config)

@@ -21,6 +21,7 @@ from pgen.recommend.data import ingest, load_data
 from pgen.recommend.protocol import EvalResult, Scorer, evaluate
 from pgen.recommend.recommenders import REGISTRY, Recommender, TextBPR, build
 from pgen.recommend.recommenders.textaware import embed_items
+from pgen.recommend.fit import item_texts, train_model
 from pgen.recommend.rerank import LLMReranker
 
 RERANK = "llm-rerank"
@@ -60,38 +61,6 @@ def prepare_store(
     if sequences.n_interactions == 0:
         raise ValueError(f"{store.location}: no interactions to train on (ingest data with --data)")
     return sequences, info
-
-
-def item_texts(store: ContextStore, sequences: Sequences) -> list[str]:
-    items = {item.item_id: item for item in store.items()}
-    return [items[i].text or items[i].title or i for i in sequences.item_ids]
-
-
-def train_model(
-    name: str,
-    split: Split,
-    params: dict[str, Any],
-    texts: Callable[[], list[str]],
-    embedder: Callable[[], Embedder],
-    progress: Callable[[str], None] | None = None,
-    seed: int | None = None,
-) -> Recommender:
-    params = dict(params)
-    if seed is not None and "seed" in REGISTRY[name].defaults:
-        # `bench rec --seed` must reach the model, or the result file would record a seed
-        # the training never used; an explicit --param seed=... still wins.
-        params.setdefault("seed", seed)
-    encoder = None
-    if name == TextBPR.name:
-        encoder = embedder()
-        params.setdefault("text_dim", encoder.dim)
-        params["embedder"] = encoder.model_id  # saved with the model, for the record
-    model = build(name, split.data.n_users, split.data.n_items, **params)
-    model.user_ids, model.item_ids = list(split.data.user_ids), list(split.data.item_ids)
-    if isinstance(model, TextBPR) and encoder is not None:
-        model.set_item_text(embed_items(encoder, texts()))
-    model.fit(split, progress)
-    return model
 
 
 def run_benchmark(

@@ -2,7 +2,7 @@
 
 For each question its profile becomes the documents of a user of its own, in a store in
 the run folder (one store per data hash); the Engine then generates (greedy, in batches)
-for every setting, appending each answer to the resume cache (``pgen.evaluate.plan``). At
+for every setting, appending each answer to the resume cache (``pgen.bench.text_plan``). At
 the end the predictions are written in the task's own format, each file with the run's
 ``record`` (``pgen.evaluate.run_record``), and scored.
 """
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from pgen.context.records import User
 from pgen.engine import Engine
-from pgen.evaluate.adapters import ADAPTER_STRATEGIES, train_adapters
+from pgen.bench.text_adapters import ADAPTER_STRATEGIES, train_adapters
 from pgen.evaluate.answers import (
     CHOICE_CALIBRATED,
     CHOICE_MODES,
@@ -29,7 +29,7 @@ from pgen.evaluate.answers import (
     read_answers,
 )
 from pgen.evaluate.benchmarks import Example, TaskData, excluded_counts
-from pgen.evaluate.plan import (
+from pgen.bench.text_plan import (
     CACHE_FILE,
     BenchPlan,
     Prediction,

@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgen.evaluate.adapters import ADAPTER_STRATEGIES, AdapterCaps
+from pgen.bench.text_adapters import ADAPTER_STRATEGIES, AdapterCaps
 from pgen.evaluate.answers import CHOICE, CHOICE_MODES
 from pgen.evaluate.benchmarks import TaskData
+from pgen.evaluate.results import BASELINE
 from pgen.models.base import GenerationConfig
 
 CACHE_FILE = "cache.jsonl"
-BASELINE = "none"  # the setting every other one is tested against
 # The code that ranks a user's documents: its constants (BM25's k1 and b, the RRF depth)
 # decide which documents reach the prompt.
 RETRIEVER_MODULES = ("pgen.usermodel.retrievers", "pgen.usermodel.bm25", "pgen.usermodel.dense")

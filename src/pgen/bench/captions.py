@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pgen.evaluate.dreambench import DreamBench
+from pgen.bench.dreambench import DreamBench
 from pgen.models.base import GenerationConfig
 from pgen.models.image_embedding import ImageEmbedder
 from pgen.models.vision import VisionLanguageModel
@@ -45,7 +45,7 @@ def run_caption_bench(
 ) -> dict[str, Any]:
     from pgen.assistant import Assistant
     from pgen.context.records import Subject, User
-    from pgen.evaluate.concepts_bench import _mean_interval
+    from pgen.bench.concepts import _mean_interval
     from pgen.factory import store_at
     from pgen.training.concept_tokens import ConceptTokenConfig
 
