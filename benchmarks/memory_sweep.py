@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pgen.bench.memory import interval, load_locomo
 from pgen.config import Config
 from pgen.context.records import Document
-from pgen.serve.memory import remember
-from pgen.bench.memory import interval, load_locomo
 from pgen.serve.tenants import Tenants
 from pgen.usermodel.memory import MemoryRetriever, MemorySettings, fuse
 
@@ -59,7 +58,7 @@ def score_all(path: Path, captions: bool) -> list[Scored]:
         assert isinstance(retriever, MemoryRetriever)
         for conversation in load_locomo(path, captions=captions):
             user = conversation.sample_id
-            remember(engine, user, [d for _, d in conversation.turns])
+            engine.remember(user, [d for _, d in conversation.turns])
             dia = {d.doc_id: dia_id for dia_id, d in conversation.turns}
             for question in conversation.questions:
                 if not question.evidence:

@@ -28,9 +28,9 @@ from pgen.config import DEFAULT_TEXT_MODEL, Config
 from pgen.context.base import ContextStore
 
 if TYPE_CHECKING:
-    from pgen.assistant import Assistant
     from pgen.models.base import Embedder, TextModel
     from pgen.models.image import DiffusersImageModel
+    from pgen.usermodel.photos import PhotoMemory
 
 T = TypeVar("T")
 
@@ -155,38 +155,56 @@ def build_image_model(settings: Config, **overrides: Any) -> DiffusersImageModel
     return load_image_model(path, **options)
 
 
-def build_assistant(config: Config, store: ContextStore) -> Assistant:
-    """The multimodal assistant over ``store``: the configured vision-language model (none
-    installs offline: ``vision_model`` names one) and image embedder, images allowed from
-    the media roots (``$PGEN_MEDIA_ROOT``, else the working directory)."""
-    from pgen.assistant import Assistant
-    from pgen.context.media import MEDIA_ROOT_ENV
-    from pgen.models.image_embedding import load_image_embedder
+def build_vision_model(config: Config) -> Any:
+    """The configured vision-language model (none installs offline: ``vision_model`` names
+    one: an HF id, a folder, or openai:MODEL@URL)."""
     from pgen.models.vision import load_vision_model
 
-    roots = [Path(p) for p in os.environ.get(MEDIA_ROOT_ENV, "").split(os.pathsep) if p]
+    if not config.vision_model:
+        raise ValueError(
+            "no vision-language model: set vision_model (PGEN_VISION_MODEL or "
+            "--vision-model: an HF id, a folder, or openai:MODEL@URL)"
+        )
+    check_local_model("vision_model", config.vision_model)
+    return load_vision_model(config.vision_model, device=config.device)
 
-    def vision_model() -> Any:
-        if not config.vision_model:
-            raise ValueError(
-                "no vision-language model: set vision_model (PGEN_VISION_MODEL or "
-                "--vision-model: an HF id, a folder, or openai:MODEL@URL)"
-            )
-        check_local_model("vision_model", config.vision_model)
-        apply_thread_policy(config)
-        return load_vision_model(config.vision_model, device=config.device)
+
+def build_photos(config: Config, store: ContextStore) -> PhotoMemory:
+    """The photo side of ``store``: the configured image embedder, images allowed from the
+    media roots (``$PGEN_MEDIA_ROOT``, else the working directory)."""
+    from pgen.context.media import MEDIA_ROOT_ENV
+    from pgen.models.image_embedding import load_image_embedder
+    from pgen.usermodel.photos import PhotoMemory
+
+    roots = [Path(p) for p in os.environ.get(MEDIA_ROOT_ENV, "").split(os.pathsep) if p]
 
     def image_embedder() -> Any:
         apply_thread_policy(config)
         return load_image_embedder(config.image_embedder, config.device)
 
-    return Assistant(
-        store,
-        vision_model,
-        image_embedder,
-        allowed=roots or [Path.cwd()],
-        generation=config.generation,
-    )
+    embedder: Lazy[Any] = Lazy(image_embedder)
+    return PhotoMemory(store, embedder, allowed=roots or [Path.cwd()])
+
+
+def component_loader(config: Config) -> Callable[..., Any]:
+    """``load(role, *args)``: the configured component of ``role`` (``text``, ``embedder``,
+    ``image``, ``vision``, ``photos`` with its store, or any role registered with
+    ``register_provider``), built now, with the thread policy applied first."""
+    builders: dict[str, Callable[..., Any]] = {
+        "text": build_text_model,
+        "embedder": build_embedder,
+        "image": build_image_model,
+        "vision": build_vision_model,
+        "photos": build_photos,
+    }
+
+    def load(role: str, *args: Any) -> Any:
+        apply_thread_policy(config)
+        if role in builders:
+            return builders[role](config, *args)
+        return build(role, config)
+
+    return load
 
 
 def _is_builder(value: object) -> bool:
@@ -227,3 +245,26 @@ def apply_thread_policy(config: Config) -> None:
     """One thread policy for every component (see ``Config.torch_threads``); torch is only
     imported when a model is about to load."""
     config.apply_threads()
+
+
+# -- provider tables: a role's components by name -----------------------------------------
+_PROVIDERS: dict[str, dict[str, Callable[[Config], Any]]] = {}
+
+
+def register_provider(role: str, name: str, builder: Callable[[Config], Any]) -> None:
+    """``builder(config)`` makes the ``role`` component called ``name``; the first one
+    registered for a role is its default."""
+    table = _PROVIDERS.setdefault(role, {})
+    if name in table:
+        raise ValueError(f"a {role} provider {name!r} is registered already")
+    table[name] = builder
+
+
+def build(role: str, config: Config, name: str | None = None) -> Any:
+    table = _PROVIDERS.get(role)
+    if not table:
+        raise ValueError(f"no {role} component is configured or registered")
+    chosen = name or next(iter(table))
+    if chosen not in table:
+        raise ValueError(f"unknown {role} provider {chosen!r}; choose from {', '.join(table)}")
+    return table[chosen](config)

@@ -1,6 +1,5 @@
-"""What the Engine answers with: typed results, one per verb, and the checks every front end
-gets before anything runs (so the CLI, the service and Python users refuse the same
-requests with the same words)."""
+"""What the Engine answers with: every result type, one per verb (and per modality for
+``generate``), in one module."""
 
 from __future__ import annotations
 
@@ -8,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgen.components import Provenance
 from pgen.context.base import StoredOutput
 from pgen.context.records import Document, Feedback, Interaction, Subject, User
 from pgen.models.base import Chat
-from pgen.personalize import Provenance
+from pgen.usermodel.photos import PhotoHit
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Generation:
     provenance: Provenance
     prompt: Chat
     details: dict[str, Any]
+    modality: str = "text"
+    media: list[Path] = field(default_factory=list)  # files saved with the output
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,23 @@ class SearchHit:
     retriever: str
 
 
-def check_k(k: int, what: str = "k") -> None:
-    if k < 1:
-        raise ValueError(f"{what} must be at least 1, got {k}")
+@dataclass(frozen=True)
+class Answer:
+    """An answer about one of the user's photos (the ``vision`` modality)."""
+
+    output_id: str
+    text: str
+    strategy: str
+    provenance: dict[str, Any]
 
 
-def check_instruction(instruction: str) -> None:
-    if not instruction.strip():
-        raise ValueError("the instruction is empty")
+__all__ = [
+    "Answer",
+    "ArtifactInfo",
+    "Generation",
+    "ImageGeneration",
+    "PhotoHit",
+    "SearchHit",
+    "UserExport",
+    "UserView",
+]

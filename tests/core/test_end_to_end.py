@@ -13,7 +13,7 @@ from pgen.config import Config
 from pgen.context.schema import USER_TABLES
 from pgen.context.store import SQLiteStore
 from pgen.demo import run_demo, sample_path, side_by_side
-from pgen.engine import Generation
+from pgen.results import Generation
 
 
 def pgen(tmp_path: Path, tiny_llama: Path, *args: str) -> int:

@@ -8,12 +8,13 @@ import pytest
 from pgen.context import Document, User
 from pgen.context.store import SQLiteStore
 from pgen.context.store import SQLiteStore as StoreType
-from pgen.engine import Engine, Generation
+from pgen.engine import Engine
 from pgen.models.base import GenerationConfig
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import Request
 from pgen.personalize.base import SYSTEM
 from pgen.personalize.prompts import MIN_ITEM_TOKENS, pack_documents
+from pgen.results import Generation
 
 SHORT = GenerationConfig(max_new_tokens=4)
 LONG_TEXT = "the battery lasts long and the screen is bright " * 80

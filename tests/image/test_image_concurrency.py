@@ -13,7 +13,8 @@ import pytest
 from pgen.context import Subject, User
 from pgen.context.store import SQLiteStore
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
-from pgen.personalize.subject import generate_subject, train_subject
+from pgen.personalize.subject import generate_subject
+from pgen.training.subject import train_subject
 from pgen.training.subject_artifacts import SubjectTrainingConfig
 
 FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)

@@ -22,11 +22,11 @@ from pgen.personalize.subject import (
     generate_subject,
     mentioned_subject,
     subject_prompt,
-    train_subject,
     trained,
 )
 from pgen.training.registry import TrainRequest, get_trainer, stoppable
 from pgen.training.stopping import TrainingCancelled
+from pgen.training.subject import train_subject
 from pgen.training.subject_artifacts import SubjectTrainingConfig, read_metadata
 
 FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)

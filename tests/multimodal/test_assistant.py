@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from pgen.assistant import Assistant
+
 from pgen.cli.main import main
 from pgen.context.records import Document, Subject, User
 from pgen.context.store import SQLiteStore

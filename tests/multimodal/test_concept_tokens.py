@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from pgen.assistant import Assistant
+
 from pgen.context.records import Subject, User
 from pgen.context.store import SQLiteStore
 from pgen.models.base import GenerationConfig

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from pgen.bench.memory import load_locomo, token_f1
 from pgen.cli.main import main
 from pgen.config import Config
 from pgen.engine import Engine
 from pgen.personalize import Request
-from pgen.serve.memory import MemorySettings, recall_turns, remember, turn_document
-from pgen.bench.memory import load_locomo, token_f1
+from pgen.run.conversation import MemorySettings, turn_document
 
 SAMPLE = [
     {
@@ -119,20 +119,20 @@ def test_recall_turns_brings_the_reply_and_stays_in_spoken_order(tmp_path: Path)
     ]
     turns = [turn_document("ann", text, when=when, speaker=who) for when, who, text in said]
     # Stored out of order: recall must follow the times, not the order of arrival.
-    assert remember(engine, "ann", turns[::-1]) == 5
+    assert engine.remember("ann", turns[::-1]) == 5
     # BM25 only (weight 1): no embedding model needed. "adopted" matches the question
     # turn; the reply holding "Miso" comes as its neighbour.
     lexical = MemorySettings(weight=1.0, spread=0.4, neighbours=1, speaker=0.0, session=0.0)
-    found = recall_turns(engine, "ann", "What did Ann adopt?", 2, lexical)
+    found = engine.recall("ann", "What did Ann adopt?", 2, lexical)
     assert [d.text for d in found] == [said[0][2], said[1][2]]
     # Without neighbours or spread, the one matching turn is all there is to rank first.
     bare = MemorySettings(weight=1.0, spread=0.0, neighbours=0, speaker=0.0, session=0.0)
-    alone = recall_turns(engine, "ann", "What did Ann adopt?", 1, bare)
+    alone = engine.recall("ann", "What did Ann adopt?", 1, bare)
     assert [d.text for d in alone] == [said[0][2]]
     # The spread lifts the hit's same-day neighbour (the reply before "hiking") above the
     # other unmatched turns, which otherwise tie and keep spoken order.
-    flat = recall_turns(engine, "ann", "hiking", 2, bare)
-    lifted = recall_turns(engine, "ann", "hiking", 2, replace(bare, spread=0.4))
+    flat = engine.recall("ann", "hiking", 2, bare)
+    lifted = engine.recall("ann", "hiking", 2, replace(bare, spread=0.4))
     assert [d.text for d in flat] == [said[2][2], said[0][2]]
     assert [d.text for d in lifted] == [said[2][2], said[1][2]]
     engine.close()
@@ -147,8 +147,8 @@ def test_memory_retriever_reads_the_users_turns_and_documents_never_anothers(
 
     engine = Engine.open(Config(store=tmp_path / "pgen.db", home=tmp_path))
     turn = turn_document("ann", "Miso the kitten chased a moth", when=_day(8, 0))
-    remember(engine, "ann", [turn])
-    remember(engine, "bo", [turn_document("bo", "Miso soup with tofu and kitten", when=_day(8, 0))])
+    engine.remember("ann", [turn])
+    engine.remember("bo", [turn_document("bo", "Miso soup with tofu and kitten", when=_day(8, 0))])
     only_turns = engine.search("ann", "kitten Miso", k=5, retriever="memory")
     assert [h.document.text for h in only_turns] == [turn.text]
     assert only_turns[0].retriever == "memory"
@@ -208,14 +208,14 @@ def test_a_speaker_the_question_names_outranks_a_better_match_by_another(tmp_pat
         (_day(9, 0), "Ann", "We walked by a lake"),
         (_day(10, 0), "Bo", "My violin lesson went well"),
     ]
-    remember(engine, "u", [turn_document("u", t, when=w, speaker=s) for w, s, t in said])
+    engine.remember("u", [turn_document("u", t, when=w, speaker=s) for w, s, t in said])
     boost = MemorySettings(weight=1.0, spread=0.0, neighbours=0, speaker=5.0, session=0.0)
     # The same question about either speaker brings that speaker's lake turn first.
     for who, expected in (("Ann", said[1][2]), ("Bo", said[0][2])):
-        found = recall_turns(engine, "u", f"What did {who} do at the lake?", 2, boost)
+        found = engine.recall("u", f"What did {who} do at the lake?", 2, boost)
         assert found[0].text == expected
     # Bo's violin turn matches no word of the question but outranks Ann's lake turn.
-    found = recall_turns(engine, "u", "What did Bo do at the lake?", 2, boost)
+    found = engine.recall("u", "What did Bo do at the lake?", 2, boost)
     assert found[1].text == said[2][2]
     engine.close()
 

@@ -18,10 +18,11 @@ import pytest
 
 from pgen.context.records import Document, User
 from pgen.context.store import SQLiteStore
-from pgen.engine import Engine, Generation
+from pgen.engine import Engine
 from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextSink
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import Request
+from pgen.results import Generation
 from pgen.serve.batching import Batcher
 from tests.serve.conftest import tenant_records
 from tests.serve.server import Running, serve_in_thread, service_config

@@ -43,11 +43,12 @@ def run_caption_bench(
     seed: int = 0,
     generation: GenerationConfig | None = None,
 ) -> dict[str, Any]:
-    from pgen.assistant import Assistant
-    from pgen.context.records import Subject, User
     from pgen.bench.concepts import _mean_interval
+    from pgen.context.records import Subject, User
+    from pgen.engine import Engine
     from pgen.factory import store_at
     from pgen.training.concept_tokens import ConceptTokenConfig
+    from pgen.usermodel.photos import PhotoMemory
 
     if len(bench.subjects) > len(NAMES):
         raise ValueError(f"caption bench names at most {len(NAMES)} subjects")
@@ -68,8 +69,18 @@ def run_caption_bench(
                 ],
             ]
         )
-        assistant = Assistant(
-            store, model, embedder, allowed=[bench.root.resolve()], generation=generation
+        allowed = [bench.root.resolve()]
+
+        def no_text_model() -> Any:
+            raise ValueError("the caption benchmark uses no text model")
+
+        assistant = Engine(
+            store,
+            no_text_model,
+            no_text_model,
+            vision_model=model,
+            photos=lambda kept: PhotoMemory(kept, lambda: embedder, allowed=allowed),
+            generation=generation,
         )
         if "concept-tokens" in strategies:
             for subject in bench.subjects:

@@ -41,8 +41,8 @@ from pgen.personalize.subject import (
     TRAINERS,
     IPAdapterSpec,
     subject_adapter,
-    train_subject,
 )
+from pgen.training.subject import train_subject
 from pgen.training.subject_artifacts import SubjectTrainingConfig
 
 PROMPTS_FILE = "prompts_and_classes.txt"

@@ -1,6 +1,6 @@
 """``pgen bench memory``: conversation memory on LoCoMo.
 
-Each conversation's turns go in through ``pgen.serve.memory.remember`` (the chat
+Each conversation's turns go in through ``pgen.run.conversation.remember`` (the chat
 endpoint's memory path: one document per turn, speaker and date in its title); each
 question is answered from the user's retrievers. Reported: evidence recall@k (the share
 of a question's evidence turns among the k recalled), per question category with a 95%
@@ -27,7 +27,7 @@ from pgen.config import Config
 from pgen.context.records import Document
 from pgen.engine import Engine
 from pgen.personalize.base import Request
-from pgen.serve.memory import MemorySettings, recall_turns, remember, turn_document
+from pgen.run.conversation import MemorySettings, turn_document
 from pgen.serve.tenants import Tenants
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
@@ -173,7 +173,7 @@ def run(args: Any, config: Config) -> None:
         engine = tenants.engine("locomo")
         for conversation in conversations:
             user = conversation.sample_id
-            remember(engine, user, [document for _, document in conversation.turns])
+            engine.remember(user, [document for _, document in conversation.turns])
             dia = {document.doc_id: dia_id for dia_id, document in conversation.turns}
             by_position = list(dict.fromkeys(d.doc_id for _, d in conversation.turns))
             order = {doc_id: n for n, doc_id in enumerate(by_position)}
@@ -185,8 +185,7 @@ def run(args: Any, config: Config) -> None:
                 started = time.perf_counter()
                 if args.retriever == "memory":  # the endpoint's memory recall
                     ranked = [
-                        d.doc_id
-                        for d in recall_turns(engine, user, question.text, max(ks), settings)
+                        d.doc_id for d in engine.recall(user, question.text, max(ks), settings)
                     ]
                 else:
                     ranked = recall(

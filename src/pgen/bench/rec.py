@@ -16,12 +16,10 @@ from typing import Any
 from pgen.context.base import ContextStore
 from pgen.evaluate.run_record import run_record, sha256_files
 from pgen.models.base import Embedder, TextModel
-from pgen.recommend.arrays import Sequences, Split, leave_one_out, sequences_from_store
+from pgen.recommend.arrays import Sequences, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data
-from pgen.recommend.protocol import EvalResult, Scorer, evaluate
-from pgen.recommend.recommenders import REGISTRY, Recommender, TextBPR, build
-from pgen.recommend.recommenders.textaware import embed_items
 from pgen.recommend.fit import item_texts, train_model
+from pgen.recommend.protocol import EvalResult, Scorer, evaluate
 from pgen.recommend.rerank import LLMReranker
 
 RERANK = "llm-rerank"

@@ -24,8 +24,8 @@ from pgen.context.records import Feedback
 from pgen.evaluate.benchmarks import Example, TaskData
 
 if TYPE_CHECKING:
-    from pgen.engine import Engine
     from pgen.bench.text_plan import BenchPlan
+    from pgen.engine import Engine
     from pgen.training.dpo import DpoSettings
     from pgen.training.examples import Example as TrainExample
     from pgen.training.text_lora import LoraSettings

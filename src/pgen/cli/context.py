@@ -6,46 +6,19 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
+from pgen.cli.options import (
+    add_decoding_options,
+    existing_file,
+    generation_settings,
+    positive,
+    shown,
+)
 from pgen.config import Config
 from pgen.engine import Engine
-from pgen.models.base import GenerationConfig
 from pgen.personalize import strategy_names
 from pgen.usermodel import RETRIEVERS
-
-
-def positive(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def shown(text: str | None, width: int | None = None) -> str:
-    """Text safe to print in a table: control characters (ANSI escapes, newlines that would
-    forge a row, bidirectional overrides) shown as escapes, long text cut."""
-    if text is None:
-        return ""
-    safe = "".join(
-        c
-        if c.isprintable() and c not in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-        else repr(c)[1:-1]
-        for c in text
-    )
-    return safe if width is None or len(safe) <= width else safe[: width - 1] + "…"
-
-
-def existing_file(text: str) -> Path:
-    """An argparse type for files to read: "is a directory" rather than "no such file"."""
-    path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: is a directory, expected a file")
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{text}: no such file")
-    return path
 
 
 def cmd_ingest(args: argparse.Namespace, config: Config) -> None:
@@ -68,7 +41,7 @@ def cmd_users(args: argparse.Namespace, config: Config) -> None:
                     f"{shown(row.user_id, 24):<24} {row.documents:>9} {row.interactions:>12} "
                     f"{row.subjects:>8}"
                 )
-            print(f"{len(rows)} users in {engine.store.location}")
+            print(f"{len(rows)} users in {engine.location}")
             return
         view = engine.user(args.user, limit=args.limit)
     profile = json.dumps(view.user.profile, ensure_ascii=False)
@@ -103,51 +76,39 @@ def cmd_search(args: argparse.Namespace, config: Config) -> None:
         print("no matching documents")
 
 
-def generation_settings(args: argparse.Namespace, config: Config) -> GenerationConfig:
-    """The config's decoding settings with the command line's on top."""
-    return GenerationConfig.from_settings(
-        config,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size,
-        seed=args.seed,
-    )
-
-
-def add_decoding_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-new-tokens", type=positive, help="reply length cap (config: 128)")
-    p.add_argument("--temperature", type=float, help="0 is greedy (config default 0)")
-    p.add_argument("--top-p", type=float, help="nucleus sampling mass, with --temperature > 0")
-    p.add_argument(
-        "--repetition-penalty",
-        type=float,
-        help=f"1.0 is off (config default {Config.repetition_penalty})",
-    )
-    p.add_argument(
-        "--no-repeat-ngram-size",
-        type=int,
-        help=f"forbid repeating n-grams, 0 is off (config default {Config.no_repeat_ngram_size})",
-    )
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+def parse_options(pairs: list[str] | None) -> dict[str, str]:
+    """``--option KEY=VALUE`` flags: a modality's own request fields."""
+    found = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option {pair!r}: expected KEY=VALUE")
+        found[key] = value
+    return found
 
 
 def cmd_generate(args: argparse.Namespace, config: Config) -> None:
+    from pgen.run.modalities import build_request
+
+    common = {"k": args.k, "retriever": args.retriever}
+    request = build_request(
+        args.modality,
+        args.user,
+        args.instruction,
+        args.strategy,
+        common=common,
+        options=parse_options(args.option),
+    )
     with Engine.open(config, prompt_tokens=args.prompt_tokens) as engine:
-        result = engine.generate(
-            args.user,
-            args.instruction,
-            strategy=args.strategy,
-            k=args.k,
-            retriever=args.retriever,
-            generation=generation_settings(args, config),
-        )
+        checked = engine.check(request)  # refused before any model loads
+        result = engine.generate_many([checked], generation_settings(args, config), checked=True)[0]
     if args.json:
         record = {**asdict(result), "provenance": result.provenance.as_dict()}
         print(json.dumps(record, ensure_ascii=False, default=str))
         return
     print(result.text)
+    for path in result.media:
+        print(path)
     used = ", ".join(result.provenance.documents) or "none"
     notes = "".join(f"; {note}" for note in result.provenance.notes)
     print(f"\n[output {result.output_id}; strategy {result.strategy}; context used: {used}{notes}]")
@@ -164,7 +125,8 @@ def cmd_feedback(args: argparse.Namespace, config: Config) -> None:
             chosen=args.chosen,
             rejected=args.rejected,
         )
-    print(f"recorded feedback {record.feedback_id} for user {shown(args.user)}")
+    what = getattr(record, "feedback_id", "")
+    print(f"recorded feedback {what} for user {shown(args.user)}")
 
 
 def cmd_outputs(args: argparse.Namespace, config: Config) -> None:
@@ -218,10 +180,17 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the hits as JSON")
     p.set_defaults(func=cmd_search)
 
-    p = commands.add_parser("generate", help="personalized text for one user")
+    p = commands.add_parser("generate", help="personalized content for one user")
     p.add_argument("instruction", help="what the user asks for")
     p.add_argument("--user", required=True, help="the user to personalize for")
-    p.add_argument("--strategy", choices=strategy_names("text"), default="rag", help="how")
+    p.add_argument(
+        "--strategy",
+        help=f"how (text: {', '.join(strategy_names('text'))}; default: the modality's, rag)",
+    )
+    p.add_argument("--modality", default="text", help="what to generate (a registered modality)")
+    p.add_argument(
+        "--option", action="append", metavar="KEY=VALUE", help="a modality's own request field"
+    )
     p.add_argument("--retriever", choices=RETRIEVERS, default="bm25", help="for rag")
     p.add_argument("--k", type=positive, default=4, help="context items to retrieve")
     p.add_argument("--prompt-tokens", type=positive, help="cap on prompt length (config: 1024)")

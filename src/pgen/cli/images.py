@@ -64,11 +64,11 @@ def _ip_adapter(args: argparse.Namespace, model: DiffusersImageModel) -> IPAdapt
 
 
 def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
-    from pgen.personalize import ImageRequest
+    from dataclasses import replace
+
+    from pgen.components import ImageRequest
 
     with _engine(args, config) as engine:
-        engine.store.user(args.user)  # fails early, with the user named, before loading models
-        spec = _ip_adapter(args, engine.image_model) if args.strategy == "subject" else None
         request = ImageRequest(
             args.user,
             args.instruction,
@@ -76,8 +76,10 @@ def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
             subject=args.subject,
             method=args.method,
             keywords_weight=args.weight,
-            ip_adapter=spec,
         )
+        engine.check(request)  # fails early, with the user named, before loading models
+        if args.strategy == "subject":
+            request = replace(request, ip_adapter=_ip_adapter(args, engine.image_model))
         result = engine.generate_image(
             request, _sampling(args), out=Path(args.out) if args.out else None
         )

@@ -10,16 +10,16 @@ import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pgen.cli.context import positive
+from pgen.cli.options import positive
 from pgen.config import Config
 from pgen.context.media import MEDIA_ROOT_ENV
 from pgen.personalize import strategy_names
 
 if TYPE_CHECKING:
-    from pgen.assistant import Assistant
     from pgen.context.base import ContextStore
     from pgen.engine import Engine
 
@@ -39,11 +39,14 @@ def _allowed(args: argparse.Namespace) -> list[Path]:
     return [Path.cwd()]
 
 
-def _assistant(args: argparse.Namespace, config: Config, store: ContextStore) -> Assistant:
-    from pgen.assistant import Assistant
-    from pgen.models.base import GenerationConfig
-    from pgen.models.image_embedding import TextImageEmbedder, load_image_embedder
+def _photo_components(args: argparse.Namespace, config: Config) -> dict[str, Any]:
+    """The engine's vision components as this command's flags name them (vision model,
+    image embedders, allowed folders, calibration, negative pool, reply length)."""
+    from pgen.config import GenerationConfig
+    from pgen.factory import Lazy
+    from pgen.models.image_embedding import ImageEmbedder, TextImageEmbedder, load_image_embedder
     from pgen.usermodel.concepts import Calibration
+    from pgen.usermodel.photos import PhotoMemory
 
     config.apply_threads()
     spec = (
@@ -51,6 +54,7 @@ def _assistant(args: argparse.Namespace, config: Config, store: ContextStore) ->
         or os.environ.get(DEFAULT_VISION_MODEL_ENV)
         or config.vision_model
     )
+    device = args.device or config.device
 
     def vision_model() -> Any:
         from pgen.models.vision import load_vision_model
@@ -60,9 +64,8 @@ def _assistant(args: argparse.Namespace, config: Config, store: ContextStore) ->
                 "no vision-language model: give --vision-model (an HF id, a folder, or "
                 f"openai:MODEL@URL) or set {DEFAULT_VISION_MODEL_ENV}"
             )
-        return load_vision_model(spec, device=args.device or config.device)
+        return load_vision_model(spec, device=device)
 
-    device = args.device or config.device
     text_embedder = None
     if getattr(args, "text_image_model", None):
         loaded = load_image_embedder(args.text_image_model, device)
@@ -70,24 +73,34 @@ def _assistant(args: argparse.Namespace, config: Config, store: ContextStore) ->
             raise ValueError(f"--text-image-model {args.text_image_model!r} has no text tower")
         text_embedder = loaded
     calibration = Calibration.load(Path(args.calibration)) if args.calibration else None
-    return Assistant(
-        store,
-        vision_model,
-        lambda: load_image_embedder(args.image_embedder, device),
-        allowed=_allowed(args),
-        calibration=calibration,
-        negative_pool=[Path(p) for p in args.negative_pool],
-        text_image_embedder=text_embedder,
-        generation=GenerationConfig(max_new_tokens=getattr(args, "max_new_tokens", 128)),
-    )
+
+    def photos(store: ContextStore) -> PhotoMemory:
+        image_embedder: Lazy[ImageEmbedder] = Lazy(
+            partial(load_image_embedder, args.image_embedder, device)
+        )
+        return PhotoMemory(
+            store,
+            image_embedder,
+            allowed=_allowed(args),
+            calibration=calibration,
+            negative_pool=[Path(p) for p in args.negative_pool],
+            text_image_embedder=None if text_embedder is None else Lazy(text_embedder),
+        )
+
+    length = getattr(args, "max_new_tokens", 128)
+    return {
+        "vision_model": vision_model,
+        "photos": photos,
+        "generation": GenerationConfig.from_settings(config, max_new_tokens=length),
+    }
 
 
 def _run(args: argparse.Namespace, config: Config, call: Callable[[Engine], T]) -> T:
-    """``call`` on an engine over the configured store whose assistant takes this command's
-    flags (vision model, embedder, allowed folders, calibration), closed afterwards."""
+    """``call`` on an engine over the configured store whose vision components take this
+    command's flags, closed afterwards."""
     from pgen.engine import Engine
 
-    with Engine.open(config, assistant=lambda store: _assistant(args, config, store)) as engine:
+    with Engine.open(config, **_photo_components(args, config)) as engine:
         return call(engine)
 
 

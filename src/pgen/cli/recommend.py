@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pgen.cli.context import positive
+from pgen.cli.options import positive
 from pgen.config import Config
 from pgen.engine import Engine
-from pgen.factory import apply_thread_policy
+from pgen.factory import Lazy, apply_thread_policy, build_embedder, build_text_model, store_at
+from pgen.models.base import Embedder, TextModel
 
 MODELS = ("pop", "itemknn", "bpr", "sasrec", "text", "llm-rerank")
 
@@ -52,27 +54,32 @@ def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
         save=Path(args.save) if args.save else None,
         repeat_targets=args.repeat_targets,
     )
-    with Engine.open(replace(config, store=store_path)) as engine:
+    # The benchmark runner works on its own store and components, not through an engine.
+    bench_config = replace(config, store=store_path)
+    store = store_at(bench_config.store_path)
+    embedder: Lazy[Embedder] = Lazy(partial(build_embedder, bench_config))
+    text_model: Lazy[TextModel] = Lazy(partial(build_text_model, bench_config))
+    try:
         result = run_benchmark(
-            engine.store,
+            store,
             args.data,
             settings,
-            lambda: engine.embedder,
-            lambda: engine.text_model,
+            embedder,
+            text_model,
             progress=print if args.verbose else None,
         )
+    finally:
+        store.close()
     paths = write(result, out)
     print(table(result))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
 def cmd_recommend(args: argparse.Namespace, config: Config) -> None:
-    from pgen.recommend.data import ingest, load_data
-
     with Engine.open(config) as engine:
         if args.data is not None:
-            stats = ingest(engine.store, load_data(args.data))
-            print(f"{args.data}: {stats.written} records new or changed in {engine.store.location}")
+            stats = engine.ingest_interactions(args.data)
+            print(f"{args.data}: {stats.written} records new or changed in {engine.location}")
         if args.train:
             model, folder = engine.train_recommender(
                 args.model, parse_params(args.param), progress=print if args.verbose else None

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pgen.cli.context import positive
+from pgen.cli.options import positive
 from pgen.config import Config
 
 METHODS = ("lora", "task-lora", "dpo")  # the text trainers of pgen.training.text_methods
@@ -85,9 +85,9 @@ def cmd_train(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_bench_prefs(args: argparse.Namespace, config: Config) -> None:
+    from pgen.bench.prefs import PrefsConfig, report, run_prefs
     from pgen.factory import build_embedder, build_text_model
     from pgen.training.dpo import DpoSettings
-    from pgen.bench.prefs import PrefsConfig, report, run_prefs
 
     settings = PrefsConfig(
         users=args.users,

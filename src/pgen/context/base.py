@@ -17,14 +17,15 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from pgen.context.records import Document, Feedback, Interaction, Item, Record, Subject, User
+from pgen.errors import NotFound
 
 
-class UserNotFoundError(KeyError):
+class UserNotFoundError(NotFound):
     def __str__(self) -> str:
         return f"no user {self.args[0]!r} in the store"
 
 
-class OutputNotFoundError(KeyError):
+class OutputNotFoundError(NotFound):
     def __str__(self) -> str:
         return f"no output {self.args[0]!r} of user {self.args[1]!r}"
 

@@ -21,9 +21,10 @@ from pgen.context.formats import FormatError
 from pgen.context.formats.lamp import read_questions
 from pgen.context.media import MediaError, media_roots, resolve_media
 from pgen.context.records import RECORD_TYPES, Interaction, Item, Record, Subject
+from pgen.errors import InvalidRequest
 
 
-class IngestError(ValueError):
+class IngestError(InvalidRequest):
     """A record that cannot be read; ``where`` is "file:line" or "file: question id"."""
 
     def __init__(self, where: str, problem: str) -> None:

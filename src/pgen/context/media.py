@@ -14,10 +14,12 @@ import os
 import stat
 from pathlib import Path
 
+from pgen.errors import InvalidRequest
+
 MEDIA_ROOT_ENV = "PGEN_MEDIA_ROOT"  # more folders media may live in (os.pathsep-separated)
 
 
-class MediaError(ValueError):
+class MediaError(InvalidRequest):
     pass
 
 

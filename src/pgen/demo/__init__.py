@@ -12,9 +12,10 @@ from importlib import resources
 from pathlib import Path
 
 from pgen.config import Config
-from pgen.engine import Engine, Generation
+from pgen.engine import Engine
 from pgen.models.base import GenerationConfig
 from pgen.personalize import Request
+from pgen.results import Generation
 
 INSTRUCTION = "Write a short post about how you spent your weekend."
 STRATEGIES = ("none", "rag", "profile")

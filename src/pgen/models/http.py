@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from pgen.errors import UpstreamError
 from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextSink
 from pgen.models.deltas import ReplyFeed
 
@@ -19,7 +20,7 @@ CHARS_PER_TOKEN = 3
 DEFAULT_CONTEXT = 4096  # when the server does not say
 
 
-class TextModelError(RuntimeError):
+class TextModelError(UpstreamError):
     pass
 
 

@@ -15,11 +15,13 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from pgen.errors import InvalidRequest
+
 MAX_PIXELS = 40_000_000  # about 7,000 x 5,700: larger is a decompression bomb, not a photo
 MAX_BYTES = 64 << 20
 
 
-class ImageInputError(ValueError):
+class ImageInputError(InvalidRequest):
     pass
 
 

@@ -3,14 +3,19 @@ every built-in strategy (heavy backends load inside ``prepare``, never at import
 
 from pgen.personalize.base import (
     AdapterRef,
+    AnswerRequest,
+    AnyStrategy,
+    ImagePlan,
     ImageRequest,
     Modality,
     NoPersonalization,
-    Prepared,
     Provenance,
     Request,
     Strategy,
+    TextPlan,
+    TextRequest,
     Tools,
+    VisionPlan,
 )
 from pgen.personalize.concepts import Concepts, ConceptTokens, NoConcepts
 from pgen.personalize.keywords import ImageBaseline, KeywordsStrategy
@@ -18,11 +23,9 @@ from pgen.personalize.lora import adapter_strategies
 from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
-from pgen.personalize.subject import TRAINERS, SubjectStrategy, SubjectTrainer
-from pgen.training.registry import register_trainer
-from pgen.training.text_methods import text_trainers
+from pgen.personalize.subject import SubjectStrategy
 
-BUILT_IN: tuple[Strategy, ...] = (
+BUILT_IN: tuple[AnyStrategy, ...] = (
     NoPersonalization(),
     RetrievalAugmented(),
     ProfileSummary(),
@@ -36,20 +39,21 @@ BUILT_IN: tuple[Strategy, ...] = (
 )
 for _strategy in BUILT_IN:
     register(_strategy)
-for _method in TRAINERS:
-    register_trainer(SubjectTrainer(_method))
-for _trainer in text_trainers():
-    register_trainer(_trainer)
 
 __all__ = [
     "AdapterRef",
+    "AnswerRequest",
+    "AnyStrategy",
+    "ImagePlan",
     "ImageRequest",
     "Modality",
-    "Prepared",
     "Provenance",
     "Request",
     "Strategy",
+    "TextPlan",
+    "TextRequest",
     "Tools",
+    "VisionPlan",
     "all_strategies",
     "get_strategy",
     "register",

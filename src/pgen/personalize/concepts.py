@@ -13,70 +13,25 @@ When none passes, the prompt says so: "is Rex in this photo?" then has a grounde
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
 from PIL import Image
 
+from pgen.components import AnswerRequest, Modality, Provenance, VisionPlan, VisionTools
 from pgen.models.image_input import open_image
 from pgen.models.vision import VisionChat, VisionMessage
-from pgen.personalize.base import Modality, Provenance
-from pgen.training.concept_tokens import introduction
-from pgen.usermodel.concepts import ConceptMemory, Match
+from pgen.usermodel.concepts import Match, introduction
 
 SYSTEM = "You are the user's personal assistant. Answer about the photo the user shows you."
-
-
-@dataclass(frozen=True)
-class AnswerRequest:
-    """One user asking about one (already checked and opened) photo."""
-
-    user_id: str
-    image: Image.Image
-    image_path: str
-    instruction: str
-    strategy: str = "concepts"
-    k: int = 2  # concepts retrieved at most
-
-
-@dataclass(frozen=True)
-class LearnedConcept:
-    """One concept's trained tokens (see ``pgen.training.concept_tokens``)."""
-
-    name: str
-    class_word: str
-    tokens: Any  # torch tensor (n, hidden)
-    folder: str
-
-
-@dataclass
-class VisionTools:
-    """What image-input strategies may use: the user's concept memory, the photo's vector,
-    the user's learned concept tokens and the model's placeholder text, each on first use."""
-
-    memory: Callable[[str], ConceptMemory]
-    query_vector: Callable[[Image.Image], np.ndarray]
-    concept_tokens: Callable[[str], list[LearnedConcept]] = lambda user_id: []
-    placeholder: Callable[[], str] = lambda: ""
-
-
-@dataclass
-class VisionPrepared:
-    chat: VisionChat
-    provenance: Provenance = field(default_factory=Provenance)
-    details: dict[str, Any] = field(default_factory=dict)
-    soft_tokens: Any = None  # vectors for the prompt's placeholder slots, in order
 
 
 class NoConcepts:
     name = "none"
     modality: Modality = "vision"
     description = "the vision-language model alone (the baseline)"
+    retrieves = False
+    adapter_kind: str | None = None
 
-    def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPrepared]:
-        return [VisionPrepared(vision_chat(SYSTEM, r.instruction, r.image)) for r in requests]
+    def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPlan]:
+        return [VisionPlan(vision_chat(SYSTEM, r.instruction, r.image)) for r in requests]
 
 
 def vision_chat(system: str, text: str, *images: Image.Image) -> VisionChat:
@@ -104,8 +59,10 @@ class Concepts:
     name = "concepts"
     modality: Modality = "vision"
     description = "RAP: the user's concepts recognized in the photo, with one reference image each"
+    retrieves = True  # k: how many of the user's concepts are retrieved
+    adapter_kind: str | None = None
 
-    def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPrepared]:
+    def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPlan]:
         prepared = []
         for request in requests:
             memory = tools.memory(request.user_id)
@@ -140,7 +97,7 @@ class Concepts:
                 "alpha": memory.calibration.alpha,
             }
             chat = vision_chat(SYSTEM, text, *references, request.image)
-            prepared.append(VisionPrepared(chat, provenance, details))
+            prepared.append(VisionPlan(chat, provenance, details))
         return prepared
 
 
@@ -148,8 +105,10 @@ class ConceptTokens:
     name = "concept-tokens"
     modality: Modality = "vision"
     description = "Yo'LLaVA: the user's learned concept tokens introduce every trained concept"
+    retrieves = False
+    adapter_kind: str | None = "concept-tokens"
 
-    def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPrepared]:
+    def prepare(self, requests: list[AnswerRequest], tools: VisionTools) -> list[VisionPlan]:
         import torch
 
         prepared = []
@@ -170,5 +129,5 @@ class ConceptTokens:
                 subjects=[c.name for c in learned], artifacts=[c.folder for c in learned]
             )
             soft = torch.cat([c.tokens for c in learned])
-            prepared.append(VisionPrepared(chat, provenance, {}, soft))
+            prepared.append(VisionPlan(chat, provenance, {}, soft))
         return prepared

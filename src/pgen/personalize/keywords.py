@@ -17,13 +17,12 @@ from pgen.context.base import ContextStore
 from pgen.context.records import Item
 from pgen.models.base import Chat, GenerationConfig, Message, TextModel
 from pgen.personalize.base import (
+    ImagePlan,
     ImageRequest,
     Modality,
-    Prepared,
     Provenance,
     Tools,
     image_tools,
-    render_images,
 )
 
 if TYPE_CHECKING:
@@ -136,11 +135,13 @@ class KeywordsStrategy:
     name = "keywords"
     modality: Modality = "image"
     description = "preference keywords from the user's items, mixed with the instruction (PMG)"
+    retrieves = False
+    adapter_kind: str | None = None
 
     def __init__(self, config: KeywordsConfig | None = None) -> None:
         self.config = config or KeywordsConfig()
 
-    def prepare(self, requests: list[ImageRequest], tools: Tools) -> list[Prepared]:
+    def prepare(self, requests: list[ImageRequest], tools: Tools) -> list[ImagePlan]:
         prepared = []
         for request in requests:
             config = replace(self.config, weight=request.keywords_weight)
@@ -157,11 +158,12 @@ class KeywordsStrategy:
             # No history, or nothing usable in the reply: the instruction alone.
             blend = (plan.preference_prompt, plan.weight) if plan.keywords else None
             prepared.append(
-                Prepared(
+                ImagePlan(
                     prompt=plan.prompt if blend else request.instruction,
                     provenance=provenance,
                     details=details,
-                    image_inputs={"instruction": request.instruction, "blend": blend},
+                    instruction=request.instruction,
+                    blend=blend,
                 )
             )
         return prepared
@@ -173,11 +175,13 @@ class ImageBaseline:
     name = "none"
     modality: Modality = "image"
     description = "the instruction alone (the image baseline)"
+    retrieves = False
+    adapter_kind: str | None = None
 
-    def prepare(self, requests: list[ImageRequest], tools: Tools) -> list[Prepared]:
+    def prepare(self, requests: list[ImageRequest], tools: Tools) -> list[ImagePlan]:
         model = tools.image_model.name
         return [
-            Prepared(prompt=r.instruction, provenance=Provenance(model=model)) for r in requests
+            ImagePlan(prompt=r.instruction, provenance=Provenance(model=model)) for r in requests
         ]
 
 
@@ -198,11 +202,12 @@ def generate_keywords(
     tools = image_tools(store, image_model, lambda: text_model)
     request = ImageRequest(user_id, instruction, "keywords", keywords_weight=config.weight)
     prepared = KeywordsStrategy(config).prepare([request], tools)[0]
-    images = render_images(image_model, prepared, image_config)
+    from pgen.models.executors import render_plan
+
+    images = render_plan(image_model, prepared, image_config)
     provenance = {
         **prepared.provenance.as_dict(),
         **prepared.details,
         "base_model": image_model.name,
     }
-    assert prepared.prompt is not None
     return ImageOutput(images, prepared.prompt, "keywords", provenance)

@@ -14,13 +14,14 @@ from pathlib import Path
 
 from pgen.context.artifacts import ArtifactMeta, read_meta
 from pgen.context.base import ContextStore
+from pgen.errors import StaleArtifact
 from pgen.models.base import AdapterRef
-from pgen.personalize.base import Modality, NoPersonalization, Prepared, Request, Tools
+from pgen.personalize.base import Modality, NoPersonalization, TextPlan, TextRequest, Tools
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.training.text_lora import ADAPTER_NAME, lora_fingerprint, saved_settings
 
 
-class StaleAdapterError(ValueError):
+class StaleAdapterError(StaleArtifact):
     pass
 
 
@@ -82,11 +83,12 @@ class _WithAdapter:
     ) -> None:
         self.name = name
         self.kind = kind
+        self.adapter_kind: str | None = kind
         self.prompt = prompt
         self.description = about
         self.retrieves = bool(getattr(prompt, "retrieves", False))
 
-    def prepare(self, requests: list[Request], tools: Tools) -> list[Prepared]:
+    def prepare(self, requests: list[TextRequest], tools: Tools) -> list[TextPlan]:
         prepared = self.prompt.prepare(requests, tools)
         base_model = tools.text_model.name
         for request, item in zip(requests, prepared, strict=True):

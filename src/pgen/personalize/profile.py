@@ -7,7 +7,7 @@ import re
 
 from pgen.context.base import ContextStore
 from pgen.models.base import GenerationConfig
-from pgen.personalize.base import Modality, Prepared, Provenance, Request, Tools, chat
+from pgen.personalize.base import Modality, Provenance, TextPlan, TextRequest, Tools, chat
 from pgen.personalize.prompts import pack_documents, remaining_budget
 
 # Bump when the summary prompt or its post-processing changes: old summaries are then stale.
@@ -59,6 +59,8 @@ def documents_version(store: ContextStore, user_id: str) -> str:
 class ProfileSummary:
     name = "profile"
     modality: Modality = "text"
+    retrieves = False  # it summarizes all of the user's documents
+    adapter_kind: str | None = None
     description = "a summary of the user written by the model (cached), with their attributes"
 
     def summaries(self, user_ids: list[str], tools: Tools) -> dict[str, tuple[str, list[str]]]:
@@ -88,7 +90,7 @@ class ProfileSummary:
                 found[user_id] = (text, used)
         return found
 
-    def prepare(self, requests: list[Request], tools: Tools) -> list[Prepared]:
+    def prepare(self, requests: list[TextRequest], tools: Tools) -> list[TextPlan]:
         summaries = self.summaries([r.user_id for r in requests], tools)
         prepared = []
         for request in requests:
@@ -97,12 +99,12 @@ class ProfileSummary:
             notes: list[str] = []
             instruction = tools.instruction(request, notes)
             if not summary and not profile:
-                prepared.append(Prepared(chat(instruction), provenance=Provenance(notes=notes)))
+                prepared.append(TextPlan(chat(instruction), provenance=Provenance(notes=notes)))
                 continue
             # Long profile attributes must not push the prompt past the budget either.
             system = tools.fit(system_prompt(summary, dict(profile)), instruction)
             prepared.append(
-                Prepared(
+                TextPlan(
                     chat(instruction, system=system),
                     provenance=Provenance(documents=used, notes=notes),
                     details={"summary": summary},

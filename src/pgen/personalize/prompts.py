@@ -7,12 +7,11 @@ less than ``MIN_ITEM_TOKENS`` are dropped rather than cut to nothing.
 
 from __future__ import annotations
 
-import contextlib
-import weakref
 from dataclasses import dataclass
 
+from pgen.components import remaining_budget as remaining_budget  # re-exported for strategies
 from pgen.context.records import Document
-from pgen.models.base import Message, TextModel
+from pgen.models.base import TextModel
 
 MIN_ITEM_TOKENS = 16
 
@@ -40,27 +39,3 @@ def pack_documents(
         lines.append(f"[{position}] {body}" if numbered else body)
         used.append(document.doc_id)
     return Packed("\n".join(lines), used)
-
-
-def template_tokens(model: TextModel) -> int:
-    """What the chat template adds around a system and a user message, plus a margin for
-    parts that tokenize differently once joined (32 for a model that cannot render)."""
-    try:
-        return _TEMPLATE_TOKENS[model]  # the same for every request: measured once per model
-    except (KeyError, TypeError):
-        pass
-    render = getattr(model, "render", None)
-    empty = [Message("system", ""), Message("user", "")]
-    count = 32 if render is None else model.count_tokens(render(empty)) + 8
-    with contextlib.suppress(TypeError):  # a model that cannot be weakly referenced
-        _TEMPLATE_TOKENS[model] = count
-    return count
-
-
-_TEMPLATE_TOKENS: weakref.WeakKeyDictionary[TextModel, int] = weakref.WeakKeyDictionary()
-
-
-def remaining_budget(model: TextModel, budget: int, *fixed_parts: str) -> int:
-    """Tokens left for context once the fixed parts of the prompt and the chat
-    template's own tokens are counted."""
-    return budget - sum(model.count_tokens(part) for part in fixed_parts) - template_tokens(model)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgen.personalize.base import Modality, Prepared, Provenance, Request, Tools, chat
+from pgen.personalize.base import Modality, Provenance, TextPlan, TextRequest, Tools, chat
 from pgen.personalize.prompts import pack_documents, remaining_budget
 
 TEMPLATE = (
@@ -15,12 +15,13 @@ class RetrievalAugmented:
     name = "rag"
     retrieves = True  # its requests' retriever, k and query matter (bench settings)
     modality: Modality = "text"
+    adapter_kind: str | None = None
     description = "the user's top-k documents for the request, retrieved into the prompt"
 
-    def prepare(self, requests: list[Request], tools: Tools) -> list[Prepared]:
+    def prepare(self, requests: list[TextRequest], tools: Tools) -> list[TextPlan]:
         return [self._one(request, tools) for request in requests]
 
-    def _one(self, request: Request, tools: Tools) -> Prepared:
+    def _one(self, request: TextRequest, tools: Tools) -> TextPlan:
         retriever = tools.retrievers.get(request.retriever)
         hits = retriever.retrieve(request.user_id, request.query or request.instruction, request.k)
         documents = tools.store.documents(request.user_id, [hit.doc_id for hit in hits])
@@ -33,11 +34,11 @@ class RetrievalAugmented:
             notes.append(f"{dropped} of {len(documents)} retrieved documents left out for room")
         provenance = Provenance(documents=packed.used, notes=notes)
         if not packed.used:  # nothing relevant (or no room): the plain instruction
-            return Prepared(
+            return TextPlan(
                 chat(instruction), provenance=provenance, details={"retriever": retriever.name}
             )
         scores = {hit.doc_id: round(hit.score, 4) for hit in hits}
-        return Prepared(
+        return TextPlan(
             chat(instruction, system=TEMPLATE.format(documents=packed.text)),
             provenance=provenance,
             details={"retriever": retriever.name, "scores": [scores[d] for d in packed.used]},

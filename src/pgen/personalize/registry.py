@@ -1,14 +1,14 @@
-"""One registry of strategies, text and image: CLI choices, the README table and the shared
+"""One registry of strategies, for every modality: CLI choices, the README table and the shared
 strategy tests all come from here, so a new strategy is one ``register`` call."""
 
 from __future__ import annotations
 
-from pgen.personalize.base import Modality, Strategy
+from pgen.personalize.base import AnyStrategy, Modality
 
-_STRATEGIES: dict[tuple[Modality, str], Strategy] = {}
+_STRATEGIES: dict[tuple[Modality, str], AnyStrategy] = {}
 
 
-def register(strategy: Strategy) -> Strategy:
+def register(strategy: AnyStrategy) -> AnyStrategy:
     key = (strategy.modality, strategy.name)
     if key in _STRATEGIES:
         raise ValueError(f"a {strategy.modality} strategy {strategy.name!r} is registered already")
@@ -21,7 +21,7 @@ def strategy_names(modality: Modality) -> list[str]:
     return [name for (kind, name) in _STRATEGIES if kind == modality]
 
 
-def get_strategy(modality: Modality, name: str) -> Strategy:
+def get_strategy(modality: Modality, name: str) -> AnyStrategy:
     try:
         return _STRATEGIES[(modality, name)]
     except KeyError:
@@ -29,7 +29,7 @@ def get_strategy(modality: Modality, name: str) -> Strategy:
         raise ValueError(f"unknown {modality} strategy {name!r}; choose from {choices}") from None
 
 
-def all_strategies() -> list[Strategy]:
+def all_strategies() -> list[AnyStrategy]:
     return list(_STRATEGIES.values())
 
 

@@ -6,26 +6,24 @@ subject, stored as artifacts) or IP-Adapter (zero-shot from the reference images
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pgen.context.base import ContextStore
 from pgen.context.records import Subject
 from pgen.models.base import AdapterRef
 from pgen.personalize.base import (
+    ImagePlan,
     ImageRequest,
     Modality,
-    Prepared,
     Provenance,
     Tools,
     image_tools,
 )
-from pgen.training.stopping import StopCheck
 from pgen.training.subject_artifacts import (
     METADATA_FILE,
-    SubjectTrainingConfig,
     load_reference_images,
     read_metadata,
     stale_reason,
@@ -33,27 +31,12 @@ from pgen.training.subject_artifacts import (
 
 if TYPE_CHECKING:
     from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
-    from pgen.training.registry import TrainRequest
 
-Trainer = Callable[
-    ["DiffusersImageModel", Subject, Path, SubjectTrainingConfig, StopCheck | None],
-    dict[str, Any],
-]
-# Trained methods, best first (the default when a request names none). Their training loops
-# import torch and diffusers, so they load only when a subject is trained (``_trainer``).
+# Trained methods, best first (the default when a request names none); their trainers are
+# registered in ``pgen.training.subject``.
 TRAINERS = ("dreambooth-lora", "textual-inversion")
 IP_ADAPTER = "ip-adapter"
 METHODS = (*TRAINERS, IP_ADAPTER)
-
-
-def _trainer(method: str) -> Trainer:
-    if method == "dreambooth-lora":
-        from pgen.training.dreambooth import train_dreambooth_lora
-
-        return train_dreambooth_lora
-    from pgen.training.textual_inversion import train_textual_inversion
-
-    return train_textual_inversion
 
 
 @dataclass(frozen=True)
@@ -128,36 +111,6 @@ def subject_prompt(instruction: str, subject: Subject, phrase: str) -> str:
     owned = rf"(?:\bmy\s+{re.escape(subject.class_word)}\s+)?\b{name}\b"
     prompt, count = re.subn(owned, phrase, instruction, flags=re.IGNORECASE)
     return prompt if count else f"a {phrase}, {instruction}"
-
-
-def train_subject(
-    store: ContextStore,
-    user_id: str,
-    subject_name: str,
-    model: DiffusersImageModel,
-    method: str,
-    config: SubjectTrainingConfig | None = None,
-    should_stop: StopCheck | None = None,
-) -> Path:
-    """Train one of the user's subjects; returns the artifact folder (registered in the store,
-    so ``delete_user`` removes it). ``should_stop`` is asked before every step: when it says
-    so, ``TrainingCancelled`` and no artifact (an earlier run's is gone too: the folder was
-    emptied first, so no half-old, half-new artifact is ever read)."""
-    if method not in TRAINERS:
-        raise ValueError(f"unknown training method {method!r}; expected one of {sorted(TRAINERS)}")
-    subject = find_subject(store, user_id, subject_name)
-    folder = store.artifact_path(user_id, method, subject.name)
-    (folder / METADATA_FILE).unlink(missing_ok=True)  # first: the folder is unfinished now
-    for stale in folder.iterdir():  # weights of an earlier run (files; class images live apart)
-        if stale.is_file():
-            stale.unlink()
-    try:
-        _trainer(method)(model, subject, folder, config or SubjectTrainingConfig(), should_stop)
-    except BaseException:
-        # A half-written artifact must not be picked up by generation later.
-        (folder / METADATA_FILE).unlink(missing_ok=True)
-        raise
-    return folder
 
 
 def trained(store: ContextStore, user_id: str, subject: Subject) -> dict[str, Path]:
@@ -236,8 +189,10 @@ class SubjectStrategy:
     name = "subject"
     modality: Modality = "image"
     description = "the user's own subject (DreamBooth-LoRA, textual inversion or IP-Adapter)"
+    retrieves = False
+    adapter_kind: str | None = "subject"  # the subject's trained artifact, or IP-Adapter
 
-    def prepare(self, requests: list[ImageRequest], tools: Tools) -> list[Prepared]:
+    def prepare(self, requests: list[ImageRequest], tools: Tools) -> list[ImagePlan]:
         prepared = []
         for request in requests:
             subject = pick_subject(tools.store, request)
@@ -252,7 +207,7 @@ class SubjectStrategy:
             prompt = subject_prompt(request.instruction, subject, subject_phrase(token, subject))
             details = {"method": method, "reference_images": list(subject.image_paths)}
             prepared.append(
-                Prepared(prompt=prompt, provenance=provenance, adapter=adapter, details=details)
+                ImagePlan(prompt=prompt, provenance=provenance, adapter=adapter, details=details)
             )
         return prepared
 
@@ -276,35 +231,6 @@ def generate_subject(
     )
     tools = image_tools(store, model)
     prepared = SubjectStrategy().prepare([request], tools)[0]
-    assert prepared.prompt is not None
     images = model.render(prepared.prompt, config, prepared.adapter)
     provenance = {**prepared.provenance.as_dict(), **prepared.details, "prompt": prepared.prompt}
     return ImageOutput(images, prepared.prompt, "subject", provenance)
-
-
-class SubjectTrainer:
-    """Trains one of the user's subjects with ``method`` (an ``Engine.train`` method)."""
-
-    modality: Modality = "image"
-    stoppable = True
-
-    def __init__(self, method: str) -> None:
-        self.method = method
-
-    def train(self, request: TrainRequest, tools: Tools) -> Path:
-        if request.subject is None:
-            raise ValueError(f"{self.method} trains a subject: name one (--subject)")
-        settings = request.settings or SubjectTrainingConfig()
-        if not isinstance(settings, SubjectTrainingConfig):
-            raise TypeError(f"{self.method} takes SubjectTrainingConfig settings")
-        if request.steps is not None:
-            settings = replace(settings, steps=request.steps)
-        return train_subject(
-            tools.store,
-            request.user_id,
-            request.subject,
-            tools.image_model,
-            self.method,
-            settings,
-            request.should_stop,
-        )

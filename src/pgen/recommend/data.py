@@ -27,6 +27,7 @@ from pgen.context.formats import FormatError
 from pgen.context.formats.amazon import read_reviews
 from pgen.context.formats.jsonl import read_lines
 from pgen.context.records import Interaction, Item, User
+from pgen.errors import InvalidRequest
 
 
 @dataclass
@@ -39,7 +40,7 @@ class RecData:
     users: list[User] = field(default_factory=list)
 
 
-class DataFormatError(ValueError):
+class DataFormatError(InvalidRequest):
     """A data file that does not match its format; the message names file and line."""
 
 

@@ -18,9 +18,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from pgen.engine import Engine, Generation
+from pgen.engine import Engine
 from pgen.models.base import GenerationConfig, TextSink
 from pgen.personalize import Request
+from pgen.results import Generation
 
 
 class _Relay:

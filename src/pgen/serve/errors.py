@@ -17,9 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pgen.context.base import OutputNotFoundError, UserNotFoundError
 from pgen.context.ingest import IngestError
-from pgen.models.http import TextModelError
+from pgen.errors import NotFound as PgenNotFound
+from pgen.errors import PgenError, UpstreamError, http_status
 
 log = logging.getLogger("pgen.serve")
 
@@ -28,8 +28,8 @@ NOT_FOUND_BODY: dict[str, Any] = {
 }
 
 
-class NotFound(Exception):
-    """Raised by routes for anything absent from the caller's tenant."""
+# Anything absent from the caller's tenant (``pgen.errors.NotFound``, re-exported here).
+NotFound = PgenNotFound
 
 
 class ApiError(Exception):
@@ -55,33 +55,34 @@ def _one_line(text: str, limit: int = 500) -> str:
 def error_json(error: Exception) -> tuple[int, dict[str, Any]]:
     """The status and body of a route's error. The handlers answer with them; a stream
     that has begun (the chat endpoint's) sends the body as its last event."""
-    if isinstance(error, NotFound | UserNotFoundError | OutputNotFoundError):
-        return 404, NOT_FOUND_BODY
     if isinstance(error, ApiError):
         return error.status, error_body(error.code, error.message)
-    if isinstance(error, ValueError):
+    if isinstance(error, PgenError):  # the one mapping of pgen's error vocabulary
+        status, code = http_status(error)
+        if status == 404:
+            return 404, NOT_FOUND_BODY
+        if code == "upstream_error":
+            # The upstream model server (vLLM, Ollama, ...) failed, not pgen: a gateway
+            # error that says how, so the caller knows to retry or to alert. Its address
+            # is the operator's business (the log has it), not a tenant's.
+            said = _UPSTREAM_ADDRESS.sub("", str(error))
+            return status, error_body(code, _one_line(f"upstream {said}"))
+        return status, error_body(code, _one_line(str(error)))
+    if isinstance(error, ValueError):  # a library's refusal of the input
         return 422, error_body("invalid_request", _one_line(str(error)))
-    if isinstance(error, TextModelError):
-        # The upstream model server (vLLM, Ollama, ...) failed, not pgen: a gateway error
-        # that says how, so the caller knows to retry or to alert. Its address is the
-        # operator's business (the log has it), not a tenant's.
-        said = _UPSTREAM_ADDRESS.sub("", str(error))
-        return 502, error_body("upstream_error", _one_line(f"upstream {said}"))
     return 500, error_body("internal_error", "internal error")  # no internals to the client
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(NotFound)
-    @app.exception_handler(UserNotFoundError)
-    @app.exception_handler(OutputNotFoundError)
+    @app.exception_handler(PgenError)
     @app.exception_handler(ApiError)
     @app.exception_handler(ValueError)
     async def known(request: Request, error: Exception) -> JSONResponse:
         status, body = error_json(error)
         return JSONResponse(body, status_code=status)
 
-    @app.exception_handler(TextModelError)
-    async def upstream_error(request: Request, error: TextModelError) -> JSONResponse:
+    @app.exception_handler(UpstreamError)
+    async def upstream_error(request: Request, error: UpstreamError) -> JSONResponse:
         # Expected when the upstream is down: one line in the log, not a traceback.
         log.warning("%s %s: %s", request.method, request.url.path, error)
         status, body = error_json(error)

@@ -29,14 +29,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from pgen.components import TextRequest
 from pgen.context.records import User
-from pgen.engine import Engine, Generation
+from pgen.engine import Engine
 from pgen.models.base import TextSink
-from pgen.personalize import Request, strategy_names
+from pgen.personalize import strategy_names
+from pgen.results import Generation
+from pgen.run.conversation import turn_document
 from pgen.serve.deps import TenantEngine, TenantName, TheService
 from pgen.serve.errors import ApiError, error_body, error_json, log
-from pgen.serve.memory import remember, turn_document
-from pgen.serve.routes import check_request, generate
+from pgen.serve.routes import generate
 from pgen.serve.schemas import MAX_TEXT, Decoding
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -141,7 +143,7 @@ async def chat_completions(
         raise ApiError(400, "invalid_request", "set 'user' to the pgen user to personalize for")
     instruction, query = _instruction(body)
     memory = service.keys.settings(tenant)["memory"]
-    if memory and not engine.store.has_user(body.user):
+    if memory and not engine.has_user(body.user):
         await run_in_threadpool(engine.ingest, [User(user_id=body.user)])
     decoding = Decoding(
         max_new_tokens=body.max_completion_tokens or body.max_tokens,
@@ -150,10 +152,11 @@ async def chat_completions(
         seed=body.seed or 0,
     )
     retriever = body.retriever or ("memory" if memory else "bm25")
-    request = Request(body.user, instruction, strategy, body.k, retriever, query)
+    # Checked once, before anything is generated (and before the first event of a stream,
+    # so that a refusal is a JSON error, not a stream).
+    request = TextRequest(body.user, instruction, strategy, body.k, retriever, query)
+    request = await run_in_threadpool(engine.check, request)
     if body.stream:
-        # Checked before the first event, so that a refusal is a JSON error, not a stream.
-        await run_in_threadpool(check_request, engine, request)
         chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), body.model)
         deltas: asyncio.Queue[str | None] = asyncio.Queue()
         answer = asyncio.create_task(
@@ -188,15 +191,15 @@ async def chat_completions(
 async def _answer(
     service: Any,
     engine: Engine,
-    request: Request,
+    request: TextRequest,
     decoding: Decoding,
     memory: bool,
     sink: TextSink | None = None,
 ) -> tuple[Generation, bool]:
     """The generation, then (the tenant's memory on) the user's turn remembered."""
-    result = await generate(service, engine, request, decoding, sink=sink)
+    result = await generate(service, engine, request, decoding, sink=sink, checked=True)
     turn = turn_document(request.user_id, request.query or request.instruction)
-    remembered = memory and bool(await run_in_threadpool(remember, engine, request.user_id, [turn]))
+    remembered = memory and bool(await run_in_threadpool(engine.remember, request.user_id, [turn]))
     return result, remembered
 
 

@@ -1,16 +1,8 @@
-"""Context over HTTP: records as a JSON body or a JSONL upload, and image uploads.
-
-Records go through the same reader as ``pgen ingest`` (``pgen.context.ingest``: the same
-checks, the same messages naming the line and field) and are written in one transaction
-per request, so a request is acknowledged only once all of it is stored. Images never
-arrive as paths on the server's disk: they are uploaded first, stored as the user's
-artifacts, and records name them as ``upload:<id>``.
-"""
+"""Context over HTTP: records as a JSON body or a JSONL upload (written to a temporary file
+and read like ``pgen ingest``), and image uploads, through the Engine."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import shutil
 import tempfile
@@ -19,14 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pgen.context.base import IngestStats
-from pgen.context.derived import safe_name
-from pgen.context.ingest import IngestError, Located, check_items, read_records
-from pgen.context.records import Item, Subject
 from pgen.engine import Engine
-
-UPLOAD_PREFIX = "upload:"
-UPLOADS = "uploads"  # the artifact kind of uploaded images
-CATALOG = "catalog-uploads"  # the shared kind of uploaded item images
 
 
 def ingest_lines(engine: Engine, lines: Iterable[str], source: str) -> IngestStats:
@@ -35,7 +20,7 @@ def ingest_lines(engine: Engine, lines: Iterable[str], source: str) -> IngestSta
         with path.open("w", encoding="utf-8") as handle:
             for line in lines:
                 handle.write(line + "\n")
-        return ingest_file(engine, path, source)
+        return engine.ingest_uploaded(path, source)
 
 
 def ingest_json(engine: Engine, records: list[dict[str, Any]]) -> IngestStats:
@@ -48,87 +33,4 @@ def ingest_upload(engine: Engine, upload: IO[bytes], name: str) -> IngestStats:
         path = Path(folder) / "upload.jsonl"
         with path.open("wb") as handle:
             shutil.copyfileobj(upload, handle, 1 << 20)
-        return ingest_file(engine, path, name)
-
-
-def ingest_file(engine: Engine, path: Path, source: str) -> IngestStats:
-    """Checked like ``pgen ingest``; errors name ``source`` and the line, not our temp file."""
-    try:
-        located = read_records(path)
-        located = [_resolve_uploads(engine, loc) for loc in located]
-        check_items(engine.store, located)
-    except IngestError as error:
-        raise IngestError(error.where.replace(str(path), source), error.problem) from None
-    # Items first: interactions reference them. One transaction: all or nothing.
-    ordered = sorted(located, key=lambda loc: not isinstance(loc.record, Item))
-    return engine.ingest([loc.record for loc in ordered])
-
-
-def _resolve_uploads(engine: Engine, loc: Located) -> Located:
-    record = loc.record
-    where = loc.where.rsplit(":", 1)[-1]
-    if isinstance(record, Item) and record.image_path is not None:
-        path = _catalog_upload(engine, record.image_path, where)
-        return Located(record.model_copy(update={"image_path": path}), loc.where)
-    if isinstance(record, Subject):
-        uploads = (
-            engine.store.artifacts(record.user_id) if engine.store.has_user(record.user_id) else {}
-        )
-        paths = [_user_upload(uploads, value, loc.where) for value in record.image_paths]
-        return Located(record.model_copy(update={"image_paths": paths}), loc.where)
-    return loc
-
-
-def _upload_id(value: str, where: str, field: str) -> str:
-    if not value.startswith(UPLOAD_PREFIX):
-        raise IngestError(
-            where,
-            f"field '{field}': over HTTP an image is an upload ('upload:<id>' from POST "
-            "/users/{user}/uploads or /uploads), not a path on the server",
-        )
-    return value[len(UPLOAD_PREFIX) :]
-
-
-def _user_upload(uploads: dict[tuple[str, str], Path], value: str, where: str) -> str:
-    name = _upload_id(value, where, "image_paths")
-    folder = uploads.get((UPLOADS, name))
-    files = sorted(folder.glob("image.*")) if folder is not None else []
-    if not files:
-        raise IngestError(where, f"field 'image_paths': no upload {name[:40]!r} of this user")
-    return str(files[0])
-
-
-def _catalog_upload(engine: Engine, value: str, where: str) -> str:
-    name = _upload_id(value, where, "image_path")
-    for folder in engine.store.shared_paths(CATALOG):
-        if folder.name == safe_name(name):  # the store's folder name for it
-            files = sorted(folder.glob("image.*"))
-            if files:
-                return str(files[0])
-    raise IngestError(where, f"field 'image_path': no catalog upload {name[:40]!r}")
-
-
-def save_image(engine: Engine, data: bytes, user_id: str | None) -> dict[str, Any]:
-    """An uploaded image, checked to be one, stored by content: the user's artifact (or,
-    without a user, the tenant's catalog's)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-            kind = (image.format or "png").lower()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"the upload is not an image this server can read ({error})") from None
-    name = hashlib.sha256(data).hexdigest()[:32]
-    if user_id is None:
-        folder = engine.store.shared_path(CATALOG, name)
-    else:
-        engine.store.user(user_id)  # an unknown user: not found, before anything is written
-        folder = engine.store.artifact_path(user_id, UPLOADS, name)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"image.{kind}"
-    if not target.exists():
-        partial = target.with_suffix(".part")
-        partial.write_bytes(data)
-        partial.replace(target)  # a crash leaves no half image under the real name
-    return {"ref": UPLOAD_PREFIX + name, "bytes": len(data), "format": kind}
+        return engine.ingest_uploaded(path, name)

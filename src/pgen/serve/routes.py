@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict
-from datetime import UTC, datetime
+from dataclasses import asdict, replace
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -15,13 +14,16 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from pgen.components import ImageRequest, TextRequest
 from pgen.context.records import Interaction
-from pgen.engine import Engine, Generation
+from pgen.engine import Engine
+from pgen.errors import NotFound
 from pgen.models.base import TextSink
-from pgen.personalize import ImageRequest, Request, strategy_names
+from pgen.results import Generation
+from pgen.run.modalities import build_request
 from pgen.serve import records as http_records
 from pgen.serve.deps import TenantEngine, TenantName, TheService
-from pgen.serve.errors import ApiError, NotFound
+from pgen.serve.errors import ApiError
 from pgen.serve.jobs import JobControl
 from pgen.serve.schemas import (
     CompareBody,
@@ -36,7 +38,6 @@ from pgen.serve.schemas import (
 )
 from pgen.serve.userpaths import OutputId, UserId
 from pgen.training.registry import TrainRequest, get_trainer, stoppable
-from pgen.usermodel import RETRIEVERS
 
 router = APIRouter()
 JOB_STOP_WAIT_S = 30.0  # delete-user waits this long for the user's running job to stop
@@ -48,39 +49,33 @@ def plain(value: Any) -> Any:
 
 
 def generation_json(result: Generation) -> dict[str, Any]:
-    return plain(
-        {
-            "output_id": result.output_id,
-            "user_id": result.user_id,
-            "strategy": result.strategy,
-            "text": result.text,
-            "provenance": result.provenance.as_dict(),
-            "prompt": [{"role": m.role, "content": m.content} for m in result.prompt],
-            "details": result.details,
-        }
-    )
-
-
-def check_request(engine: Engine, request: Request) -> None:
-    """Fail fast, one request alone, before it joins a batch of others."""
-    if request.strategy not in strategy_names("text"):
-        raise ValueError(f"unknown strategy {request.strategy[:40]!r}; {strategy_names('text')}")
-    if request.retriever not in RETRIEVERS:
-        raise ValueError(f"unknown retriever {request.retriever[:40]!r}; {list(RETRIEVERS)}")
-    if not engine.has_user(request.user_id):
-        raise NotFound(request.user_id)
+    found: dict[str, Any] = {
+        "output_id": result.output_id,
+        "user_id": result.user_id,
+        "strategy": result.strategy,
+        "text": result.text,
+        "provenance": result.provenance.as_dict(),
+        "prompt": [{"role": m.role, "content": m.content} for m in result.prompt],
+        "details": result.details,
+    }
+    if result.modality != "text":  # another modality's output: what it is, and its files
+        found.update(modality=result.modality, media=len(result.media))
+    return plain(found)
 
 
 async def generate(
     service: Any,
     engine: Engine,
-    request: Request,
+    request: TextRequest,
     body: Any,
     save: bool = True,
     sink: TextSink | None = None,
+    checked: bool = False,
 ) -> Generation:
-    """The request checked, then generated in a batch; ``sink``: its text as decoded."""
-    await run_in_threadpool(check_request, engine, request)
+    """The request checked once, alone (before it joins a batch of others; ``checked``:
+    the caller did), then generated in a batch; ``sink``: its text as decoded."""
+    if not checked:
+        request = await run_in_threadpool(engine.check, request)
     settings = body.settings(engine.generation)
     result: Generation = await service.batcher.generate(engine, request, settings, save, sink)
     return result
@@ -106,13 +101,13 @@ def upload_image(
     user_id: UserId, file: Annotated[UploadFile, File()], engine: TenantEngine
 ) -> dict[str, Any]:
     """An image of the user's (a subject's reference photo): name it in records by ``ref``."""
-    return http_records.save_image(engine, file.file.read(), user_id)
+    return engine.save_upload(file.file.read(), user_id)
 
 
 @router.post("/uploads", tags=["context"])
 def upload_catalog_image(file: Annotated[UploadFile, File()], engine: TenantEngine) -> Any:
     """An image of a catalog item: name it in an item record's ``image_path`` by ``ref``."""
-    return http_records.save_image(engine, file.file.read(), None)
+    return engine.save_upload(file.file.read(), None)
 
 
 @router.get("/users", tags=["users"])
@@ -178,8 +173,6 @@ def export_user(user_id: UserId, engine: TenantEngine) -> Any:
 # -- search and generation ------------------------------------------------------------
 @router.post("/users/{user_id}/search", tags=["generation"])
 def search(user_id: UserId, body: SearchBody, engine: TenantEngine) -> Any:
-    if body.retriever not in RETRIEVERS:
-        raise ValueError(f"unknown retriever {body.retriever[:40]!r}; {list(RETRIEVERS)}")
     hits = engine.search(user_id, body.query, k=body.k, retriever=body.retriever)
     return plain([{"document": h.document.model_dump(mode="json"), "score": h.score} for h in hits])
 
@@ -188,8 +181,16 @@ def search(user_id: UserId, body: SearchBody, engine: TenantEngine) -> Any:
 async def generate_text(
     user_id: UserId, body: GenerateBody, engine: TenantEngine, service: TheService
 ) -> Any:
-    request = Request(user_id, body.instruction, body.strategy, body.k, body.retriever, body.query)
-    return generation_json(await generate(service, engine, request, body, body.save))
+    common = {"k": body.k, "retriever": body.retriever, "query": body.query}
+    request = build_request(
+        body.modality, user_id, body.instruction, body.strategy, common=common, options=body.options
+    )
+    if isinstance(request, TextRequest):  # text shares model batches with other requests
+        return generation_json(await generate(service, engine, request, body, body.save))
+    result = await run_in_threadpool(lambda: engine.generate(request, save=body.save))
+    if not isinstance(result, Generation):
+        raise ValueError(f"{body.modality} outputs come from their own route")
+    return generation_json(result)
 
 
 @router.post("/users/{user_id}/compare", tags=["generation"])
@@ -200,7 +201,7 @@ async def compare(
     import asyncio
 
     requests = [
-        Request(user_id, body.instruction, name, body.k, body.retriever)
+        TextRequest(user_id, body.instruction, name, body.k, body.retriever)
         for name in dict.fromkeys(body.strategies)
     ]
     results = await asyncio.gather(*(generate(service, engine, r, body) for r in requests))
@@ -211,12 +212,10 @@ async def compare(
 def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> Any:
     from pgen.models.base import ImageGenerationConfig
 
-    if body.strategy not in strategy_names("image"):
-        raise ValueError(f"unknown image strategy {body.strategy[:40]!r}")
-    engine.store.user(user_id)
     request = ImageRequest(
         user_id, body.instruction, body.strategy, body.subject, body.method, body.keywords_weight
     )
+    engine.check(request)
     sampling = ImageGenerationConfig(
         steps=body.steps,
         guidance_scale=body.guidance_scale,
@@ -244,11 +243,7 @@ def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> An
 def output_image(
     user_id: UserId, output_id: OutputId, index: Annotated[int, ""], engine: TenantEngine
 ) -> FileResponse:
-    try:
-        path = engine.output_image(user_id, output_id, index)
-    except FileNotFoundError:
-        raise NotFound(output_id) from None
-    return FileResponse(path, media_type="image/png")
+    return FileResponse(engine.output_image(user_id, output_id, index), media_type="image/png")
 
 
 # -- feedback and outputs -------------------------------------------------------------
@@ -256,31 +251,18 @@ def output_image(
 def feedback(user_id: UserId, body: FeedbackBody, engine: TenantEngine) -> Any:
     """Thumbs on an output or a recommended item, or a chosen/rejected pair: stored, and
     used by ``dpo`` training (outputs, pairs) and the recommenders (items)."""
-    if body.item_id is not None:
-        engine.store.user(user_id)
-        if body.thumbs is None or body.output_id is not None or body.chosen or body.rejected:
-            raise ValueError("feedback on an item is item_id with thumbs (-1 or 1) alone")
-        if not engine.store.known_items([body.item_id]):
-            raise ValueError(f"unknown item {body.item_id[:40]!r}")
-        action = "thumbs_up" if body.thumbs > 0 else "thumbs_down"
-        interaction = Interaction(
-            user_id=user_id,
-            item_id=body.item_id,
-            action=action,
-            rating=float(body.thumbs),
-            time=datetime.now(UTC),
-        )
-        engine.ingest([interaction])
-        return {"recorded": "interaction", "item_id": body.item_id, "action": action}
     record = engine.feedback(
         user_id,
         output_id=body.output_id,
+        item_id=body.item_id,
         thumbs=body.thumbs,
         prompt=body.prompt,
         chosen=body.chosen,
         rejected=body.rejected,
         feedback_id=uuid.uuid4().hex,
     )
+    if isinstance(record, Interaction):
+        return {"recorded": "interaction", "item_id": record.item_id, "action": record.action}
     return {"recorded": "feedback", **record.model_dump(mode="json")}
 
 
@@ -302,7 +284,8 @@ def recommend(
     k: Annotated[int, Query(ge=1, le=1000)] = 10,
     model: Annotated[str, Query(min_length=1, max_length=64)] = "pop",
 ) -> Any:
-    engine.store.user(user_id)
+    if not engine.has_user(user_id):
+        raise NotFound(user_id)
     try:
         found = engine.recommend(user_id, k, model=model)
     except FileNotFoundError:
@@ -317,30 +300,24 @@ def train(
 ) -> Any:
     """Train one of the user's artifacts as a job. ``steps``: optimizer steps (methods
     that can stop midway, which a cancel then stops between steps: every built-in one)."""
-    trainer = get_trainer(body.method)  # an unknown method is refused now, not in the job
-    if body.steps is not None and not stoppable(trainer):
-        raise ValueError(f"{body.method[:40]} takes no steps setting")
-    for member in (user_id, *body.cohort):
-        if not engine.has_user(member):
-            raise NotFound(member)
+    # Checked now (method, steps, users, cohort), once: refused here, not in the job.
+    checked = engine.check(
+        TrainRequest(user_id, body.method, body.subject, tuple(body.cohort), None, body.steps)
+    )
 
     def work(control: JobControl) -> dict[str, Any]:
         control(f"training {body.method}")
-        request = TrainRequest(
-            user_id,
-            body.method,
-            body.subject,
-            tuple(body.cohort),
-            None,
-            body.steps,
-            control.should_stop,
-        )
+        request = replace(checked, should_stop=control.should_stop)
         with service.tenants.lease(tenant) as held:  # not closed by the bound meanwhile
-            result = held.train(request)
+            result = held.train(request, checked=True)
         return plain({"method": result.method, "seconds": result.seconds, "meta": result.meta})
 
     job = service.jobs.submit(
-        tenant, f"train:{body.method}", user_id, work, cancellable=stoppable(trainer)
+        tenant,
+        f"train:{body.method}",
+        user_id,
+        work,
+        cancellable=stoppable(get_trainer(body.method)),
     )
     return job.as_dict()
 

@@ -51,6 +51,9 @@ class GenerateBody(Decoding):
     retriever: str = "bm25"
     query: str | None = Field(None, min_length=1, max_length=MAX_TEXT)
     save: bool = True
+    modality: str = Field("text", min_length=1, max_length=64)
+    # The modality's own request fields (a registered modality beyond text).
+    options: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=32)
 
 
 class CompareBody(Decoding):

@@ -23,11 +23,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from pgen.components import LearnedConcept, Tools
+from pgen.context.base import ContextStore
+from pgen.errors import InvalidRequest
 from pgen.models.vision import TransformersVisionModel, VisionChat, VisionMessage
+from pgen.usermodel.concepts import introduction
+
+if TYPE_CHECKING:
+    from pgen.training.registry import TrainRequest
 
 FORMAT = "pgen-concept-tokens/1"
 META = "concept_tokens.json"
@@ -40,10 +47,6 @@ class ConceptTokenConfig:
     steps: int = 40
     learning_rate: float = 1e-2
     seed: int = 0
-
-
-def introduction(name: str, class_word: str, placeholder: str, tokens: int) -> str:
-    return f"<{name}> is {placeholder * tokens}, the user's {class_word}."
 
 
 def _examples(
@@ -142,3 +145,86 @@ def load_concept_tokens(
             f"retrain: {retrain}"
         )
     return tokens, meta
+
+
+TOKENS_KIND = "concept-tokens"  # the artifact kind, and the trainer's method
+
+
+class ConceptTokenTrainer:
+    """``concept-tokens``: one of the user's concepts (``TrainRequest.subject``) learned as
+    soft tokens from its reference photos, with the user's other concepts and the
+    operator's negative pool as hard negatives (Yo'LLaVA). The artifact carries the same
+    ``pgen_artifact.json`` as every other kind, next to its own metadata."""
+
+    method = TOKENS_KIND
+    modality = "vision"
+
+    def train(self, request: TrainRequest, tools: Tools) -> Path:
+        from pgen.context.artifacts import ArtifactMeta, files_fingerprint, write_meta
+        from pgen.models.executors import soft_token_model
+        from pgen.models.image_input import file_hash, open_image
+
+        concept = request.subject
+        if concept is None:
+            raise InvalidRequest("concept-tokens trains one concept: name it (--concept)")
+        photos = tools.model("photos")
+        model = soft_token_model(tools.model("vision"))
+        subjects = {s.name: s for s in tools.store.subjects(request.user_id)}
+        if concept not in subjects:
+            known = ", ".join(subjects) or "none"
+            raise InvalidRequest(
+                f"user {request.user_id!r} has no concept {concept!r}; known: {known}"
+            )
+        subject = subjects[concept]
+        positives = [open_image(p, photos.allowed) for p in subject.image_paths]
+        others = [p for s in subjects.values() if s.name != concept for p in s.image_paths]
+        negatives = [open_image(p, photos.allowed) for p in others]
+        negatives += [open_image(p) for p in photos.negative_pool]
+        config = request.settings or ConceptTokenConfig()
+        if not isinstance(config, ConceptTokenConfig):
+            raise TypeError("concept-tokens takes ConceptTokenConfig settings")
+        tokens, losses = train_concept_tokens(
+            model, concept, subject.class_word, positives, negatives, config
+        )
+        folder = tools.store.artifact_path(request.user_id, TOKENS_KIND, concept)
+        references = [file_hash(p) for p in subject.image_paths]
+        meta = {
+            "concept": concept,
+            "class_word": subject.class_word,
+            "base_model": model.name,
+            "hidden_size": model.hidden_size,
+            "references": references,
+            "negatives": len(negatives),
+            "steps": config.steps,
+            "learning_rate": config.learning_rate,
+            "seed": config.seed,
+            "losses": losses,
+        }
+        save_concept_tokens(folder, tokens, meta)
+        settings = {"steps": config.steps, "learning_rate": config.learning_rate}
+        artifact = ArtifactMeta(
+            TOKENS_KIND,
+            request.user_id,
+            concept,
+            model.name,
+            files_fingerprint(subject.image_paths),
+            settings={**settings, "seed": config.seed},
+            extra={"class_word": subject.class_word, "losses": losses},
+        )
+        write_meta(folder, artifact)
+        return folder
+
+
+def learned_concepts(store: ContextStore, user_id: str, base_model: str) -> list[LearnedConcept]:
+    """The user's trained concept tokens (stale ones are refused, with the fix)."""
+    from pgen.models.image_input import file_hash
+
+    subjects = {s.name: s for s in store.subjects(user_id)}
+    learned = []
+    for (kind, name), folder in sorted(store.artifacts(user_id).items()):
+        if kind != TOKENS_KIND or name not in subjects:
+            continue
+        references = [file_hash(p) for p in subjects[name].image_paths]
+        tokens, meta = load_concept_tokens(folder, base_model, references)
+        learned.append(LearnedConcept(name, meta["class_word"], tokens, str(folder)))
+    return learned

@@ -27,6 +27,7 @@ from typing import Any
 
 from pgen.context.artifacts import ArtifactMeta, fingerprint, read_meta
 from pgen.context.base import ContextStore, OutputNotFoundError
+from pgen.errors import InvalidRequest
 from pgen.models.base import TextModel
 from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.text_lora import (
@@ -82,7 +83,7 @@ class DpoSettings:
         return values
 
 
-class FeedbackError(ValueError):
+class FeedbackError(InvalidRequest):
     pass
 
 

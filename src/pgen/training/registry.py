@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pgen.personalize.base import Modality, Tools
+from pgen.components import Modality, Tools
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,7 @@ def get_trainer(method: str) -> Trainer:
     except KeyError:
         known = ", ".join(_TRAINERS)
         raise ValueError(f"unknown training method {method!r}; choose from {known}") from None
+
+
+def get_registered() -> dict[str, Trainer]:
+    return dict(_TRAINERS)

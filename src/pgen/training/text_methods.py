@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pgen.personalize.base import Modality, Tools
+from pgen.components import Modality, Tools
 
 S = TypeVar("S", bound=Any)  # LoraSettings or DpoSettings: both have epochs, max_steps
 

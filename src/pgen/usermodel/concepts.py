@@ -257,3 +257,8 @@ def load_memory(
         for s, a, b in zip(subjects, bounds[:-1], bounds[1:], strict=True)
     ]
     return ConceptMemory.build(entries, calibration, negative_pool)
+
+
+def introduction(name: str, class_word: str, placeholder: str, tokens: int) -> str:
+    """How a prompt introduces a concept by its learned tokens (training and use agree)."""
+    return f"<{name}> is {placeholder * tokens}, the user's {class_word}."

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pgen.errors import InvalidRequest
 
-class FormatError(ValueError):
+
+class FormatError(InvalidRequest):
     """Input that does not match its format; ``where`` is "file:line" or "file: question id"."""
 
     def __init__(self, where: str, problem: str) -> None:

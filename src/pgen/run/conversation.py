@@ -1,15 +1,17 @@
 """A user's conversation memory: each turn stored once as one of their documents, and
-recalled by the ``memory`` retriever (pgen.usermodel.memory). The chat endpoint (tenant
-setting ``memory``) and ``pgen bench memory`` both write through ``remember``."""
+recalled by the ``memory`` retriever (pgen.usermodel.memory). ``Engine.remember`` and
+``Engine.recall`` call these; the chat endpoint (tenant setting ``memory``) and ``pgen
+bench memory`` both go through them."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from pgen.context.base import ContextStore
 from pgen.context.records import Document, User, content_hash
-from pgen.engine import Engine
 from pgen.usermodel.memory import MEMORY_KIND, MemoryRetriever, MemorySettings
+from pgen.usermodel.retrievers import Retrievers
 
 __all__ = ["MEMORY_KIND", "MemorySettings", "recall_turns", "remember", "turn_document"]
 
@@ -28,29 +30,34 @@ def turn_document(
     )
 
 
-def remember(engine: Engine, user_id: str, turns: list[Document]) -> int:
+def remember(store: ContextStore, user_id: str, turns: list[Document]) -> int:
     """Store the turns not stored yet, in one transaction; creates the user on their first
     turn. Returns how many were new."""
     records: list[Any] = []
     known: set[str] = set()
-    if not engine.store.has_user(user_id):
+    if not store.has_user(user_id):
         records.append(User(user_id=user_id))
     else:
-        known = set(engine.store.document_hashes(user_id))
+        known = set(store.document_hashes(user_id))
     fresh = {t.doc_id: t for t in turns if t.text.strip() and t.doc_id not in known}
     records += fresh.values()
     if records:
-        engine.ingest(records)
+        store.add(records)
     return len(fresh)
 
 
 def recall_turns(
-    engine: Engine, user_id: str, query: str, k: int, settings: MemorySettings | None = None
+    retrievers: Retrievers,
+    user_id: str,
+    query: str,
+    k: int,
+    settings: MemorySettings | None = None,
 ) -> list[Document]:
     """The user's ``k`` remembered turns for ``query``: the ``memory`` retriever's recall
     (pgen.usermodel.memory), with other settings when a benchmark sweeps them."""
-    registered = engine.retrievers.get("memory")
+    registered = retrievers.get("memory")
     assert isinstance(registered, MemoryRetriever)
     if settings is None or settings == registered.settings:
         return registered.recall(user_id, query, k)
-    return MemoryRetriever(engine.store, engine.retrievers.get, settings).recall(user_id, query, k)
+    swept = MemoryRetriever(retrievers.store, retrievers.get, settings)
+    return swept.recall(user_id, query, k)

@@ -1,0 +1,120 @@
+"""One executor per built-in modality: a batch of plans in, one ``Executed`` per plan out.
+
+An executor is the only place a modality's model is called for generation. It reads the
+model input of each plan (a chat, an image prompt, a vision chat) and the user's adapter,
+applied to that plan's row only. Plans are read by their shape (the protocols below), so
+this layer needs nothing from the strategies above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pgen.models.base import BASE_ADAPTER, AdapterRef, Chat, GenerationConfig, TextModel, TextSink
+from pgen.models.deltas import generate_to_sinks
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
+    from pgen.models.vision import VisionChat, VisionLanguageModel
+
+
+@dataclass
+class Executed:
+    """What the model made for one plan: its text, the backend (and adapter) that made it,
+    and media to be saved with the output (images)."""
+
+    text: str
+    model: str
+    images: list[Any] = field(default_factory=list)  # PIL images
+
+
+class ChatPlan(Protocol):
+    chat: Chat
+    adapter: AdapterRef | None
+
+
+class PromptPlan(Protocol):
+    prompt: str
+    adapter: AdapterRef | None
+    instruction: str | None
+    blend: tuple[str, float] | None
+
+
+class VisionChatPlan(Protocol):
+    chat: VisionChat
+    soft_tokens: Any
+
+
+def execute_text(
+    model: TextModel,
+    plans: Sequence[ChatPlan],
+    settings: GenerationConfig,
+    sinks: Sequence[TextSink | None] | None = None,
+) -> list[Executed]:
+    """One batch whatever the users' adapters: the backend applies each to its row only.
+    ``sinks[i]`` receives plan i's reply as it is decoded."""
+    adapters = [p.adapter for p in plans]
+    texts = generate_to_sinks(
+        model, [p.chat for p in plans], settings, adapters if any(adapters) else None, sinks
+    )
+    return [
+        Executed(text, f"{model.name}+{plan.adapter.name if plan.adapter else BASE_ADAPTER}")
+        for plan, text in zip(plans, texts, strict=True)
+    ]
+
+
+def render_plan(
+    model: DiffusersImageModel, plan: PromptPlan, config: ImageGenerationConfig | None
+) -> list[Image.Image]:
+    """The images of one plan: its prompt (or, when it blends a preference into the
+    conditioning, the instruction and the preference) with its adapter applied for this
+    request only."""
+    prompt = plan.instruction if plan.blend and plan.instruction else plan.prompt
+    return model.render(prompt, config, plan.adapter, plan.blend)
+
+
+def execute_image(
+    model: DiffusersImageModel,
+    plans: Sequence[PromptPlan],
+    settings: ImageGenerationConfig | None,
+    sinks: Sequence[TextSink | None] | None = None,
+) -> list[Executed]:
+    """One plan at a time: an image must not depend on its batch mates. The output's text
+    is the prompt the image model was given."""
+    return [Executed(plan.prompt, model.name, render_plan(model, plan, settings)) for plan in plans]
+
+
+def execute_vision(
+    model: VisionLanguageModel,
+    plans: Sequence[VisionChatPlan],
+    settings: GenerationConfig,
+    sinks: Sequence[TextSink | None] | None = None,
+) -> list[Executed]:
+    """Answers about photos; a plan with soft tokens (learned concept tokens) needs a
+    transformers model, which takes input vectors (a server does not)."""
+    results = []
+    for plan in plans:  # one photo per call: a VLM batch pads images into each other's cost
+        if plan.soft_tokens is not None:
+            text = soft_token_model(model).generate([plan.chat], settings, [plan.soft_tokens])[0]
+        else:
+            text = model.generate([plan.chat], settings)[0]
+        results.append(Executed(text, model.name))
+    for sink, done in zip(sinks or (), results, strict=False):
+        if sink is not None:
+            sink(done.text)
+    return results
+
+
+def soft_token_model(model: VisionLanguageModel) -> Any:
+    from pgen.models.vision import TransformersVisionModel
+
+    if not isinstance(model, TransformersVisionModel):
+        raise ValueError(
+            f"concept tokens need a transformers vision model, not {model.name} "
+            "(a server takes no input vectors)"
+        )
+    return model

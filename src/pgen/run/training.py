@@ -1,0 +1,108 @@
+"""Training behind ``Engine.train``: requests checked and resolved here, trained by the
+registered trainer of their method, on a ``Runner``.
+
+A runner decides where training requests run: ``InlineRunner`` in the calling thread,
+``ThreadRunner`` on a bounded pool of threads (the service's jobs). A runner over many
+machines (Ray) implements the same ``run`` and plugs in through ``Engine(runner=...)``;
+nothing here or in the Engine changes for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from pgen.components import Tools
+from pgen.context.artifacts import read_meta
+from pgen.context.base import ContextStore
+from pgen.errors import InvalidRequest
+from pgen.models.base import Embedder
+from pgen.training.registry import TrainRequest, TrainResult, get_trainer, stoppable
+
+TrainOne = Callable[[TrainRequest], TrainResult]
+
+
+class Runner(Protocol):
+    def run(self, requests: Sequence[TrainRequest], train: TrainOne) -> list[TrainResult]:
+        """Every request trained by ``train``; results in the requests' order. The first
+        failure is raised once the others have ended."""
+        ...
+
+
+class InlineRunner:
+    """One request after another, in the calling thread."""
+
+    def run(self, requests: Sequence[TrainRequest], train: TrainOne) -> list[TrainResult]:
+        return [train(request) for request in requests]
+
+
+class ThreadRunner:
+    """Requests on ``workers`` threads (each trainer holds its own model copy's state)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise InvalidRequest(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+
+    def run(self, requests: Sequence[TrainRequest], train: TrainOne) -> list[TrainResult]:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="pgen-train") as pool:
+            futures = [pool.submit(train, request) for request in requests]
+        return [future.result() for future in futures]
+
+
+class TrainingService:
+    def __init__(
+        self,
+        store: ContextStore,
+        tools: Callable[[], Tools],
+        embedder: Callable[[], Embedder],
+        runner: Runner | None = None,
+    ) -> None:
+        self.store = store
+        self._tools = tools
+        self._embedder = embedder
+        self.runner: Runner = runner or InlineRunner()
+
+    def check(self, request: TrainRequest) -> TrainRequest:
+        """The request with its cohort resolved, or an error naming what is wrong, before
+        any model loads."""
+        trainer = self._trainer(request.method)
+        if request.steps is not None and not stoppable(trainer):
+            raise InvalidRequest(f"{request.method} takes no steps setting (its settings do)")
+        if request.steps is not None and request.steps < 1:
+            raise InvalidRequest(f"steps must be at least 1, got {request.steps}")
+        self.store.user(request.user_id)  # fails with the user named before any model loads
+        from pgen.training.cohorts import resolve_cohort
+
+        # ``similar:K``: the K nearest profiles with preference pairs (the embedder loads here).
+        request = resolve_cohort(self.store, request, self._embedder)
+        for member in request.cohort:
+            self.store.user(member)
+        return request
+
+    def train(
+        self, requests: Sequence[TrainRequest], *, checked: bool = False
+    ) -> list[TrainResult]:
+        ready = list(requests) if checked else [self.check(request) for request in requests]
+        return self.runner.run(ready, self.train_one)
+
+    def train_one(self, request: TrainRequest) -> TrainResult:
+        started = time.perf_counter()
+        folder = self._trainer(request.method).train(request, self._tools())
+        meta = read_meta(folder)
+        return TrainResult(
+            request.user_id,
+            request.method,
+            folder,
+            time.perf_counter() - started,
+            {} if meta is None else {**meta.extra, "base_model": meta.base_model},
+        )
+
+    @staticmethod
+    def _trainer(method: str):  # type: ignore[no-untyped-def]
+        try:
+            return get_trainer(method)
+        except ValueError as error:
+            raise InvalidRequest(str(error)) from None
