@@ -106,6 +106,15 @@ class Engine:
         return self._embedder()
 
     @property
+    def prompt_tokens(self) -> int:
+        """The cap on prompt length that text strategies fit their prompts to."""
+        return self.bench.prompt_tokens
+
+    @prompt_tokens.setter
+    def prompt_tokens(self, value: int) -> None:
+        self.bench.prompt_tokens = value
+
+    @property
     def location(self) -> str:
         """Where the store is (a path, or a server's address)."""
         return self.store.location

@@ -12,7 +12,7 @@ from pgen.engine import Engine
 from pgen.models.base import AdapterRef, GenerationConfig
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import Request, all_strategies, strategy_names
-from pgen.personalize.prompts import template_tokens
+from pgen.components import template_tokens
 
 TEXT_STRATEGIES = [s.name for s in all_strategies() if s.modality == "text"]
 SHORT = GenerationConfig(max_new_tokens=4)
@@ -44,7 +44,7 @@ def test_the_registry_names_text_and_image_strategies() -> None:
 def test_a_text_strategy_keeps_to_its_user_and_fits_the_budget(engine: Engine, name: str) -> None:
     requests = [Request(user, "write about the battery", strategy=name) for user in ("ana", "raj")]
     prepared = engine.prepare(requests, SHORT)
-    budget = engine.tools(SHORT).prompt_budget
+    budget = engine.bench.tools(SHORT).prompt_budget
     model = engine.text_model
     for request, item, foreign in zip(
         requests, prepared, ("otterwhistle", "zebracanary"), strict=True

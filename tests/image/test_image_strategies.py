@@ -58,7 +58,7 @@ def test_an_image_strategy_keeps_to_its_user(
 ) -> None:
     spec = IPAdapterSpec.for_model(engine.image_model, str(tiny_ip_adapter))
     request = ImageRequest("ana", "rex in a city", name, ip_adapter=spec)
-    [prepared] = engine.strategy(name, "image").prepare([request], engine.tools(sampling=FAST))
+    [prepared] = engine.prepare([request], FAST)
     assert prepared.prompt and "max" not in prepared.prompt and "cat" not in prepared.prompt
     assert set(prepared.provenance.subjects) <= {"rex"}
     assert set(prepared.provenance.items) <= {"m1"}

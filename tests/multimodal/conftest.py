@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -89,3 +89,40 @@ def vlm_server() -> Iterator[RecordingServer]:
     yield state
     server.shutdown()
     server.server_close()
+
+
+def photo_engine(
+    store: Any,
+    vision_model: Any,
+    image_embedder: Any,
+    *,
+    allowed: list[Path],
+    negative_pool: Sequence[Path] = (),
+    text_image_embedder: Any = None,
+    generation: Any = None,
+) -> Any:
+    """An engine whose vision side is these components (no text model: asking for one
+    fails the test)."""
+    from pgen.engine import Engine
+    from pgen.usermodel.photos import PhotoMemory
+
+    def no_text_model() -> Any:
+        raise AssertionError("these tests use no text model")
+
+    def photos(kept: Any) -> PhotoMemory:
+        return PhotoMemory(
+            kept,
+            lambda: image_embedder,
+            allowed=allowed,
+            negative_pool=negative_pool,
+            text_image_embedder=(lambda: text_image_embedder) if text_image_embedder else None,
+        )
+
+    return Engine(
+        store,
+        no_text_model,
+        no_text_model,
+        vision_model=vision_model,
+        photos=photos,
+        generation=generation,
+    )

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pgen.assistant import Assistant
 
 from pgen.cli.main import main
 from pgen.context.records import Document, Subject, User
@@ -16,8 +16,9 @@ from pgen.context.store import SQLiteStore
 from pgen.models.image_embedding import EfficientNetEmbedder, load_image_embedder
 from pgen.models.image_input import ImageInputError
 from pgen.models.vision import OpenAIVisionModel, TransformersVisionModel
+from pgen.usermodel.concepts import Calibration
 from tests.conftest import shared_data
-from tests.multimodal.conftest import RecordingServer
+from tests.multimodal.conftest import RecordingServer, photo_engine
 
 REX_ABOUT = "A corgi with a white chest who loves the beach."
 PHOTOS = {
@@ -68,8 +69,8 @@ def store(tmp_path: Path, bench: Path) -> SQLiteStore:
 
 def _assistant(
     store: SQLiteStore, model: object, embedder: EfficientNetEmbedder, bench: Path
-) -> Assistant:
-    return Assistant(store, model, embedder, allowed=[bench])
+) -> Any:
+    return photo_engine(store, model, embedder, allowed=[bench])
 
 
 def test_concepts_put_the_recognized_concept_in_the_prompt(
@@ -124,7 +125,7 @@ def test_an_operator_negative_pool_rejects_a_look_alike(
         "subjects"
     ] == ["Kettle"]
     pool = [bench / "vase" / "01.jpg", bench / "vase" / "02.jpg"]
-    pooled = Assistant(store, model, efficientnet, allowed=[bench], negative_pool=pool)
+    pooled = photo_engine(store, model, efficientnet, allowed=[bench], negative_pool=pool)
     assert (
         pooled.answer("ann", bench / "vase" / "00.jpg", "Is Kettle here?").provenance["subjects"]
         == []
@@ -151,7 +152,7 @@ def test_bad_photos_fail_first_and_write_nothing(
         ([bench], cut, "cut.jpg': outside the allowed folders"),
         ([tmp_path], inside, "x.jpg': points into the store's own files"),
     ]:
-        assistant = Assistant(
+        assistant = photo_engine(
             store, lambda: TransformersVisionModel(str(tiny_vlm)), efficientnet, allowed=allowed
         )
         with pytest.raises(ImageInputError, match=why):
@@ -168,7 +169,7 @@ def test_tiny_llava_end_to_end_and_delete_user_leaves_nothing(
     from pgen.models.base import GenerationConfig
 
     model = TransformersVisionModel(str(tiny_vlm), name="tiny-llava")
-    assistant = Assistant(
+    assistant = photo_engine(
         store, model, efficientnet, allowed=[bench], generation=GenerationConfig(max_new_tokens=4)
     )
     answer = assistant.answer("ann", bench / "teapot" / "04.jpg", "Describe this photo.")
@@ -190,16 +191,18 @@ def test_tiny_llava_end_to_end_and_delete_user_leaves_nothing(
 def test_photo_search_by_concept_and_composed(
     store: SQLiteStore, efficientnet: EfficientNetEmbedder, tiny_clip: Path, bench: Path
 ) -> None:
-    assistant = Assistant(store, lambda: None, efficientnet, allowed=[bench])
+    assistant = photo_engine(store, lambda: None, efficientnet, allowed=[bench])
     hits = assistant.search_photos("ann", "rex at the beach", k=5)
     assert [h.doc_id for h in hits[:2]] in (["p1", "p2"], ["p2", "p1"])
-    assert hits[0].concepts["Rex"] > assistant.calibration.alpha > hits[2].concepts["Rex"]
+    assert hits[0].concepts["Rex"] > Calibration().alpha > hits[2].concepts["Rex"]
     both = assistant.search_photos("ann", "Mochi and Kettle", k=5)
     assert set(both[0].concepts) == {"Mochi", "Kettle"}
     with pytest.raises(ValueError, match="names none of the user's concepts"):
         assistant.search_photos("ann", "a sunset")
     clip = load_image_embedder(str(tiny_clip))
-    worded = Assistant(store, lambda: None, efficientnet, allowed=[bench], text_image_embedder=clip)  # type: ignore[arg-type]
+    worded = photo_engine(
+        store, lambda: None, efficientnet, allowed=[bench], text_image_embedder=clip
+    )
     assert len(worded.search_photos("ann", "a sunset", k=3)) == 3  # by words alone
     composed = worded.search_photos("ann", "Rex at the beach", k=5)
     assert {h.doc_id for h in composed} == set(PHOTOS) and "Rex" in composed[0].concepts

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from pgen.assistant import Assistant
 
 from pgen.context.records import Subject, User
 from pgen.context.store import SQLiteStore
 from pgen.models.base import GenerationConfig
 from pgen.models.image_embedding import EfficientNetEmbedder
 from pgen.models.vision import OpenAIVisionModel, TransformersVisionModel, VisionMessage
-from pgen.training.concept_tokens import ConceptTokenConfig, introduction, train_concept_tokens
-from tests.multimodal.conftest import RecordingServer, blob_image
+from pgen.training.concept_tokens import ConceptTokenConfig, train_concept_tokens
+from pgen.usermodel.concepts import introduction
+from tests.multimodal.conftest import RecordingServer, blob_image, photo_engine
 
 SHORT = GenerationConfig(max_new_tokens=5)
 
@@ -95,7 +95,7 @@ def test_assistant_trains_uses_and_forgets_concept_tokens(
             Subject(user_id="ann", name="Mug", class_word="mug", image_paths=[str(photos[2])]),
         ]
     )
-    assistant = Assistant(store, llava, efficientnet, allowed=[tmp_path], generation=SHORT)
+    assistant = photo_engine(store, llava, efficientnet, allowed=[tmp_path], generation=SHORT)
     with pytest.raises(
         ValueError, match="no trained concept tokens; train them with pgen train-concept"
     ):
@@ -115,7 +115,7 @@ def test_assistant_trains_uses_and_forgets_concept_tokens(
     ]
     assert store.output("ann", answer.output_id).strategy == "concept-tokens"
 
-    served = Assistant(
+    served = photo_engine(
         store, OpenAIVisionModel(vlm_server.url, "vlm"), efficientnet, allowed=[tmp_path]
     )
     with pytest.raises(ValueError, match="need a transformers vision model"):

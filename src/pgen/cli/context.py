@@ -185,7 +185,7 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--user", required=True, help="the user to personalize for")
     p.add_argument(
         "--strategy",
-        help=f"how (text: {', '.join(strategy_names('text'))}; default: the modality's, rag)",
+        help=f"{', '.join(strategy_names('text'))}, or another modality's (default: rag)",
     )
     p.add_argument("--modality", default="text", help="what to generate (a registered modality)")
     p.add_argument(
