@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pgen.bench.memory import interval, load_locomo
 from pgen.config import Config
 from pgen.context.records import Document
 from pgen.serve.memory import remember
-from pgen.bench.memory import interval, load_locomo
 from pgen.serve.tenants import Tenants
 from pgen.usermodel.memory import MemoryRetriever, MemorySettings, fuse
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from pgen.bench.text import Setting
+from pgen.bench.text_plan import BenchPlan, cache_key
 from pgen.cli.main import main
 from pgen.evaluate.benchmarks import TaskData, TaskSpec
-from pgen.bench.text_plan import BenchPlan, cache_key
 from pgen.evaluate.report import decoding_text
-from pgen.bench.text import Setting
 from pgen.models.base import GenerationConfig
 
 

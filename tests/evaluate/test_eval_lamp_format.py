@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from pgen.bench.text import fill_store
 from pgen.context.ingest import IngestError, ingest
 from pgen.context.store import SQLiteStore
 from pgen.engine import Engine
 from pgen.evaluate.benchmarks import load_task
-from pgen.bench.text import fill_store
 from pgen.models.base import GenerationConfig
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import Request

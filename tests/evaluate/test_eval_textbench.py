@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pgen.bench.text import CACHE_FILE, Setting, settings_grid
+from pgen.bench.text_plan import BenchPlan, cache_key
 from pgen.cli.main import main
 from pgen.evaluate.answers import calibrated_choices, first_label
 from pgen.evaluate.benchmarks import TaskData, TaskSpec
 from pgen.evaluate.metrics import lamp_rouge_bootstrap_mid
 from pgen.evaluate.metrics.labels import RATING_LABELS
-from pgen.bench.text_plan import BenchPlan, cache_key
-from pgen.bench.text import CACHE_FILE, Setting, settings_grid
 from pgen.models.base import GenerationConfig
 
 
@@ -351,8 +351,8 @@ def test_cache_key_covers_the_retriever_code(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_batch_size_reaches_the_model(tiny_llama: Path, tmp_path: Path) -> None:
-    from pgen.config import Config
     from pgen.cli.evaluate import text_model_loader
+    from pgen.config import Config
     from pgen.models.base import Message
 
     model = text_model_loader(str(tiny_llama), Config(home=tmp_path), 16)()

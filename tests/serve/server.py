@@ -85,7 +85,15 @@ def start_process(home: Path, model: Path, port: int, *extra: str) -> subprocess
     """``pgen serve`` as its own process (for kill -9 and graceful shutdown)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PGEN_THREADS": "1"}
     env["PGEN_MAX_NEW_TOKENS"] = "6"
-    command = [sys.executable, "-m", "pgen.cli.main", "--home", str(home), "--text-model", str(model)]
+    command = [
+        sys.executable,
+        "-m",
+        "pgen.cli.main",
+        "--home",
+        str(home),
+        "--text-model",
+        str(model),
+    ]
     command += ["serve", "--port", str(port), "--quiet", *extra]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from pgen.bench.memory import load_locomo, token_f1
 from pgen.cli.main import main
 from pgen.config import Config
 from pgen.engine import Engine
 from pgen.personalize import Request
 from pgen.serve.memory import MemorySettings, recall_turns, remember, turn_document
-from pgen.bench.memory import load_locomo, token_f1
 
 SAMPLE = [
     {

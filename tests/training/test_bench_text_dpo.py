@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from pgen.bench.text_adapters import AdapterCaps, check_no_leak
+from pgen.bench.text_plan import BenchPlan, Setting, cache_key, store_path
 from pgen.cli.main import main
 from pgen.context.artifacts import read_meta
-from pgen.bench.text_adapters import AdapterCaps, check_no_leak
 from pgen.evaluate.benchmarks import load_task
-from pgen.bench.text_plan import BenchPlan, Setting, cache_key, store_path
 from pgen.factory import store_at
 from pgen.training.examples import Example as TrainExample
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from pgen.cli.main import main
-from pgen.models.text import TransformersTextModel
 from pgen.bench.prefs import (
     PrefsConfig,
     load_pairs,
@@ -19,6 +17,8 @@ from pgen.bench.prefs import (
     similar_cohorts,
     split_users,
 )
+from pgen.cli.main import main
+from pgen.models.text import TransformersTextModel
 
 from .test_dpo import TINY_DPO
 

@@ -44,8 +44,8 @@ def run_caption_bench(
     generation: GenerationConfig | None = None,
 ) -> dict[str, Any]:
     from pgen.assistant import Assistant
-    from pgen.context.records import Subject, User
     from pgen.bench.concepts import _mean_interval
+    from pgen.context.records import Subject, User
     from pgen.factory import store_at
     from pgen.training.concept_tokens import ConceptTokenConfig
 

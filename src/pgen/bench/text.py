@@ -19,16 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pgen.context.records import User
-from pgen.engine import Engine
 from pgen.bench.text_adapters import ADAPTER_STRATEGIES, train_adapters
-from pgen.evaluate.answers import (
-    CHOICE_CALIBRATED,
-    CHOICE_MODES,
-    calibrated_choices,
-    read_answers,
-)
-from pgen.evaluate.benchmarks import Example, TaskData, excluded_counts
 from pgen.bench.text_plan import (
     CACHE_FILE,
     BenchPlan,
@@ -38,6 +29,15 @@ from pgen.bench.text_plan import (
     read_cache,
     settings_grid,
 )
+from pgen.context.records import User
+from pgen.engine import Engine
+from pgen.evaluate.answers import (
+    CHOICE_CALIBRATED,
+    CHOICE_MODES,
+    calibrated_choices,
+    read_answers,
+)
+from pgen.evaluate.benchmarks import Example, TaskData, excluded_counts
 from pgen.evaluate.run_record import run_record
 from pgen.models.base import ChoiceModel
 from pgen.personalize import Request

@@ -191,10 +191,10 @@ def register(commands: Any, bench: Any) -> None:
 
 
 def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
+    from pgen.bench.text import BenchPlan, bench_text, output_names, settings_grid
+    from pgen.bench.text_plan import BASELINE, store_path
     from pgen.engine import Engine
     from pgen.evaluate.benchmarks import load_task, metrics_for, select
-    from pgen.bench.text_plan import BASELINE, store_path
-    from pgen.bench.text import BenchPlan, bench_text, output_names, settings_grid
     from pgen.factory import build_embedder, build_store
     from pgen.personalize import get_strategy
     from pgen.usermodel.retrievers import RETRIEVERS

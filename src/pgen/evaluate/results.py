@@ -11,7 +11,6 @@ import numpy as np
 
 from pgen.evaluate.metrics import Metric, lamp_rouge_bootstrap_mid
 from pgen.evaluate.metrics.overlap import LAMP_ROUGE_DEFINITION
-
 from pgen.evaluate.stats import bootstrap, paired_test
 
 BASELINE = "none"  # the setting every other one is tested against

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_che
 
 import numpy as np
 
-from pgen.config import GenerationConfig as GenerationConfig  # re-exported: decoding is a model setting
+from pgen.config import (
+    GenerationConfig as GenerationConfig,  # re-exported: decoding is a model setting
+)
 
 if TYPE_CHECKING:
     from PIL import Image
