@@ -18,26 +18,26 @@ import platformdirs
 T = TypeVar("T")
 
 
-def settings_from(cls: type[T], source: object = None, /, **overrides: Any) -> T:
+def settings_from(cls: type[T], *sources: object, **overrides: Any) -> T:
     """An instance of the settings dataclass ``cls`` from the fields of the same names that
-    ``source`` carries (a mapping such as a request body, or any object: an argparse
-    Namespace, a pydantic model, another settings object), then ``overrides``. A value of
-    None, in the source or the overrides, keeps the dataclass's default; names that are
-    not fields of ``cls`` are ignored in the source and an error in the overrides."""
+    each source carries (a mapping such as a request body, or any object: an argparse
+    Namespace, a pydantic model, another settings object), later sources on top of earlier
+    ones, then ``overrides``. A value of None, in a source or the overrides, keeps what is
+    below it (in the end the dataclass's default); names that are not fields of ``cls`` are
+    ignored in the sources and an error in the overrides."""
     if not is_dataclass(cls):
         raise TypeError(f"settings_from needs a dataclass, got {cls!r}")
     names = [f.name for f in fields(cls) if f.init]
     unknown = set(overrides) - set(names)
     if unknown:
         raise TypeError(f"{cls.__name__} has no settings {sorted(unknown)}")
-    if source is None:
-        values: dict[str, Any] = {}
-    elif isinstance(source, Mapping):
-        values = {name: source[name] for name in names if source.get(name) is not None}
-    else:
-        values = {name: getattr(source, name, None) for name in names}
-        values = {name: value for name, value in values.items() if value is not None}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values: dict[str, Any] = {}
+    for source in (*sources, overrides):
+        if isinstance(source, Mapping):
+            found = {name: source.get(name) for name in names}
+        else:
+            found = {name: getattr(source, name, None) for name in names}
+        values.update({name: value for name, value in found.items() if value is not None})
     return cls(**values)
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pgen.config import Config
+from pgen.config import Config, settings_from
 from pgen.engine import Engine
 from pgen.models.base import GenerationConfig
 from pgen.personalize import strategy_names
@@ -105,15 +105,7 @@ def cmd_search(args: argparse.Namespace, config: Config) -> None:
 
 def generation_settings(args: argparse.Namespace, config: Config) -> GenerationConfig:
     """The config's decoding settings with the command line's on top."""
-    return GenerationConfig.from_settings(
-        config,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size,
-        seed=args.seed,
-    )
+    return settings_from(GenerationConfig, config, args)
 
 
 def add_decoding_options(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from pgen.config import settings_from
 from pgen.context.records import Interaction
 from pgen.engine import Engine, Generation
 from pgen.models.base import TextSink
@@ -217,15 +218,7 @@ def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> An
     request = ImageRequest(
         user_id, body.instruction, body.strategy, body.subject, body.method, body.keywords_weight
     )
-    sampling = ImageGenerationConfig(
-        steps=body.steps,
-        guidance_scale=body.guidance_scale,
-        height=body.height,
-        width=body.width,
-        seed=body.seed,
-        images_per_prompt=body.images_per_prompt,
-    )
-    result = engine.generate_image(request, sampling)
+    result = engine.generate_image(request, settings_from(ImageGenerationConfig, body))
     return plain(
         {
             "output_id": result.output_id,
