@@ -186,5 +186,5 @@ def test_bench_rec_rerank_is_an_option_of_any_recommender(
     reranked, base = result["results"][0]["metrics"], result["results"][1]["metrics"]
     assert reranked["hr@5"] == base["hr@5"]  # only the top 4 are re-ordered
     # An unknown recommender is refused before any data is read.
-    assert main([*argv[:5], "--model", "nope", "--out", str(out)]) == 1
+    assert main([*argv[:6], "--model", "nope", "--out", str(out)]) == 1
     assert "unknown recommender 'nope'; choose from" in capsys.readouterr().err
