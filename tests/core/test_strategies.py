@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from pgen.components import template_tokens
 from pgen.context import Document, User
 from pgen.context.store import SQLiteStore
 from pgen.engine import Engine
 from pgen.models.base import AdapterRef, GenerationConfig
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import Request, all_strategies, strategy_names
-from pgen.components import template_tokens
 
 TEXT_STRATEGIES = [s.name for s in all_strategies() if s.modality == "text"]
 SHORT = GenerationConfig(max_new_tokens=4)

@@ -165,3 +165,26 @@ def test_engine_recommends_from_python(atomic_data: Path, tmp_path: Path) -> Non
     assert [row.rank for row in rows] == [1, 2, 3]
     assert not seen & {row.item.item_id for row in rows}
     assert rows[0].score >= rows[1].score >= rows[2].score
+
+
+def test_bench_rec_rerank_is_an_option_of_any_recommender(
+    atomic_data: Path, tmp_path: Path, tiny_llama: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    argv = ["--text-model", str(tiny_llama), "bench", "rec", "--data", str(atomic_data)]
+    argv += ["--model", "pop", "--rerank", "4", "--max-users", "5", "--out", str(out)]
+    assert main(argv) == 0
+    result = json.loads(next(out.glob("rec-planted-pop+rerank-*.json")).read_text())
+    scorers = [(r["scorer"], r["phase"], r["n_users"]) for r in result["results"]]
+    assert scorers == [("pop+rerank", "test", 5), ("pop", "test", 5)]
+    assert result["record"]["model"] == {
+        "recommender": "pop+rerank",
+        "base": "pop",
+        "text_model": result["rerank"]["text_model"],
+    }
+    assert result["rerank"]["candidates"] == 4 and result["rerank"]["answers"] == 5
+    reranked, base = result["results"][0]["metrics"], result["results"][1]["metrics"]
+    assert reranked["hr@5"] == base["hr@5"]  # only the top 4 are re-ordered
+    # An unknown recommender is refused before any data is read.
+    assert main([*argv[:6], "--model", "nope", "--out", str(out)]) == 1
+    assert "unknown recommender 'nope'; choose from" in capsys.readouterr().err

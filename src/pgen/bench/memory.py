@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pgen.config import Config
+from pgen.config import Config, settings_from
 from pgen.context.records import Document
 from pgen.engine import Engine
 from pgen.personalize.base import Request
@@ -152,13 +152,7 @@ def interval(values: list[float], seed: int = 0) -> tuple[float, float, float]:
 
 
 def run(args: Any, config: Config) -> None:
-    settings = MemorySettings(
-        weight=args.weight,
-        spread=args.spread,
-        neighbours=args.neighbours,
-        speaker=args.speaker,
-        session=args.session,
-    )
+    settings = settings_from(MemorySettings, args)
     if args.retriever == "memory" and not args.no_answers and settings != MemorySettings():
         # Answers go through rag and the registered retriever, whose settings are its own.
         raise ValueError(

@@ -28,15 +28,31 @@ TASK = "next-item recommendation (leave-one-out)"
 
 @dataclass
 class BenchSettings:
-    model: str
+    model: str  # a registered recommender (``llm-rerank``: the deprecated spelling, below)
     params: dict[str, Any] = field(default_factory=dict)
     negatives: int | None = None  # also report the sampled-negatives mode
-    base: str = "sasrec"  # for llm-rerank: the recommender whose candidates are re-ranked
-    candidates: int = 20
+    rerank: int = 0  # let the text model re-order each user's top N of the model (0: off)
     max_users: int | None = None  # evaluate a fixed random subset (slow models)
     seed: int = 0  # the models' seed (unless params set one) and the evaluation subset's
     save: Path | None = None  # save the trained model here (reload with models.load)
     repeat_targets: str = "keep"  # see protocol.evaluate: "keep" (default) or "mask"
+    # Deprecated: ``model="llm-rerank", base=X, candidates=N`` is ``model=X, rerank=N``
+    # (its results keep the name llm-rerank).
+    base: str = "sasrec"
+    candidates: int = 20
+    label: str | None = None  # the run's name in results and file names (default: derived)
+
+    def __post_init__(self) -> None:
+        if self.model == RERANK:
+            self.model, self.label = self.base, self.label or RERANK
+            self.rerank = self.rerank or self.candidates
+        if self.rerank < 0:
+            raise ValueError(f"rerank must be >= 0, got {self.rerank}")
+
+    @property
+    def name(self) -> str:
+        """What results call the run: the model, ``+rerank`` when re-ranked."""
+        return self.label or (f"{self.model}+rerank" if self.rerank else self.model)
 
 
 def prepare_store(
@@ -72,9 +88,9 @@ def run_benchmark(
     """Train and evaluate one model; the result as a JSON-ready dict."""
     sequences, data_info = prepare_store(store, data_path)
     split = leave_one_out(sequences)
-    model_name = settings.base if settings.model == RERANK else settings.model
+    name, reranked = settings.name, settings.rerank > 0
     model = train_model(
-        model_name,
+        settings.model,
         split,
         settings.params,
         lambda: item_texts(store, sequences),
@@ -85,12 +101,12 @@ def run_benchmark(
     saved = str(model.save(settings.save)) if settings.save is not None else None
     scorer: Scorer = model
     rerank_info: dict[str, Any] = {}
-    if settings.model == RERANK:
+    if reranked:
         llm = text_model()
-        scorer = LLMReranker(model, llm, sequences.titles, candidates=settings.candidates)
-        rerank_info = {"text_model": llm.name, "candidates": settings.candidates}
+        scorer = LLMReranker(model, llm, sequences.titles, candidates=settings.rerank)
+        rerank_info = {"text_model": llm.name, "candidates": settings.rerank}
     max_users = settings.max_users
-    if settings.model == RERANK and max_users is None:
+    if reranked and max_users is None:
         max_users = 100  # a CPU LLM needs seconds per user: a fixed subset, labelled
 
     def run(phase: str, negatives: int | None = None, scored: Scorer = scorer) -> EvalResult:
@@ -105,13 +121,13 @@ def run_benchmark(
         )
 
     start = time.perf_counter()
-    if settings.model == RERANK:
+    if reranked:
         # Nothing to select on validation; the base model is scored on the same users.
-        results = [(settings.model, run("test")), (model_name, run("test", scored=model))]
+        results = [(name, run("test")), (settings.model, run("test", scored=model))]
     else:
-        results = [(settings.model, run("valid")), (settings.model, run("test"))]
+        results = [(name, run("valid")), (name, run("test"))]
     if settings.negatives:
-        results.append((settings.model, run("test", settings.negatives)))
+        results.append((name, run("test", settings.negatives)))
     eval_seconds = time.perf_counter() - start
     if isinstance(scorer, LLMReranker):
         answers = scorer.answers
@@ -133,17 +149,17 @@ def run_benchmark(
             "negatives": settings.negatives,
             "max_users": max_users,
             "repeat_targets": settings.repeat_targets,
-            "candidates": settings.candidates if settings.model == RERANK else None,
+            "candidates": settings.rerank or None,
         },
         model={
-            "recommender": settings.model,
-            "base": model_name if settings.model == RERANK else None,
+            "recommender": name,
+            "base": settings.model if reranked else None,
             "text_model": rerank_info.get("text_model"),
         },
     )
     return {
         "record": record,
-        "model": settings.model,  # what report file names and tables show
+        "model": name,  # what report file names and tables show
         "saved_to": saved,
         "rerank": rerank_info,
         "data": {

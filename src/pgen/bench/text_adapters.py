@@ -30,8 +30,25 @@ if TYPE_CHECKING:
     from pgen.training.examples import Example as TrainExample
     from pgen.training.text_lora import LoraSettings
 
-LORA_STRATEGIES = ("lora", "lora+rag")
-ADAPTER_STRATEGIES = (*LORA_STRATEGIES, "dpo")
+
+def _adapter_kind(strategy: object) -> str | None:
+    """The adapter kind a strategy applies (None: none); read with defaults, so a strategy
+    type without the attribute counts as adapter-free."""
+    kind = getattr(strategy, "adapter_kind", None) or getattr(strategy, "kind", None)
+    return kind if isinstance(kind, str) else None
+
+
+def adapter_strategies(kind: str | None = None) -> tuple[str, ...]:
+    """The registered text strategies that apply a per-user adapter (of ``kind``)."""
+    import pgen.personalize  # noqa: F401  (registers the strategies)
+    from pgen.personalize.registry import get_strategy, strategy_names
+
+    kinds = [(name, _adapter_kind(get_strategy("text", name))) for name in strategy_names("text")]
+    return tuple(name for name, k in kinds if k is not None and kind in (None, k))
+
+
+LORA_STRATEGIES = adapter_strategies("lora")  # trained by train_user_lora
+ADAPTER_STRATEGIES = adapter_strategies()
 FEEDBACK_PREFIX = "bench-dpo-"  # the scratch store's pairs, one per profile document
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgen.config import Config
+from pgen.config import Config, settings_from
 from pgen.personalize import strategy_names
 from pgen.personalize.subject import METHODS, TRAINERS
 
@@ -40,13 +40,13 @@ def _engine(args: argparse.Namespace, config: Config) -> Engine:
 def _sampling(args: argparse.Namespace) -> ImageGenerationConfig:
     from pgen.models.image import ImageGenerationConfig
 
-    return ImageGenerationConfig(
-        steps=args.steps,
+    return settings_from(
+        ImageGenerationConfig,
+        args,
         guidance_scale=args.guidance,
         height=args.size,
         width=args.size,
-        seed=args.seed,
-        images_per_prompt=getattr(args, "images", 1),
+        images_per_prompt=getattr(args, "images", None),
         negative_prompt=getattr(args, "negative", None),
     )
 

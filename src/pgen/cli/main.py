@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pgen.config import Config, load_config
+from pgen.config import SQLITE_URL, Config, load_config
 
 # Modules with ``register(commands, bench)``: they add subcommands to ``pgen`` and to
 # ``pgen bench``; each subparser sets ``func(args, config) -> int | None``. Torch and the
@@ -33,7 +33,7 @@ Handler = Callable[[argparse.Namespace, Config], Any]
 # Settings every command takes, before or after the subcommand's name.
 GLOBAL_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--config", {"help": "TOML settings file (default: ./pgen.toml or $PGEN_CONFIG)"}),
-    ("--store", {"help": "SQLite store path (default: <home>/pgen.sqlite)"}),
+    ("--store", {"help": "SQLite store path or URL (default: <home>/pgen.sqlite)"}),
     ("--home", {"help": "data folder for the store, caches and artifacts"}),
     ("--text-model", {"help": "smollm2, a folder, an HF id, a .gguf, or openai:M@URL"}),
     ("--embed-model", {"help": "sentence-transformers model (id or folder)"}),
@@ -114,9 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 def check_store_flag(store: str | None) -> None:
     """An explicit ``--store`` must be in a folder that exists: a typo would otherwise create
     a new, empty store somewhere unexpected (the default store's folders are created)."""
-    if store is None:
-        return
-    path = Path(store).expanduser()
+    if store is None or ("://" in store and not store.startswith(SQLITE_URL)):
+        return  # another provider's URL: its store says what is wrong with it
+    path = Path(store.removeprefix(SQLITE_URL)).expanduser()
     if path.is_dir():
         raise ValueError(f"--store {store}: is a directory; name the store's .sqlite file")
     if not path.parent.is_dir():

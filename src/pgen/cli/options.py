@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pgen.config import Config, GenerationConfig
+from pgen.config import Config, GenerationConfig, settings_from
 
 
 def positive(text: str) -> int:
@@ -42,15 +42,7 @@ def existing_file(text: str) -> Path:
 
 def generation_settings(args: argparse.Namespace, config: Config) -> GenerationConfig:
     """The config's decoding settings with the command line's on top."""
-    return GenerationConfig.from_settings(
-        config,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty,
-        no_repeat_ngram_size=args.no_repeat_ngram_size,
-        seed=args.seed,
-    )
+    return settings_from(GenerationConfig, config, args)
 
 
 def add_decoding_options(p: argparse.ArgumentParser) -> None:

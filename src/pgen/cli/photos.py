@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pgen.cli.options import positive
-from pgen.config import Config
+from pgen.config import Config, settings_from
 from pgen.context.media import MEDIA_ROOT_ENV
 from pgen.personalize import strategy_names
 
@@ -126,7 +126,7 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> None:
 def cmd_train_concept(args: argparse.Namespace, config: Config) -> None:
     from pgen.training.concept_tokens import ConceptTokenConfig
 
-    training = ConceptTokenConfig(tokens=args.tokens, steps=args.steps, learning_rate=args.lr)
+    training = settings_from(ConceptTokenConfig, args, learning_rate=args.lr)
     folder = _run(
         args,
         config,

@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pgen.cli.options import positive
-from pgen.config import Config
+from pgen.config import Config, settings_from
 from pgen.engine import Engine
-from pgen.factory import Lazy, apply_thread_policy, build_embedder, build_text_model, store_at
+from pgen.factory import (
+    Lazy,
+    apply_thread_policy,
+    build_embedder,
+    build_text_model,
+    providers,
+    store_at,
+)
 from pgen.models.base import Embedder, TextModel
 
-MODELS = ("pop", "itemknn", "bpr", "sasrec", "text", "llm-rerank")
+DEPRECATED_RERANK = "llm-rerank"  # --model llm-rerank --base X --candidates N: X --rerank N
+
+
+def recommender(name: str) -> str:
+    """A registered recommender's name, or a one-line error naming them (read when the
+    command runs: the registry imports torch, and ``pgen --help`` stays fast)."""
+    known = providers("recommender")
+    if name not in known:
+        raise ValueError(f"unknown recommender {name!r}; choose from {', '.join(known)}")
+    return name
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, Any]:
@@ -43,16 +60,20 @@ def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
         store_path = out / "stores" / f"{Path(args.data).resolve().name}.sqlite"
     else:
         store_path = config.store_path
-    settings = BenchSettings(
-        model=args.model,
+    if args.model == DEPRECATED_RERANK:
+        print(
+            f"--model {DEPRECATED_RERANK} --base X --candidates N is deprecated: "
+            "use --model X --rerank N",
+            file=sys.stderr,
+        )
+        recommender(args.base)
+    else:
+        recommender(args.model)
+    settings = settings_from(
+        BenchSettings,
+        args,
         params=parse_params(args.param),
-        negatives=args.negatives,
-        base=args.base,
-        candidates=args.candidates,
-        max_users=args.max_users,
-        seed=args.seed,
         save=Path(args.save) if args.save else None,
-        repeat_targets=args.repeat_targets,
     )
     # The benchmark runner works on its own store and components, not through an engine.
     bench_config = replace(config, store=store_path)
@@ -92,7 +113,9 @@ def cmd_recommend(args: argparse.Namespace, config: Config) -> None:
             if not args.train and args.data is None:
                 raise ValueError("pgen recommend needs --user (or --train / --data)")
             return
-        rows = engine.recommend(args.user, args.k, model=args.model, rerank=args.rerank)
+        rows = engine.recommend(
+            args.user, args.k, model=recommender(args.model), rerank=args.rerank
+        )
     for row in rows:
         print(
             f"{row.rank:>3}. {row.item.title or row.item.item_id}  "
@@ -107,8 +130,17 @@ def register(commands: Any, bench: Any) -> None:
         help="ML-100K folder, MovieLens CSV folder, RecBole atomic folder/.inter, or Amazon "
         "reviews JSON; ingested into <out>/stores/. Without it: the configured store",
     )
-    parser.add_argument("--model", choices=MODELS, default="sasrec", help="the recommender")
-    parser.add_argument("--base", default="sasrec", help="base recommender for llm-rerank")
+    parser.add_argument(
+        "--model", default="sasrec", help="a registered recommender (pop, bpr, sasrec, ...)"
+    )
+    parser.add_argument(
+        "--rerank",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also let the text model re-order each user's top N (scored against the model)",
+    )
+    parser.add_argument("--base", default="sasrec", help=argparse.SUPPRESS)  # llm-rerank's
     parser.add_argument(
         "--param",
         action="append",
@@ -120,11 +152,11 @@ def register(commands: Any, bench: Any) -> None:
         type=int,
         help="also report the sampled mode with N uniform negatives (labelled)",
     )
-    parser.add_argument("--candidates", type=int, default=20, help="llm-rerank: top-N")
+    parser.add_argument("--candidates", type=int, default=20, help=argparse.SUPPRESS)
     parser.add_argument(
         "--max-users",
         type=int,
-        help="evaluate a fixed random subset of users (default for llm-rerank: 100)",
+        help="evaluate a fixed random subset of users (default with --rerank: 100)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="model seed (unless --param seed=) and subset seed"
@@ -144,9 +176,7 @@ def register(commands: Any, bench: Any) -> None:
     parser = commands.add_parser("recommend", help="top-k items for a user from a trained model")
     parser.add_argument("--user", help="the user to recommend for")
     parser.add_argument("--k", type=positive, default=10, help="items to recommend")
-    parser.add_argument(
-        "--model", choices=MODELS[:-1], default="sasrec", help="the saved recommender to use"
-    )
+    parser.add_argument("--model", default="sasrec", help="the saved recommender to use")
     parser.add_argument(
         "--train", action="store_true", help="train the model on the store's interactions first"
     )

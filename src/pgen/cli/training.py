@@ -10,27 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from pgen.cli.options import positive
-from pgen.config import Config
-
-METHODS = ("lora", "task-lora", "dpo")  # the text trainers of pgen.training.text_methods
+from pgen.config import Config, settings_from
 
 
 def _lora_settings(args: argparse.Namespace) -> Any:
     from pgen.training.text_lora import LoraSettings
 
-    defaults = LoraSettings()
-    return LoraSettings(
-        rank=args.rank,
-        alpha=args.alpha,
-        target_modules=tuple(args.target_modules.split(",")),
-        epochs=args.epochs or defaults.epochs,
-        learning_rate=args.lr or defaults.learning_rate,
-        batch_size=args.batch_size,
-        max_steps=args.max_steps,
-        seed=args.seed,
-        task=args.task,
-        from_task=args.from_task,
-    )
+    modules = tuple(args.target_modules.split(","))
+    return settings_from(LoraSettings, args, target_modules=modules, learning_rate=args.lr)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -39,16 +26,9 @@ def _settings(args: argparse.Namespace) -> Any:
         return lora
     from pgen.training.dpo import DpoSettings
 
-    defaults = DpoSettings()
-    return DpoSettings(
-        beta=args.beta,
-        epochs=args.epochs or defaults.epochs,
-        learning_rate=args.lr or defaults.learning_rate,
-        batch_size=args.batch_size,
-        max_steps=args.max_steps,
-        seed=args.seed,
-        lora=replace(lora, task=None, from_task=False),
-    )
+    # --cohort names users (Engine.train pools them), not the settings' resolved cohort.
+    lora = replace(lora, task=None, from_task=False)
+    return settings_from(DpoSettings, args, learning_rate=args.lr, lora=lora, cohort=())
 
 
 def cmd_train(args: argparse.Namespace, config: Config) -> None:
@@ -109,6 +89,9 @@ def cmd_bench_prefs(args: argparse.Namespace, config: Config) -> None:
 
 
 def register(commands: Any, bench: Any) -> None:
+    import pgen.personalize  # noqa: F401  (registers the trainers)
+    from pgen.training.registry import trainer_methods
+
     p = bench.add_parser("prefs", help="per-user vs cohort vs global DPO on preference pairs")
     p.add_argument(
         "--data", type=Path, required=True, help="TL;DR comparisons JSONL or P-SOUPS JSON"
@@ -135,7 +118,9 @@ def register(commands: Any, bench: Any) -> None:
 
     p = commands.add_parser("train", help="train a user's text adapter: lora, task-lora, dpo")
     p.add_argument("--user", required=True, help="whose adapter")
-    p.add_argument("--method", choices=METHODS, default="lora", help="what to train")
+    p.add_argument(
+        "--method", choices=trainer_methods("text"), default="lora", help="what to train"
+    )
     p.add_argument("--task", help="example template (LaMP_2, amazon_rating...; default: plain)")
     p.add_argument("--from-task", action="store_true", help="start from the task-lora adapter")
     p.add_argument(

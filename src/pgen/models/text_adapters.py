@@ -29,8 +29,9 @@ from typing import Any
 from pgen.models.base import BASE_ADAPTER, AdapterRef
 from pgen.models.lora_gather import GatheredLora, read_lora, rows_applied
 
-# The kinds of AdapterRef this backend applies: all of them PEFT LoRA folders.
-TEXT_ADAPTER_KINDS = ("lora", "task-lora", "dpo")
+# The kinds of AdapterRef this backend applies, all of them PEFT LoRA folders: the adapter
+# kinds of the registered text trainers (pgen.training.registry registers each here).
+TEXT_ADAPTER_KINDS: list[str] = []
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 MIXING = ("gathered", "peft")
 
@@ -43,6 +44,12 @@ def _version(folder: Path) -> str:
             stat = path.stat()
             return f"{stat.st_size}:{stat.st_mtime_ns}"
     raise FileNotFoundError(f"{folder} holds no PEFT adapter weights ({' or '.join(WEIGHT_FILES)})")
+
+
+def register_adapter_kind(kind: str) -> None:
+    """Let text models apply adapters of ``kind`` (PEFT LoRA folders)."""
+    if kind not in TEXT_ADAPTER_KINDS:
+        TEXT_ADAPTER_KINDS.append(kind)
 
 
 def check_ref(ref: AdapterRef) -> Path:

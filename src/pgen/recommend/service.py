@@ -69,7 +69,7 @@ def recommend(
     """The user's top ``k`` unseen items under the saved model ``name``.
 
     With a ``reranker`` text model, the model's top ``candidates`` are re-ordered by it
-    (the same LLM re-ranking `pgen bench rec --model llm-rerank` measures); their scores
+    (the same LLM re-ranking `pgen bench rec --rerank N` measures); their scores
     are then re-ranking scores, above every other item's.
     """
     folder = model_folder(store, name)

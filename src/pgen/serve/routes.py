@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from pgen.components import ImageRequest, TextRequest
+from pgen.config import settings_from
 from pgen.context.records import Interaction
 from pgen.engine import Engine
 from pgen.errors import NotFound
@@ -215,16 +216,7 @@ def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> An
     request = ImageRequest(
         user_id, body.instruction, body.strategy, body.subject, body.method, body.keywords_weight
     )
-    engine.check(request)
-    sampling = ImageGenerationConfig(
-        steps=body.steps,
-        guidance_scale=body.guidance_scale,
-        height=body.height,
-        width=body.width,
-        seed=body.seed,
-        images_per_prompt=body.images_per_prompt,
-    )
-    result = engine.generate_image(request, sampling)
+    result = engine.generate_image(request, settings_from(ImageGenerationConfig, body))
     return plain(
         {
             "output_id": result.output_id,

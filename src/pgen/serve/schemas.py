@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pgen.config import settings_from
 from pgen.models.base import GenerationConfig
 
 MAX_TEXT = 20_000  # characters of an instruction or a query
@@ -24,14 +25,7 @@ class Decoding(Body):
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
     def settings(self, base: GenerationConfig) -> GenerationConfig:
-        return GenerationConfig(
-            max_new_tokens=self.max_new_tokens or base.max_new_tokens,
-            temperature=base.temperature if self.temperature is None else self.temperature,
-            top_p=base.top_p if self.top_p is None else self.top_p,
-            repetition_penalty=base.repetition_penalty,
-            no_repeat_ngram_size=base.no_repeat_ngram_size,
-            seed=self.seed,
-        )
+        return settings_from(GenerationConfig, base, self)  # the body's settings on top
 
 
 class RecordsBody(Body):

@@ -53,6 +53,10 @@ def register_trainer(trainer: Trainer) -> Trainer:
     if trainer.method in _TRAINERS:
         raise ValueError(f"a trainer for {trainer.method!r} is registered already")
     _TRAINERS[trainer.method] = trainer
+    if trainer.modality == "text":  # a text trainer saves a PEFT adapter of its kind
+        from pgen.models.text_adapters import register_adapter_kind
+
+        register_adapter_kind(getattr(trainer, "adapter_kind", None) or trainer.method)
     return trainer
 
 

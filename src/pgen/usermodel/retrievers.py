@@ -1,5 +1,7 @@
 """Retrievers over one user's documents: bm25, dense, recency, hybrid (RRF) and memory
-(their chat turns, see pgen.usermodel.memory).
+(their chat turns, see pgen.usermodel.memory), in one registry: a new retriever is one
+``register_retriever(name, factory)`` call, and ``RETRIEVERS`` (the CLI's and the
+service's choices) always lists what is registered.
 
 Indexes live in memory, one per user, and are brought up to date from the store on each
 request: the store's per-user revision says whether anything changed, and a diff of
@@ -12,10 +14,10 @@ import os
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, overload
 
 import numpy as np
 from tqdm import tqdm
@@ -26,7 +28,6 @@ from pgen.models.base import Embedder
 from pgen.usermodel.bm25 import Bm25Index
 from pgen.usermodel.dense import DenseIndex
 
-RETRIEVERS = ("bm25", "dense", "recency", "hybrid", "memory")
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al., 2009)
 EMBED_CHUNK = 512  # documents embedded (and stored) at a time; a bar shows from this many
 SNAPSHOT_AFTER = 1000  # documents changed in one catch-up before an index is saved to disk
@@ -291,6 +292,43 @@ class HybridRetriever:
             part.forget(user_id)
 
 
+RetrieverFactory = Callable[["Retrievers"], Retriever]
+_FACTORIES: dict[str, RetrieverFactory] = {}
+
+
+def register_retriever(name: str, factory: RetrieverFactory) -> RetrieverFactory:
+    """Make ``name`` a retriever: ``factory(retrievers)`` builds it for one store, from
+    ``retrievers.store``, ``retrievers.embedder()`` and other retrievers (``.get``).
+    Registering a name again replaces it."""
+    _FACTORIES[name] = factory
+    return factory
+
+
+class _Names(Sequence[str]):
+    """The registered retriever names, read live (a retriever registered later shows)."""
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return list(_FACTORIES)[index]
+
+    def __len__(self) -> int:
+        return len(_FACTORIES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _FACTORIES
+
+    def __repr__(self) -> str:
+        return repr(tuple(_FACTORIES))
+
+
+RETRIEVERS: Sequence[str] = _Names()
+
+
 class Retrievers:
     """The retrievers of one store, built on first use (dense loads an embedding model)."""
 
@@ -300,27 +338,30 @@ class Retrievers:
         self._built: dict[str, Retriever] = {}
         self._building = threading.RLock()  # one retriever of each kind, however many threads
 
+    def embedder(self) -> Embedder:
+        return self._embedder()
+
     def get(self, name: str) -> Retriever:
-        if name not in RETRIEVERS:
+        if name not in _FACTORIES:
             raise ValueError(f"unknown retriever {name!r}; choose from {', '.join(RETRIEVERS)}")
         with self._building:
             if name not in self._built:
-                self._built[name] = self._build(name)
+                self._built[name] = _FACTORIES[name](self)
             return self._built[name]
-
-    def _build(self, name: str) -> Retriever:
-        if name == "bm25":
-            return Bm25Retriever(self.store)
-        if name == "dense":
-            return DenseRetriever(self.store, self._embedder())
-        if name == "recency":
-            return RecencyRetriever(self.store)
-        if name == "memory":  # the user's remembered chat turns (pgen.usermodel.memory)
-            from pgen.usermodel.memory import MemoryRetriever
-
-            return MemoryRetriever(self.store, self.get)
-        return HybridRetriever([self.get("bm25"), self.get("dense")])
 
     def forget(self, user_id: str) -> None:
         for retriever in self._built.values():
             retriever.forget(user_id)
+
+
+def _memory(retrievers: Retrievers) -> Retriever:
+    from pgen.usermodel.memory import MemoryRetriever  # the user's remembered chat turns
+
+    return MemoryRetriever(retrievers.store, retrievers.get)
+
+
+register_retriever("bm25", lambda r: Bm25Retriever(r.store))
+register_retriever("dense", lambda r: DenseRetriever(r.store, r.embedder()))
+register_retriever("recency", lambda r: RecencyRetriever(r.store))
+register_retriever("hybrid", lambda r: HybridRetriever([r.get("bm25"), r.get("dense")]))
+register_retriever("memory", _memory)
