@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from pgen.components import (
     AnswerRequest,
@@ -179,13 +179,30 @@ def build_request(
         known = ", ".join(sorted(names))
         raise InvalidRequest(f"{modality} requests take no {', '.join(unknown)}; they take {known}")
     values = {k: v for k, v in (common or {}).items() if k in names and v is not None}
-    values.update({k: v for k, v in (options or {}).items() if v is not None})
+    hints = get_type_hints(spec.request_type)
+    for key, value in (options or {}).items():
+        if value is not None:
+            values[key] = _typed(key, value, hints.get(key))
     if strategy is not None:
         values["strategy"] = strategy
     try:
         return spec.request_type(user_id=user_id, instruction=instruction, **values)
     except TypeError as error:
         raise InvalidRequest(f"{modality} request: {error}") from None
+
+
+def _typed(name: str, value: Any, hint: Any) -> Any:
+    """A flag's text as the field's type (``--option width=5`` for an ``int`` field)."""
+    kinds = [k for k in (get_args(hint) or (hint,)) if k in (int, float, bool)]
+    if not isinstance(value, str) or not kinds:
+        return value
+    kind = kinds[0]
+    try:
+        if kind is bool:
+            return {"true": True, "false": False, "1": True, "0": False}[value.lower()]
+        return kind(value)
+    except (KeyError, ValueError):
+        raise InvalidRequest(f"{name}: expected {kind.__name__}, got {value!r}") from None
 
 
 def modality_of(request: Any) -> ModalitySpec:

@@ -31,9 +31,11 @@ from pgen.factory import (
     apply_thread_policy,
     build_embedder,
     build_image_model,
+    build_photos,
     build_store,
     build_text_model,
     check_components,
+    component_loader,
 )
 from pgen.serve.auth.keys import check_tenant
 from pgen.serve.errors import ApiError
@@ -57,6 +59,9 @@ class Tenants:
         self.text_model = Lazy(text_model or self._loaded("text", build_text))
         self.embedder = Lazy(embedder or self._loaded("embedding", build_embedder))
         self.image_model = Lazy(image_model or self._loaded("image", build_image_model))
+        # Other roles (the vision model, a new modality's model): one copy for every tenant.
+        self._load_role = component_loader(config)
+        self._shared: dict[str, Lazy[Any]] = {}
         self.max_open = max(1, config.serve_max_tenants)
         # Least recently used first; the count of requests and jobs holding each one.
         self._engines: OrderedDict[str, Engine] = OrderedDict()
@@ -124,6 +129,14 @@ class Tenants:
         with self._lock:
             return list(self._engines)
 
+    def component(self, role: str) -> Any:
+        """The shared component of ``role``, built on first use."""
+        with self._lock:
+            if role not in self._shared:
+                self._shared[role] = Lazy(self._loaded(role, lambda _: self._load_role(role)))
+            loader = self._shared[role]
+        return loader()
+
     def _open(self, tenant: str) -> Engine:
         folder = self.folder(tenant)
         folder.mkdir(parents=True, exist_ok=True)
@@ -135,6 +148,9 @@ class Tenants:
             image_model=self.image_model,
             prompt_tokens=self.config.prompt_tokens,
             generation=self.config.generation,
+            vision_model=lambda: self.component("vision"),
+            photos=partial(build_photos, self.config),
+            components=self.component,
         )
 
     def _over_bound(self) -> list[Engine]:
