@@ -374,7 +374,13 @@ class Engine:
             "images": list(map(str, paths)),
         }
         saved = self.store.save_output(
-            request.user_id, request.instruction, strategy.name, "\n".join(map(str, paths)), record
+            request.user_id,
+            request.instruction,
+            strategy.name,
+            "\n".join(map(str, paths)),
+            record,
+            modality="image",
+            media=paths,
         )
         details = {**prepared.details, "images": record["images"]}
         return ImageGeneration(
