@@ -212,6 +212,11 @@ class Database:
     def rows_in(self, sql: str, keys: Iterable[str], *params: Any) -> list[sqlite3.Row]:
         return self._rows_in(sql, keys, *params)
 
+    def integrity_problems(self) -> list[str]:
+        """What SQLite's full integrity check finds wrong with the file ([] when sound)."""
+        rows = [row[0] for row in self._db.execute("PRAGMA integrity_check").fetchall()]
+        return [] if rows == ["ok"] else rows
+
     def checkpoint(self, wait: float = 10.0) -> bool:
         """Fold the WAL into the (zeroed) main file and truncate it; True when that
         completed. A reader holding an old snapshot (another thread or process) blocks

@@ -81,6 +81,10 @@ class SQLiteStore:
     def checkpoint(self, wait: float = 10.0) -> bool:
         return self.database.checkpoint(wait)
 
+    def integrity_problems(self) -> list[str]:
+        """What is wrong with the file ([] when sound: after a crash, say)."""
+        return self.database.integrity_problems()
+
     def close(self) -> None:
         self.database.close()
 
