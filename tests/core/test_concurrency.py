@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -312,14 +311,23 @@ def test_reads_and_retrieval_do_not_wait_for_a_writer_holding_the_lock(tmp_path:
             for d in batch_docs("u0", 1)
         ],
     )
-    writer = sqlite3.connect(store.path)
-    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a long ingest
-    writer.execute("INSERT INTO users(user_id) VALUES ('w')")
+    writer = SQLiteStore(store.path)  # another process in the middle of a long ingest
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with writer.transaction():
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    assert held.wait(30)
     started = time.monotonic()
     assert len(store.documents("u0")) == 2 * BATCH
     for name in ("bm25", "dense"):
         assert len(engine_retrievers.get(name).retrieve("u0", "apple river", 100)) > BATCH
     assert time.monotonic() - started < 1.0  # no wait for the lock
-    writer.rollback()
+    release.set()
+    holder.join()
     writer.close()
     store.close()

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 
@@ -8,39 +7,10 @@ import numpy as np
 import pytest
 
 from pgen.context import Document, Feedback, Interaction, Item, Subject, User
-from pgen.context.base import StoreError, UserNotFoundError
-from pgen.context.schema import MIGRATIONS, SCHEMA_VERSION, USER_TABLES
+from pgen.context.base import UserNotFoundError
+from pgen.context.sqlite.schema import SCHEMA_VERSION
 from pgen.context.store import SQLiteStore
 from tests.core.conftest import docs
-
-
-def test_new_store_is_at_schema_version_with_wal_and_foreign_keys(store: SQLiteStore) -> None:
-    assert store.schema_version == SCHEMA_VERSION
-    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store._db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-
-
-def test_store_from_a_newer_pgen_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "future.sqlite"
-    sqlite3.connect(path).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
-    with pytest.raises(StoreError, match="newer than this pgen"):
-        SQLiteStore(path)
-
-
-def test_an_older_store_is_migrated_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "v1.sqlite"
-    old = sqlite3.connect(path)
-    old.executescript(MIGRATIONS[0] + "PRAGMA user_version=1;")
-    old.execute("INSERT INTO users(user_id) VALUES ('u')")
-    old.commit()
-    old.close()
-    with SQLiteStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
-        indexes = {
-            r[0] for r in store._db.execute("SELECT name FROM sqlite_master WHERE type='index'")
-        }
-        assert "documents_by_time" in indexes
-        assert store.has_user("u")
 
 
 def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
@@ -99,13 +69,6 @@ def test_reads_are_scoped_to_one_user(store: SQLiteStore) -> None:
     assert store.documents("alice", kind="photo") == []
 
 
-def test_failed_batch_writes_nothing(store: SQLiteStore) -> None:
-    records = [*docs("u", "fine"), Interaction(user_id="u", item_id="missing-item")]
-    with pytest.raises(sqlite3.IntegrityError):
-        store.add(records)
-    assert store.users() == []
-
-
 def test_feedback_needs_thumbs_or_a_pair() -> None:
     Feedback(user_id="u", feedback_id="f", output_id="o", thumbs=1)
     Feedback(user_id="u", feedback_id="f", chosen="a", rejected="b")
@@ -153,9 +116,9 @@ def test_delete_user_removes_every_row_and_file(store: SQLiteStore) -> None:
     counts = store.delete_user("gone")
 
     assert counts["documents"] == 2 and counts["embeddings"] == 1 and counts["files"] == 1
-    for table in USER_TABLES:
-        left = store._db.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id='gone'").fetchone()
-        assert left[0] == 0, table
+    assert not store.has_user("gone") and store.documents("gone") == []
+    assert store.outputs("gone") == [] and store.summary("gone", "k", "h") is None
+    assert store.embeddings("gone", "m", 3) == {} and store.artifacts("gone") == {}
     assert not adapter.exists()
     assert [d.text for d in store.documents("kept")] == ["three"]
     assert store.items()[0].item_id == "i"  # the catalog is not the user's

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from pgen.context.store import SQLiteStore
 from tests.serve.server import free_port, make_keys, service_config, start_process, wait_ready
 
 DOCS = 20_000  # per upload: a few MB of JSONL, one transaction
@@ -76,8 +76,8 @@ def test_kill_9_during_uploads_keeps_every_acknowledged_one_whole(
     assert len(acknowledged) >= 3 and len(sent) > len(acknowledged)
 
     store = tmp_path / "tenants" / "acme" / "pgen.sqlite"
-    with sqlite3.connect(store) as connection:  # the file is sound after the crash
-        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with SQLiteStore(store) as opened:  # the file is sound after the crash
+        assert opened.integrity_problems() == []
     again = start_process(tmp_path, tiny_llama, port)
     try:
         wait_ready(url, again)
@@ -134,5 +134,5 @@ def test_sigterm_finishes_the_request_in_flight(tmp_path: Path, tiny_llama: Path
         if process.poll() is None:
             process.kill()
     assert result == {"status": 200}
-    with sqlite3.connect(tmp_path / "tenants" / "acme" / "pgen.sqlite") as connection:
-        assert connection.execute("SELECT user_id FROM users").fetchall() == [("slow",)]
+    with SQLiteStore(tmp_path / "tenants" / "acme" / "pgen.sqlite") as opened:
+        assert [user.user_id for user in opened.users()] == ["slow"]

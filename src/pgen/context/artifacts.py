@@ -6,6 +6,13 @@ what it is, whose it is, the base model it was trained on and a fingerprint of t
 came from. A consumer checks both before applying it; a stale artifact is refused with the
 command that retrains it. The metadata file is written last, so a folder without it is a
 half-written artifact and never used.
+
+Every fingerprint and staleness rule lives here, as pure functions of the data (the
+trainers and strategies read the data from the store and call them): documents-trained
+adapters (``adapter_fingerprint``, ``task_adapter_fingerprint``), preference pairs
+(``pairs_fingerprint``), reference images (``files_fingerprint``, ``subject_stale_reason``),
+concept tokens (``concept_stale_reason``) and recommender training data
+(``interactions_fingerprint``).
 """
 
 from __future__ import annotations
@@ -13,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
 
 META_FILE = "pgen_artifact.json"
 
@@ -72,3 +81,93 @@ def fingerprint(parts: Iterable[str | bytes]) -> str:
 def files_fingerprint(paths: Iterable[str | Path]) -> str:
     """A digest of files' bytes, in the given order (reference images)."""
     return fingerprint(Path(path).read_bytes() for path in paths)
+
+
+# -- documents-trained adapters (text LoRA, task LoRA) --------------------------------
+def documents_parts(document_hashes: Mapping[str, str]) -> list[str]:
+    """What a documents-trained adapter depends on: every document id and content hash."""
+    return [f"{doc_id}:{document_hashes[doc_id]}" for doc_id in sorted(document_hashes)]
+
+
+def adapter_fingerprint(
+    task: str | None, document_hashes: Mapping[str, str], start: str | None = None
+) -> str:
+    """A user's adapter: the task's template, the user's documents and, for an adapter
+    started from the shared task adapter, that adapter's fingerprint (``start``; "missing"
+    when it is gone)."""
+    parts = [f"task={task}", *documents_parts(document_hashes)]
+    if start is not None:
+        parts.append(f"from-task={start}")
+    return fingerprint(parts)
+
+
+def task_adapter_fingerprint(task: str | None, hashes: Mapping[str, Mapping[str, str]]) -> str:
+    """The shared task adapter: the template and every user's documents (user -> hashes)."""
+    parts = [f"task={task}"]
+    parts += [p for user in sorted(hashes) for p in (user, *documents_parts(hashes[user]))]
+    return fingerprint(parts)
+
+
+# -- preference pairs (DPO) ------------------------------------------------------------
+class PreferencePair(Protocol):
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def chosen(self) -> str: ...
+    @property
+    def rejected(self) -> str: ...
+
+
+def pairs_fingerprint(pairs: Iterable[PreferencePair]) -> str:
+    """The preference pairs an adapter learns from, in order."""
+    return fingerprint(f"{p.user_id}\0{p.prompt}\0{p.chosen}\0{p.rejected}" for p in pairs)
+
+
+# -- reference images (subject adapters, concept tokens) -------------------------------
+def model_identity(name: str) -> str:
+    """The identity of a base model named by a path or a Hub id: a local path resolved
+    (so ``./m`` and ``/abs/m`` agree), a Hub id as written."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
+def subject_stale_reason(
+    meta: Mapping[str, Any], base_model: str, image_paths: Sequence[str | Path]
+) -> str:
+    """Why a subject artifact no longer fits the loaded model and the subject ("" when it
+    does): LoRA weights or an embedding trained on another base model, or on reference
+    images that have changed since, would load without error and quietly render the wrong
+    thing."""
+    trained_on = str(meta.get("base_model", ""))
+    if model_identity(trained_on) != model_identity(base_model):
+        return f"it was trained on base model {trained_on!r}, not the loaded {base_model!r}"
+    if meta.get("fingerprint") != files_fingerprint(image_paths):
+        return "its reference images changed since it was trained"
+    return ""
+
+
+def concept_stale_reason(
+    meta: Mapping[str, Any], base_model: str, references: Sequence[str]
+) -> str | None:
+    """Why concept tokens no longer apply (None when they do): trained on another
+    vision-language model, or on other reference photos (their content hashes)."""
+    if meta.get("base_model") != base_model:
+        return f"were trained on {meta.get('base_model')!r}, not {base_model!r}"
+    if meta.get("references") != list(references):
+        return "predate changed reference photos"
+    return None
+
+
+# -- recommenders ---------------------------------------------------------------------
+def interactions_fingerprint(
+    user_ids: Sequence[str], item_ids: Sequence[str], sequences: Iterable[np.ndarray]
+) -> str:
+    """A hash of exactly what a recommender trains and is evaluated on."""
+    digest = hashlib.sha256()
+    digest.update("\0".join(user_ids).encode())
+    digest.update("\0".join(item_ids).encode())
+    for sequence in sequences:
+        digest.update(sequence.astype(np.int64).tobytes() + b"|")
+    return digest.hexdigest()[:16]

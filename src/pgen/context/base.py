@@ -1,8 +1,13 @@
-"""The store protocol: everything strategies, recommenders, trainers and the engine need.
+"""The store protocols: everything strategies, recommenders, trainers and the engine need.
 
-``ContextStore`` is the only store type the code above ``pgen.context`` names. The embedded
-SQLite store (``pgen.context.store.SQLiteStore``) implements it; a Postgres store is a new
-module implementing the same methods. Every method that reads a user's data takes the
+Three narrow protocols, each a part a backend implements and a caller may ask for alone:
+``RecordStore`` (users, their context, the shared catalog, the change feed),
+``DerivedStore`` (what is computed from the context: vectors, summaries, outputs, the
+pruning of the change feed) and ``ArtifactStore`` (folders of trained artifacts, under a
+root configured apart from the database). ``ContextStore`` is their combination plus
+forgetting and lifetime, and the store type the code above ``pgen.context`` names. The
+embedded SQLite store (``pgen.context.sqlite.SQLiteStore``) implements it; a Postgres
+store is a new module implementing the same methods. Every method that reads a user's data takes the
 ``user_id`` and scopes the query by it inside the store: one user's rows never leave the
 store in another user's request.
 """
@@ -55,6 +60,9 @@ class IngestStats:
 
 @dataclass(frozen=True)
 class StoredOutput:
+    """A generated output: its text (for an image, the paths), provenance, and its
+    modality and media files (in order) for outputs other than text."""
+
     output_id: str
     user_id: str
     instruction: str
@@ -62,6 +70,8 @@ class StoredOutput:
     text: str
     provenance: dict[str, Any]
     created: str
+    modality: str = "text"
+    media: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -76,17 +86,12 @@ class UserSummary:
 
 
 @runtime_checkable
-class ContextStore(Protocol):
-    """Users, their context, the shared catalog, and everything derived from them."""
+class RecordStore(Protocol):
+    """Users, their context and the shared catalog, with a change feed per user."""
 
     @property
     def location(self) -> str:
         """Where the store lives, for messages (a path or a URL without credentials)."""
-        ...
-
-    @property
-    def artifacts_root(self) -> Path:
-        """The folder under which this store keeps files (per-user artifacts, shared models)."""
         ...
 
     # -- writing context --------------------------------------------------------------
@@ -116,14 +121,6 @@ class ContextStore(Protocol):
 
     def document_changes(self, user_id: str, since: int) -> tuple[dict[str, str], list[str]]: ...
 
-    def deletions_pruned(self, user_id: str) -> int:
-        """The revision up to which deletions were pruned (an older index must rebuild)."""
-        ...
-
-    def prune_deletions(self, user_id: str, upto: int) -> int:
-        """Drop the record of deletions up to ``upto``, once an index has caught up."""
-        ...
-
     def recent_doc_ids(self, user_id: str, k: int) -> list[str]: ...
 
     def interactions(self, user_id: str) -> list[Interaction]: ...
@@ -139,7 +136,21 @@ class ContextStore(Protocol):
 
     def all_interactions(self) -> list[Interaction]: ...
 
-    # -- derived data -----------------------------------------------------------------
+
+@runtime_checkable
+class DerivedStore(Protocol):
+    """What is computed from a user's context, each row scoped by user."""
+
+    # -- the change feed's upkeep -----------------------------------------------------
+    def deletions_pruned(self, user_id: str) -> int:
+        """The revision up to which deletions were pruned (an older index must rebuild)."""
+        ...
+
+    def prune_deletions(self, user_id: str, upto: int) -> int:
+        """Drop the record of deletions up to ``upto``, once an index has caught up."""
+        ...
+
+    # -- vectors ----------------------------------------------------------------------
     def embeddings(
         self, user_id: str, model_id: str, dim: int, doc_ids: Sequence[str] | None = None
     ) -> dict[str, tuple[str, np.ndarray]]: ...
@@ -159,13 +170,24 @@ class ContextStore(Protocol):
         self, user_id: str, model_id: str, rows: Sequence[tuple[str, np.ndarray]]
     ) -> None: ...
 
+    # -- summaries and outputs --------------------------------------------------------
     def summary(self, user_id: str, key: str, docs_hash: str) -> str | None: ...
 
     def put_summary(self, user_id: str, key: str, docs_hash: str, text: str) -> None: ...
 
     def save_output(
-        self, user_id: str, instruction: str, strategy: str, text: str, provenance: dict[str, Any]
-    ) -> StoredOutput: ...
+        self,
+        user_id: str,
+        instruction: str,
+        strategy: str,
+        text: str,
+        provenance: dict[str, Any],
+        *,
+        modality: str = "text",
+        media: Sequence[Path | str] = (),
+    ) -> StoredOutput:
+        """Store an output and its media files (in order) in one transaction."""
+        ...
 
     def output(self, user_id: str, output_id: str) -> StoredOutput:
         """One of the user's outputs; another user's output id is "not found" too."""
@@ -173,7 +195,17 @@ class ContextStore(Protocol):
 
     def outputs(self, user_id: str) -> list[StoredOutput]: ...
 
-    # -- artifacts --------------------------------------------------------------------
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Folders of trained artifacts: per user (removed with the user) and shared."""
+
+    @property
+    def artifacts_root(self) -> Path:
+        """Where this store keeps files (per-user artifacts, shared models): a folder
+        today, configured apart from the database."""
+        ...
+
     def artifact_path(self, user_id: str, kind: str, name: str) -> Path:
         """A folder for one of the user's artifacts, registered so that deleting the user
         deletes it. The user must exist."""
@@ -188,6 +220,11 @@ class ContextStore(Protocol):
     def shared_paths(self, kind: str) -> list[Path]:
         """The existing folders of ``kind`` made by ``shared_path`` (delete-user edits them)."""
         ...
+
+
+@runtime_checkable
+class ContextStore(RecordStore, DerivedStore, ArtifactStore, Protocol):
+    """Users, their context, the shared catalog, and everything derived from them."""
 
     # -- forgetting and lifetime ------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:

@@ -7,13 +7,13 @@ the test target and the one before it the validation target.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
+from pgen.context.artifacts import interactions_fingerprint
 from pgen.context.base import ContextStore
 from pgen.context.records import Interaction
 
@@ -51,12 +51,7 @@ class Sequences:
 
     def fingerprint(self) -> str:
         """A hash of exactly what a model trains and is evaluated on."""
-        digest = hashlib.sha256()
-        digest.update("\0".join(self.user_ids).encode())
-        digest.update("\0".join(self.item_ids).encode())
-        for sequence in self.sequences:
-            digest.update(sequence.astype(np.int64).tobytes() + b"|")
-        return digest.hexdigest()[:16]
+        return interactions_fingerprint(self.user_ids, self.item_ids, self.sequences)
 
 
 def sequences_from(

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from pgen.components import LearnedConcept, Tools
+from pgen.context.artifacts import concept_stale_reason
 from pgen.context.base import ContextStore
 from pgen.errors import InvalidRequest
 from pgen.models.vision import TransformersVisionModel, VisionChat, VisionMessage
@@ -134,16 +135,9 @@ def load_concept_tokens(
     retrain = f"pgen train-concept --user USER --concept {meta.get('concept')!r}"
     if meta.get("format") != FORMAT:
         raise ValueError(f"{folder}: format {meta.get('format')!r}, expected {FORMAT}")
-    if meta.get("base_model") != base_model:
-        raise ValueError(
-            f"concept tokens of {meta.get('concept')!r} were trained on "
-            f"{meta.get('base_model')!r}, not {base_model!r}; retrain: {retrain}"
-        )
-    if meta.get("references") != references:
-        raise ValueError(
-            f"concept tokens of {meta.get('concept')!r} predate changed reference photos; "
-            f"retrain: {retrain}"
-        )
+    stale = concept_stale_reason(meta, base_model, references)
+    if stale is not None:
+        raise ValueError(f"concept tokens of {meta.get('concept')!r} {stale}; retrain: {retrain}")
     return tokens, meta
 
 

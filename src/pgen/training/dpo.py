@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgen.context.artifacts import ArtifactMeta, fingerprint, read_meta
+from pgen.context.artifacts import ArtifactMeta, pairs_fingerprint, read_meta
 from pgen.context.base import ContextStore, OutputNotFoundError
 from pgen.errors import InvalidRequest
 from pgen.models.base import TextModel
@@ -156,10 +156,6 @@ def feedback_fingerprint(
     """The pairs a dpo adapter learns from: the user's and their cohort's."""
     cohort = list(meta.extra.get("cohort", [])) if meta is not None else []
     return pairs_fingerprint([p for u in [user_id, *cohort] for p in feedback_pairs(store, u)])
-
-
-def pairs_fingerprint(pairs: Sequence[Pair]) -> str:
-    return fingerprint(f"{p.user_id}\0{p.prompt}\0{p.chosen}\0{p.rejected}" for p in pairs)
 
 
 def completion_logps(

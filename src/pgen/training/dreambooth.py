@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from pgen.context.artifacts import model_identity
 from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
 from pgen.training.diffusion import (
@@ -30,7 +31,6 @@ from pgen.training.subject_artifacts import (
     SubjectTrainingConfig,
     TrainedSubject,
     load_reference_images,
-    model_identity,
 )
 
 METHOD = "dreambooth-lora"

@@ -132,9 +132,3 @@ def user_examples(store: ContextStore, user_id: str, task: str | None = None) ->
         if pair is not None:
             examples.append(Example(user_id, document.doc_id, pair[0], pair[1]))
     return examples
-
-
-def documents_fingerprint_parts(store: ContextStore, user_id: str) -> list[str]:
-    """What a documents-trained adapter depends on: every document id and content hash."""
-    hashes = store.document_hashes(user_id)
-    return [f"{doc_id}:{hashes[doc_id]}" for doc_id in sorted(hashes)]

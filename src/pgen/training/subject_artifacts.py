@@ -15,7 +15,15 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
-from pgen.context.artifacts import META_FILE, ArtifactMeta, files_fingerprint, read_meta, write_meta
+from pgen.context.artifacts import (
+    META_FILE,
+    ArtifactMeta,
+    files_fingerprint,
+    model_identity,
+    read_meta,
+    subject_stale_reason,
+    write_meta,
+)
 from pgen.context.records import Subject
 
 METADATA_FILE = META_FILE
@@ -50,23 +58,10 @@ def load_reference_images(paths: Sequence[str | Path]) -> list[Image.Image]:
     return images
 
 
-def model_identity(name: str) -> str:
-    """A base model as artifacts record it: a local path resolved (so "./sd" and "/abs/sd"
-    agree), a Hub id as written."""
-    path = Path(name).expanduser()
-    return str(path.resolve()) if path.exists() else name
-
-
 def stale_reason(meta: dict[str, Any], base_model: str, subject: Subject) -> str:
-    """Why an artifact no longer fits the loaded model and the subject ("" when it does):
-    LoRA weights or an embedding trained on another base model, or on reference images that
-    have changed since, would load without error and quietly render the wrong thing."""
-    trained_on = str(meta.get("base_model", ""))
-    if model_identity(trained_on) != model_identity(base_model):
-        return f"it was trained on base model {trained_on!r}, not the loaded {base_model!r}"
-    if meta.get("fingerprint") != files_fingerprint(subject.image_paths):
-        return "its reference images changed since it was trained"
-    return ""
+    """Why an artifact no longer fits the loaded model and the subject ("" when it does);
+    the rule is ``pgen.context.artifacts.subject_stale_reason``."""
+    return subject_stale_reason(meta, base_model, subject.image_paths)
 
 
 @dataclass(frozen=True)

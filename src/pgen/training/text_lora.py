@@ -20,10 +20,17 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pgen.context.artifacts import META_FILE, ArtifactMeta, fingerprint, read_meta, write_meta
+from pgen.context.artifacts import (
+    META_FILE,
+    ArtifactMeta,
+    adapter_fingerprint,
+    read_meta,
+    task_adapter_fingerprint,
+    write_meta,
+)
 from pgen.context.base import ContextStore
 from pgen.models.base import TextModel
-from pgen.training.examples import Example, documents_fingerprint_parts, user_examples
+from pgen.training.examples import Example, user_examples
 from pgen.training.stopping import StopCheck, stop_if_asked
 
 ADAPTER_NAME = "default"  # one adapter of each kind per user; retraining replaces it
@@ -199,11 +206,11 @@ def saved_settings(meta: ArtifactMeta) -> LoraSettings:
 
 def lora_fingerprint(store: ContextStore, user_id: str, settings: LoraSettings) -> str:
     """The user's documents, the template and the task adapter it started from, if any."""
-    parts = [f"task={settings.task}", *documents_fingerprint_parts(store, user_id)]
+    start = None
     if settings.from_task:
         meta = read_meta(task_adapter_path(store, settings.task))
-        parts.append(f"from-task={meta.fingerprint if meta else 'missing'}")
-    return fingerprint(parts)
+        start = meta.fingerprint if meta else "missing"
+    return adapter_fingerprint(settings.task, store.document_hashes(user_id), start)
 
 
 def recent_examples(
@@ -277,14 +284,13 @@ def train_task_lora(
     base, tokenizer = fresh_base(text_model)
     model = new_lora(base, settings, None)
     losses = fit(model, tokenizer, examples, settings, should_stop)
-    parts = [f"task={settings.task}"]
-    parts += [p for u in sorted(user_ids) for p in (u, *documents_fingerprint_parts(store, u))]
+    hashes = {user_id: store.document_hashes(user_id) for user_id in user_ids}
     meta = ArtifactMeta(
         kind="task-lora",
         user_id="",
         name=settings.task or "documents",
         base_model=text_model.name,
-        fingerprint=fingerprint(parts),
+        fingerprint=task_adapter_fingerprint(settings.task, hashes),
         settings=settings.as_dict(),
         extra={
             "users": len(user_ids),

@@ -8,6 +8,8 @@ row removes every derived row (documents, embeddings, summaries, outputs, artifa
 
 from __future__ import annotations
 
+import sqlite3
+
 MIGRATIONS: list[str] = [
     # 1: the context, derived data and artifacts.
     """
@@ -151,9 +153,42 @@ MIGRATIONS: list[str] = [
     ALTER TABLE interactions_v5 RENAME TO interactions;
     CREATE INDEX interactions_by_item ON interactions(item_id);
     """,
+    # 6: outputs of every modality. ``modality`` says what an output is (text, image...);
+    # existing outputs whose provenance lists images were images. ``output_media`` holds
+    # the files of an output in order (the images of one request), each row scoped by
+    # user like everything else, so delete-user removes them with the user.
+    """
+    ALTER TABLE outputs ADD COLUMN modality TEXT NOT NULL DEFAULT 'text';
+    UPDATE outputs SET modality='image' WHERE json_type(provenance, '$.images')='array';
+    CREATE TABLE output_media (
+        output_id TEXT NOT NULL REFERENCES outputs(output_id) ON DELETE CASCADE,
+        user_id   TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        position  INTEGER NOT NULL,
+        kind      TEXT NOT NULL,  -- image, video, audio...
+        path      TEXT NOT NULL,
+        PRIMARY KEY (output_id, position)
+    );
+    CREATE INDEX output_media_by_user ON output_media(user_id);
+    INSERT INTO output_media(output_id, user_id, position, kind, path)
+        SELECT o.output_id, o.user_id, m.key, 'image', m.value
+        FROM outputs o, json_each(o.provenance, '$.images') m
+        WHERE json_type(o.provenance, '$.images')='array' AND m.type='text';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def apply_migrations(db: sqlite3.Connection, current: int, target: int = SCHEMA_VERSION) -> None:
+    """Apply migrations ``current`` .. ``target`` (inside the caller's transaction) and
+    record the version. ``target`` below the newest builds an older store (for tests of
+    upgrading in place)."""
+    for script in MIGRATIONS[current:target]:
+        for statement in script.split(";"):
+            if statement.strip():
+                db.execute(statement)
+    db.execute(f"PRAGMA user_version={target}")
+
 
 # Every table holding rows of one user besides ``users``: all go when the user goes.
 USER_TABLES = (
@@ -166,5 +201,6 @@ USER_TABLES = (
     "image_embeddings",
     "summaries",
     "outputs",
+    "output_media",
     "artifacts",
 )

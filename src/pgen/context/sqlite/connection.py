@@ -1,4 +1,4 @@
-"""The SQLite connection under the store: pragmas, migrations and transactions.
+"""The SQLite connection under the store: pragmas, migrations, transactions, checkpoints.
 
 Concurrency model: every thread gets its own connection (SQLite connections are not
 meant to be shared: a transaction belongs to a connection, so threads sharing one also
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from pgen.context.base import StoreError
-from pgen.context.schema import MIGRATIONS, SCHEMA_VERSION
+from pgen.context.sqlite.schema import SCHEMA_VERSION, apply_migrations
 
 BUSY_TIMEOUT_S = 30.0  # SQLite waits this long for a lock before reporting "busy"
 WRITE_WAIT_S = 600.0  # a writer retries BEGIN IMMEDIATE this long in all, then fails
@@ -48,7 +48,11 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
 
 
 class Database:
-    """A SQLite file at the current schema version, with one-transaction-per-batch writes."""
+    """A SQLite file at the current schema version, with one-transaction-per-batch writes.
+
+    The parts of the store (records, derived data, artifacts) share one ``Database``;
+    other files with the same discipline (the jobs file) subclass it and override
+    ``_migrate``."""
 
     def __init__(
         self,
@@ -168,11 +172,7 @@ class Database:
                     f"{self.path} has schema version {current}, newer than this pgen "
                     f"({SCHEMA_VERSION}); upgrade pgen"
                 )
-            for script in MIGRATIONS[current:]:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            apply_migrations(db, current, SCHEMA_VERSION)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -204,3 +204,49 @@ class Database:
             marks = ",".join("?" * len(chunk))
             rows += self._rows(f"{sql} IN ({marks})", *params, *chunk)
         return rows
+
+    # The names the store's parts call (the parts share one Database).
+    def rows(self, sql: str, *params: Any) -> list[sqlite3.Row]:
+        return self._rows(sql, *params)
+
+    def rows_in(self, sql: str, keys: Iterable[str], *params: Any) -> list[sqlite3.Row]:
+        return self._rows_in(sql, keys, *params)
+
+    def integrity_problems(self) -> list[str]:
+        """What SQLite's full integrity check finds wrong with the file ([] when sound)."""
+        rows = [row[0] for row in self._db.execute("PRAGMA integrity_check").fetchall()]
+        return [] if rows == ["ok"] else rows
+
+    def checkpoint(self, wait: float = 10.0) -> bool:
+        """Fold the WAL into the (zeroed) main file and truncate it; True when that
+        completed. A reader holding an old snapshot (another thread or process) blocks
+        it: retry for up to ``wait`` seconds, then report False (the next delete-user,
+        sweep or last close of the store checkpoints again)."""
+        db = self._db
+        deadline = time.monotonic() + wait
+        db.execute("PRAGMA busy_timeout=100")  # short waits here, so the deadline holds
+        try:
+            while True:
+                busy, _log, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return True
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+        finally:
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+
+    def scrub(self, wait: float = 10.0) -> bool:
+        """Leave no byte of deleted rows anywhere in the file: rebuild it (VACUUM), then
+        fold and truncate the WAL (``checkpoint``); True when the WAL was truncated.
+
+        ``secure_delete`` zeroes a row where it is deleted, but not the copies SQLite
+        leaves behind when it moves rows between pages: rebalancing a b-tree page
+        (``rebuildPage``, on inserts into the middle of an index, or on deletes that
+        underflow a page) packs the cells it keeps at the end of the page and leaves the
+        old bytes in the unallocated gap before them. Those stale copies of a user's rows
+        (an interaction in the primary-key index) outlive the user's delete; VACUUM
+        writes every page afresh, and the old pages go with the file."""
+        db = self._db
+        self._retry(lambda: db.execute("VACUUM"))
+        return self.checkpoint(wait)
