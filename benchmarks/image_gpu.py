@@ -14,11 +14,16 @@ saved and loaded back through pgen's backend, then trained and sampled by pgen's
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# The random-model builders live in the test tree (tests/builders), not in the installed
+# package: run from anywhere, the repository root is on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
@@ -26,7 +31,6 @@ from PIL import Image
 
 from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
-from pgen.testing.image_models import random_sd_pipeline, save_random_ip_adapter
 from pgen.training.dreambooth import (
     class_image_folder,
     class_images,
@@ -34,6 +38,7 @@ from pgen.training.dreambooth import (
 )
 from pgen.training.subject_artifacts import SubjectTrainingConfig
 from pgen.training.textual_inversion import train_textual_inversion
+from tests.builders.image_models import random_sd_pipeline, save_random_ip_adapter
 
 
 def _sync(device: str) -> None:

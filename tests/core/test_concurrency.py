@@ -220,9 +220,10 @@ def test_concurrent_pgen_ingest_processes_all_succeed(tmp_path: Path) -> None:
 
 OPEN_SCRIPT = """
 import sys, time
+from pathlib import Path
 from pgen.context.store import SQLiteStore
-start = float(sys.argv[2])
-while time.time() < start:
+Path(sys.argv[2]).touch()  # imported, ready to open
+while not Path(sys.argv[3]).exists():  # every process is: go
     time.sleep(0.001)
 with SQLiteStore(sys.argv[1]) as store:
     print(store.schema_version)
@@ -231,15 +232,23 @@ with SQLiteStore(sys.argv[1]) as store:
 
 def test_twenty_processes_opening_a_new_store_at_once(tmp_path: Path) -> None:
     store_path = tmp_path / "new" / "pgen.sqlite"
-    start = time.time() + 4.0  # all processes imported by then, opening together
+    ready = [tmp_path / f"ready-{n}" for n in range(20)]
+    go = tmp_path / "go"
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", OPEN_SCRIPT, str(store_path), str(start)],
+            [sys.executable, "-c", OPEN_SCRIPT, str(store_path), str(flag), str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        for _ in range(20)
+        for flag in ready
     ]
+    # All imported, then all open together (the deadline only keeps a failure from hanging).
+    deadline = time.monotonic() + 300
+    while not all(flag.exists() for flag in ready):
+        exited = [p.returncode for p in processes if p.poll() is not None]
+        assert not exited and time.monotonic() < deadline, exited
+        time.sleep(0.01)
+    go.touch()
     results = [p.communicate(timeout=120) for p in processes]
     errors = [
         err.decode()[-300:] for p, (_, err) in zip(processes, results, strict=True) if p.returncode
@@ -295,9 +304,13 @@ def test_concurrent_requests_never_get_another_users_adapter(
     assert problems == []
 
 
+WAIT = 60.0
+
+
 def test_reads_and_retrieval_do_not_wait_for_a_writer_holding_the_lock(tmp_path: Path) -> None:
-    # Short waits: a read that did wait for the lock fails fast instead of hanging.
-    store = SQLiteStore(tmp_path / "pgen.sqlite", busy_timeout=1.0, write_wait=2.0)
+    # A read that waited for the lock would wait all of WAIT (the writer never lets go) and
+    # then fail: far longer than any read takes, however busy the machine.
+    store = SQLiteStore(tmp_path / "pgen.sqlite", busy_timeout=WAIT, write_wait=WAIT)
     store.add(batch_docs("u0", 0))
     engine_retrievers = retrievers_module.Retrievers(store, HashEmbedder)
     for name in ("bm25", "dense"):
@@ -317,7 +330,7 @@ def test_reads_and_retrieval_do_not_wait_for_a_writer_holding_the_lock(tmp_path:
     def hold_the_lock() -> None:
         with writer.transaction():
             held.set()
-            release.wait(60)
+            release.wait(2 * WAIT)
 
     holder = threading.Thread(target=hold_the_lock)
     holder.start()
@@ -326,7 +339,7 @@ def test_reads_and_retrieval_do_not_wait_for_a_writer_holding_the_lock(tmp_path:
     assert len(store.documents("u0")) == 2 * BATCH
     for name in ("bm25", "dense"):
         assert len(engine_retrievers.get(name).retrieve("u0", "apple river", 100)) > BATCH
-    assert time.monotonic() - started < 1.0  # no wait for the lock
+    assert time.monotonic() - started < WAIT  # no wait for the lock
     release.set()
     holder.join()
     writer.close()

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pgen.testing.image_models import (
+from tests.builders.image_models import (
     clip_byte_tokenizer,
     image_processor,
     random_sd_pipeline,

@@ -69,7 +69,7 @@ def test_load_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 def test_random_builders_match_the_clip_vocabulary_layout() -> None:
-    from pgen.testing.image_models import clip_byte_tokenizer, random_sd_pipeline
+    from tests.builders.image_models import clip_byte_tokenizer, random_sd_pipeline
 
     tokenizer = clip_byte_tokenizer(vocab_size=49408)
     assert len(tokenizer) == 49408  # SD 1.5's text encoder table

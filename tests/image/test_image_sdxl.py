@@ -15,9 +15,9 @@ from pgen.context import Subject, User
 from pgen.context.store import SQLiteStore
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
 from pgen.personalize.subject import IPAdapterSpec, generate_subject
-from pgen.testing.image_models import save_random_ip_adapter
 from pgen.training.subject import train_subject
 from pgen.training.subject_artifacts import SubjectTrainingConfig
+from tests.builders.image_models import save_random_ip_adapter
 
 FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from pgen.models.image_embedding import EfficientNetEmbedder
-from pgen.testing.vision_models import save_tiny_idefics3, save_tiny_vlm
+from tests.builders.vision_models import save_tiny_idefics3, save_tiny_vlm
 from tests.image.conftest import tiny_clip, tiny_dino  # the image tests' tiny models
 
 __all__ = ["tiny_clip", "tiny_dino"]  # re-exported as fixtures of this folder

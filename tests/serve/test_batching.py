@@ -38,6 +38,8 @@ def test_concurrent_requests_share_batches_and_match_one_at_a_time(
             client.post("/users/alice/generate", json={"instruction": p, "save": False}).json()
             for p in prompts
         ]
+        batcher = server.app.state.service.batcher
+        assert batcher.settled(timeout=120)  # answers are sent just before batches count
         before = client.get("/ready").json()["batches"]
 
         def ask(prompt: str) -> dict[str, object]:
@@ -47,6 +49,7 @@ def test_concurrent_requests_share_batches_and_match_one_at_a_time(
 
         with ThreadPoolExecutor(8) as pool:
             together = list(pool.map(ask, prompts))
+        assert batcher.settled(timeout=120)
         after = client.get("/ready").json()["batches"]
     assert [r["text"] for r in together] == [r["text"] for r in alone]  # greedy, batched
     assert after["requests"] - before["requests"] == 8

@@ -18,7 +18,7 @@ from tests.serve.server import serve_in_thread, service_config
 @pytest.fixture(scope="module")
 def tiny_sd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("diffusers")
-    from pgen.testing.image_models import random_sd_pipeline
+    from tests.builders.image_models import random_sd_pipeline
 
     path = tmp_path_factory.mktemp("tiny-sd")
     random_sd_pipeline("tiny").save_pretrained(path)

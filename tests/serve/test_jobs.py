@@ -21,7 +21,7 @@ from tests.serve.test_api import poll
 
 
 def wait_for(jobs: Jobs, tenant: str, job_id: str, status: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # against a hang only
     while time.monotonic() < deadline:
         job = jobs.get(tenant, job_id).as_dict()
         if job["status"] == status:
@@ -36,7 +36,7 @@ def test_queued_cancel_running_refuse_failures_reported(tmp_path: Path) -> None:
 
     def slow(progress: Any) -> dict[str, Any]:
         progress("halfway\nthere")
-        release.wait(10)
+        release.wait(120)
         return {"done": True}
 
     def broken(progress: Any) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def test_delete_user_forgets_their_jobs(tmp_path: Path) -> None:
     ran: list[str] = []
 
     def slow(progress: Any) -> dict[str, Any]:
-        release.wait(10)
+        release.wait(120)
         ran.append("slow")
         return {"artifact": "alice's adapter"}
 
@@ -130,7 +130,7 @@ def test_records_outlive_the_process_and_its_running_jobs_are_interrupted(
     release = threading.Event()
     done = first.submit("acme", "train:done", "alice", lambda control: {"x": 1})
     wait_for(first, "acme", done.job_id, "succeeded")
-    running = first.submit("acme", "train:slow", "alice", lambda c: {"y": release.wait(10)})
+    running = first.submit("acme", "train:slow", "alice", lambda c: {"y": release.wait(120)})
     queued = first.submit("acme", "train:queued", "alice", lambda control: {})
     wait_for(first, "acme", running.job_id, "running")
 
@@ -160,7 +160,7 @@ def test_cancelling_a_lora_training_job_stops_it_and_saves_nothing(server: Runni
         started = client.post("/users/lora-cancel/train", json={"method": "lora", "steps": 50_000})
         assert started.status_code == 202 and started.json()["cancellable"] is True
         job_id = started.json()["job_id"]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # against a hang only
         while client.get(f"/jobs/{job_id}").json()["status"] != "running":
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -169,7 +169,7 @@ def test_cancelling_a_lora_training_job_stops_it_and_saves_nothing(server: Runni
             assert other.delete(f"/jobs/{job_id}").json() == NOT_FOUND_BODY
         asked = client.delete(f"/jobs/{job_id}").json()
         assert asked["cancel_requested"] is True
-        job = poll(client, job_id, 60)
+        job = poll(client, job_id)
         assert job["status"] == "cancelled" and job["result"] is None, job
         assert client.get("/users/lora-cancel/export").json()["artifacts"] == []
         # The same training, a few steps, runs to the end and saves the adapter.
@@ -208,7 +208,7 @@ def test_a_restart_answers_finished_jobs_and_reports_running_ones_interrupted(
             assert poll(client, finished)["status"] == "succeeded"
             body = {"method": "lora", "steps": 50_000}
             running = client.post("/users/ana/train", json=body).json()["job_id"]
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120  # against a hang only
             while client.get(f"/jobs/{running}").json()["status"] != "running":
                 assert time.monotonic() < deadline
                 time.sleep(0.05)

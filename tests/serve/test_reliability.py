@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -32,6 +32,17 @@ def upload(user: str) -> bytes:
         for n in range(DOCS)
     ]
     return ("\n".join(lines) + "\n").encode()
+
+
+def read_until(connection: socket.socket, end: bytes) -> bytes:
+    """What the server sent, up to and with ``end`` (or all of it, if it closes first)."""
+    data = b""
+    while end not in data:
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return data[: data.index(end) + len(end)] if end in data else data
 
 
 def test_kill_9_during_uploads_keeps_every_acknowledged_one_whole(
@@ -98,41 +109,44 @@ def test_kill_9_during_uploads_keeps_every_acknowledged_one_whole(
         again.wait(60)
 
 
-def slow_body(seconds: float) -> Iterator[bytes]:
-    records = [{"type": "user", "user_id": "slow"}]
-    data = json.dumps({"records": records}).encode()
-    step = max(1, len(data) // 10)
-    for start in range(0, len(data), step):
-        yield data[start : start + step]
-        time.sleep(seconds / 10)
+def refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    except ConnectionRefusedError:
+        return True
+    return False
 
 
 def test_sigterm_finishes_the_request_in_flight(tmp_path: Path, tiny_llama: Path) -> None:
+    """The request's headers are in, the server says it reads the body (``100 Continue``);
+    then SIGTERM, and only once the server has stopped taking connections, the body."""
     keys = make_keys(service_config(tmp_path, tiny_llama), ("acme",))
-    headers = {"Authorization": f"Bearer {keys['acme']}", "Content-Type": "application/json"}
+    body = json.dumps({"records": [{"type": "user", "user_id": "slow"}]}).encode()
+    head = (
+        "POST /records HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {keys['acme']}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = start_process(tmp_path, tiny_llama, port)
     try:
         wait_ready(url, process)
-        result: dict[str, int] = {}
-
-        def send() -> None:
-            response = httpx.post(
-                f"{url}/records", content=slow_body(2.0), headers=headers, timeout=60
-            )
-            result["status"] = response.status_code
-
-        sender = threading.Thread(target=send)
-        sender.start()
-        time.sleep(0.6)  # the body is still arriving
-        process.send_signal(signal.SIGTERM)
-        sender.join(60)
+        with socket.create_connection(("127.0.0.1", port), timeout=120) as connection:
+            connection.sendall(head)
+            assert read_until(connection, b"\r\n\r\n").startswith(b"HTTP/1.1 100 ")
+            process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 120  # against a hang only
+            while not refuses_connections(port):  # shutting down: the request is in flight
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.01)
+            connection.sendall(body)
+            answer = read_until(connection, b"\r\n\r\n")
         # Uvicorn re-raises the signal once it has shut down cleanly: exit by SIGTERM.
-        assert process.wait(60) in (0, -signal.SIGTERM)
+        assert process.wait(120) in (0, -signal.SIGTERM)
     finally:
         if process.poll() is None:
             process.kill()
-    assert result == {"status": 200}
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
     with SQLiteStore(tmp_path / "tenants" / "acme" / "pgen.sqlite") as opened:
         assert [user.user_id for user in opened.users()] == ["slow"]

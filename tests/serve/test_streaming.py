@@ -127,7 +127,7 @@ def test_text_reaches_the_event_loop_while_the_model_still_decodes(
         nonlocal steps
         steps += 1
         if steps == 8:  # deltas are on their way: hold the model until the loop has one
-            waited.append(on_loop.wait(30))
+            waited.append(on_loop.wait(120))
 
     handle = model.model.register_forward_hook(count)
     loop_steps: list[int] = []
@@ -232,10 +232,14 @@ def test_concurrent_streams_share_one_batch_and_each_gets_its_own_text(
     prompts = ["what about my battery?", "tell me about hiking in the mountains"]
     alone = [complete(streaming_server, p) for p in prompts]
     assert alone[0] != alone[1]
+    batcher = streaming_server.app.state.service.batcher
     with streaming_server.client("acme") as rest:
+        # An answer is sent just before its batch is counted: the server says when it is.
+        assert batcher.settled(timeout=120)
         before = rest.get("/ready").json()["batches"]
         with ThreadPoolExecutor(2) as pool:
             streamed = list(pool.map(lambda p: stream_text(streaming_server, p), prompts))
+        assert batcher.settled(timeout=120)
         after = rest.get("/ready").json()["batches"]
         assert after["requests"] - before["requests"] == 2
         assert after["batches"] - before["batches"] == 1  # the two shared one model batch

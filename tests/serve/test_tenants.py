@@ -101,7 +101,6 @@ def test_a_thousand_cross_tenant_requests_find_nothing(server: Running) -> None:
         targets = acme_targets(acme)
         before = {user: acme.get(f"/users/{user}/export").content for user in targets["users"]}
         leaks = [CANARY["acme"], *targets["outputs"], *targets["users"], *targets["jobs"]]
-        started = time.monotonic()
         statuses: dict[int, int] = {}
         for _ in range(1000):
             method, path, options = random_request(rng, targets, unknown=False)
@@ -127,7 +126,6 @@ def test_a_thousand_cross_tenant_requests_find_nothing(server: Running) -> None:
         # Nothing of acme's changed (the DELETEs and feedback above did nothing).
         after = {user: acme.get(f"/users/{user}/export").content for user in targets["users"]}
         assert after == before
-        assert time.monotonic() - started < 300
 
 
 def test_foreign_and_unknown_ids_answer_the_same_bytes(server: Running) -> None:
@@ -148,8 +146,9 @@ def test_foreign_and_unknown_ids_answer_the_same_bytes(server: Running) -> None:
 
 
 def settled(check: Any) -> None:
-    """A request lets its engine go just after its answer is sent: wait for that."""
-    deadline = time.monotonic() + 10
+    """A request lets its engine go just after its answer is sent: wait for that (the
+    deadline only keeps a broken build from hanging)."""
+    deadline = time.monotonic() + 120
     while not check():
         assert time.monotonic() < deadline, "the tenants never settled"
         time.sleep(0.01)

@@ -14,6 +14,7 @@ text it has not had yet.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -78,6 +79,8 @@ class Batcher:
         self.max_batch = max_batch
         self.wait_s = wait_s
         self.stats = BatchStats()
+        self._taken = 0  # requests handed to generate, in stats once their batch has run
+        self._recorded = threading.Condition()  # notified as each batch is in stats
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="pgen-model")
@@ -108,8 +111,17 @@ class Batcher:
             raise RuntimeError("the batcher is not started")
         future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
         relay = None if sink is None else _Relay(sink, future)
+        with self._recorded:
+            self._taken += 1
         await self._queue.put(_Pending(engine, request, settings, save, future, relay))
         return await future
+
+    def settled(self, timeout: float | None = None) -> bool:
+        """From a thread other than the event loop's: wait until every request handed to
+        ``generate`` so far is counted in ``stats`` (a request's answer is sent a moment
+        before its batch is counted). False if ``timeout`` seconds pass first."""
+        with self._recorded:
+            return self._recorded.wait_for(lambda: self.stats.requests >= self._taken, timeout)
 
     async def _gather(self, queue: asyncio.Queue[_Pending]) -> list[_Pending]:
         batch = [await queue.get()]
@@ -136,9 +148,11 @@ class Batcher:
                     groups.setdefault(key, []).append(pending)
                 for group in groups.values():
                     await loop.run_in_executor(self._model_thread, self._generate, group)
-                self.stats.batches += 1
-                self.stats.requests += len(batch)
-                self.stats.largest = max(self.stats.largest, len(batch))
+                with self._recorded:
+                    self.stats.batches += 1
+                    self.stats.requests += len(batch)
+                    self.stats.largest = max(self.stats.largest, len(batch))
+                    self._recorded.notify_all()
             finally:
                 for _ in batch:
                     self._queue.task_done()

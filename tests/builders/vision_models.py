@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pgen.testing.image_models import _byte_symbols, image_processor
+from tests.builders.image_models import _byte_symbols, image_processor
 
 IMAGE_TOKEN = "<image>"
 SPECIAL = ("<pad>", "<s>", "</s>", IMAGE_TOKEN, "<|im_start|>", "<|im_end|>")
