@@ -17,10 +17,9 @@ import openai
 import pytest
 
 from pgen.config import Config
-from pgen.context.artifacts import ArtifactMeta, write_meta
+from pgen.context.artifacts import ADAPTER_NAME, ArtifactMeta, lora_fingerprint, write_meta
 from pgen.context.store import SQLiteStore
 from pgen.models.text import TransformersTextModel
-from pgen.training.text_lora import ADAPTER_NAME, LoraSettings, lora_fingerprint
 from tests.serve.conftest import CANARY, tenant_records
 from tests.serve.server import Running, free_port, serve_in_thread
 from tests.serve.test_openai import client_for
@@ -167,7 +166,7 @@ def test_a_users_adapter_is_asked_for_by_name(pgen: Running, upstream: ChatServe
     the fingerprint that of alice's documents (else it would be refused as stale)."""
     with SQLiteStore(pgen.config.home / "tenants" / "acme" / "pgen.sqlite") as store:
         folder = store.artifact_path("alice", "lora", ADAPTER_NAME)
-        current = lora_fingerprint(store, "alice", LoraSettings())
+        current = lora_fingerprint(store, "alice", task=None)
         write_meta(
             folder,
             ArtifactMeta("lora", "alice", ADAPTER_NAME, f"{MODEL}@{upstream.url}", current),

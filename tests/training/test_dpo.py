@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pgen.context import Feedback
-from pgen.context.artifacts import read_meta
+from pgen.context.artifacts import pairs_fingerprint, read_meta
 from pgen.context.store import SQLiteStore
 from pgen.engine import Engine
 from pgen.models.base import GenerationConfig
@@ -18,16 +18,10 @@ from pgen.models.embedding import SentenceEmbedder
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import Request, get_strategy
 from pgen.training.cohorts import profile_texts, similar_users
-from pgen.training.dpo import (
-    DpoSettings,
-    FeedbackError,
-    feedback_fingerprint,
-    feedback_pairs,
-    pairs_fingerprint,
-    train_user_dpo,
-)
+from pgen.training.dpo import DpoSettings, train_user_dpo
 from pgen.training.registry import TrainRequest
 from pgen.training.text_lora import train_user_lora
+from pgen.usermodel.preferences import FeedbackError, feedback_fingerprint, feedback_pairs
 
 from .conftest import TINY_LORA, documents
 from .test_text_lora import tools

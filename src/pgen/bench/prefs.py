@@ -37,8 +37,9 @@ from pgen.context.records import Feedback
 from pgen.factory import store_at
 from pgen.models.base import Embedder, TextModel
 from pgen.training.cohorts import TFIDF, pair_texts, rank_profiles
-from pgen.training.dpo import DpoSettings, Pair, completion_logps, train_user_dpo
+from pgen.training.dpo import DpoSettings, completion_logps, train_user_dpo
 from pgen.training.text_lora import fresh_base
+from pgen.usermodel.preferences import Pair
 
 METHODS = ("longer", "base", "user", "cohort", "cohort-similar", "global")
 

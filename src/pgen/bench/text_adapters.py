@@ -209,8 +209,9 @@ def _train_dpo(
     lora: LoraSettings,
     lora_retrained: set[str],
 ) -> None:
-    from pgen.training.dpo import feedback_pairs, pairs_fingerprint, train_user_dpo
-    from pgen.training.text_lora import ADAPTER_NAME
+    from pgen.context.artifacts import ADAPTER_NAME, pairs_fingerprint
+    from pgen.training.dpo import train_user_dpo
+    from pgen.usermodel.preferences import feedback_pairs
 
     settings = plan.adapter_caps.dpo(replace(lora, progress=False))
     seconds: dict[str, float] = {}

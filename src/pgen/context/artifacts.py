@@ -24,9 +24,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pgen.context.base import ArtifactStore, ContextStore
 
 META_FILE = "pgen_artifact.json"
 
@@ -108,6 +111,32 @@ def task_adapter_fingerprint(task: str | None, hashes: Mapping[str, Mapping[str,
     return fingerprint(parts)
 
 
+ADAPTER_NAME = "default"  # one adapter of each kind per user; retraining replaces it
+
+
+def task_adapter_path(store: ArtifactStore, task: str | None) -> Path:
+    """The shared task adapter's folder (one per example template)."""
+    return store.shared_path("task-lora", task or "documents")
+
+
+def lora_fingerprint(
+    store: ContextStore, user_id: str, task: str | None, from_task: bool = False
+) -> str:
+    """What the user's ``lora`` stands on now: their documents, the template and, for one
+    started from the shared task adapter, that adapter (as it is now)."""
+    start = None
+    if from_task:
+        meta = read_meta(task_adapter_path(store, task))
+        start = meta.fingerprint if meta else "missing"
+    return adapter_fingerprint(task, store.document_hashes(user_id), start)
+
+
+def saved_lora_fingerprint(store: ContextStore, user_id: str, meta: ArtifactMeta) -> str:
+    """``lora_fingerprint`` with the settings the saved adapter was trained with."""
+    task, from_task = meta.settings.get("task"), bool(meta.settings.get("from_task", False))
+    return lora_fingerprint(store, user_id, task, from_task)
+
+
 # -- preference pairs (DPO) ------------------------------------------------------------
 class PreferencePair(Protocol):
     @property
@@ -171,3 +200,21 @@ def interactions_fingerprint(
     for sequence in sequences:
         digest.update(sequence.astype(np.int64).tobytes() + b"|")
     return digest.hexdigest()[:16]
+
+
+def read_subject_metadata(folder: Path) -> dict[str, Any]:
+    """The artifact's metadata as one flat record: base model, fingerprint, the training
+    settings under ``config`` and the subject's facts (token, weights, losses...)."""
+    try:
+        meta = read_meta(folder)
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(f"{folder / META_FILE}: not a pgen artifact ({error})") from None
+    if meta is None:
+        raise ValueError(f"{folder}: no finished artifact ({META_FILE} is missing)")
+    return {
+        **meta.extra,
+        "method": meta.kind,
+        "base_model": meta.base_model,
+        "fingerprint": meta.fingerprint,
+        "config": meta.settings,
+    }

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pgen.errors import InvalidRequest
 
@@ -84,3 +84,14 @@ def file_hash(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:32]
+
+
+def load_reference_images(paths: Sequence[str | Path]) -> list[Image.Image]:
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                images.append(ImageOps.exif_transpose(image).convert("RGB"))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"reference image {path}: cannot be read ({error})") from None
+    return images

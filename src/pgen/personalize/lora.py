@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pgen.context.artifacts import ArtifactMeta, read_meta
+from pgen.context.artifacts import ADAPTER_NAME, ArtifactMeta, read_meta, saved_lora_fingerprint
 from pgen.context.base import ContextStore
 from pgen.errors import StaleArtifact
 from pgen.models.base import AdapterRef
 from pgen.personalize.base import Modality, NoPersonalization, TextPlan, TextRequest, Tools
 from pgen.personalize.rag import RetrievalAugmented
-from pgen.training.text_lora import ADAPTER_NAME, lora_fingerprint, saved_settings
 
 
 class StaleAdapterError(StaleArtifact):
@@ -54,7 +53,7 @@ def user_adapter(
     folder, meta = saved
     current = None
     if kind == "lora":
-        current = lora_fingerprint(store, user_id, saved_settings(meta))
+        current = saved_lora_fingerprint(store, user_id, meta)
     stale = meta.stale_reason(base_model, current)
     if stale is not None:
         raise StaleAdapterError(
@@ -62,7 +61,7 @@ def user_adapter(
             f"retrain: {retrain_command(user_id, kind)}"
         )
     if kind == "dpo":
-        from pgen.training.dpo import feedback_fingerprint
+        from pgen.usermodel.preferences import feedback_fingerprint
 
         # New feedback does not void what was learned from the old: use it, say it is behind.
         if feedback_fingerprint(store, user_id, meta) != meta.fingerprint:

@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pgen.context.artifacts import META_FILE as METADATA_FILE
+from pgen.context.artifacts import read_subject_metadata as read_metadata
+from pgen.context.artifacts import subject_stale_reason
 from pgen.context.base import ContextStore
 from pgen.context.records import Subject
 from pgen.models.base import AdapterRef
+from pgen.models.image_input import load_reference_images
 from pgen.personalize.base import (
     ImagePlan,
     ImageRequest,
@@ -21,12 +25,6 @@ from pgen.personalize.base import (
     Provenance,
     Tools,
     image_tools,
-)
-from pgen.training.subject_artifacts import (
-    METADATA_FILE,
-    load_reference_images,
-    read_metadata,
-    stale_reason,
 )
 
 if TYPE_CHECKING:
@@ -154,7 +152,7 @@ def subject_adapter(
             f"run: pgen train-subject --user {user_id} --subject {subject.name} --method {method}"
         )
     meta = read_metadata(folder)
-    stale = stale_reason(meta, base_model, subject)
+    stale = subject_stale_reason(meta, base_model, subject.image_paths)
     if stale:
         raise ValueError(
             f"subject {subject.name!r} of user {user_id!r}: the {method} artifact is stale: "

@@ -24,8 +24,8 @@ from pgen.context.base import ContextStore
 from pgen.models.base import Embedder
 
 if TYPE_CHECKING:
-    from pgen.training.dpo import Pair
     from pgen.training.registry import TrainRequest
+    from pgen.usermodel.preferences import Pair
 
 SIMILAR = "similar:"
 MAX_TEXTS = 64  # the user's newest texts: enough for a profile, bounded cost per user
@@ -54,7 +54,7 @@ def pair_texts(pairs: Sequence[Pair]) -> list[str]:
 
 def profile_texts(store: ContextStore, user_id: str) -> list[str]:
     """The user's documents (newest ``MAX_TEXTS``), else their feedback pairs' texts."""
-    from pgen.training.dpo import feedback_pairs
+    from pgen.usermodel.preferences import feedback_pairs
 
     texts = [f"{d.title}\n{d.text}".strip() for d in store.documents(user_id)]
     if not texts:
@@ -86,7 +86,7 @@ def similar_users(
     """The ``k`` other users of the store with preference pairs whose profiles are nearest
     the user's. Users whose feedback does not make pairs (or is broken) are no candidates:
     their pairs could not be pooled."""
-    from pgen.training.dpo import FeedbackError, feedback_pairs
+    from pgen.usermodel.preferences import FeedbackError, feedback_pairs
 
     others: dict[str, Sequence[str]] = {}
     for summary in store.users():

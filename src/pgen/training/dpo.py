@@ -25,31 +25,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgen.context.artifacts import ArtifactMeta, pairs_fingerprint, read_meta
-from pgen.context.base import ContextStore, OutputNotFoundError
-from pgen.errors import InvalidRequest
+from pgen.context.artifacts import (
+    ADAPTER_NAME,
+    ArtifactMeta,
+    pairs_fingerprint,
+    read_meta,
+    saved_lora_fingerprint,
+)
+from pgen.context.base import ContextStore
 from pgen.models.base import TextModel
 from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.text_lora import (
-    ADAPTER_NAME,
     LoraSettings,
     fresh_base,
-    lora_fingerprint,
     new_lora,
     prompt_text,
     save_adapter,
-    saved_settings,
 )
-
-
-@dataclass(frozen=True)
-class Pair:
-    user_id: str
-    prompt: str  # the instruction
-    chosen: str
-    rejected: str
-    feedback: tuple[str, ...]  # the feedback ids it came from
-    time: str = ""  # ISO time of the latest of them ("" when undated)
+from pgen.usermodel.preferences import (
+    Pair,
+    feedback_pairs,
+)
 
 
 @dataclass(frozen=True)
@@ -83,61 +79,6 @@ class DpoSettings:
         return values
 
 
-class FeedbackError(InvalidRequest):
-    pass
-
-
-def feedback_pairs(store: ContextStore, user_id: str) -> list[Pair]:
-    """The user's feedback as preference pairs, oldest first where dated."""
-    pairs: list[Pair] = []
-    thumbs: dict[str, dict[int, list[tuple[str, str, str]]]] = {}
-    for item in store.feedback(user_id):
-        stamp = item.time.isoformat() if item.time else ""
-        if item.chosen is not None and item.rejected is not None:
-            prompt = item.prompt
-            if item.output_id is not None:
-                prompt = (
-                    prompt or _output(store, user_id, item.feedback_id, item.output_id).instruction
-                )
-            if not prompt:
-                raise FeedbackError(
-                    f"feedback {item.feedback_id!r} of user {user_id!r}: a chosen/rejected pair "
-                    "needs its prompt (or the output_id it answers)"
-                )
-            pairs.append(
-                Pair(user_id, prompt, item.chosen, item.rejected, (item.feedback_id,), stamp)
-            )
-        elif item.output_id is not None and item.thumbs is not None:
-            output = _output(store, user_id, item.feedback_id, item.output_id)
-            by_verdict = thumbs.setdefault(output.instruction, {1: [], -1: []})
-            by_verdict[item.thumbs].append((output.text, item.feedback_id, stamp))
-    for instruction, verdicts in thumbs.items():
-        for up, up_id, up_time in verdicts[1]:
-            for down, down_id, down_time in verdicts[-1]:
-                if up != down:
-                    pairs.append(
-                        Pair(
-                            user_id,
-                            instruction,
-                            up,
-                            down,
-                            (up_id, down_id),
-                            max(up_time, down_time),
-                        )
-                    )
-    return sorted(pairs, key=lambda p: (p.time, p.feedback))
-
-
-def _output(store: ContextStore, user_id: str, feedback_id: str, output_id: str) -> Any:
-    try:
-        return store.output(user_id, output_id)
-    except OutputNotFoundError:
-        raise FeedbackError(
-            f"feedback {feedback_id!r} of user {user_id!r} names output {output_id!r}, "
-            "which is not one of this user's outputs"
-        ) from None
-
-
 def split(pairs: list[Pair], holdout: float, seed: int) -> tuple[list[Pair], list[Pair]]:
     """Train and held-out pairs: the latest ones held out when all are dated, else a
     seeded random share. Fewer than five pairs: none held out."""
@@ -148,14 +89,6 @@ def split(pairs: list[Pair], holdout: float, seed: int) -> tuple[list[Pair], lis
         list(pairs) if all(p.time for p in pairs) else random.Random(seed).sample(pairs, len(pairs))
     )
     return ordered[:-count], ordered[-count:]
-
-
-def feedback_fingerprint(
-    store: ContextStore, user_id: str, meta: ArtifactMeta | None = None
-) -> str:
-    """The pairs a dpo adapter learns from: the user's and their cohort's."""
-    cohort = list(meta.extra.get("cohort", [])) if meta is not None else []
-    return pairs_fingerprint([p for u in [user_id, *cohort] for p in feedback_pairs(store, u)])
 
 
 def completion_logps(
@@ -337,5 +270,5 @@ def _usable_lora(store: ContextStore, user_id: str, text_model: TextModel) -> Pa
     meta = read_meta(folder) if folder is not None else None
     if folder is None or meta is None:
         return None
-    current = lora_fingerprint(store, user_id, saved_settings(meta))
+    current = saved_lora_fingerprint(store, user_id, meta)
     return folder if meta.stale_reason(text_model.name, current) is None else None

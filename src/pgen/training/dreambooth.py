@@ -19,6 +19,7 @@ from PIL import Image
 from pgen.context.artifacts import model_identity
 from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
+from pgen.models.image_input import load_reference_images
 from pgen.training.diffusion import (
     denoising_loss,
     encode_latents,
@@ -30,7 +31,6 @@ from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.subject_artifacts import (
     SubjectTrainingConfig,
     TrainedSubject,
-    load_reference_images,
 )
 
 METHOD = "dreambooth-lora"

@@ -8,22 +8,18 @@ are the kind-specific ``extra``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-from PIL import Image, ImageOps
 
 from pgen.context.artifacts import (
     META_FILE,
     ArtifactMeta,
     files_fingerprint,
     model_identity,
-    read_meta,
-    subject_stale_reason,
     write_meta,
 )
+from pgen.context.artifacts import read_subject_metadata as read_metadata
 from pgen.context.records import Subject
 
 METADATA_FILE = META_FILE
@@ -45,23 +41,6 @@ class SubjectTrainingConfig:
     prior_loss_weight: float = 1.0
     class_steps: int = 30  # sampling steps for the generated class images
     seed: int = 0
-
-
-def load_reference_images(paths: Sequence[str | Path]) -> list[Image.Image]:
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                images.append(ImageOps.exif_transpose(image).convert("RGB"))
-        except (OSError, ValueError) as error:
-            raise ValueError(f"reference image {path}: cannot be read ({error})") from None
-    return images
-
-
-def stale_reason(meta: dict[str, Any], base_model: str, subject: Subject) -> str:
-    """Why an artifact no longer fits the loaded model and the subject ("" when it does);
-    the rule is ``pgen.context.artifacts.subject_stale_reason``."""
-    return subject_stale_reason(meta, base_model, subject.image_paths)
 
 
 @dataclass(frozen=True)
@@ -95,21 +74,3 @@ class TrainedSubject:
         )
         write_meta(folder, meta)
         return read_metadata(folder)
-
-
-def read_metadata(folder: Path) -> dict[str, Any]:
-    """The artifact's metadata as one flat record: base model, fingerprint, the training
-    settings under ``config`` and the subject's facts (token, weights, losses...)."""
-    try:
-        meta = read_meta(folder)
-    except (OSError, ValueError, TypeError) as error:
-        raise ValueError(f"{folder / META_FILE}: not a pgen artifact ({error})") from None
-    if meta is None:
-        raise ValueError(f"{folder}: no finished artifact ({META_FILE} is missing)")
-    return {
-        **meta.extra,
-        "method": meta.kind,
-        "base_model": meta.base_model,
-        "fingerprint": meta.fingerprint,
-        "config": meta.settings,
-    }

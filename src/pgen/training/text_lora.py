@@ -21,19 +21,19 @@ from typing import Any
 from tqdm import tqdm
 
 from pgen.context.artifacts import (
+    ADAPTER_NAME,
     META_FILE,
     ArtifactMeta,
-    adapter_fingerprint,
+    lora_fingerprint,
     read_meta,
     task_adapter_fingerprint,
+    task_adapter_path,
     write_meta,
 )
 from pgen.context.base import ContextStore
 from pgen.models.base import TextModel
 from pgen.training.examples import Example, user_examples
 from pgen.training.stopping import StopCheck, stop_if_asked
-
-ADAPTER_NAME = "default"  # one adapter of each kind per user; retraining replaces it
 
 
 @dataclass(frozen=True)
@@ -193,24 +193,9 @@ def save_adapter(model: Any, folder: Path, meta: ArtifactMeta) -> Path:
     return folder
 
 
-def task_adapter_path(store: ContextStore, task: str | None) -> Path:
-    return store.shared_path("task-lora", task or "documents")
-
-
-def saved_settings(meta: ArtifactMeta) -> LoraSettings:
-    """The settings a saved adapter's fingerprint depends on (its template, its start)."""
-    return LoraSettings(
-        task=meta.settings.get("task"), from_task=bool(meta.settings.get("from_task", False))
-    )
-
-
-def lora_fingerprint(store: ContextStore, user_id: str, settings: LoraSettings) -> str:
-    """The user's documents, the template and the task adapter it started from, if any."""
-    start = None
-    if settings.from_task:
-        meta = read_meta(task_adapter_path(store, settings.task))
-        start = meta.fingerprint if meta else "missing"
-    return adapter_fingerprint(settings.task, store.document_hashes(user_id), start)
+def settings_fingerprint(store: ContextStore, user_id: str, settings: LoraSettings) -> str:
+    """The user's adapter trained with ``settings``, as its data stands now."""
+    return lora_fingerprint(store, user_id, settings.task, settings.from_task)
 
 
 def recent_examples(
@@ -253,7 +238,7 @@ def train_user_lora(
         user_id=user_id,
         name=ADAPTER_NAME,
         base_model=text_model.name,
-        fingerprint=lora_fingerprint(store, user_id, settings),
+        fingerprint=settings_fingerprint(store, user_id, settings),
         settings=settings.as_dict(),
         extra={
             "examples": len(examples),
@@ -315,7 +300,7 @@ def train_missing_loras(
     for user_id in user_ids:
         folder = store.artifacts(user_id).get(("lora", ADAPTER_NAME))
         meta = read_meta(folder) if folder is not None else None
-        current = lora_fingerprint(store, user_id, settings)
+        current = settings_fingerprint(store, user_id, settings)
         # Other caps (recent, epochs, ...) make another adapter: retrain then too.
         if (
             meta is not None

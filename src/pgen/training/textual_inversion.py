@@ -14,6 +14,7 @@ import torch
 
 from pgen.context.records import Subject
 from pgen.models.image import DiffusersImageModel
+from pgen.models.image_input import load_reference_images
 from pgen.training.diffusion import (
     check_trainable,
     denoising_loss,
@@ -26,7 +27,6 @@ from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.subject_artifacts import (
     SubjectTrainingConfig,
     TrainedSubject,
-    load_reference_images,
 )
 
 METHOD = "textual-inversion"
