@@ -102,6 +102,13 @@ def register_provider(role: str, name: str, builder: Builder) -> Builder:
     return builder
 
 
+def unregister_role(role: str) -> None:
+    """Remove a role added with ``register_role`` and its providers."""
+    if role in _PROVIDERS and ROLES.get(role) is None and role not in ("recommender", "retriever"):
+        ROLES.pop(role, None)
+        _PROVIDERS.pop(role, None)
+
+
 def providers(role: str) -> list[str]:
     """The registered provider names of ``role``, in registration order."""
     if _role(role) == "recommender":

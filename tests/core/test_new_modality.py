@@ -17,12 +17,12 @@ from pgen.components import Provenance, Tools
 from pgen.config import Config
 from pgen.context.records import Document, User
 from pgen.engine import Engine
-from pgen.factory import register_provider, register_role
+from pgen.factory import register_provider, register_role, unregister_role
 from pgen.models.base import AdapterRef, TextSink
 from pgen.models.executors import Executed
-from pgen.personalize.registry import register
+from pgen.personalize.registry import register, unregister
 from pgen.results import Generation
-from pgen.run.modalities import ModalitySpec, register_modality
+from pgen.run.modalities import ModalitySpec, register_modality, unregister_modality
 from tests.serve.server import serve_in_thread, service_config
 
 
@@ -114,6 +114,10 @@ def card_modality() -> Iterator[None]:
     register(PlainCard())
     register(CityCard())
     yield
+    unregister("card", "plain")
+    unregister("card", "city")
+    unregister_modality("card")
+    unregister_role("card")
 
 
 def _context() -> list[Any]:

@@ -1,5 +1,1 @@
-"""The `pgen` command: ``main`` and one module per area (see ``pgen.cli.main``)."""
-
-from pgen.cli.main import main
-
-__all__ = ["main"]
+"""The `pgen` command: ``pgen.cli.main`` and one module per area, with shared options."""

@@ -16,6 +16,11 @@ def register(strategy: AnyStrategy) -> AnyStrategy:
     return strategy
 
 
+def unregister(modality: Modality, name: str) -> None:
+    """Remove a strategy (a plugin unloaded, a test's own strategy after the test)."""
+    _STRATEGIES.pop((modality, name), None)
+
+
 def strategy_names(modality: Modality) -> list[str]:
     """Registered names for one modality, in registration order (baseline first)."""
     return [name for (kind, name) in _STRATEGIES if kind == modality]

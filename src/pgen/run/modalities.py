@@ -146,6 +146,11 @@ def register_modality(spec: ModalitySpec) -> ModalitySpec:
     return spec
 
 
+def unregister_modality(name: str) -> None:
+    """Remove a modality (a plugin unloaded, a test's own modality after the test)."""
+    _MODALITIES.pop(name, None)
+
+
 def modality_names() -> list[str]:
     return list(_MODALITIES)
 
