@@ -1,13 +1,6 @@
-"""Engine: the one typed API. The CLI, the HTTP service and Python users call these verbs;
-none of them reaches past it.
-
-A request reads top to bottom: ``generate`` → ``check`` (validated once, before any model
-loads) → the store, scoped to one user → the user model → the strategy's plan (model
-input, the user's adapter, provenance) → the modality's executor and model
-(``pgen.run.modalities``) → one output saved with its modality, media and provenance. The
-verbs delegate to the run services: generation, training (on a ``Runner``), forgetting,
-memory and uploads.
-"""
+"""Engine: the one typed API, typed verbs only; the CLI, the service and Python users call
+them and none reaches past it. Each verb delegates to a run service (``pgen.run``):
+generation for every modality, training on a ``Runner``, deletion, memory, uploads."""
 
 from __future__ import annotations
 
@@ -22,8 +15,9 @@ from pgen.context.base import ContextStore, IngestStats, StoredOutput, UserSumma
 from pgen.context.records import Document, Feedback, Interaction, Record
 from pgen.factory import Lazy, build_store, check_components, component_loader
 from pgen.models.base import Embedder, TextModel, TextSink
+from pgen.run import conversation, deletion, uploads
 from pgen.run import userdata as services
-from pgen.run.generation import GenerationService, check_instruction, check_k
+from pgen.run.generation import GenerationService
 from pgen.run.modalities import Components, Workbench
 from pgen.run.training import Runner, TrainingService
 from pgen.training.registry import TrainRequest, TrainResult
@@ -55,20 +49,16 @@ class Engine:
         components: Callable[[str], Any] | None = None,
         runner: Runner | None = None,
     ) -> None:
-        """``components(role)`` builds any other role's component (a new modality's
-        model) on first use; ``runner`` decides where training runs (inline by default)."""
+        """``components(role)``: any other role's component; ``runner``: where training runs."""
         self.store = store  # for benchmark runners; front ends use the verbs
         self.generation = generation or GenerationConfig()
         self._embedder = Lazy(embedder)
         self.retrievers = Retrievers(store, self._embedder)
-        loaders: dict[str, Lazy[Any]] = {"text": Lazy(text_model), "embedder": self._embedder}
-        if image_model is not None:
-            loaders["image"] = Lazy(image_model)
-        if vision_model is not None:
-            loaders["vision"] = Lazy(vision_model)
+        given = {"text": text_model, "image": image_model, "vision": vision_model}
+        loaders = {role: Lazy(made) for role, made in given.items() if made is not None}
         if photos is not None:
             loaders["photos"] = Lazy(lambda: photos(store))
-        self._components = Components(loaders, components)
+        self._components = Components({**loaders, "embedder": self._embedder}, components)
         self.bench = Workbench(
             store, self.retrievers, self._components.load, self.generation, prompt_tokens
         )
@@ -77,8 +67,7 @@ class Engine:
 
     @classmethod
     def open(cls, config: Config, **options: Any) -> Engine:
-        """An engine over the configured store; every component comes from the factory
-        and loads on first use (local model paths are checked now)."""
+        """An engine over the configured store; components load on first use."""
         check_components(config)
         load = component_loader(config)
         defaults: dict[str, Any] = {
@@ -92,7 +81,6 @@ class Engine:
         defaults.update({k: v for k, v in options.items() if v is not None})
         return cls(build_store(config), lambda: load("text"), lambda: load("embedder"), **defaults)
 
-    # -- components -------------------------------------------------------------------
     @property
     def text_model(self) -> TextModel:
         return self._components.load("text")
@@ -119,7 +107,6 @@ class Engine:
         """Where the store is (a path, or a server's address)."""
         return self.store.location
 
-    # -- context ----------------------------------------------------------------------
     def ingest(
         self, source: str | Path | Iterable[Record], *, progress: bool = False
     ) -> IngestStats:
@@ -128,15 +115,11 @@ class Engine:
 
     def ingest_uploaded(self, path: Path, source: str) -> IngestStats:
         """A JSONL file whose images are uploads (``upload:<id>``), as the service takes."""
-        from pgen.run.uploads import ingest_file
-
-        return ingest_file(self.store, path, source)
+        return uploads.ingest_file(self.store, path, source)
 
     def save_upload(self, data: bytes, user_id: str | None) -> dict[str, Any]:
         """An uploaded image: the user's (or, without a user, the catalog's)."""
-        from pgen.run.uploads import save_image
-
-        return save_image(self.store, data, user_id)
+        return uploads.save_image(self.store, data, user_id)
 
     def ingest_interactions(self, data: str | Path) -> IngestStats:
         """A recommendation data set (MovieLens, RecBole, Amazon) as items, users and
@@ -154,6 +137,11 @@ class Engine:
     def has_user(self, user_id: str) -> bool:
         return self.store.has_user(user_id)
 
+    def documents(self, user_id: str, doc_ids: Sequence[str] | None = None) -> list[Document]:
+        """The user's documents (those named, when ``doc_ids`` is given), oldest first."""
+        self.store.user(user_id)
+        return self.store.documents(user_id, doc_ids)
+
     def export_user(self, user_id: str) -> r.UserExport:
         """Everything stored of the user: context, artifacts (by name), outputs, feedback."""
         return services.export_user(self.store, user_id)
@@ -164,10 +152,8 @@ class Engine:
         """The user's documents that best match ``query`` (only theirs, ever)."""
         return services.search(self.store, self.retrievers, user_id, query, k, retriever)
 
-    # -- generation, every modality -----------------------------------------------------
     def check(self, request: Any) -> Any:
-        """The request validated (unknown user, strategy, retriever, empty instruction...)
-        before any model loads; what the CLI and the routes call, once."""
+        """The request validated once, before any model loads (the front ends call it)."""
         if isinstance(request, TrainRequest):
             return self._training.check(request)
         return self._generation.check(request)
@@ -199,9 +185,8 @@ class Engine:
         sinks: Sequence[TextSink | None] | None = None,
         checked: bool = False,
     ) -> list[Any]:
-        """Outputs for many requests (of many users), the model called in batches.
-        ``sinks[i]`` (when given) receives request i's text as it is decoded; ``checked``:
-        every request came from ``check``, so none is checked again."""
+        """Outputs for many users' requests in shared batches; ``sinks[i]`` gets request
+        i's text as it is decoded; ``checked``: every request came from ``check``."""
         return self._generation.generate(
             requests,
             generation,
@@ -241,15 +226,11 @@ class Engine:
 
     def search_photos(self, user_id: str, query: str, *, k: int = 10) -> list[r.PhotoHit]:
         """The user's photos ranked for ``query``, by the concepts it names and its words."""
-        check_k(k)
-        check_instruction(query)
-        self.store.user(user_id)
-        return self._components.load("photos").search_photos(user_id, query, k)
+        photos = lambda: self._components.load("photos")  # noqa: E731
+        return services.search_photos(self.store, photos, user_id, query, k)
 
-    # -- training ---------------------------------------------------------------------
     def train(self, request: TrainRequest, *, checked: bool = False) -> TrainResult:
-        """Train a per-user artifact, saved in a standard format with its base model and
-        data fingerprint, removed by delete-user (``checked``: it came from ``check``)."""
+        """A per-user artifact in a standard format (``checked``: it came from ``check``)."""
         return self._training.train([request], checked=checked)[0]
 
     def train_many(self, requests: Sequence[TrainRequest]) -> list[TrainResult]:
@@ -258,11 +239,9 @@ class Engine:
 
     def train_concept_tokens(self, user_id: str, concept: str, settings: Any = None) -> Path:
         """Yo'LLaVA-style soft tokens for one of the user's concepts (``concept-tokens``)."""
-        return self.train(
-            TrainRequest(user_id, "concept-tokens", concept, settings=settings)
-        ).artifact
+        request = TrainRequest(user_id, "concept-tokens", concept, settings=settings)
+        return self.train(request).artifact
 
-    # -- recommendation ---------------------------------------------------------------
     def recommend(
         self, user_id: str, k: int = 10, *, model: str = "sasrec", rerank: int = 0
     ) -> list[Recommendation]:
@@ -278,11 +257,8 @@ class Engine:
         progress: Callable[[str], None] | None = None,
     ) -> tuple[Any, Path]:
         """Train ``model`` on every user's interactions and save it for ``recommend``."""
-        from pgen.recommend.service import train_for_serving
+        return services.train_recommender(self.store, model, params, self._embedder, progress)
 
-        return train_for_serving(self.store, model, params or {}, self._embedder, progress)
-
-    # -- feedback, outputs, memory ------------------------------------------------------
     def feedback(self, user_id: str, **fields: Any) -> Feedback | Interaction:
         """Thumbs on one of the user's outputs (``output_id``) or a recommended item
         (``item_id``), or a ``chosen``/``rejected`` pair. Another user's output or an
@@ -291,12 +267,10 @@ class Engine:
 
     def outputs(self, user_id: str) -> list[StoredOutput]:
         """The user's outputs, oldest first, each with its modality, media and provenance."""
-        self.store.user(user_id)
-        return self.store.outputs(user_id)
+        return self.store.outputs(self.store.user(user_id).user_id)
 
     def feedback_of(self, user_id: str) -> list[Feedback]:
-        self.store.user(user_id)
-        return self.store.feedback(user_id)
+        return self.store.feedback(self.store.user(user_id).user_id)
 
     def output_image(self, user_id: str, output_id: str, index: int) -> Path:
         """The file of image ``index`` of one of the user's outputs (files the store keeps)."""
@@ -304,24 +278,17 @@ class Engine:
 
     def remember(self, user_id: str, turns: list[Document]) -> int:
         """Conversation turns stored as the user's documents (new ones only)."""
-        from pgen.run.conversation import remember
-
-        return remember(self.store, user_id, turns)
+        return conversation.remember(self.store, user_id, turns)
 
     def recall(
         self, user_id: str, query: str, k: int, settings: MemorySettings | None = None
     ) -> list[Document]:
         """The user's ``k`` remembered turns for ``query`` (the ``memory`` retriever)."""
-        from pgen.run.conversation import recall_turns
+        return conversation.recall_turns(self.retrievers, user_id, query, k, settings)
 
-        return recall_turns(self.retrievers, user_id, query, k, settings)
-
-    # -- forgetting -------------------------------------------------------------------
     def delete_user(self, user_id: str) -> dict[str, int]:
         """Forget a user everywhere: store rows, files, recommenders, in-memory indexes."""
-        from pgen.run.deletion import forget_user
-
-        return forget_user(self.store, self.retrievers, user_id)
+        return deletion.forget_user(self.store, self.retrievers, user_id)
 
     def close(self) -> None:
         self.store.close()

@@ -68,7 +68,7 @@ def run_demo(config: Config, *, max_new_tokens: int = 64) -> str:
             for generation in mine[1:]:
                 titles = [
                     d.title or d.doc_id
-                    for d in engine.store.documents(user, generation.provenance.documents)
+                    for d in engine.documents(user, generation.provenance.documents)
                 ]
                 report.append(f"  {generation.strategy} used: {', '.join(titles) or 'nothing'}")
                 if "summary" in generation.details:

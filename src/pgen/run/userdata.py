@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pgen.context.base import ContextStore, IngestStats, UserSummary
 from pgen.context.records import Feedback, Interaction, Record
@@ -170,3 +170,24 @@ def recommend(
         raise InvalidRequest(f"rerank must be >= 0, got {rerank}")
     reranker = text_model() if rerank > 0 else None
     return ranked(store, model, user_id, k, reranker, candidates=rerank)
+
+
+def search_photos(
+    store: ContextStore, photos: Callable[[], Any], user_id: str, query: str, k: int
+) -> list[Any]:
+    check_k(k)
+    check_instruction(query)
+    store.user(user_id)
+    return photos().search_photos(user_id, query, k)
+
+
+def train_recommender(
+    store: ContextStore,
+    model: str,
+    params: dict[str, Any] | None,
+    embedder: Callable[[], Any],
+    progress: Callable[[str], None] | None,
+) -> tuple[Any, Path]:
+    from pgen.recommend.service import train_for_serving
+
+    return train_for_serving(store, model, params or {}, embedder, progress)
