@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgen.models.base import AdapterRef, GenerationConfig
+from pgen.models.base import AdapterRef, GenerationSettings
 from pgen.models.text import TransformersTextModel, load_text_model
 from pgen.personalize.base import chat
 
@@ -148,7 +148,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     loaded = load_text_model("smollm2")
     assert isinstance(loaded, TransformersTextModel)
-    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    gen = GenerationSettings(max_new_tokens=args.max_new_tokens)
     rng = np.random.default_rng(0)
     chats = [chat(PROMPTS[i % len(PROMPTS)]) for i in range(args.requests)]
     print(

@@ -34,13 +34,13 @@ import torch
 
 from pgen.config import Config
 from pgen.context import Document, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
 from pgen.evaluate.benchmarks.amazon import load_amazon
 from pgen.evaluate.metrics.overlap import rouge_scores
-from pgen.models.base import Chat, GenerationConfig, TextModel
+from pgen.models.base import Chat, GenerationSettings, TextModel
 from pgen.models.text import load_text_model
-from pgen.personalize import Request
+from pgen.personalize import TextRequest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PENALTIES = (1.0, 1.1, 1.2, 1.3)
@@ -132,7 +132,9 @@ def rag_chats(
 
         engine = Engine(store, model, no_embedder, prompt_tokens=budget)  # type: ignore[arg-type]
         requests = [
-            Request(p.user_id, p.instruction, strategy="rag", k=k, retriever="bm25", query=p.query)
+            TextRequest(
+                p.user_id, p.instruction, strategy="rag", k=k, retriever="bm25", query=p.query
+            )
             for p in prompts
         ]
         prepared = engine.prepare(requests)
@@ -175,7 +177,7 @@ def main() -> None:
     rows: list[dict[str, object]] = []
     replies: dict[str, dict[str, list[str]]] = {}
     for penalty, no_repeat in grid:
-        config = GenerationConfig(
+        config = GenerationSettings(
             max_new_tokens=args.max_new_tokens,
             repetition_penalty=penalty,
             no_repeat_ngram_size=no_repeat,

@@ -30,13 +30,13 @@ import torch
 from PIL import Image
 
 from pgen.context.records import Subject
-from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
+from pgen.models.image import DiffusersImageModel, ImageGenerationSettings, load_image_model
 from pgen.training.dreambooth import (
     class_image_folder,
     class_images,
     train_dreambooth_lora,
 )
-from pgen.training.subject_artifacts import SubjectTrainingConfig
+from pgen.training.subject_artifacts import SubjectTrainingSettings
 from pgen.training.textual_inversion import train_textual_inversion
 from tests.builders.image_models import random_sd_pipeline, save_random_ip_adapter
 
@@ -97,8 +97,8 @@ def per_step(
     return (long - short) / steps
 
 
-def _cfg(steps: int, resolution: int, extra: dict[str, Any]) -> SubjectTrainingConfig:
-    return SubjectTrainingConfig(steps=steps, resolution=resolution, **extra)
+def _cfg(steps: int, resolution: int, extra: dict[str, Any]) -> SubjectTrainingSettings:
+    return SubjectTrainingSettings(steps=steps, resolution=resolution, **extra)
 
 
 def main() -> None:
@@ -143,12 +143,12 @@ def main() -> None:
         class_word="dog",
         image_paths=reference_images(work, args.references, size),
     )
-    sampling = ImageGenerationConfig(steps=args.steps)
+    sampling = ImageGenerationSettings(steps=args.steps)
     prompt = ["a photo of a dog on a beach"]
     results: dict[str, dict[str, Any]] = {}
 
     def sample(n: int, **extra: Any) -> float:
-        model.generate(prompt, ImageGenerationConfig(steps=2), **extra)  # warm-up
+        model.generate(prompt, ImageGenerationSettings(steps=2), **extra)  # warm-up
         reset_peak(args.device)
         return (
             timed(

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pgen.bench.memory import interval, load_locomo
+from pgen.bench.locomo import interval, load_locomo
 from pgen.config import Config
 from pgen.context.records import Document
 from pgen.serve.tenants import Tenants

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.evaluate.metrics.ranking import hits_from_ranks, summarize
 from pgen.recommend.arrays import Split, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data

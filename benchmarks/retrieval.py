@@ -27,7 +27,7 @@ import torch
 from rank_bm25 import BM25Okapi
 
 from pgen.context import Document
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.demo import sample_path
 from pgen.models.embedding import SentenceEmbedder
 from pgen.usermodel import Retriever, Retrievers

@@ -34,9 +34,9 @@ import uvicorn
 
 from pgen.config import load_config
 from pgen.context.records import Document, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.factory import build_text_model
-from pgen.models.base import Chat, GenerationConfig
+from pgen.models.base import Chat, GenerationSettings
 from pgen.serve.app import create_app, key_path
 from pgen.serve.auth.keys import KeyStore
 
@@ -83,7 +83,7 @@ class InstantModel:
         return int(self.real.context_length)
 
     def generate(
-        self, chats: list[Chat], settings: GenerationConfig, adapters: Any = None
+        self, chats: list[Chat], settings: GenerationSettings, adapters: Any = None
     ) -> list[str]:
         return ["ok"] * len(chats)
 

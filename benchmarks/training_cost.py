@@ -26,7 +26,7 @@ import torch
 from pgen.config import Config
 from pgen.context import Document, Feedback
 from pgen.context.artifacts import read_meta
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.models.text import load_text_model
 from pgen.training.dpo import DpoSettings, train_user_dpo
 from pgen.training.text_lora import LoraSettings, train_user_lora

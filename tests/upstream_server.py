@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pgen.models.base import GenerationConfig, Message
+from pgen.models.base import GenerationSettings, Message
 from pgen.models.text import TransformersTextModel
 
 MODEL = "tiny"  # the base model's name, as the server lists it
@@ -68,7 +68,7 @@ class Handler(BaseHTTPRequestHandler):
         # Any model name is served by the one base model: an adapter's name (vLLM's
         # --lora-modules NAME=PATH) is recorded, its weights are not needed here.
         chat = [Message(m["role"], m["content"]) for m in body["messages"]]
-        settings = GenerationConfig(
+        settings = GenerationSettings(
             max_new_tokens=body["max_tokens"], temperature=body["temperature"]
         )
         if body.get("stream"):
@@ -82,7 +82,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload.encode())
 
-    def stream(self, chat: list[Message], settings: GenerationConfig) -> None:
+    def stream(self, chat: list[Message], settings: GenerationSettings) -> None:
         """Server-sent events as vLLM sends them: the role, content deltas (here with the
         whitespace a model writes around its reply), a usage chunk, ``[DONE]``."""
         self.send_response(200)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pgen.config import GenerationConfig
+from pgen.config import GenerationSettings
 from pgen.context.base import ContextStore
 from pgen.models.base import AdapterRef, Chat, Message, TextModel
 from pgen.usermodel.retrievers import Retrievers
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
+    from pgen.models.image import DiffusersImageModel, ImageGenerationSettings
     from pgen.models.vision import VisionChat
     from pgen.usermodel.concepts import ConceptMemory
 
@@ -142,10 +142,10 @@ class Tools:
     store: ContextStore
     retrievers: Retrievers
     load_text_model: Callable[[], TextModel]
-    generation: GenerationConfig
+    generation: GenerationSettings
     prompt_tokens: int = 1024
     load_image_model: Callable[[], DiffusersImageModel] | None = None
-    sampling: ImageGenerationConfig | None = None
+    sampling: ImageGenerationSettings | None = None
     load_model: Callable[[str], Any] | None = None  # any modality's model, by its role
 
     @property
@@ -206,7 +206,7 @@ def image_tools(
         store,
         Retrievers(store, no_embedder),
         text_model or no_text_model,
-        GenerationConfig(),
+        GenerationSettings(),
         load_image_model=lambda: image_model,
     )
 

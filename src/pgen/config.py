@@ -42,7 +42,7 @@ def settings_from(cls: type[T], *sources: object, **overrides: Any) -> T:
 
 
 @dataclass(frozen=True)
-class GenerationConfig:
+class GenerationSettings:
     """Decoding settings. Greedy by default: benchmarks must be deterministic."""
 
     max_new_tokens: int = 128
@@ -53,7 +53,7 @@ class GenerationConfig:
     seed: int = 0
 
     @classmethod
-    def from_settings(cls, source: object, **changes: Any) -> GenerationConfig:
+    def from_settings(cls, source: object, **changes: Any) -> GenerationSettings:
         """The decoding settings an object carries under the same names (a config, a
         benchmark plan), with ``changes`` on top; a change of None keeps the setting."""
         return settings_from(cls, source, **changes)
@@ -100,7 +100,7 @@ class Config:
     # Measured (benchmarks/decoding.py, docs/benchmarks.md): plain greedy loops in 80-90%
     # of SmolLM2's rag replies; banning repeated 4-grams ends the loops at no ROUGE-L cost,
     # while a repetition penalty (which also penalizes the prompt's words) costs ROUGE-L.
-    # Benchmarks (bench text, GenerationConfig()) stay plain greedy unless asked.
+    # Benchmarks (bench text, GenerationSettings()) stay plain greedy unless asked.
     no_repeat_ngram_size: int = 4
     # `pgen serve` (pgen.serve): where it listens, worker processes, request limits, and
     # how long a generate request waits for others to share its model batch.
@@ -113,8 +113,8 @@ class Config:
     serve_max_tenants: int = 64  # tenant stores open at once (least recently used close)
 
     @property
-    def generation(self) -> GenerationConfig:
-        return GenerationConfig.from_settings(self)
+    def generation(self) -> GenerationSettings:
+        return GenerationSettings.from_settings(self)
 
     @property
     def store_path(self) -> Path:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgen import results as r
 from pgen.components import AnswerRequest, ImageRequest, TextRequest
-from pgen.config import Config, GenerationConfig
+from pgen.config import Config, GenerationSettings
 from pgen.context.base import ContextStore, IngestStats, StoredOutput, UserSummary
 from pgen.context.records import Document, Feedback, Interaction, Record
 from pgen.factory import Lazy, build_store, check_components, component_loader
@@ -19,15 +19,15 @@ from pgen.run import conversation, deletion, uploads
 from pgen.run import userdata as services
 from pgen.run.generation import GenerationService
 from pgen.run.modalities import Components, Workbench
-from pgen.run.training import Runner, TrainingService
+from pgen.run.training_service import Runner, TrainingService
 from pgen.training.registry import TrainRequest, TrainResult
 from pgen.usermodel.retrievers import Retrievers
 
 if TYPE_CHECKING:
-    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
+    from pgen.models.image import DiffusersImageModel, ImageGenerationSettings
     from pgen.recommend.service import Recommendation
     from pgen.run.conversation import MemorySettings
-    from pgen.usermodel.photos import PhotoMemory
+    from pgen.usermodel.photo_memory import PhotoMemory
 
 from pgen.results import Generation, ImageGeneration, SearchHit
 
@@ -43,7 +43,7 @@ class Engine:
         *,
         image_model: DiffusersImageModel | Callable[[], DiffusersImageModel] | None = None,
         prompt_tokens: int = 1024,
-        generation: GenerationConfig | None = None,
+        generation: GenerationSettings | None = None,
         vision_model: Any = None,
         photos: Callable[[ContextStore], PhotoMemory] | None = None,
         components: Callable[[str], Any] | None = None,
@@ -51,7 +51,7 @@ class Engine:
     ) -> None:
         """``components(role)``: any other role's component; ``runner``: where training runs."""
         self.store = store  # for benchmark runners; front ends use the verbs
-        self.generation = generation or GenerationConfig()
+        self.generation = generation or GenerationSettings()
         self._embedder = Lazy(embedder)
         self.retrievers = Retrievers(store, self._embedder)
         given = {"text": text_model, "image": image_model, "vision": vision_model}
@@ -204,7 +204,7 @@ class Engine:
     def generate_image(
         self,
         request: ImageRequest,
-        sampling: ImageGenerationConfig | None = None,
+        sampling: ImageGenerationSettings | None = None,
         *,
         out: Path | None = None,
     ) -> r.ImageGeneration:

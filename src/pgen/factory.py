@@ -38,7 +38,7 @@ from pgen.context.base import ContextStore
 if TYPE_CHECKING:
     from pgen.models.base import Embedder, TextModel
     from pgen.models.image import DiffusersImageModel
-    from pgen.usermodel.photos import PhotoMemory
+    from pgen.usermodel.photo_memory import PhotoMemory
 
 T = TypeVar("T")
 
@@ -289,7 +289,7 @@ def check_components(config: Config) -> None:
 
 # -- today's providers --------------------------------------------------------------------
 def _sqlite(config: Config, /, path: str | Path) -> ContextStore:
-    from pgen.context.store import SQLiteStore
+    from pgen.context.sqlite import SQLiteStore
 
     return SQLiteStore(Path(path).expanduser())
 
@@ -415,7 +415,7 @@ def build_photos(config: Config, store: ContextStore) -> PhotoMemory:
     """The photo side of ``store``: the configured image embedder, images allowed from the
     media roots (``$PGEN_MEDIA_ROOT``, else the working directory)."""
     from pgen.context.media import MEDIA_ROOT_ENV
-    from pgen.usermodel.photos import PhotoMemory
+    from pgen.usermodel.photo_memory import PhotoMemory
 
     roots = [Path(p) for p in os.environ.get(MEDIA_ROOT_ENV, "").split(os.pathsep) if p]
 

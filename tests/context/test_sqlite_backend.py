@@ -101,7 +101,7 @@ def test_a_reader_holding_a_snapshot_delays_the_checkpoint_and_nothing_more(
 
 CRASH_AFTER_COMMIT = """
 import os, sys
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 store = SQLiteStore(sys.argv[1])
 # The process dies right after the delete commits, before any file is removed.
 store.sweep = lambda: os._exit(9)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pgen.context import Document
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.models.base import Embedder
 from pgen.models.text import TransformersTextModel
 

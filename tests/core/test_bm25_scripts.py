@@ -7,7 +7,7 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.usermodel import Retrievers
 from pgen.usermodel import bm25 as bm25_module
 from pgen.usermodel import retrievers as retrievers_module

@@ -25,9 +25,9 @@ import pytest
 import torch
 
 from pgen.context import Document, Interaction, Record
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
-from pgen.models.base import AdapterRef, GenerationConfig, Message
+from pgen.models.base import AdapterRef, GenerationSettings, Message
 from pgen.models.text import TransformersTextModel
 from pgen.usermodel import retrievers as retrievers_module
 from pgen.usermodel.bm25 import Bm25Index
@@ -142,7 +142,7 @@ def test_threads_lose_no_write_see_no_partial_batch_and_rank_as_one_thread(
                 f"write about {rng.choice(VOCAB)}",
                 k=3,
                 retriever="bm25",
-                generation=GenerationConfig(max_new_tokens=3),
+                generation=GenerationSettings(max_new_tokens=3),
             )
             generations.append(generation)
 
@@ -221,7 +221,7 @@ def test_concurrent_pgen_ingest_processes_all_succeed(tmp_path: Path) -> None:
 OPEN_SCRIPT = """
 import sys, time
 from pathlib import Path
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 Path(sys.argv[2]).touch()  # imported, ready to open
 while not Path(sys.argv[3]).exists():  # every process is: go
     time.sleep(0.001)
@@ -281,7 +281,7 @@ def test_concurrent_requests_never_get_another_users_adapter(
         AdapterRef("lora", f"lora-u{i}", _random_lora(tiny_llama, tmp_path / f"u{i}", i))
         for i in range(THREADS - 1)
     ]
-    greedy = GenerationConfig(max_new_tokens=6)
+    greedy = GenerationSettings(max_new_tokens=6)
     chat = [Message("user", "write a review of the battery")]
     # Single-threaded references, one request at a time.
     expected = [model.generate([chat], greedy, [ref])[0] for ref in refs]

@@ -9,7 +9,7 @@ import pytest
 
 from pgen.cli.main import main, one_line
 from pgen.config import Config
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.demo import run_demo, sample_path, side_by_side
 from pgen.results import Generation
 

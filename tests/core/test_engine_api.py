@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from pgen.context import Document, OutputNotFoundError, User, UserNotFoundError
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 from pgen.models.text import TransformersTextModel
 
-SHORT = GenerationConfig(max_new_tokens=4)
+SHORT = GenerationSettings(max_new_tokens=4)
 
 
 @pytest.fixture

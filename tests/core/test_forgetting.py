@@ -20,12 +20,12 @@ from safetensors.torch import load_file
 
 from pgen.context import Interaction, Item, User, UserNotFoundError
 from pgen.context.ingest import ingest
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
 from pgen.models.text import TransformersTextModel
-from pgen.recommend.forgetting import forget_user, saved_recommenders
 from pgen.recommend.recommenders.mf import PairwiseModel
 from pgen.recommend.service import train_for_serving
+from pgen.recommend.unlearn import forget_user, saved_recommenders
 from pgen.usermodel import retrievers as retrievers_module
 
 from .test_concurrency import HashEmbedder

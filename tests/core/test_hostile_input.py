@@ -20,7 +20,7 @@ import pytest
 
 from pgen.context import Document, Item
 from pgen.context.ingest import IngestError, ingest
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 
 GOOD = {"type": "document", "user_id": "u1", "doc_id": "d1", "text": "fine"}
 HUGE = "x" * 10_000_000

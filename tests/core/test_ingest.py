@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pgen.context.ingest import IngestError, ingest
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from tests.conftest import shared_data
 
 

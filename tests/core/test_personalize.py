@@ -6,17 +6,17 @@ from pathlib import Path
 import pytest
 
 from pgen.context import Document, User
-from pgen.context.store import SQLiteStore
-from pgen.context.store import SQLiteStore as StoreType
+from pgen.context.sqlite import SQLiteStore
+from pgen.context.sqlite import SQLiteStore as StoreType
 from pgen.engine import Engine
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 from pgen.models.text import TransformersTextModel
-from pgen.personalize import Request
+from pgen.personalize import TextRequest
 from pgen.personalize.base import SYSTEM
 from pgen.personalize.prompts import MIN_ITEM_TOKENS, pack_documents
 from pgen.results import Generation
 
-SHORT = GenerationConfig(max_new_tokens=4)
+SHORT = GenerationSettings(max_new_tokens=4)
 LONG_TEXT = "the battery lasts long and the screen is bright " * 80
 
 
@@ -143,10 +143,10 @@ def test_profile_summary_is_cached_and_refreshed_when_documents_change(engine: E
 
 def test_generate_many_batches_users_and_strategies(engine: Engine) -> None:
     requests = [
-        Request("ana", "battery", strategy="rag"),
-        Request("raj", "battery", strategy="rag"),
-        Request("raj", "battery", strategy="none"),
-        Request("ana", "battery", strategy="profile"),
+        TextRequest("ana", "battery", strategy="rag"),
+        TextRequest("raj", "battery", strategy="rag"),
+        TextRequest("raj", "battery", strategy="none"),
+        TextRequest("ana", "battery", strategy="profile"),
     ]
     results = engine.generate_many(requests, SHORT, batch_size=3)
     assert [(r.user_id, r.strategy) for r in results] == [(q.user_id, q.strategy) for q in requests]

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import pytest
 
 from pgen.context import Document, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
-from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextModel
+from pgen.models.base import AdapterRef, Chat, GenerationSettings, TextModel
 from pgen.personalize.profile import SUMMARY_TOKENS, system_prompt, whole_sentences
 
 CUT_SUMMARY = (
@@ -27,12 +27,12 @@ class CutReplies:
     context_length = 2048
 
     def __init__(self) -> None:
-        self.calls: list[tuple[list[Chat], GenerationConfig | None]] = []
+        self.calls: list[tuple[list[Chat], GenerationSettings | None]] = []
 
     def generate(
         self,
         chats: list[Chat],
-        config: GenerationConfig | None = None,
+        config: GenerationSettings | None = None,
         adapters: Sequence[AdapterRef | None] | None = None,
     ) -> list[str]:
         self.calls.append((chats, config))

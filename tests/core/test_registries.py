@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from pgen import factory
 from pgen.cli.main import main
 from pgen.config import Config, load_config, settings_from
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
 from pgen.usermodel import RETRIEVERS, Retrievers
 from pgen.usermodel import retrievers as retrievers_module

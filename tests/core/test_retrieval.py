@@ -10,7 +10,7 @@ import pytest
 import Stemmer
 
 from pgen.context import Document
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.models.base import Embedder
 from pgen.models.embedding import folder_fingerprint
 from pgen.usermodel import Retrievers

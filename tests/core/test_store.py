@@ -8,8 +8,8 @@ import pytest
 
 from pgen.context import Document, Feedback, Interaction, Item, Subject, User
 from pgen.context.base import UserNotFoundError
+from pgen.context.sqlite import SQLiteStore
 from pgen.context.sqlite.schema import SCHEMA_VERSION
-from pgen.context.store import SQLiteStore
 from tests.core.conftest import docs
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from pgen.context import Document
 from pgen.context.ingest import ingest
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.usermodel import retrievers as retrievers_module
 from pgen.usermodel.bm25 import Bm25Index
 from pgen.usermodel.retrievers import Bm25Retriever

@@ -8,14 +8,14 @@ import pytest
 
 from pgen.components import template_tokens
 from pgen.context import Document, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
-from pgen.models.base import AdapterRef, GenerationConfig
+from pgen.models.base import AdapterRef, GenerationSettings
 from pgen.models.text import TransformersTextModel
-from pgen.personalize import Request, all_strategies, strategy_names
+from pgen.personalize import TextRequest, all_strategies, strategy_names
 
 TEXT_STRATEGIES = [s.name for s in all_strategies() if s.modality == "text"]
-SHORT = GenerationConfig(max_new_tokens=4)
+SHORT = GenerationSettings(max_new_tokens=4)
 PROVENANCE_KEYS = {"documents", "items", "subjects", "artifacts", "model", "notes"}
 
 
@@ -42,7 +42,9 @@ def test_the_registry_names_text_and_image_strategies() -> None:
 
 @pytest.mark.parametrize("name", TEXT_STRATEGIES)
 def test_a_text_strategy_keeps_to_its_user_and_fits_the_budget(engine: Engine, name: str) -> None:
-    requests = [Request(user, "write about the battery", strategy=name) for user in ("ana", "raj")]
+    requests = [
+        TextRequest(user, "write about the battery", strategy=name) for user in ("ana", "raj")
+    ]
     prepared = engine.prepare(requests, SHORT)
     budget = engine.bench.tools(SHORT).prompt_budget
     model = engine.text_model

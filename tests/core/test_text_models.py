@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pgen.config import Config
-from pgen.models.base import GenerationConfig, Message, TextModel
+from pgen.models.base import GenerationSettings, Message, TextModel
 from pgen.models.http import DEFAULT_CONTEXT, OpenAITextModel, TextModelError
 from pgen.models.text import TransformersTextModel, load_text_model
 from tests.upstream_server import ChatServer, chat_server
@@ -28,7 +28,7 @@ def test_tiny_model_loads_from_a_folder_through_the_loader(tiny_llama: Path) -> 
 
 
 def test_batched_greedy_generation_equals_one_by_one(tiny_model: TransformersTextModel) -> None:
-    settings = GenerationConfig(max_new_tokens=8)
+    settings = GenerationSettings(max_new_tokens=8)
     batched = tiny_model.generate(CHATS, settings)
     alone = [tiny_model.generate([chat], settings)[0] for chat in CHATS]
     assert batched == alone
@@ -70,7 +70,7 @@ def test_default_smollm2_converts_once_then_loads_from_the_cache(
     converted = list((tmp_path / "machine" / "models").iterdir())
     assert len(converted) == 1 and (converted[0] / "model.safetensors").is_file()
     reply = model.generate(
-        [[Message("user", "What is the capital of France?")]], GenerationConfig(max_new_tokens=12)
+        [[Message("user", "What is the capital of France?")]], GenerationSettings(max_new_tokens=12)
     )
     assert "Paris" in reply[0]
     # Another home on the same machine loads the same converted copy, not the GGUF.
@@ -80,7 +80,7 @@ def test_default_smollm2_converts_once_then_loads_from_the_cache(
     assert (
         again.generate(
             [[Message("user", "What is the capital of France?")]],
-            GenerationConfig(max_new_tokens=12),
+            GenerationSettings(max_new_tokens=12),
         )
         == reply
     )
@@ -97,7 +97,7 @@ def test_http_backend_gets_the_same_answers_as_the_local_model(
 ) -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}"
     remote = load_text_model(f"openai:tiny@{url}", Config())
-    settings = GenerationConfig(max_new_tokens=6)
+    settings = GenerationSettings(max_new_tokens=6)
     assert remote.generate(CHATS, settings) == tiny_model.generate(CHATS, settings)
     first = server.requests_seen[0]
     assert first["path"] == "/v1/chat/completions"
@@ -108,7 +108,7 @@ def test_http_backend_streams_each_reply_as_the_server_sends_it(
     server: ChatServer, tiny_model: TransformersTextModel
 ) -> None:
     remote = OpenAITextModel(f"http://127.0.0.1:{server.server_address[1]}", "tiny")
-    settings = GenerationConfig(max_new_tokens=6)
+    settings = GenerationSettings(max_new_tokens=6)
     deltas: list[list[str]] = [[], [], []]
     sinks = [deltas[0].append, None, deltas[2].append]
     replies = remote.generate(CHATS, settings, sinks=sinks)

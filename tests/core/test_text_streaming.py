@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.models.base import GenerationConfig, Message, streams
+from pgen.models.base import GenerationSettings, Message, streams
 from pgen.models.deltas import ReplyFeed, reply_text
 from pgen.models.text import TransformersTextModel
 from tests.training.test_gathered_lora import saved_lora
@@ -38,14 +38,14 @@ def two_per_batch(tiny_llama: Path, request: pytest.FixtureRequest) -> Transform
 
 @pytest.mark.parametrize(
     "settings",
-    [GenerationConfig(max_new_tokens=24), GenerationConfig(max_new_tokens=24, temperature=1.0)],
+    [GenerationSettings(max_new_tokens=24), GenerationSettings(max_new_tokens=24, temperature=1.0)],
     ids=["greedy", "sampled"],
 )
 def test_each_row_streams_exactly_its_reply_with_an_adapter_in_the_batch(
     two_per_batch: TransformersTextModel,
     tiny_llama: Path,
     tmp_path: Path,
-    settings: GenerationConfig,
+    settings: GenerationSettings,
 ) -> None:
     adapters = [None, saved_lora(tiny_llama, tmp_path / "lora", 1), None]
     deltas, sinks = collect(len(CHATS))
@@ -60,7 +60,7 @@ def test_each_row_streams_exactly_its_reply_with_an_adapter_in_the_batch(
 def test_rows_without_a_sink_and_a_failing_sink_leave_the_others_alone(
     two_per_batch: TransformersTextModel,
 ) -> None:
-    settings = GenerationConfig(max_new_tokens=16)
+    settings = GenerationSettings(max_new_tokens=16)
 
     def gone(delta: str) -> None:
         raise RuntimeError("the client went away")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from pgen.models.base import GenerationConfig, Message
+from pgen.models.base import GenerationSettings, Message
 from pgen.models.text import TransformersTextModel, whole_characters
 
 TEXT = "周末我们去公园散步，然后喝咖啡☕。"
@@ -47,7 +47,7 @@ def test_a_reply_cut_by_max_new_tokens_ends_in_a_whole_character(
 
     monkeypatch.setattr(tiny_model.model, "generate", generate)
     chats = [[Message("user", "周末去哪里？")], [Message("user", "你好")]]
-    config = GenerationConfig(max_new_tokens=len(scripted[0]))
+    config = GenerationSettings(max_new_tokens=len(scripted[0]))
     assert tiny_model.generate(chats, config) == ["好的，周末", "好的，周末"]
 
 

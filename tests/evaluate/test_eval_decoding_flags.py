@@ -13,7 +13,7 @@ from pgen.bench.text_plan import BenchPlan, cache_key
 from pgen.cli.main import main
 from pgen.evaluate.benchmarks import TaskData, TaskSpec
 from pgen.evaluate.report import decoding_text
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 
 
 def _bench(model: Path, data: Path, out: Path, *extra: str) -> int:
@@ -46,7 +46,7 @@ def test_decoding_flags_reach_the_model_and_every_result_file(
 ) -> None:
     from pgen.models.text import TransformersTextModel
 
-    seen: list[GenerationConfig | None] = []
+    seen: list[GenerationSettings | None] = []
     real = TransformersTextModel.generate
 
     def spying(
@@ -59,7 +59,7 @@ def test_decoding_flags_reach_the_model_and_every_result_file(
     out = tmp_path / "run"
     flags = ["--repetition-penalty", "1.2", "--no-repeat-ngram-size", "3"]
     assert _bench(tiny_llama, amazon_file, out, *flags) == 0
-    assert seen and all(c == GenerationConfig(6, 0.0, 1.0, 1.2, 3, 0) for c in seen)
+    assert seen and all(c == GenerationSettings(6, 0.0, 1.0, 1.2, 3, 0) for c in seen)
     results = json.loads((out / "metrics.json").read_text())
     decoding = results["record"]["settings"]["decoding"]
     assert decoding == {
@@ -78,7 +78,7 @@ def test_decoding_flags_reach_the_model_and_every_result_file(
     # Other decoding, other answers: nothing is reused from the first run's cache.
     seen.clear()
     assert _bench(tiny_llama, amazon_file, out) == 0
-    assert seen and all(c == GenerationConfig(max_new_tokens=6) for c in seen)
+    assert seen and all(c == GenerationSettings(max_new_tokens=6) for c in seen)
     plain = json.loads((out / "metrics.json").read_text())["record"]["settings"]["decoding"]
     assert plain["repetition_penalty"] == 1.0 and plain["no_repeat_ngram_size"] == 0
     assert "greedy decoding, at most 6 new tokens" in (out / "report.md").read_text()
@@ -131,10 +131,10 @@ def test_which_default_applies_where(monkeypatch: pytest.MonkeyPatch) -> None:
     from pgen.config import Config, load_config
 
     # pgen generate / serve / Engine.open: the measured default (docs/benchmarks.md).
-    assert Config().generation == GenerationConfig(max_new_tokens=128, no_repeat_ngram_size=4)
-    # Benchmarks and a bare GenerationConfig: plain greedy, nothing banned.
-    assert GenerationConfig().no_repeat_ngram_size == 0
-    assert BenchPlan([], "smollm2", 16).generation() == GenerationConfig(max_new_tokens=16)
+    assert Config().generation == GenerationSettings(max_new_tokens=128, no_repeat_ngram_size=4)
+    # Benchmarks and a bare GenerationSettings: plain greedy, nothing banned.
+    assert GenerationSettings().no_repeat_ngram_size == 0
+    assert BenchPlan([], "smollm2", 16).generation() == GenerationSettings(max_new_tokens=16)
     monkeypatch.setenv("PGEN_NO_REPEAT_NGRAM_SIZE", "0")
     monkeypatch.setenv("PGEN_REPETITION_PENALTY", "1.1")
     settings = load_config().generation

@@ -10,12 +10,12 @@ import pytest
 
 from pgen.bench.text import fill_store
 from pgen.context.ingest import IngestError, ingest
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
 from pgen.evaluate.benchmarks import load_task
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 from pgen.models.text import TransformersTextModel
-from pgen.personalize import Request
+from pgen.personalize import TextRequest
 from tests.conftest import shared_data
 
 TAGS = "[sci-fi, based on a book, comedy, action, twist ending, dystopia, dark comedy, classic]"
@@ -102,12 +102,12 @@ def test_prompts_from_ingested_data_equal_the_benchmarks(
     engine = Engine(store, model, lambda: pytest.fail("no dense retrieval"), prompt_tokens=500)
     fill_store(engine, data.examples)  # users LaMP_k/<id>, as `bench text` stores them
     requests = [
-        Request(user, example.instruction, strategy, k, "bm25", example.query)
+        TextRequest(user, example.instruction, strategy, k, "bm25", example.query)
         for example in data.examples
         for strategy, k in (("none", 1), ("rag", 1), ("rag", 3))
         for user in (example.id, example.user_id)
     ]
-    prepared = engine.prepare(requests, GenerationConfig(max_new_tokens=4))
+    prepared = engine.prepare(requests, GenerationSettings(max_new_tokens=4))
     for ingested, benchmark in zip(prepared[::2], prepared[1::2], strict=True):
         assert ingested.chat == benchmark.chat
         assert ingested.provenance.documents == benchmark.provenance.documents

@@ -15,7 +15,7 @@ from pgen.evaluate.answers import calibrated_choices, first_label
 from pgen.evaluate.benchmarks import TaskData, TaskSpec
 from pgen.evaluate.metrics import lamp_rouge_bootstrap_mid
 from pgen.evaluate.metrics.labels import RATING_LABELS
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 
 
 def _bench(model: Path, data: Path, out: Path, *extra: str) -> int:
@@ -365,5 +365,5 @@ def test_batch_size_reaches_the_model(tiny_llama: Path, tmp_path: Path) -> None:
 
     model.model.generate = counting  # type: ignore[attr-defined]
     chats = [[Message("user", f"question {i}")] for i in range(12)]
-    model.generate(chats, GenerationConfig(max_new_tokens=1))
+    model.generate(chats, GenerationSettings(max_new_tokens=1))
     assert calls == [12]  # one batch, not 8 + 4

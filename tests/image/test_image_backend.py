@@ -9,13 +9,13 @@ import pytest
 
 from pgen.models.image import (
     DiffusersImageModel,
-    ImageGenerationConfig,
+    ImageGenerationSettings,
     ImageModel,
     load_image_model,
     resolve_dtype,
 )
 
-FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
+FAST = ImageGenerationSettings(steps=2, guidance_scale=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +31,14 @@ def test_loads_a_pipeline_folder_and_generates_native_size(model: DiffusersImage
     assert isinstance(model, ImageModel)
     assert model.resolution == 32
     assert not model.is_sdxl
-    images = model.generate(["a photo of a dog", "a cat"], ImageGenerationConfig(steps=2))
+    images = model.generate(["a photo of a dog", "a cat"], ImageGenerationSettings(steps=2))
     assert [image.size for image in images] == [(32, 32), (32, 32)]
 
 
 def test_same_seed_same_image_and_images_independent_of_batch(
     model: DiffusersImageModel,
 ) -> None:
-    config = ImageGenerationConfig(steps=2, images_per_prompt=2, seed=7)
+    config = ImageGenerationSettings(steps=2, images_per_prompt=2, seed=7)
     first = model.generate(["a dog", "a cat"], config)
     again = model.generate(["a cat"], config)
     assert len(first) == 4

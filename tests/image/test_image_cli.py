@@ -11,7 +11,7 @@ from PIL import Image
 
 from pgen.cli.main import main
 from pgen.context import Interaction, Item, Subject, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.personalize import subject
 from pgen.training.subject_artifacts import read_metadata
 
@@ -238,7 +238,7 @@ def test_engine_generates_subject_images_from_python(
     store_path: Path, tiny_sd: Path, tiny_llama: Path
 ) -> None:
     from pgen.engine import Engine
-    from pgen.models.image import ImageGenerationConfig, load_image_model
+    from pgen.models.image import ImageGenerationSettings, load_image_model
     from pgen.models.text import load_text_model
     from pgen.personalize import ImageRequest
 
@@ -249,7 +249,7 @@ def test_engine_generates_subject_images_from_python(
             lambda: pytest.fail("image generation needs no embedder"),
             image_model=load_image_model(str(tiny_sd)),
         )
-        sampling = ImageGenerationConfig(steps=2, seed=1)
+        sampling = ImageGenerationSettings(steps=2, seed=1)
         with pytest.raises(ValueError, match="unknown image strategy 'lora'"):
             engine.generate_image(ImageRequest("ana", "rex", strategy="lora"))
         result = engine.generate_image(ImageRequest("ana", "a city", "keywords"), sampling)

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from pgen.context import Subject, User
-from pgen.context.store import SQLiteStore
-from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
+from pgen.context.sqlite import SQLiteStore
+from pgen.models.image import DiffusersImageModel, ImageGenerationSettings, load_image_model
 from pgen.personalize.subject import generate_subject
-from pgen.training.subject import train_subject
-from pgen.training.subject_artifacts import SubjectTrainingConfig
+from pgen.training.subject_artifacts import SubjectTrainingSettings
+from pgen.training.subject_trainer import train_subject
 
-FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
-TRAIN = SubjectTrainingConfig(steps=2, learning_rate=5e-2)
+FAST = ImageGenerationSettings(steps=2, guidance_scale=2.0)
+TRAIN = SubjectTrainingSettings(steps=2, learning_rate=5e-2)
 # user -> (subject, its class word, how it is learned; None: the base model only)
 USERS = {
     "ana": ("rex", "dog", "dreambooth-lora"),

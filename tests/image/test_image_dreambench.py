@@ -12,7 +12,7 @@ from PIL import Image
 
 from pgen.bench.dreambench import (
     DreamBench,
-    DreamBenchConfig,
+    DreamBenchSettings,
     format_table,
     load_dreambench,
     run_dreambench,
@@ -25,9 +25,9 @@ from pgen.evaluate.metrics.image import (
     dino_i,
     mean_pairwise_cosine,
 )
-from pgen.models.image import ImageGenerationConfig, load_image_model
+from pgen.models.image import ImageGenerationSettings, load_image_model
 from pgen.personalize.subject import IPAdapterSpec
-from pgen.training.subject_artifacts import SubjectTrainingConfig
+from pgen.training.subject_artifacts import SubjectTrainingSettings
 from tests.conftest import shared_data
 
 PROMPTS = """Classes
@@ -69,11 +69,11 @@ def bench_root(tmp_path: Path, reference_images: list[Path]) -> Path:
 
 def _config(
     tiny_clip: Path, tiny_dino: Path, tiny_ip_adapter: Path, **extra: object
-) -> DreamBenchConfig:
-    return DreamBenchConfig(
+) -> DreamBenchSettings:
+    return DreamBenchSettings(
         images_per_prompt=2,
-        training=SubjectTrainingConfig(steps=1),
-        generation=ImageGenerationConfig(steps=2, guidance_scale=2.0),
+        training=SubjectTrainingSettings(steps=1),
+        generation=ImageGenerationSettings(steps=2, guidance_scale=2.0),
         ip_adapter=IPAdapterSpec(repo=str(tiny_ip_adapter)),
         clip_model=str(tiny_clip),
         dino_model=str(tiny_dino),
@@ -179,7 +179,7 @@ def test_two_real_dreambench_subjects(
         prompts_per_subject=1,
         methods=("dreambooth-lora", "ip-adapter"),
     )
-    config = DreamBenchConfig(**{**config.__dict__, "images_per_prompt": 1})
+    config = DreamBenchSettings(**{**config.__dict__, "images_per_prompt": 1})
     result = run_dreambench(bench, model, config, tmp_path)
     assert result["record"]["settings"]["subjects"] == ["dog", "backpack"]
     assert result["rows"]["ip-adapter"]["images"] == 2

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from pgen.context import Interaction, Item, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.models.base import TextModel
-from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
+from pgen.models.image import DiffusersImageModel, ImageGenerationSettings, load_image_model
 from pgen.models.text import load_text_model
 from pgen.personalize.keywords import (
-    KeywordsConfig,
+    KeywordsSettings,
     generate_keywords,
     keywords_chat,
     parse_keywords,
@@ -23,7 +23,7 @@ from pgen.personalize.keywords import (
     preference_items,
 )
 
-FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
+FAST = ImageGenerationSettings(steps=2, guidance_scale=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +62,15 @@ def store(tmp_path: Path) -> SQLiteStore:
 
 
 def test_preference_items_are_the_users_own_newest_first(store: SQLiteStore) -> None:
-    ids = [i.item_id for i in preference_items(store, "ana", KeywordsConfig())]
+    ids = [i.item_id for i in preference_items(store, "ana", KeywordsSettings())]
     assert ids == ["m3", "m4", "m2", "m1"]
-    liked = KeywordsConfig(min_rating=3, max_items=2)
+    liked = KeywordsSettings(min_rating=3, max_items=2)
     assert [i.item_id for i in preference_items(store, "ana", liked)] == ["m3", "m2"]
-    assert [i.item_id for i in preference_items(store, "bob", KeywordsConfig())] == ["m4"]
+    assert [i.item_id for i in preference_items(store, "bob", KeywordsSettings())] == ["m4"]
 
 
 def test_keyword_prompt_shows_truncated_items(store: SQLiteStore, text_model: TextModel) -> None:
-    config = KeywordsConfig(item_tokens=6, max_keywords=5)
+    config = KeywordsSettings(item_tokens=6, max_keywords=5)
     chat = keywords_chat(preference_items(store, "ana", config), text_model, config)
     user = chat[-1].content
     assert "- Blade Runner: " in user and "- Spirited Away: " in user
@@ -89,7 +89,7 @@ def test_parse_keywords_cleans_lists() -> None:
 def test_plan_uses_the_text_model_and_records_items(
     store: SQLiteStore, text_model: TextModel
 ) -> None:
-    config = KeywordsConfig(weight=0.4)
+    config = KeywordsSettings(weight=0.4)
     plan = plan_keywords(store, "ana", "a poster of a city", text_model, config)
     assert plan.item_ids == ["m3", "m4", "m2", "m1"]
     assert plan.weight == 0.4
@@ -101,7 +101,7 @@ def test_plan_uses_the_text_model_and_records_items(
     assert plan.keywords == parse_keywords(reply, config.max_keywords)
     assert plan.prompt == ", ".join(["a poster of a city", *plan.keywords])
     with pytest.raises(ValueError, match="between 0 and 1"):
-        plan_keywords(store, "ana", "x", text_model, KeywordsConfig(weight=2))
+        plan_keywords(store, "ana", "x", text_model, KeywordsSettings(weight=2))
 
 
 def test_generation_blends_preference_into_the_conditioning(
@@ -114,7 +114,7 @@ def test_generation_blends_preference_into_the_conditioning(
         text_model,
         image_model,
         FAST,
-        KeywordsConfig(weight=0.5),
+        KeywordsSettings(weight=0.5),
     )
     assert out.strategy == "keywords"
     assert out.provenance["keywords"]  # this seed's model writes at least one keyword
@@ -122,7 +122,7 @@ def test_generation_blends_preference_into_the_conditioning(
     assert (
         "m4"
         not in generate_keywords(
-            store, "ana", "x", text_model, image_model, FAST, KeywordsConfig(min_rating=3)
+            store, "ana", "x", text_model, image_model, FAST, KeywordsSettings(min_rating=3)
         ).provenance["items"]
     )
     plain = image_model.generate(["a poster of a city"], FAST)[0]
@@ -133,7 +133,13 @@ def test_generation_blends_preference_into_the_conditioning(
     assert np.abs(np.asarray(out.images[0], float) - np.asarray(plain, float)).mean() > 0.1
     # Weight 0 is the instruction alone, whatever the keywords.
     zero = generate_keywords(
-        store, "ana", "a poster of a city", text_model, image_model, FAST, KeywordsConfig(weight=0)
+        store,
+        "ana",
+        "a poster of a city",
+        text_model,
+        image_model,
+        FAST,
+        KeywordsSettings(weight=0),
     )
     np.testing.assert_allclose(np.asarray(zero.images[0]), np.asarray(plain), atol=1)
 

@@ -12,14 +12,14 @@ import torch
 from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
 
 from pgen.context import Subject, User
-from pgen.context.store import SQLiteStore
-from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
+from pgen.context.sqlite import SQLiteStore
+from pgen.models.image import DiffusersImageModel, ImageGenerationSettings, load_image_model
 from pgen.personalize.subject import IPAdapterSpec, generate_subject
-from pgen.training.subject import train_subject
-from pgen.training.subject_artifacts import SubjectTrainingConfig
+from pgen.training.subject_artifacts import SubjectTrainingSettings
+from pgen.training.subject_trainer import train_subject
 from tests.builders.image_models import save_random_ip_adapter
 
-FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
+FAST = ImageGenerationSettings(steps=2, guidance_scale=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,9 @@ def test_sdxl_ip_adapter_and_training_message(
     assert out.provenance["method"] == "ip-adapter"
     assert np.abs(_pixels(out.images[0]) - _pixels(plain)).mean() > 0.1
     with pytest.raises(ValueError, match=r"supports Stable Diffusion 1\.x/2\.x pipelines"):
-        train_subject(store, "ana", "rex", xl, "textual-inversion", SubjectTrainingConfig(steps=1))
+        train_subject(
+            store, "ana", "rex", xl, "textual-inversion", SubjectTrainingSettings(steps=1)
+        )
 
 
 def test_sdxl_dreambooth_lora_loads_in_plain_diffusers(
@@ -90,7 +92,7 @@ def test_sdxl_dreambooth_lora_loads_in_plain_diffusers(
             Subject(user_id="ana", name="rex", class_word="dog", image_paths=paths),
         ]
     )
-    config = SubjectTrainingConfig(
+    config = SubjectTrainingSettings(
         steps=2, learning_rate=1e-2, prior_preservation=True, class_images=1, class_steps=2
     )
     folder = train_subject(store, "ana", "rex", xl, "dreambooth-lora", config)

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from pgen.context import Interaction, Item, Subject, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
-from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
+from pgen.models.image import DiffusersImageModel, ImageGenerationSettings, load_image_model
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import ImageRequest, all_strategies
 from pgen.personalize.subject import IPAdapterSpec
 
 IMAGE_STRATEGIES = [s.name for s in all_strategies() if s.modality == "image"]
-FAST = ImageGenerationConfig(steps=2, seed=0)
+FAST = ImageGenerationSettings(steps=2, seed=0)
 PROVENANCE_KEYS = {"documents", "items", "subjects", "artifacts", "model", "notes"}
 
 

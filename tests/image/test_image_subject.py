@@ -14,8 +14,8 @@ from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file
 
 from pgen.context import Subject, User
-from pgen.context.store import SQLiteStore
-from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, load_image_model
+from pgen.context.sqlite import SQLiteStore
+from pgen.models.image import DiffusersImageModel, ImageGenerationSettings, load_image_model
 from pgen.personalize.base import image_tools
 from pgen.personalize.subject import (
     IPAdapterSpec,
@@ -26,11 +26,11 @@ from pgen.personalize.subject import (
 )
 from pgen.training.registry import TrainRequest, get_trainer, stoppable
 from pgen.training.stopping import TrainingCancelled
-from pgen.training.subject import train_subject
-from pgen.training.subject_artifacts import SubjectTrainingConfig, read_metadata
+from pgen.training.subject_artifacts import SubjectTrainingSettings, read_metadata
+from pgen.training.subject_trainer import train_subject
 
-FAST = ImageGenerationConfig(steps=2, guidance_scale=2.0)
-TRAIN = SubjectTrainingConfig(steps=2, learning_rate=1e-2)
+FAST = ImageGenerationSettings(steps=2, guidance_scale=2.0)
+TRAIN = SubjectTrainingSettings(steps=2, learning_rate=1e-2)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,9 @@ def test_prior_preservation_generates_and_reuses_class_images(
 
     monkeypatch.setattr(model, "generate", spy_generate)
     monkeypatch.setattr(subject_dreambooth, "prompt_conditioning", spy_condition)
-    config = SubjectTrainingConfig(steps=1, prior_preservation=True, class_images=2, class_steps=2)
+    config = SubjectTrainingSettings(
+        steps=1, prior_preservation=True, class_images=2, class_steps=2
+    )
     folder = train_subject(store, "ana", "rex", model, "dreambooth-lora", config)
     # The prior loss is conditioned on the very prompt the class images were drawn from.
     assert generated == ["a dog", "a dog"]

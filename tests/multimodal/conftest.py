@@ -104,7 +104,7 @@ def photo_engine(
     """An engine whose vision side is these components (no text model: asking for one
     fails the test)."""
     from pgen.engine import Engine
-    from pgen.usermodel.photos import PhotoMemory
+    from pgen.usermodel.photo_memory import PhotoMemory
 
     def no_text_model() -> Any:
         raise AssertionError("these tests use no text model")

@@ -12,7 +12,7 @@ import pytest
 
 from pgen.cli.main import main
 from pgen.context.records import Document, Subject, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.models.image_embedding import EfficientNetEmbedder, load_image_embedder
 from pgen.models.image_input import ImageInputError
 from pgen.models.vision import OpenAIVisionModel, TransformersVisionModel
@@ -166,11 +166,11 @@ def test_bad_photos_fail_first_and_write_nothing(
 def test_tiny_llava_end_to_end_and_delete_user_leaves_nothing(
     store: SQLiteStore, efficientnet: EfficientNetEmbedder, tiny_vlm: Path, bench: Path
 ) -> None:
-    from pgen.models.base import GenerationConfig
+    from pgen.models.base import GenerationSettings
 
     model = TransformersVisionModel(str(tiny_vlm), name="tiny-llava")
     assistant = photo_engine(
-        store, model, efficientnet, allowed=[bench], generation=GenerationConfig(max_new_tokens=4)
+        store, model, efficientnet, allowed=[bench], generation=GenerationSettings(max_new_tokens=4)
     )
     answer = assistant.answer("ann", bench / "teapot" / "04.jpg", "Describe this photo.")
     assert (

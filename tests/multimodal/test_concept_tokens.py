@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from pgen.context.records import Subject, User
-from pgen.context.store import SQLiteStore
-from pgen.models.base import GenerationConfig
+from pgen.context.sqlite import SQLiteStore
+from pgen.models.base import GenerationSettings
 from pgen.models.image_embedding import EfficientNetEmbedder
 from pgen.models.vision import OpenAIVisionModel, TransformersVisionModel, VisionMessage
-from pgen.training.concept_tokens import ConceptTokenConfig, train_concept_tokens
+from pgen.training.concept_tokens import ConceptTokenSettings, train_concept_tokens
 from pgen.usermodel.concepts import introduction
 from tests.multimodal.conftest import RecordingServer, blob_image, photo_engine
 
-SHORT = GenerationConfig(max_new_tokens=5)
+SHORT = GenerationSettings(max_new_tokens=5)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_training_lowers_the_loss_and_leaves_the_model_as_it_was(
 ) -> None:
     before = {k: v.clone() for k, v in llava.model.state_dict().items()}
     tokens, losses = train_concept_tokens(
-        llava, "Rex", "dog", [blob_image(0)], [], ConceptTokenConfig(steps=20, learning_rate=0.5)
+        llava, "Rex", "dog", [blob_image(0)], [], ConceptTokenSettings(steps=20, learning_rate=0.5)
     )
     assert tokens.shape == (4, llava.hidden_size) and not tokens.requires_grad
     # Steps alternate "Is <Rex> in this photo?" -> "Yes" and "Who is this?" -> "This is
@@ -100,7 +100,7 @@ def test_assistant_trains_uses_and_forgets_concept_tokens(
         ValueError, match="no trained concept tokens; train them with pgen train-concept"
     ):
         assistant.answer("ann", photos[3], "Who is this?", strategy="concept-tokens")
-    folder = assistant.train_concept_tokens("ann", "Rex", ConceptTokenConfig(steps=3))
+    folder = assistant.train_concept_tokens("ann", "Rex", ConceptTokenSettings(steps=3))
     meta = json.loads((folder / "concept_tokens.json").read_text())
     assert meta["format"] == "pgen-concept-tokens/1" and meta["base_model"] == "tiny-llava"
     assert (

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pgen.context.records import Subject, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.models.image_embedding import EfficientNetEmbedder
 from pgen.usermodel.concepts import (
     Calibration,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 from pgen.models.http import TextModelError
 from pgen.models.vision import (
     OpenAIVisionModel,
@@ -21,7 +21,7 @@ from pgen.models.vision import (
 )
 from tests.multimodal.conftest import RecordingServer, blob_image
 
-SHORT = GenerationConfig(max_new_tokens=6)
+SHORT = GenerationSettings(max_new_tokens=6)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.recommend.arrays import leave_one_out, sequences_from_store
 from pgen.recommend.data import DataFormatError, RecData, ingest, load_data
 from tests.conftest import shared_data

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.recommend.arrays import Split, leave_one_out, sequences_from_store
 from pgen.recommend.data import ingest, load_data
 from pgen.recommend.protocol import evaluate

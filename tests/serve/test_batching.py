@@ -10,11 +10,11 @@ from pathlib import Path
 
 from pgen.context.base import UserNotFoundError
 from pgen.context.records import Document, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 from pgen.models.text import TransformersTextModel
-from pgen.personalize import Request
+from pgen.personalize import TextRequest
 from pgen.serve.batching import Batcher
 from tests.serve.conftest import tenant_records
 from tests.serve.server import serve_in_thread, service_config
@@ -67,8 +67,12 @@ def test_a_bad_request_in_a_batch_fails_alone(tmp_path: Path, tiny_llama: Path) 
         async def run() -> list[object]:
             batcher = Batcher(max_batch=8, wait_s=0.2)
             await batcher.start()
-            settings = GenerationConfig(max_new_tokens=3)
-            requests = [Request("u", "hi"), Request("ghost", "hi"), Request("u", "battery")]
+            settings = GenerationSettings(max_new_tokens=3)
+            requests = [
+                TextRequest("u", "hi"),
+                TextRequest("ghost", "hi"),
+                TextRequest("u", "battery"),
+            ]
             results = await asyncio.gather(
                 *(batcher.generate(engine, r, settings) for r in requests), return_exceptions=True
             )

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pgen.bench.memory import load_locomo, token_f1
+from pgen.bench.locomo import load_locomo, token_f1
 from pgen.cli.main import main
 from pgen.config import Config
 from pgen.engine import Engine
-from pgen.personalize import Request
+from pgen.personalize import TextRequest
 from pgen.run.conversation import MemorySettings, turn_document
 
 SAMPLE = [
@@ -161,7 +161,7 @@ def test_memory_retriever_reads_the_users_turns_and_documents_never_anothers(
     )
     both = engine.search("ann", "kitten Miso", k=2, retriever="memory")
     assert {h.document.doc_id for h in both} == {turn.doc_id, "blog"}  # not tax, not bo's
-    prepared = engine.prepare([Request("ann", "What is my kitten called?", "rag", 1, "memory")])
+    prepared = engine.prepare([TextRequest("ann", "What is my kitten called?", "rag", 1, "memory")])
     assert len(prepared[0].provenance.documents) == 1
     assert prepared[0].provenance.documents[0] in {turn.doc_id, "blog"}
     engine.close()

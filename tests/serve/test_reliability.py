@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from tests.serve.server import free_port, make_keys, service_config, start_process, wait_ready
 
 DOCS = 20_000  # per upload: a few MB of JSONL, one transaction

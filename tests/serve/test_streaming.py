@@ -17,17 +17,17 @@ import openai
 import pytest
 
 from pgen.context.records import Document, User
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
-from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextSink
+from pgen.models.base import AdapterRef, Chat, GenerationSettings, TextSink
 from pgen.models.text import TransformersTextModel
-from pgen.personalize import Request
+from pgen.personalize import TextRequest
 from pgen.results import Generation
 from pgen.serve.batching import Batcher
 from tests.serve.conftest import tenant_records
 from tests.serve.server import Running, serve_in_thread, service_config
 
-LONG = GenerationConfig(max_new_tokens=32)
+LONG = GenerationSettings(max_new_tokens=32)
 EXPLODE = "explode after streaming"
 
 
@@ -59,7 +59,7 @@ class Wrapped:
     def generate(
         self,
         chats: list[Chat],
-        config: GenerationConfig | None = None,
+        config: GenerationSettings | None = None,
         adapters: Sequence[AdapterRef | None] | None = None,
         *,
         sinks: Sequence[TextSink | None] | None = None,
@@ -77,7 +77,7 @@ class Plain(Wrapped):
     def generate(  # type: ignore[override]
         self,
         chats: list[Chat],
-        config: GenerationConfig | None = None,
+        config: GenerationSettings | None = None,
         adapters: Sequence[AdapterRef | None] | None = None,
     ) -> list[str]:
         return self.real.generate(chats, config, adapters)
@@ -93,7 +93,7 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 
 
 def run_batcher(
-    engine: Engine, requests: list[Request], settings: GenerationConfig
+    engine: Engine, requests: list[TextRequest], settings: GenerationSettings
 ) -> tuple[list[Generation], list[list[str]]]:
     """The requests at once through a batcher, each with a sink (on the event loop)."""
 
@@ -143,7 +143,7 @@ def test_text_reaches_the_event_loop_while_the_model_still_decodes(
             on_loop.set()
 
         try:
-            return await batcher.generate(engine, Request("u", "battery"), LONG, sink=sink)
+            return await batcher.generate(engine, TextRequest("u", "battery"), LONG, sink=sink)
         finally:
             await batcher.stop()
 
@@ -163,7 +163,11 @@ def test_a_retried_batch_sends_no_text_twice(
 ) -> None:
     model = Wrapped(serve_model, fail_batches=True)
     engine = Engine(store, model, no_embedder)  # type: ignore[arg-type]
-    requests = [Request("u", "battery"), Request("u", "tell me a longer story"), Request("u", "hi")]
+    requests = [
+        TextRequest("u", "battery"),
+        TextRequest("u", "tell me a longer story"),
+        TextRequest("u", "hi"),
+    ]
     results, deltas = run_batcher(engine, requests, LONG)
     assert model.batch_sizes == [3, 1, 1, 1]  # streamed as a batch, failed, then one by one
     for result, row in zip(results, deltas, strict=True):
@@ -176,7 +180,9 @@ def test_a_model_that_cannot_stream_sends_its_reply_whole(
     store: SQLiteStore, serve_model: TransformersTextModel
 ) -> None:
     engine = Engine(store, Plain(serve_model), no_embedder)  # type: ignore[arg-type]
-    results, deltas = run_batcher(engine, [Request("u", "battery"), Request("u", "hi")], LONG)
+    results, deltas = run_batcher(
+        engine, [TextRequest("u", "battery"), TextRequest("u", "hi")], LONG
+    )
     assert deltas == [[r.text] for r in results]
 
 

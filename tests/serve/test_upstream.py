@@ -18,7 +18,7 @@ import pytest
 
 from pgen.config import Config
 from pgen.context.artifacts import ADAPTER_NAME, ArtifactMeta, lora_fingerprint, write_meta
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.models.text import TransformersTextModel
 from tests.serve.conftest import CANARY, tenant_records
 from tests.serve.server import Running, free_port, serve_in_thread

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pgen.context import Document
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.models.text import TransformersTextModel
 from pgen.training.text_lora import LoraSettings
 

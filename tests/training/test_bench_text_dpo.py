@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pgen.bench.text_adapters import AdapterCaps, check_no_leak
+from pgen.bench.text_adapter_runs import AdapterCaps, check_no_leak
 from pgen.bench.text_plan import BenchPlan, Setting, cache_key, store_path
 from pgen.cli.main import main
 from pgen.context.artifacts import read_meta

@@ -11,12 +11,12 @@ import pytest
 
 from pgen.context import Feedback
 from pgen.context.artifacts import pairs_fingerprint, read_meta
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 from pgen.models.embedding import SentenceEmbedder
 from pgen.models.text import TransformersTextModel
-from pgen.personalize import Request, get_strategy
+from pgen.personalize import TextRequest, get_strategy
 from pgen.training.cohorts import profile_texts, similar_users
 from pgen.training.dpo import DpoSettings, train_user_dpo
 from pgen.training.registry import TrainRequest
@@ -65,13 +65,13 @@ def test_dpo_raises_the_held_out_margin(store: SQLiteStore, model: TransformersT
     assert (folder / "adapter_config.json").is_file()
 
     # The dpo strategy applies it; generation runs with it.
-    prepared = get_strategy("text", "dpo").prepare([Request("ann", "hi")], tools(store, model))
+    prepared = get_strategy("text", "dpo").prepare([TextRequest("ann", "hi")], tools(store, model))
     assert prepared[0].adapter is not None and prepared[0].adapter.path == folder
     assert model.generate(
-        [prepared[0].chat], GenerationConfig(max_new_tokens=4), [prepared[0].adapter]
+        [prepared[0].chat], GenerationSettings(max_new_tokens=4), [prepared[0].adapter]
     )  # type: ignore[list-item]
     store.add([Feedback(user_id="ann", feedback_id="late", prompt="p", chosen="a", rejected="b")])
-    again = get_strategy("text", "dpo").prepare([Request("ann", "hi")], tools(store, model))
+    again = get_strategy("text", "dpo").prepare([TextRequest("ann", "hi")], tools(store, model))
     assert any("feedback changed" in note for note in again[0].provenance.notes)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from pgen.context import Document, User
 from pgen.context.artifacts import ArtifactMeta, read_meta, write_meta
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from pgen.models.base import AdapterRef, GenerationConfig
+from pgen.models.base import AdapterRef, GenerationSettings
 from pgen.models.text import TransformersTextModel
 from pgen.personalize.base import chat
 
-GREEDY = GenerationConfig(max_new_tokens=8)
+GREEDY = GenerationSettings(max_new_tokens=8)
 
 
 def saved_lora(tiny_llama: Path, folder: Path, seed: int, **options: object) -> AdapterRef:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pgen.bench.prefs import (
-    PrefsConfig,
+    PrefsSettings,
     load_pairs,
     report,
     run_prefs,
@@ -71,7 +71,7 @@ def test_loaders_read_both_formats_and_name_bad_lines(tmp_path: Path) -> None:
 
 
 def test_every_method_scores_every_test_pair(tmp_path: Path, model: TransformersTextModel) -> None:
-    config = PrefsConfig(users=2, train_pairs=3, test_pairs=2, dpo=replace(TINY_DPO, max_steps=1))
+    config = PrefsSettings(users=2, train_pairs=3, test_pairs=2, dpo=replace(TINY_DPO, max_steps=1))
     path = tldr_file(tmp_path)
     splits = split_users(load_pairs(path, 1200), config)
     assert list(splits) == ["w1", "w2"]
@@ -93,7 +93,7 @@ def test_every_method_scores_every_test_pair(tmp_path: Path, model: Transformers
 def test_cohort_similar_profiles_come_from_train_pairs_only(tmp_path: Path) -> None:
     """w1 and w2 write about batteries, w3 about gardens in its train pairs but about
     batteries in its test pairs: those must not bring w3 nearer to w1."""
-    config = PrefsConfig(users=3, train_pairs=4, test_pairs=2)
+    config = PrefsSettings(users=3, train_pairs=4, test_pairs=2)
 
     def rows(w3_test: set[str]) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []

@@ -10,10 +10,10 @@ import torch
 
 from pgen.context import Document
 from pgen.context.artifacts import read_meta
-from pgen.context.store import SQLiteStore
-from pgen.models.base import AdapterRef, GenerationConfig, Message
+from pgen.context.sqlite import SQLiteStore
+from pgen.models.base import AdapterRef, GenerationSettings, Message
 from pgen.models.text import TransformersTextModel
-from pgen.personalize import Request, Tools, get_strategy
+from pgen.personalize import TextRequest, Tools, get_strategy
 from pgen.personalize.base import chat
 from pgen.personalize.lora import StaleAdapterError, adapter_name
 from pgen.training.examples import TEMPLATES, user_examples
@@ -22,7 +22,7 @@ from pgen.usermodel.retrievers import Retrievers
 
 from .conftest import TINY_LORA, documents
 
-GREEDY = GenerationConfig(max_new_tokens=8)
+GREEDY = GenerationSettings(max_new_tokens=8)
 TEXTS = {
     "ann": ("the battery lasts long", "the screen is bright", "great sound"),
     "bob": ("politics sports business", "1 2 3 4 5", "rank the candidates"),
@@ -147,8 +147,8 @@ def test_strategies_name_the_users_adapter(
     store.add(documents("bob", *TEXTS["bob"]))
     kit = tools(store, model)
     requests = [
-        Request("ann", "write about the battery"),
-        Request("bob", "write about the battery"),
+        TextRequest("ann", "write about the battery"),
+        TextRequest("bob", "write about the battery"),
     ]
     lora = get_strategy("text", "lora").prepare(requests, kit)
     assert lora[0].adapter == AdapterRef("lora", "lora-ann", folder, lora[0].adapter.settings)  # type: ignore[union-attr]
@@ -170,7 +170,7 @@ def test_stale_adapters_are_refused_with_the_retrain_command(
     store: SQLiteStore, model: TransformersTextModel, tiny_llama: Path
 ) -> None:
     trained(store, model, "ann")
-    request = [Request("ann", "hello")]
+    request = [TextRequest("ann", "hello")]
     get_strategy("text", "lora").prepare(request, tools(store, model))  # fresh: applies
     other = TransformersTextModel(str(tiny_llama), name="another-base")
     with pytest.raises(
@@ -211,10 +211,10 @@ def test_user_adapter_can_start_from_the_shared_task_adapter(
     task = train_task_lora(store, ["ann", "bob"], model, TINY_LORA)
     assert read_meta(task).user_id == "" and read_meta(task).extra["examples"] == 6  # type: ignore[union-attr]
     folder = train_user_lora(store, "ann", model, replace(TINY_LORA, from_task=True))
-    get_strategy("text", "lora").prepare([Request("ann", "hi")], tools(store, model))
+    get_strategy("text", "lora").prepare([TextRequest("ann", "hi")], tools(store, model))
     train_task_lora(store, ["ann"], model, TINY_LORA)  # the task adapter changed under it
     with pytest.raises(StaleAdapterError, match="training data changed"):
-        get_strategy("text", "lora").prepare([Request("ann", "hi")], tools(store, model))
+        get_strategy("text", "lora").prepare([TextRequest("ann", "hi")], tools(store, model))
     assert read_meta(folder).settings["from_task"] is True  # type: ignore[union-attr]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pgen.cli.main import main
-from pgen.context.store import SQLiteStore
+from pgen.context.sqlite import SQLiteStore
 
 from .conftest import documents
 

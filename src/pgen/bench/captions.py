@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from pgen.bench.dreambench import DreamBench
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 from pgen.models.image_embedding import ImageEmbedder
 from pgen.models.vision import VisionLanguageModel
 
@@ -41,14 +41,14 @@ def run_caption_bench(
     instruction: str = "Describe this photo.",
     token_steps: int = 40,
     seed: int = 0,
-    generation: GenerationConfig | None = None,
+    generation: GenerationSettings | None = None,
 ) -> dict[str, Any]:
-    from pgen.bench.concepts import _mean_interval
+    from pgen.bench.concept_recognition import _mean_interval
     from pgen.context.records import Subject, User
     from pgen.engine import Engine
     from pgen.factory import store_at
-    from pgen.training.concept_tokens import ConceptTokenConfig
-    from pgen.usermodel.photos import PhotoMemory
+    from pgen.training.concept_tokens import ConceptTokenSettings
+    from pgen.usermodel.photo_memory import PhotoMemory
 
     if len(bench.subjects) > len(NAMES):
         raise ValueError(f"caption bench names at most {len(NAMES)} subjects")
@@ -84,7 +84,7 @@ def run_caption_bench(
         )
         if "concept-tokens" in strategies:
             for subject in bench.subjects:
-                training = ConceptTokenConfig(steps=token_steps, seed=seed)
+                training = ConceptTokenSettings(steps=token_steps, seed=seed)
                 assistant.train_concept_tokens(USER, names[subject.name], training)
         queries = [(names[s.name], p) for s in bench.subjects for p in s.images[references:]]
         result: dict[str, Any] = {"instruction": instruction, "photos": len(queries)}

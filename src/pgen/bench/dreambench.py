@@ -35,15 +35,15 @@ from pgen.evaluate.metrics.image import (
 )
 from pgen.evaluate.run_record import run_record
 from pgen.factory import store_at
-from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
+from pgen.models.image import DiffusersImageModel, ImageGenerationSettings
 from pgen.personalize.subject import (
     METHODS,
     TRAINERS,
     IPAdapterSpec,
     subject_adapter,
 )
-from pgen.training.subject import train_subject
-from pgen.training.subject_artifacts import SubjectTrainingConfig
+from pgen.training.subject_artifacts import SubjectTrainingSettings
+from pgen.training.subject_trainer import train_subject
 
 PROMPTS_FILE = "prompts_and_classes.txt"
 LIVE_CLASSES = frozenset({"cat", "dog"})  # DreamBench's live subjects are its cats and dogs
@@ -112,12 +112,12 @@ def load_dreambench(root: str | Path, subjects: Sequence[str] | None = None) -> 
 
 
 @dataclass(frozen=True)
-class DreamBenchConfig:
+class DreamBenchSettings:
     methods: tuple[str, ...] = METHODS
     prompts_per_subject: int | None = None  # None: all 25
     images_per_prompt: int = 4
-    training: SubjectTrainingConfig = field(default_factory=SubjectTrainingConfig)
-    generation: ImageGenerationConfig = field(default_factory=ImageGenerationConfig)
+    training: SubjectTrainingSettings = field(default_factory=SubjectTrainingSettings)
+    generation: ImageGenerationSettings = field(default_factory=ImageGenerationSettings)
     ip_adapter: IPAdapterSpec | None = None  # None: h94/IP-Adapter for the model's family
     clip_model: str = DEFAULT_CLIP
     dino_model: str = DEFAULT_DINO
@@ -145,7 +145,7 @@ def _mean(values: Sequence[float]) -> float:
 def run_dreambench(
     bench: DreamBench,
     model: DiffusersImageModel,
-    config: DreamBenchConfig,
+    config: DreamBenchSettings,
     work_dir: str | Path,
 ) -> dict[str, Any]:
     """Personalize, generate and score every method on every subject. Images go under

@@ -45,7 +45,7 @@ METHODS = ("longer", "base", "user", "cohort", "cohort-similar", "global")
 
 
 @dataclass(frozen=True)
-class PrefsConfig:
+class PrefsSettings:
     users: int = 4  # the users with the most pairs
     train_pairs: int = 12  # per user, at most
     test_pairs: int = 8  # per user
@@ -95,7 +95,7 @@ def load_pairs(path: Path, max_prompt_chars: int) -> dict[str, list[Pair]]:
 
 
 def split_users(
-    pairs: dict[str, list[Pair]], config: PrefsConfig
+    pairs: dict[str, list[Pair]], config: PrefsSettings
 ) -> dict[str, tuple[list[Pair], list[Pair]]]:
     """The users with the most pairs (ties by id); per user a seeded train/test split."""
     ranked = sorted(pairs, key=lambda u: (-len(pairs[u]), u))[: config.users]
@@ -155,7 +155,7 @@ def similar_cohorts(
 
 
 def run_prefs(
-    model: TextModel, path: Path, config: PrefsConfig, embedder: Embedder | None = None
+    model: TextModel, path: Path, config: PrefsSettings, embedder: Embedder | None = None
 ) -> dict[str, Any]:
     """Per-user test-pair correctness of every method, the cohorts each user got, and
     training seconds per adapter. ``embedder``: the space of ``cohort-similar`` (None:

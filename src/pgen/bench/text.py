@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pgen.bench.text_adapters import ADAPTER_STRATEGIES, train_adapters
+from pgen.bench.text_adapter_runs import ADAPTER_STRATEGIES, train_adapters
 from pgen.bench.text_plan import (
     CACHE_FILE,
     BenchPlan,
@@ -40,7 +40,7 @@ from pgen.evaluate.answers import (
 from pgen.evaluate.benchmarks import Example, TaskData, excluded_counts
 from pgen.evaluate.run_record import run_record
 from pgen.models.base import ChoiceModel
-from pgen.personalize import Request
+from pgen.personalize import TextRequest
 
 __all__ = ["CACHE_FILE", "BenchPlan", "Setting", "bench_text", "settings_grid"]
 
@@ -54,10 +54,10 @@ def fill_store(engine: Engine, examples: list[Example]) -> None:
     engine.store.add(records)
 
 
-def _request(example: Example, setting: Setting) -> Request:
+def _request(example: Example, setting: Setting) -> TextRequest:
     if setting.retriever is None:
-        return Request(example.user_id, example.instruction, strategy=setting.strategy)
-    return Request(
+        return TextRequest(example.user_id, example.instruction, strategy=setting.strategy)
+    return TextRequest(
         example.user_id,
         example.instruction,
         strategy=setting.strategy,
@@ -82,7 +82,7 @@ Answer = tuple[str, list[str], list[float] | None]  # text, provenance, label sc
 
 
 def answer(
-    engine: Engine, requests: list[Request], data: TaskData, plan: BenchPlan
+    engine: Engine, requests: list[TextRequest], data: TaskData, plan: BenchPlan
 ) -> list[Answer]:
     """(answer, provenance, label scores) per request: generated, or in a choice mode the
     label the model finds most likely as its reply to the same prompt, with every label's
@@ -257,7 +257,7 @@ def bench_text(
     """Generate (resuming), write predictions, score, and write metrics.json + report."""
     from pgen.evaluate.benchmarks import metrics_for
     from pgen.evaluate.report import markdown, plot
-    from pgen.evaluate.results import score
+    from pgen.evaluate.scoring import score
 
     if plan.answers in CHOICE_MODES and not data.spec.labels:
         raise ValueError(

@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgen.bench.text_adapters import ADAPTER_STRATEGIES, AdapterCaps
+from pgen.bench.text_adapter_runs import ADAPTER_STRATEGIES, AdapterCaps
 from pgen.evaluate.answers import CHOICE, CHOICE_MODES
 from pgen.evaluate.benchmarks import TaskData
-from pgen.evaluate.results import BASELINE
-from pgen.models.base import GenerationConfig
+from pgen.evaluate.scoring import BASELINE
+from pgen.models.base import GenerationSettings
 
 CACHE_FILE = "cache.jsonl"
 # The code that ranks a user's documents: its constants (BM25's k1 and b, the RRF depth)
@@ -85,7 +85,7 @@ class BenchPlan:
     answers: str = "raw"  # "first-label": read label answers out of chatty text (not LaMP's rule)
     embed_model: str = ""  # the dense retriever's embedding model, keyed for dense settings
     extra: dict[str, Any] = field(default_factory=dict)  # recorded, not keyed
-    # Decoding beyond the token cap: GenerationConfig's defaults (plain greedy, seed 0)
+    # Decoding beyond the token cap: GenerationSettings's defaults (plain greedy, seed 0)
     # unless the command line asks; keyed and recorded through ``generation()``.
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
@@ -96,8 +96,8 @@ class BenchPlan:
     adapter_caps: AdapterCaps = field(default_factory=AdapterCaps)
     run_dir: Path | None = None  # where the dpo pairs' base answers are cached
 
-    def generation(self) -> GenerationConfig:
-        return GenerationConfig.from_settings(self)
+    def generation(self) -> GenerationSettings:
+        return GenerationSettings.from_settings(self)
 
 
 @dataclass

@@ -45,7 +45,7 @@ def _bertscore_options(parser: Any) -> None:
 
 
 def _decoding_options(parser: Any) -> None:
-    """Decoding flags of ``bench text``. Their defaults are GenerationConfig's (plain
+    """Decoding flags of ``bench text``. Their defaults are GenerationSettings's (plain
     greedy), not the configured ones of ``pgen generate``: scores stay comparable with
     published greedy results unless a run asks otherwise, and each run records its own."""
     parser.add_argument(
@@ -63,7 +63,7 @@ def _decoding_options(parser: Any) -> None:
 
 def _adapter_options(parser: Any) -> None:
     """Caps on per-user training for lora, lora+rag and dpo (CPU cost); keyed and recorded."""
-    from pgen.bench.text_adapters import AdapterCaps
+    from pgen.bench.text_adapter_runs import AdapterCaps
 
     caps = AdapterCaps()
     parser.add_argument(
@@ -82,7 +82,7 @@ def _adapter_options(parser: Any) -> None:
 
 
 def adapter_caps(args: argparse.Namespace) -> Any:
-    from pgen.bench.text_adapters import AdapterCaps
+    from pgen.bench.text_adapter_runs import AdapterCaps
 
     if args.profile_items < 1 or args.train_max_length < 8 or args.train_epochs < 1:
         raise ValueError("--profile-items and --train-epochs must be >= 1, --train-max-length >= 8")

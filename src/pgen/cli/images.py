@@ -15,9 +15,9 @@ from pgen.personalize.subject import METHODS, TRAINERS
 
 if TYPE_CHECKING:
     from pgen.engine import Engine
-    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
+    from pgen.models.image import DiffusersImageModel, ImageGenerationSettings
     from pgen.personalize.subject import IPAdapterSpec
-    from pgen.training.subject_artifacts import SubjectTrainingConfig
+    from pgen.training.subject_artifacts import SubjectTrainingSettings
 
 # Torch and diffusers load inside the handlers: `pgen --help` must stay fast. Choices come
 # from the strategy registry and the subject methods, never copied here.
@@ -37,11 +37,11 @@ def _engine(args: argparse.Namespace, config: Config) -> Engine:
     return Engine.open(config, image_model=lambda: _model(args, config))
 
 
-def _sampling(args: argparse.Namespace) -> ImageGenerationConfig:
-    from pgen.models.image import ImageGenerationConfig
+def _sampling(args: argparse.Namespace) -> ImageGenerationSettings:
+    from pgen.models.image import ImageGenerationSettings
 
     return settings_from(
-        ImageGenerationConfig,
+        ImageGenerationSettings,
         args,
         guidance_scale=args.guidance,
         height=args.size,
@@ -95,10 +95,10 @@ def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
     )
 
 
-def _training(args: argparse.Namespace) -> SubjectTrainingConfig:
-    from pgen.training.subject_artifacts import SubjectTrainingConfig
+def _training(args: argparse.Namespace) -> SubjectTrainingSettings:
+    from pgen.training.subject_artifacts import SubjectTrainingSettings
 
-    return SubjectTrainingConfig(
+    return SubjectTrainingSettings(
         steps=args.train_steps,
         learning_rate=args.lr,
         rank=args.rank,
@@ -127,7 +127,7 @@ def cmd_train_subject(args: argparse.Namespace, config: Config) -> None:
 
 def cmd_bench_dreambench(args: argparse.Namespace, config: Config) -> None:
     from pgen.bench.dreambench import (
-        DreamBenchConfig,
+        DreamBenchSettings,
         format_table,
         load_dreambench,
         run_dreambench,
@@ -141,7 +141,7 @@ def cmd_bench_dreambench(args: argparse.Namespace, config: Config) -> None:
     bench = load_dreambench(args.data, args.subjects.split(",") if args.subjects else None)
     model = _model(args, config)
     device = args.device or config.device
-    run = DreamBenchConfig(
+    run = DreamBenchSettings(
         methods=tuple(args.methods.split(",")),
         prompts_per_subject=args.prompts,
         images_per_prompt=args.images_per_prompt,

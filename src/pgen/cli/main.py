@@ -23,7 +23,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.evaluate",
     "pgen.cli.images",
     "pgen.cli.recommend",
-    "pgen.cli.training",
+    "pgen.cli.train",
     "pgen.cli.photos",
     "pgen.cli.serve",
 )

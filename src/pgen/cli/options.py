@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pgen.config import Config, GenerationConfig, settings_from
+from pgen.config import Config, GenerationSettings, settings_from
 
 
 def positive(text: str) -> int:
@@ -40,9 +40,9 @@ def existing_file(text: str) -> Path:
     return path
 
 
-def generation_settings(args: argparse.Namespace, config: Config) -> GenerationConfig:
+def generation_settings(args: argparse.Namespace, config: Config) -> GenerationSettings:
     """The config's decoding settings with the command line's on top."""
-    return settings_from(GenerationConfig, config, args)
+    return settings_from(GenerationSettings, config, args)
 
 
 def add_decoding_options(p: argparse.ArgumentParser) -> None:

@@ -42,11 +42,11 @@ def _allowed(args: argparse.Namespace) -> list[Path]:
 def _photo_components(args: argparse.Namespace, config: Config) -> dict[str, Any]:
     """The engine's vision components as this command's flags name them (vision model,
     image embedders, allowed folders, calibration, negative pool, reply length)."""
-    from pgen.config import GenerationConfig
+    from pgen.config import GenerationSettings
     from pgen.factory import Lazy
     from pgen.models.image_embedding import ImageEmbedder, TextImageEmbedder, load_image_embedder
     from pgen.usermodel.concepts import Calibration
-    from pgen.usermodel.photos import PhotoMemory
+    from pgen.usermodel.photo_memory import PhotoMemory
 
     config.apply_threads()
     spec = (
@@ -91,7 +91,7 @@ def _photo_components(args: argparse.Namespace, config: Config) -> dict[str, Any
     return {
         "vision_model": vision_model,
         "photos": photos,
-        "generation": GenerationConfig.from_settings(config, max_new_tokens=length),
+        "generation": GenerationSettings.from_settings(config, max_new_tokens=length),
     }
 
 
@@ -124,9 +124,9 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_train_concept(args: argparse.Namespace, config: Config) -> None:
-    from pgen.training.concept_tokens import ConceptTokenConfig
+    from pgen.training.concept_tokens import ConceptTokenSettings
 
-    training = settings_from(ConceptTokenConfig, args, learning_rate=args.lr)
+    training = settings_from(ConceptTokenSettings, args, learning_rate=args.lr)
     folder = _run(
         args,
         config,
@@ -151,7 +151,11 @@ def cmd_search_photos(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
-    from pgen.bench.concepts import ConceptsBenchConfig, format_table, run_concepts_bench
+    from pgen.bench.concept_recognition import (
+        ConceptsBenchSettings,
+        format_table,
+        run_concepts_bench,
+    )
     from pgen.bench.dreambench import load_dreambench
     from pgen.models.image_embedding import load_image_embedder
     from pgen.usermodel.concepts import ImageVectors
@@ -164,7 +168,7 @@ def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
     config.apply_threads()
     bench = load_dreambench(args.data, args.subjects.split(",") if args.subjects else None)
     embedder = load_image_embedder(args.image_embedder, args.device or config.device)
-    run = ConceptsBenchConfig(
+    run = ConceptsBenchSettings(
         references=args.references, folds=args.folds, repeats=args.repeats, seed=args.seed
     )
     result = run_concepts_bench(bench, ImageVectors(embedder), run)
@@ -173,7 +177,7 @@ def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.vision_model:
         from pgen.bench.captions import run_caption_bench
-        from pgen.models.base import GenerationConfig
+        from pgen.models.base import GenerationSettings
         from pgen.models.vision import load_vision_model
 
         model = load_vision_model(args.vision_model, device=args.device or config.device)
@@ -185,7 +189,7 @@ def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
             strategies=args.caption_strategies.split(","),
             references=args.references,
             token_steps=args.token_steps,
-            generation=GenerationConfig(max_new_tokens=args.max_new_tokens),
+            generation=GenerationSettings(max_new_tokens=args.max_new_tokens),
         )
         result["captions"]["vision_model"] = model.name
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -97,7 +97,7 @@ def register(commands: Any, bench: Any) -> None:
 
 
 def cmd_bench_memory(args: argparse.Namespace, config: Config) -> None:
-    from pgen.bench.memory import run
+    from pgen.bench.locomo import run
 
     run(args, config)
 

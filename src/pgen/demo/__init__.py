@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pgen.config import Config
 from pgen.engine import Engine
-from pgen.models.base import GenerationConfig
-from pgen.personalize import Request
+from pgen.models.base import GenerationSettings
+from pgen.personalize import TextRequest
 from pgen.results import Generation
 
 INSTRUCTION = "Write a short post about how you spent your weekend."
@@ -53,13 +53,13 @@ def run_demo(config: Config, *, max_new_tokens: int = 64) -> str:
         requests = [
             # hybrid: BM25's word matches fused with MiniLM's meaning, so a user whose posts
             # share no word with the instruction still gets their closest ones.
-            Request(
+            TextRequest(
                 user_id=user, instruction=INSTRUCTION, strategy=strategy, k=2, retriever="hybrid"
             )
             for user in users
             for strategy in STRATEGIES
         ]
-        settings = GenerationConfig(max_new_tokens=max_new_tokens, repetition_penalty=1.15)
+        settings = GenerationSettings(max_new_tokens=max_new_tokens, repetition_penalty=1.15)
         outputs = engine.generate_many(requests, settings, progress=True)
         report = []
         for index, user in enumerate(users):

@@ -1,5 +1,5 @@
 """Foundation model backends: text, embedding (and image, behind the same protocols)."""
 
-from pgen.models.base import Chat, Embedder, GenerationConfig, Message, TextModel
+from pgen.models.base import Chat, Embedder, GenerationSettings, Message, TextModel
 
-__all__ = ["Chat", "Embedder", "GenerationConfig", "Message", "TextModel"]
+__all__ = ["Chat", "Embedder", "GenerationSettings", "Message", "TextModel"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_che
 import numpy as np
 
 from pgen.config import (
-    GenerationConfig as GenerationConfig,  # re-exported: decoding is a model setting
+    GenerationSettings as GenerationSettings,  # re-exported: decoding is a model setting
 )
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class TextModel(Protocol):
     def generate(
         self,
         chats: list[Chat],
-        config: GenerationConfig | None = None,
+        config: GenerationSettings | None = None,
         adapters: Sequence[AdapterRef | None] | None = None,
     ) -> list[str]:
         """One reply per chat, generated in batches. ``adapters[i]`` (when given) is the
@@ -86,7 +86,7 @@ class StreamingTextModel(TextModel, Protocol):
     def generate(
         self,
         chats: list[Chat],
-        config: GenerationConfig | None = None,
+        config: GenerationSettings | None = None,
         adapters: Sequence[AdapterRef | None] | None = None,
         *,
         sinks: Sequence[TextSink | None] | None = None,
@@ -134,7 +134,7 @@ class Embedder(Protocol):
 
 
 @dataclass(frozen=True)
-class ImageGenerationConfig:
+class ImageGenerationSettings:
     """Sampling settings. Image ``k`` of every prompt uses seed ``seed + k``, so two methods
     compared at the same seed start from the same noise."""
 
@@ -155,7 +155,7 @@ class ImageModel(Protocol):
     name: str
 
     def generate(
-        self, prompts: Sequence[str], config: ImageGenerationConfig | None = None
+        self, prompts: Sequence[str], config: ImageGenerationSettings | None = None
     ) -> list[Image.Image]:
         """``images_per_prompt`` images for each prompt, prompt by prompt."""
         ...
@@ -163,7 +163,7 @@ class ImageModel(Protocol):
     def render(
         self,
         prompt: str,
-        config: ImageGenerationConfig | None = None,
+        config: ImageGenerationSettings | None = None,
         adapter: AdapterRef | None = None,
         blend: tuple[str, float] | None = None,
     ) -> list[Image.Image]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextModel, TextSink, streams
+from pgen.models.base import AdapterRef, Chat, GenerationSettings, TextModel, TextSink, streams
 
 log = logging.getLogger("pgen.models")
 
@@ -62,7 +62,7 @@ class ReplyFeed:
 def generate_to_sinks(
     model: TextModel,
     chats: list[Chat],
-    settings: GenerationConfig,
+    settings: GenerationSettings,
     adapters: Sequence[AdapterRef | None] | None,
     sinks: Sequence[TextSink | None] | None,
 ) -> list[str]:

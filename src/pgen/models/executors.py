@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pgen.models.base import BASE_ADAPTER, AdapterRef, Chat, GenerationConfig, TextModel, TextSink
+from pgen.models.base import BASE_ADAPTER, AdapterRef, Chat, GenerationSettings, TextModel, TextSink
 from pgen.models.deltas import generate_to_sinks
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig
+    from pgen.models.image import DiffusersImageModel, ImageGenerationSettings
     from pgen.models.vision import VisionChat, VisionLanguageModel
 
 
@@ -52,7 +52,7 @@ class VisionChatPlan(Protocol):
 def execute_text(
     model: TextModel,
     plans: Sequence[ChatPlan],
-    settings: GenerationConfig,
+    settings: GenerationSettings,
     sinks: Sequence[TextSink | None] | None = None,
 ) -> list[Executed]:
     """One batch whatever the users' adapters: the backend applies each to its row only.
@@ -68,7 +68,7 @@ def execute_text(
 
 
 def render_plan(
-    model: DiffusersImageModel, plan: PromptPlan, config: ImageGenerationConfig | None
+    model: DiffusersImageModel, plan: PromptPlan, config: ImageGenerationSettings | None
 ) -> list[Image.Image]:
     """The images of one plan: its prompt (or, when it blends a preference into the
     conditioning, the instruction and the preference) with its adapter applied for this
@@ -80,7 +80,7 @@ def render_plan(
 def execute_image(
     model: DiffusersImageModel,
     plans: Sequence[PromptPlan],
-    settings: ImageGenerationConfig | None,
+    settings: ImageGenerationSettings | None,
     sinks: Sequence[TextSink | None] | None = None,
 ) -> list[Executed]:
     """One plan at a time: an image must not depend on its batch mates. The output's text
@@ -91,7 +91,7 @@ def execute_image(
 def execute_vision(
     model: VisionLanguageModel,
     plans: Sequence[VisionChatPlan],
-    settings: GenerationConfig,
+    settings: GenerationSettings,
     sinks: Sequence[TextSink | None] | None = None,
 ) -> list[Executed]:
     """Answers about photos; a plan with soft tokens (learned concept tokens) needs a

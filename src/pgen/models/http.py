@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from pgen.errors import UpstreamError
-from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextSink
+from pgen.models.base import AdapterRef, Chat, GenerationSettings, TextSink
 from pgen.models.deltas import ReplyFeed
 
 # Without the server's tokenizer, budgets count characters. English averages about four
@@ -78,7 +78,7 @@ class OpenAITextModel:
     def _complete(
         self,
         chat: Chat,
-        config: GenerationConfig,
+        config: GenerationSettings,
         adapter: AdapterRef | None,
         sink: TextSink | None = None,
     ) -> str:
@@ -88,7 +88,7 @@ class OpenAITextModel:
         return self.complete_messages(messages, config, adapter)
 
     def _body(
-        self, messages: list[dict[str, Any]], config: GenerationConfig, adapter: AdapterRef | None
+        self, messages: list[dict[str, Any]], config: GenerationSettings, adapter: AdapterRef | None
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             # vLLM serves each LoRA adapter as a model of its own name (--lora-modules
@@ -107,7 +107,7 @@ class OpenAITextModel:
     def complete_messages(
         self,
         messages: list[dict[str, Any]],
-        config: GenerationConfig,
+        config: GenerationSettings,
         adapter: AdapterRef | None = None,
     ) -> str:
         """One reply to messages in the API's own form, where content may be a list of
@@ -129,7 +129,7 @@ class OpenAITextModel:
     def _streamed(
         self,
         messages: list[dict[str, Any]],
-        config: GenerationConfig,
+        config: GenerationSettings,
         adapter: AdapterRef | None,
         feed: ReplyFeed,
     ) -> str:
@@ -155,14 +155,14 @@ class OpenAITextModel:
     def generate(
         self,
         chats: list[Chat],
-        config: GenerationConfig | None = None,
+        config: GenerationSettings | None = None,
         adapters: Sequence[AdapterRef | None] | None = None,
         *,
         sinks: Sequence[TextSink | None] | None = None,
     ) -> list[str]:
         """One reply per chat; a chat with a sink (``sinks[i]``) is streamed from the
         server and its text handed on as it comes."""
-        settings = config or GenerationConfig()
+        settings = config or GenerationSettings()
         per_chat = list(adapters) if adapters is not None else [None] * len(chats)
         per_sink = list(sinks) if sinks is not None else [None] * len(chats)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:

@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from PIL import Image
 
-from pgen.models.base import AdapterRef, ImageGenerationConfig, ImageModel
+from pgen.models.base import AdapterRef, ImageGenerationSettings, ImageModel
 
-__all__ = ["DiffusersImageModel", "ImageGenerationConfig", "ImageModel", "ImageOutput"]
+__all__ = ["DiffusersImageModel", "ImageGenerationSettings", "ImageModel", "ImageOutput"]
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -72,7 +72,7 @@ class DiffusersImageModel:
         return int(self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor)
 
     # -- generation -------------------------------------------------------------------
-    def _call(self, config: ImageGenerationConfig, **inputs: Any) -> list[Image.Image]:
+    def _call(self, config: ImageGenerationSettings, **inputs: Any) -> list[Image.Image]:
         """One pipeline call for one prompt (text or embeddings)."""
         n = config.images_per_prompt
         # CPU generators give the same noise on every device for the same seed.
@@ -92,11 +92,11 @@ class DiffusersImageModel:
     def generate(
         self,
         prompts: Sequence[str],
-        config: ImageGenerationConfig | None = None,
+        config: ImageGenerationSettings | None = None,
         *,
         ip_adapter_images: Sequence[Image.Image] | None = None,
     ) -> list[Image.Image]:
-        config = config or ImageGenerationConfig()
+        config = config or ImageGenerationSettings()
         images: list[Image.Image] = []
         # One prompt per call: the images of a prompt must not depend on its batch mates.
         for prompt in prompts:
@@ -126,13 +126,13 @@ class DiffusersImageModel:
         target: str,
         preference: str,
         weight: float,
-        config: ImageGenerationConfig | None = None,
+        config: ImageGenerationSettings | None = None,
     ) -> list[Image.Image]:
         """Images conditioned on ``(1 - weight) * E(target) + weight * E(preference)``,
         where E is the text encoder: the preference/target mix of PMG."""
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"weight must be between 0 and 1, got {weight}")
-        config = config or ImageGenerationConfig()
+        config = config or ImageGenerationSettings()
         target_inputs = self.encode(target, config.negative_prompt)
         preference_inputs = self.encode(preference, config.negative_prompt)
         inputs = {
@@ -180,7 +180,7 @@ class DiffusersImageModel:
     def render(
         self,
         prompt: str,
-        config: ImageGenerationConfig | None = None,
+        config: ImageGenerationSettings | None = None,
         adapter: AdapterRef | None = None,
         blend: tuple[str, float] | None = None,
     ) -> list[Image.Image]:

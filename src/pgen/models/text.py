@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from pgen.config import DEFAULT_TEXT_MODEL, Config
-from pgen.models.base import AdapterRef, Chat, GenerationConfig, TextModel, TextSink
+from pgen.models.base import AdapterRef, Chat, GenerationSettings, TextModel, TextSink
 from pgen.models.deltas import ReplyFeed, reply_text, whole_characters
 from pgen.models.http import OpenAITextModel
 from pgen.models.text_adapters import AdapterCache
@@ -146,14 +146,14 @@ class TransformersTextModel:
     def generate(
         self,
         chats: list[Chat],
-        config: GenerationConfig | None = None,
+        config: GenerationSettings | None = None,
         adapters: Sequence[AdapterRef | None] | None = None,
         *,
         sinks: Sequence[TextSink | None] | None = None,
     ) -> list[str]:
         """One reply per chat; ``sinks[i]`` (when given) receives reply i as it is decoded,
         in deltas that join up to exactly the reply returned."""
-        config = config or GenerationConfig()
+        config = config or GenerationSettings()
         refs = list(adapters) if adapters is not None else [None] * len(chats)
         feeds = [None if s is None else ReplyFeed(s) for s in sinks or [None] * len(chats)]
         if len(refs) != len(chats) or len(feeds) != len(chats):
@@ -177,7 +177,7 @@ class TransformersTextModel:
     def _generate_batch(
         self,
         prompts: list[str],
-        config: GenerationConfig,
+        config: GenerationSettings,
         refs: list[AdapterRef | None],
         feeds: list[ReplyFeed | None],
     ) -> list[str]:
@@ -272,7 +272,7 @@ class TransformersTextModel:
         return result
 
 
-def _decoding_options(config: GenerationConfig) -> dict[str, Any]:
+def _decoding_options(config: GenerationSettings) -> dict[str, Any]:
     """``generate`` keyword arguments for the decoding settings (greedy when temperature 0)."""
     options: dict[str, Any] = {"max_new_tokens": config.max_new_tokens}
     if config.repetition_penalty != 1.0:

@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
-from pgen.models.base import GenerationConfig, Role
+from pgen.models.base import GenerationSettings, Role
 
 MAX_SIDE = 1024  # images sent to a server are shrunk to this side: servers resize anyway
 
@@ -43,7 +43,7 @@ class VisionLanguageModel(Protocol):
     name: str
 
     def generate(
-        self, chats: Sequence[VisionChat], config: GenerationConfig | None = None
+        self, chats: Sequence[VisionChat], config: GenerationSettings | None = None
     ) -> list[str]:
         """One reply per chat."""
         ...
@@ -148,14 +148,14 @@ class TransformersVisionModel:
     def generate(
         self,
         chats: Sequence[VisionChat],
-        config: GenerationConfig | None = None,
+        config: GenerationSettings | None = None,
         soft_tokens: Sequence[Any | None] | None = None,
     ) -> list[str]:
         """One reply per chat; ``soft_tokens``: per chat, vectors for its placeholder slots."""
         from pgen.models.text import _decoding_options
 
         torch = self._torch
-        settings = config or GenerationConfig()
+        settings = config or GenerationSettings()
         tokenizer = self.processor.tokenizer
         replies: list[str] = []
         for start in range(0, len(chats), self.batch_size):
@@ -221,9 +221,9 @@ class OpenAIVisionModel:
         self.concurrency = concurrency
 
     def generate(
-        self, chats: Sequence[VisionChat], config: GenerationConfig | None = None
+        self, chats: Sequence[VisionChat], config: GenerationSettings | None = None
     ) -> list[str]:
-        settings = config or GenerationConfig()
+        settings = config or GenerationSettings()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(
                 pool.map(

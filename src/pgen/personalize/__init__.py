@@ -10,16 +10,15 @@ from pgen.personalize.base import (
     Modality,
     NoPersonalization,
     Provenance,
-    Request,
     Strategy,
     TextPlan,
     TextRequest,
     Tools,
     VisionPlan,
 )
-from pgen.personalize.concepts import Concepts, ConceptTokens, NoConcepts
 from pgen.personalize.keywords import ImageBaseline, KeywordsStrategy
 from pgen.personalize.lora import adapter_strategies
+from pgen.personalize.photo_concepts import Concepts, ConceptTokens, NoConcepts
 from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
@@ -48,7 +47,6 @@ __all__ = [
     "ImageRequest",
     "Modality",
     "Provenance",
-    "Request",
     "Strategy",
     "TextPlan",
     "TextRequest",

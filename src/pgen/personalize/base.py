@@ -32,9 +32,6 @@ RequestT = TypeVar("RequestT")
 ToolsT = TypeVar("ToolsT", contravariant=True)
 PlanT = TypeVar("PlanT")
 
-# Earlier names, kept for code written against them.
-Request = TextRequest
-
 
 class Strategy(Protocol[RequestT, ToolsT, PlanT]):
     """How personalization enters generation for one modality."""
@@ -94,7 +91,6 @@ __all__ = [
     "Modality",
     "NoPersonalization",
     "Provenance",
-    "Request",
     "Strategy",
     "TextPlan",
     "TextRequest",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgen.context.base import ContextStore
 from pgen.context.records import Item
-from pgen.models.base import Chat, GenerationConfig, Message, TextModel
+from pgen.models.base import Chat, GenerationSettings, Message, TextModel
 from pgen.personalize.base import (
     ImagePlan,
     ImageRequest,
@@ -26,18 +26,18 @@ from pgen.personalize.base import (
 )
 
 if TYPE_CHECKING:
-    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
+    from pgen.models.image import DiffusersImageModel, ImageGenerationSettings, ImageOutput
 
 
 @dataclass(frozen=True)
-class KeywordsConfig:
+class KeywordsSettings:
     weight: float = 0.3  # share of the preference in the conditioning
     max_items: int = 20  # most recent interacted items shown to the text model
     max_keywords: int = 8
     item_tokens: int = 48  # each item's text is cut to this many tokens
     min_rating: float | None = None  # skip items the user rated below this
-    generation: GenerationConfig = field(
-        default_factory=lambda: GenerationConfig(max_new_tokens=48)
+    generation: GenerationSettings = field(
+        default_factory=lambda: GenerationSettings(max_new_tokens=48)
     )
 
 
@@ -61,7 +61,7 @@ class KeywordsPlan:
         return ", ".join([self.instruction, *self.keywords])
 
 
-def preference_items(store: ContextStore, user_id: str, config: KeywordsConfig) -> list[Item]:
+def preference_items(store: ContextStore, user_id: str, config: KeywordsSettings) -> list[Item]:
     """The user's most recently interacted distinct items, newest first."""
     chosen: list[str] = []
     for interaction in reversed(store.interactions(user_id)):
@@ -78,7 +78,7 @@ def preference_items(store: ContextStore, user_id: str, config: KeywordsConfig) 
     return [found[item_id] for item_id in chosen if item_id in found]
 
 
-def keywords_chat(items: list[Item], model: TextModel, config: KeywordsConfig) -> Chat:
+def keywords_chat(items: list[Item], model: TextModel, config: KeywordsSettings) -> Chat:
     lines = []
     for item in items:
         text = model.truncate(" ".join(item.text.split()), config.item_tokens)
@@ -115,9 +115,9 @@ def plan_keywords(
     user_id: str,
     instruction: str,
     text_model: TextModel,
-    config: KeywordsConfig | None = None,
+    config: KeywordsSettings | None = None,
 ) -> KeywordsPlan:
-    config = config or KeywordsConfig()
+    config = config or KeywordsSettings()
     if not 0.0 <= config.weight <= 1.0:
         raise ValueError(f"keywords weight must be between 0 and 1, got {config.weight}")
     items = preference_items(store, user_id, config)
@@ -138,8 +138,8 @@ class KeywordsStrategy:
     retrieves = False
     adapter_kind: str | None = None
 
-    def __init__(self, config: KeywordsConfig | None = None) -> None:
-        self.config = config or KeywordsConfig()
+    def __init__(self, config: KeywordsSettings | None = None) -> None:
+        self.config = config or KeywordsSettings()
 
     def prepare(self, requests: list[ImageRequest], tools: Tools) -> list[ImagePlan]:
         prepared = []
@@ -191,14 +191,14 @@ def generate_keywords(
     instruction: str,
     text_model: TextModel,
     image_model: DiffusersImageModel,
-    image_config: ImageGenerationConfig | None = None,
-    config: KeywordsConfig | None = None,
+    image_config: ImageGenerationSettings | None = None,
+    config: KeywordsSettings | None = None,
 ) -> ImageOutput:
     """Images for the instruction, leaning toward the user's inferred taste, outside an
     engine: the same strategy and rendering as ``Engine.generate_image``."""
     from pgen.models.image import ImageOutput
 
-    config = config or KeywordsConfig()
+    config = config or KeywordsSettings()
     tools = image_tools(store, image_model, lambda: text_model)
     request = ImageRequest(user_id, instruction, "keywords", keywords_weight=config.weight)
     prepared = KeywordsStrategy(config).prepare([request], tools)[0]

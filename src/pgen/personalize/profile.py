@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from pgen.context.base import ContextStore
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 from pgen.personalize.base import Modality, Provenance, TextPlan, TextRequest, Tools, chat
 from pgen.personalize.prompts import pack_documents, remaining_budget
 
@@ -82,7 +82,7 @@ class ProfileSummary:
             else:
                 found[user_id] = ("", [])
         if todo:
-            settings = GenerationConfig(max_new_tokens=SUMMARY_TOKENS, repetition_penalty=1.15)
+            settings = GenerationSettings(max_new_tokens=SUMMARY_TOKENS, repetition_penalty=1.15)
             texts = tools.text_model.generate([chat(prompt) for *_, prompt in todo], settings)
             for (user_id, digest, used, _), reply in zip(todo, texts, strict=True):
                 text = whole_sentences(reply)

@@ -28,10 +28,10 @@ from pgen.personalize.base import (
 )
 
 if TYPE_CHECKING:
-    from pgen.models.image import DiffusersImageModel, ImageGenerationConfig, ImageOutput
+    from pgen.models.image import DiffusersImageModel, ImageGenerationSettings, ImageOutput
 
 # Trained methods, best first (the default when a request names none); their trainers are
-# registered in ``pgen.training.subject``.
+# registered in ``pgen.training.subject_trainer``.
 TRAINERS = ("dreambooth-lora", "textual-inversion")
 IP_ADAPTER = "ip-adapter"
 METHODS = (*TRAINERS, IP_ADAPTER)
@@ -215,7 +215,7 @@ def generate_subject(
     user_id: str,
     instruction: str,
     model: DiffusersImageModel,
-    config: ImageGenerationConfig | None = None,
+    config: ImageGenerationSettings | None = None,
     subject_name: str | None = None,
     method: str | None = None,
     ip_adapter: IPAdapterSpec | None = None,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pgen.models.base import GenerationConfig, Message, TextModel
+from pgen.models.base import GenerationSettings, Message, TextModel
 from pgen.recommend.protocol import Scorer, mask_history
 
 SYSTEM = "You are a recommender system. You answer with a ranked list of candidate numbers."
@@ -137,7 +137,7 @@ class LLMReranker:
         self.titles = titles
         self.candidates = candidates
         self.history = history
-        self.generation = GenerationConfig(max_new_tokens=max_new_tokens)
+        self.generation = GenerationSettings(max_new_tokens=max_new_tokens)
         self.answers: list[dict[str, Any]] = []  # prompts' outcomes, for the report
 
     def score(self, users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:

@@ -13,8 +13,8 @@ log = logging.getLogger("pgen")
 
 
 def forget_user(store: ContextStore, retrievers: Retrievers, user_id: str) -> dict[str, int]:
-    from pgen.recommend.forgetting import forget_user as forget_in_recommenders
-    from pgen.training.forgetting import forget_user_in_adapters
+    from pgen.recommend.unlearn import forget_user as forget_in_recommenders
+    from pgen.training.shared_adapters import forget_user_in_adapters
 
     # Saved recommenders first: they list the user even when the store no longer does
     # (a crash after an earlier delete), and the store then says "not found".

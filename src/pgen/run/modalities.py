@@ -23,11 +23,11 @@ from pgen.components import (
     VisionPlan,
     VisionTools,
 )
-from pgen.config import GenerationConfig
+from pgen.config import GenerationSettings
 from pgen.context.base import ContextStore
 from pgen.errors import InvalidRequest
 from pgen.factory import Lazy
-from pgen.models.base import ImageGenerationConfig, TextSink
+from pgen.models.base import ImageGenerationSettings, TextSink
 from pgen.models.executors import Executed, execute_image, execute_text, execute_vision
 from pgen.results import Answer, Generation, ImageGeneration
 from pgen.usermodel.retrievers import Retrievers
@@ -64,10 +64,10 @@ class Workbench:
     store: ContextStore
     retrievers: Retrievers
     load: Callable[[str], Any]
-    generation: GenerationConfig
+    generation: GenerationSettings
     prompt_tokens: int = 1024
 
-    def tools(self, generation: GenerationConfig | None = None, sampling: Any = None) -> Tools:
+    def tools(self, generation: GenerationSettings | None = None, sampling: Any = None) -> Tools:
         return Tools(
             self.store,
             self.retrievers,
@@ -295,7 +295,7 @@ def register_builtin_modalities() -> None:
         return
     register_modality(
         ModalitySpec(
-            "text", TextRequest, "text", GenerationConfig, execute_text, record=_text_record
+            "text", TextRequest, "text", GenerationSettings, execute_text, record=_text_record
         )
     )
     register_modality(
@@ -303,7 +303,7 @@ def register_builtin_modalities() -> None:
             "image",
             ImageRequest,
             "image",
-            ImageGenerationConfig,
+            ImageGenerationSettings,
             execute_image,
             tools=lambda bench, sampling: bench.tools(sampling=sampling),
             record=_image_record,
@@ -317,7 +317,7 @@ def register_builtin_modalities() -> None:
             "vision",
             AnswerRequest,
             "vision",
-            GenerationConfig,
+            GenerationSettings,
             execute_vision,
             tools=_vision_tools,
             check=_vision_check,

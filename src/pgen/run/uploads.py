@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pgen.context.base import ContextStore, IngestStats
-from pgen.context.derived import safe_name
 from pgen.context.ingest import IngestError, Located, check_items, read_records
 from pgen.context.records import Item, Subject
+from pgen.context.sqlite.artifact_folders import safe_name
 
 UPLOAD_PREFIX = "upload:"
 UPLOADS = "uploads"  # the artifact kind of uploaded images

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pgen.engine import Engine
-from pgen.models.base import GenerationConfig, TextSink
-from pgen.personalize import Request
+from pgen.models.base import GenerationSettings, TextSink
+from pgen.personalize import TextRequest
 from pgen.results import Generation
 
 
@@ -57,8 +57,8 @@ class _Relay:
 @dataclass
 class _Pending:
     engine: Engine
-    request: Request
-    settings: GenerationConfig
+    request: TextRequest
+    settings: GenerationSettings
     save: bool
     future: asyncio.Future[Generation]
     relay: _Relay | None = None
@@ -100,8 +100,8 @@ class Batcher:
     async def generate(
         self,
         engine: Engine,
-        request: Request,
-        settings: GenerationConfig,
+        request: TextRequest,
+        settings: GenerationSettings,
         save: bool = True,
         sink: TextSink | None = None,
     ) -> Generation:
@@ -142,7 +142,7 @@ class Batcher:
         while True:
             batch = await self._gather(self._queue)
             try:
-                groups: dict[tuple[int, GenerationConfig, bool], list[_Pending]] = {}
+                groups: dict[tuple[int, GenerationSettings, bool], list[_Pending]] = {}
                 for pending in batch:
                     key = (id(pending.engine), pending.settings, pending.save)
                     groups.setdefault(key, []).append(pending)

@@ -22,7 +22,7 @@ from pgen.errors import NotFound
 from pgen.models.base import TextSink
 from pgen.results import Generation
 from pgen.run.modalities import build_request
-from pgen.serve import records as http_records
+from pgen.serve import record_uploads as http_records
 from pgen.serve.deps import TenantEngine, TenantName, TheService
 from pgen.serve.errors import ApiError
 from pgen.serve.jobs import JobControl
@@ -211,12 +211,12 @@ async def compare(
 
 @router.post("/users/{user_id}/images", tags=["generation"])
 def generate_image(user_id: UserId, body: ImageBody, engine: TenantEngine) -> Any:
-    from pgen.models.base import ImageGenerationConfig
+    from pgen.models.base import ImageGenerationSettings
 
     request = ImageRequest(
         user_id, body.instruction, body.strategy, body.subject, body.method, body.keywords_weight
     )
-    result = engine.generate_image(request, settings_from(ImageGenerationConfig, body))
+    result = engine.generate_image(request, settings_from(ImageGenerationSettings, body))
     return plain(
         {
             "output_id": result.output_id,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pgen.config import settings_from
-from pgen.models.base import GenerationConfig
+from pgen.models.base import GenerationSettings
 
 MAX_TEXT = 20_000  # characters of an instruction or a query
 
@@ -24,8 +24,8 @@ class Decoding(Body):
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
-    def settings(self, base: GenerationConfig) -> GenerationConfig:
-        return settings_from(GenerationConfig, base, self)  # the body's settings on top
+    def settings(self, base: GenerationSettings) -> GenerationSettings:
+        return settings_from(GenerationSettings, base, self)  # the body's settings on top
 
 
 class RecordsBody(Body):

@@ -8,7 +8,7 @@ from pgen.training.registry import get_registered, register_trainer
 def register_builtin_trainers() -> None:
     from pgen.personalize.subject import TRAINERS
     from pgen.training.concept_tokens import ConceptTokenTrainer
-    from pgen.training.subject import SubjectTrainer
+    from pgen.training.subject_trainer import SubjectTrainer
     from pgen.training.text_methods import text_trainers
 
     if get_registered():

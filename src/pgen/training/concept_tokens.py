@@ -43,7 +43,7 @@ WEIGHTS = "tokens.safetensors"
 
 
 @dataclass(frozen=True)
-class ConceptTokenConfig:
+class ConceptTokenSettings:
     tokens: int = 4
     steps: int = 40
     learning_rate: float = 1e-2
@@ -66,12 +66,12 @@ def train_concept_tokens(
     class_word: str,
     positives: list[Image.Image],
     negatives: list[Image.Image],
-    config: ConceptTokenConfig | None = None,
+    config: ConceptTokenSettings | None = None,
 ) -> tuple[Any, list[float]]:
     """The learned (tokens, hidden) tensor and the loss of each step."""
     import torch
 
-    config = config or ConceptTokenConfig()
+    config = config or ConceptTokenSettings()
     if not positives:
         raise ValueError(f"concept {name!r}: no reference photos to learn tokens from")
     torch.manual_seed(config.seed)
@@ -174,9 +174,9 @@ class ConceptTokenTrainer:
         others = [p for s in subjects.values() if s.name != concept for p in s.image_paths]
         negatives = [open_image(p, photos.allowed) for p in others]
         negatives += [open_image(p) for p in photos.negative_pool]
-        config = request.settings or ConceptTokenConfig()
-        if not isinstance(config, ConceptTokenConfig):
-            raise TypeError("concept-tokens takes ConceptTokenConfig settings")
+        config = request.settings or ConceptTokenSettings()
+        if not isinstance(config, ConceptTokenSettings):
+            raise TypeError("concept-tokens takes ConceptTokenSettings settings")
         tokens, losses = train_concept_tokens(
             model, concept, subject.class_word, positives, negatives, config
         )

@@ -26,7 +26,7 @@ METADATA_FILE = META_FILE
 
 
 @dataclass(frozen=True)
-class SubjectTrainingConfig:
+class SubjectTrainingSettings:
     """Settings of one subject's training run. ``learning_rate`` None picks the method's
     usual value (1e-4 for LoRA, 5e-4 for textual inversion)."""
 
@@ -53,7 +53,7 @@ class TrainedSubject:
     token: str
     weights: str  # file name inside the artifact folder
     base_model: str
-    config: SubjectTrainingConfig
+    config: SubjectTrainingSettings
     losses: list[float]
 
     def write(self, folder: Path) -> dict[str, Any]:

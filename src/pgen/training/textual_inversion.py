@@ -25,7 +25,7 @@ from pgen.training.diffusion import (
 )
 from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.subject_artifacts import (
-    SubjectTrainingConfig,
+    SubjectTrainingSettings,
     TrainedSubject,
 )
 
@@ -50,7 +50,7 @@ def train_textual_inversion(
     model: DiffusersImageModel,
     subject: Subject,
     folder: Path,
-    config: SubjectTrainingConfig,
+    config: SubjectTrainingSettings,
     should_stop: StopCheck | None = None,
 ) -> dict[str, Any]:
     """Learn the token's embedding and save it into ``folder``; the model is left unchanged.

@@ -25,10 +25,10 @@ from pgen.context.base import (
     UserSummary,
 )
 from pgen.context.records import Document, Feedback, Interaction, Item, Record, Subject, User
-from pgen.context.sqlite.artifacts import SQLiteArtifacts
+from pgen.context.sqlite.artifact_folders import SQLiteArtifacts
 from pgen.context.sqlite.connection import BUSY_TIMEOUT_S, WRITE_WAIT_S, Database
-from pgen.context.sqlite.derived import SQLiteDerived
-from pgen.context.sqlite.records import SQLiteRecords
+from pgen.context.sqlite.derived_tables import SQLiteDerived
+from pgen.context.sqlite.record_tables import SQLiteRecords
 from pgen.context.sqlite.schema import USER_TABLES
 
 

@@ -14,14 +14,14 @@ from pgen.context.base import ContextStore
 from pgen.context.records import Subject
 from pgen.personalize.subject import TRAINERS, find_subject
 from pgen.training.stopping import StopCheck
-from pgen.training.subject_artifacts import METADATA_FILE, SubjectTrainingConfig
+from pgen.training.subject_artifacts import METADATA_FILE, SubjectTrainingSettings
 
 if TYPE_CHECKING:
     from pgen.models.image import DiffusersImageModel
     from pgen.training.registry import TrainRequest
 
 Trainer = Callable[
-    ["DiffusersImageModel", Subject, Path, SubjectTrainingConfig, StopCheck | None],
+    ["DiffusersImageModel", Subject, Path, SubjectTrainingSettings, StopCheck | None],
     dict[str, Any],
 ]
 
@@ -42,7 +42,7 @@ def train_subject(
     subject_name: str,
     model: DiffusersImageModel,
     method: str,
-    config: SubjectTrainingConfig | None = None,
+    config: SubjectTrainingSettings | None = None,
     should_stop: StopCheck | None = None,
 ) -> Path:
     """Train one of the user's subjects; returns the artifact folder (registered in the store,
@@ -58,7 +58,7 @@ def train_subject(
         if stale.is_file():
             stale.unlink()
     try:
-        _trainer(method)(model, subject, folder, config or SubjectTrainingConfig(), should_stop)
+        _trainer(method)(model, subject, folder, config or SubjectTrainingSettings(), should_stop)
     except BaseException:
         # A half-written artifact must not be picked up by generation later.
         (folder / METADATA_FILE).unlink(missing_ok=True)
@@ -78,9 +78,9 @@ class SubjectTrainer:
     def train(self, request: TrainRequest, tools: Tools) -> Path:
         if request.subject is None:
             raise ValueError(f"{self.method} trains a subject: name one (--subject)")
-        settings = request.settings or SubjectTrainingConfig()
-        if not isinstance(settings, SubjectTrainingConfig):
-            raise TypeError(f"{self.method} takes SubjectTrainingConfig settings")
+        settings = request.settings or SubjectTrainingSettings()
+        if not isinstance(settings, SubjectTrainingSettings):
+            raise TypeError(f"{self.method} takes SubjectTrainingSettings settings")
         if request.steps is not None:
             settings = replace(settings, steps=request.steps)
         return train_subject(

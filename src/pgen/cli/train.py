@@ -65,11 +65,11 @@ def cmd_train(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_bench_prefs(args: argparse.Namespace, config: Config) -> None:
-    from pgen.bench.prefs import PrefsConfig, report, run_prefs
+    from pgen.bench.prefs import PrefsSettings, report, run_prefs
     from pgen.factory import build_embedder, build_text_model
     from pgen.training.dpo import DpoSettings
 
-    settings = PrefsConfig(
+    settings = PrefsSettings(
         users=args.users,
         train_pairs=args.train_pairs,
         test_pairs=args.test_pairs,

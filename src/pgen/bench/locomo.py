@@ -26,7 +26,7 @@ import numpy as np
 from pgen.config import Config, settings_from
 from pgen.context.records import Document
 from pgen.engine import Engine
-from pgen.personalize.base import Request
+from pgen.personalize.base import TextRequest
 from pgen.run.conversation import MemorySettings, turn_document
 from pgen.serve.tenants import Tenants
 
@@ -229,7 +229,7 @@ def _answers(
     retriever (``memory``: the registered memory retriever), in the engine's batches; and
     by the instruction alone (``none``), the paired baseline. pgen's own time is that of
     building each prompt (retrieval and packing), timed apart from the model's."""
-    requests = [Request(user, q.text, "rag", args.k, args.retriever, None) for q in questions]
+    requests = [TextRequest(user, q.text, "rag", args.k, args.retriever, None) for q in questions]
     prepare_ms, used = [], []
     for request in requests:
         started = time.perf_counter()

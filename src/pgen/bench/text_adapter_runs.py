@@ -162,7 +162,7 @@ def base_answers(
     """The base model's greedy answers to the profile prompts, cached beside the bench's
     predictions (keyed by model, decoding and the prompt)."""
     from pgen.bench.text_plan import CACHE_FILE, Prediction, read_cache
-    from pgen.personalize import Request
+    from pgen.personalize import TextRequest
 
     path = plan.run_dir / CACHE_FILE if plan.run_dir else None
     key = rejected_key(data, plan)
@@ -170,7 +170,7 @@ def base_answers(
     ids = [_prompt_id(user_id, e.instruction) for e in examples]
     missing = [(i, e) for i, e in zip(ids, examples, strict=True) if i not in cached]
     if missing:
-        requests = [Request(user_id, e.instruction, strategy="none") for _, e in missing]
+        requests = [TextRequest(user_id, e.instruction, strategy="none") for _, e in missing]
         outputs = engine.generate_many(
             requests, generation=plan.generation(), save=False, batch_size=plan.batch_size
         )

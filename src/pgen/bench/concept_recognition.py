@@ -36,7 +36,7 @@ SAMPLES = 1000
 
 
 @dataclass(frozen=True)
-class ConceptsBenchConfig:
+class ConceptsBenchSettings:
     references: int = 3
     folds: int = 3
     repeats: int = 5  # fold assignments (the first in name order, then seeded shuffles)
@@ -150,7 +150,7 @@ def _pair_estimates(
 METHODS = ("per-concept", "per-concept+pool", "global")
 
 
-def _recognition(split: _Split, config: ConceptsBenchConfig) -> dict[str, Any]:
+def _recognition(split: _Split, config: ConceptsBenchSettings) -> dict[str, Any]:
     """Open-set recognition on subjects no fitting saw. The subjects are split into folds;
     for every ordered triple of distinct folds (fit, user, strangers): alpha and the global
     threshold are fit on the ``fit`` subjects as one user; a user holding the ``user``
@@ -242,9 +242,9 @@ def _paired_f1(
 
 
 def run_concepts_bench(
-    bench: DreamBench, vectors: ImageVectors, config: ConceptsBenchConfig | None = None
+    bench: DreamBench, vectors: ImageVectors, config: ConceptsBenchSettings | None = None
 ) -> dict[str, Any]:
-    config = config or ConceptsBenchConfig()
+    config = config or ConceptsBenchSettings()
     split = _split(bench, vectors, config.references)
     everyone = list(range(len(split.subjects)))
     scores = _memory(split, everyone, Calibration()).scores(split.queries)
