@@ -81,6 +81,9 @@ class Config:
     # ``sqlite:////absolute/path``, or another registered store's scheme), or a
     # {provider, settings} table (see pgen.factory).
     store: Path | str | dict[str, Any] | None = None
+    # Where per-user artifacts (adapters, images, uploads) live, apart from the database:
+    # a folder (None: beside the store's file, as <store>.artifacts).
+    artifacts: Path | None = None
     # "smollm2", a local folder, an HF id, a .gguf file, "openai:<model>@<base url>" for an
     # OpenAI-compatible server, or a {provider, settings} table (see pgen.factory).
     text_model: str | dict[str, Any] = DEFAULT_TEXT_MODEL
@@ -178,7 +181,7 @@ def _coerce(name: str, value: Any) -> Any:
         return value
     if name == "store" and isinstance(value, str) and "://" in value:
         return value  # a URL: its scheme names the provider (pgen.factory)
-    if name in ("home", "store"):
+    if name in ("home", "store", "artifacts"):
         return Path(value).expanduser()
     if name in _INTS + _FLOATS:
         kind = int if name in _INTS else float

@@ -288,10 +288,13 @@ def check_components(config: Config) -> None:
 
 
 # -- today's providers --------------------------------------------------------------------
-def _sqlite(config: Config, /, path: str | Path) -> ContextStore:
+def _sqlite(
+    config: Config, /, path: str | Path, artifacts: str | Path | None = None
+) -> ContextStore:
     from pgen.context.sqlite import SQLiteStore
 
-    return SQLiteStore(Path(path).expanduser())
+    root = artifacts or config.artifacts  # a folder apart from the database, when set
+    return SQLiteStore(Path(path).expanduser(), artifacts_root=root)
 
 
 def _smollm2(config: Config, /, **options: Any) -> TextModel:

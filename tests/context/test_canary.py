@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from pgen.cli import main
+from pgen.cli.main import main
 from tests.context.conftest import Backend, traces
 
 CANARY = "canaryuser0451"

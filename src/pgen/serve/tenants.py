@@ -140,7 +140,9 @@ class Tenants:
     def _open(self, tenant: str) -> Engine:
         folder = self.folder(tenant)
         folder.mkdir(parents=True, exist_ok=True)
-        store = build_store(replace(self.config, store=folder / "pgen.sqlite"))
+        # A tenant's artifacts are the tenant's too: their own folder, wherever they live.
+        artifacts = None if self.config.artifacts is None else self.config.artifacts / tenant
+        store = build_store(replace(self.config, store=folder / "pgen.sqlite", artifacts=artifacts))
         return Engine(
             store,
             self.text_model,
