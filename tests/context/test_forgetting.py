@@ -21,7 +21,12 @@ def test_delete_user_removes_rows_vectors_outputs_media_and_files(
     fill(store, "kept")
     folders = list(store.artifacts(GONE).values())
     assert traces(backend, home, GONE)  # the check can see them
+    held = store.row_counts(GONE)
+    assert held["documents"] == 3 and held["outputs"] == 1 and held["output_media"] == 1
+    assert store.row_counts("kept") == held  # the same context, counted per user
     counts = store.delete_user(GONE)
+    assert not any(store.row_counts(GONE).values())  # nothing of the user in any table
+    assert store.row_counts() == store.row_counts("kept")
     assert counts["outputs"] == 1 and counts["output_media"] == 1
     assert counts["embeddings"] == 2 and counts["artifacts"] == 2
     assert not store.has_user(GONE) and store.outputs(GONE) == []

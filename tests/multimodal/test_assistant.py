@@ -158,7 +158,7 @@ def test_bad_photos_fail_first_and_write_nothing(
         with pytest.raises(ImageInputError, match=why):
             assistant.answer("ann", path, "hi")
     assert store.outputs("ann") == []
-    assert not store._rows("SELECT 1 FROM image_embeddings")
+    assert store.row_counts()["image_embeddings"] == 0
     with pytest.raises(ValueError, match="unknown vision strategy 'tokens'"):
         assistant.answer("ann", cut, "hi", strategy="tokens")
 
@@ -179,12 +179,12 @@ def test_tiny_llava_end_to_end_and_delete_user_leaves_nothing(
     assert isinstance(answer.text, str)
     hits = assistant.search_photos("ann", "Rex", k=5)
     assert {h.doc_id for h in hits[:2]} == {"p1", "p2"}
-    assert store._rows("SELECT COUNT(*) AS n FROM image_embeddings WHERE user_id='ann'")[0]["n"] > 0
+    assert store.row_counts("ann")["image_embeddings"] > 0
     root = store.artifacts_root
     counts = store.delete_user("ann")
     assert counts["image_embeddings"] == (9 + 5) * 3 and counts["outputs"] == 1
-    assert not store._rows("SELECT 1 FROM image_embeddings WHERE user_id='ann'")
-    assert not store._rows("SELECT 1 FROM outputs WHERE user_id='ann'")
+    assert store.row_counts("ann")["image_embeddings"] == 0
+    assert store.row_counts("ann")["outputs"] == 0
     assert not any(root.glob("ann*")) if root.exists() else True
 
 

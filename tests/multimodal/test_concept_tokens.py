@@ -126,5 +126,5 @@ def test_assistant_trains_uses_and_forgets_concept_tokens(
         assistant.answer("ann", photos[3], "Who is this?", strategy="concept-tokens")
 
     store.delete_user("ann")
-    assert not folder.exists() and not store._rows("SELECT 1 FROM artifacts")
+    assert not folder.exists() and store.row_counts()["artifacts"] == 0
     store.close()

@@ -141,6 +141,12 @@ class RecordStore(Protocol):
 class DerivedStore(Protocol):
     """What is computed from a user's context, each row scoped by user."""
 
+    def row_counts(self, user_id: str | None = None) -> dict[str, int]:
+        """How much the store holds, by kind (documents, embeddings, image_embeddings,
+        summaries, outputs, output_media, artifacts, ...): of one user, or of everyone.
+        What tests and operators check after a delete, without reading the database."""
+        ...
+
     # -- the change feed's upkeep -----------------------------------------------------
     def deletions_pruned(self, user_id: str) -> int:
         """The revision up to which deletions were pruned (an older index must rebuild)."""

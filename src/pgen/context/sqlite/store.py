@@ -81,6 +81,22 @@ class SQLiteStore:
     def checkpoint(self, wait: float = 10.0) -> bool:
         return self.database.checkpoint(wait)
 
+    def row_counts(self, user_id: str | None = None) -> dict[str, int]:
+        tables = [
+            row["name"]
+            for row in self.database.rows(
+                "SELECT m.name FROM sqlite_master m WHERE m.type='table' AND EXISTS "
+                "(SELECT 1 FROM pragma_table_info(m.name) WHERE name='user_id')"
+            )
+        ]
+        where, params = ("", ()) if user_id is None else (" WHERE user_id=?", (user_id,))
+        return {
+            table: int(
+                self.database.rows(f"SELECT COUNT(*) AS n FROM {table}{where}", *params)[0]["n"]
+            )
+            for table in sorted(tables)
+        }
+
     def integrity_problems(self) -> list[str]:
         """What is wrong with the file ([] when sound: after a crash, say)."""
         return self.database.integrity_problems()
