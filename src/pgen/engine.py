@@ -25,7 +25,7 @@ from pgen.usermodel.retrievers import Retrievers
 
 if TYPE_CHECKING:
     from pgen.models.image import DiffusersImageModel, ImageGenerationSettings
-    from pgen.recommend.service import Recommendation
+    from pgen.results import Recommendation
     from pgen.run.conversation import MemorySettings
     from pgen.usermodel.photo_memory import PhotoMemory
 

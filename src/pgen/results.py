@@ -9,7 +9,7 @@ from typing import Any
 
 from pgen.components import Provenance
 from pgen.context.base import StoredOutput
-from pgen.context.records import Document, Feedback, Interaction, Subject, User
+from pgen.context.records import Document, Feedback, Interaction, Item, Subject, User
 from pgen.models.base import Chat
 from pgen.usermodel.photo_memory import PhotoHit
 
@@ -85,6 +85,24 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class TrainResult:
+    user_id: str
+    method: str
+    artifact: Path
+    seconds: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One item of a user's ranking (``Engine.recommend``)."""
+
+    item: Item
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
 class Answer:
     """An answer about one of the user's photos (the ``vision`` modality)."""
 
@@ -100,7 +118,9 @@ __all__ = [
     "Generation",
     "ImageGeneration",
     "PhotoHit",
+    "Recommendation",
     "SearchHit",
+    "TrainResult",
     "UserExport",
     "UserView",
 ]

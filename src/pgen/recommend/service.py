@@ -7,7 +7,6 @@ early stopping) and lives next to the store file, in ``<store>-recommenders/<mod
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ import numpy as np
 import torch
 
 from pgen.context.base import ContextStore, UserNotFoundError
-from pgen.context.records import Item
 from pgen.models.base import Embedder, TextModel
 from pgen.recommend.arrays import holdout_last, sequences_from_store
 from pgen.recommend.fit import item_texts, train_model
@@ -23,13 +21,7 @@ from pgen.recommend.protocol import Scorer, mask_history
 from pgen.recommend.recommenders import Recommender, load
 from pgen.recommend.recommenders.mf import PairwiseModel
 from pgen.recommend.rerank import LLMReranker
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    item: Item
-    score: float
-    rank: int
+from pgen.results import Recommendation
 
 
 def model_folder(store: ContextStore, name: str) -> Path:

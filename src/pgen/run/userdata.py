@@ -19,7 +19,7 @@ from pgen.usermodel.retrievers import Retrievers
 
 if TYPE_CHECKING:
     from pgen.models.base import TextModel
-    from pgen.recommend.service import Recommendation
+    from pgen.results import Recommendation
 
 
 def ingest(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pgen.components import Modality, Tools
+from pgen.results import TrainResult as TrainResult  # re-exported: what a trainer's run returns
 
 
 @dataclass(frozen=True)
@@ -26,15 +27,6 @@ class TrainRequest:
     settings: Any = None
     steps: int | None = None
     should_stop: Callable[[], bool] | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    user_id: str
-    method: str
-    artifact: Path
-    seconds: float
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class Trainer(Protocol):
