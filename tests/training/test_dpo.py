@@ -13,6 +13,7 @@ from pgen.context import Feedback
 from pgen.context.artifacts import pairs_fingerprint, read_meta
 from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
+from pgen.errors import InvalidRequest
 from pgen.models.base import GenerationSettings
 from pgen.models.embedding import SentenceEmbedder
 from pgen.models.text import TransformersTextModel
@@ -234,3 +235,19 @@ def test_train_cli_says_who_was_pooled(
         folder = opened.artifacts("ann")[("dpo", "default")]
         saved = read_meta(folder)
     assert saved is not None and saved.extra["cohort"] == ["bob"]
+
+
+def test_too_few_pairs_is_refused_before_any_model_loads(store: SQLiteStore) -> None:
+    def no_model() -> TransformersTextModel:
+        raise AssertionError("a model was loaded for a request that must be refused")
+
+    store.add(documents("ann", "x") + pairs("ann", 3))
+    engine = Engine(store, no_model, no_model)  # type: ignore[arg-type]
+    minimum = DpoSettings().min_pairs
+    with pytest.raises(InvalidRequest, match=rf"3 preference pairs.*at least {minimum}"):
+        engine.check(TrainRequest("ann", "dpo"))
+    with pytest.raises(InvalidRequest, match="at least"):
+        engine.train(TrainRequest("ann", "dpo"))
+    store.add(documents("bob", "y") + pairs("bob", 0))
+    with pytest.raises(InvalidRequest, match=r"\(0 from the cohort\)"):
+        engine.check(TrainRequest("ann", "dpo", cohort=("bob",)))

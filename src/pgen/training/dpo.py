@@ -33,6 +33,7 @@ from pgen.context.artifacts import (
     saved_lora_fingerprint,
 )
 from pgen.context.base import ContextStore
+from pgen.errors import InvalidRequest
 from pgen.models.base import TextModel
 from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.text_lora import (
@@ -146,6 +147,29 @@ def preference_metrics(
     }
 
 
+def training_pairs(
+    store: ContextStore, user_id: str, settings: DpoSettings
+) -> tuple[list[Pair], list[Pair], list[Pair], list[Pair]]:
+    """The user's own pairs, the cohort's, the training pairs and the held-out ones; too
+    few to train on is refused here, from the store alone (``Engine.check`` calls this
+    before any model loads)."""
+    own = feedback_pairs(store, user_id)  # every feedback checked before anything is written
+    pooled = [
+        p for member in settings.cohort if member != user_id for p in feedback_pairs(store, member)
+    ]
+    train, held_out = split(own, settings.holdout, settings.seed)
+    train = train + pooled
+    if len(train) < settings.min_pairs:
+        raise InvalidRequest(
+            f"user {user_id!r} has {len(own)} preference pairs ({len(pooled)} from the cohort): "
+            f"DPO needs at least {settings.min_pairs} to train on (a pair is a chosen and a "
+            "rejected reply, or a thumbs-up and a thumbs-down on one prompt); pool other "
+            "users' pairs with --cohort USER,... or --cohort similar:K (the K most similar "
+            "profiles)"
+        )
+    return own, pooled, train, held_out
+
+
 def train_user_dpo(
     store: ContextStore,
     user_id: str,
@@ -161,18 +185,7 @@ def train_user_dpo(
 
     settings = settings or DpoSettings()
     choice = _cohort_choice(settings, user_id)
-    own = feedback_pairs(store, user_id)  # every feedback checked before anything is written
-    pooled = [
-        p for member in settings.cohort if member != user_id for p in feedback_pairs(store, member)
-    ]
-    train, held_out = split(own, settings.holdout, settings.seed)
-    train = train + pooled
-    if len(train) < settings.min_pairs:
-        raise ValueError(
-            f"user {user_id!r} has {len(own)} preference pairs ({len(pooled)} from the cohort): "
-            f"DPO needs at least {settings.min_pairs} to train on; pool other users' pairs with "
-            "--cohort USER,... or --cohort similar:K (the K most similar profiles)"
-        )
+    own, pooled, train, held_out = training_pairs(store, user_id, settings)
     start = _usable_lora(store, user_id, text_model)
     began = time.perf_counter()
     base, tokenizer = fresh_base(text_model)
