@@ -3,6 +3,7 @@ raises the held-out implicit reward margin, and bad feedback refused before any 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,3 +252,19 @@ def test_too_few_pairs_is_refused_before_any_model_loads(store: SQLiteStore) -> 
     store.add(documents("bob", "y") + pairs("bob", 0))
     with pytest.raises(InvalidRequest, match=r"\(0 from the cohort\)"):
         engine.check(TrainRequest("ann", "dpo", cohort=("bob",)))
+
+
+def test_dpo_reports_progress_through_pgens_bar_not_trls_logs(
+    store: SQLiteStore, model: TransformersTextModel, capfd: pytest.CaptureFixture[str]
+) -> None:
+    store.add(documents("ann", "x") + pairs("ann", 6))
+    settings = replace(TINY_DPO, max_steps=2, progress=True, measure=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_user_dpo(store, "ann", model, settings)
+    out, err = capfd.readouterr()
+    assert "training dpo" in err and "2/2" in err  # pgen's bar, with the loss
+    assert "loss=" in err
+    assert "{'loss'" not in out + err and "'train_runtime'" not in out + err  # TRL's raw dicts
+    third_party = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert third_party == []

@@ -17,13 +17,18 @@ measured before and after training.
 
 from __future__ import annotations
 
+import logging
 import random
 import tempfile
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from pgen.context.artifacts import (
     ADAPTER_NAME,
@@ -78,6 +83,9 @@ class DpoSettings:
         values.pop("progress")
         values.pop("measure")
         return values
+
+
+log = logging.getLogger("pgen.training")
 
 
 def split(pairs: list[Pair], holdout: float, seed: int) -> tuple[list[Pair], list[Pair]]:
@@ -170,6 +178,25 @@ def training_pairs(
     return own, pooled, train, held_out
 
 
+@contextmanager
+def quiet_third_party() -> Iterator[None]:
+    """TRL's and transformers' deprecation warnings and info lines, which a user cannot act
+    on, silenced while they train; pgen's own bar and log say what happens."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", module=r"(trl|transformers|accelerate)(\.|$)")
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+@quiet_third_party()
 def train_user_dpo(
     store: ContextStore,
     user_id: str,
@@ -214,7 +241,7 @@ def train_user_dpo(
             save_strategy="no",
             report_to="none",
             logging_steps=1,
-            disable_tqdm=not settings.progress,
+            disable_tqdm=True,  # pgen's bar (below) instead of TRL's bar and log lines
             use_cpu=str(getattr(text_model, "device", "cpu")) == "cpu",
         )
         trainer = DPOTrainer(
@@ -224,10 +251,11 @@ def train_user_dpo(
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
         )
-        if not settings.progress:  # without the bar, transformers prints every log line
-            from transformers import PrinterCallback
+        from transformers import PrinterCallback, ProgressCallback
 
-            trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(PrinterCallback)  # TRL's raw loss dicts
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_progress_callback(TrainerCallback, settings.progress))
         if should_stop is not None:
 
             class Stop(TrainerCallback):
@@ -259,6 +287,33 @@ def train_user_dpo(
         },
     )
     return save_adapter(model, store.artifact_path(user_id, "dpo", ADAPTER_NAME), meta)
+
+
+def _progress_callback(base: type, show: bool) -> Any:
+    """A transformers callback driving pgen's bar ("training dpo", with the loss) and
+    logging each step's loss to ``pgen.training``."""
+
+    class Progress(base):  # type: ignore[misc, valid-type]
+        bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar = tqdm(
+                total=state.max_steps, desc="training dpo", unit="step", disable=not show
+            )
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar.update(1)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
+                log.debug("dpo step %d: loss %.4f", state.global_step, float(logs["loss"]))
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar.close()
+            log.info("dpo: %d steps trained", state.global_step)
+
+    return Progress()
 
 
 def _cohort_choice(settings: DpoSettings, user_id: str) -> dict[str, Any]:
