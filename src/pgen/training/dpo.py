@@ -293,7 +293,7 @@ def _progress_callback(base: type, show: bool) -> Any:
     """A transformers callback driving pgen's bar ("training dpo", with the loss) and
     logging each step's loss to ``pgen.training``."""
 
-    class Progress(base):  # type: ignore[misc, valid-type]
+    class Progress(base):
         bar: Any = None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
