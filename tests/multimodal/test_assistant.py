@@ -194,9 +194,11 @@ def test_photo_search_by_concept_and_composed(
     assistant = photo_engine(store, lambda: None, efficientnet, allowed=[bench])
     hits = assistant.search_photos("ann", "rex at the beach", k=5)
     assert [h.doc_id for h in hits[:2]] in (["p1", "p2"], ["p2", "p1"])
+    assert hits.unused_words == "at the beach"  # no text-image embedder: said, not hidden
     assert hits[0].concepts["Rex"] > Calibration().alpha > hits[2].concepts["Rex"]
     both = assistant.search_photos("ann", "Mochi and Kettle", k=5)
     assert set(both[0].concepts) == {"Mochi", "Kettle"}
+    assert both.unused_words == ""  # "and" carries nothing to search by
     with pytest.raises(ValueError, match="names none of the user's concepts"):
         assistant.search_photos("ann", "a sunset")
     clip = load_image_embedder(str(tiny_clip))
@@ -206,6 +208,7 @@ def test_photo_search_by_concept_and_composed(
     assert len(worded.search_photos("ann", "a sunset", k=3)) == 3  # by words alone
     composed = worded.search_photos("ann", "Rex at the beach", k=5)
     assert {h.doc_id for h in composed} == set(PHOTOS) and "Rex" in composed[0].concepts
+    assert composed.unused_words == ""
 
 
 def test_cli_ask_and_search_photos(
@@ -241,6 +244,11 @@ def test_cli_ask_and_search_photos(
     assert main([*base, "search-photos", "--user", "ann", "--allow", str(bench), "Rex"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert {lines[0].split()[2], lines[1].split()[2]} == {"p1", "p2"}
+    assert "not used" not in "\n".join(lines)
+    search = [*base, "search-photos", "--user", "ann", "--allow", str(bench)]
+    assert main([*search, "Rex at the beach"]) == 0
+    out = capsys.readouterr().out
+    assert "[not used: 'at the beach': searching by words needs a text-image embedder" in out
     assert (
         main(
             [

@@ -140,14 +140,27 @@ def cmd_train_concept(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_search_photos(args: argparse.Namespace, config: Config) -> None:
+    import sys
+
     hits = _run(args, config, lambda e: e.search_photos(args.user, args.query, k=args.k))
+    unused = getattr(hits, "unused_words", "")
+    note = (
+        f"[not used: {unused!r}: searching by words needs a text-image embedder "
+        "(--text-image-model, a CLIP or SigLIP id or folder); ranked by the concepts named]"
+        if unused
+        else ""
+    )
     if args.json:
         print(json.dumps([hit.__dict__ for hit in hits]))
+        if note:
+            print(note, file=sys.stderr)
         return
     for rank, hit in enumerate(hits, start=1):
         print(f"{rank:>3}. {hit.score:7.3f}  {hit.doc_id}  {hit.image_path}")
     if not hits:
         print("no photos (ingest documents of kind 'photo' with fields.image_path)")
+    if note:
+        print(f"\n{note}")
 
 
 def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
