@@ -407,6 +407,10 @@ def build_image_model(settings: Config, **overrides: Any) -> DiffusersImageModel
 
 
 def build_vision_model(config: Config, **options: Any) -> Any:
+    """The configured VLM, or None when none is (``pgen ask`` then answers with the
+    concepts recognized in the photo)."""
+    if not config.vision_model:
+        return None
     return build("vision", config, **options)
 
 

@@ -351,3 +351,34 @@ def test_bench_concepts_captions_on_a_tiny_vlm(
         assert 0.0 <= captions[strategy]["name_rate"]["value"] <= 1.0
         assert len(captions[strategy]["captions"]) == 6
     assert "caption name rate (concepts)" in capsys.readouterr().out
+
+
+def test_ask_without_a_vlm_answers_with_the_concepts_recognized(
+    store: SQLiteStore,
+    efficientnet: EfficientNetEmbedder,
+    bench: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assistant = _assistant(store, lambda: None, efficientnet, bench)  # no VLM configured
+    answer = assistant.answer("ann", bench / "dog" / "03.jpg", "What is in this photo?")
+    assert answer.text.startswith("Recognized in this photo: Rex (confidence ")
+    assert "a VLM would describe the scene" in answer.text and "--vision-model" in answer.text
+    assert answer.provenance["subjects"] == ["Rex"]
+    backpack = assistant.answer("ann", bench / "backpack" / "00.jpg", "What is in this photo?")
+    assert backpack.text.startswith("None of your concepts is recognized in this photo.")
+    assert "Not recognized: " in backpack.text
+    with pytest.raises(ValueError, match="only the concepts strategy answers"):
+        assistant.answer("ann", bench / "dog" / "03.jpg", "hi", strategy="none")
+
+    store.close()
+    monkeypatch.delenv("PGEN_VISION_MODEL", raising=False)
+    base = ["--store", str(tmp_path / "pgen.sqlite"), "--home", str(tmp_path), "--threads", "1"]
+    photo = str(bench / "dog" / "04.jpg")
+    args = ["ask", "--user", "ann", "--image", photo, "--allow", str(bench), "What is this?"]
+    assert main([*base, *args]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Recognized in this photo: Rex (confidence ")
+    assert "No vision-language model is configured: a VLM would describe the scene" in out
+    assert "concepts used: Rex]" in out
