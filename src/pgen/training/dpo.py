@@ -21,9 +21,7 @@ import logging
 import random
 import tempfile
 import time
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from pgen.context.artifacts import (
 from pgen.context.base import ContextStore
 from pgen.errors import InvalidRequest
 from pgen.models.base import TextModel
+from pgen.models.quiet import quiet_third_party
 from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.text_lora import (
     LoraSettings,
@@ -176,24 +175,6 @@ def training_pairs(
             "profiles)"
         )
     return own, pooled, train, held_out
-
-
-@contextmanager
-def quiet_third_party() -> Iterator[None]:
-    """TRL's and transformers' deprecation warnings and info lines, which a user cannot act
-    on, silenced while they train; pgen's own bar and log say what happens."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.filterwarnings("ignore", module=r"(trl|transformers|accelerate)(\.|$)")
-            yield
-    finally:
-        hf_logging.set_verbosity(level)
 
 
 @quiet_third_party()
