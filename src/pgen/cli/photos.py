@@ -258,7 +258,8 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--k", type=positive, default=2, help="concepts retrieved at most")
     p.add_argument(
         "--vision-model",
-        help=f"HF id, folder or openai:MODEL@URL (default ${DEFAULT_VISION_MODEL_ENV})",
+        help=f"HF id, folder or openai:MODEL@URL (default ${DEFAULT_VISION_MODEL_ENV}; without "
+        "one, the answer is the concepts recognized in the photo)",
     )
     p.add_argument("--max-new-tokens", type=positive, default=128, help="answer length cap")
     _add_assistant(p)
