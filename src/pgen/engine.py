@@ -224,7 +224,7 @@ class Engine:
         request = AnswerRequest(user_id, str(image), instruction, strategy, k)
         return self._generation.generate([request])[0]
 
-    def search_photos(self, user_id: str, query: str, *, k: int = 10) -> list[r.PhotoHit]:
+    def search_photos(self, user_id: str, query: str, *, k: int = 10) -> r.PhotoSearch:
         """The user's photos ranked for ``query``, by the concepts it names and its words."""
         photos = lambda: self._components.load("photos")  # noqa: E731
         return services.search_photos(self.store, photos, user_id, query, k)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from pgen.config import DEFAULT_TEXT_MODEL, SQLITE_URL, Config
 from pgen.context.base import ContextStore
+from pgen.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from pgen.models.base import Embedder, TextModel
@@ -276,6 +277,35 @@ def check_local_model(kind: str, value: str) -> None:
         raise FileNotFoundError(f"{kind} {value!r}: no such file or folder")
 
 
+def check_image_model(value: str | Mapping[str, Any]) -> None:
+    """The diffusers image model is there to load, or an error that says none is installed
+    and how to point at one, before anything loads: no diffusion weights install offline,
+    so an HF id that is not in the Hub's cache cannot load while the Hub is offline."""
+    spec = image_model_spec(value)
+    if spec.provider != "diffusers" or "path" not in spec.settings:
+        return
+    path = str(spec.settings["path"])
+    check_local_model("image_model", path)
+    if Path(path).expanduser().exists():
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not constants.HF_HUB_OFFLINE:
+        return  # the Hub downloads it
+    try:
+        cached = try_to_load_from_cache(path, "model_index.json")
+    except ValueError:  # not a repository id at all
+        cached = None
+    if isinstance(cached, str):
+        return
+    raise InvalidRequest(
+        f"no image model is installed: {path!r} is not in the Hugging Face cache and the "
+        "Hub is offline (no diffusion weights install offline). Point at a diffusers "
+        "pipeline folder or a .safetensors checkpoint with --image-model PATH, or set "
+        "image_model (PGEN_IMAGE_MODEL)"
+    )
+
+
 def check_components(config: Config) -> None:
     """Every configured model that names a local path must exist: checked when an engine
     opens, before any model loads (a typo fails in milliseconds, not after a model load)."""
@@ -325,10 +355,12 @@ def _sentence_transformers(config: Config, /, path: str) -> Embedder:
 
 def _diffusers(config: Config, /, path: str, **options: Any) -> DiffusersImageModel:
     from pgen.models.image import load_image_model
+    from pgen.models.quiet import quiet_third_party
 
-    check_local_model("image_model", str(path))
+    check_image_model(str(path))
     options.setdefault("device", config.device)
-    return load_image_model(str(path), **options)
+    with quiet_third_party(diffusers=True):  # torchvision's and the Hub's warnings
+        return load_image_model(str(path), **options)
 
 
 def _transformers_vision(config: Config, /, path: str, **options: Any) -> Any:
@@ -407,6 +439,10 @@ def build_image_model(settings: Config, **overrides: Any) -> DiffusersImageModel
 
 
 def build_vision_model(config: Config, **options: Any) -> Any:
+    """The configured VLM, or None when none is (``pgen ask`` then answers with the
+    concepts recognized in the photo)."""
+    if not config.vision_model:
+        return None
     return build("vision", config, **options)
 
 

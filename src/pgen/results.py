@@ -11,7 +11,7 @@ from pgen.components import Provenance
 from pgen.context.base import StoredOutput
 from pgen.context.records import Document, Feedback, Interaction, Item, Subject, User
 from pgen.models.base import Chat
-from pgen.usermodel.photo_memory import PhotoHit
+from pgen.usermodel.photo_memory import PhotoHit, PhotoSearch
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,7 @@ __all__ = [
     "Generation",
     "ImageGeneration",
     "PhotoHit",
+    "PhotoSearch",
     "Recommendation",
     "SearchHit",
     "TrainResult",

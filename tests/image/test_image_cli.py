@@ -291,3 +291,52 @@ def test_train_dreambooth_lora_with_options_then_ip_adapter_from_a_file(
     assert _run(store_path, *argv, "--ip-adapter", str(weights), *model, "rex in the snow") == 0
     record = json.loads(capsys.readouterr().out)
     assert record["method"] == "ip-adapter" and record["artifacts"] == [str(weights)]
+
+
+def test_offline_without_an_image_model_says_so_before_anything_loads(
+    store_path: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    for strategy in ("none", "keywords", "subject"):
+        argv = ["generate-image", "--user", "ana", "--strategy", strategy, "rex on a beach"]
+        assert _run(store_path, *argv) == 1
+        err = capfd.readouterr().err
+        assert err.startswith("pgen: error: no image model is installed: ")
+        assert "--image-model PATH" in err and "image_model" in err
+        assert "model_index.json" not in err and "Warning" not in err
+        assert len(err.strip().splitlines()) == 1  # one line: no third-party warnings
+    # The subject strategy checks the user's subjects first.
+    argv = ["generate-image", "--user", "ana", "--strategy", "subject", "a cat on a beach"]
+    assert _run(store_path, *argv) == 1
+    assert "names none of user 'ana''s subjects (rex)" in capfd.readouterr().err
+
+
+def test_the_image_model_loads_before_keywords_loads_the_text_model(store_path: Path) -> None:
+    from pgen.engine import Engine
+    from pgen.errors import InvalidRequest
+    from pgen.personalize import ImageRequest
+
+    loaded: list[str] = []
+
+    def text_model() -> object:
+        loaded.append("text")
+        raise AssertionError("the text model loaded before the image model")
+
+    def image_model() -> object:
+        loaded.append("image")
+        raise InvalidRequest("no image model is installed")
+
+    with SQLiteStore(store_path) as store:
+        engine = Engine(store, text_model, text_model, image_model=image_model)  # type: ignore[arg-type]
+        with pytest.raises(InvalidRequest, match="no image model"):
+            engine.generate_image(ImageRequest("ana", "a city", "keywords"))
+        assert loaded == ["image"]
+        with pytest.raises(InvalidRequest, match="names none of user 'ana''s subjects"):
+            engine.check(ImageRequest("ana", "a cat", "subject"))
+        assert loaded == ["image"]

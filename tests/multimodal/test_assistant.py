@@ -194,9 +194,11 @@ def test_photo_search_by_concept_and_composed(
     assistant = photo_engine(store, lambda: None, efficientnet, allowed=[bench])
     hits = assistant.search_photos("ann", "rex at the beach", k=5)
     assert [h.doc_id for h in hits[:2]] in (["p1", "p2"], ["p2", "p1"])
+    assert hits.unused_words == "at the beach"  # no text-image embedder: said, not hidden
     assert hits[0].concepts["Rex"] > Calibration().alpha > hits[2].concepts["Rex"]
     both = assistant.search_photos("ann", "Mochi and Kettle", k=5)
     assert set(both[0].concepts) == {"Mochi", "Kettle"}
+    assert both.unused_words == ""  # "and" carries nothing to search by
     with pytest.raises(ValueError, match="names none of the user's concepts"):
         assistant.search_photos("ann", "a sunset")
     clip = load_image_embedder(str(tiny_clip))
@@ -206,6 +208,7 @@ def test_photo_search_by_concept_and_composed(
     assert len(worded.search_photos("ann", "a sunset", k=3)) == 3  # by words alone
     composed = worded.search_photos("ann", "Rex at the beach", k=5)
     assert {h.doc_id for h in composed} == set(PHOTOS) and "Rex" in composed[0].concepts
+    assert composed.unused_words == ""
 
 
 def test_cli_ask_and_search_photos(
@@ -241,6 +244,11 @@ def test_cli_ask_and_search_photos(
     assert main([*base, "search-photos", "--user", "ann", "--allow", str(bench), "Rex"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert {lines[0].split()[2], lines[1].split()[2]} == {"p1", "p2"}
+    assert "not used" not in "\n".join(lines)
+    search = [*base, "search-photos", "--user", "ann", "--allow", str(bench)]
+    assert main([*search, "Rex at the beach"]) == 0
+    out = capsys.readouterr().out
+    assert "[not used: 'at the beach': searching by words needs a text-image embedder" in out
     assert (
         main(
             [
@@ -343,3 +351,34 @@ def test_bench_concepts_captions_on_a_tiny_vlm(
         assert 0.0 <= captions[strategy]["name_rate"]["value"] <= 1.0
         assert len(captions[strategy]["captions"]) == 6
     assert "caption name rate (concepts)" in capsys.readouterr().out
+
+
+def test_ask_without_a_vlm_answers_with_the_concepts_recognized(
+    store: SQLiteStore,
+    efficientnet: EfficientNetEmbedder,
+    bench: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assistant = _assistant(store, lambda: None, efficientnet, bench)  # no VLM configured
+    answer = assistant.answer("ann", bench / "dog" / "03.jpg", "What is in this photo?")
+    assert answer.text.startswith("Recognized in this photo: Rex (confidence ")
+    assert "a VLM would describe the scene" in answer.text and "--vision-model" in answer.text
+    assert answer.provenance["subjects"] == ["Rex"]
+    backpack = assistant.answer("ann", bench / "backpack" / "00.jpg", "What is in this photo?")
+    assert backpack.text.startswith("None of your concepts is recognized in this photo.")
+    assert "Not recognized: " in backpack.text
+    with pytest.raises(ValueError, match="only the concepts strategy answers"):
+        assistant.answer("ann", bench / "dog" / "03.jpg", "hi", strategy="none")
+
+    store.close()
+    monkeypatch.delenv("PGEN_VISION_MODEL", raising=False)
+    base = ["--store", str(tmp_path / "pgen.sqlite"), "--home", str(tmp_path), "--threads", "1"]
+    photo = str(bench / "dog" / "04.jpg")
+    args = ["ask", "--user", "ann", "--image", photo, "--allow", str(bench), "What is this?"]
+    assert main([*base, *args]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Recognized in this photo: Rex (confidence ")
+    assert "No vision-language model is configured: a VLM would describe the scene" in out
+    assert "concepts used: Rex]" in out

@@ -3,6 +3,7 @@ raises the held-out implicit reward margin, and bad feedback refused before any 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from pgen.context import Feedback
 from pgen.context.artifacts import pairs_fingerprint, read_meta
 from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
+from pgen.errors import InvalidRequest
 from pgen.models.base import GenerationSettings
 from pgen.models.embedding import SentenceEmbedder
 from pgen.models.text import TransformersTextModel
@@ -234,3 +236,35 @@ def test_train_cli_says_who_was_pooled(
         folder = opened.artifacts("ann")[("dpo", "default")]
         saved = read_meta(folder)
     assert saved is not None and saved.extra["cohort"] == ["bob"]
+
+
+def test_too_few_pairs_is_refused_before_any_model_loads(store: SQLiteStore) -> None:
+    def no_model() -> TransformersTextModel:
+        raise AssertionError("a model was loaded for a request that must be refused")
+
+    store.add(documents("ann", "x") + pairs("ann", 3))
+    engine = Engine(store, no_model, no_model)  # type: ignore[arg-type]
+    minimum = DpoSettings().min_pairs
+    with pytest.raises(InvalidRequest, match=rf"3 preference pairs.*at least {minimum}"):
+        engine.check(TrainRequest("ann", "dpo"))
+    with pytest.raises(InvalidRequest, match="at least"):
+        engine.train(TrainRequest("ann", "dpo"))
+    store.add(documents("bob", "y") + pairs("bob", 0))
+    with pytest.raises(InvalidRequest, match=r"\(0 from the cohort\)"):
+        engine.check(TrainRequest("ann", "dpo", cohort=("bob",)))
+
+
+def test_dpo_reports_progress_through_pgens_bar_not_trls_logs(
+    store: SQLiteStore, model: TransformersTextModel, capfd: pytest.CaptureFixture[str]
+) -> None:
+    store.add(documents("ann", "x") + pairs("ann", 6))
+    settings = replace(TINY_DPO, max_steps=2, progress=True, measure=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_user_dpo(store, "ann", model, settings)
+    out, err = capfd.readouterr()
+    assert "training dpo" in err and "2/2" in err  # pgen's bar, with the loss
+    assert "loss=" in err
+    assert "{'loss'" not in out + err and "'train_runtime'" not in out + err  # TRL's raw dicts
+    third_party = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert third_party == []

@@ -67,6 +67,7 @@ def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
     from dataclasses import replace
 
     from pgen.components import ImageRequest
+    from pgen.factory import check_image_model
 
     with _engine(args, config) as engine:
         request = ImageRequest(
@@ -77,7 +78,10 @@ def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
             method=args.method,
             keywords_weight=args.weight,
         )
-        engine.check(request)  # fails early, with the user named, before loading models
+        # Before anything loads: the request (the user, their subject), then an image
+        # model to load (none installs offline).
+        engine.check(request)
+        check_image_model(args.image_model or config.image_model)
         if args.strategy == "subject":
             request = replace(request, ip_adapter=_ip_adapter(args, engine.image_model))
         result = engine.generate_image(

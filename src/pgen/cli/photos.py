@@ -59,11 +59,8 @@ def _photo_components(args: argparse.Namespace, config: Config) -> dict[str, Any
     def vision_model() -> Any:
         from pgen.models.vision import load_vision_model
 
-        if not spec:
-            raise ValueError(
-                "no vision-language model: give --vision-model (an HF id, a folder, or "
-                f"openai:MODEL@URL) or set {DEFAULT_VISION_MODEL_ENV}"
-            )
+        if not spec:  # the concepts recognized answer; the answer says a VLM would describe
+            return None
         return load_vision_model(spec, device=device)
 
     text_embedder = None
@@ -140,14 +137,27 @@ def cmd_train_concept(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_search_photos(args: argparse.Namespace, config: Config) -> None:
+    import sys
+
     hits = _run(args, config, lambda e: e.search_photos(args.user, args.query, k=args.k))
+    unused = getattr(hits, "unused_words", "")
+    note = (
+        f"[not used: {unused!r}: searching by words needs a text-image embedder "
+        "(--text-image-model, a CLIP or SigLIP id or folder); ranked by the concepts named]"
+        if unused
+        else ""
+    )
     if args.json:
         print(json.dumps([hit.__dict__ for hit in hits]))
+        if note:
+            print(note, file=sys.stderr)
         return
     for rank, hit in enumerate(hits, start=1):
         print(f"{rank:>3}. {hit.score:7.3f}  {hit.doc_id}  {hit.image_path}")
     if not hits:
         print("no photos (ingest documents of kind 'photo' with fields.image_path)")
+    if note:
+        print(f"\n{note}")
 
 
 def cmd_bench_concepts(args: argparse.Namespace, config: Config) -> None:
@@ -248,7 +258,8 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--k", type=positive, default=2, help="concepts retrieved at most")
     p.add_argument(
         "--vision-model",
-        help=f"HF id, folder or openai:MODEL@URL (default ${DEFAULT_VISION_MODEL_ENV})",
+        help=f"HF id, folder or openai:MODEL@URL (default ${DEFAULT_VISION_MODEL_ENV}; without "
+        "one, the answer is the concepts recognized in the photo)",
     )
     p.add_argument("--max-new-tokens", type=positive, default=128, help="answer length cap")
     _add_assistant(p)

@@ -89,13 +89,20 @@ def execute_image(
 
 
 def execute_vision(
-    model: VisionLanguageModel,
+    model: VisionLanguageModel | None,
     plans: Sequence[VisionChatPlan],
     settings: GenerationSettings,
     sinks: Sequence[TextSink | None] | None = None,
 ) -> list[Executed]:
     """Answers about photos; a plan with soft tokens (learned concept tokens) needs a
-    transformers model, which takes input vectors (a server does not)."""
+    transformers model, which takes input vectors (a server does not). Without a model
+    (none configured), the answer is the concepts the plan recognized, with their scores."""
+    if model is None:  # no VLM configured: the concepts recognized are still an answer
+        results = [Executed(concepts_report(plan), NO_VLM_MODEL) for plan in plans]
+        for sink, done in zip(sinks or (), results, strict=False):
+            if sink is not None:
+                sink(done.text)
+        return results
     results = []
     for plan in plans:  # one photo per call: a VLM batch pads images into each other's cost
         if plan.soft_tokens is not None:
@@ -109,9 +116,45 @@ def execute_vision(
     return results
 
 
-def soft_token_model(model: VisionLanguageModel) -> Any:
+NO_VLM_MODEL = "no-vlm"
+NO_VLM = (
+    "No vision-language model is configured: a VLM would describe the scene (give "
+    "--vision-model, an HF id, a folder or openai:MODEL@URL, or set vision_model / "
+    "PGEN_VISION_MODEL)."
+)
+
+
+def concepts_report(plan: Any) -> str:
+    """The answer without a VLM: the user's concepts recognized in the photo (and the
+    nearest ones that were not), with their scores, from the plan's concept details."""
+    concepts = getattr(plan, "details", {}).get("concepts")
+    if concepts is None:
+        raise ValueError(
+            f"{NO_VLM} Without one, only the concepts strategy answers (the user's concepts "
+            "recognized in the photo, with their scores)."
+        )
+    recognized = [c for c in concepts if c["accepted"]]
+    others = [c for c in concepts if not c["accepted"]]
+
+    def shown(c: dict[str, Any]) -> str:
+        return f"{c['name']} (confidence {c['confidence']:.2f}, similarity {c['score']:.3f})"
+
+    lines = [
+        "Recognized in this photo: " + ", ".join(map(shown, recognized))
+        if recognized
+        else "None of your concepts is recognized in this photo."
+    ]
+    if others:
+        lines.append("Not recognized: " + ", ".join(map(shown, others)))
+    lines.append(NO_VLM)
+    return "\n".join(lines)
+
+
+def soft_token_model(model: VisionLanguageModel | None) -> Any:
     from pgen.models.vision import TransformersVisionModel
 
+    if model is None:
+        raise ValueError(f"{NO_VLM} Concept tokens need a transformers one.")
     if not isinstance(model, TransformersVisionModel):
         raise ValueError(
             f"concept tokens need a transformers vision model, not {model.name} "

@@ -128,8 +128,11 @@ class GenerationService:
         out: Path | None,
     ) -> list[Any]:
         chosen = self._settings(spec, settings)
+        if spec.model_first:
+            model = self.bench.load(spec.model_role)
         plans = self.prepare(requests, chosen)
-        model = self.bench.load(spec.model_role)
+        if not spec.model_first:
+            model = self.bench.load(spec.model_role)
         executed = spec.execute(model, plans, chosen, sinks)
         results = []
         for request, plan, made in zip(requests, plans, executed, strict=True):

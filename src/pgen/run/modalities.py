@@ -132,6 +132,9 @@ class ModalitySpec:
     result: Callable[[Finished], Any] = _generation
     default_settings: Callable[[Workbench], Any] = field(default=lambda bench: bench.generation)
     batch_size: int = 16  # requests prepared and executed together
+    # The model loads before the strategies prepare (which may load the text model): an
+    # image model that cannot load fails before a text model was loaded for nothing.
+    model_first: bool = False
 
 
 _MODALITIES: dict[str, ModalitySpec] = {}
@@ -225,6 +228,19 @@ def _text_record(
 
 
 # -- images -----------------------------------------------------------------------------
+def _image_check(bench: Workbench, request: ImageRequest) -> ImageRequest:
+    """``subject``: the user's subject is found (named, or mentioned in the instruction)
+    before a pipeline loads."""
+    if request.strategy == "subject":
+        from pgen.personalize.subject import pick_subject
+
+        try:
+            pick_subject(bench.store, request)
+        except ValueError as error:
+            raise InvalidRequest(str(error)) from None
+    return request
+
+
 def _image_record(
     bench: Workbench, request: ImageRequest, plan: ImagePlan, executed: Executed
 ) -> dict[str, Any]:
@@ -307,9 +323,11 @@ def register_builtin_modalities() -> None:
             execute_image,
             tools=lambda bench, sampling: bench.tools(sampling=sampling),
             record=_image_record,
+            check=_image_check,
             result=_image_result,
             default_settings=lambda bench: None,
             batch_size=1,
+            model_first=True,
         )
     )
     register_modality(

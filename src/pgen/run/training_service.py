@@ -80,6 +80,10 @@ class TrainingService:
         request = resolve_cohort(self.store, request, self._embedder)
         for member in request.cohort:
             self.store.user(member)
+        # A trainer may check its data from the store (dpo: enough preference pairs).
+        check_data = getattr(trainer, "check", None)
+        if check_data is not None:
+            check_data(request, self.store)
         return request
 
     def train(

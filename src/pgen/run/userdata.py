@@ -174,7 +174,7 @@ def recommend(
 
 def search_photos(
     store: ContextStore, photos: Callable[[], Any], user_id: str, query: str, k: int
-) -> list[Any]:
+) -> Any:
     check_k(k)
     check_instruction(query)
     store.user(user_id)

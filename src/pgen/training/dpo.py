@@ -17,6 +17,7 @@ measured before and after training.
 
 from __future__ import annotations
 
+import logging
 import random
 import tempfile
 import time
@@ -24,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from pgen.context.artifacts import (
     ADAPTER_NAME,
@@ -33,7 +36,9 @@ from pgen.context.artifacts import (
     saved_lora_fingerprint,
 )
 from pgen.context.base import ContextStore
+from pgen.errors import InvalidRequest
 from pgen.models.base import TextModel
+from pgen.models.quiet import quiet_third_party
 from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.text_lora import (
     LoraSettings,
@@ -77,6 +82,9 @@ class DpoSettings:
         values.pop("progress")
         values.pop("measure")
         return values
+
+
+log = logging.getLogger("pgen.training")
 
 
 def split(pairs: list[Pair], holdout: float, seed: int) -> tuple[list[Pair], list[Pair]]:
@@ -146,6 +154,30 @@ def preference_metrics(
     }
 
 
+def training_pairs(
+    store: ContextStore, user_id: str, settings: DpoSettings
+) -> tuple[list[Pair], list[Pair], list[Pair], list[Pair]]:
+    """The user's own pairs, the cohort's, the training pairs and the held-out ones; too
+    few to train on is refused here, from the store alone (``Engine.check`` calls this
+    before any model loads)."""
+    own = feedback_pairs(store, user_id)  # every feedback checked before anything is written
+    pooled = [
+        p for member in settings.cohort if member != user_id for p in feedback_pairs(store, member)
+    ]
+    train, held_out = split(own, settings.holdout, settings.seed)
+    train = train + pooled
+    if len(train) < settings.min_pairs:
+        raise InvalidRequest(
+            f"user {user_id!r} has {len(own)} preference pairs ({len(pooled)} from the cohort): "
+            f"DPO needs at least {settings.min_pairs} to train on (a pair is a chosen and a "
+            "rejected reply, or a thumbs-up and a thumbs-down on one prompt); pool other "
+            "users' pairs with --cohort USER,... or --cohort similar:K (the K most similar "
+            "profiles)"
+        )
+    return own, pooled, train, held_out
+
+
+@quiet_third_party()
 def train_user_dpo(
     store: ContextStore,
     user_id: str,
@@ -161,18 +193,7 @@ def train_user_dpo(
 
     settings = settings or DpoSettings()
     choice = _cohort_choice(settings, user_id)
-    own = feedback_pairs(store, user_id)  # every feedback checked before anything is written
-    pooled = [
-        p for member in settings.cohort if member != user_id for p in feedback_pairs(store, member)
-    ]
-    train, held_out = split(own, settings.holdout, settings.seed)
-    train = train + pooled
-    if len(train) < settings.min_pairs:
-        raise ValueError(
-            f"user {user_id!r} has {len(own)} preference pairs ({len(pooled)} from the cohort): "
-            f"DPO needs at least {settings.min_pairs} to train on; pool other users' pairs with "
-            "--cohort USER,... or --cohort similar:K (the K most similar profiles)"
-        )
+    own, pooled, train, held_out = training_pairs(store, user_id, settings)
     start = _usable_lora(store, user_id, text_model)
     began = time.perf_counter()
     base, tokenizer = fresh_base(text_model)
@@ -201,7 +222,7 @@ def train_user_dpo(
             save_strategy="no",
             report_to="none",
             logging_steps=1,
-            disable_tqdm=not settings.progress,
+            disable_tqdm=True,  # pgen's bar (below) instead of TRL's bar and log lines
             use_cpu=str(getattr(text_model, "device", "cpu")) == "cpu",
         )
         trainer = DPOTrainer(
@@ -211,10 +232,11 @@ def train_user_dpo(
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
         )
-        if not settings.progress:  # without the bar, transformers prints every log line
-            from transformers import PrinterCallback
+        from transformers import PrinterCallback, ProgressCallback
 
-            trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(PrinterCallback)  # TRL's raw loss dicts
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_progress_callback(TrainerCallback, settings.progress))
         if should_stop is not None:
 
             class Stop(TrainerCallback):
@@ -246,6 +268,33 @@ def train_user_dpo(
         },
     )
     return save_adapter(model, store.artifact_path(user_id, "dpo", ADAPTER_NAME), meta)
+
+
+def _progress_callback(base: type, show: bool) -> Any:
+    """A transformers callback driving pgen's bar ("training dpo", with the loss) and
+    logging each step's loss to ``pgen.training``."""
+
+    class Progress(base):
+        bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar = tqdm(
+                total=state.max_steps, desc="training dpo", unit="step", disable=not show
+            )
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar.update(1)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
+                log.debug("dpo step %d: loss %.4f", state.global_step, float(logs["loss"]))
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar.close()
+            log.info("dpo: %d steps trained", state.global_step)
+
+    return Progress()
 
 
 def _cohort_choice(settings: DpoSettings, user_id: str) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from pgen.components import Modality, Tools
 S = TypeVar("S", bound=Any)  # LoraSettings or DpoSettings: both have epochs, max_steps
 
 if TYPE_CHECKING:
+    from pgen.context.base import ContextStore
+    from pgen.training.dpo import DpoSettings
     from pgen.training.registry import TrainRequest
 
 
@@ -48,20 +50,32 @@ class DpoTrainer:
     modality: Modality = "text"
     stoppable = True
 
+    def check(self, request: TrainRequest, store: ContextStore) -> None:
+        """Enough preference pairs, from the store alone: before any model loads."""
+        from pgen.training.dpo import training_pairs
+
+        training_pairs(store, request.user_id, self._settings(request))
+
     def train(self, request: TrainRequest, tools: Tools) -> Path:
+        from pgen.training.dpo import train_user_dpo
+
+        settings = self._settings(request)
+        return train_user_dpo(
+            tools.store, request.user_id, tools.text_model, settings, request.should_stop
+        )
+
+    @staticmethod
+    def _settings(request: TrainRequest) -> DpoSettings:
         from dataclasses import replace
 
-        from pgen.training.dpo import DpoSettings, train_user_dpo
+        from pgen.training.dpo import DpoSettings
 
         settings = request.settings or DpoSettings()
         if not isinstance(settings, DpoSettings):
             raise TypeError("dpo takes DpoSettings settings")
         if request.cohort:
             settings = replace(settings, cohort=tuple(request.cohort))
-        settings = with_steps(settings, request.steps)
-        return train_user_dpo(
-            tools.store, request.user_id, tools.text_model, settings, request.should_stop
-        )
+        return with_steps(settings, request.steps)
 
 
 def with_steps(settings: S, steps: int | None) -> S:

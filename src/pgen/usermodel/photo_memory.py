@@ -19,6 +19,29 @@ from pgen.models.image_embedding import ImageEmbedder, TextImageEmbedder
 from pgen.usermodel.concepts import Calibration, ConceptMemory, ImageVectors, load_memory
 
 PHOTO_KIND = "photo"
+FUNCTION_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "or",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "with",
+        "my",
+        "our",
+        "his",
+        "her",
+        "their",
+        "photo",
+        "photos",
+        "picture",
+        "pictures",
+    ]
+)
 TEXT_WEIGHT = 0.25  # composed search: weight of the (standardized) text score
 
 
@@ -28,6 +51,18 @@ class PhotoHit:
     image_path: str
     score: float
     concepts: dict[str, float] = field(default_factory=dict)  # named concept -> confidence
+
+
+class PhotoSearch(list[PhotoHit]):
+    """The hits, best first, and the query's words the search could not use
+    (``unused_words``: what is left besides concept names when no text-image embedder is
+    configured; empty when every word counted)."""
+
+    unused_words: str = ""
+
+    def __init__(self, hits: Sequence[PhotoHit] = (), unused_words: str = "") -> None:
+        super().__init__(hits)
+        self.unused_words = unused_words
 
 
 class PhotoMemory:
@@ -78,7 +113,7 @@ class PhotoMemory:
             self._pool_vectors[embedder.model_id] = vectors
         return self._pool_vectors[embedder.model_id]
 
-    def search_photos(self, user_id: str, query: str, k: int = 10) -> list[PhotoHit]:
+    def search_photos(self, user_id: str, query: str, k: int = 10) -> PhotoSearch:
         self.store.user(user_id)
         photos = self.store.documents(user_id, kind=PHOTO_KIND)
         paths = [str(d.fields.get("image_path", "")) for d in photos]
@@ -101,8 +136,11 @@ class PhotoMemory:
                 f"query {query!r} names none of the user's concepts ({known}), and no "
                 "text-image embedder (CLIP or SigLIP) is configured to search by words"
             )
+        # Words beside the concepts' names count only with a text-image embedder: say so.
+        content = set(words.lower().split()) - FUNCTION_WORDS  # "Rex and Mochi": all used
+        unused = words if self._text_embedder is None and content else ""
         if not photos:
-            return []
+            return PhotoSearch([], unused)
         score = np.zeros(len(photos), dtype=np.float64)
         per_concept: dict[str, np.ndarray] = {}
         if named:
@@ -122,7 +160,7 @@ class PhotoMemory:
                 text = TEXT_WEIGHT * (text - text.mean()) / (text.std() + 1e-6)
             score += text
         order = np.argsort(-score, kind="stable")[:k]
-        return [
+        hits = [
             PhotoHit(
                 photos[i].doc_id,
                 paths[i],
@@ -131,3 +169,4 @@ class PhotoMemory:
             )
             for i in order
         ]
+        return PhotoSearch(hits, unused)

@@ -13,7 +13,9 @@ function status(message, isError = false) {
 
 async function api(method, path, body) {
   const options = { method, headers: { Authorization: `Bearer ${apiKey}` } };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    options.body = body;  // multipart: the browser sets the boundary
+  } else if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
   }
@@ -58,37 +60,73 @@ async function loadStrategies() {
   }
 }
 
+function shown(value) {
+  if (Array.isArray(value)) return value.map(shown).join(", ");
+  if (value !== null && typeof value === "object") {
+    return Object.entries(value).map(([k, v]) => `${k}: ${shown(v)}`).join("; ");
+  }
+  return String(value);
+}
+
+function showProfile(profile) {
+  const body = $("profile").tBodies[0];
+  body.replaceChildren();
+  const entries = Object.entries(profile || {});
+  if (!entries.length) {
+    const cell = body.insertRow().insertCell();
+    cell.colSpan = 2;
+    cell.className = "empty";
+    cell.textContent = "No profile attributes";
+  }
+  for (const [key, value] of entries) {
+    const row = body.insertRow();
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.textContent = key;
+    const cell = row.insertCell();
+    cell.textContent = shown(value);
+    cell.title = cell.textContent;
+    row.prepend(name);
+  }
+}
+
 async function showUser(userId) {
   current = userId;
-  const view = await api("GET", `/users/${encodeURIComponent(userId)}?limit=50`);
+  const view = await api("GET", `/users/${encodeURIComponent(userId)}?limit=1000`);
   $("who").textContent = `· ${userId}`;
-  $("profile").textContent = `Profile: ${JSON.stringify(view.user.profile)}`;
+  showProfile(view.user.profile);
   const docs = $("documents");
   docs.replaceChildren();
   for (const doc of view.documents) {
     const li = item(docs, "");
     li.dataset.docId = doc.doc_id;
+    li.title = doc.text;
     const id = document.createElement("span");
     id.className = "doc-id";
     id.textContent = doc.doc_id;
     li.append(id, document.createTextNode(doc.text));
   }
+  const shown = view.documents.length;
+  $("documents-count").textContent = shown < view.total_documents
+    ? `(${view.total_documents}, newest ${shown} shown)` : `(${view.total_documents})`;
   const subjects = $("subjects");
   subjects.replaceChildren();
   for (const subject of view.subjects) item(subjects, `${subject.name} (${subject.class_word})`);
+  $("subjects-count").textContent = `(${view.subjects.length})`;
   $("counts").textContent =
     `${view.total_documents} documents, ${view.interactions} interactions, ` +
     `${view.feedback} feedback`;
   await loadOutputs();
   $("generate").disabled = false;
   $("delete").disabled = false;
+  $("photo-button").disabled = false;
 }
 
 async function loadOutputs() {
   const outputs = await api("GET", `/users/${encodeURIComponent(current)}/outputs`);
   const list = $("outputs");
   list.replaceChildren();
-  $("outputs-count").textContent = `(${outputs.length}, newest first)`;
+  $("outputs-count").textContent = `(${outputs.length}${outputs.length > 10 ? ", newest 10 shown" : ""})`;
   for (const output of outputs.slice(-10).reverse()) {
     item(list, `[${output.strategy}] ${output.instruction} → ${output.text}`);
   }
@@ -100,7 +138,10 @@ function showAnswer(panel, result) {
   panel.querySelector(".shaped").textContent =
     used.length ? `Shaped by: ${used.join(", ")}` : "Shaped by no context";
   panel.dataset.outputId = result.output_id;
-  for (const button of panel.querySelectorAll(".thumbs button")) button.disabled = false;
+  for (const button of panel.querySelectorAll(".thumbs button")) {
+    button.disabled = false;
+    button.setAttribute("aria-pressed", "false");
+  }
 }
 
 async function ask(event) {
@@ -111,15 +152,19 @@ async function ask(event) {
   status("generating…");
   $("generate").disabled = true;
   try {
-    const data = await api("POST", `/users/${encodeURIComponent(current)}/compare`, {
-      instruction, strategies: ["none", strategy],
-    });
+    const body = { instruction, strategies: ["none", strategy] };
+    const length = Number($("max-tokens").value);
+    if (length > 0) body.max_new_tokens = length;
+    const data = await api("POST", `/users/${encodeURIComponent(current)}/compare`, body);
     const [baseline, personalized] = data.results;
     showAnswer($("baseline"), baseline);
     $("personalized").querySelector(".strategy").textContent = strategy;
     showAnswer($("personalized"), personalized);
     const used = new Set(personalized.provenance.documents);
     for (const li of $("documents").children) li.classList.toggle("used", used.has(li.dataset.docId));
+    if (used.size) $("documents-box").open = true;  // show what shaped the answer
+    const first = $("documents").querySelector("li.used");
+    if (first) first.scrollIntoView({ block: "nearest" });
     await loadOutputs();
     status("done");
   } catch (error) {
@@ -137,6 +182,9 @@ async function thumbs(event) {
     await api("POST", `/users/${encodeURIComponent(current)}/feedback`, {
       output_id: panel.dataset.outputId, thumbs: Number(button.dataset.thumbs),
     });
+    for (const other of panel.querySelectorAll(".thumbs button")) {
+      other.setAttribute("aria-pressed", String(other === button));
+    }
     status(`feedback recorded (${button.dataset.thumbs === "1" ? "up" : "down"})`);
   } catch (error) {
     status(error.message, true);
@@ -145,16 +193,57 @@ async function thumbs(event) {
 
 async function deleteUser() {
   if (!current) return;
-  if (!confirm(`Delete user ${current} and everything derived from them?`)) return;
+  if (!confirm(`Delete user ${current} and everything derived from them?`)) {
+    status(`kept ${current}`);
+    return;
+  }
   try {
     const deleted = current;
     await api("DELETE", `/users/${encodeURIComponent(deleted)}`);
     current = null;
     for (const id of ["documents", "subjects", "outputs"]) $(id).replaceChildren();
     $("who").textContent = "";
-    $("delete").disabled = $("generate").disabled = true;
+    $("profile").tBodies[0].replaceChildren();
+    for (const id of ["documents-count", "subjects-count", "outputs-count", "counts"]) $(id).textContent = "";
+    $("delete").disabled = $("generate").disabled = $("photo-button").disabled = true;
     await loadUsers();
     status(`deleted ${deleted}`);
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+async function uploadRecords(event) {
+  event.preventDefault();
+  const file = $("records-file").files[0];
+  if (!file) return status("choose a JSONL file of records first", true);
+  const form = new FormData();
+  form.append("file", file);
+  try {
+    const data = await api("POST", "/records/jsonl", form);
+    const kinds = Object.entries(data.seen).map(([kind, n]) => `${n} ${kind}`).join(", ");
+    const seen = Object.values(data.seen).reduce((a, b) => a + b, 0);
+    $("upload-result").textContent =
+      `${file.name}: ${data.written} of ${seen} records written (${kinds})`;
+    await loadUsers();
+    if (current) await showUser(current);
+    status("records uploaded");
+  } catch (error) {
+    status(error.message, true);
+  }
+}
+
+async function uploadPhoto(event) {
+  event.preventDefault();
+  const file = $("photo-file").files[0];
+  if (!file || !current) return status("choose a user and a photo first", true);
+  const form = new FormData();
+  form.append("file", file);
+  try {
+    const data = await api("POST", `/users/${encodeURIComponent(current)}/uploads`, form);
+    $("upload-result").textContent =
+      `${file.name} saved as ${data.ref}: name it in a subject record's image_paths`;
+    status("photo uploaded");
   } catch (error) {
     status(error.message, true);
   }
@@ -176,4 +265,6 @@ $("users").addEventListener("change", (e) => showUser(e.target.value).catch((err
 $("ask").addEventListener("submit", ask);
 $("answers").addEventListener("click", thumbs);
 $("delete").addEventListener("click", deleteUser);
+$("upload-records").addEventListener("submit", uploadRecords);
+$("upload-photo").addEventListener("submit", uploadPhoto);
 if (apiKey) connect();
