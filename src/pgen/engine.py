@@ -48,6 +48,7 @@ class Engine:
         photos: Callable[[ContextStore], PhotoMemory] | None = None,
         components: Callable[[str], Any] | None = None,
         runner: Runner | None = None,
+        stale_adapters: str = "serve",
     ) -> None:
         """``components(role)``: any other role's component; ``runner``: where training runs."""
         self.store = store  # for benchmark runners; front ends use the verbs
@@ -60,7 +61,12 @@ class Engine:
             loaders["photos"] = Lazy(lambda: photos(store))
         self._components = Components({**loaders, "embedder": self._embedder}, components)
         self.bench = Workbench(
-            store, self.retrievers, self._components.load, self.generation, prompt_tokens
+            store,
+            self.retrievers,
+            self._components.load,
+            self.generation,
+            prompt_tokens,
+            stale_adapters,
         )
         self._generation = GenerationService(self.bench)
         self._training = TrainingService(store, self.bench.tools, self._embedder, runner)
@@ -75,6 +81,7 @@ class Engine:
             "vision_model": lambda: load("vision"),
             "photos": lambda store: load("photos", store),
             "prompt_tokens": config.prompt_tokens,
+            "stale_adapters": config.stale_adapters,
             "generation": config.generation,
             "components": load,
         }

@@ -30,11 +30,12 @@ TEXTS = {
 }
 
 
-def tools(store: SQLiteStore, model: TransformersTextModel) -> Tools:
+def tools(store: SQLiteStore, model: TransformersTextModel, stale: str = "refuse") -> Tools:
     def no_embedder() -> None:
         raise AssertionError("these tests retrieve with BM25 only")
 
-    return Tools(store, Retrievers(store, no_embedder), lambda: model, GREEDY)  # type: ignore[arg-type]
+    retrievers = Retrievers(store, no_embedder)  # type: ignore[arg-type]
+    return Tools(store, retrievers, lambda: model, GREEDY, stale_adapters=stale)
 
 
 def trained(store: SQLiteStore, model: TransformersTextModel, *users: str) -> dict[str, Path]:
@@ -180,6 +181,26 @@ def test_stale_adapters_are_refused_with_the_retrain_command(
     store.add([Document(user_id="ann", doc_id="new", text="a new review")])
     with pytest.raises(StaleAdapterError, match=r"training data changed.*--method lora"):
         get_strategy("text", "lora+rag").prepare(request, tools(store, model))
+
+
+def test_stale_adapters_follow_the_policy_serve_or_base(
+    store: SQLiteStore, model: TransformersTextModel, tiny_llama: Path
+) -> None:
+    folder = trained(store, model, "ann")["ann"]
+    store.add([Document(user_id="ann", doc_id="new", text="a new review")])
+    request = [TextRequest("ann", "hello")]
+    served = get_strategy("text", "lora+rag").prepare(request, tools(store, model, "serve"))[0]
+    assert served.adapter is not None and served.adapter.path == folder
+    assert served.details["stale_adapter"] == "lora"
+    assert any("stale" in n and "served as it is" in n for n in served.provenance.notes)
+    based = get_strategy("text", "lora").prepare(request, tools(store, model, "base"))[0]
+    assert based.adapter is None and based.details["adapter"] is None
+    assert any("stale" in n and "ran on the base model" in n for n in based.provenance.notes)
+    assert "stale_adapter" not in based.details
+    # Weights for another base model cannot be served, whatever the policy: the base model.
+    other = TransformersTextModel(str(tiny_llama), name="another-base")
+    moved = get_strategy("text", "lora").prepare(request, tools(store, other, "serve"))[0]
+    assert moved.adapter is None and any("not another-base" in n for n in moved.provenance.notes)
 
 
 def test_delete_user_removes_adapters(store: SQLiteStore, model: TransformersTextModel) -> None:

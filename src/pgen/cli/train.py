@@ -139,4 +139,4 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--beta", type=float, default=0.1, help="DPO's beta")
     p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, reads_store=True)

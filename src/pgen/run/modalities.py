@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from pgen.components import (
+    HISTORY_SHARE,
     AnswerRequest,
     ImagePlan,
     ImageRequest,
@@ -22,6 +23,10 @@ from pgen.components import (
     Tools,
     VisionPlan,
     VisionTools,
+    fit_history,
+    history_tokens,
+    template_tokens,
+    with_history,
 )
 from pgen.config import GenerationSettings
 from pgen.context.base import ContextStore
@@ -66,6 +71,7 @@ class Workbench:
     load: Callable[[str], Any]
     generation: GenerationSettings
     prompt_tokens: int = 1024
+    stale_adapters: str = "serve"  # what text strategies do with a stale adapter (config)
 
     def tools(self, generation: GenerationSettings | None = None, sampling: Any = None) -> Tools:
         return Tools(
@@ -77,6 +83,7 @@ class Workbench:
             lambda: self.load("image"),
             sampling,
             self.load,
+            self.stale_adapters,
         )
 
 
@@ -98,6 +105,14 @@ Executor = Callable[[Any, Sequence[Any], Any, Sequence[TextSink | None] | None],
 
 def _plain_check(bench: Workbench, request: Any) -> Any:
     return request
+
+
+def _plain_prepare(strategy: Any, requests: list[Any], tools: Any) -> list[Any]:
+    return list(strategy.prepare(requests, tools))
+
+
+def _no_settings_check(bench: Workbench, settings: Any) -> None:
+    return None
 
 
 def _plain_record(bench: Workbench, request: Any, plan: Any, executed: Executed) -> dict[str, Any]:
@@ -131,6 +146,10 @@ class ModalitySpec:
     record: Callable[[Workbench, Any, Any, Executed], dict[str, Any]] = _plain_record
     result: Callable[[Finished], Any] = _generation
     default_settings: Callable[[Workbench], Any] = field(default=lambda bench: bench.generation)
+    # The strategy's plans for a batch (the text modality adds each request's earlier turns).
+    prepare: Callable[[Any, list[Any], Any], list[Any]] = _plain_prepare
+    # The decoding or sampling settings refused before anything runs, when impossible.
+    check_settings: Callable[[Workbench, Any], None] = _no_settings_check
     batch_size: int = 16  # requests prepared and executed together
 
 
@@ -218,6 +237,52 @@ def modality_of(request: Any) -> ModalitySpec:
 
 
 # -- text -------------------------------------------------------------------------------
+def _text_check(bench: Workbench, request: TextRequest) -> TextRequest:
+    for message in request.history:
+        if message.role not in ("user", "assistant"):
+            raise InvalidRequest(
+                f"earlier turns are the user's or the assistant's, not {message.role!r}"
+            )
+    return request
+
+
+def _text_settings_check(bench: Workbench, settings: GenerationSettings) -> None:
+    """A reply length that leaves the prompt no room in the model's context is refused
+    (rather than cutting the prompt to nothing)."""
+    model = bench.load("text")
+    most = model.context_length - template_tokens(model) - 1
+    if settings.max_new_tokens > most:
+        raise InvalidRequest(
+            f"max new tokens {settings.max_new_tokens} leaves no room for the prompt in the "
+            f"model's context of {model.context_length} tokens; ask for at most {most}"
+        )
+
+
+def _text_prepare(strategy: Any, requests: list[TextRequest], tools: Tools) -> list[TextPlan]:
+    """Plans of a batch; a request with earlier turns gets them as chat messages between
+    the system message and its own turn, within the prompt budget (at most half of it,
+    oldest dropped first and said in the provenance), the strategy fitting its part to
+    what they leave."""
+    alone = [i for i, r in enumerate(requests) if not r.history]
+    plans = dict(zip(alone, strategy.prepare([requests[i] for i in alone], tools), strict=True))
+    for index, request in enumerate(requests):
+        if not request.history:
+            continue
+        model, budget = tools.text_model, tools.prompt_budget
+        kept, dropped = fit_history(model, request.history, budget // HISTORY_SHARE)
+        narrowed = replace(tools, prompt_tokens=max(1, budget - history_tokens(model, kept)))
+        plan = strategy.prepare([request], narrowed)[0]
+        plan.chat = with_history(plan.chat, kept)
+        plan.details["earlier_turns"] = len(kept)
+        if dropped:
+            plan.provenance.notes.append(
+                f"{dropped} of {len(request.history)} earlier turns dropped (oldest first) "
+                f"to fit the {budget}-token prompt"
+            )
+        plans[index] = plan
+    return [plans[i] for i in range(len(requests))]
+
+
 def _text_record(
     bench: Workbench, request: TextRequest, plan: TextPlan, executed: Executed
 ) -> dict[str, Any]:
@@ -295,7 +360,15 @@ def register_builtin_modalities() -> None:
         return
     register_modality(
         ModalitySpec(
-            "text", TextRequest, "text", GenerationSettings, execute_text, record=_text_record
+            "text",
+            TextRequest,
+            "text",
+            GenerationSettings,
+            execute_text,
+            check=_text_check,
+            record=_text_record,
+            prepare=_text_prepare,
+            check_settings=_text_settings_check,
         )
     )
     register_modality(
