@@ -180,7 +180,7 @@ async def chat_completions(
         chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), body.model)
         deltas: asyncio.Queue[str | None] = asyncio.Queue()
         answer = asyncio.create_task(
-            _answer(service, engine, request, decoding, memory, deltas.put_nowait)
+            _answer(service, engine, tenant, request, decoding, memory, deltas.put_nowait)
         )
         _answering.add(answer)  # held until done, even if its client goes away
         answer.add_done_callback(_answering.discard)
@@ -190,7 +190,7 @@ async def chat_completions(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
-    result, remembered = await _answer(service, engine, request, decoding, memory)
+    result, remembered = await _answer(service, engine, tenant, request, decoding, memory)
     return {
         "id": f"chatcmpl-{result.output_id or uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -211,13 +211,16 @@ async def chat_completions(
 async def _answer(
     service: Any,
     engine: Engine,
+    tenant: str,
     request: TextRequest,
     decoding: Decoding,
     memory: bool,
     sink: TextSink | None = None,
 ) -> tuple[Generation, bool]:
     """The generation, then (the tenant's memory on) the user's turn remembered."""
-    result = await generate(service, engine, request, decoding, sink=sink, checked=True)
+    result = await generate(
+        service, engine, request, decoding, sink=sink, checked=True, tenant=tenant
+    )
     turn = turn_document(request.user_id, request.query or request.instruction)
     remembered = memory and bool(await run_in_threadpool(engine.remember, request.user_id, [turn]))
     return result, remembered
