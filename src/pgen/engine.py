@@ -240,6 +240,10 @@ class Engine:
         """A per-user artifact in a standard format (``checked``: it came from ``check``)."""
         return self._training.train([request], checked=checked)[0]
 
+    def stale_adapters(self, methods: Sequence[str] | None = None) -> list[r.StaleAdapter]:
+        """Every user's lora / dpo adapter that is behind its data: what to retrain."""
+        return self._training.stale(methods)
+
     def train_many(self, requests: Sequence[TrainRequest]) -> list[TrainResult]:
         """Many users' artifacts, on the engine's runner."""
         return self._training.train(requests)
