@@ -21,6 +21,7 @@ from pgen.config import SQLITE_URL, Config, load_config
 # model stacks load inside handlers only: `pgen --help` must stay fast.
 EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.context",
+    "pgen.cli.compare",
     "pgen.cli.evaluate",
     "pgen.cli.images",
     "pgen.cli.recommend",
