@@ -42,13 +42,13 @@ def side_by_side(
 ) -> str:
     """Columns of wrapped text, one per generation, headed by the strategy name (and,
     ``provenance``: followed by what shaped each)."""
-    columns = []
+    columns: list[list[str]] = []
     for g in generations:
         column = [g.strategy.upper(), "-" * width, *textwrap.wrap(g.text or "(empty)", width)]
         if provenance:
             column.append("")
-            for line in provenance_lines(g):
-                column += textwrap.wrap(line, width, subsequent_indent="  ")
+            for said in provenance_lines(g):
+                column += textwrap.wrap(said, width, subsequent_indent="  ")
         columns.append(column)
     height = max(len(c) for c in columns)
     rows = []
