@@ -114,14 +114,16 @@ def _turns(body: ChatBody) -> tuple[str, tuple[ChatMessage, ...]]:
     return turns[-1][1][:MAX_TEXT], history
 
 
-def _unknown_user(user: str) -> ApiError:
-    """The same words for a user that does not exist and for another tenant's user."""
-    return ApiError(
-        404,
-        "user_not_found",
-        f"no user {user[:60]!r} for this API key: add the user's context first "
-        "(POST /records), or turn the tenant's memory on",
-    )
+UNKNOWN_USER = (
+    "no such user for this API key: add the user's context first (POST /records), "
+    "or turn the tenant's memory on"
+)
+
+
+def _unknown_user() -> ApiError:
+    """One answer, byte for byte, for a user that does not exist and for another
+    tenant's user (and the name is not echoed: it may be someone else's)."""
+    return ApiError(404, "user_not_found", UNKNOWN_USER)
 
 
 def _pgen_field(result: Generation, remembered: bool) -> dict[str, Any]:
@@ -175,7 +177,7 @@ async def chat_completions(
     try:
         request = await run_in_threadpool(engine.check, request)
     except UserNotFoundError:
-        raise _unknown_user(body.user) from None
+        raise _unknown_user() from None
     if body.stream:
         chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), body.model)
         deltas: asyncio.Queue[str | None] = asyncio.Queue()
