@@ -15,6 +15,7 @@ import contextlib
 import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pgen.config import GenerationSettings
@@ -273,6 +274,34 @@ def history_tokens(model: TextModel, history: list[Message]) -> int:
 def with_history(chat: Chat, history: list[Message]) -> Chat:
     """The chat with earlier turns between the system message and the final user turn."""
     return [*chat[:-1], *history, *chat[-1:]]
+
+
+def prepare_with_history(
+    strategy: Any, requests: list[TextRequest], tools: Tools
+) -> list[TextPlan]:
+    """Plans of a batch; a request with earlier turns gets them as chat messages between
+    the system message and its own turn, within the prompt budget (at most half of it,
+    oldest dropped first and said in the provenance), the strategy fitting its part to
+    what they leave."""
+    alone = [i for i, r in enumerate(requests) if not r.history]
+    plans = dict(zip(alone, strategy.prepare([requests[i] for i in alone], tools), strict=True))
+    for index, request in enumerate(requests):
+        if not request.history:
+            continue
+        model, budget = tools.text_model, tools.prompt_budget
+        kept, dropped = fit_history(model, request.history, budget // HISTORY_SHARE)
+        room = max(1, budget - history_tokens(model, kept))
+        narrowed = dataclass_replace(tools, prompt_tokens=room)
+        plan = strategy.prepare([request], narrowed)[0]
+        plan.chat = with_history(plan.chat, kept)
+        plan.details["earlier_turns"] = len(kept)
+        if dropped:
+            plan.provenance.notes.append(
+                f"{dropped} of {len(request.history)} earlier turns dropped (oldest first) "
+                f"to fit the {budget}-token prompt"
+            )
+        plans[index] = plan
+    return [plans[i] for i in range(len(requests))]
 
 
 def template_tokens(model: TextModel) -> int:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from pgen.components import (
-    HISTORY_SHARE,
     AnswerRequest,
     ImagePlan,
     ImageRequest,
@@ -23,10 +22,8 @@ from pgen.components import (
     Tools,
     VisionPlan,
     VisionTools,
-    fit_history,
-    history_tokens,
+    prepare_with_history,
     template_tokens,
-    with_history,
 )
 from pgen.config import GenerationSettings
 from pgen.context.base import ContextStore
@@ -258,31 +255,6 @@ def _text_settings_check(bench: Workbench, settings: GenerationSettings) -> None
         )
 
 
-def _text_prepare(strategy: Any, requests: list[TextRequest], tools: Tools) -> list[TextPlan]:
-    """Plans of a batch; a request with earlier turns gets them as chat messages between
-    the system message and its own turn, within the prompt budget (at most half of it,
-    oldest dropped first and said in the provenance), the strategy fitting its part to
-    what they leave."""
-    alone = [i for i, r in enumerate(requests) if not r.history]
-    plans = dict(zip(alone, strategy.prepare([requests[i] for i in alone], tools), strict=True))
-    for index, request in enumerate(requests):
-        if not request.history:
-            continue
-        model, budget = tools.text_model, tools.prompt_budget
-        kept, dropped = fit_history(model, request.history, budget // HISTORY_SHARE)
-        narrowed = replace(tools, prompt_tokens=max(1, budget - history_tokens(model, kept)))
-        plan = strategy.prepare([request], narrowed)[0]
-        plan.chat = with_history(plan.chat, kept)
-        plan.details["earlier_turns"] = len(kept)
-        if dropped:
-            plan.provenance.notes.append(
-                f"{dropped} of {len(request.history)} earlier turns dropped (oldest first) "
-                f"to fit the {budget}-token prompt"
-            )
-        plans[index] = plan
-    return [plans[i] for i in range(len(requests))]
-
-
 def _text_record(
     bench: Workbench, request: TextRequest, plan: TextPlan, executed: Executed
 ) -> dict[str, Any]:
@@ -367,7 +339,7 @@ def register_builtin_modalities() -> None:
             execute_text,
             check=_text_check,
             record=_text_record,
-            prepare=_text_prepare,
+            prepare=prepare_with_history,
             check_settings=_text_settings_check,
         )
     )
