@@ -15,6 +15,7 @@ import contextlib
 import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from dataclasses import replace as dataclass_replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pgen.config import GenerationSettings
@@ -63,6 +64,9 @@ class TextRequest:
     k: int = 4
     retriever: str = "bm25"
     query: str | None = None  # what to retrieve with, when it differs from the instruction
+    # Earlier turns of a conversation (user and assistant), oldest first: real chat messages
+    # between the system message and this turn, fitted to the prompt budget.
+    history: tuple[Message, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,9 @@ class Tools:
     load_image_model: Callable[[], DiffusersImageModel] | None = None
     sampling: ImageGenerationSettings | None = None
     load_model: Callable[[str], Any] | None = None  # any modality's model, by its role
+    # A user's adapter trained on data that changed since: "serve" it (noted), run on the
+    # "base" model (noted), or "refuse" (StaleArtifact, naming the command that retrains).
+    stale_adapters: str = "serve"
 
     @property
     def text_model(self) -> TextModel:
@@ -238,6 +245,63 @@ def chat(user_text: str, system: str = SYSTEM) -> Chat:
     """Context goes in the system message, the instruction alone in the user's turn:
     small chat models otherwise answer the context ("glad you liked my post!")."""
     return [Message("system", system), Message("user", user_text)]
+
+
+HISTORY_SHARE = 2  # earlier turns get at most 1/2 of the prompt budget
+MESSAGE_TOKENS = 8  # what the chat template adds around one more message, with a margin
+
+
+def fit_history(
+    model: TextModel, history: tuple[Message, ...], room: int
+) -> tuple[list[Message], int]:
+    """The newest earlier turns whose tokens fit ``room`` (oldest dropped first), and how
+    many were dropped."""
+    kept: list[Message] = []
+    used = 0
+    for message in reversed(history):
+        cost = model.count_tokens(message.content) + MESSAGE_TOKENS
+        if used + cost > room:
+            break
+        kept.insert(0, message)
+        used += cost
+    return kept, len(history) - len(kept)
+
+
+def history_tokens(model: TextModel, history: list[Message]) -> int:
+    return sum(model.count_tokens(m.content) + MESSAGE_TOKENS for m in history)
+
+
+def with_history(chat: Chat, history: list[Message]) -> Chat:
+    """The chat with earlier turns between the system message and the final user turn."""
+    return [*chat[:-1], *history, *chat[-1:]]
+
+
+def prepare_with_history(
+    strategy: Any, requests: list[TextRequest], tools: Tools
+) -> list[TextPlan]:
+    """Plans of a batch; a request with earlier turns gets them as chat messages between
+    the system message and its own turn, within the prompt budget (at most half of it,
+    oldest dropped first and said in the provenance), the strategy fitting its part to
+    what they leave."""
+    alone = [i for i, r in enumerate(requests) if not r.history]
+    plans = dict(zip(alone, strategy.prepare([requests[i] for i in alone], tools), strict=True))
+    for index, request in enumerate(requests):
+        if not request.history:
+            continue
+        model, budget = tools.text_model, tools.prompt_budget
+        kept, dropped = fit_history(model, request.history, budget // HISTORY_SHARE)
+        room = max(1, budget - history_tokens(model, kept))
+        narrowed = dataclass_replace(tools, prompt_tokens=room)
+        plan = strategy.prepare([request], narrowed)[0]
+        plan.chat = with_history(plan.chat, kept)
+        plan.details["earlier_turns"] = len(kept)
+        if dropped:
+            plan.provenance.notes.append(
+                f"{dropped} of {len(request.history)} earlier turns dropped (oldest first) "
+                f"to fit the {budget}-token prompt"
+            )
+        plans[index] = plan
+    return [plans[i] for i in range(len(requests))]
 
 
 def template_tokens(model: TextModel) -> int:

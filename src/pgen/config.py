@@ -105,6 +105,10 @@ class Config:
     # while a repetition penalty (which also penalizes the prompt's words) costs ROUGE-L.
     # Benchmarks (bench text, GenerationSettings()) stay plain greedy unless asked.
     no_repeat_ngram_size: int = 4
+    # A user's lora or dpo adapter trained on data that changed since: "serve" it with a
+    # note in the provenance (the service queues a retrain), run on the "base" model with a
+    # note, or "refuse" the request with the command that retrains it.
+    stale_adapters: str = "serve"
     # `pgen serve` (pgen.serve): where it listens, worker processes, request limits, and
     # how long a generate request waits for others to share its model batch.
     serve_host: str = "127.0.0.1"
@@ -171,6 +175,7 @@ _INTS = (
     "serve_batch_wait_ms",
     "serve_max_tenants",
 )
+STALE_ADAPTERS = ("serve", "base", "refuse")
 _FLOATS = ("temperature", "top_p", "repetition_penalty")
 # Components may be a {provider, settings} table in the TOML file (see pgen.factory).
 _COMPONENTS = ("store", "text_model", "embed_model", "image_model")
@@ -183,6 +188,9 @@ def _coerce(name: str, value: Any) -> Any:
         return value  # a URL: its scheme names the provider (pgen.factory)
     if name in ("home", "store", "artifacts"):
         return Path(value).expanduser()
+    if name == "stale_adapters" and value not in STALE_ADAPTERS:
+        choices = ", ".join(STALE_ADAPTERS)
+        raise ValueError(f"stale_adapters must be one of {choices}, got {value!r}")
     if name in _INTS + _FLOATS:
         kind = int if name in _INTS else float
         if isinstance(value, bool):

@@ -48,6 +48,7 @@ class Engine:
         photos: Callable[[ContextStore], PhotoMemory] | None = None,
         components: Callable[[str], Any] | None = None,
         runner: Runner | None = None,
+        stale_adapters: str = "serve",
     ) -> None:
         """``components(role)``: any other role's component; ``runner``: where training runs."""
         self.store = store  # for benchmark runners; front ends use the verbs
@@ -60,7 +61,12 @@ class Engine:
             loaders["photos"] = Lazy(lambda: photos(store))
         self._components = Components({**loaders, "embedder": self._embedder}, components)
         self.bench = Workbench(
-            store, self.retrievers, self._components.load, self.generation, prompt_tokens
+            store,
+            self.retrievers,
+            self._components.load,
+            self.generation,
+            prompt_tokens,
+            stale_adapters,
         )
         self._generation = GenerationService(self.bench)
         self._training = TrainingService(store, self.bench.tools, self._embedder, runner)
@@ -75,6 +81,7 @@ class Engine:
             "vision_model": lambda: load("vision"),
             "photos": lambda store: load("photos", store),
             "prompt_tokens": config.prompt_tokens,
+            "stale_adapters": config.stale_adapters,
             "generation": config.generation,
             "components": load,
         }
@@ -232,6 +239,10 @@ class Engine:
     def train(self, request: TrainRequest, *, checked: bool = False) -> TrainResult:
         """A per-user artifact in a standard format (``checked``: it came from ``check``)."""
         return self._training.train([request], checked=checked)[0]
+
+    def stale_adapters(self, methods: Sequence[str] | None = None) -> list[r.StaleAdapter]:
+        """Every user's lora / dpo adapter that is behind its data: what to retrain."""
+        return self._training.stale(methods)
 
     def train_many(self, requests: Sequence[TrainRequest]) -> list[TrainResult]:
         """Many users' artifacts, on the engine's runner."""

@@ -39,6 +39,15 @@ class ImageGeneration:
 
 
 @dataclass(frozen=True)
+class StaleAdapter:
+    """A user's adapter behind its data (or trained on another base model): retrain it."""
+
+    user_id: str
+    method: str  # lora, dpo
+    reason: str
+
+
+@dataclass(frozen=True)
 class UserView:
     """One user's context at a glance: profile, their newest documents, and counts."""
 

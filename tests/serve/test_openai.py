@@ -118,7 +118,7 @@ def test_a_stream_that_cannot_start_is_refused_with_a_json_error(server: Running
         response = httpx.post(url, json=body, headers=headers, timeout=60)
         assert response.status_code == status
         assert response.headers["content-type"] == "application/json"
-        assert response.json()["error"]["code"] in {"not_found", "model_not_found"}
+        assert response.json()["error"]["code"] in {"user_not_found", "model_not_found"}
     body = {
         "model": "pgen/rag",
         "user": "alice",
@@ -178,3 +178,22 @@ def test_raw_sse_lines(server: Running) -> None:
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
     assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
+
+
+def test_an_unknown_user_is_explained_alike_whether_absent_or_another_tenants(
+    server: Running,
+) -> None:
+    client = client_for(server)  # acme's key; globex-bob is globex's user
+    said = {}
+    for user in ("nobody-at-all", "globex-bob"):  # the same bytes: see test_tenants too
+        with pytest.raises(openai.NotFoundError) as caught:
+            client.chat.completions.create(
+                model="pgen/rag", user=user, messages=[{"role": "user", "content": "hi"}]
+            )
+        error = caught.value.body
+        assert isinstance(error, dict) and error["code"] == "user_not_found"
+        said[user] = error["message"]
+        assert user not in error["message"]  # never echoed: it may be another tenant's
+    assert said["nobody-at-all"] == said["globex-bob"]
+    assert "no such user for this API key" in said["globex-bob"]
+    assert "POST /records" in said["globex-bob"]

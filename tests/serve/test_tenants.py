@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 
 from pgen.models.text import TransformersTextModel
-from pgen.serve.errors import NOT_FOUND_BODY
+from pgen.serve.errors import NOT_FOUND_BODY, error_body
+from pgen.serve.openai import UNKNOWN_USER
 from tests.serve.conftest import CANARY
 from tests.serve.server import Running, serve_in_thread, service_config
 from tests.serve.test_api import png, poll
@@ -49,7 +50,8 @@ def random_request(rng: random.Random, targets: dict[str, list[str]], unknown: b
     fake = f"never-{rng.randrange(10**9)}"
 
     def pick(kind: str) -> str:
-        return fake if unknown else rng.choice(targets[kind])
+        chosen = rng.choice(targets[kind])  # drawn either way: both ask the same route
+        return fake if unknown else chosen
 
     user, output, job = pick("users"), pick("outputs"), pick("jobs")
     body_user = rng.choice([user, "alice"])  # alice: globex has one too (its own)
@@ -95,6 +97,14 @@ def random_request(rng: random.Random, targets: dict[str, list[str]], unknown: b
     return rng.choice(choices)
 
 
+def not_found_body(path: str) -> dict[str, Any]:
+    """The one not-found body; the chat endpoint explains an unknown user (to an OpenAI
+    client, a bare "not found" says nothing), in the same bytes for every such user."""
+    if path == "/v1/chat/completions":
+        return error_body("user_not_found", UNKNOWN_USER)
+    return NOT_FOUND_BODY
+
+
 def test_a_thousand_cross_tenant_requests_find_nothing(server: Running) -> None:
     rng = random.Random(14)
     with server.client("acme") as acme, server.client("globex") as globex:
@@ -107,7 +117,7 @@ def test_a_thousand_cross_tenant_requests_find_nothing(server: Running) -> None:
             response = globex.request(method, path, **options)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             assert response.status_code == 404, (method, path, response.text)
-            assert response.json() == NOT_FOUND_BODY, (method, path, response.text)
+            assert response.json() == not_found_body(path), (method, path, response.text)
             # The only difference from an unknown id: the id in the path, never echoed.
             assert not any(secret in response.text for secret in leaks)
         assert statuses == {404: 1000}
@@ -142,7 +152,7 @@ def test_foreign_and_unknown_ids_answer_the_same_bytes(server: Running) -> None:
             a = globex.request(foreign[0], foreign[1], **foreign[2])
             b = globex.request(unknown[0], unknown[1], **unknown[2])
             assert (a.status_code, a.content) == (b.status_code, b.content), foreign[1]
-            assert json.loads(a.content) == NOT_FOUND_BODY
+            assert json.loads(a.content) == not_found_body(foreign[1])
 
 
 def settled(check: Any) -> None:

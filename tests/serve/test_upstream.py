@@ -234,3 +234,52 @@ def test_an_upstream_that_is_down_is_a_502_whole_or_streamed(tmp_path: Path) -> 
             openai.APIError, match=r"^upstream text model server (unreachable|failed)"
         ):
             list(stream)
+
+
+def test_earlier_turns_go_upstream_as_chat_messages_newest_kept(
+    pgen: Running, upstream: ChatServer
+) -> None:
+    earlier = [
+        {"role": "user", "content": "my name is Zed and I fix bikes"},
+        {"role": "assistant", "content": "Nice to meet you, Zed."},
+    ]
+    completion = client_for(pgen).chat.completions.create(
+        model="pgen/rag",
+        user="alice",
+        messages=[
+            {"role": "system", "content": "be brief"},
+            *earlier,
+            {"role": "user", "content": QUESTION},
+        ],  # type: ignore[list-item]
+    )
+    (sent,) = upstream.requests_seen
+    roles = [m["role"] for m in sent["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]  # real turns, not a transcript
+    assert [m["content"] for m in sent["messages"][1:]] == [
+        earlier[0]["content"],
+        earlier[1]["content"],
+        QUESTION,
+    ]
+    assert "a2" in sent["messages"][0]["content"] or "battery" in sent["messages"][0]["content"]
+    assert not any("user:" in str(m["content"]) for m in sent["messages"])
+    notes = completion.model_extra["pgen"]["provenance"]["notes"]  # type: ignore[index]
+    assert not any("earlier turns dropped" in n for n in notes)
+
+    # A conversation longer than the prompt budget: the oldest turns go, and it is said.
+    upstream.reset()
+    many = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "words " * 30}
+        for i in range(40)
+    ]
+    completion = client_for(pgen).chat.completions.create(
+        model="pgen/none",
+        user="alice",
+        messages=[*many, {"role": "user", "content": QUESTION}],  # type: ignore[list-item]
+    )
+    (sent,) = upstream.requests_seen
+    contents = [m["content"] for m in sent["messages"]]
+    assert contents[-1] == QUESTION and contents[-2] == many[-1]["content"].strip()
+    assert many[0]["content"].strip() not in contents and 2 < len(contents) < 40
+    notes = completion.model_extra["pgen"]["provenance"]["notes"]  # type: ignore[index]
+    dropped = [n for n in notes if "earlier turns dropped (oldest first)" in n]
+    assert dropped and dropped[0].startswith(f"{42 - len(contents)} of 40 ")

@@ -30,11 +30,12 @@ TEXTS = {
 }
 
 
-def tools(store: SQLiteStore, model: TransformersTextModel) -> Tools:
+def tools(store: SQLiteStore, model: TransformersTextModel, stale: str = "serve") -> Tools:
     def no_embedder() -> None:
         raise AssertionError("these tests retrieve with BM25 only")
 
-    return Tools(store, Retrievers(store, no_embedder), lambda: model, GREEDY)  # type: ignore[arg-type]
+    retrievers = Retrievers(store, no_embedder)  # type: ignore[arg-type]
+    return Tools(store, retrievers, lambda: model, GREEDY, stale_adapters=stale)
 
 
 def trained(store: SQLiteStore, model: TransformersTextModel, *users: str) -> dict[str, Path]:
@@ -171,15 +172,35 @@ def test_stale_adapters_are_refused_with_the_retrain_command(
 ) -> None:
     trained(store, model, "ann")
     request = [TextRequest("ann", "hello")]
-    get_strategy("text", "lora").prepare(request, tools(store, model))  # fresh: applies
+    get_strategy("text", "lora").prepare(request, tools(store, model, "refuse"))  # fresh
     other = TransformersTextModel(str(tiny_llama), name="another-base")
     with pytest.raises(
         StaleAdapterError, match=r"not another-base.*pgen train --user ann --method lora"
     ):
-        get_strategy("text", "lora").prepare(request, tools(store, other))
+        get_strategy("text", "lora").prepare(request, tools(store, other, "refuse"))
     store.add([Document(user_id="ann", doc_id="new", text="a new review")])
     with pytest.raises(StaleAdapterError, match=r"training data changed.*--method lora"):
-        get_strategy("text", "lora+rag").prepare(request, tools(store, model))
+        get_strategy("text", "lora+rag").prepare(request, tools(store, model, "refuse"))
+
+
+def test_stale_adapters_follow_the_policy_serve_or_base(
+    store: SQLiteStore, model: TransformersTextModel, tiny_llama: Path
+) -> None:
+    folder = trained(store, model, "ann")["ann"]
+    store.add([Document(user_id="ann", doc_id="new", text="a new review")])
+    request = [TextRequest("ann", "hello")]
+    served = get_strategy("text", "lora+rag").prepare(request, tools(store, model, "serve"))[0]
+    assert served.adapter is not None and served.adapter.path == folder
+    assert served.details["stale_adapter"] == "lora"
+    assert any("stale" in n and "served as it is" in n for n in served.provenance.notes)
+    based = get_strategy("text", "lora").prepare(request, tools(store, model, "base"))[0]
+    assert based.adapter is None and based.details["adapter"] is None
+    assert any("stale" in n and "ran on the base model" in n for n in based.provenance.notes)
+    assert "stale_adapter" not in based.details
+    # Weights for another base model cannot be served, whatever the policy: the base model.
+    other = TransformersTextModel(str(tiny_llama), name="another-base")
+    moved = get_strategy("text", "lora").prepare(request, tools(store, other, "serve"))[0]
+    assert moved.adapter is None and any("not another-base" in n for n in moved.provenance.notes)
 
 
 def test_delete_user_removes_adapters(store: SQLiteStore, model: TransformersTextModel) -> None:
@@ -211,10 +232,11 @@ def test_user_adapter_can_start_from_the_shared_task_adapter(
     task = train_task_lora(store, ["ann", "bob"], model, TINY_LORA)
     assert read_meta(task).user_id == "" and read_meta(task).extra["examples"] == 6  # type: ignore[union-attr]
     folder = train_user_lora(store, "ann", model, replace(TINY_LORA, from_task=True))
-    get_strategy("text", "lora").prepare([TextRequest("ann", "hi")], tools(store, model))
+    refusing = tools(store, model, "refuse")
+    get_strategy("text", "lora").prepare([TextRequest("ann", "hi")], refusing)
     train_task_lora(store, ["ann"], model, TINY_LORA)  # the task adapter changed under it
     with pytest.raises(StaleAdapterError, match="training data changed"):
-        get_strategy("text", "lora").prepare([TextRequest("ann", "hi")], tools(store, model))
+        get_strategy("text", "lora").prepare([TextRequest("ann", "hi")], refusing)
     assert read_meta(folder).settings["from_task"] is True  # type: ignore[union-attr]
 
 

@@ -170,7 +170,7 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--limit", type=positive, default=10, help="newest documents to show")
     p.add_argument("--offset", type=int, default=0, help="list: users to skip")
     p.add_argument("--page", type=positive, help="list: at most this many users")
-    p.set_defaults(func=cmd_users)
+    p.set_defaults(func=cmd_users, reads_store=True)
 
     p = commands.add_parser("search", help="the user's documents that match a query")
     p.add_argument("query", help="what to look for")
@@ -178,7 +178,7 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--retriever", choices=RETRIEVERS, default="bm25", help="how to rank")
     p.add_argument("--k", type=positive, default=4, help="documents to return")
     p.add_argument("--json", action="store_true", help="print the hits as JSON")
-    p.set_defaults(func=cmd_search)
+    p.set_defaults(func=cmd_search, reads_store=True)
 
     p = commands.add_parser("generate", help="personalized content for one user")
     p.add_argument("instruction", help="what the user asks for")
@@ -196,7 +196,7 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--prompt-tokens", type=positive, help="cap on prompt length (config: 1024)")
     add_decoding_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=cmd_generate, reads_store=True)
 
     p = commands.add_parser("feedback", help="thumbs on an output, or a chosen/rejected pair")
     p.add_argument("--user", required=True, help="whose output")
@@ -205,17 +205,17 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--prompt", help="the instruction of a chosen/rejected pair")
     p.add_argument("--chosen", help="the preferred text")
     p.add_argument("--rejected", help="the other text")
-    p.set_defaults(func=cmd_feedback)
+    p.set_defaults(func=cmd_feedback, reads_store=True)
 
     p = commands.add_parser("outputs", help="a user's generated outputs with provenance")
     p.add_argument("--user", required=True, help="whose outputs")
     p.add_argument("--limit", type=positive, default=20, help="newest outputs to show")
     p.add_argument("--json", action="store_true", help="export every output as JSON")
-    p.set_defaults(func=cmd_outputs)
+    p.set_defaults(func=cmd_outputs, reads_store=True)
 
     p = commands.add_parser("delete-user", help="remove a user and everything derived from them")
     p.add_argument("user", help="the user to forget")
-    p.set_defaults(func=cmd_delete_user)
+    p.set_defaults(func=cmd_delete_user, reads_store=True)
 
     p = commands.add_parser("demo", help="baseline vs personalized outputs on a built-in sample")
     p.add_argument("--max-new-tokens", type=positive, default=64, help="reply length cap")

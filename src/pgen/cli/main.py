@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from pgen.config import SQLITE_URL, Config, load_config
 # model stacks load inside handlers only: `pgen --help` must stay fast.
 EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.context",
+    "pgen.cli.compare",
     "pgen.cli.evaluate",
     "pgen.cli.images",
     "pgen.cli.recommend",
@@ -50,6 +52,53 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text:
             return text
         return text + " (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that names an unknown or mistyped flag (``unknown option --usr
+    (did you mean --user?)``) rather than what it left missing because of it (``--user is
+    required``). Subcommands' parsers are of this class too."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> Any:
+        unknown = unknown_option(self, getattr(self, "_argv", []))
+        super().error(unknown or message)
+
+
+def _option_strings(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The flags ``parser`` takes, and those of the subcommand that ``argv`` names."""
+    known = [flag for action in parser._actions for flag in action.option_strings]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for index, token in enumerate(argv):
+                if token in action.choices:
+                    return known + _option_strings(action.choices[token], argv[index + 1 :])
+    return known
+
+
+def unknown_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """``unknown option --X (did you mean --Y?)`` for the first flag of ``argv`` that the
+    command does not take (exactly or as an abbreviation argparse accepts), else None."""
+    import difflib
+
+    known = _option_strings(parser, argv)
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("-") or token == "-" or _NUMBER.fullmatch(token):
+            continue
+        flag = token.split("=", 1)[0]
+        if flag in known or (flag.startswith("--") and any(k.startswith(flag) for k in known)):
+            continue
+        near = difflib.get_close_matches(flag, [k for k in known if k.startswith("--")], 1, 0.7)
+        return f"unknown option {flag}" + (f" (did you mean {near[0]}?)" if near else "")
+    return None
+
+
+_NUMBER = re.compile(r"-\d+(\.\d*)?([eE][-+]?\d+)?")
 
 
 def _global_options(suppress: bool) -> argparse.ArgumentParser:
@@ -91,7 +140,7 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pgen",
         description="Personalized generation: context in, content for one user out.",
         parents=[_global_options(suppress=False)],
@@ -123,6 +172,17 @@ def check_store_flag(store: str | None) -> None:
         raise ValueError(f"--store {store}: no such folder {str(path.parent)!r}")
 
 
+def require_store(config: Config) -> None:
+    """Commands that read (``users``, ``search``, ``generate``, ``outputs``, ...) never
+    create a store: a mistyped ``--home`` would otherwise answer from a new, empty one."""
+    try:
+        path = config.store_path
+    except ValueError:
+        return  # another provider's store: it says what is wrong with it
+    if not path.is_file():
+        raise FileNotFoundError(f"no store at {path}; ingest first (pgen ingest FILE)")
+
+
 def one_line(error: BaseException) -> str:
     """The error as one readable line: messages from libraries often span several."""
     text = " ".join(str(error).split()) or type(error).__name__
@@ -142,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             embed_model=args.embed_model,
             threads=args.threads,
         )
+        if getattr(args, "reads_store", False):
+            require_store(config)
         return int(args.func(args, config) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -20,9 +20,9 @@ def _lora_settings(args: argparse.Namespace) -> Any:
     return settings_from(LoraSettings, args, target_modules=modules, learning_rate=args.lr)
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: argparse.Namespace, method: str) -> Any:
     lora = _lora_settings(args)
-    if args.method != "dpo":
+    if method != "dpo":
         return lora
     from pgen.training.dpo import DpoSettings
 
@@ -36,14 +36,43 @@ def cmd_train(args: argparse.Namespace, config: Config) -> None:
     from pgen.training.cohorts import similar_k
     from pgen.training.registry import TrainRequest
 
+    if args.stale:
+        _retrain_stale(args, config)
+        return
+    if args.user is None:
+        raise ValueError("name the user (--user U), or retrain every stale adapter (--stale)")
+    args.method = args.method or "lora"
     cohort = tuple(u.strip() for u in (args.cohort or "").split(",") if u.strip())
     similar_k(cohort)  # a bad similar:K fails here, before any model loads
-    request = TrainRequest(args.user, args.method, cohort=cohort, settings=_settings(args))
+    settings = _settings(args, args.method)
+    request = TrainRequest(args.user, args.method, cohort=cohort, settings=settings)
     with Engine.open(config) as engine:
         result = engine.train(request)
+    _report(args.user, args.method, result)
+
+
+def _retrain_stale(args: argparse.Namespace, config: Config) -> None:
+    """Every user whose lora / dpo adapter (``--method``: of that kind) is stale, retrained."""
+    from pgen.engine import Engine
+    from pgen.training.registry import TrainRequest
+
+    if args.user is not None or args.cohort:
+        raise ValueError("--stale retrains every stale adapter: it takes no --user or --cohort")
+    with Engine.open(config) as engine:
+        stale = engine.stale_adapters(None if args.method is None else [args.method])
+        for found in stale:
+            print(f"user {found.user_id!r}: {found.method} adapter stale ({found.reason})")
+            request = TrainRequest(
+                found.user_id, found.method, settings=_settings(args, found.method)
+            )
+            _report(found.user_id, found.method, engine.train(request))
+    print(f"retrained {len(stale)} stale adapters")
+
+
+def _report(user: str, method: str, result: Any) -> None:
     meta = result.meta
-    print(f"trained {args.method} for user {args.user!r} in {result.seconds:.1f} s")
-    if args.method == "dpo":
+    print(f"trained {method} for user {user!r} in {result.seconds:.1f} s")
+    if method == "dpo":
         if meta.get("cohort_by") == "similar":
             near = ", ".join(f"{u} ({s:.2f})" for u, s in meta["cohort_similarity"].items())
             print(
@@ -117,9 +146,14 @@ def register(commands: Any, bench: Any) -> None:
     p.set_defaults(func=cmd_bench_prefs)
 
     p = commands.add_parser("train", help="train a user's text adapter: lora, task-lora, dpo")
-    p.add_argument("--user", required=True, help="whose adapter")
+    p.add_argument("--user", help="whose adapter (or --stale)")
     p.add_argument(
-        "--method", choices=trainer_methods("text"), default="lora", help="what to train"
+        "--stale",
+        action="store_true",
+        help="retrain every user whose lora or dpo adapter is stale (--method: only that kind)",
+    )
+    p.add_argument(
+        "--method", choices=trainer_methods("text"), help="what to train (default: lora)"
     )
     p.add_argument("--task", help="example template (LaMP_2, amazon_rating...; default: plain)")
     p.add_argument("--from-task", action="store_true", help="start from the task-lora adapter")
@@ -139,4 +173,4 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--beta", type=float, default=0.1, help="DPO's beta")
     p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, reads_store=True)

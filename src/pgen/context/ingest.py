@@ -56,12 +56,36 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# json's messages, in the words of someone who has never read a JSON parser's source.
+_JSON_PROBLEMS = {
+    "Invalid control character at": "a raw line break or control character inside a string "
+    "(an unterminated string, or one that needs \\n)",
+    "Unterminated string starting at": "unterminated string (a closing quote is missing)",
+    "Expecting value": "a value is missing or not JSON (strings need double quotes)",
+    "Expecting property name enclosed in double quotes": "a key is not in double quotes, "
+    "or a comma is left before a closing brace",
+    "Expecting ',' delimiter": "a comma is missing between two values",
+    "Expecting ':' delimiter": "a colon is missing after a key",
+    "Extra data": "more than one JSON value on the line (one record per line)",
+    "Invalid \\escape": "an invalid backslash escape in a string",
+    "Invalid \\uXXXX escape": "an invalid \\u escape in a string",
+}
+
+
+def json_problem(error: json.JSONDecodeError) -> str:
+    """What is wrong, in plain words, and where on the line."""
+    said = _JSON_PROBLEMS.get(error.msg, error.msg)
+    if error.msg.startswith("Invalid control character") and not error.doc[error.pos :].strip():
+        said = _JSON_PROBLEMS["Unterminated string starting at"]  # the line ended in a string
+    return f"not valid JSON: {said} (column {error.colno})"
+
+
 def parse_json(text: str | bytes, where: str) -> Any:
     """JSON, or an IngestError naming ``where`` for every way it can fail."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise IngestError(where, f"not valid JSON ({error.msg})") from None
+        raise IngestError(where, json_problem(error)) from None
     except RecursionError:
         raise IngestError(where, "not valid JSON (nested too deeply)") from None
     except ValueError as error:  # an integer of over 4,300 digits
@@ -132,7 +156,7 @@ def read_records(path: Path) -> list[Located]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise IngestError(f"{path}:{error.lineno}", f"not valid JSON ({error.msg})") from None
+        raise IngestError(f"{path}:{error.lineno}", json_problem(error)) from None
     except (ValueError, RecursionError):
         data = parse_json(text, f"{path}:1")  # raises, naming what is wrong
     if isinstance(data, list):

@@ -26,12 +26,30 @@ def sample_path() -> Path:
     return Path(str(resources.files("pgen.demo").joinpath("sample.jsonl")))
 
 
-def side_by_side(generations: list[Generation], width: int = COLUMN) -> str:
-    """Columns of wrapped text, one per generation, headed by the strategy name."""
-    columns = [
-        [g.strategy.upper(), "-" * width, *textwrap.wrap(g.text or "(empty)", width)]
-        for g in generations
-    ]
+def provenance_lines(generation: Generation) -> list[str]:
+    """What shaped one output, as short lines: the context used, the adapter, the notes."""
+    shaped = generation.provenance
+    used = shaped.documents or shaped.items or shaped.subjects
+    lines = [f"context used: {', '.join(used) or 'none'}"]
+    adapter = generation.details.get("adapter")
+    if adapter:
+        lines.append(f"adapter: {adapter}")
+    return lines + [f"note: {note}" for note in shaped.notes]
+
+
+def side_by_side(
+    generations: list[Generation], width: int = COLUMN, *, provenance: bool = False
+) -> str:
+    """Columns of wrapped text, one per generation, headed by the strategy name (and,
+    ``provenance``: followed by what shaped each)."""
+    columns: list[list[str]] = []
+    for g in generations:
+        column = [g.strategy.upper(), "-" * width, *textwrap.wrap(g.text or "(empty)", width)]
+        if provenance:
+            column.append("")
+            for said in provenance_lines(g):
+                column += textwrap.wrap(said, width, subsequent_indent="  ")
+        columns.append(column)
     height = max(len(c) for c in columns)
     rows = []
     for line in range(height):

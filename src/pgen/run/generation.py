@@ -70,7 +70,8 @@ class GenerationService:
         for (_, name), indexes in groups.items():
             spec = modality_of(requests[indexes[0]])
             tools = spec.tools(self.bench, self._settings(spec, settings))
-            built = self.strategy(spec, name).prepare([requests[i] for i in indexes], tools)
+            chosen = [requests[i] for i in indexes]
+            built = spec.prepare(self.strategy(spec, name), chosen, tools)
             plans.update(zip(indexes, built, strict=True))
         return [plans[i] for i in range(len(requests))]
 
@@ -98,6 +99,9 @@ class GenerationService:
         by_modality: dict[str, list[int]] = {}
         for index, request in enumerate(checked_requests):
             by_modality.setdefault(modality_of(request).name, []).append(index)
+        for indexes in by_modality.values():  # impossible settings: refused before any runs
+            spec = modality_of(checked_requests[indexes[0]])
+            spec.check_settings(self.bench, self._settings(spec, settings))
         results: dict[int, Any] = {}
         bar = tqdm(total=len(checked_requests), desc="generating", unit="req", disable=not progress)
         for indexes in by_modality.values():

@@ -22,6 +22,8 @@ from pgen.components import (
     Tools,
     VisionPlan,
     VisionTools,
+    prepare_with_history,
+    template_tokens,
 )
 from pgen.config import GenerationSettings
 from pgen.context.base import ContextStore
@@ -66,6 +68,7 @@ class Workbench:
     load: Callable[[str], Any]
     generation: GenerationSettings
     prompt_tokens: int = 1024
+    stale_adapters: str = "serve"  # what text strategies do with a stale adapter (config)
 
     def tools(self, generation: GenerationSettings | None = None, sampling: Any = None) -> Tools:
         return Tools(
@@ -77,6 +80,7 @@ class Workbench:
             lambda: self.load("image"),
             sampling,
             self.load,
+            self.stale_adapters,
         )
 
 
@@ -98,6 +102,14 @@ Executor = Callable[[Any, Sequence[Any], Any, Sequence[TextSink | None] | None],
 
 def _plain_check(bench: Workbench, request: Any) -> Any:
     return request
+
+
+def _plain_prepare(strategy: Any, requests: list[Any], tools: Any) -> list[Any]:
+    return list(strategy.prepare(requests, tools))
+
+
+def _no_settings_check(bench: Workbench, settings: Any) -> None:
+    return None
 
 
 def _plain_record(bench: Workbench, request: Any, plan: Any, executed: Executed) -> dict[str, Any]:
@@ -131,6 +143,10 @@ class ModalitySpec:
     record: Callable[[Workbench, Any, Any, Executed], dict[str, Any]] = _plain_record
     result: Callable[[Finished], Any] = _generation
     default_settings: Callable[[Workbench], Any] = field(default=lambda bench: bench.generation)
+    # The strategy's plans for a batch (the text modality adds each request's earlier turns).
+    prepare: Callable[[Any, list[Any], Any], list[Any]] = _plain_prepare
+    # The decoding or sampling settings refused before anything runs, when impossible.
+    check_settings: Callable[[Workbench, Any], None] = _no_settings_check
     batch_size: int = 16  # requests prepared and executed together
     # The model loads before the strategies prepare (which may load the text model): an
     # image model that cannot load fails before a text model was loaded for nothing.
@@ -221,6 +237,27 @@ def modality_of(request: Any) -> ModalitySpec:
 
 
 # -- text -------------------------------------------------------------------------------
+def _text_check(bench: Workbench, request: TextRequest) -> TextRequest:
+    for message in request.history:
+        if message.role not in ("user", "assistant"):
+            raise InvalidRequest(
+                f"earlier turns are the user's or the assistant's, not {message.role!r}"
+            )
+    return request
+
+
+def _text_settings_check(bench: Workbench, settings: GenerationSettings) -> None:
+    """A reply length that leaves the prompt no room in the model's context is refused
+    (rather than cutting the prompt to nothing)."""
+    model = bench.load("text")
+    most = model.context_length - template_tokens(model) - 1
+    if settings.max_new_tokens > most:
+        raise InvalidRequest(
+            f"max new tokens {settings.max_new_tokens} leaves no room for the prompt in the "
+            f"model's context of {model.context_length} tokens; ask for at most {most}"
+        )
+
+
 def _text_record(
     bench: Workbench, request: TextRequest, plan: TextPlan, executed: Executed
 ) -> dict[str, Any]:
@@ -311,7 +348,15 @@ def register_builtin_modalities() -> None:
         return
     register_modality(
         ModalitySpec(
-            "text", TextRequest, "text", GenerationSettings, execute_text, record=_text_record
+            "text",
+            TextRequest,
+            "text",
+            GenerationSettings,
+            execute_text,
+            check=_text_check,
+            record=_text_record,
+            prepare=prepare_with_history,
+            check_settings=_text_settings_check,
         )
     )
     register_modality(

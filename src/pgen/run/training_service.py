@@ -15,11 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from pgen.components import Tools
-from pgen.context.artifacts import read_meta
+from pgen.context.artifacts import ADAPTER_NAME, read_meta
 from pgen.context.base import ContextStore
 from pgen.errors import InvalidRequest
 from pgen.models.base import Embedder
+from pgen.results import StaleAdapter
 from pgen.training.registry import TrainRequest, TrainResult, get_trainer, stoppable
+
+STALE_METHODS = ("lora", "dpo")  # the per-user adapters that can fall behind their data
 
 TrainOne = Callable[[TrainRequest], TrainResult]
 
@@ -103,6 +106,28 @@ class TrainingService:
             time.perf_counter() - started,
             {} if meta is None else {**meta.extra, "base_model": meta.base_model},
         )
+
+    def stale(self, methods: Sequence[str] | None = None) -> list[StaleAdapter]:
+        """Every user's adapter of ``methods`` (default: lora and dpo) that is stale."""
+        from pgen.personalize.lora import stale_reason
+
+        chosen = list(methods or STALE_METHODS)
+        unknown = sorted(set(chosen) - set(STALE_METHODS))
+        if unknown:
+            known = ", ".join(STALE_METHODS)
+            raise InvalidRequest(f"stale adapters are {known}'s, not {', '.join(unknown)}'s")
+        base_model: str | None = None
+        found = []
+        for summary in self.store.users(0, None):
+            for method in chosen:
+                if not self.store.artifacts(summary.user_id).get((method, ADAPTER_NAME)):
+                    continue
+                if base_model is None:  # the model loads only when someone has an adapter
+                    base_model = self._tools().text_model.name
+                why = stale_reason(self.store, summary.user_id, method, base_model)
+                if why is not None:
+                    found.append(StaleAdapter(summary.user_id, method, why))
+        return found
 
     @staticmethod
     def _trainer(method: str):  # type: ignore[no-untyped-def]

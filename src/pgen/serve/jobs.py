@@ -231,9 +231,22 @@ class Jobs:
         work: Work,
         *,
         cancellable: bool = True,
+        once: bool = False,
     ) -> Job:
+        """A job, queued. ``once``: none if a job of this kind for this user is queued or
+        running already (that one is answered instead), across every worker process."""
         job_id = uuid.uuid4().hex
         with self.db.transaction() as db:
+            pending = (
+                once
+                and db.execute(
+                    "SELECT job_id FROM jobs WHERE tenant=? AND kind=? AND user_id IS ? "
+                    "AND status IN ('queued', 'running') ORDER BY created LIMIT 1",
+                    (tenant, kind, user_id),
+                ).fetchone()
+            )
+            if pending:
+                return self.get(tenant, pending[0])
             db.execute(
                 "INSERT INTO jobs (job_id, tenant, kind, user_id, status, created, owner, "
                 "cancellable) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",

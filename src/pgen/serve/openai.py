@@ -1,6 +1,8 @@
 """An OpenAI-compatible endpoint that personalizes: ``POST /v1/chat/completions`` and
 ``GET /v1/models``.
 
+Earlier turns of the conversation reach the model as chat messages through its chat
+template (the newest that fit the prompt budget; any dropped are said in the provenance).
 The request's ``user`` names the pgen user (within the key's tenant); the strategy comes
 from the model name (``pgen/rag``, ``pgen/profile``, ``pgen/lora+rag``; plain ``pgen`` is
 ``rag``) or the extension fields ``strategy``, ``k``, ``retriever`` (default ``memory``
@@ -30,8 +32,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from pgen.components import TextRequest
+from pgen.context.base import UserNotFoundError
 from pgen.context.records import User
 from pgen.engine import Engine
+from pgen.models.base import Message as ChatMessage
 from pgen.models.base import TextSink
 from pgen.personalize import strategy_names
 from pgen.results import Generation
@@ -94,17 +98,32 @@ def _strategy(body: ChatBody) -> str:
     )
 
 
-def _instruction(body: ChatBody) -> tuple[str, str]:
-    """The instruction (earlier turns included) and the retrieval query (the last turn)."""
+def _turns(body: ChatBody) -> tuple[str, tuple[ChatMessage, ...]]:
+    """The last user turn (the instruction, and the retrieval query) and the earlier user
+    and assistant turns, which go to the model as chat messages (the prompt budget keeps
+    the newest that fit, saying so in the provenance)."""
     turns = [(m.role, _text(m).strip()) for m in body.messages if m.role != "system"]
     turns = [(role, text) for role, text in turns if text]
     if not turns or turns[-1][0] != "user":
         raise ApiError(400, "invalid_request", "the last message must be the user's, with text")
-    last = turns[-1][1][:MAX_TEXT]
-    if len(turns) == 1:
-        return last, last
-    history = "\n".join(f"{role}: {text}" for role, text in turns[:-1])
-    return f"Conversation so far:\n{history[-MAX_TEXT:]}\n\nNow: {last}", last
+    earlier = [(role, text) for role, text in turns[:-1] if role in ("user", "assistant")]
+    history = tuple(
+        ChatMessage("user" if role == "user" else "assistant", text[:MAX_TEXT])
+        for role, text in earlier
+    )
+    return turns[-1][1][:MAX_TEXT], history
+
+
+UNKNOWN_USER = (
+    "no such user for this API key: add the user's context first (POST /records), "
+    "or turn the tenant's memory on"
+)
+
+
+def _unknown_user() -> ApiError:
+    """One answer, byte for byte, for a user that does not exist and for another
+    tenant's user (and the name is not echoed: it may be someone else's)."""
+    return ApiError(404, "user_not_found", UNKNOWN_USER)
 
 
 def _pgen_field(result: Generation, remembered: bool) -> dict[str, Any]:
@@ -141,7 +160,7 @@ async def chat_completions(
     strategy = _strategy(body)
     if not body.user:
         raise ApiError(400, "invalid_request", "set 'user' to the pgen user to personalize for")
-    instruction, query = _instruction(body)
+    instruction, history = _turns(body)
     memory = service.keys.settings(tenant)["memory"]
     if memory and not engine.has_user(body.user):
         await run_in_threadpool(engine.ingest, [User(user_id=body.user)])
@@ -154,13 +173,16 @@ async def chat_completions(
     retriever = body.retriever or ("memory" if memory else "bm25")
     # Checked once, before anything is generated (and before the first event of a stream,
     # so that a refusal is a JSON error, not a stream).
-    request = TextRequest(body.user, instruction, strategy, body.k, retriever, query)
-    request = await run_in_threadpool(engine.check, request)
+    request = TextRequest(body.user, instruction, strategy, body.k, retriever, history=history)
+    try:
+        request = await run_in_threadpool(engine.check, request)
+    except UserNotFoundError:
+        raise _unknown_user() from None
     if body.stream:
         chunks = _Chunks(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), body.model)
         deltas: asyncio.Queue[str | None] = asyncio.Queue()
         answer = asyncio.create_task(
-            _answer(service, engine, request, decoding, memory, deltas.put_nowait)
+            _answer(service, engine, tenant, request, decoding, memory, deltas.put_nowait)
         )
         _answering.add(answer)  # held until done, even if its client goes away
         answer.add_done_callback(_answering.discard)
@@ -170,7 +192,7 @@ async def chat_completions(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
-    result, remembered = await _answer(service, engine, request, decoding, memory)
+    result, remembered = await _answer(service, engine, tenant, request, decoding, memory)
     return {
         "id": f"chatcmpl-{result.output_id or uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -191,13 +213,16 @@ async def chat_completions(
 async def _answer(
     service: Any,
     engine: Engine,
+    tenant: str,
     request: TextRequest,
     decoding: Decoding,
     memory: bool,
     sink: TextSink | None = None,
 ) -> tuple[Generation, bool]:
     """The generation, then (the tenant's memory on) the user's turn remembered."""
-    result = await generate(service, engine, request, decoding, sink=sink, checked=True)
+    result = await generate(
+        service, engine, request, decoding, sink=sink, checked=True, tenant=tenant
+    )
     turn = turn_document(request.user_id, request.query or request.instruction)
     remembered = memory and bool(await run_in_threadpool(engine.remember, request.user_id, [turn]))
     return result, remembered

@@ -72,13 +72,24 @@ async def generate(
     save: bool = True,
     sink: TextSink | None = None,
     checked: bool = False,
+    tenant: str | None = None,
 ) -> Generation:
     """The request checked once, alone (before it joins a batch of others; ``checked``:
-    the caller did), then generated in a batch; ``sink``: its text as decoded."""
+    the caller did), then generated in a batch; ``sink``: its text as decoded. With the
+    ``tenant``, a stale adapter served gets a retrain job queued (one at a time)."""
     if not checked:
         request = await run_in_threadpool(engine.check, request)
     settings = body.settings(engine.generation)
     result: Generation = await service.batcher.generate(engine, request, settings, save, sink)
+    if tenant is not None and result.details.get("stale_adapter"):
+        # A stale adapter was served (stale_adapters = "serve"): retrain it, once.
+        kind = str(result.details["stale_adapter"])
+
+        def retrain() -> None:
+            checked = engine.check(TrainRequest(request.user_id, kind))
+            submit_training(service, tenant, checked, once=True)
+
+        await run_in_threadpool(retrain)
     return result
 
 
@@ -180,14 +191,19 @@ def search(user_id: UserId, body: SearchBody, engine: TenantEngine) -> Any:
 
 @router.post("/users/{user_id}/generate", tags=["generation"])
 async def generate_text(
-    user_id: UserId, body: GenerateBody, engine: TenantEngine, service: TheService
+    user_id: UserId,
+    body: GenerateBody,
+    engine: TenantEngine,
+    service: TheService,
+    tenant: TenantName,
 ) -> Any:
     common = {"k": body.k, "retriever": body.retriever, "query": body.query}
     request = build_request(
         body.modality, user_id, body.instruction, body.strategy, common=common, options=body.options
     )
     if isinstance(request, TextRequest):  # text shares model batches with other requests
-        return generation_json(await generate(service, engine, request, body, body.save))
+        made = await generate(service, engine, request, body, body.save, tenant=tenant)
+        return generation_json(made)
     result = await run_in_threadpool(lambda: engine.generate(request, save=body.save))
     if not isinstance(result, Generation):
         raise ValueError(f"{body.modality} outputs come from their own route")
@@ -196,7 +212,11 @@ async def generate_text(
 
 @router.post("/users/{user_id}/compare", tags=["generation"])
 async def compare(
-    user_id: UserId, body: CompareBody, engine: TenantEngine, service: TheService
+    user_id: UserId,
+    body: CompareBody,
+    engine: TenantEngine,
+    service: TheService,
+    tenant: TenantName,
 ) -> Any:
     """One instruction under several strategies (a baseline beside the personalized)."""
     import asyncio
@@ -205,7 +225,9 @@ async def compare(
         TextRequest(user_id, body.instruction, name, body.k, body.retriever)
         for name in dict.fromkeys(body.strategies)
     ]
-    results = await asyncio.gather(*(generate(service, engine, r, body) for r in requests))
+    results = await asyncio.gather(
+        *(generate(service, engine, r, body, tenant=tenant) for r in requests)
+    )
     return {"results": [generation_json(r) for r in results]}
 
 
@@ -296,22 +318,28 @@ def train(
     checked = engine.check(
         TrainRequest(user_id, body.method, body.subject, tuple(body.cohort), None, body.steps)
     )
+    return submit_training(service, tenant, checked).as_dict()
+
+
+def submit_training(service: Any, tenant: str, checked: TrainRequest, once: bool = False) -> Any:
+    """A checked training request as a job (``once``: unless one for the same user and
+    method is queued or running)."""
 
     def work(control: JobControl) -> dict[str, Any]:
-        control(f"training {body.method}")
+        control(f"training {checked.method}")
         request = replace(checked, should_stop=control.should_stop)
         with service.tenants.lease(tenant) as held:  # not closed by the bound meanwhile
             result = held.train(request, checked=True)
         return plain({"method": result.method, "seconds": result.seconds, "meta": result.meta})
 
-    job = service.jobs.submit(
+    return service.jobs.submit(
         tenant,
-        f"train:{body.method}",
-        user_id,
+        f"train:{checked.method}",
+        checked.user_id,
         work,
-        cancellable=stoppable(get_trainer(body.method)),
+        cancellable=stoppable(get_trainer(checked.method)),
+        once=once,
     )
-    return job.as_dict()
 
 
 @router.post("/recommenders/train", status_code=202, tags=["training"])

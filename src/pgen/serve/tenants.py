@@ -149,6 +149,7 @@ class Tenants:
             self.embedder,
             image_model=self.image_model,
             prompt_tokens=self.config.prompt_tokens,
+            stale_adapters=self.config.stale_adapters,
             generation=self.config.generation,
             vision_model=lambda: self.component("vision"),
             photos=partial(build_photos, self.config),

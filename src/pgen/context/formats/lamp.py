@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from pgen.context.formats import FormatError, labelled_title, text_of
 from pgen.context.records import Document
+from pgen.context.validation import check_id
 
 TEXT_FIELDS = ("text", "abstract", "description")
 LABEL_FIELDS = {"category": "category", "tag": "tag", "score": "rating"}  # shown in the title
@@ -65,6 +66,9 @@ def profile_document(user_id: str, entry: Any, position: int, where: str) -> Doc
     text_field = next((f for f in TEXT_FIELDS if isinstance(entry.get(f), str)), None)
     if text_field is None:
         raise FormatError(here, "field 'text' (or 'abstract', 'description') is missing")
+    if entry.get("id") is None:
+        # A JSONL document must name its doc_id; a profile entry is one, by the same rule.
+        raise FormatError(here, "field 'id' is missing (it becomes the document's doc_id)")
     title = text_of(entry["title"]) if entry.get("title") else None
     for name, shown in LABEL_FIELDS.items():
         if name in entry:
@@ -72,7 +76,7 @@ def profile_document(user_id: str, entry: Any, position: int, where: str) -> Doc
     try:
         return Document(
             user_id=user_id,
-            doc_id=text_of(entry.get("id", position)),
+            doc_id=text_of(entry["id"]),
             kind=DOCUMENT_KIND,
             text=entry[text_field],
             title=title,
@@ -98,7 +102,15 @@ def read_questions(path: Path, data: Any, user_of: Callable[[str], str] = str) -
         if not isinstance(question["profile"], list):
             raise FormatError(f"{path}: question {index}", "'profile' must be a list")
         qid = text_of(question["id"])
-        user_id, where = user_of(qid), f"{path}: question {qid}"
+        user_id = user_of(qid)
+        try:  # the question id names a user: the rules of every user id (records.User)
+            check_id(qid)
+            check_id(user_id)
+        except ValueError as error:
+            raise FormatError(
+                f"{path}: question {index}", f"field 'id' (the user id): {error}"
+            ) from None
+        where = f"{path}: question {qid}"
         profile = tuple(
             profile_document(user_id, entry, i, where)
             for i, entry in enumerate(question["profile"])
