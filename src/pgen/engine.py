@@ -1,10 +1,10 @@
 """Engine: the one typed API, typed verbs only; the CLI, the service and Python users call
-them and none reaches past it. Each verb delegates to a run service (``pgen.run``):
-generation for every modality, training on a ``Runner``, deletion, memory, uploads."""
+them and none reaches past it. Each verb delegates to a run service (``pgen.run``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,13 +60,9 @@ class Engine:
         if photos is not None:
             loaders["photos"] = Lazy(lambda: photos(store))
         self._components = Components({**loaders, "embedder": self._embedder}, components)
+        load, settings = self._components.load, self.generation
         self.bench = Workbench(
-            store,
-            self.retrievers,
-            self._components.load,
-            self.generation,
-            prompt_tokens,
-            stale_adapters,
+            store, self.retrievers, load, settings, prompt_tokens, stale_adapters
         )
         self._generation = GenerationService(self.bench)
         self._training = TrainingService(store, self.bench.tools, self._embedder, runner)
@@ -194,15 +190,8 @@ class Engine:
     ) -> list[Any]:
         """Outputs for many users' requests in shared batches; ``sinks[i]`` gets request
         i's text as it is decoded; ``checked``: every request came from ``check``."""
-        return self._generation.generate(
-            requests,
-            generation,
-            save=save,
-            sinks=sinks,
-            batch_size=batch_size,
-            progress=progress,
-            checked=checked,
-        )
+        options: dict[str, Any] = {"save": save, "sinks": sinks, "progress": progress}
+        return self._generation.generate(requests, generation, batch_size, checked, **options)
 
     def prepare(self, requests: Sequence[Any], generation: Any = None) -> list[Any]:
         """Each request's plan, built by its strategy (nothing generated or saved)."""
@@ -233,7 +222,7 @@ class Engine:
 
     def search_photos(self, user_id: str, query: str, *, k: int = 10) -> r.PhotoSearch:
         """The user's photos ranked for ``query``, by the concepts it names and its words."""
-        photos = lambda: self._components.load("photos")  # noqa: E731
+        photos = partial(self._components.load, "photos")
         return services.search_photos(self.store, photos, user_id, query, k)
 
     def train(self, request: TrainRequest, *, checked: bool = False) -> TrainResult:

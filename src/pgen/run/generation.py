@@ -79,13 +79,13 @@ class GenerationService:
         self,
         requests: Sequence[Any],
         settings: Any = None,
+        batch_size: int | None = None,
+        checked: bool = False,
         *,
         save: bool = True,
         sinks: Sequence[TextSink | None] | None = None,
         out: Path | None = None,
-        batch_size: int | None = None,
         progress: bool = False,
-        checked: bool = False,
     ) -> list[Any]:
         """One result per request, in order; requests of one modality share model batches.
         ``sinks[i]`` (when given) receives request i's text as the model decodes it.
