@@ -8,7 +8,7 @@ import re
 from pgen.context.base import ContextStore
 from pgen.models.base import GenerationSettings
 from pgen.personalize.base import Modality, Provenance, TextPlan, TextRequest, Tools, chat
-from pgen.personalize.prompts import pack_documents, remaining_budget
+from pgen.personalize.prompts import attribute_lines, pack_documents, remaining_budget
 
 # Bump when the summary prompt or its post-processing changes: old summaries are then stale.
 SUMMARY_VERSION = "v2"  # v2: ends at a sentence (a cut last sentence is dropped)
@@ -45,8 +45,7 @@ def system_prompt(summary: str, attributes: dict[str, object]) -> str:
     if summary:
         parts.append(f"About them: {summary}")
     if attributes:
-        lines = "\n".join(f"- {name}: {value}" for name, value in sorted(attributes.items()))
-        parts.append(f"Profile attributes:\n{lines}")
+        parts.append(f"Profile attributes:\n{attribute_lines(attributes)}")
     return "\n\n".join([*parts, CLOSING])
 
 
