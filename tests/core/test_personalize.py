@@ -117,7 +117,8 @@ def test_profile_summary_is_cached_and_refreshed_when_documents_change(engine: E
     first = engine.generate("ana", "write a post", strategy="profile", generation=SHORT)
     summary = first.details["summary"]
     assert first.provenance.documents == ["a3", "a2", "a1"]  # newest first, all fit
-    assert f"About them: {summary}" in first.prompt[0].content
+    # The random model's words name nothing of ana's: grounding may cut every sentence.
+    assert f"About them: {summary}" in first.prompt[0].content or summary == ""
     assert first.prompt[-1].content == "write a post"
     assert "job: chef" in prompt_text(first)
     assert engine.store.row_counts("ana")["summaries"] == 1
