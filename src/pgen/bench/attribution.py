@@ -237,6 +237,10 @@ def summarize(rows: list[dict[str, Any]], n_authors: int) -> list[dict[str, Any]
             estimate = bootstrap(HIT_RATE, hits)
             line[reading] = estimate.as_dict()
             line[f"{reading}_mean_rank"] = float(np.mean([r[f"{reading}_rank"] for r in mine]))
+            # How far the own author is from the closest other (> 0: attributed right).
+            line[f"{reading}_margin"] = float(
+                np.mean([r[f"{reading}_own"] - r[f"{reading}_best_other"] for r in mine])
+            )
             if strategy != BASELINE and BASELINE in strategies:
                 base = [r for r in rows if r["strategy"] == BASELINE]
                 base_hits = mean_rows([float(r[f"{reading}_hit"]) for r in base])
@@ -247,9 +251,9 @@ def summarize(rows: list[dict[str, Any]], n_authors: int) -> list[dict[str, Any]
 
 def markdown(table: list[dict[str, Any]]) -> str:
     head = (
-        "| strategy | n | MiniLM hit rate [95% CI] | Δ vs none (p) | mean rank "
+        "| strategy | n | MiniLM hit rate [95% CI] | Δ vs none (p) | mean rank | cos margin "
         "| BM25 hit rate [95% CI] | Δ vs none (p) | mean rank |\n"
-        "| --- | ---: | --- | --- | ---: | --- | --- | ---: |"
+        "| --- | ---: | --- | --- | ---: | ---: | --- | --- | ---: |"
     )
     lines = [head]
     for line in table:
@@ -260,6 +264,8 @@ def markdown(table: list[dict[str, Any]]) -> str:
             test = line.get(f"{reading}_vs_none")
             cells.append(f"{test['delta']:+.3f} (p={test['p_value']:.3f})" if test else "—")
             cells.append(f"{line[f'{reading}_mean_rank']:.2f}")
+            if reading == "minilm":
+                cells.append(f"{line['minilm_margin']:+.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
