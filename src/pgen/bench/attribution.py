@@ -89,7 +89,7 @@ def read_author(path: Path, max_docs: int) -> Author | None:
         profile["industry"] = industry
     kept = posts[:-HELD_OUT][-max_docs:]
     documents = [
-        Document(user_id=user_id, doc_id=f"{user_id}-{n}", kind="blog", text=text, time=when)
+        Document(user_id=user_id, doc_id=f"{user_id}-{n:04d}", kind="blog", text=text, time=when)
         for n, (when, _, text) in enumerate(kept)
     ]
     return Author(user_id, profile, documents, [text for *_, text in posts[-HELD_OUT:]])
