@@ -3,12 +3,12 @@ that appear in none of the author's documents or profile attributes.
 
 For each author (``pgen bench attribution``'s loading: the posts before the last 5, at
 most 40, and the file name's attributes), the profile strategy's summary is written from
-their 8 most recent posts with the old prompt (v2) and the new one (v3: "Name only
-people, places and numbers that appear in the texts"), each read raw and after
+their 8 most recent posts with the summary prompt and with it plus a constraint ("Name
+only people, places and numbers that appear in the texts"), each read raw and after
 ``pgen.personalize.grounding.grounded`` cuts sentences with unsupported mentions (what
-the profile strategy ships: v3 + cut). A mention is a capitalized word not first in its
-sentence ("I" aside) or a number; unsupported: in none of the author's ingested posts
-(all of them, not only the 8) nor their attributes.
+the profile strategy ships: the summary prompt + cut). A mention is a capitalized word
+not first in its sentence ("I" aside) or a number; unsupported: in none of the author's
+ingested posts (all of them, not only the 8) nor their attributes.
 
     python benchmarks/summary_grounding.py --data ../shared/data/blogs --users 16
 """
@@ -35,11 +35,9 @@ from pgen.personalize.profile import (
 )
 from pgen.personalize.prompts import pack_documents, remaining_budget
 
-SUMMARIZE_V2 = (
-    "Here are texts written by one user:\n{documents}\n\n"
-    "In three sentences, describe this user: the topics they care about, their tone, "
-    "and how long and how formal their writing is."
-)
+NAMES_ONLY = SUMMARIZE + (
+    " Name only people, places and numbers that appear in the texts."
+)  # tried as a constraint in the prompt: it made things worse (docs/benchmarks.md)
 
 
 def main() -> None:
@@ -56,7 +54,7 @@ def main() -> None:
     settings = GenerationSettings(max_new_tokens=SUMMARY_TOKENS, repetition_penalty=1.15)
     started = time.perf_counter()
     table = []
-    for label, template in (("v2 (old prompt)", SUMMARIZE_V2), ("v3 (names only)", SUMMARIZE)):
+    for label, template in (("summary prompt", SUMMARIZE), ("+ names only", NAMES_ONLY)):
         chats, knowns, all_known = [], [], []
         for author in authors:
             recent = list(reversed(author.documents[-SUMMARY_DOCS:]))  # newest first
