@@ -43,7 +43,7 @@ class RetrievalAugmented:
     adapter_kind: str | None = None
     description = (
         "the user's profile attributes and top-k documents for the request (their most "
-        "recent when none matches), framed to write as the user"
+        "recent when none matches, said in the provenance), framed to write as the user"
     )
 
     def prepare(self, requests: list[TextRequest], tools: Tools) -> list[TextPlan]:
