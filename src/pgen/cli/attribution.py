@@ -22,7 +22,7 @@ def register(commands: Any, bench: Any) -> None:
         "attributes (gender, age, industry, sign) become the user's context. Every strategy "
         "writes the same instructions; an output is a hit when it is closer (MiniLM cosine "
         "to the held-out centroid, and BM25) to its own author than to any other (chance: "
-        "1/N). 95%% bootstrap intervals, paired permutation tests against none.",
+        "1/N). 95% bootstrap intervals, paired permutation tests against none.",
     )
     p.add_argument("--data", required=True, type=Path, help="folder of ID.gender.age.ind.sign.xml")
     p.add_argument("--users", type=positive, default=8, help="authors (the first N with 7+ posts)")
