@@ -71,7 +71,7 @@ class RetrievalAugmented:
     def _one(self, request: TextRequest, tools: Tools) -> TextPlan:
         notes: list[str] = []
         hits, source = self._relevant(request, tools, notes)
-        recent = source == "recency" and request.retriever != "recency"
+        recent = source == "recency"  # the fallback, or the recency retriever itself
         documents: list[Document] = tools.store.documents(
             request.user_id, [hit.doc_id for hit in hits]
         )
