@@ -11,6 +11,7 @@ from pgen.context import Document, User
 from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
 from pgen.models.base import AdapterRef, Chat, GenerationSettings, TextModel
+from pgen.personalize.grounding import grounded, mentions, unsupported, vocabulary
 from pgen.personalize.profile import SUMMARY_TOKENS, system_prompt, whole_sentences
 
 CUT_SUMMARY = (
@@ -26,7 +27,8 @@ class CutReplies:
     name = "cut-replies"
     context_length = 2048
 
-    def __init__(self) -> None:
+    def __init__(self, summary: str = "") -> None:
+        self.summary = summary
         self.calls: list[tuple[list[Chat], GenerationSettings | None]] = []
 
     def generate(
@@ -37,7 +39,8 @@ class CutReplies:
     ) -> list[str]:
         self.calls.append((chats, config))
         summarizing = ["Here are texts written by one user" in c[-1].content for c in chats]
-        return [CUT_SUMMARY if asked else "A new post." for asked in summarizing]
+        summary = self.summary or CUT_SUMMARY
+        return [summary if asked else "A new post." for asked in summarizing]
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -55,7 +58,7 @@ def engine(store: SQLiteStore) -> tuple[Engine, CutReplies]:
     store.add(
         [
             User(user_id="ana", profile={"job": "chef", "city": "Turin"}),
-            Document(user_id="ana", doc_id="a1", text="pasta with tomato sauce and basil"),
+            Document(user_id="ana", doc_id="a1", text="Italian pasta, tomato and basil"),
             Document(user_id="ana", doc_id="a2", text="lemon tart with a buttery crust"),
         ]
     )
@@ -111,3 +114,35 @@ def test_the_prompt_parts_stand_alone() -> None:
         "Match this user's interests, tone and style."
     )
     assert "Profile attributes" not in system_prompt("Likes tea.", {})
+
+
+def test_a_summary_sentence_naming_what_the_user_never_wrote_is_cut(store: SQLiteStore) -> None:
+    store.add(
+        [
+            User(user_id="ana", profile={"job": "chef", "city": "Turin"}),
+            Document(user_id="ana", doc_id="a1", text="Lemon tart for 8 people in my kitchen."),
+        ]
+    )
+    invented = (
+        "Ana is a chef in Turin who bakes lemon tarts for 8 people. "
+        "She trained with Gordon Ramsay in 2015. Her posts are short and warm."
+    )
+    pgen = Engine(store, CutReplies(invented), embedder=lambda: pytest.fail("unused"))
+    result = pgen.generate("ana", "write a post", strategy="profile")
+    # Turin (an attribute) and 8 (in her post) are hers; Gordon Ramsay and 2015 are not.
+    assert result.details["summary"] == (
+        "Ana is a chef in Turin who bakes lemon tarts for 8 people. Her posts are short and warm."
+    )
+    assert "Ramsay" not in result.prompt[0].content
+
+
+def test_mentions_are_names_and_numbers_looked_up_as_whole_words() -> None:
+    text = "The blog of Mia. She ran 3.5 km in Paris, and I cheered! Paris again in 2021."
+    assert mentions(text) == ["Mia", "3.5", "Paris", "2021"]  # a sentence's first word is not
+    known = vocabulary(["mia ran 3.5 km", "city: Paris"])
+    assert unsupported(text, known) == ["2021"]
+    assert grounded(text, known) == (
+        "The blog of Mia. She ran 3.5 km in Paris, and I cheered!",
+        ["2021"],
+    )
+    assert unsupported("She met Parisa.", known) == ["Parisa"]  # whole words, not prefixes

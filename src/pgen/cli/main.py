@@ -28,6 +28,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.train",
     "pgen.cli.photos",
     "pgen.cli.serve",
+    "pgen.cli.attribution",
 )
 
 Handler = Callable[[argparse.Namespace, Config], Any]

@@ -82,13 +82,17 @@ def run_demo(config: Config, *, max_new_tokens: int = 64) -> str:
         report = []
         for index, user in enumerate(users):
             mine = outputs[index * len(STRATEGIES) : (index + 1) * len(STRATEGIES)]
-            report.append(f"\n=== user {user} ===\n{side_by_side(mine)}")
+            profile = engine.user(user, limit=1).user.profile
+            who = ", ".join(f"{name}: {value}" for name, value in sorted(profile.items()))
+            report.append(f"\n=== user {user} ===  ({who or 'no profile'})\n{side_by_side(mine)}")
             for generation in mine[1:]:
                 titles = [
                     d.title or d.doc_id
                     for d in engine.documents(user, generation.provenance.documents)
                 ]
-                report.append(f"  {generation.strategy} used: {', '.join(titles) or 'nothing'}")
+                used = ", ".join(titles) or "nothing"
+                notes = "".join(f" ({note})" for note in generation.provenance.notes)
+                report.append(f"  {generation.strategy} used: {used}{notes}")
                 if "summary" in generation.details:
                     report.append(f"  profile summary: {generation.details['summary']}")
         report.append(

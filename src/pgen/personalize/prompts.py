@@ -26,6 +26,11 @@ def document_text(document: Document) -> str:
     return f"{document.title}: {document.text}" if document.title else document.text
 
 
+def attribute_lines(attributes: dict[str, object]) -> str:
+    """Profile attributes as a list, one ``- name: value`` a line, sorted by name."""
+    return "\n".join(f"- {name}: {value}" for name, value in sorted(attributes.items()))
+
+
 def pack_documents(
     documents: list[Document], model: TextModel, budget: int, *, numbered: bool = True
 ) -> Packed:

@@ -1,14 +1,39 @@
-"""``rag``: the user's top-k documents for this request, retrieved and put in the prompt."""
+"""``rag``: the user's top-k documents for this request, retrieved and put in the prompt,
+with the user's profile attributes, framed so the model writes as the user.
+
+The framing is part of the strategy (``pgen bench attribution`` measures it): the system
+message says whom the model writes as (the user, first person), who that is (the profile
+attributes), and from what (their texts). When no document scores above the retriever's
+floor ("Write a short bio" shares no word with a pastry chef's posts), the user's most
+recent documents stand in, and the provenance notes say so: an output about the user is
+better than one about nobody.
+"""
 
 from __future__ import annotations
 
+from pgen.context.records import Document
 from pgen.personalize.base import Modality, Provenance, TextPlan, TextRequest, Tools, chat
-from pgen.personalize.prompts import pack_documents, remaining_budget
+from pgen.personalize.prompts import attribute_lines, pack_documents, remaining_budget
+from pgen.usermodel.retrievers import Hit
 
-TEMPLATE = (
-    "You are helping one particular user. Texts they wrote:\n{documents}\n\n"
-    "Match this user's interests, tone and style."
-)
+INTRO = "Write as this user, in their own voice (I, my)."
+WHO = "Who they are:\n{attributes}"
+RETRIEVED = "Their texts closest to the request:\n{documents}"
+RECENT = "Their most recent texts:\n{documents}"
+CLOSING = "Write about their life and interests, in their tone."
+# A hit must score above its retriever's floor to count as relevant (BM25 and the fused
+# ranks are positive only when something matched; cosine is positive for nearly anything).
+FLOORS: dict[str, float] = {"dense": 0.2}
+
+
+def system_prompt(attributes: dict[str, object], documents: str, *, recent: bool) -> str:
+    """Who the model writes as, who they are, and from which of their texts."""
+    parts = [INTRO]
+    if attributes:
+        parts.append(WHO.format(attributes=attribute_lines(attributes)))
+    if documents:
+        parts.append((RECENT if recent else RETRIEVED).format(documents=documents))
+    return "\n\n".join([*parts, CLOSING])
 
 
 class RetrievalAugmented:
@@ -16,30 +41,55 @@ class RetrievalAugmented:
     retrieves = True  # its requests' retriever, k and query matter (bench settings)
     modality: Modality = "text"
     adapter_kind: str | None = None
-    description = "the user's top-k documents for the request, retrieved into the prompt"
+    description = (
+        "the user's profile attributes and top-k documents for the request (their most "
+        "recent when none matches, said in the provenance), framed to write as the user"
+    )
 
     def prepare(self, requests: list[TextRequest], tools: Tools) -> list[TextPlan]:
         return [self._one(request, tools) for request in requests]
 
-    def _one(self, request: TextRequest, tools: Tools) -> TextPlan:
+    def _relevant(
+        self, request: TextRequest, tools: Tools, notes: list[str]
+    ) -> tuple[list[Hit], str]:
+        """(hits above the floor, the retriever's name); else the k most recent documents
+        and "recency", said in ``notes``."""
         retriever = tools.retrievers.get(request.retriever)
-        hits = retriever.retrieve(request.user_id, request.query or request.instruction, request.k)
-        documents = tools.store.documents(request.user_id, [hit.doc_id for hit in hits])
+        floor = FLOORS.get(retriever.name, 0.0)
+        found = retriever.retrieve(request.user_id, request.query or request.instruction, request.k)
+        hits = [hit for hit in found if hit.score > floor]
+        if hits:
+            return hits, retriever.name
+        recent = tools.store.recent_doc_ids(request.user_id, request.k)
+        if recent:
+            notes.append(
+                f"no document matched the request above the {retriever.name} floor ({floor:g}): "
+                f"the user's {len(recent)} most recent documents instead"
+            )
+        return [Hit(doc_id, 0.0) for doc_id in recent], "recency"
+
+    def _one(self, request: TextRequest, tools: Tools) -> TextPlan:
         notes: list[str] = []
+        hits, source = self._relevant(request, tools, notes)
+        recent = source == "recency"  # the fallback, or the recency retriever itself
+        documents: list[Document] = tools.store.documents(
+            request.user_id, [hit.doc_id for hit in hits]
+        )
+        attributes = dict(tools.store.user(request.user_id).profile)
         instruction = tools.instruction(request, notes)
-        budget = remaining_budget(tools.text_model, tools.prompt_budget, TEMPLATE, instruction)
+        frame = system_prompt(attributes, " ", recent=recent)  # with the texts' heading
+        budget = remaining_budget(tools.text_model, tools.prompt_budget, frame, instruction)
         packed = pack_documents(documents, tools.text_model, budget)
         dropped = len(documents) - len(packed.used)
         if dropped:
-            notes.append(f"{dropped} of {len(documents)} retrieved documents left out for room")
+            notes.append(f"{dropped} of {len(documents)} documents left out for room")
         provenance = Provenance(documents=packed.used, notes=notes)
-        if not packed.used:  # nothing relevant (or no room): the plain instruction
-            return TextPlan(
-                chat(instruction), provenance=provenance, details={"retriever": retriever.name}
-            )
         scores = {hit.doc_id: round(hit.score, 4) for hit in hits}
-        return TextPlan(
-            chat(instruction, system=TEMPLATE.format(documents=packed.text)),
-            provenance=provenance,
-            details={"retriever": retriever.name, "scores": [scores[d] for d in packed.used]},
-        )
+        details: dict[str, object] = {
+            "retriever": source,
+            "scores": [scores[d] for d in packed.used],
+        }
+        if not packed.used and not attributes:  # nothing known of the user: the instruction
+            return TextPlan(chat(instruction), provenance=provenance, details=details)
+        system = tools.fit(system_prompt(attributes, packed.text, recent=recent), instruction)
+        return TextPlan(chat(instruction, system=system), provenance=provenance, details=details)
