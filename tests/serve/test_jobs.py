@@ -32,10 +32,11 @@ def wait_for(jobs: Jobs, tenant: str, job_id: str, status: str) -> dict[str, Any
 
 def test_queued_cancel_running_refuse_failures_reported(tmp_path: Path) -> None:
     jobs = Jobs(tmp_path / "jobs.sqlite")
-    release = threading.Event()
+    release, reported = threading.Event(), threading.Event()
 
     def slow(progress: Any) -> dict[str, Any]:
         progress("halfway\nthere")
+        reported.set()  # the job's own signal: its progress is on record
         release.wait(120)
         return {"done": True}
 
@@ -46,6 +47,7 @@ def test_queued_cancel_running_refuse_failures_reported(tmp_path: Path) -> None:
     queued = jobs.submit("acme", "train:queued", "alice", slow)
     failing = jobs.submit("acme", "train:broken", None, broken)
     wait_for(jobs, "acme", running.job_id, "running")
+    assert reported.wait(120)  # not a race with the job's first progress report
     assert jobs.get("acme", running.job_id).progress == "halfway there"  # one line
     with pytest.raises(ApiError) as refused:
         jobs.cancel("acme", running.job_id)
