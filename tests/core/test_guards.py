@@ -20,6 +20,12 @@ READS = (
     ["feedback", "--user", "u1", "--output", "o1", "--thumbs", "up"],
     ["delete-user", "u1"],
     ["train", "--user", "u1"],
+    ["generate-image", "--user", "u1", "a photo"],
+    ["train-subject", "--user", "u1", "--subject", "rex"],
+    ["ask", "--user", "u1", "--image", "photo.jpg", "who is this?"],
+    ["train-concept", "--user", "u1", "--concept", "rex"],
+    ["search-photos", "--user", "u1", "rex"],
+    ["recommend", "--user", "u1"],
 )
 
 

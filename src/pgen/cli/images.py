@@ -266,7 +266,7 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the output record as JSON")
     _add_model_options(p)
     _add_ip_adapter_options(p)
-    p.set_defaults(func=cmd_generate_image)
+    p.set_defaults(func=cmd_generate_image, reads_store=True)
 
     p = commands.add_parser("train-subject", help="train a user's subject (DreamBooth-LoRA, TI)")
     p.add_argument("--user", required=True, help="whose subject")
@@ -275,7 +275,7 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--token", help="identifier token (default: sks, or <name> for TI)")
     _add_training_options(p)
     _add_model_options(p)
-    p.set_defaults(func=cmd_train_subject)
+    p.set_defaults(func=cmd_train_subject, reads_store=True)
 
     p = commands.add_parser(
         "eval-images", help="CLIP-I, DINO-I, CLIP-T, SSIM, PSNR, FD/KD, FID/KID of two folders"

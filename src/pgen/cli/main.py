@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pgen.cli.options import require_store
 from pgen.config import SQLITE_URL, Config, load_config
 
 # Modules with ``register(commands, bench)``: they add subcommands to ``pgen`` and to
@@ -171,17 +172,6 @@ def check_store_flag(store: str | None) -> None:
         raise ValueError(f"--store {store}: is a directory; name the store's .sqlite file")
     if not path.parent.is_dir():
         raise ValueError(f"--store {store}: no such folder {str(path.parent)!r}")
-
-
-def require_store(config: Config) -> None:
-    """Commands that read (``users``, ``search``, ``generate``, ``outputs``, ...) never
-    create a store: a mistyped ``--home`` would otherwise answer from a new, empty one."""
-    try:
-        path = config.store_path
-    except ValueError:
-        return  # another provider's store: it says what is wrong with it
-    if not path.is_file():
-        raise FileNotFoundError(f"no store at {path}; ingest first (pgen ingest FILE)")
 
 
 def one_line(error: BaseException) -> str:

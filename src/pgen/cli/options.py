@@ -60,3 +60,14 @@ def add_decoding_options(p: argparse.ArgumentParser) -> None:
         help=f"forbid repeating n-grams, 0 is off (config default {Config.no_repeat_ngram_size})",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
+
+
+def require_store(config: Config) -> None:
+    """Commands that read (``users``, ``search``, ``generate``, ``outputs``, ...) never
+    create a store: a mistyped ``--home`` would otherwise answer from a new, empty one."""
+    try:
+        path = config.store_path
+    except ValueError:
+        return  # another provider's store: it says what is wrong with it
+    if not path.is_file():
+        raise FileNotFoundError(f"no store at {path}; ingest first (pgen ingest FILE)")

@@ -263,7 +263,7 @@ def register(commands: Any, bench: Any) -> None:
     )
     p.add_argument("--max-new-tokens", type=positive, default=128, help="answer length cap")
     _add_assistant(p)
-    p.set_defaults(func=cmd_ask)
+    p.set_defaults(func=cmd_ask, reads_store=True)
 
     p = commands.add_parser("train-concept", help="learn a concept's tokens (Yo'LLaVA-style)")
     p.add_argument("--concept", required=True, help="the subject's name in the user's context")
@@ -272,14 +272,14 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--steps", type=positive, default=40, help="optimizer steps")
     p.add_argument("--lr", type=float, default=1e-2, help="learning rate")
     _add_assistant(p)
-    p.set_defaults(func=cmd_train_concept)
+    p.set_defaults(func=cmd_train_concept, reads_store=True)
 
     p = commands.add_parser("search-photos", help="find the user's photos by concept and words")
     p.add_argument("query", help="e.g. 'Rex at the beach'")
     p.add_argument("--k", type=positive, default=10, help="photos to return")
     p.add_argument("--text-image-model", help="CLIP/SigLIP id or folder: search by words too")
     _add_assistant(p)
-    p.set_defaults(func=cmd_search_photos)
+    p.set_defaults(func=cmd_search_photos, reads_store=True)
 
     p = bench.add_parser("concepts", help="concept recognition, identification, retrieval")
     p.add_argument("--data", type=Path, help="DreamBench folder (required)")

@@ -10,7 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pgen.cli.options import positive
+from pgen.cli.options import positive, require_store
 from pgen.config import Config, settings_from
 from pgen.engine import Engine
 from pgen.factory import (
@@ -97,6 +97,8 @@ def cmd_bench_rec(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_recommend(args: argparse.Namespace, config: Config) -> None:
+    if args.data is None:  # only reads: never creates a store (``--data`` ingests one)
+        require_store(config)
     with Engine.open(config) as engine:
         if args.data is not None:
             stats = engine.ingest_interactions(args.data)
