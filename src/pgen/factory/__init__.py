@@ -28,13 +28,18 @@ import inspect
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from pgen.config import DEFAULT_TEXT_MODEL, SQLITE_URL, Config
+from pgen.config import Config
 from pgen.context.base import ContextStore
 from pgen.errors import InvalidRequest
+from pgen.factory.specs import _SPECS, _table, image_model_spec, store_spec
+from pgen.factory.specs import ComponentSpec as ComponentSpec
+from pgen.factory.specs import embedder_spec as embedder_spec
+from pgen.factory.specs import image_embedder_spec as image_embedder_spec
+from pgen.factory.specs import text_model_spec as text_model_spec
+from pgen.factory.specs import vision_model_spec as vision_model_spec
 
 if TYPE_CHECKING:
     from pgen.models.base import Embedder, TextModel
@@ -42,12 +47,6 @@ if TYPE_CHECKING:
     from pgen.usermodel.photo_memory import PhotoMemory
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ComponentSpec:
-    provider: str
-    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 Builder = Callable[..., Any]  # builder(config, **settings) -> the component
@@ -121,89 +120,6 @@ def providers(role: str) -> list[str]:
 
         return list(RETRIEVERS)
     return list(_PROVIDERS[role])
-
-
-def _table(kind: str, value: Mapping[str, Any]) -> ComponentSpec:
-    unknown = set(value) - {"provider", "settings"}
-    if "provider" not in value or unknown:
-        raise ValueError(f"{kind}: a table needs 'provider' and optional 'settings', got {value}")
-    settings = value.get("settings", {})
-    if not isinstance(settings, Mapping):
-        raise ValueError(f"{kind}.settings must be a table")
-    return ComponentSpec(str(value["provider"]), dict(settings))
-
-
-def _openai(kind: str, value: str) -> ComponentSpec:
-    model, sep, base_url = value.removeprefix("openai:").partition("@")
-    if not sep or not model or not base_url:
-        raise ValueError(f"{kind}: expected openai:MODEL@BASE_URL, got {value!r}")
-    return ComponentSpec("openai", {"model": model, "base_url": base_url})
-
-
-def text_model_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
-    if isinstance(value, Mapping):
-        return _table("text_model", value)
-    if value.startswith("openai:"):
-        return _openai("text_model", value)
-    if value == DEFAULT_TEXT_MODEL:
-        return ComponentSpec("smollm2")
-    return ComponentSpec("transformers", {"path": value})
-
-
-def embedder_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
-    if isinstance(value, Mapping):
-        return _table("embed_model", value)
-    return ComponentSpec("sentence-transformers", {"path": value})
-
-
-def image_model_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
-    if isinstance(value, Mapping):
-        return _table("image_model", value)
-    return ComponentSpec("diffusers", {"path": value})
-
-
-def vision_model_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
-    if isinstance(value, Mapping):
-        return _table("vision_model", value)
-    if not value:
-        raise ValueError(
-            "no vision-language model: set vision_model (PGEN_VISION_MODEL or "
-            "--vision-model: an HF id, a folder, or openai:MODEL@URL)"
-        )
-    if value.startswith("openai:"):
-        return _openai("vision_model", value)
-    return ComponentSpec("transformers", {"path": value})
-
-
-def image_embedder_spec(value: str | Mapping[str, Any]) -> ComponentSpec:
-    from pgen.models.image_embedding import DEFAULT_IMAGE_EMBEDDER
-
-    if isinstance(value, Mapping):
-        return _table("image_embedder", value)
-    if value == DEFAULT_IMAGE_EMBEDDER:
-        return ComponentSpec(DEFAULT_IMAGE_EMBEDDER)
-    if value.endswith((".pth", ".pt")) and Path(value).is_file():
-        return ComponentSpec(DEFAULT_IMAGE_EMBEDDER, {"weights": value})
-    return ComponentSpec("transformers", {"path": value})
-
-
-def store_spec(value: Path | str | Mapping[str, Any] | None, config: Config) -> ComponentSpec:
-    """A path (SQLite, as ever), a URL whose scheme names the provider (``sqlite:///PATH``;
-    another scheme's builder gets ``url``), or a ``{provider, settings}`` table."""
-    if isinstance(value, Mapping):
-        return _table("store", value)
-    if isinstance(value, str) and "://" in value and not value.startswith(SQLITE_URL):
-        return ComponentSpec(value.partition("://")[0], {"url": value})
-    return ComponentSpec("sqlite", {"path": replace(config, store=value).store_path})
-
-
-_SPECS: dict[str, Callable[[Any], ComponentSpec]] = {
-    "text": text_model_spec,
-    "image": image_model_spec,
-    "vision": vision_model_spec,
-    "embedder": embedder_spec,
-    "image_embedder": image_embedder_spec,
-}
 
 
 def component_spec(role: str, value: Any, config: Config | None = None) -> ComponentSpec:
@@ -315,95 +231,6 @@ def check_components(config: Config) -> None:
     ):
         if "path" in spec.settings:
             check_local_model(kind, str(spec.settings["path"]))
-
-
-# -- today's providers --------------------------------------------------------------------
-def _sqlite(
-    config: Config, /, path: str | Path, artifacts: str | Path | None = None
-) -> ContextStore:
-    from pgen.context.sqlite import SQLiteStore
-
-    root = artifacts or config.artifacts  # a folder apart from the database, when set
-    return SQLiteStore(Path(path).expanduser(), artifacts_root=root)
-
-
-def _smollm2(config: Config, /, **options: Any) -> TextModel:
-    from pgen.models.text import load_text_model
-
-    return load_text_model(DEFAULT_TEXT_MODEL, config, **options)
-
-
-def _transformers_text(config: Config, /, path: str, **options: Any) -> TextModel:
-    from pgen.models.text import load_text_model
-
-    check_local_model("text_model", str(path))
-    return load_text_model(str(path), config, **options)
-
-
-def _openai_text(config: Config, /, model: str, base_url: str, **_: Any) -> TextModel:
-    from pgen.models.http import OpenAITextModel
-
-    return OpenAITextModel(base_url=base_url, model=model)
-
-
-def _sentence_transformers(config: Config, /, path: str) -> Embedder:
-    from pgen.models.embedding import SentenceEmbedder
-
-    check_local_model("embed_model", str(path))
-    return SentenceEmbedder(str(path), device=config.device)
-
-
-def _diffusers(config: Config, /, path: str, **options: Any) -> DiffusersImageModel:
-    from pgen.models.image import load_image_model
-    from pgen.models.quiet import quiet_third_party
-
-    check_image_model(str(path))
-    options.setdefault("device", config.device)
-    with quiet_third_party(diffusers=True):  # torchvision's and the Hub's warnings
-        return load_image_model(str(path), **options)
-
-
-def _transformers_vision(config: Config, /, path: str, **options: Any) -> Any:
-    from pgen.models.vision import TransformersVisionModel
-
-    check_local_model("vision_model", str(path))
-    options.setdefault("device", config.device)
-    return TransformersVisionModel(str(path), **options)
-
-
-def _openai_vision(config: Config, /, model: str, base_url: str) -> Any:
-    from pgen.models.vision import OpenAIVisionModel
-
-    return OpenAIVisionModel(base_url, model)
-
-
-def _efficientnet(config: Config, /, weights: str | None = None, **options: Any) -> Any:
-    from pgen.models.image_embedding import EfficientNetEmbedder
-
-    options.setdefault("device", config.device)
-    return EfficientNetEmbedder(weights, **options)
-
-
-def _transformers_image_embedder(config: Config, /, path: str, **options: Any) -> Any:
-    from pgen.models.image_embedding import TransformersImageEmbedder
-
-    options.setdefault("device", config.device)
-    return TransformersImageEmbedder(str(path), **options)
-
-
-for _role_name, _name, _builder in (
-    ("store", "sqlite", _sqlite),
-    ("text", "smollm2", _smollm2),
-    ("text", "transformers", _transformers_text),
-    ("text", "openai", _openai_text),
-    ("embedder", "sentence-transformers", _sentence_transformers),
-    ("image", "diffusers", _diffusers),
-    ("vision", "transformers", _transformers_vision),
-    ("vision", "openai", _openai_vision),
-    ("image_embedder", "efficientnet-lite0", _efficientnet),
-    ("image_embedder", "transformers", _transformers_image_embedder),
-):
-    register_provider(_role_name, _name, _builder)
 
 
 # -- the build_* functions: thin calls into build -------------------------------------------
@@ -525,3 +352,7 @@ def apply_thread_policy(config: Config) -> None:
     """One thread policy for every component (see ``Config.torch_threads``); torch is only
     imported when a model is about to load."""
     config.apply_threads()
+
+
+# Today's providers register themselves (after everything they call is defined).
+from pgen.factory import builtin as _builtin  # noqa: E402, F401
