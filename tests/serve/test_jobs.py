@@ -117,7 +117,8 @@ def test_a_running_job_stops_when_cancelled(tmp_path: Path) -> None:
     while len(steps) < 5:
         time.sleep(0.01)
     asked = jobs.cancel("acme", job.job_id)
-    assert asked.status == "running" and asked.cancel_requested
+    # The loop may already have seen the request and ended by the time cancel reads back.
+    assert asked.status in ("running", "cancelled") and asked.cancel_requested
     stopped = wait_for(jobs, "acme", job.job_id, "cancelled")
     assert stopped["result"] is None and stopped["finished"] and len(steps) < 10_000
     jobs.shutdown()
