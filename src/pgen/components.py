@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pgen.models.image import DiffusersImageModel, ImageGenerationSettings
     from pgen.models.vision import VisionChat
     from pgen.usermodel.concepts import ConceptMemory
+    from pgen.usermodel.faces import Recognized
 
 # A modality's name: "text", "image", "vision" are built in; ``pgen.run.modalities``
 # registers them and any other (its request type, tools, executor and model role).
@@ -238,6 +239,8 @@ class VisionTools:
     query_vector: Callable[[Image.Image], np.ndarray]
     concept_tokens: Callable[[str], list[LearnedConcept]] = lambda user_id: []
     placeholder: Callable[[], str] = lambda: ""
+    # The user's people (person subjects) recognized by face in a photo; None: no faces.
+    people: Callable[[str, Image.Image], Recognized | None] = lambda user_id, image: None
 
 
 # -- chat and prompt budget -------------------------------------------------------------

@@ -44,6 +44,7 @@ def _photo_components(args: argparse.Namespace, config: Config) -> dict[str, Any
     image embedders, allowed folders, calibration, negative pool, reply length)."""
     from pgen.config import GenerationSettings
     from pgen.factory import Lazy
+    from pgen.models.face import load_face_embedder
     from pgen.models.image_embedding import ImageEmbedder, TextImageEmbedder, load_image_embedder
     from pgen.usermodel.concepts import Calibration
     from pgen.usermodel.photo_memory import PhotoMemory
@@ -70,6 +71,7 @@ def _photo_components(args: argparse.Namespace, config: Config) -> dict[str, Any
             raise ValueError(f"--text-image-model {args.text_image_model!r} has no text tower")
         text_embedder = loaded
     calibration = Calibration.load(Path(args.calibration)) if args.calibration else None
+    face_spec = getattr(args, "face_embedder", "dlib")
 
     def photos(store: ContextStore) -> PhotoMemory:
         image_embedder: Lazy[ImageEmbedder] = Lazy(
@@ -82,6 +84,9 @@ def _photo_components(args: argparse.Namespace, config: Config) -> dict[str, Any
             calibration=calibration,
             negative_pool=[Path(p) for p in args.negative_pool],
             text_image_embedder=None if text_embedder is None else Lazy(text_embedder),
+            face_embedder=None
+            if face_spec == "none"
+            else Lazy(partial(load_face_embedder, face_spec, device)),
         )
 
     length = getattr(args, "max_new_tokens", 128)
@@ -245,6 +250,12 @@ def _add_assistant(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         help="operator image for per-concept negatives (repeatable; never a user's photos)",
+    )
+    p.add_argument(
+        "--face-embedder",
+        default="dlib",
+        help="recognizes the user's people (subjects of class 'person') by face: dlib "
+        "(offline, the faces extra), dlib-cnn, a TorchScript ArcFace folder, or none",
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _add_common(p)

@@ -290,7 +290,8 @@ def build_photos(config: Config, store: ContextStore) -> PhotoMemory:
         return build_image_embedder(config)
 
     embedder: Lazy[Any] = Lazy(image_embedder)
-    return PhotoMemory(store, embedder, allowed=roots or [Path.cwd()])
+    faces: Lazy[Any] = Lazy(lambda: build("face_embedder", config))
+    return PhotoMemory(store, embedder, allowed=roots or [Path.cwd()], face_embedder=faces)
 
 
 def component_loader(config: Config) -> Callable[..., Any]:

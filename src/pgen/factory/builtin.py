@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgen.config import DEFAULT_TEXT_MODEL, Config
-from pgen.factory import check_image_model, check_local_model, register_provider
+from pgen.factory import check_image_model, check_local_model, register_provider, register_role
 
 if TYPE_CHECKING:
     from pgen.context.base import ContextStore
@@ -88,6 +88,20 @@ def _transformers_image_embedder(config: Config, /, path: str, **options: Any) -
     return TransformersImageEmbedder(str(path), **options)
 
 
+def _dlib_faces(config: Config, /, detector: str = "hog", **options: Any) -> Any:
+    from pgen.models.face import DlibFaceEmbedder
+
+    return DlibFaceEmbedder(detector, **options)
+
+
+def _torch_faces(config: Config, /, path: str, **options: Any) -> Any:
+    from pgen.models.face_torch import TorchFaceEmbedder
+
+    options.setdefault("device", config.device)
+    return TorchFaceEmbedder(str(path), **options)
+
+
+register_role("face_embedder")  # not named by the config: dlib, the first provider
 for _role_name, _name, _builder in (
     ("store", "sqlite", _sqlite),
     ("text", "smollm2", _smollm2),
@@ -99,5 +113,7 @@ for _role_name, _name, _builder in (
     ("vision", "openai", _openai_vision),
     ("image_embedder", "efficientnet-lite0", _efficientnet),
     ("image_embedder", "transformers", _transformers_image_embedder),
+    ("face_embedder", "dlib", _dlib_faces),
+    ("face_embedder", "torch", _torch_faces),
 ):
     register_provider(_role_name, _name, _builder)

@@ -146,6 +146,16 @@ def concepts_report(plan: Any) -> str:
     ]
     if others:
         lines.append("Not recognized: " + ", ".join(map(shown, others)))
+    faces = plan.details.get("faces")
+    if faces is not None:  # the user's people, recognized by face
+        people = ", ".join(
+            f"{p['name']} ({p['position']}, confidence {p['confidence']:.2f})"
+            for p in plan.details.get("people", [])
+        )
+        lines.append(
+            f"Faces: {faces['found']} found; your people: {people or 'none recognized'}"
+            + (f"; {faces['unnamed']} not one of your people" if faces["unnamed"] else "")
+        )
     lines.append(NO_VLM)
     return "\n".join(lines)
 

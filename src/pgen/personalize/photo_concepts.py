@@ -9,9 +9,14 @@ that entered the prompt are its ``subjects``).
 similar to the photo that pass their calibrated decision go into the prompt, each as one
 reference image, its name, class word and description, so the model can call Rex "Rex".
 When none passes, the prompt says so: "is Rex in this photo?" then has a grounded "no".
+The user's people (subjects of class ``person``) are recognized by face, every face of the
+photo checked: the prompt names them with where they stand ("Anna (left)"), and counts the
+other faces without naming them.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 from PIL import Image
 
@@ -39,10 +44,14 @@ def vision_chat(system: str, text: str, *images: Image.Image) -> VisionChat:
     return [VisionMessage("system", system), VisionMessage("user", text, images)]
 
 
-def concept_prompt(matches: list[tuple[Match, str, str]], instruction: str) -> str:
-    """The user's turn: who the reference images are, then the question about the last."""
+def concept_prompt(
+    matches: list[tuple[Match, str, str]], instruction: str, people: str = ""
+) -> str:
+    """The user's turn: who the reference images are, then the question about the last
+    (``people``: the line naming the user's people recognized by face, if any)."""
     if not matches:
-        return f"None of the user's personal concepts is recognized in this photo.\n{instruction}"
+        none = "None of the user's personal concepts is recognized in this photo."
+        return "\n".join(line for line in (none, people, instruction) if line)
     lines = ["The user's personal concepts, one reference image each, in order:"]
     for i, (match, class_word, description) in enumerate(matches, start=1):
         about = f" {description.strip()}" if description.strip() else ""
@@ -51,6 +60,8 @@ def concept_prompt(matches: list[tuple[Match, str, str]], instruction: str) -> s
         f"Image {len(matches) + 1} is the user's photo. Call the concepts by their names "
         "when they appear in it."
     )
+    if people:
+        lines.append(people)
     lines.append(instruction)
     return "\n".join(lines)
 
@@ -71,17 +82,21 @@ class Concepts:
             chosen = [m for m in candidates if m.accepted]
             concepts = [by_name[m.name] for m in chosen]
             references = [open_image(c.references[0]) for c in concepts]
+            people = tools.people(request.user_id, request.image)
             text = concept_prompt(
                 [(m, c.class_word, c.description) for m, c in zip(chosen, concepts, strict=True)],
                 request.instruction,
+                people.grounding() if people is not None else "",
             )
+            named = [p.name for p in people.people] if people is not None else []
             provenance = Provenance(
-                subjects=[m.name for m in chosen],
+                subjects=[m.name for m in chosen] + named,
                 notes=[
                     f"concept {m.name}: similarity {m.score:.3f}, confidence {m.confidence:.2f}"
                     f" ({'recognized' if m.accepted else 'below threshold'})"
                     for m in candidates
-                ],
+                ]
+                + ([f"faces: {people.grounding()}"] if people is not None else []),
             )
             details = {
                 "concepts": [
@@ -96,6 +111,9 @@ class Concepts:
                 ],
                 "alpha": memory.calibration.alpha,
             }
+            if people is not None:
+                details["people"] = [asdict(p) for p in people.people]
+                details["faces"] = {"found": people.faces, "unnamed": people.unknown}
             chat = vision_chat(SYSTEM, text, *references, request.image)
             prepared.append(VisionPlan(chat, provenance, details))
         return prepared

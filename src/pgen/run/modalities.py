@@ -323,6 +323,7 @@ def _vision_tools(bench: Workbench, settings: Any) -> VisionTools:
         query_vector=photos.query_vector,
         concept_tokens=lambda user_id: learned_concepts(bench.store, user_id, soft().name),
         placeholder=lambda: soft().placeholder,
+        people=photos.people_in,
     )
 
 

@@ -20,7 +20,7 @@ fit once on other subjects, decides.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pgen.context.base import ContextStore
+from pgen.context.records import Subject
 from pgen.models.image_embedding import ImageEmbedder
 from pgen.models.image_input import check_image_path, file_hash, open_image
 
@@ -245,10 +246,12 @@ def load_memory(
     vectors: ImageVectors,
     calibration: Calibration | None = None,
     negative_pool: np.ndarray | None = None,
+    keep: Callable[[Subject], bool] | None = None,
 ) -> ConceptMemory:
-    """The user's concept memory from their subjects (reference vectors cached in the store)."""
+    """The user's concept memory from their subjects (reference vectors cached in the
+    store); ``keep``: which subjects are concepts (default: all)."""
     about = descriptions(store, user_id)
-    subjects = store.subjects(user_id)
+    subjects = [s for s in store.subjects(user_id) if keep is None or keep(s)]
     # One call for every reference: all are checked before any vector is stored.
     flat = vectors.of_paths([p for s in subjects for p in s.image_paths], user_id)
     bounds = np.cumsum([0] + [len(s.image_paths) for s in subjects])
