@@ -77,7 +77,12 @@ class Concepts:
         prepared = []
         for request in requests:
             memory = tools.memory(request.user_id)
-            candidates = memory.match(tools.query_vector(request.image), k=request.k)
+            # No concepts (only people, say): nothing to embed the photo for.
+            candidates = (
+                memory.match(tools.query_vector(request.image), k=request.k)
+                if memory.concepts
+                else []
+            )
             by_name = {c.name: c for c in memory.concepts}
             chosen = [m for m in candidates if m.accepted]
             concepts = [by_name[m.name] for m in chosen]
