@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 
 pytest.importorskip("dlib", reason="the faces extra (dlib-bin) is not installed")
 
-from pgen.models.face import DlibFaceEmbedder  # noqa: E402
+from pgen.models.face import DlibFaceEmbedder
 
 ASTRONAUT = Path(skimage.__file__).parent / "data" / "astronaut.png"
 COFFEE = Path(skimage.__file__).parent / "data" / "coffee.png"

@@ -59,9 +59,7 @@ def _engine(store: SQLiteStore, faces: Any, photos: dict[str, Path], vision: Any
             face_embedder=lambda: faces,
         )
 
-    return Engine(
-        store, no_text_model, no_text_model, vision_model=lambda: vision, photos=memory
-    )
+    return Engine(store, no_text_model, no_text_model, vision_model=lambda: vision, photos=memory)
 
 
 PEOPLE = {"Anna": ["anna_1", "anna_2"], "Grace": ["grace_1", "grace_2"]}

@@ -190,6 +190,13 @@ def cmd_eval_images(args: argparse.Namespace, config: Config) -> None:
     if args.inception:
         encoders.append(InceptionEncoder(args.inception, device))
     result = evaluate_folders(args.real, args.generated, encoders, prompts, args.kid_subsets)
+    if args.face_model != "none":
+        from pgen.evaluate.metrics.face import face_similarity
+        from pgen.evaluate.metrics.image import image_folder
+        from pgen.models.face import load_face_embedder
+
+        faces = load_face_embedder(args.face_model, device)
+        result.update(face_similarity(image_folder(args.real), image_folder(args.generated), faces))
     if args.json:
         print(json.dumps(result))
         return
@@ -199,8 +206,15 @@ def cmd_eval_images(args: argparse.Namespace, config: Config) -> None:
         print(f"| {_LABELS.get(name, name.upper().replace('_', ' '))} | {shown} |")
 
 
-_COUNTS = ("images_real", "images_generated", "pairs")
-_LABELS = {"clip_i": "CLIP-I", "dino_i": "DINO-I", "clip_t": "CLIP-T", "pairs": "SSIM/PSNR pairs"}
+_COUNTS = ("images_real", "images_generated", "pairs", "faces_reference", "faces_generated")
+_LABELS = {
+    "clip_i": "CLIP-I",
+    "dino_i": "DINO-I",
+    "clip_t": "CLIP-T",
+    "pairs": "SSIM/PSNR pairs",
+    "face_sim": "face similarity",
+    "face_detected": "generated with a face",
+}
 
 
 def _add_model_options(p: argparse.ArgumentParser, steps: int = 30) -> None:
@@ -290,6 +304,12 @@ def register(commands: Any, bench: Any) -> None:
         help="FID Inception-V3 weights (pt_inception-2015-12-05-6726825d.pth): adds FID/KID",
     )
     p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets to average")
+    p.add_argument(
+        "--face-model",
+        default="none",
+        help="face similarity and detection rate: dlib (offline, the faces extra), dlib-cnn, "
+        "a TorchScript ArcFace folder, or none",
+    )
     p.add_argument("--device", help="cpu, cuda ... (default: the config's device)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_eval_images)

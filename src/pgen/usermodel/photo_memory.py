@@ -113,6 +113,8 @@ class PhotoMemory:
     def memory(self, user_id: str) -> ConceptMemory:
         # With a face embedder, people are recognized by face, not by the whole image.
         keep = None if self._face_embedder is None else (lambda s: not is_face_subject(s))
+        if keep is not None and not any(keep(s) for s in self.store.subjects(user_id)):
+            return ConceptMemory([], self.calibration)  # only people: no image model to load
         return load_memory(
             self.store, user_id, self.vectors(), self.calibration, self._pool(), keep=keep
         )
