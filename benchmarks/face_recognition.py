@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import pickle
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -115,11 +116,12 @@ def fold_pairs(
     refs: dict[str, list[str]],
     photos: dict[str, list[str]],
     faces: dict[str, list[Face]],
+    negative_pool: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """One user (these people): (calibrated conf, raw cosine, label, person index) per
     (photo, person) pair, over every photo that is not one of their references."""
     entries = [(p, refs[p], np.stack([faces[r][0].vector for r in refs[p]])) for p in people]
-    memory = FaceMemory.build(entries, FACE_CALIBRATION)
+    memory = FaceMemory.build(entries, FACE_CALIBRATION, negative_pool)
     held = {r for p in people for r in refs[p]}
     conf, raw, label, who = [], [], [], []
     for path, in_photo in photos.items():
@@ -174,12 +176,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--detector", default="hog", choices=["hog", "cnn"])
+    parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="also give each user an operator negative pool: the other folds' reference faces",
+    )
+    parser.add_argument("--cache", type=Path, help="pickle of the faces found (reruns skip dlib)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     photos = pool(args.deepface, args.face_recognition)
     if not photos:
         raise SystemExit("no photos: give --deepface and/or --face-recognition")
-    faces = embed(photos, DlibFaceEmbedder(args.detector))
+    if args.cache is not None and args.cache.is_file():
+        faces = pickle.loads(args.cache.read_bytes())
+    else:
+        faces = embed(photos, DlibFaceEmbedder(args.detector))
+        if args.cache is not None:
+            args.cache.write_bytes(pickle.dumps(faces))
     by_person: dict[str, list[str]] = defaultdict(list)
     for path, people in photos.items():
         if len(people) == 1 and faces[path]:  # references: single-person photos with a face
@@ -190,7 +203,7 @@ def main() -> None:
     calibrated: list[dict[str, np.ndarray]] = []
     default: list[dict[str, np.ndarray]] = []
     global_: list[dict[str, np.ndarray]] = []
-    alphas, thresholds, flagged, checked = [], [], 0, 0
+    alphas, thresholds, flagged, checked, pairs, positives = [], [], 0, 0, 0, 0
     for repeat in range(args.repeats):
         rng = np.random.default_rng(repeat)
         order = list(rng.permutation(named))
@@ -205,7 +218,17 @@ def main() -> None:
                     SAME_PERSON
                 )
         folds = [order[k :: args.folds] for k in range(args.folds)]
-        users = [fold_pairs(f, refs, photos, faces) for f in folds]
+        users = []
+        for k, fold in enumerate(folds):
+            others = [
+                faces[r][0].vector
+                for i, f in enumerate(folds)
+                if i != k
+                for p in f
+                for r in refs[p]
+            ]
+            negatives = np.stack(others) if args.pool else None
+            users.append(fold_pairs(fold, refs, photos, faces, negatives))
         for k, (conf, raw, label, who, _) in enumerate(users):
             train = [u for i, u in enumerate(users) if i != k]
             alpha = fit_alpha(
@@ -214,6 +237,8 @@ def main() -> None:
             cut = fit_global_threshold(
                 np.concatenate([u[1] for u in train]), np.concatenate([u[2] for u in train])
             )
+            if repeat == 0:
+                pairs, positives = pairs + len(label), positives + int(label.sum())
             alphas.append(alpha)
             thresholds.append(cut)
             calibrated.append(counts(conf >= alpha, label, who))
@@ -221,7 +246,9 @@ def main() -> None:
             global_.append(counts(raw >= cut, label, who))
     print(
         f"\nmachine: {args.threads} thread(s); dlib {args.detector}; {args.references} "
-        f"reference(s) a person; {args.folds} folds x {args.repeats} repeats\n"
+        f"reference(s) a person; {args.folds} folds x {args.repeats} repeats; negative pool: "
+        f"{'the other folds' if args.pool else 'none'}; {pairs} (photo, person) pairs a "
+        f"repeat, {positives} of them the person in the photo\n"
     )
     print("| decision | precision [95% CI] | recall [95% CI] |\n| --- | --- | --- |")
     for name, runs in (
@@ -232,9 +259,14 @@ def main() -> None:
         cells = interval(runs)
         shown = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in cells.values()]
         print(f"| {name} | {shown[0]} | {shown[1]} |")
+    firsts = [faces[by_person[p][0]][0].vector for p in named]
+    mixed = [
+        float(firsts[i] @ firsts[j]) for i in range(len(named)) for j in range(i + 1, len(named))
+    ]
+    passed = sum(c >= SAME_PERSON for c in mixed)
     print(
         f"\nreference check (cosine < {SAME_PERSON} = two people): {flagged:.0f} of {checked} "
-        "same-person pairs refused"
+        f"same-person pairs refused; {passed} of {len(mixed)} two-person pairs let through"
     )
 
 
