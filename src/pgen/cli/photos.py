@@ -44,7 +44,7 @@ def _photo_components(args: argparse.Namespace, config: Config) -> dict[str, Any
     image embedders, allowed folders, calibration, negative pool, reply length)."""
     from pgen.config import GenerationSettings
     from pgen.factory import Lazy
-    from pgen.models.face import load_face_embedder
+    from pgen.models.face import FaceEmbedder, load_face_embedder
     from pgen.models.image_embedding import ImageEmbedder, TextImageEmbedder, load_image_embedder
     from pgen.usermodel.concepts import Calibration
     from pgen.usermodel.photo_memory import PhotoMemory
@@ -77,6 +77,9 @@ def _photo_components(args: argparse.Namespace, config: Config) -> dict[str, Any
         image_embedder: Lazy[ImageEmbedder] = Lazy(
             partial(load_image_embedder, args.image_embedder, device)
         )
+        faces: Lazy[FaceEmbedder] | None = None
+        if face_spec != "none":
+            faces = Lazy(partial(load_face_embedder, face_spec, device))
         return PhotoMemory(
             store,
             image_embedder,
@@ -84,9 +87,7 @@ def _photo_components(args: argparse.Namespace, config: Config) -> dict[str, Any
             calibration=calibration,
             negative_pool=[Path(p) for p in args.negative_pool],
             text_image_embedder=None if text_embedder is None else Lazy(text_embedder),
-            face_embedder=None
-            if face_spec == "none"
-            else Lazy(partial(load_face_embedder, face_spec, device)),
+            face_embedder=faces,
         )
 
     length = getattr(args, "max_new_tokens", 128)
