@@ -152,6 +152,28 @@ def _positive(vectors: np.ndarray, default: float) -> float:
     return float(np.mean([v @ _unit(total - v) for v in vectors]))
 
 
+def calibrate(
+    references: Sequence[np.ndarray],
+    calibration: Calibration,
+    negative_pool: np.ndarray | None = None,
+) -> list[tuple[np.ndarray, float, float]]:
+    """(prototype, positive, negative) of each entry's reference vectors: the negatives of
+    one entry are the others' references and the operator's pool (never another user's)."""
+    protos = [_unit(vectors.mean(axis=0)) for vectors in references]
+    scales = []
+    for i, vectors in enumerate(references):
+        negatives = [v for j, vs in enumerate(references) if j != i for v in vs]
+        if negative_pool is not None:
+            negatives += list(negative_pool)
+        if negatives:
+            sims = np.stack(negatives) @ protos[i]
+            negative = float(np.quantile(sims, calibration.negative_quantile))
+        else:
+            negative = calibration.default_negative
+        scales.append((protos[i], _positive(vectors, calibration.default_positive), negative))
+    return scales
+
+
 class ConceptMemory:
     """The concepts of one user, calibrated; built from their data only."""
 
@@ -171,21 +193,13 @@ class ConceptMemory:
     ) -> ConceptMemory:
         """From (name, class word, description, reference paths, reference vectors)."""
         calibration = calibration or Calibration()
-        protos = [_unit(vectors.mean(axis=0)) for *_, vectors in entries]
-        concepts = []
-        for i, (name, class_word, description, paths, vectors) in enumerate(entries):
-            negatives = [v for j, (*_, vs) in enumerate(entries) if j != i for v in vs]
-            if negative_pool is not None:
-                negatives += list(negative_pool)
-            if negatives:
-                sims = np.stack(negatives) @ protos[i]
-                negative = float(np.quantile(sims, calibration.negative_quantile))
-            else:
-                negative = calibration.default_negative
-            positive = _positive(vectors, calibration.default_positive)
-            concepts.append(
-                Concept(name, class_word, description, tuple(paths), protos[i], positive, negative)
+        scales = calibrate([vectors for *_, vectors in entries], calibration, negative_pool)
+        concepts = [
+            Concept(name, class_word, description, tuple(paths), proto, positive, negative)
+            for (name, class_word, description, paths, _), (proto, positive, negative) in zip(
+                entries, scales, strict=True
             )
+        ]
         return cls(concepts, calibration)
 
     def scores(self, queries: np.ndarray) -> np.ndarray:

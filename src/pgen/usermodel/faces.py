@@ -30,7 +30,7 @@ from pgen.context.base import ContextStore
 from pgen.context.records import Subject
 from pgen.models.face import Face, FaceEmbedder
 from pgen.models.image_input import check_image_path, file_hash, open_image
-from pgen.usermodel.concepts import Calibration, _positive, _unit
+from pgen.usermodel.concepts import MIN_SPREAD, Calibration, calibrate
 
 FACE_CLASS_WORD = "person"
 MAX_FACES = 16  # a photo's faces cached at most (largest first); more is a crowd, not people
@@ -126,7 +126,7 @@ class Person:
     negative: float
 
     def confidence(self, score: float | np.ndarray) -> float | np.ndarray:
-        return (score - self.negative) / max(self.positive - self.negative, 0.05)
+        return (score - self.negative) / max(self.positive - self.negative, MIN_SPREAD)
 
 
 @dataclass(frozen=True)
@@ -203,20 +203,12 @@ class FaceMemory:
         calibration: Calibration = FACE_CALIBRATION,
         negative_pool: np.ndarray | None = None,
     ) -> FaceMemory:
-        """From (name, reference paths, reference face vectors)."""
-        protos = [_unit(vectors.mean(axis=0)) for _, _, vectors in entries]
-        people = []
-        for i, (name, paths, vectors) in enumerate(entries):
-            negatives = [v for j, (*_, vs) in enumerate(entries) if j != i for v in vs]
-            if negative_pool is not None:
-                negatives += list(negative_pool)
-            if negatives:
-                sims = np.stack(negatives) @ protos[i]
-                negative = float(np.quantile(sims, calibration.negative_quantile))
-            else:
-                negative = calibration.default_negative
-            positive = _positive(vectors, calibration.default_positive)
-            people.append(Person(name, tuple(paths), protos[i], positive, negative))
+        """From (name, reference paths, reference face vectors), calibrated as concepts are."""
+        scales = calibrate([vectors for *_, vectors in entries], calibration, negative_pool)
+        people = [
+            Person(name, tuple(paths), proto, positive, negative)
+            for (name, paths, _), (proto, positive, negative) in zip(entries, scales, strict=True)
+        ]
         return cls(people, calibration)
 
     def scores(self, faces: list[Face]) -> np.ndarray:
