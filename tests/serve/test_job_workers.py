@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 
 from pgen.run.jobs import LOST, Jobs
+from tests.serve import job_works
 
 ROOT = Path(__file__).resolve().parents[2]
+assert job_works.WORKS  # the works a submitter names are registered here too
 
 
 class Workers:

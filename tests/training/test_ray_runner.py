@@ -79,3 +79,23 @@ def test_users_fan_out_on_ray_a_killed_worker_is_retried(
         # Again: every adapter is fresh, nothing is trained (no task starts).
         again = engine.fan_out(requests[:3], runner, retries=1)
         assert (again.results, again.skipped) == ([], list(USERS))
+
+
+def test_pgen_train_users_on_ray(
+    local_ray: None, tmp_path: Path, tiny_llama: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pgen.cli.main import main
+
+    with SQLiteStore(tmp_path / "pgen.sqlite") as store:
+        for user in ("dee", "eve"):
+            store.add(documents(user, f"{user} bakes bread", f"{user} swims at dawn"))
+    argv = ["--home", str(tmp_path), "--text-model", str(tiny_llama), "--threads", "1"]
+    argv += ["train", "--users", "all", "--runner", "ray", "--max-steps", "2"]
+    assert main(argv) == 0  # joins the Ray this module started
+    out = capsys.readouterr().out
+    assert "2 trained, 0 failed, 0 fresh (skipped) of 2 users" in out
+    assert "2 done, 0 failed, 0 fresh (skipped) of 2; ETA 0 s" in out
+    with SQLiteStore(tmp_path / "pgen.sqlite") as store:
+        for user in ("dee", "eve"):
+            meta = read_meta(store.artifacts(user)[("lora", ADAPTER_NAME)])
+            assert meta is not None and meta.extra["steps"] == 2

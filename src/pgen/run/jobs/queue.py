@@ -186,7 +186,8 @@ class Jobs:
             for row in self.rows.workers_running()
             if row["host"] == self._host and not _alive(row["pid"])
         ]
-        self.rows.expire(dead, time.time(), LOST)
+        if dead or self.rows.expired(time.time()):
+            self.rows.expire(dead, time.time(), LOST)
 
     # -- submitting and reading -----------------------------------------------------------
     def submit(

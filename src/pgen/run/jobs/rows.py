@@ -208,12 +208,26 @@ class SqliteJobRows:
                 tuple(claims),
             )
 
+    def expired(self, now: float) -> bool:
+        """Any running job's lease run out (a read: most calls need no write)."""
+        return bool(
+            self.file.rows(
+                "SELECT 1 FROM jobs WHERE (status='running' AND COALESCE(lease_until, 0) < ?) "
+                "OR (status='queued' AND work IS NULL) LIMIT 1",
+                now,
+            )
+        )
+
     def expire(self, dead_workers: Sequence[str], now: float, lost: str) -> None:
         """Running jobs whose lease ran out (or whose worker is known dead): re-queued,
         or failed with ``lost`` after their last attempt, or cancelled when a cancel was
         asked; forgotten ones go."""
         with self.file.transaction() as db:
             if dead_workers:
+                db.execute(
+                    f"DELETE FROM workers WHERE worker IN ({_marks(dead_workers)})",
+                    tuple(dead_workers),
+                )
                 db.execute(
                     "UPDATE jobs SET lease_until=0 WHERE status='running' "
                     f"AND worker IN ({_marks(dead_workers)})",
