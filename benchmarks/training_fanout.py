@@ -4,8 +4,10 @@ text model (SmolLM2-135M-Instruct) with a few steps each. Prints wall time, spee
 inline and its efficiency per worker, Ray's start-up time and the resident memory of its
 processes (idle, and at the end with the workers' models loaded).
 
-Each run starts from a fresh copy of the same store (no adapter is fresh). Synthetic
-documents: only their number and length matter for cost.
+Speed-ups are against the mean of two inline runs, one first and one last (their gap is
+the drift of the machine's load over the run). Each run starts from a fresh copy of the
+same store (no adapter is fresh). Synthetic documents: only their number and length
+matter for cost.
 
     python benchmarks/training_fanout.py --users 6 --steps 4
 """
@@ -126,8 +128,10 @@ def main() -> None:
         ray.shutdown()
         note = f"ray.init {start_s:.1f} s; Ray RSS idle {idle:.0f} MB, after {busy:.0f} MB"
         rows.append((f"ray, {workers} worker(s)", workers, seconds, note))
+    # Inline again, last: how much the machine's load drifted over the run.
+    rows.append(("inline again (drift)", 1, one_run(template, names, settings, None), ""))
     shutil.rmtree(folder)
-    base = rows[0][2]
+    base = (rows[0][2] + rows[-1][2]) / 2  # the mean of the two inline runs
     print(
         f"{args.users} users x {args.docs} docs, {args.steps} LoRA steps each (batch 2), "
         f"SmolLM2-135M, torch threads 1 per process, {os.cpu_count()} cores, "

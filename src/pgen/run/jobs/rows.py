@@ -1,8 +1,9 @@
 """Every SQL statement of the jobs, in one class: ``SqliteJobRows`` on a SQLite file.
 
-A Postgres twin is this class again with ``%s`` placeholders and ``CLAIM_LOCK = " FOR
-UPDATE SKIP LOCKED"``: the claim's inner ``SELECT`` then skips rows that another worker's
-open transaction holds, instead of waiting on them. On SQLite the same rule holds by the
+A Postgres twin is this class again with ``%s`` placeholders, ``GREATEST`` for two-value
+``MAX``, ``IS NOT DISTINCT FROM`` for ``IS ?``, and ``CLAIM_LOCK = " FOR UPDATE SKIP
+LOCKED"``: the claim's inner ``SELECT`` then skips rows that another worker's open
+transaction holds, instead of waiting on them. On SQLite the same rule holds by the
 write lock: the claim runs in one ``BEGIN IMMEDIATE`` transaction (one writer at a time),
 so two workers never both move one row from ``queued`` to ``running``.
 
