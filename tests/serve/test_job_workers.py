@@ -37,8 +37,8 @@ class Workers:
         self.processes.append(process)
         ready = Path(f"{self.path}.ready-{process.pid}")
         deadline = time.monotonic() + 120  # against a hang only
-        while not ready.exists():
-            assert process.poll() is None, "the worker process ended"
+        # Ready, or ended already: a worker may claim a job that kills it before it says so.
+        while not ready.exists() and process.poll() is None:
             assert time.monotonic() < deadline, "the worker process never started"
             time.sleep(0.05)
         return process

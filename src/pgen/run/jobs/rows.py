@@ -125,6 +125,12 @@ class SqliteJobRows:
         """The oldest queued job of one of ``works``, now running under ``claim``."""
         if not works:
             return None
+        queued = self.file.rows(  # a read first: an idle worker's poll takes no write lock
+            f"SELECT 1 FROM jobs WHERE status='queued' AND work IN ({_marks(works)}) LIMIT 1",
+            *works,
+        )
+        if not queued:
+            return None
         with self.file.transaction() as db:
             found = db.execute(
                 "UPDATE jobs SET status='running', worker=?, claim=?, lease_until=?, "
