@@ -132,6 +132,7 @@ def main() -> None:
     rows.append(("inline again (drift)", 1, one_run(template, names, settings, None), ""))
     shutil.rmtree(folder)
     base = (rows[0][2] + rows[-1][2]) / 2  # the mean of the two inline runs
+    print(f"speed-up against the mean of the two inline runs ({base:.1f} s)")
     print(
         f"{args.users} users x {args.docs} docs, {args.steps} LoRA steps each (batch 2), "
         f"SmolLM2-135M, torch threads 1 per process, {os.cpu_count()} cores, "
