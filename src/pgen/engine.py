@@ -237,6 +237,11 @@ class Engine:
         """Many users' artifacts, on the engine's runner."""
         return self._training.train(requests)
 
+    def fan_out(self, requests: Sequence[TrainRequest], runner: Any = None, **options: Any) -> Any:
+        """Many users, each trained or reported (``pgen.run.fanout``; runner: ``LocalFanOut``
+        or ``RayRunner``); fresh adapters skipped. Options: ``retries``, ``progress``."""
+        return self._training.fan_out(requests, runner, **options)
+
     def train_concept_tokens(self, user_id: str, concept: str, settings: Any = None) -> Path:
         """Yo'LLaVA-style soft tokens for one of the user's concepts (``concept-tokens``)."""
         request = TrainRequest(user_id, "concept-tokens", concept, settings=settings)

@@ -1,11 +1,12 @@
 """Jobs: queued ones cancel, running ones stop when asked (or refuse, when their work
-cannot stop midway), failures are reported, records outlive the process (a job it was
-running is reported interrupted), and a job is only ever its own tenant's."""
+cannot stop midway), failures are reported, records outlive the process, and a job is
+only ever its own tenant's. Durable: two worker processes on one file claim disjoint
+jobs; a worker killed mid-job leaves its job to another, up to a bounded number of
+attempts (tests/serve/test_job_workers.py)."""
 
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,11 @@ import httpx
 import pytest
 
 from pgen.config import Config
-from pgen.serve.errors import NOT_FOUND_BODY, ApiError, NotFound
-from pgen.serve.jobs import INTERRUPTED, JobControl, Jobs
+from pgen.errors import Conflict
+from pgen.run.jobs import Jobs
+from pgen.serve.errors import NOT_FOUND_BODY, NotFound
+from tests.serve import job_works
+from tests.serve.job_works import gate, signal_of
 from tests.serve.server import Running, free_port, make_keys, start_process, wait_ready
 from tests.serve.test_api import poll
 
@@ -31,122 +35,100 @@ def wait_for(jobs: Jobs, tenant: str, job_id: str, status: str) -> dict[str, Any
 
 
 def test_queued_cancel_running_refuse_failures_reported(tmp_path: Path) -> None:
-    jobs = Jobs(tmp_path / "jobs.sqlite")
-    release, reported = threading.Event(), threading.Event()
-
-    def slow(progress: Any) -> dict[str, Any]:
-        progress("halfway\nthere")
-        reported.set()  # the job's own signal: its progress is on record
-        release.wait(120)
-        return {"done": True}
-
-    def broken(progress: Any) -> dict[str, Any]:
-        raise ValueError("no interactions to train on")
-
-    running = jobs.submit("acme", "train:slow", "alice", slow, cancellable=False)
-    queued = jobs.submit("acme", "train:queued", "alice", slow)
-    failing = jobs.submit("acme", "train:broken", None, broken)
+    jobs = Jobs(tmp_path / "jobs.sqlite").start()
+    slow = {"name": "q-slow", "result": {"done": True}}
+    running = jobs.submit("acme", "train:slow", "alice", "test:slow", slow, cancellable=False)
+    queued = jobs.submit("acme", "train:queued", "alice", "test:slow", {"name": "q-queued"})
+    failing = jobs.submit("acme", "train:broken", None, "test:fail")
     wait_for(jobs, "acme", running.job_id, "running")
-    assert reported.wait(120)  # not a race with the job's first progress report
+    assert signal_of("q-slow").wait(120)  # not a race with the job's first progress report
     assert jobs.get("acme", running.job_id).progress == "halfway there"  # one line
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(Conflict):
         jobs.cancel("acme", running.job_id)
-    assert refused.value.status == 409
     assert jobs.cancel("acme", queued.job_id).status == "cancelled"
     with pytest.raises(NotFound):  # another tenant's job is not there for it
         jobs.get("globex", running.job_id)
     with pytest.raises(NotFound):
         jobs.cancel("globex", failing.job_id)
-    release.set()
+    gate("q-slow").set()
     assert wait_for(jobs, "acme", running.job_id, "succeeded")["result"] == {"done": True}
     failed = wait_for(jobs, "acme", failing.job_id, "failed")
     assert failed["error"] == "no interactions to train on"
     assert jobs.get("acme", queued.job_id).status == "cancelled"  # it never ran
+    assert "q-queued" not in job_works.RAN
     assert [j.job_id for j in jobs.of_tenant("acme")] == [
         running.job_id,
         queued.job_id,
         failing.job_id,
     ]
     assert jobs.of_tenant("globex") == []
+    with pytest.raises(ValueError, match="no job work named 'nope'"):  # named works only
+        jobs.submit("acme", "x", None, "nope")
     jobs.shutdown()
 
 
 def test_delete_user_forgets_their_jobs(tmp_path: Path) -> None:
-    jobs = Jobs(tmp_path / "jobs.sqlite")
-    release = threading.Event()
-    ran: list[str] = []
-
-    def slow(progress: Any) -> dict[str, Any]:
-        release.wait(120)
-        ran.append("slow")
-        return {"artifact": "alice's adapter"}
-
-    def later(progress: Any) -> dict[str, Any]:
-        ran.append("later")
-        return {}
-
-    done = jobs.submit("acme", "train:done", "alice", lambda progress: {"x": 1})
+    jobs = Jobs(tmp_path / "jobs.sqlite").start()
+    done = jobs.submit("acme", "train:done", "alice", "test:slow", {"name": "f-done"})
+    gate("f-done").set()
     wait_for(jobs, "acme", done.job_id, "succeeded")
-    running = jobs.submit("acme", "train:slow", "alice", slow)
-    jobs.submit("acme", "train:later", "alice", later)
-    bobs = jobs.submit("acme", "train:bob", "bob", lambda progress: {})
+    running = jobs.submit("acme", "train:slow", "alice", "test:slow", {"name": "f-slow"})
+    jobs.submit("acme", "train:later", "alice", "test:slow", {"name": "f-later"})
+    bobs = jobs.submit("acme", "train:bob", "bob", "test:slow", {"name": "f-bob"})
+    gate("f-bob").set()
     wait_for(jobs, "acme", running.job_id, "running")
     assert jobs.forget_user("acme", "alice") == 2  # the finished and the queued one
     assert [j.job_id for j in jobs.of_tenant("acme")] == [running.job_id, bobs.job_id]
-    release.set()
+    gate("f-slow").set()
     wait_for(jobs, "acme", bobs.job_id, "succeeded")
     # The running job went when it ended; the queued one never ran.
     assert [j.job_id for j in jobs.of_tenant("acme")] == [bobs.job_id]
-    assert ran == ["slow"]
+    assert "f-later" not in job_works.RAN and "f-slow" in job_works.RAN
+    # No byte of alice's jobs in the file (secure_delete zeroes freed pages).
     jobs.shutdown()
+    jobs.rows.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("jobs.sqlite*"))
+    assert b"alice" not in raw and b"f-slow" not in raw
 
 
-def test_a_running_job_stops_when_cancelled(tmp_path: Path) -> None:
-    jobs = Jobs(tmp_path / "jobs.sqlite")
-    steps: list[int] = []
-
-    def loop(control: JobControl) -> dict[str, Any]:
-        for step in range(10_000):  # a trainer: asks between steps
-            control(f"step {step}")
-            steps.append(step)
-            time.sleep(0.005)
-        return {"finished": True}
-
-    job = jobs.submit("acme", "train:loop", "alice", loop)
-    wait_for(jobs, "acme", job.job_id, "running")
-    while len(steps) < 5:
-        time.sleep(0.01)
+def test_a_running_job_stops_when_cancelled_and_shows_its_progress(tmp_path: Path) -> None:
+    jobs = Jobs(tmp_path / "jobs.sqlite").start()
+    job = jobs.submit("acme", "train:loop", "alice", "test:loop", {"name": "c-loop"})
+    assert signal_of("c-loop").wait(120)
+    seen = jobs.get("acme", job.job_id)
+    assert seen.status == "running" and seen.total == 10_000 and 1 <= (seen.step or 0) < 10_000
+    assert seen.loss == pytest.approx(1.0 / (seen.step or 1))
     asked = jobs.cancel("acme", job.job_id)
     # The loop may already have seen the request and ended by the time cancel reads back.
     assert asked.status in ("running", "cancelled") and asked.cancel_requested
     stopped = wait_for(jobs, "acme", job.job_id, "cancelled")
-    assert stopped["result"] is None and stopped["finished"] and len(steps) < 10_000
+    assert stopped["result"] is None and stopped["finished"] and stopped["step"] < 10_000
     jobs.shutdown()
 
 
-def test_records_outlive_the_process_and_its_running_jobs_are_interrupted(
+def test_records_outlive_the_process_and_a_stopped_workers_jobs_wait_for_another(
     tmp_path: Path,
 ) -> None:
-    """A second run on the same file (a restart: another run of this pid) answers the
-    first run's finished job, and reports its running and queued ones interrupted."""
-    first = Jobs(tmp_path / "jobs.sqlite")
-    release = threading.Event()
-    done = first.submit("acme", "train:done", "alice", lambda control: {"x": 1})
+    """A second ``Jobs`` on the same file answers the first's finished job; the first's
+    workers stopping put its running job back in the queue, for the second to run."""
+    first = Jobs(tmp_path / "jobs.sqlite").start()
+    done = first.submit(
+        "acme", "train:done", "alice", "test:slow", {"name": "r-done", "result": {"x": 1}}
+    )
+    gate("r-done").set()
     wait_for(first, "acme", done.job_id, "succeeded")
-    running = first.submit("acme", "train:slow", "alice", lambda c: {"y": release.wait(120)})
-    queued = first.submit("acme", "train:queued", "alice", lambda control: {})
+    running = first.submit("acme", "train:slow", "alice", "test:slow", {"name": "r-slow"})
     wait_for(first, "acme", running.job_id, "running")
-
-    second = Jobs(tmp_path / "jobs.sqlite")  # the first is "gone": its pid is this one
+    first.shutdown()  # a replica going away: its job is queued again, attempt not counted
+    second = Jobs(tmp_path / "jobs.sqlite")
     assert second.get("acme", done.job_id).result == {"x": 1}
-    for job_id in (running.job_id, queued.job_id):
-        job = second.get("acme", job_id)
-        assert (job.status, job.error) == ("failed", INTERRUPTED)
     with pytest.raises(NotFound):
         second.get("globex", done.job_id)
-    release.set()  # the first run's job ends: its end is not recorded over "failed"
-    time.sleep(0.2)
-    assert second.get("acme", running.job_id).status == "failed"
+    requeued = second.get("acme", running.job_id)
+    assert (requeued.status, requeued.attempts) == ("queued", 0)
+    gate("r-slow").set()  # the first run's work ends: its end is not recorded
+    second.start()
+    assert wait_for(second, "acme", running.job_id, "succeeded")["attempts"] == 1
     second.shutdown()
 
 
@@ -185,11 +167,12 @@ def test_cancelling_a_lora_training_job_stops_it_and_saves_nothing(server: Runni
         assert refused.status_code == 422 and "steps" in refused.text
 
 
-def test_a_restart_answers_finished_jobs_and_reports_running_ones_interrupted(
+def test_a_restart_answers_finished_jobs_and_runs_the_killed_ones_again(
     tmp_path: Path, tiny_llama: Path
 ) -> None:
     """``pgen serve`` killed (-9) while a training job runs: the next process answers
-    the finished job as it was and the running one failed, interrupted by a restart."""
+    the finished job as it was, and claims the killed one again (its second attempt),
+    which a cancel then stops with nothing saved."""
     home = tmp_path / "home"
     config = Config(home=home)
     keys = make_keys(config, ("acme", "globex"))
@@ -223,11 +206,18 @@ def test_a_restart_answers_finished_jobs_and_reports_running_ones_interrupted(
         wait_ready(url, process)
         with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
             assert client.get(f"/jobs/{finished}").json()["status"] == "succeeded"
+            deadline = time.monotonic() + 120  # against a hang only
             job = client.get(f"/jobs/{running}").json()
-            assert (job["status"], job["error"]) == ("failed", INTERRUPTED)
+            while (job["status"], job["attempts"]) != ("running", 2):
+                assert time.monotonic() < deadline, job
+                time.sleep(0.05)
+                job = client.get(f"/jobs/{running}").json()
             assert [j["job_id"] for j in client.get("/jobs").json()] == [finished, running]
             other = {"Authorization": f"Bearer {keys['globex']}"}
             assert client.get(f"/jobs/{running}", headers=other).json() == NOT_FOUND_BODY
+            assert client.delete(f"/jobs/{running}").json()["cancel_requested"] is True
+            job = poll(client, running)
+            assert job["status"] == "cancelled" and job["result"] is None, job
             assert client.get("/users/ana/export").json()["artifacts"] == []
     finally:
         process.terminate()

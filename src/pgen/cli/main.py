@@ -27,6 +27,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.images",
     "pgen.cli.recommend",
     "pgen.cli.train",
+    "pgen.cli.jobs",
     "pgen.cli.photos",
     "pgen.cli.serve",
     "pgen.cli.attribution",

@@ -31,16 +31,21 @@ def _settings(args: argparse.Namespace, method: str) -> Any:
     return settings_from(DpoSettings, args, learning_rate=args.lr, lora=lora, cohort=())
 
 
-def cmd_train(args: argparse.Namespace, config: Config) -> None:
+def cmd_train(args: argparse.Namespace, config: Config) -> int | None:
     from pgen.engine import Engine
     from pgen.training.cohorts import similar_k
     from pgen.training.registry import TrainRequest
 
     if args.stale:
         _retrain_stale(args, config)
-        return
+        return None
+    if args.users is not None:
+        return _train_users(args, config)
     if args.user is None:
-        raise ValueError("name the user (--user U), or retrain every stale adapter (--stale)")
+        raise ValueError(
+            "name the user (--user U), many users (--users all|FILE), or retrain every "
+            "stale adapter (--stale)"
+        )
     args.method = args.method or "lora"
     cohort = tuple(u.strip() for u in (args.cohort or "").split(",") if u.strip())
     similar_k(cohort)  # a bad similar:K fails here, before any model loads
@@ -49,6 +54,61 @@ def cmd_train(args: argparse.Namespace, config: Config) -> None:
     with Engine.open(config) as engine:
         result = engine.train(request)
     _report(args.user, args.method, result)
+    return None
+
+
+def fan_out_runner(text: str, config: Config) -> Any:
+    """``--runner``: inline, threads:N, ray or ray:ADDRESS (a running cluster's)."""
+    from functools import partial
+
+    from pgen.engine import Engine
+    from pgen.run.fanout import LocalFanOut
+    from pgen.run.ray_runner import RayRunner, parse_runner
+
+    kind, rest = parse_runner(text)
+    if kind == "ray":
+        # Each Ray task opens the engine from these settings (the store must be reachable
+        # from every worker: a SQLite file on a shared disk, or a database URL).
+        return RayRunner(partial(Engine.open, config), rest, num_cpus=config.torch_threads)
+    return LocalFanOut(int(rest or 1))
+
+
+def _users(spec: str, engine: Any) -> list[str]:
+    if spec == "all":
+        return [summary.user_id for summary in engine.store.users(0, None)]
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"--users {spec}: neither 'all' nor a file of user ids (one a line)")
+    users = [line.strip() for line in path.read_text().splitlines()]
+    return [u for u in users if u and not u.startswith("#")]
+
+
+def _train_users(args: argparse.Namespace, config: Config) -> int:
+    """``--users all|FILE``: each user trained on ``--runner`` or reported; fresh skipped."""
+    from pgen.engine import Engine
+    from pgen.training.registry import TrainRequest
+
+    if args.user is not None or args.cohort:
+        raise ValueError("--users trains each user on their own data: no --user or --cohort")
+    method = args.method or "lora"
+    if method not in ("lora", "dpo"):
+        raise ValueError(f"--users trains lora or dpo adapters, not {method}")
+    runner = fan_out_runner(args.runner, config)
+    with Engine.open(config) as engine:
+        settings = _settings(args, method)
+        requests = [TrainRequest(u, method, settings=settings) for u in _users(args.users, engine)]
+        done = engine.fan_out(
+            requests, runner, retries=args.retries, progress=lambda p: print(p.line(), flush=True)
+        )
+    for result in done.results:
+        print(f"trained {method} for user {result.user_id!r} in {result.seconds:.1f} s")
+    for user, error in done.failed.items():
+        print(f"failed: user {user!r}: {error}")
+    print(
+        f"{len(done.results)} trained, {len(done.failed)} failed, "
+        f"{len(done.skipped)} fresh (skipped) of {len(requests)} users"
+    )
+    return 1 if done.failed else 0
 
 
 def _retrain_stale(args: argparse.Namespace, config: Config) -> None:
@@ -146,7 +206,17 @@ def register(commands: Any, bench: Any) -> None:
     p.set_defaults(func=cmd_bench_prefs)
 
     p = commands.add_parser("train", help="train a user's text adapter: lora, task-lora, dpo")
-    p.add_argument("--user", help="whose adapter (or --stale)")
+    p.add_argument("--user", help="whose adapter (or --users, --stale)")
+    p.add_argument(
+        "--users",
+        help="many users: 'all' or a file of user ids (one a line); fresh adapters skipped",
+    )
+    p.add_argument(
+        "--runner",
+        default="inline",
+        help="where --users train: inline, threads:N, ray (a local Ray) or ray:ADDRESS",
+    )
+    p.add_argument("--retries", type=int, default=2, help="--users: tries again for a failing user")
     p.add_argument(
         "--stale",
         action="store_true",

@@ -3,8 +3,9 @@ registered trainer of their method, on a ``Runner``.
 
 A runner decides where training requests run: ``InlineRunner`` in the calling thread,
 ``ThreadRunner`` on a bounded pool of threads (the service's jobs). A runner over many
-machines (Ray) implements the same ``run`` and plugs in through ``Engine(runner=...)``;
-nothing here or in the Engine changes for it.
+machines (``pgen.run.ray_runner.RayRunner``) implements the same ``run`` and plugs in
+through ``Engine(runner=...)``. Many users at once (``fan_out``) go through a
+``FanOutRunner`` (``pgen.run.fanout``): fresh adapters skipped, failures per user.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pgen.context.base import ContextStore
 from pgen.errors import InvalidRequest
 from pgen.models.base import Embedder
 from pgen.results import StaleAdapter
+from pgen.run.fanout import FanOut, FanOutRunner, LocalFanOut, Progress, fan_out, one_line
 from pgen.training.registry import TrainRequest, TrainResult, get_trainer, stoppable
 
 STALE_METHODS = ("lora", "dpo")  # the per-user adapters that can fall behind their data
@@ -106,6 +108,46 @@ class TrainingService:
             time.perf_counter() - started,
             {} if meta is None else {**meta.extra, "base_model": meta.base_model},
         )
+
+    def fresh(self, request: TrainRequest) -> bool:
+        """The user has an adapter of this method, current with their data and the base
+        model (a fan-out skips them). Only lora and dpo adapters can be judged so."""
+        if request.method not in STALE_METHODS:
+            return False
+        if not self.store.artifacts(request.user_id).get((request.method, ADAPTER_NAME)):
+            return False
+        from pgen.personalize.lora import stale_reason
+
+        base_model = self._tools().text_model.name
+        return stale_reason(self.store, request.user_id, request.method, base_model) is None
+
+    def fan_out(
+        self,
+        requests: Sequence[TrainRequest],
+        runner: FanOutRunner | None = None,
+        *,
+        retries: int = 2,
+        progress: Progress | None = None,
+    ) -> FanOut:
+        """Many users trained on ``runner`` (default: one after another here): fresh
+        adapters skipped, a failing user retried then reported, the others trained. A
+        request that fails its check is reported, not trained."""
+        checked, refused = [], {}
+        for request in requests:
+            try:
+                checked.append(self.check(request))
+            except Exception as error:  # this user's request: reported, the others go on
+                refused[request.user_id] = one_line(error)
+        found = fan_out(
+            checked,
+            self.train_one,
+            runner or LocalFanOut(),
+            fresh=self.fresh,
+            retries=retries,
+            progress=progress,
+        )
+        found.failed.update(refused)
+        return found
 
     def stale(self, methods: Sequence[str] | None = None) -> list[StaleAdapter]:
         """Every user's adapter of ``methods`` (default: lora and dpo) that is stale."""

@@ -20,6 +20,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from pgen.config import Config
+from pgen.run.jobs import jobs_file
 from pgen.serve import errors
 from pgen.serve.auth.keys import KeyStore
 from pgen.serve.batching import Batcher
@@ -39,7 +40,7 @@ def key_path(config: Config) -> Path:
 
 
 def jobs_path(config: Config) -> Path:
-    return config.home / "service" / "jobs.sqlite"
+    return jobs_file(config.home)
 
 
 def create_app(config: Config, **components: Any) -> FastAPI:
@@ -54,6 +55,8 @@ def create_app(config: Config, **components: Any) -> FastAPI:
         batcher=Batcher(config.serve_batch_size, config.serve_batch_wait_ms / 1000),
         jobs=Jobs(jobs_path(config)),
     )
+    # This process's job worker: claims queued jobs of any replica on the same rows.
+    service.jobs.start(host=service, workers=1)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -25,7 +25,7 @@ from pgen.run.modalities import build_request
 from pgen.serve import record_uploads as http_records
 from pgen.serve.deps import TenantEngine, TenantName, TheService
 from pgen.serve.errors import ApiError
-from pgen.serve.jobs import JobControl
+from pgen.serve.jobs import train_args
 from pgen.serve.schemas import (
     CompareBody,
     FeedbackBody,
@@ -323,20 +323,13 @@ def train(
 
 def submit_training(service: Any, tenant: str, checked: TrainRequest, once: bool = False) -> Any:
     """A checked training request as a job (``once``: unless one for the same user and
-    method is queued or running)."""
-
-    def work(control: JobControl) -> dict[str, Any]:
-        control(f"training {checked.method}")
-        request = replace(checked, should_stop=control.should_stop)
-        with service.tenants.lease(tenant) as held:  # not closed by the bound meanwhile
-            result = held.train(request, checked=True)
-        return plain({"method": result.method, "seconds": result.seconds, "meta": result.meta})
-
+    method is queued or running): the ``train`` work with the request's fields."""
     return service.jobs.submit(
         tenant,
         f"train:{checked.method}",
         checked.user_id,
-        work,
+        "train",
+        train_args(checked),
         cancellable=stoppable(get_trainer(checked.method)),
         once=once,
     )
@@ -344,13 +337,9 @@ def submit_training(service: Any, tenant: str, checked: TrainRequest, once: bool
 
 @router.post("/recommenders/train", status_code=202, tags=["training"])
 def train_recommender(body: RecommenderBody, tenant: TenantName, service: TheService) -> Any:
-    def work(control: JobControl) -> dict[str, Any]:
-        with service.tenants.lease(tenant) as held:
-            # The recommender reports progress between epochs: a cancel stops it there.
-            held.train_recommender(body.model, body.params, progress=control)
-        return {"model": body.model}
-
-    return service.jobs.submit(tenant, f"recommender:{body.model}", None, work).as_dict()
+    args = {"model": body.model, "params": body.params}
+    kind = f"recommender:{body.model}"
+    return service.jobs.submit(tenant, kind, None, "recommender", args).as_dict()
 
 
 @router.get("/jobs", tags=["training"])
