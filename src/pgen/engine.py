@@ -15,7 +15,7 @@ from pgen.context.base import ContextStore, IngestStats, StoredOutput, UserSumma
 from pgen.context.records import Document, Feedback, Interaction, Record
 from pgen.factory import Lazy, build_store, check_components, component_loader
 from pgen.models.base import Embedder, TextModel, TextSink
-from pgen.run import conversation, deletion, uploads
+from pgen.run import conversation, deletion, uploads, voice_notes
 from pgen.run import userdata as services
 from pgen.run.generation import GenerationService
 from pgen.run.modalities import Components, Workbench
@@ -113,8 +113,22 @@ class Engine:
     def ingest(
         self, source: str | Path | Iterable[Record], *, progress: bool = False
     ) -> IngestStats:
-        """Records, or a file of them (JSONL, LaMP questions), in one transaction."""
-        return services.ingest(self.store, source, progress)
+        """Records, or a file of them (JSONL, LaMP questions), in one transaction; voice
+        notes (``fields.audio_path``) are transcribed first."""
+        hook = voice_notes.VoiceNoteHook(self.store, partial(self._components.load, "asr"))
+        return services.ingest(self.store, source, progress, hook)
+
+    def transcribe(self, data: bytes, filename: str, **options: Any) -> voice_notes.VoiceNote:
+        """An audio clip's transcript; with ``user_id=``, kept as the user's voice note
+        (``doc_id``, ``language``, ``title``: see ``pgen.run.voice_notes.transcribe``)."""
+        asr = partial(self._components.load, "asr")
+        return voice_notes.transcribe(self.store, asr, data, filename, **options)
+
+    def evaluate_speech(self, user_id: str, **options: Any) -> list[dict[str, Any]]:
+        """Speaker similarity, intelligibility and STOI of the user's speech outputs."""
+        from pgen.run.speech_eval import evaluate_outputs
+
+        return evaluate_outputs(self.store, self._components.load, user_id, **options)
 
     def ingest_uploaded(self, path: Path, source: str) -> IngestStats:
         """A JSONL file whose images are uploads (``upload:<id>``), as the service takes."""

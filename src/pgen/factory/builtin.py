@@ -101,3 +101,8 @@ for _role_name, _name, _builder in (
     ("image_embedder", "transformers", _transformers_image_embedder),
 ):
     register_provider(_role_name, _name, _builder)
+
+# The speech roles (asr, speech): their specs and providers in their own module.
+from pgen.factory import speech as _speech  # noqa: E402
+
+_speech.register()

@@ -392,3 +392,13 @@ def register_builtin_modalities() -> None:
 
 
 register_builtin_modalities()
+
+
+def _register_speech() -> None:
+    # Its own module (pgen.run.speech), which reads this one: imported once this is complete.
+    from pgen.run.speech import register_speech
+
+    register_speech()
+
+
+_register_speech()
