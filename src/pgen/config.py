@@ -184,7 +184,7 @@ _INTS = (
 STALE_ADAPTERS = ("serve", "base", "refuse")
 _FLOATS = ("temperature", "top_p", "repetition_penalty")
 # Components may be a {provider, settings} table in the TOML file (see pgen.factory).
-_COMPONENTS = ("store", "text_model", "embed_model", "image_model")
+_COMPONENTS = ("store", "text_model", "embed_model", "image_model", "asr_model", "speech_model")
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -142,6 +142,7 @@ def _result(done: Finished) -> Generation:
         strategy=request.strategy,
         text=done.executed.text,
         provenance=plan.provenance,
+        prompt=[],
         details=done.record["details"],
         modality=done.modality,
         media=done.media,
