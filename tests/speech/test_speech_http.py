@@ -8,7 +8,6 @@ is not found."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -18,7 +17,7 @@ from pgen.config import Config
 from pgen.evaluate.metrics.speech import wer
 from pgen.models.speech_audio import read_audio
 from tests.serve.server import Running, serve_in_thread
-from tests.speech.conftest import NOTE, REFERENCE
+from tests.speech.conftest import NOTE
 
 
 @pytest.fixture
@@ -38,13 +37,17 @@ def _client(server: Running, tenant: str = "acme") -> openai.OpenAI:
 
 def test_audio_speech_speaks_for_the_user_and_saves_the_output(server: Running) -> None:
     text = "The lemons are ripe on the balcony."
-    reply = _client(server).audio.speech.create(model="pgen/voice", voice="profile", input=text, extra_body={"user": "ann"})
+    reply = _client(server).audio.speech.create(
+        model="pgen/voice", voice="profile", input=text, extra_body={"user": "ann"}
+    )
     clip = read_audio(reply.content, "reply.wav", suffix=".wav")
     assert clip.rate == 22050 and clip.seconds > 1.0
     output_id = reply.response.headers["x-pgen-output-id"]
     with server.client("acme") as rest:
         outputs = rest.get("/users/ann/outputs").json()
-    assert [(o["output_id"], o["modality"], o["text"]) for o in outputs] == [(output_id, "speech", text)]
+    assert [(o["output_id"], o["modality"], o["text"]) for o in outputs] == [
+        (output_id, "speech", text)
+    ]
     heard = _client(server).audio.transcriptions.create(
         model="whisper-1", file=("reply.wav", io.BytesIO(reply.content), "audio/wav")
     )
@@ -54,14 +57,22 @@ def test_audio_speech_speaks_for_the_user_and_saves_the_output(server: Running) 
 def test_unknown_voices_models_and_users_are_refused(server: Running) -> None:
     client = _client(server)
     with pytest.raises(openai.UnprocessableEntityError, match="unknown voice 'alloy'"):
-        client.audio.speech.create(model="voice", voice="alloy", input="hi", extra_body={"user": "ann"})
+        client.audio.speech.create(
+            model="voice", voice="alloy", input="hi", extra_body={"user": "ann"}
+        )
     with pytest.raises(openai.BadRequestError, match="unknown model 'tts-1'"):
-        client.audio.speech.create(model="tts-1", voice="joe", input="hi", extra_body={"user": "ann"})
+        client.audio.speech.create(
+            model="tts-1", voice="joe", input="hi", extra_body={"user": "ann"}
+        )
     with pytest.raises(openai.NotFoundError) as unknown:
-        client.audio.speech.create(model="voice", voice="joe", input="hi", extra_body={"user": "nobody"})
+        client.audio.speech.create(
+            model="voice", voice="joe", input="hi", extra_body={"user": "nobody"}
+        )
     # Another tenant's user is answered exactly as a user that does not exist.
     with pytest.raises(openai.NotFoundError) as elsewhere:
-        _client(server, "globex").audio.speech.create(model="voice", voice="joe", input="hi", extra_body={"user": "ann"})
+        _client(server, "globex").audio.speech.create(
+            model="voice", voice="joe", input="hi", extra_body={"user": "ann"}
+        )
     assert unknown.value.response.text == elsewhere.value.response.text
     with server.client("acme") as rest:
         assert rest.get("/users/ann/outputs").json() == []
@@ -70,15 +81,21 @@ def test_unknown_voices_models_and_users_are_refused(server: Running) -> None:
 def test_transcriptions_and_voice_notes(server: Running, say: Any) -> None:
     data = say(NOTE).read_bytes()
     verbose = _client(server).audio.transcriptions.create(
-        model="whisper-1", file=("note.wav", io.BytesIO(data), "audio/wav"), response_format="verbose_json"
+        model="whisper-1",
+        file=("note.wav", io.BytesIO(data), "audio/wav"),
+        response_format="verbose_json",
     )
     assert wer([verbose.text], [NOTE]) <= 0.2
     assert verbose.language == "en" and verbose.segments and verbose.segments[0].start == 0.0
     with server.client("acme") as rest:
-        bad = rest.post("/v1/audio/transcriptions", files={"file": ("x.wav", b"not audio", "audio/wav")})
+        bad = rest.post(
+            "/v1/audio/transcriptions", files={"file": ("x.wav", b"not audio", "audio/wav")}
+        )
         assert bad.status_code == 422 and "not audio" in bad.json()["error"]["message"]
         kept = rest.post(
-            "/users/ann/voice-notes", files={"file": ("n.wav", data, "audio/wav")}, data={"doc_id": "n1"}
+            "/users/ann/voice-notes",
+            files={"file": ("n.wav", data, "audio/wav")},
+            data={"doc_id": "n1"},
         )
         assert kept.status_code == 200, kept.text
         assert kept.json()["doc_id"] == "n1" and kept.json()["language"] == "en"
@@ -86,6 +103,14 @@ def test_transcriptions_and_voice_notes(server: Running, say: Any) -> None:
         assert found.status_code == 200, found.text
         assert "n1" in found.text
         odd = rest.post("/users/ann/voice-notes", files={"file": ("n.xyz", data, "audio/x")})
-        assert odd.status_code == 422 and "unsupported audio format '.xyz'" in odd.json()["error"]["message"]
+        assert (
+            odd.status_code == 422
+            and "unsupported audio format '.xyz'" in odd.json()["error"]["message"]
+        )
     with server.client("globex") as other:
-        assert other.post("/users/ann/voice-notes", files={"file": ("n.wav", data, "audio/wav")}).status_code == 404
+        assert (
+            other.post(
+                "/users/ann/voice-notes", files={"file": ("n.wav", data, "audio/wav")}
+            ).status_code
+            == 404
+        )

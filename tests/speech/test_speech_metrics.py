@@ -71,7 +71,9 @@ def test_eval_speech_scores_the_users_outputs(
         engine.ingest(
             [
                 User(user_id="ann", profile={"voice": "joe"}),
-                Subject(user_id="ann", name="me", class_word="voice", image_paths=[str(say(REFERENCE))]),
+                Subject(
+                    user_id="ann", name="me", class_word="voice", image_paths=[str(say(REFERENCE))]
+                ),
             ]
         )
         made = engine.generate(SpeechRequest("ann", text, "voice", text_strategy=""))

@@ -42,22 +42,30 @@ def test_delete_user_removes_voice_notes_speaker_embeddings_and_spoken_outputs(
     data = tmp_path / "in"
     data.mkdir()
     note, reference = say(NOTE), say(REFERENCE)
-    records = [
-        {"type": "user", "user_id": u, "profile": {"voice": "joe"}} for u in (GONE, "kept")
-    ] + [
-        {
-            "type": "document",
-            "user_id": u,
-            "doc_id": "v1",
-            "kind": "voice note",
-            "text": "",
-            "fields": {"audio_path": str(note)},
-        }
-        for u in (GONE, "kept")
-    ] + [
-        {"type": "subject", "user_id": u, "name": "me", "class_word": "voice", "image_paths": [str(reference)]}
-        for u in (GONE, "kept")
-    ]
+    records = (
+        [{"type": "user", "user_id": u, "profile": {"voice": "joe"}} for u in (GONE, "kept")]
+        + [
+            {
+                "type": "document",
+                "user_id": u,
+                "doc_id": "v1",
+                "kind": "voice note",
+                "text": "",
+                "fields": {"audio_path": str(note)},
+            }
+            for u in (GONE, "kept")
+        ]
+        + [
+            {
+                "type": "subject",
+                "user_id": u,
+                "name": "me",
+                "class_word": "voice",
+                "image_paths": [str(reference)],
+            }
+            for u in (GONE, "kept")
+        ]
+    )
     (data / "context.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     import os
 
@@ -92,7 +100,10 @@ def test_delete_user_removes_voice_notes_speaker_embeddings_and_spoken_outputs(
             assert spoken["kept"].media[0].is_file()
             kept_note = voice_note_audio(engine.store, "kept", "v1")
             assert kept_note is not None
-            assert hashlib.sha256(kept_note.read_bytes()).digest() == hashlib.sha256(note.read_bytes()).digest()
+            assert (
+                hashlib.sha256(kept_note.read_bytes()).digest()
+                == hashlib.sha256(note.read_bytes()).digest()
+            )
             engine.delete_user("kept")
         leftovers = _traces(config.home, needles)
         assert leftovers == [], leftovers

@@ -21,7 +21,9 @@ from pgen.run.voice_notes import VOICE_NOTES, voice_note_audio
 from tests.speech.conftest import NOTE
 
 
-def _folder(tmp_path: Path, clip: Path | None, *, name: str = "v1.wav", data: bytes | None = None) -> Path:
+def _folder(
+    tmp_path: Path, clip: Path | None, *, name: str = "v1.wav", data: bytes | None = None
+) -> Path:
     folder = tmp_path / "in"
     (folder / "notes").mkdir(parents=True, exist_ok=True)
     target = folder / "notes" / name

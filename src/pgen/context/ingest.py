@@ -184,7 +184,9 @@ def check_media(store: ContextStore, located: list[Located], folder: Path) -> li
                 path = resolve_media(record.fields[AUDIO], roots, store.artifacts_root)
                 record = record.model_copy(update={"fields": {**record.fields, AUDIO: path}})
         except MediaError as error:
-            field = {Item: "image_path", Subject: "image_paths"}.get(type(record), "fields.audio_path")
+            field = {Item: "image_path", Subject: "image_paths"}.get(
+                type(record), "fields.audio_path"
+            )
             raise IngestError(loc.where, f"field '{field}': {error}") from None
         checked.append(Located(record, loc.where))
     return checked

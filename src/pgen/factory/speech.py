@@ -39,7 +39,9 @@ def _whisper(config: Config, /, model: str, **_: Any) -> Any:
 
     if model not in OFFLINE_WHISPER:
         check_local_model("asr_model", model)
-    return load_recognizer(model, config.model_cache, threads=config.torch_threads, device=config.device)
+    return load_recognizer(
+        model, config.model_cache, threads=config.torch_threads, device=config.device
+    )
 
 
 def _openai_asr(config: Config, /, model: str, base_url: str, **_: Any) -> Any:
@@ -71,13 +73,16 @@ def _local_speech(
         assert clone is not None
         return SpeechT5Synthesizer(clone, vocoder, voices=voices, device=device, **options)
 
-    conditioned = Lazy(t5) if clone else None
+    def xvector() -> XVectorEncoder:
+        return XVectorEncoder(str(speaker_encoder), device=device)
+
+    conditioned: Any = Lazy[SpeechT5Synthesizer](t5) if clone else None
     if voice_backend == "speecht5":
         voice: Any = conditioned
     else:
-        voice = Lazy(lambda: PiperSynthesizer(voices))
-    encoder = Lazy(lambda: XVectorEncoder(str(speaker_encoder), device=device))
-    return SpeechModels(voice, conditioned, encoder if speaker_encoder else None)
+        voice = Lazy[PiperSynthesizer](lambda: PiperSynthesizer(voices))
+    encoder: Any = Lazy[XVectorEncoder](xvector) if speaker_encoder else None
+    return SpeechModels(voice, conditioned, encoder)
 
 
 def register() -> None:

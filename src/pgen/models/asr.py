@@ -140,13 +140,19 @@ class FasterWhisperRecognizer:
         from faster_whisper import WhisperModel
 
         compute = "int8" if device == "cpu" else "float16"
-        self.model = WhisperModel(str(folder), device=device, compute_type=compute, cpu_threads=threads)
+        self.model = WhisperModel(
+            str(folder), device=device, compute_type=compute, cpu_threads=threads
+        )
         self.name = f"faster-whisper:{name or Path(folder).name}"
 
     def transcribe(self, audio: Audio, language: str | None = None) -> Transcript:
         samples = audio.resampled(ASR_RATE).samples.astype(np.float32)
         pieces, info = self.model.transcribe(
-            samples, language=language, beam_size=1, temperature=0.0, condition_on_previous_text=False
+            samples,
+            language=language,
+            beam_size=1,
+            temperature=0.0,
+            condition_on_previous_text=False,
         )
         segments = [Segment(round(s.start, 2), round(s.end, 2), s.text.strip()) for s in pieces]
         text = " ".join(s.text for s in segments if s.text)
@@ -184,7 +190,9 @@ class TransformersWhisperRecognizer:
                 )
             text = self.processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
             begin = start / ASR_RATE
-            segments.append(Segment(round(begin, 2), round(begin + len(window) / ASR_RATE, 2), text))
+            segments.append(
+                Segment(round(begin, 2), round(begin + len(window) / ASR_RATE, 2), text)
+            )
         text = " ".join(s.text for s in segments if s.text)
         return Transcript(text, language or "en", segments, audio.seconds, self.name)
 

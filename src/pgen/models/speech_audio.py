@@ -99,7 +99,7 @@ def _decoded(data: bytes, source: str) -> Audio:
             f"{source}: only WAV is read without the speech extra (pip install 'pgen[speech]')"
         ) from None
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
                 raise AudioError(f"{source}: has no audio stream")
             stream = container.streams.audio[0]
@@ -111,7 +111,9 @@ def _decoded(data: bytes, source: str) -> Audio:
     except AudioError:
         raise
     except Exception as error:  # PyAV's errors are many classes: all mean "not audio"
-        raise AudioError(f"{source}: not audio that can be decoded ({type(error).__name__})") from None
+        raise AudioError(
+            f"{source}: not audio that can be decoded ({type(error).__name__})"
+        ) from None
     if not parts:
         raise AudioError(f"{source}: has no audio samples")
     return Audio(np.concatenate(parts).astype(np.float32), 16000)

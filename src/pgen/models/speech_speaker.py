@@ -6,7 +6,7 @@ callers keep them only as the user's artifacts (``pgen.run.speech``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class XVectorEncoder:
         from transformers import AutoConfig, AutoFeatureExtractor
 
         config = AutoConfig.from_pretrained(path)
-        model_class = _xvector_class(config.model_type)
+        model_class: Any = _xvector_class(config.model_type)
         self.extractor = AutoFeatureExtractor.from_pretrained(path)
         self.model = model_class.from_pretrained(path).to(device).eval()
         self.device = device
@@ -42,7 +42,9 @@ class XVectorEncoder:
         rows = []
         for clip in clips:  # one at a time: padding would leak into the pooled statistics
             inputs = self.extractor(
-                clip.resampled(SPEAKER_RATE).samples, sampling_rate=SPEAKER_RATE, return_tensors="pt"
+                clip.resampled(SPEAKER_RATE).samples,
+                sampling_rate=SPEAKER_RATE,
+                return_tensors="pt",
             )
             with torch.no_grad():
                 vector = self.model(**{k: v.to(self.device) for k, v in inputs.items()}).embeddings

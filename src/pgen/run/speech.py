@@ -32,6 +32,7 @@ from pgen.personalize.speech import (
     chosen_voice,
     voice_subject,
 )
+from pgen.results import Generation
 from pgen.run.modalities import (
     Executed,
     Finished,
@@ -40,7 +41,6 @@ from pgen.run.modalities import (
     get_modality,
     register_modality,
 )
-from pgen.results import Generation
 
 SPEAKER_EMBEDDINGS = "speaker-embeddings"
 EMBEDDING_FILE = "speaker.npy"

@@ -19,6 +19,7 @@ from pgen.context.base import ContextStore
 from pgen.errors import InvalidRequest
 from pgen.evaluate.metrics.speech import speaker_similarity, stoi, wer_counts
 from pgen.models.speech_audio import AudioError, load_audio
+from pgen.models.tts import SpeechModels
 from pgen.personalize.speech import VOICE_SUBJECT
 from pgen.run.speech import audio_file, speaker_embedding
 
@@ -33,7 +34,9 @@ def evaluate_outputs(
     similarity: bool = True,
 ) -> list[dict[str, Any]]:
     store.user(user_id)
-    outputs = [store.output(user_id, o) for o in output_ids] if output_ids else store.outputs(user_id)
+    outputs = (
+        [store.output(user_id, o) for o in output_ids] if output_ids else store.outputs(user_id)
+    )
     outputs = [o for o in outputs if o.modality == "speech"]
     if not outputs:
         raise InvalidRequest(f"user {user_id!r} has no speech outputs to evaluate")
@@ -42,10 +45,9 @@ def evaluate_outputs(
     except AudioError as error:
         raise InvalidRequest(str(error)) from None
     voices = [s for s in store.subjects(user_id) if s.class_word == VOICE_SUBJECT]
-    models = load("speech") if similarity and voices else None
-    encoder = models.encoder if models is not None else None
+    models: SpeechModels | None = load("speech") if similarity and voices else None
     references = None
-    if encoder is not None:
+    if models is not None and models.encoder is not None:
         vector, _ = speaker_embedding(store, models, user_id, voices[0])
         references = vector[None, :]
     asr = load("asr")
@@ -63,7 +65,7 @@ def evaluate_outputs(
             "errors": errors,
             "words": words,
         }
-        if references is not None:
+        if models is not None and references is not None:
             generated = models.speaker_encoder().embed([clip])[0]
             row["speaker_similarity"] = speaker_similarity(generated, references)
         if clean is not None:
@@ -75,7 +77,10 @@ def evaluate_outputs(
 def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Corpus WER (errors over words) and the means of the other metrics."""
     words = sum(r["words"] for r in rows)
-    out = {"outputs": float(len(rows)), "wer": sum(r["errors"] for r in rows) / words if words else 0.0}
+    out = {
+        "outputs": float(len(rows)),
+        "wer": sum(r["errors"] for r in rows) / words if words else 0.0,
+    }
     for key in ("speaker_similarity", "stoi"):
         values = [r[key] for r in rows if key in r]
         if values:

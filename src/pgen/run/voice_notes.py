@@ -92,11 +92,15 @@ class VoiceNoteHook:
             data = path.read_bytes()
             audio = read_audio(data, str(path), suffix=path.suffix)
         except OSError as error:
-            raise IngestError(where, f"field 'fields.audio_path': cannot read {path} ({error.strerror})") from None
+            raise IngestError(
+                where, f"field 'fields.audio_path': cannot read {path} ({error.strerror})"
+            ) from None
         except AudioError as error:
             raise IngestError(where, f"field 'fields.audio_path': {error}") from None
         language = record.fields.get("language")
-        transcript = self.recognizer().transcribe(audio, language if isinstance(language, str) else None)
+        transcript = self.recognizer().transcribe(
+            audio, language if isinstance(language, str) else None
+        )
         if not transcript.text:
             raise IngestError(where, f"field 'fields.audio_path': no speech recognized in {path}")
         self._pending.append((record.user_id, record.doc_id, data, path.suffix.lower()))

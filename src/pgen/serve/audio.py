@@ -53,7 +53,9 @@ def _strategy(model: str) -> str:
     name = model.removeprefix("pgen/")
     known = strategy_names("speech")
     if name not in known:
-        raise ApiError(400, "invalid_request", f"unknown model {model!r}; choose from {', '.join(known)}")
+        raise ApiError(
+            400, "invalid_request", f"unknown model {model!r}; choose from {', '.join(known)}"
+        )
     return name
 
 
@@ -63,7 +65,9 @@ def speech(body: SpeechBody, engine: TenantEngine) -> Response:
     if not body.user:
         raise ApiError(400, "invalid_request", "set 'user' to the pgen user to speak for")
     if body.response_format != "wav":
-        raise ApiError(400, "invalid_request", f"response_format {body.response_format!r}: only 'wav'")
+        raise ApiError(
+            400, "invalid_request", f"response_format {body.response_format!r}: only 'wav'"
+        )
     strategy = _strategy(body.model)
     voice = None if body.voice == PROFILE or strategy != "voice" else body.voice
     request = SpeechRequest(
@@ -75,7 +79,10 @@ def speech(body: SpeechBody, engine: TenantEngine) -> Response:
         raise _unknown_user() from None
     result = engine.generate(request)
     clip = audio_file(result.media)
-    headers = {"x-pgen-output-id": str(result.output_id), "x-pgen-text": result.text[:200].encode("ascii", "replace").decode()}
+    headers = {
+        "x-pgen-output-id": str(result.output_id),
+        "x-pgen-text": result.text[:200].encode("ascii", "replace").decode(),
+    }
     return Response(clip.read_bytes(), media_type="audio/wav", headers=headers)
 
 
@@ -96,7 +103,11 @@ def transcriptions(
 ) -> Any:
     """The clip's transcript with the configured ASR (``model`` is accepted and ignored)."""
     if response_format not in ("json", "verbose_json", "text"):
-        raise ApiError(400, "invalid_request", f"response_format {response_format!r}: json, verbose_json or text")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"response_format {response_format!r}: json, verbose_json or text",
+        )
     note = engine.transcribe(_read(file), file.filename or "upload.wav", language=language)
     if response_format == "text":
         return PlainTextResponse(note.transcript.text)

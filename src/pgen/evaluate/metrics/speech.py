@@ -27,7 +27,9 @@ def edit_distance(hypothesis: Sequence[str], reference: Sequence[str]) -> int:
     for i, word in enumerate(hypothesis, start=1):
         current = [i]
         for j, gold in enumerate(reference, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != gold)))
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != gold))
+            )
         previous = current
     return previous[-1]
 
