@@ -134,8 +134,13 @@ class Engine:
         """A JSONL file whose images are uploads (``upload:<id>``), as the service takes."""
         return uploads.ingest_file(self.store, path, source)
 
-    def save_upload(self, data: bytes, user_id: str | None) -> dict[str, Any]:
-        """An uploaded image: the user's (or, without a user, the catalog's)."""
+    def save_upload(
+        self, data: bytes, user_id: str | None, *, audio: str | None = None
+    ) -> dict[str, Any]:
+        """An uploaded image: the user's (or, without a user, the catalog's); with
+        ``audio`` (its file name), a clip of the user's voice."""
+        if audio is not None and user_id is not None:
+            return uploads.save_audio(self.store, data, user_id, audio)
         return uploads.save_image(self.store, data, user_id)
 
     def ingest_interactions(self, data: str | Path) -> IngestStats:

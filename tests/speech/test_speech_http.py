@@ -17,7 +17,7 @@ from pgen.config import Config
 from pgen.evaluate.metrics.speech import wer
 from pgen.models.speech_audio import read_audio
 from tests.serve.server import Running, serve_in_thread
-from tests.speech.conftest import NOTE
+from tests.speech.conftest import NOTE, REFERENCE
 
 
 @pytest.fixture
@@ -114,3 +114,34 @@ def test_transcriptions_and_voice_notes(server: Running, say: Any) -> None:
             ).status_code
             == 404
         )
+
+
+def test_own_voice_from_uploaded_reference_clips(server: Running, say: Any) -> None:
+    with server.client("acme") as rest:
+        bad = rest.post(
+            "/users/ann/voice-clips", files={"file": ("me.wav", b"not audio", "audio/wav")}
+        )
+        assert bad.status_code == 422 and "not audio" in bad.json()["error"]["message"]
+        clip = rest.post(
+            "/users/ann/voice-clips",
+            files={"file": ("me.wav", say(REFERENCE).read_bytes(), "audio/wav")},
+        )
+        assert clip.status_code == 200, clip.text
+        subject = {
+            "type": "subject",
+            "user_id": "ann",
+            "name": "me",
+            "class_word": "voice",
+            "image_paths": [clip.json()["ref"]],
+        }
+        assert rest.post("/records", json={"records": [subject]}).status_code == 200
+    reply = _client(server).audio.speech.create(
+        model="own-voice", voice="profile", input="hello there", extra_body={"user": "ann"}
+    )
+    assert read_audio(reply.content, "own.wav", suffix=".wav").rate == 16000
+    with server.client("globex") as other:
+        refs = other.post(
+            "/users/ann/voice-clips",
+            files={"file": ("me.wav", say(REFERENCE).read_bytes(), "audio/wav")},
+        )
+        assert refs.status_code == 404

@@ -64,7 +64,8 @@ def _upload_id(value: str, where: str, field: str) -> str:
 def _user_upload(uploads: dict[tuple[str, str], Path], value: str, where: str) -> str:
     name = _upload_id(value, where, "image_paths")
     folder = uploads.get((UPLOADS, name))
-    files = sorted(folder.glob("image.*")) if folder is not None else []
+    # A subject's references: images, or a voice subject's clips (``save_audio``).
+    files = sorted([*folder.glob("image.*"), *folder.glob("audio.*")]) if folder else []
     if not files:
         raise IngestError(where, f"field 'image_paths': no upload {name[:40]!r} of this user")
     return str(files[0])
@@ -104,3 +105,21 @@ def save_image(store: ContextStore, data: bytes, user_id: str | None) -> dict[st
         partial.write_bytes(data)
         partial.replace(target)  # a crash leaves no half image under the real name
     return {"ref": UPLOAD_PREFIX + name, "bytes": len(data), "format": kind}
+
+
+def save_audio(store: ContextStore, data: bytes, user_id: str, filename: str) -> dict[str, Any]:
+    """An uploaded clip of the user's (a voice subject's reference), checked to be audio,
+    stored by content as the user's artifact; records name it as ``upload:<id>``."""
+    from pgen.models.speech_audio import read_audio
+
+    suffix = Path(filename).suffix.lower() or ".wav"
+    clip = read_audio(data, filename, suffix=suffix)  # AudioError (a ValueError): one line
+    name = hashlib.sha256(data).hexdigest()[:32]
+    store.user(user_id)  # an unknown user: not found, before anything is written
+    folder = store.artifact_path(user_id, UPLOADS, name)
+    target = folder / f"audio{suffix}"
+    if not target.exists():
+        partial = target.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(target)
+    return {"ref": UPLOAD_PREFIX + name, "bytes": len(data), "seconds": round(clip.seconds, 3)}

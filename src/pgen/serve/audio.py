@@ -130,3 +130,10 @@ def voice_note(
     options = {"user_id": user_id, "doc_id": doc_id, "language": language, "title": title}
     note = engine.transcribe(_read(file), file.filename or "upload.wav", **options)
     return describe(note)
+
+
+@router.post("/users/{user_id}/voice-clips", tags=["context"])
+def voice_clip(user_id: UserId, engine: TenantEngine, file: Annotated[UploadFile, File()]) -> Any:
+    """A reference clip of the user's voice: name it by ``ref`` in a ``voice`` subject's
+    ``image_paths`` (``POST /records``), for own-voice."""
+    return engine.save_upload(_read(file), user_id, audio=file.filename or "clip.wav")
