@@ -102,6 +102,18 @@ def test_transcriptions_and_voice_notes(server: Running, say: Any) -> None:
         found = rest.post("/users/ann/search", json={"query": "tomatoes basil", "k": 1})
         assert found.status_code == 200, found.text
         assert "n1" in found.text
+        named = {
+            "type": "document",
+            "user_id": "ann",
+            "doc_id": "v9",
+            "text": "",
+            "fields": {"audio_path": "/etc/passwd"},
+        }
+        refused = rest.post("/records", json={"records": [named]})
+        assert (
+            refused.status_code == 422
+            and "POST /users/{user}/voice-notes" in refused.json()["error"]["message"]
+        )
         odd = rest.post("/users/ann/voice-notes", files={"file": ("n.xyz", data, "audio/x")})
         assert (
             odd.status_code == 422

@@ -134,3 +134,27 @@ def test_the_transformers_whisper_backend_transcribes_in_30_second_windows(
     assert [(s.start, s.end) for s in transcript.segments] == [(0.0, 30.0), (30.0, 35.0)]
     assert transcript.text == " ".join(s.text for s in transcript.segments if s.text)
     assert transcript.duration == pytest.approx(35.0)
+
+
+def test_a_flac_clip_is_decoded_and_garbage_in_a_decoded_format_is_not_audio(say: Any) -> None:
+    import io
+
+    import numpy as np
+
+    av = pytest.importorskip("av")
+    from pgen.models.speech_audio import AudioError, load_audio, read_audio
+
+    clip = load_audio(say(NOTE))
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="flac") as out:
+        stream = out.add_stream("flac", rate=clip.rate)
+        stream.layout = "mono"
+        pcm = (clip.samples * 32767).astype(np.int16)[None, :]
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.rate = clip.rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    decoded = read_audio(buffer.getvalue(), "note.flac", suffix=".flac")
+    assert decoded.rate == 16000 and decoded.seconds == pytest.approx(clip.seconds, abs=0.01)
+    with pytest.raises(AudioError, match=r"note\.mp3: not audio that can be decoded"):
+        read_audio(b"garbage" * 100, "note.mp3", suffix=".mp3")

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pgen.context.base import ContextStore, IngestStats
-from pgen.context.ingest import IngestError, Located, check_items, read_records
-from pgen.context.records import Item, Subject
+from pgen.context.ingest import AUDIO, IngestError, Located, check_items, read_records
+from pgen.context.records import Document, Item, Subject
 from pgen.context.sqlite.artifact_folders import safe_name
 
 UPLOAD_PREFIX = "upload:"
@@ -44,6 +44,12 @@ def _resolve_uploads(store: ContextStore, loc: Located) -> Located:
     if isinstance(record, Item) and record.image_path is not None:
         path = _catalog_upload(store, record.image_path, where)
         return Located(record.model_copy(update={"image_path": path}), loc.where)
+    if isinstance(record, Document) and AUDIO in record.fields:
+        raise IngestError(
+            loc.where,
+            f"field 'fields.{AUDIO}': over HTTP a voice note is an upload (POST "
+            "/users/{user}/voice-notes), not a path on the server",
+        )
     if isinstance(record, Subject):
         uploads = store.artifacts(record.user_id) if store.has_user(record.user_id) else {}
         paths = [_user_upload(uploads, value, loc.where) for value in record.image_paths]
