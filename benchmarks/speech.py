@@ -129,7 +129,8 @@ def main() -> None:
         "per minute of speech made\n"
     )
     print(
-        "| ASR | condition | STOI vs clean | WER | errors / words | wall s / audio min | CPU s / audio min |"
+        "| ASR | condition | STOI vs clean | WER | errors / words "
+        "| wall s / audio min | CPU s / audio min |"
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for name, condition, rate, errors, words, cost, cpu_cost in rows:
