@@ -108,11 +108,9 @@ class VoiceNoteHook:
 
     def after(self, records: list[Record]) -> None:
         pending, self._pending = self._pending, []
-        kept: list[tuple[str, str]] = []
         try:
             for user_id, doc_id, data, suffix in pending:
                 _keep_audio(self.store, user_id, doc_id, data, suffix)
-                kept.append((user_id, doc_id))
         except BaseException:
             # The notes whose audio could not be kept are taken back out: all or nothing.
             for user_id, doc_id, _, _ in pending:
