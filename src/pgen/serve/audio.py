@@ -79,10 +79,9 @@ def speech(body: SpeechBody, engine: TenantEngine) -> Response:
         raise _unknown_user() from None
     result = engine.generate(request)
     clip = audio_file(result.media)
-    headers = {
-        "x-pgen-output-id": str(result.output_id),
-        "x-pgen-text": result.text[:200].encode("ascii", "replace").decode(),
-    }
+    # The words spoken are on record (GET /users/{u}/outputs); a header could not carry
+    # every text (a line break is no header value).
+    headers = {"x-pgen-output-id": str(result.output_id)}
     return Response(clip.read_bytes(), media_type="audio/wav", headers=headers)
 
 
