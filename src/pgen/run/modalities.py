@@ -393,12 +393,7 @@ def register_builtin_modalities() -> None:
 
 register_builtin_modalities()
 
+# The speech modality is its own module, which reads this one: imported once this is complete.
+from pgen.run.speech import register_speech  # noqa: E402
 
-def _register_speech() -> None:
-    # Its own module (pgen.run.speech), which reads this one: imported once this is complete.
-    from pgen.run.speech import register_speech
-
-    register_speech()
-
-
-_register_speech()
+register_speech()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from pgen.context.artifacts import ArtifactMeta, files_fingerprint, read_meta, w
 from pgen.context.base import ContextStore
 from pgen.context.records import Subject
 from pgen.errors import InvalidRequest
+from pgen.models.executors import Executed
 from pgen.models.speech_audio import AudioError, load_audio
 from pgen.models.tts import MAX_TEXT, SpeechModels, execute_speech
 from pgen.personalize.registry import get_strategy
@@ -33,14 +34,9 @@ from pgen.personalize.speech import (
     voice_subject,
 )
 from pgen.results import Generation
-from pgen.run.modalities import (
-    Executed,
-    Finished,
-    ModalitySpec,
-    Workbench,
-    get_modality,
-    register_modality,
-)
+
+if TYPE_CHECKING:  # pgen.run.modalities imports this module at its end: no cycle at import
+    from pgen.run.modalities import Finished, Workbench
 
 SPEAKER_EMBEDDINGS = "speaker-embeddings"
 EMBEDDING_FILE = "speaker.npy"
@@ -77,6 +73,8 @@ def speaker_embedding(
 
 def _answer(bench: Workbench, settings: GenerationSettings) -> Any:
     def answer(requests: list[TextRequest]) -> list[tuple[str, Provenance]]:
+        from pgen.run.modalities import get_modality
+
         text = get_modality("text")
         tools = text.tools(bench, settings)
         groups: dict[str, list[int]] = {}
@@ -150,7 +148,7 @@ def _result(done: Finished) -> Generation:
 
 
 def register_speech() -> None:
-    from pgen.run.modalities import modality_names
+    from pgen.run.modalities import ModalitySpec, modality_names, register_modality
 
     if "speech" in modality_names():
         return
