@@ -92,6 +92,12 @@ class Config:
     # No vision-language weights install offline: "" until one is named (id, folder, openai:).
     vision_model: str = ""
     image_embedder: str = "efficientnet-lite0"  # or a CLIP / SigLIP / DINO id or folder
+    # Speech (extra 'speech'): the ASR that transcribes voice notes ("tiny.en" or "base",
+    # offline packages; a CTranslate2 folder; a transformers Whisper id or folder;
+    # openai:MODEL@URL), and the speech output's models ("piper": the offline Piper voice;
+    # or a table with clone / vocoder / speaker_encoder for own-voice). See docs/speech.md.
+    asr_model: str | dict[str, Any] = "tiny.en"
+    speech_model: str | dict[str, Any] = "piper"
     threads: int = 0  # 0: half the cores (see torch_threads)
     device: str = "cpu"
     # The prompt cap and decoding settings every generation starts from (flags override).
@@ -178,7 +184,7 @@ _INTS = (
 STALE_ADAPTERS = ("serve", "base", "refuse")
 _FLOATS = ("temperature", "top_p", "repetition_penalty")
 # Components may be a {provider, settings} table in the TOML file (see pgen.factory).
-_COMPONENTS = ("store", "text_model", "embed_model", "image_model")
+_COMPONENTS = ("store", "text_model", "embed_model", "image_model", "asr_model", "speech_model")
 
 
 def _coerce(name: str, value: Any) -> Any:

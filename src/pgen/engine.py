@@ -15,7 +15,7 @@ from pgen.context.base import ContextStore, IngestStats, StoredOutput, UserSumma
 from pgen.context.records import Document, Feedback, Interaction, Record
 from pgen.factory import Lazy, build_store, check_components, component_loader
 from pgen.models.base import Embedder, TextModel, TextSink
-from pgen.run import conversation, deletion, uploads
+from pgen.run import conversation, deletion, uploads, voice_notes
 from pgen.run import userdata as services
 from pgen.run.generation import GenerationService
 from pgen.run.modalities import Components, Workbench
@@ -113,15 +113,34 @@ class Engine:
     def ingest(
         self, source: str | Path | Iterable[Record], *, progress: bool = False
     ) -> IngestStats:
-        """Records, or a file of them (JSONL, LaMP questions), in one transaction."""
-        return services.ingest(self.store, source, progress)
+        """Records, or a file of them (JSONL, LaMP questions), in one transaction; voice
+        notes (``fields.audio_path``) are transcribed first."""
+        hook = voice_notes.VoiceNoteHook(self.store, partial(self._components.load, "asr"))
+        return services.ingest(self.store, source, progress, hook)
+
+    def transcribe(self, data: bytes, filename: str, **options: Any) -> voice_notes.VoiceNote:
+        """An audio clip's transcript; with ``user_id=``, kept as the user's voice note
+        (``doc_id``, ``language``, ``title``: see ``pgen.run.voice_notes.transcribe``)."""
+        asr = partial(self._components.load, "asr")
+        return voice_notes.transcribe(self.store, asr, data, filename, **options)
+
+    def evaluate_speech(self, user_id: str, **options: Any) -> list[dict[str, Any]]:
+        """Speaker similarity, intelligibility and STOI of the user's speech outputs."""
+        from pgen.run.speech_eval import evaluate_outputs
+
+        return evaluate_outputs(self.store, self._components.load, user_id, **options)
 
     def ingest_uploaded(self, path: Path, source: str) -> IngestStats:
         """A JSONL file whose images are uploads (``upload:<id>``), as the service takes."""
         return uploads.ingest_file(self.store, path, source)
 
-    def save_upload(self, data: bytes, user_id: str | None) -> dict[str, Any]:
-        """An uploaded image: the user's (or, without a user, the catalog's)."""
+    def save_upload(
+        self, data: bytes, user_id: str | None, *, audio: str | None = None
+    ) -> dict[str, Any]:
+        """An uploaded image: the user's (or, without a user, the catalog's); with
+        ``audio`` (its file name), a clip of the user's voice."""
+        if audio is not None and user_id is not None:
+            return uploads.save_audio(self.store, data, user_id, audio)
         return uploads.save_image(self.store, data, user_id)
 
     def ingest_interactions(self, data: str | Path) -> IngestStats:

@@ -31,6 +31,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.photos",
     "pgen.cli.serve",
     "pgen.cli.attribution",
+    "pgen.cli.speech",
 )
 
 Handler = Callable[[argparse.Namespace, Config], Any]

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from tqdm import tqdm
@@ -20,7 +20,7 @@ from pgen.context.base import ContextStore, IngestStats
 from pgen.context.formats import FormatError
 from pgen.context.formats.lamp import read_questions
 from pgen.context.media import MediaError, media_roots, resolve_media
-from pgen.context.records import RECORD_TYPES, Interaction, Item, Record, Subject
+from pgen.context.records import RECORD_TYPES, Document, Interaction, Item, Record, Subject
 from pgen.errors import InvalidRequest
 
 
@@ -180,8 +180,13 @@ def check_media(store: ContextStore, located: list[Located], folder: Path) -> li
             elif isinstance(record, Subject):
                 paths = [resolve_media(p, roots, store.artifacts_root) for p in record.image_paths]
                 record = record.model_copy(update={"image_paths": paths})
+            elif isinstance(record, Document) and isinstance(record.fields.get(AUDIO), str):
+                path = resolve_media(record.fields[AUDIO], roots, store.artifacts_root)
+                record = record.model_copy(update={"fields": {**record.fields, AUDIO: path}})
         except MediaError as error:
-            field = "image_path" if isinstance(record, Item) else "image_paths"
+            field = {Item: "image_path", Subject: "image_paths"}.get(
+                type(record), "fields.audio_path"
+            )
             raise IngestError(loc.where, f"field '{field}': {error}") from None
         checked.append(Located(record, loc.where))
     return checked
@@ -199,10 +204,28 @@ def check_items(store: ContextStore, located: list[Located]) -> None:
             )
 
 
-def ingest(store: ContextStore, path: str | Path, *, progress: bool = False) -> IngestStats:
+AUDIO = "audio_path"  # a document's audio (a voice note), resolved like an image path
+
+
+class IngestHook(Protocol):
+    """Work an ingest needs beyond the records (a voice note's transcript, its audio kept
+    as the user's artifact): ``before`` may complete or refuse records and writes nothing;
+    ``after`` runs once the batch is written (the users exist) and undoes what it cannot
+    finish."""
+
+    def before(self, located: list[Located]) -> list[Located]: ...
+
+    def after(self, records: list[Record]) -> None: ...
+
+
+def ingest(
+    store: ContextStore, path: str | Path, *, progress: bool = False, hook: IngestHook | None = None
+) -> IngestStats:
     """Read and write one file as one batch: all of it, or (on any error) nothing."""
     located = check_media(store, read_records(Path(path)), Path(path).parent)
     check_items(store, located)
+    if hook is not None:
+        located = hook.before(located)
     # Items first: interactions reference them.
     ordered = sorted(located, key=lambda loc: not isinstance(loc.record, Item))
     records = tqdm(
@@ -212,4 +235,7 @@ def ingest(store: ContextStore, path: str | Path, *, progress: bool = False) -> 
         unit="rec",
         disable=not progress or len(ordered) < 1_000,
     )
-    return store.add(records)
+    stats = store.add(records)
+    if hook is not None:
+        hook.after([loc.record for loc in ordered])
+    return stats

@@ -117,3 +117,8 @@ for _role_name, _name, _builder in (
     ("face_embedder", "torch", _torch_faces),
 ):
     register_provider(_role_name, _name, _builder)
+
+# The speech roles (asr, speech): their specs and providers in their own module.
+from pgen.factory import speech as _speech  # noqa: E402
+
+_speech.register()

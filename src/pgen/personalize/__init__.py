@@ -22,6 +22,7 @@ from pgen.personalize.photo_concepts import Concepts, ConceptTokens, NoConcepts
 from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
+from pgen.personalize.speech import ChosenVoice, OwnVoice
 from pgen.personalize.subject import SubjectStrategy
 
 BUILT_IN: tuple[AnyStrategy, ...] = (
@@ -35,6 +36,8 @@ BUILT_IN: tuple[AnyStrategy, ...] = (
     NoConcepts(),
     Concepts(),
     ConceptTokens(),
+    ChosenVoice(),
+    OwnVoice(),
 )
 for _strategy in BUILT_IN:
     register(_strategy)

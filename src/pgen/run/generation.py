@@ -167,9 +167,12 @@ class GenerationService:
         if not made.images:
             return []
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        folder = out or self.bench.store.artifact_path(user_id, "images", stamp)
+        # A medium may say its own file type and artifact kind (a speech clip: .wav, speech).
+        kind = getattr(made.images[0], "media_kind", "images")
+        suffix = getattr(made.images[0], "suffix", ".png")
+        folder = out or self.bench.store.artifact_path(user_id, kind, stamp)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = [folder / f"{k:02d}.png" for k in range(len(made.images))]
+        paths = [folder / f"{k:02d}{suffix}" for k in range(len(made.images))]
         for image, path in zip(made.images, paths, strict=True):
             image.save(path)
         return paths

@@ -393,3 +393,8 @@ def register_builtin_modalities() -> None:
 
 
 register_builtin_modalities()
+
+# The speech modality is its own module, which reads this one: imported once this is complete.
+from pgen.run.speech import register_speech  # noqa: E402
+
+register_speech()

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pgen.context.base import ContextStore, IngestStats
-from pgen.context.ingest import IngestError, Located, check_items, read_records
-from pgen.context.records import Item, Subject
+from pgen.context.ingest import AUDIO, IngestError, Located, check_items, read_records
+from pgen.context.records import Document, Item, Subject
 from pgen.context.sqlite.artifact_folders import safe_name
 
 UPLOAD_PREFIX = "upload:"
@@ -44,6 +44,12 @@ def _resolve_uploads(store: ContextStore, loc: Located) -> Located:
     if isinstance(record, Item) and record.image_path is not None:
         path = _catalog_upload(store, record.image_path, where)
         return Located(record.model_copy(update={"image_path": path}), loc.where)
+    if isinstance(record, Document) and AUDIO in record.fields:
+        raise IngestError(
+            loc.where,
+            f"field 'fields.{AUDIO}': over HTTP a voice note is an upload (POST "
+            "/users/{user}/voice-notes), not a path on the server",
+        )
     if isinstance(record, Subject):
         uploads = store.artifacts(record.user_id) if store.has_user(record.user_id) else {}
         paths = [_user_upload(uploads, value, loc.where) for value in record.image_paths]
@@ -64,7 +70,8 @@ def _upload_id(value: str, where: str, field: str) -> str:
 def _user_upload(uploads: dict[tuple[str, str], Path], value: str, where: str) -> str:
     name = _upload_id(value, where, "image_paths")
     folder = uploads.get((UPLOADS, name))
-    files = sorted(folder.glob("image.*")) if folder is not None else []
+    # A subject's references: images, or a voice subject's clips (``save_audio``).
+    files = sorted([*folder.glob("image.*"), *folder.glob("audio.*")]) if folder else []
     if not files:
         raise IngestError(where, f"field 'image_paths': no upload {name[:40]!r} of this user")
     return str(files[0])
@@ -104,3 +111,21 @@ def save_image(store: ContextStore, data: bytes, user_id: str | None) -> dict[st
         partial.write_bytes(data)
         partial.replace(target)  # a crash leaves no half image under the real name
     return {"ref": UPLOAD_PREFIX + name, "bytes": len(data), "format": kind}
+
+
+def save_audio(store: ContextStore, data: bytes, user_id: str, filename: str) -> dict[str, Any]:
+    """An uploaded clip of the user's (a voice subject's reference), checked to be audio,
+    stored by content as the user's artifact; records name it as ``upload:<id>``."""
+    from pgen.models.speech_audio import read_audio
+
+    suffix = Path(filename).suffix.lower() or ".wav"
+    clip = read_audio(data, filename, suffix=suffix)  # AudioError (a ValueError): one line
+    name = hashlib.sha256(data).hexdigest()[:32]
+    store.user(user_id)  # an unknown user: not found, before anything is written
+    folder = store.artifact_path(user_id, UPLOADS, name)
+    target = folder / f"audio{suffix}"
+    if not target.exists():
+        partial = target.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(target)
+    return {"ref": UPLOAD_PREFIX + name, "bytes": len(data), "seconds": round(clip.seconds, 3)}

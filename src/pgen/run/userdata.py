@@ -18,18 +18,28 @@ from pgen.run.generation import check_instruction, check_k
 from pgen.usermodel.retrievers import Retrievers
 
 if TYPE_CHECKING:
+    from pgen.context.ingest import IngestHook
     from pgen.models.base import TextModel
     from pgen.results import Recommendation
 
 
 def ingest(
-    store: ContextStore, source: str | Path | Iterable[Record], progress: bool
+    store: ContextStore,
+    source: str | Path | Iterable[Record],
+    progress: bool,
+    hook: IngestHook | None = None,
 ) -> IngestStats:
+    from pgen.context.ingest import Located
     from pgen.context.ingest import ingest as ingest_file
 
     if isinstance(source, str | Path):
-        return ingest_file(store, source, progress=progress)
-    return store.add(source)
+        return ingest_file(store, source, progress=progress, hook=hook)
+    if hook is None:
+        return store.add(source)
+    located = hook.before([Located(r, f"record {n}") for n, r in enumerate(source, start=1)])
+    stats = store.add([loc.record for loc in located])
+    hook.after([loc.record for loc in located])
+    return stats
 
 
 def users(store: ContextStore, offset: int, limit: int | None) -> list[UserSummary]:

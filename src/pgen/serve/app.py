@@ -46,7 +46,7 @@ def jobs_path(config: Config) -> Path:
 def create_app(config: Config, **components: Any) -> FastAPI:
     """``components``: ready models (``text_model``, ``embedder``, ``image_model``) in
     place of the configured ones, for tests and benchmarks."""
-    from pgen.serve import openai, routes
+    from pgen.serve import audio, openai, routes
 
     service = Service(
         config=config,
@@ -81,6 +81,7 @@ def create_app(config: Config, **components: Any) -> FastAPI:
     app.add_middleware(UserPaths)
     app.include_router(routes.router)
     app.include_router(openai.router)
+    app.include_router(audio.router)
     _service_routes(app)
     app.mount("/ui", StaticFiles(directory=WEB, html=True), name="ui")
     return app
