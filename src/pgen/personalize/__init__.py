@@ -22,7 +22,9 @@ from pgen.personalize.photo_concepts import Concepts, ConceptTokens, NoConcepts
 from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
+from pgen.personalize.post import IndependentPost, JointPost
 from pgen.personalize.subject import SubjectStrategy
+from pgen.personalize.video import VideoBaseline, VideoSubject
 
 BUILT_IN: tuple[AnyStrategy, ...] = (
     NoPersonalization(),
@@ -35,6 +37,10 @@ BUILT_IN: tuple[AnyStrategy, ...] = (
     NoConcepts(),
     Concepts(),
     ConceptTokens(),
+    VideoBaseline(),
+    VideoSubject(),
+    JointPost(),
+    IndependentPost(),
 )
 for _strategy in BUILT_IN:
     register(_strategy)

@@ -151,6 +151,12 @@ class ModalitySpec:
     # The model loads before the strategies prepare (which may load the text model): an
     # image model that cannot load fails before a text model was loaded for nothing.
     model_first: bool = False
+    # How its model is had (default: the component of ``model_role``); a modality whose
+    # model is made of other roles' components (a post: the text and the image model).
+    model: Callable[[Workbench], Any] | None = None
+
+    def load_model(self, bench: Workbench) -> Any:
+        return self.model(bench) if self.model else bench.load(self.model_role)
 
 
 _MODALITIES: dict[str, ModalitySpec] = {}
@@ -392,3 +398,6 @@ def register_builtin_modalities() -> None:
 
 
 register_builtin_modalities()
+
+# Modalities of their own modules register themselves on import (after the built-ins).
+from pgen.run import media_modalities as _media  # noqa: E402, F401
