@@ -16,7 +16,7 @@ def random_motion_adapter(preset: str = "tiny", seed: int = 5, max_frames: int =
     torch.manual_seed(seed)
     if preset == "sd15":
         return MotionAdapter(motion_max_seq_length=32, use_motion_mid_block=True)
-    adapter = MotionAdapter(
+    adapter: Any = MotionAdapter(
         block_out_channels=(8, 16),
         motion_layers_per_block=1,
         motion_num_attention_heads=2,

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pgen.models.base import GenerationSettings, ImageGenerationSettings, TextModel, TextSink
+from pgen.models.base import (
+    BASE_ADAPTER,
+    GenerationSettings,
+    ImageGenerationSettings,
+    TextModel,
+    TextSink,
+)
 from pgen.models.executors import ChatPlan, Executed, execute_text, render_plan
 
 if TYPE_CHECKING:
@@ -65,5 +71,7 @@ def execute_post(
         plan.details["image_prompt"] = image.prompt  # what the record shows
         sampling = replace(settings.sampling or ImageGenerationSettings(), seed=plan.seed)
         images = render_plan(models.image, image, sampling)
-        done.append(Executed(caption.text, f"{caption.model} | {models.image.name}", images))
+        applied = image.adapter.name if image.adapter else BASE_ADAPTER
+        model = f"{caption.model} | {models.image.name}+{applied}"
+        done.append(Executed(caption.text, model, images))
     return done

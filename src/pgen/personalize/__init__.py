@@ -19,10 +19,10 @@ from pgen.personalize.base import (
 from pgen.personalize.keywords import ImageBaseline, KeywordsStrategy
 from pgen.personalize.lora import adapter_strategies
 from pgen.personalize.photo_concepts import Concepts, ConceptTokens, NoConcepts
+from pgen.personalize.post import IndependentPost, JointPost
 from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
-from pgen.personalize.post import IndependentPost, JointPost
 from pgen.personalize.subject import SubjectStrategy
 from pgen.personalize.video import VideoBaseline, VideoSubject
 

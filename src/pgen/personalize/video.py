@@ -80,7 +80,9 @@ class VideoBaseline:
 class VideoSubject:
     name = "subject"
     modality: Modality = "video"
-    description = "the user's subject (DreamBooth-LoRA or textual inversion) animated by AnimateDiff"
+    description = (
+        "the user's subject (DreamBooth-LoRA or textual inversion) animated by AnimateDiff"
+    )
     retrieves = False
     adapter_kind: str | None = "subject"
 

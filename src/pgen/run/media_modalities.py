@@ -19,7 +19,7 @@ from pgen.models.video import (
     check_motion_adapter,
     execute_video,
 )
-from pgen.run.modalities import ModalitySpec, Workbench, get_modality, register_modality
+from pgen.run.modalities import ModalitySpec, Workbench, register_modality
 
 MOTION_ADAPTER_ENV = "PGEN_MOTION_ADAPTER"  # the default motion adapter (id, folder, file)
 MAX_FPS = 60
@@ -40,23 +40,30 @@ def _video_check(bench: Workbench, request: VideoRequest) -> VideoRequest:
     motion = request.motion_adapter or os.environ.get(MOTION_ADAPTER_ENV) or DEFAULT_MOTION_ADAPTER
     try:
         check_motion_adapter(motion)
-        if request.strategy == "subject":
-            from pgen.personalize.subject import TRAINERS, pick_subject, trained
-
-            subject = pick_subject(bench.store, request)
-            have = trained(bench.store, request.user_id, subject)
-            if request.method is not None and request.method not in TRAINERS:
-                raise ValueError(f"video takes a trained subject method ({', '.join(TRAINERS)})")
-            if not (set(have) & {request.method} if request.method else have):
-                method = request.method or "trained"
-                raise ValueError(
-                    f"subject {subject.name!r} of user {request.user_id!r} has no {method} "
-                    f"artifact; run: pgen train-subject --user {request.user_id} "
-                    f"--subject {subject.name}"
-                )
     except (ValueError, FileNotFoundError) as error:
         raise _refused(error) from None
+    if request.strategy == "subject":
+        _check_trained_subject(bench, request, request.method)
     return replace(request, motion_adapter=motion)
+
+
+def _check_trained_subject(bench: Workbench, request: Any, method: str | None) -> None:
+    """The subject the request names (or mentions) has a trained artifact of ``method``
+    (any trained one when None): a clip or a post has no zero-shot fallback here."""
+    from pgen.personalize.subject import TRAINERS, pick_subject, trained
+
+    try:
+        subject = pick_subject(bench.store, request)
+    except ValueError as error:
+        raise _refused(error) from None
+    if method is not None and method not in TRAINERS:
+        raise InvalidRequest(f"video takes a trained subject method ({', '.join(TRAINERS)})")
+    have = set(trained(bench.store, request.user_id, subject))
+    if not (have & {method} if method else have):
+        raise InvalidRequest(
+            f"subject {subject.name!r} of user {request.user_id!r} has no {method or 'trained'} "
+            f"artifact; run: pgen train-subject --user {request.user_id} --subject {subject.name}"
+        )
 
 
 def _video_record(bench: Workbench, request: Any, plan: Any, executed: Executed) -> dict[str, Any]:
@@ -64,6 +71,11 @@ def _video_record(bench: Workbench, request: Any, plan: Any, executed: Executed)
 
 
 # -- post ---------------------------------------------------------------------------------
+def _post_record(bench: Workbench, request: Any, plan: Any, executed: Executed) -> dict[str, Any]:
+    # details: both strategies, both parts' details and the image prompt the executor used
+    return {**plan.provenance.as_dict(), **plan.details}
+
+
 def _post_check(bench: Workbench, request: PostRequest) -> PostRequest:
     from pgen.personalize import strategy_names
     from pgen.personalize.post import IMAGE_STRATEGIES
@@ -83,10 +95,7 @@ def _post_check(bench: Workbench, request: PostRequest) -> PostRequest:
         raise InvalidRequest(f"seed must be at least 0, got {request.seed}")
     bench.retrievers.get(request.retriever)
     if request.image == "subject":
-        from pgen.components import ImageRequest
-
-        image = ImageRequest(request.user_id, request.instruction, "subject", request.subject)
-        get_modality("image").check(bench, image)
+        _check_trained_subject(bench, request, None)
     return request
 
 
@@ -119,7 +128,7 @@ def register_media_modalities() -> None:
             execute_post,
             tools=lambda bench, settings: bench.tools(),
             check=_post_check,
-            record=_video_record,
+            record=_post_record,
             default_settings=lambda bench: PostSettings(bench.generation),
             batch_size=1,
             model=_post_models,
