@@ -86,6 +86,13 @@ def render_plan(
     conditioning, the instruction and the preference) with its adapter applied for this
     request only."""
     prompt = plan.instruction if plan.blend and plan.instruction else plan.prompt
+    if plan.adapter is not None and plan.adapter.kind == "subjects":  # several subjects
+        from pgen.models.regions import render_subjects
+
+        spec = plan.adapter.settings
+        return render_subjects(
+            model, prompt, spec["regions"], spec["weights"], spec["method"], config
+        )
     return model.render(prompt, config, plan.adapter, plan.blend)
 
 

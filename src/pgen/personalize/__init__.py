@@ -24,6 +24,7 @@ from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
 from pgen.personalize.subject import SubjectStrategy
+from pgen.personalize.subjects import SubjectsStrategy
 from pgen.personalize.video import VideoBaseline, VideoSubject
 
 BUILT_IN: tuple[AnyStrategy, ...] = (
@@ -33,6 +34,7 @@ BUILT_IN: tuple[AnyStrategy, ...] = (
     ImageBaseline(),
     SubjectStrategy(),
     KeywordsStrategy(),
+    SubjectsStrategy(),
     *adapter_strategies(),
     NoConcepts(),
     Concepts(),
