@@ -243,6 +243,7 @@ def main() -> None:
     model.unload_ip_adapter()
 
     videos = video_rows(args, model, work, preset) if args.video_frames > 0 else []
+    results.update(two_subject_rows(args, model, work, sample_s=results["base"]["image_s"]))
 
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     print(
@@ -279,6 +280,42 @@ def main() -> None:
                 f"| {row['name']} | {row['build_s']:.1f} | {row['clip_s']:.2f} "
                 f"| {row['encode_s']:.3f} | {'–' if gib is None else f'{gib:.1f}'} |"
             )
+
+
+def two_subject_rows(
+    args: argparse.Namespace, model: DiffusersImageModel, work: Path, sample_s: float
+) -> dict[str, dict[str, Any]]:
+    """Seconds per image of two subjects (the DreamBooth-LoRA above, stacked twice as two
+    subjects: the cost does not depend on what they learned): ``stack`` (both adapters at
+    once) and ``regions`` (the stacked image, then one inpainting pass per subject)."""
+    from pgen.models.base import AdapterRef
+    from pgen.models.regions import Region, render_subjects
+
+    lora = AdapterRef("dreambooth-lora", "bench/rex", work / "dreambooth-lora")
+    regions = [
+        Region("rex", "a sks dog", lora, (0.0, 0.5)),
+        Region("mug", "a sks cup", lora, (0.5, 1.0)),
+    ]
+    prompt = "a sks dog and a sks cup on a beach"
+    sampling = ImageGenerationSettings(steps=args.steps)
+    rows = {}
+    for method in ("stack", "regions"):
+        render_subjects(
+            model, prompt, regions, [0.5, 0.5], method, ImageGenerationSettings(steps=2)
+        )
+        reset_peak(args.device)
+        seconds = timed(
+            args.device,
+            lambda m=method: [
+                render_subjects(model, prompt, regions, [0.5, 0.5], m, sampling)
+                for _ in range(args.images)
+            ],
+        )
+        rows[f"two subjects: {method}"] = {
+            "image_s": seconds / args.images,
+            "image_gib": peak_gib(args.device),
+        }
+    return rows
 
 
 def video_rows(

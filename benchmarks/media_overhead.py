@@ -37,7 +37,7 @@ from pgen.models.video import Video, VideoGenerationSettings, video_model
 from pgen.training.subject_artifacts import SubjectTrainingSettings
 from pgen.training.subject_trainer import train_subject
 from tests.builders.image_models import random_sd_pipeline
-from tests.builders.video_models import save_random_motion_adapter
+from tests.builders.video_models import save_random_clip, save_random_motion_adapter
 
 
 def median_s(fn: Any, repeats: int) -> float:
@@ -99,7 +99,7 @@ def video_rows(engine: Engine, motion: str, frames: int, steps: int, repeats: in
         )
 
 
-def post_rows(engine: Engine, repeats: int, clip_model: str | None) -> None:
+def post_rows(engine: Engine, repeats: int, clip_model: str) -> None:
     from pgen.evaluate.metrics.image import ClipEncoder
     from pgen.evaluate.metrics.video import post_agreement
 
@@ -117,8 +117,6 @@ def post_rows(engine: Engine, repeats: int, clip_model: str | None) -> None:
             made[f"{strategy}/{caption}"] = [engine.generate(r) for r in requests]
             seconds = (time.perf_counter() - start) / len(requests)
             print(f"| {strategy} | {caption} | keywords | {seconds:.2f} |")
-    if clip_model is None:
-        return
     encoder = ClipEncoder(clip_model)
     print("\n| post | caption | agreement CLIP-T (per example) |\n| --- | --- | --- |")
     for name, posts in made.items():
@@ -142,7 +140,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--posts", action="store_true", help="post rows (loads SmolLM2-135M)")
-    parser.add_argument("--clip-model", help="CLIP id or folder for the posts' agreement")
+    parser.add_argument(
+        "--clip-model", help="CLIP id or folder for the posts' agreement (default: tiny random)"
+    )
+    parser.add_argument("--no-video", action="store_true", help="skip the video rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="pgen-media-bench-"))
@@ -159,9 +160,11 @@ def main() -> None:
             f"CPU, torch threads {torch.get_num_threads()}, tiny SD 1.x (32x32), "
             f"median of {args.repeats}"
         )
-        video_rows(engine, motion, args.frames, args.steps, args.repeats)
+        if not args.no_video:
+            video_rows(engine, motion, args.frames, args.steps, args.repeats)
         if args.posts:
-            post_rows(engine, args.repeats, args.clip_model)
+            clip = args.clip_model or str(save_random_clip(work / "clip"))
+            post_rows(engine, args.repeats, clip)
 
 
 if __name__ == "__main__":

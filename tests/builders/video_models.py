@@ -36,3 +36,35 @@ def random_motion_adapter(preset: str = "tiny", seed: int = 5, max_frames: int =
 def save_random_motion_adapter(folder: Path, preset: str = "tiny", max_frames: int = 8) -> Path:
     random_motion_adapter(preset, max_frames=max_frames).save_pretrained(folder)
     return folder
+
+
+def save_random_clip(folder: Path, seed: int = 1) -> Path:
+    """A tiny random CLIP (32x32 images, the byte tokenizer) saved with its processor: the
+    shape of the metrics' encoder, for benchmarks that measure plumbing only."""
+    from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig
+
+    from tests.builders.image_models import (
+        clip_byte_tokenizer,
+        image_processor,
+        text_encoder_config,
+    )
+
+    torch.manual_seed(seed)
+    tokenizer = clip_byte_tokenizer(max_length=32)
+    vision = CLIPVisionConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+    )
+    config = CLIPConfig(
+        text_config=text_encoder_config("tiny", len(tokenizer), 32).to_dict(),
+        vision_config=vision.to_dict(),
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    image_processor(32).save_pretrained(folder)
+    return folder
