@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from pgen.components import ImagePlan, ImageRequest, Modality, Provenance, Tools
+from pgen.context.base import ContextStore
 from pgen.context.records import Subject
 from pgen.errors import InvalidRequest
 from pgen.models.base import AdapterRef
@@ -36,19 +37,16 @@ def named_subjects(subjects: list[Subject], instruction: str) -> list[Subject]:
     return [subject for _, subject in sorted(found, key=lambda pair: pair[0])]
 
 
-def check_subjects(tools_store: object, request: ImageRequest) -> list[Subject]:
+def check_subjects(store: ContextStore, request: ImageRequest) -> list[Subject]:
     """Two subjects named, each with a trained artifact, and a known method; else a
     one-line refusal."""
-    from pgen.context.base import ContextStore
-
-    assert isinstance(tools_store, ContextStore)
     if request.method is not None and request.method not in COMPOSE_METHODS:
         raise InvalidRequest(
             f"subjects: method {request.method!r}; choose from {', '.join(COMPOSE_METHODS)}"
         )
-    subjects = named_subjects(tools_store.subjects(request.user_id), request.instruction)
+    subjects = named_subjects(store.subjects(request.user_id), request.instruction)
     if len(subjects) < 2:
-        known = ", ".join(s.name for s in tools_store.subjects(request.user_id)) or "none"
+        known = ", ".join(s.name for s in store.subjects(request.user_id)) or "none"
         raise InvalidRequest(
             f"subjects: the instruction names {len(subjects)} of the subjects of user "
             f"{request.user_id!r} ({known}); name two"
@@ -59,7 +57,7 @@ def check_subjects(tools_store: object, request: ImageRequest) -> list[Subject]:
             f"({', '.join(s.name for s in subjects)}); at most {MAX_SUBJECTS} are supported"
         )
     for subject in subjects:
-        if not trained(tools_store, request.user_id, subject):
+        if not trained(store, request.user_id, subject):
             raise InvalidRequest(
                 f"subject {subject.name!r} of user {request.user_id!r} has no trained artifact; "
                 f"run: pgen train-subject --user {request.user_id} --subject {subject.name}"
