@@ -118,6 +118,10 @@ def test_bad_requests_are_refused_before_anything_is_written(
             "motion adapter .*nowhere.*: no such file or folder",
         ),
         (VideoRequest("bob", "rex on a beach", "subject"), "names none of user 'bob'"),
+        (
+            VideoRequest("bob", "x", motion_adapter=str(engine.store.artifacts_root)),
+            "the store's files are not models",
+        ),
     ]
     for request, message in cases:
         with pytest.raises(InvalidRequest, match=message):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from pgen.components import MAX_FRAMES, PostRequest, VideoRequest
@@ -38,6 +39,10 @@ def _video_check(bench: Workbench, request: VideoRequest) -> VideoRequest:
     if request.seed < 0:
         raise InvalidRequest(f"seed must be at least 0, got {request.seed}")
     motion = request.motion_adapter or os.environ.get(MOTION_ADAPTER_ENV) or DEFAULT_MOTION_ADAPTER
+    # The store's own files (users' artifacts) are never read as a model a request names.
+    root = Path(bench.store.artifacts_root).resolve()
+    if Path(motion).expanduser().resolve().is_relative_to(root):
+        raise InvalidRequest(f"motion adapter {motion!r}: the store's files are not models")
     try:
         check_motion_adapter(motion)
     except (ValueError, FileNotFoundError) as error:
