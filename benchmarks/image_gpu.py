@@ -9,6 +9,11 @@ saved and loaded back through pgen's backend, then trained and sampled by pgen's
     python benchmarks/image_gpu.py                 # SD-1.5 shapes, CUDA when available
     python benchmarks/image_gpu.py --tiny          # tiny shapes: a CPU smoke run
     python benchmarks/image_gpu.py --class-images 100   # adds the prior-preservation row
+    python benchmarks/image_gpu.py --video-frames 16    # adds the AnimateDiff clip rows
+
+The video rows: an AnimateDiff clip (a random motion adapter of guoyww's v1-5-2 shapes, or the
+tiny one) built from the same pipeline by pgen's video backend, with no adapter and with the
+DreamBooth-LoRA trained above: seconds per clip (sampling, then MP4/GIF encoding) and memory.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from pgen.training.dreambooth import (
 from pgen.training.subject_artifacts import SubjectTrainingSettings
 from pgen.training.textual_inversion import train_textual_inversion
 from tests.builders.image_models import random_sd_pipeline, save_random_ip_adapter
+from tests.builders.video_models import save_random_motion_adapter
 
 
 def _sync(device: str) -> None:
@@ -124,6 +130,10 @@ def main() -> None:
         default=0,
         help="prior preservation: class images to generate (0: no prior-preservation row)",
     )
+    parser.add_argument(
+        "--video-frames", type=int, default=0, help="frames per clip (0: no video rows)"
+    )
+    parser.add_argument("--clips", type=int, default=2, help="timed clips per video row")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -232,6 +242,9 @@ def main() -> None:
     }
     model.unload_ip_adapter()
 
+    videos = video_rows(args, model, work, preset) if args.video_frames > 0 else []
+    results.update(two_subject_rows(args, model, work, sample_s=results["base"]["image_s"]))
+
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     print(
         f"\npreset {preset} ({size}x{size}), device {args.device} ({device_name}), dtype "
@@ -255,6 +268,96 @@ def main() -> None:
             f"| {'–' if gib_t is None else f'{gib_t:.1f}'} "
             f"| {'–' if gib_s is None else f'{gib_s:.1f}'} |"
         )
+    if videos:
+        print(
+            f"\n| clip ({args.video_frames} frames, {args.steps} steps) | build s | s/clip "
+            "| encode s/clip | peak GiB |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for row in videos:
+            gib = row["gib"]
+            print(
+                f"| {row['name']} | {row['build_s']:.1f} | {row['clip_s']:.2f} "
+                f"| {row['encode_s']:.3f} | {'–' if gib is None else f'{gib:.1f}'} |"
+            )
+
+
+def two_subject_rows(
+    args: argparse.Namespace, model: DiffusersImageModel, work: Path, sample_s: float
+) -> dict[str, dict[str, Any]]:
+    """Seconds per image of two subjects (the DreamBooth-LoRA above, stacked twice as two
+    subjects: the cost does not depend on what they learned): ``stack`` (both adapters at
+    once) and ``regions`` (the stacked image, then one inpainting pass per subject)."""
+    from pgen.models.base import AdapterRef
+    from pgen.models.regions import Region, render_subjects
+
+    lora = AdapterRef("dreambooth-lora", "bench/rex", work / "dreambooth-lora")
+    regions = [
+        Region("rex", "a sks dog", lora, (0.0, 0.5)),
+        Region("mug", "a sks cup", lora, (0.5, 1.0)),
+    ]
+    prompt = "a sks dog and a sks cup on a beach"
+    sampling = ImageGenerationSettings(steps=args.steps)
+    rows = {}
+    for method in ("stack", "regions"):
+        render_subjects(
+            model, prompt, regions, [0.5, 0.5], method, ImageGenerationSettings(steps=2)
+        )
+        reset_peak(args.device)
+        seconds = timed(
+            args.device,
+            lambda m=method: [
+                render_subjects(model, prompt, regions, [0.5, 0.5], m, sampling)
+                for _ in range(args.images)
+            ],
+        )
+        rows[f"two subjects: {method}"] = {
+            "image_s": seconds / args.images,
+            "image_gib": peak_gib(args.device),
+        }
+    return rows
+
+
+def video_rows(
+    args: argparse.Namespace, model: DiffusersImageModel, work: Path, preset: str
+) -> list[dict[str, Any]]:
+    """Seconds per AnimateDiff clip through pgen's video backend, plain and with the
+    DreamBooth-LoRA trained above (applied per clip, as a request would)."""
+    from pgen.models.base import AdapterRef
+    from pgen.models.video import Video, VideoGenerationSettings, video_model
+
+    frames = args.video_frames
+    motion = save_random_motion_adapter(work / "motion", preset, max_frames=max(frames, 8))
+    reset_peak(args.device)
+    build_s = timed(args.device, lambda: video_model(model, str(motion)))
+    video = video_model(model, str(motion))
+    settings = VideoGenerationSettings(steps=args.steps)
+    lora = AdapterRef("dreambooth-lora", "bench/rex", work / "dreambooth-lora")
+    rows = []
+    for name, adapter in (("animatediff", None), ("animatediff + dreambooth-lora", lora)):
+        video.render("a dog", 2, 0, VideoGenerationSettings(steps=2), adapter)  # warm-up
+        reset_peak(args.device)
+        made: list[Any] = []
+        clip_s = (
+            timed(
+                args.device,
+                lambda a=adapter, made=made: made.extend(
+                    video.render("a photo of a dog running on a beach", frames, k, settings, a)
+                    for k in range(args.clips)
+                ),
+            )
+            / args.clips
+        )
+        gib = peak_gib(args.device)
+        start = time.perf_counter()
+        for k, clip in enumerate(made):
+            clip_file = Video(clip, 8)
+            clip_file.save(work / f"clip{k}{clip_file.suffix}")
+        encode_s = (time.perf_counter() - start) / len(made)
+        rows.append(
+            {"name": name, "build_s": build_s, "clip_s": clip_s, "encode_s": encode_s, "gib": gib}
+        )
+    return rows
 
 
 if __name__ == "__main__":

@@ -98,6 +98,44 @@ class AnswerRequest:
     image: Any = None  # PIL.Image.Image, set by the vision modality's check
 
 
+MAX_FRAMES = 32  # the longest clip a request may ask for (AnimateDiff adapters: 24-32)
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """One user asking for a clip: ``none`` or their ``subject`` (a trained artifact) in an
+    AnimateDiff pipeline built from the image model and ``motion_adapter`` (a Hub id, a
+    folder or a weight file; None: the default adapter)."""
+
+    user_id: str
+    instruction: str
+    strategy: str = "none"
+    subject: str | None = None
+    method: str | None = None  # dreambooth-lora or textual-inversion (default: best trained)
+    frames: int = 16
+    fps: int = 8
+    seed: int = 0
+    motion_adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class PostRequest:
+    """One user asking for a post: a caption in their voice (``caption``: a text strategy)
+    and an image from their preferences or subjects (``image``: an image strategy).
+    ``joint`` prompts the image from the caption; ``independent`` makes the two apart
+    from the same instruction (the comparison)."""
+
+    user_id: str
+    instruction: str
+    strategy: str = "joint"
+    caption: str = "rag"
+    image: str = "keywords"
+    subject: str | None = None
+    k: int = 4
+    retriever: str = "bm25"
+    seed: int = 0
+
+
 # -- plans ------------------------------------------------------------------------------
 class Plan(Protocol):
     """What every modality's plan carries besides its model input."""

@@ -32,6 +32,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.serve",
     "pgen.cli.attribution",
     "pgen.cli.speech",
+    "pgen.cli.video",
 )
 
 Handler = Callable[[argparse.Namespace, Config], Any]

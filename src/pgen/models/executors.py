@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pgen.models.base import BASE_ADAPTER, AdapterRef, Chat, GenerationSettings, TextModel, TextSink
@@ -25,11 +26,22 @@ if TYPE_CHECKING:
 @dataclass
 class Executed:
     """What the model made for one plan: its text, the backend (and adapter) that made it,
-    and media to be saved with the output (images)."""
+    and media to be saved with the output (images, other files)."""
 
     text: str
     model: str
     images: list[Any] = field(default_factory=list)  # PIL images
+    # Other media (a video clip): each has a ``suffix`` and ``save(path)`` (see ``Media``).
+    files: list[Any] = field(default_factory=list)
+
+
+class Media(Protocol):
+    """A generated file that is not an image: saved under the output's media folder."""
+
+    @property
+    def suffix(self) -> str: ...
+
+    def save(self, path: Path) -> None: ...
 
 
 class ChatPlan(Protocol):
@@ -74,6 +86,13 @@ def render_plan(
     conditioning, the instruction and the preference) with its adapter applied for this
     request only."""
     prompt = plan.instruction if plan.blend and plan.instruction else plan.prompt
+    if plan.adapter is not None and plan.adapter.kind == "subjects":  # several subjects
+        from pgen.models.regions import render_subjects
+
+        spec = plan.adapter.settings
+        return render_subjects(
+            model, prompt, spec["regions"], spec["weights"], spec["method"], config
+        )
     return model.render(prompt, config, plan.adapter, plan.blend)
 
 

@@ -219,7 +219,7 @@ def execute_speech(
             model = models.voice_model()
             clip = model.speak(plan.text, plan.voice or "")
             label = f"{model.name}+{plan.voice}"
-        done.append(Executed(plan.text, label, [clip]))
+        done.append(Executed(plan.text, label, files=[clip]))
     for sink, made in zip(sinks or (), done, strict=False):
         if sink is not None:
             sink(made.text)

@@ -19,11 +19,14 @@ from pgen.personalize.base import (
 from pgen.personalize.keywords import ImageBaseline, KeywordsStrategy
 from pgen.personalize.lora import adapter_strategies
 from pgen.personalize.photo_concepts import Concepts, ConceptTokens, NoConcepts
+from pgen.personalize.post import IndependentPost, JointPost
 from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
 from pgen.personalize.speech import ChosenVoice, OwnVoice
 from pgen.personalize.subject import SubjectStrategy
+from pgen.personalize.subjects import SubjectsStrategy
+from pgen.personalize.video import VideoBaseline, VideoSubject
 
 BUILT_IN: tuple[AnyStrategy, ...] = (
     NoPersonalization(),
@@ -32,12 +35,17 @@ BUILT_IN: tuple[AnyStrategy, ...] = (
     ImageBaseline(),
     SubjectStrategy(),
     KeywordsStrategy(),
+    SubjectsStrategy(),
     *adapter_strategies(),
     NoConcepts(),
     Concepts(),
     ConceptTokens(),
     ChosenVoice(),
     OwnVoice(),
+    VideoBaseline(),
+    VideoSubject(),
+    JointPost(),
+    IndependentPost(),
 )
 for _strategy in BUILT_IN:
     register(_strategy)

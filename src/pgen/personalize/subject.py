@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pgen.context.artifacts import META_FILE as METADATA_FILE
 from pgen.context.artifacts import read_subject_metadata as read_metadata
@@ -165,7 +165,18 @@ def subject_adapter(
     return adapter, str(meta["token"]), provenance
 
 
-def pick_subject(store: ContextStore, request: ImageRequest) -> Subject:
+class NamesSubject(Protocol):
+    """A request that may name one of the user's subjects (image, video, post)."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def instruction(self) -> str: ...
+    @property
+    def subject(self) -> str | None: ...
+
+
+def pick_subject(store: ContextStore, request: NamesSubject) -> Subject:
     """The subject named by the request, or else the one its instruction mentions."""
     if request.subject is not None:
         return find_subject(store, request.user_id, request.subject)

@@ -133,18 +133,20 @@ class GenerationService:
     ) -> list[Any]:
         chosen = self._settings(spec, settings)
         if spec.model_first:
-            model = self.bench.load(spec.model_role)
+            model = spec.load_model(self.bench)
         plans = self.prepare(requests, chosen)
         if not spec.model_first:
-            model = self.bench.load(spec.model_role)
+            model = spec.load_model(self.bench)
         executed = spec.execute(model, plans, chosen, sinks)
         results = []
         for request, plan, made in zip(requests, plans, executed, strict=True):
             plan.provenance.model = made.model
             media = self._save_media(request.user_id, made, out)
             record = spec.record(self.bench, request, plan, made)
-            if media:
-                record["images"] = list(map(str, media))
+            if made.images:
+                record["images"] = list(map(str, media[: len(made.images)]))
+            if made.files:
+                record["files"] = list(map(str, media[len(made.images) :]))
             output_id = None
             if save or media:  # media are the user's data: always on record, so deletable
                 stored = self.bench.store.save_output(
@@ -162,17 +164,20 @@ class GenerationService:
         return results
 
     def _save_media(self, user_id: str, made: Executed, out: Path | None) -> list[Path]:
-        """Images are the user's data: unless ``out`` is given they go into an artifact
-        folder of the user's, which delete-user removes."""
-        if not made.images:
+        """Images and other media (a clip) are the user's data: unless ``out`` is given they
+        go into an artifact folder of the user's, which delete-user removes."""
+        if not made.images and not made.files:
             return []
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        # A medium may say its own file type and artifact kind (a speech clip: .wav, speech).
-        kind = getattr(made.images[0], "media_kind", "images")
-        suffix = getattr(made.images[0], "suffix", ".png")
+        # Files name their own type and may name their artifact kind (a speech clip: speech).
+        kind = getattr(made.files[0], "media_kind", "media") if made.files else "images"
         folder = out or self.bench.store.artifact_path(user_id, kind, stamp)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = [folder / f"{k:02d}{suffix}" for k in range(len(made.images))]
+        paths = [folder / f"{k:02d}.png" for k in range(len(made.images))]
         for image, path in zip(made.images, paths, strict=True):
             image.save(path)
+        start = len(paths)
+        for k, item in enumerate(made.files, start):
+            paths.append(folder / f"{k:02d}{item.suffix}")
+            item.save(paths[-1])
         return paths

@@ -151,6 +151,12 @@ class ModalitySpec:
     # The model loads before the strategies prepare (which may load the text model): an
     # image model that cannot load fails before a text model was loaded for nothing.
     model_first: bool = False
+    # How its model is had (default: the component of ``model_role``); a modality whose
+    # model is made of other roles' components (a post: the text and the image model).
+    model: Callable[[Workbench], Any] | None = None
+
+    def load_model(self, bench: Workbench) -> Any:
+        return self.model(bench) if self.model else bench.load(self.model_role)
 
 
 _MODALITIES: dict[str, ModalitySpec] = {}
@@ -394,7 +400,8 @@ def register_builtin_modalities() -> None:
 
 register_builtin_modalities()
 
-# The speech modality is its own module, which reads this one: imported once this is complete.
+# Modalities in modules of their own (they read this one): registered once it is complete.
+from pgen.run import media_modalities as _media  # noqa: E402, F401
 from pgen.run.speech import register_speech  # noqa: E402
 
 register_speech()

@@ -127,7 +127,7 @@ def _check(bench: Workbench, request: SpeechRequest) -> SpeechRequest:
 def _record(
     bench: Workbench, request: SpeechRequest, plan: SpeechPlan, executed: Executed
 ) -> dict[str, Any]:
-    clip = executed.images[0]
+    clip = executed.files[0]
     details = {**plan.details, "seconds": round(clip.seconds, 3), "sample_rate": clip.rate}
     return {**plan.provenance.as_dict(), "details": details}
 

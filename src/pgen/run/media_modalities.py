@@ -1,0 +1,144 @@
+"""The ``video`` and ``post`` modalities: each one ``register_modality`` call over its request
+type (``pgen.components``), its strategies (``pgen.personalize.video`` / ``.post``) and its
+executor (``pgen.models.video`` / ``.post``). Checks refuse bad input before any model loads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pgen.components import MAX_FRAMES, PostRequest, VideoRequest
+from pgen.errors import InvalidRequest
+from pgen.models.executors import Executed
+from pgen.models.post import PostModels, PostSettings, execute_post
+from pgen.models.video import (
+    DEFAULT_MOTION_ADAPTER,
+    VideoGenerationSettings,
+    check_motion_adapter,
+    execute_video,
+)
+from pgen.run.modalities import ModalitySpec, Workbench, register_modality
+
+MOTION_ADAPTER_ENV = "PGEN_MOTION_ADAPTER"  # the default motion adapter (id, folder, file)
+MAX_FPS = 60
+
+
+def _refused(error: Exception) -> InvalidRequest:
+    return InvalidRequest(str(error))
+
+
+# -- video --------------------------------------------------------------------------------
+def _video_check(bench: Workbench, request: VideoRequest) -> VideoRequest:
+    if not 1 <= request.frames <= MAX_FRAMES:
+        raise InvalidRequest(f"frames must be between 1 and {MAX_FRAMES}, got {request.frames}")
+    if not 1 <= request.fps <= MAX_FPS:
+        raise InvalidRequest(f"fps must be between 1 and {MAX_FPS}, got {request.fps}")
+    if request.seed < 0:
+        raise InvalidRequest(f"seed must be at least 0, got {request.seed}")
+    motion = request.motion_adapter or os.environ.get(MOTION_ADAPTER_ENV) or DEFAULT_MOTION_ADAPTER
+    # The store's own files (users' artifacts) are never read as a model a request names.
+    root = Path(bench.store.artifacts_root).resolve()
+    if Path(motion).expanduser().resolve().is_relative_to(root):
+        raise InvalidRequest(f"motion adapter {motion!r}: the store's files are not models")
+    try:
+        check_motion_adapter(motion)
+    except (ValueError, FileNotFoundError) as error:
+        raise _refused(error) from None
+    if request.strategy == "subject":
+        _check_trained_subject(bench, request, request.method)
+    return replace(request, motion_adapter=motion)
+
+
+def _check_trained_subject(bench: Workbench, request: Any, method: str | None) -> None:
+    """The subject the request names (or mentions) has a trained artifact of ``method``
+    (any trained one when None): a clip or a post has no zero-shot fallback here."""
+    from pgen.personalize.subject import TRAINERS, pick_subject, trained
+
+    try:
+        subject = pick_subject(bench.store, request)
+    except ValueError as error:
+        raise _refused(error) from None
+    if method is not None and method not in TRAINERS:
+        raise InvalidRequest(f"video takes a trained subject method ({', '.join(TRAINERS)})")
+    have = set(trained(bench.store, request.user_id, subject))
+    if not (have & {method} if method else have):
+        raise InvalidRequest(
+            f"subject {subject.name!r} of user {request.user_id!r} has no {method or 'trained'} "
+            f"artifact; run: pgen train-subject --user {request.user_id} --subject {subject.name}"
+        )
+
+
+def _video_record(bench: Workbench, request: Any, plan: Any, executed: Executed) -> dict[str, Any]:
+    return {**plan.provenance.as_dict(), **plan.details, "prompt": plan.prompt}
+
+
+# -- post ---------------------------------------------------------------------------------
+def _post_record(bench: Workbench, request: Any, plan: Any, executed: Executed) -> dict[str, Any]:
+    # details: both strategies, both parts' details and the image prompt the executor used
+    return {**plan.provenance.as_dict(), **plan.details}
+
+
+def _post_check(bench: Workbench, request: PostRequest) -> PostRequest:
+    from pgen.personalize import strategy_names
+    from pgen.personalize.post import IMAGE_STRATEGIES
+
+    captions = strategy_names("text")
+    if request.caption not in captions:
+        raise InvalidRequest(
+            f"caption strategy {request.caption!r}: choose from {', '.join(captions)}"
+        )
+    if request.image not in IMAGE_STRATEGIES:
+        raise InvalidRequest(
+            f"image strategy {request.image!r}: choose from {', '.join(IMAGE_STRATEGIES)}"
+        )
+    if request.k < 1:
+        raise InvalidRequest(f"k must be at least 1, got {request.k}")
+    if request.seed < 0:
+        raise InvalidRequest(f"seed must be at least 0, got {request.seed}")
+    bench.retrievers.get(request.retriever)
+    if request.image == "subject":
+        _check_trained_subject(bench, request, None)
+    return request
+
+
+def _post_models(bench: Workbench) -> PostModels:
+    return PostModels(bench.load("text"), bench.load("image"))
+
+
+def register_media_modalities() -> None:
+    register_modality(
+        ModalitySpec(
+            "video",
+            VideoRequest,
+            "image",  # the video model is the image model plus a motion adapter
+            VideoGenerationSettings,
+            execute_video,
+            tools=lambda bench, settings: bench.tools(),
+            check=_video_check,
+            record=_video_record,
+            default_settings=lambda bench: VideoGenerationSettings(),
+            batch_size=1,
+            model_first=True,
+        )
+    )
+    register_modality(
+        ModalitySpec(
+            "post",
+            PostRequest,
+            "image",
+            PostSettings,
+            execute_post,
+            tools=lambda bench, settings: bench.tools(),
+            check=_post_check,
+            record=_post_record,
+            default_settings=lambda bench: PostSettings(bench.generation),
+            batch_size=1,
+            model=_post_models,
+        )
+    )
+
+
+register_media_modalities()
