@@ -24,6 +24,30 @@ def _sqlite(
     return SQLiteStore(Path(path).expanduser(), artifacts_root=root)
 
 
+def _postgres(
+    config: Config,
+    /,
+    url: str,
+    schema: str = "pgen",
+    artifacts: str | Path | None = None,
+    pool_size: int = 8,
+    scrub: str = "full",
+) -> ContextStore:
+    """``store = "postgresql://..."`` or ``{provider = "postgres", settings = {url = ...}}``.
+    Artifacts stay in a folder (``artifacts``; default ``<home>/artifacts``): on a disk
+    every replica shares."""
+    from pgen.context.postgres import PostgresStore
+
+    root = artifacts or config.artifacts or config.home / "artifacts"
+    return PostgresStore(
+        url,
+        artifacts_root=Path(root).expanduser(),
+        schema=schema,
+        pool_size=pool_size,
+        scrub=scrub,
+    )
+
+
 def _smollm2(config: Config, /, **options: Any) -> TextModel:
     from pgen.models.text import load_text_model
 
@@ -90,6 +114,8 @@ def _transformers_image_embedder(config: Config, /, path: str, **options: Any) -
 
 for _role_name, _name, _builder in (
     ("store", "sqlite", _sqlite),
+    ("store", "postgres", _postgres),
+    ("store", "postgresql", _postgres),  # the URL scheme (postgresql://user@host/db)
     ("text", "smollm2", _smollm2),
     ("text", "transformers", _transformers_text),
     ("text", "openai", _openai_text),
