@@ -26,6 +26,7 @@ from pgen.context.postgres.schema import SCHEMA_VERSION, apply_migrations, curre
 Row = dict[str, Any]
 Connection = psycopg.Connection[Row]
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+CONNECT_TIMEOUT_S = 10
 POOL_TIMEOUT_S = 60.0  # a request waits this long for a free connection, then fails
 
 
@@ -49,6 +50,9 @@ class PgDatabase:
         self.schema = check_schema(schema)
         self._local = threading.local()
         try:
+            # One plain connection first: a wrong URL fails now, in one line, rather than
+            # after the pool has retried in the background for its whole timeout.
+            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
             self.pool: ConnectionPool[Connection] = ConnectionPool(
                 url,
                 min_size=1,
@@ -63,7 +67,8 @@ class PgDatabase:
             )
             self.pool.open(wait=True, timeout=POOL_TIMEOUT_S)
         except Exception as error:
-            raise StoreError(f"{redact(url)}: cannot connect: {error}") from error
+            message = " ".join(str(error).split())
+            raise StoreError(f"{redact(url)}: cannot connect: {message}") from error
         self._migrate()
 
     @property

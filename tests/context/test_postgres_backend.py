@@ -1,0 +1,116 @@
+"""What only the Postgres backend promises: the same migrations as SQLite, its selection by
+URL or table, its schema per store, statistics that hold no user data, and why delete-user
+rewrites the tables (plain VACUUM leaves the deleted rows' bytes in the files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgen.config import Config
+from pgen.context.base import StoreError
+from pgen.context.postgres import PostgresStore
+from pgen.context.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+from pgen.context.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
+from pgen.factory import build_store
+from tests.context.samples import fill
+from tests.postgres_server import PostgresServer
+
+GONE = "canaryuser5c1d"
+
+
+@pytest.fixture
+def url(postgres_server: PostgresServer) -> str:
+    return postgres_server.url(postgres_server.create_database())
+
+
+def test_both_backends_have_the_same_migration_versions() -> None:
+    # Adding a version (a new table) is one entry in each list: never one without the other.
+    assert len(MIGRATIONS) == len(SQLITE_MIGRATIONS) == SCHEMA_VERSION
+
+
+def test_a_url_or_a_table_selects_the_postgres_store(url: str, tmp_path: Path) -> None:
+    by_url = build_store(Config(home=tmp_path, store=url))
+    by_table = build_store(
+        Config(
+            home=tmp_path,
+            store={
+                "provider": "postgres",
+                "settings": {"url": url, "schema": "other", "artifacts": str(tmp_path / "b")},
+            },
+        )
+    )
+    try:
+        assert isinstance(by_url, PostgresStore) and isinstance(by_table, PostgresStore)
+        assert by_url.artifacts_root == tmp_path / "artifacts"
+        assert by_url.schema_version == by_table.schema_version == SCHEMA_VERSION
+        # Two schemas of one database are two stores: neither sees the other's users.
+        fill(by_url, "ann")
+        assert by_url.has_user("ann") and not by_table.has_user("ann")
+        assert by_table.users() == [] and "schema other" in by_table.location
+    finally:
+        by_url.close()
+        by_table.close()
+
+
+def test_bad_settings_fail_with_one_clear_line(url: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="postgres schema"):
+        PostgresStore(url, artifacts_root=tmp_path, schema="Robert'); DROP")
+    with pytest.raises(StoreError, match="cannot connect") as caught:
+        PostgresStore(
+            "postgresql://pgen:secret@127.0.0.1:1/none", artifacts_root=tmp_path, pool_size=1
+        )
+    assert "secret" not in str(caught.value)  # the password is never echoed
+
+
+def test_a_store_from_a_newer_pgen_is_refused(url: str, tmp_path: Path) -> None:
+    PostgresStore(url, artifacts_root=tmp_path).close()
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("UPDATE pgen.schema_version SET version = version + 1")
+    with pytest.raises(StoreError, match="newer than this pgen"):
+        PostgresStore(url, artifacts_root=tmp_path)
+
+
+def test_statistics_hold_no_user_data(url: str, tmp_path: Path) -> None:
+    with PostgresStore(url, artifacts_root=tmp_path) as store:
+        for k in range(20):
+            fill(store, f"user{k:02d}")
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("ANALYZE")
+            rows = db.execute(
+                "SELECT tablename, attname, most_common_vals::text, histogram_bounds::text "
+                "FROM pg_stats WHERE schemaname='pgen'"
+            ).fetchall()
+    # Numbers (revisions, dims, positions) have statistics; no text or bytes column does.
+    assert rows and all("user" not in str(row[2:]) for row in rows)
+    assert not {row[1] for row in rows} & {"user_id", "text", "path", "profile", "vector"}
+
+
+def _table_files_holding(server: PostgresServer, url: str, needle: str) -> list[Path]:
+    database = url.rsplit("/", 1)[1]
+    files = server.files(server.database_folder(database))
+    return [path for path, data in files.items() if needle.encode() in data]
+
+
+def test_plain_vacuum_leaves_the_deleted_rows_bytes_so_delete_user_rewrites(
+    postgres_server: PostgresServer, url: str, tmp_path: Path
+) -> None:
+    """Why ``scrub = "full"``: delete + plain VACUUM marks the space free, but the bytes of
+    the user's rows stay in the table and index pages until reused (measured: in ~25 of
+    the database's files). VACUUM FULL writes new files and truncates the old ones."""
+    with PostgresStore(url, artifacts_root=tmp_path, scrub="none") as store:
+        for k in range(10):
+            fill(store, f"user{k:02d}")
+        fill(store, GONE)
+        store.delete_user(GONE)
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("VACUUM")
+        assert _table_files_holding(postgres_server, url, GONE)  # still readable
+        store.database.vacuum_full(["users", "documents", "interactions", "outputs"])
+        store.database.vacuum_full(
+            ["document_deletions", "subjects", "feedback", "embeddings", "image_embeddings"]
+        )
+        store.database.vacuum_full(["summaries", "output_media", "artifacts", "pending_removals"])
+        assert _table_files_holding(postgres_server, url, GONE) == []
