@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from pgen.config import Config
-from pgen.context.base import StoreError
+from pgen.context.base import StoreError, UserNotFoundError
 from pgen.context.postgres import PostgresStore
-from pgen.context.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+from pgen.context.postgres.schema import MIGRATIONS, SCHEMA_VERSION, SCRUBBED_TABLES
 from pgen.context.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from pgen.factory import build_store
 from tests.context.samples import fill
@@ -114,3 +114,30 @@ def test_plain_vacuum_leaves_the_deleted_rows_bytes_so_delete_user_rewrites(
         )
         store.database.vacuum_full(["summaries", "output_media", "artifacts", "pending_removals"])
         assert _table_files_holding(postgres_server, url, GONE) == []
+
+
+def test_delete_user_rewrites_the_tables_and_an_unknown_id_rewrites_nothing(
+    url: str, tmp_path: Path
+) -> None:
+    def table_files() -> set[int]:
+        """The files of the tables that can hold a user (``items``, the catalog, cannot)."""
+        with psycopg.connect(url) as db:
+            rows = db.execute(
+                "SELECT relfilenode FROM pg_class c JOIN pg_namespace n ON n.oid=c.relnamespace "
+                "WHERE n.nspname='pgen' AND c.relkind='r' AND c.relname = ANY(%s)",
+                (list(SCRUBBED_TABLES),),
+            ).fetchall()
+        assert len(rows) == len(SCRUBBED_TABLES)
+        return {row[0] for row in rows}
+
+    with PostgresStore(url, artifacts_root=tmp_path) as store:
+        fill(store, "kept")
+        fill(store, GONE)
+        before = table_files()
+        with pytest.raises(UserNotFoundError):
+            store.delete_user("nobody")
+        assert table_files() == before  # an unknown id sent again and again costs nothing
+        counts = store.delete_user(GONE)
+        assert counts["scrubbed"] == 1 and counts["documents"] == 3
+        assert not table_files() & before  # every table written anew
+        assert len(store.documents("kept")) == 3

@@ -5,12 +5,14 @@ one file. What spans the parts lives here: forgetting a user, down to the table 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
 from pgen.context.base import UserNotFoundError
 from pgen.context.postgres.artifacts import PgArtifacts
-from pgen.context.postgres.connection import PgDatabase
+from pgen.context.postgres.connection import Connection, PgDatabase
 from pgen.context.postgres.delegate import Delegating
 from pgen.context.postgres.derived import PgDerived
 from pgen.context.postgres.records import PgRecords
@@ -57,6 +59,13 @@ class PostgresStore(Delegating):
     def schema_version(self) -> int:
         return self.database.schema_version
 
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Several store calls as one atomic unit (as ``SQLiteStore.transaction``): calls
+        in this thread inside it join it."""
+        with self.database.transaction() as db:
+            yield db
+
     def close(self) -> None:
         self.database.close()
 
@@ -97,15 +106,17 @@ class PostgresStore(Delegating):
                 ).fetchone()
                 counts[table] = int(row["n"]) if row else 0
             existed = db.execute(b"DELETE FROM users WHERE user_id=%s", (user_id,)).rowcount
+            leftovers = folder.exists() or any(path.exists() for path in paths)
+            if not existed and not leftovers:
+                # Nothing to forget: write nothing and rewrite nothing (an unknown id sent
+                # again and again must not make the server rewrite its tables).
+                raise UserNotFoundError(user_id)
             with db.cursor() as cursor:
                 cursor.executemany(
                     b"INSERT INTO pending_removals(path) VALUES (%s) ON CONFLICT DO NOTHING",
                     [(str(path),) for path in [*paths, folder]],
                 )
-        leftovers = folder.exists() or any(path.exists() for path in paths)
         self.sweep()  # the files, then the tables rewritten without the dead rows
-        if not existed and not leftovers:
-            raise UserNotFoundError(user_id)
         counts["files"] = len(paths) if existed else int(leftovers)
         counts["scrubbed"] = int(self.scrub == "full")
         return counts
