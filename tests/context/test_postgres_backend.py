@@ -141,3 +141,32 @@ def test_delete_user_rewrites_the_tables_and_an_unknown_id_rewrites_nothing(
         assert counts["scrubbed"] == 1 and counts["documents"] == 3
         assert not table_files() & before  # every table written anew
         assert len(store.documents("kept")) == 3
+
+
+def test_writers_of_one_user_take_turns_and_every_change_gets_its_own_revision(
+    url: str, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pgen.context.records import Document
+
+    with PostgresStore(url, artifacts_root=tmp_path) as store:
+
+        def write(writer: int) -> None:
+            for batch in range(5):
+                store.add(
+                    [
+                        Document(user_id="ann", doc_id=f"w{writer}-{batch}-{k}", text=f"t{k}")
+                        for k in range(4)
+                    ]
+                )
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(write, range(4)))
+        assert store.revision("ann").number == 4 * 5 * 4
+        changed, _ = store.document_changes("ann", 0)
+        assert len(changed) == 80
+        # The feed from any revision returns exactly the documents written after it.
+        with psycopg.connect(url) as db:
+            revisions = [r[0] for r in db.execute("SELECT revision FROM pgen.documents")]
+        assert sorted(revisions) == list(range(1, 81))

@@ -33,14 +33,24 @@ def incarnation() -> int:
 
 
 _UPSERT = {
+    # One statement per document: the upsert stamps the document with the user's next
+    # revision and, only when it wrote (new or changed), advances the user's revision. The
+    # batch holds the user's row lock (``_ensure_user``), so the revision read here is the
+    # latest and no other writer of this user can interleave.
     "document": (
-        "INSERT INTO documents(user_id, doc_id, kind, title, text, time, fields, content_hash) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (user_id, doc_id) DO UPDATE SET "
-        "kind=excluded.kind, title=excluded.title, text=excluded.text, time=excluded.time, "
-        "fields=excluded.fields, content_hash=excluded.content_hash WHERE "
+        "WITH written AS (INSERT INTO documents(user_id, doc_id, kind, title, text, time, "
+        "fields, content_hash, revision) VALUES (%(user)s, %(doc)s, %(kind)s, %(title)s, "
+        "%(text)s, %(time)s, %(fields)s, %(hash)s, "
+        "(SELECT revision + 1 FROM users WHERE user_id=%(user)s)) "
+        "ON CONFLICT (user_id, doc_id) DO UPDATE SET kind=excluded.kind, title=excluded.title, "
+        "text=excluded.text, time=excluded.time, fields=excluded.fields, "
+        "content_hash=excluded.content_hash, revision=excluded.revision WHERE "
         "(documents.kind, documents.title, documents.text, documents.time, documents.fields) "
         "IS DISTINCT FROM "
-        "(excluded.kind, excluded.title, excluded.text, excluded.time, excluded.fields)"
+        "(excluded.kind, excluded.title, excluded.text, excluded.time, excluded.fields) "
+        "RETURNING 1) "
+        "UPDATE users SET revision = revision + 1 "
+        "WHERE user_id=%(user)s AND EXISTS (SELECT 1 FROM written)"
     ),
     "item": (
         "INSERT INTO items(item_id, title, text, attributes, image_path) "
@@ -72,12 +82,6 @@ _UPSERT = {
         "WHERE interactions.rating IS DISTINCT FROM excluded.rating"
     ),
 }
-# Advance the user's revision and stamp the document with it, in one statement.
-_BUMP_DOCUMENT = (
-    "WITH bumped AS (UPDATE users SET revision = revision + 1 WHERE user_id=%s "
-    "RETURNING revision) UPDATE documents SET revision=(SELECT revision FROM bumped) "
-    "WHERE user_id=%s AND doc_id=%s"
-)
 
 
 class PgRecords:
@@ -122,10 +126,15 @@ class PgRecords:
 
     @staticmethod
     def _ensure_user(db: Connection, user_id: str) -> int:
-        return db.execute(
+        """Create the user if new, and hold their row's lock until the batch commits:
+        writers of one user take turns (as SQLite's one writer does), writers of different
+        users never wait for each other."""
+        created = db.execute(
             b"INSERT INTO users(user_id, incarnation) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             (user_id, incarnation()),
         ).rowcount
+        db.execute(b"SELECT 1 FROM users WHERE user_id=%s FOR UPDATE", (user_id,))
+        return created
 
     @staticmethod
     def _row(record: Interaction, seq: int) -> tuple[Any, ...]:
@@ -147,23 +156,19 @@ class PgRecords:
                 (record.user_id, to_json(record.profile), incarnation()),
             ).rowcount
         if isinstance(record, Document):
-            changed = self._execute(
-                db,
-                "document",
-                (
-                    record.user_id,
-                    record.doc_id,
-                    record.kind,
-                    record.title,
-                    record.text,
-                    _time(record.time),
-                    to_json(record.fields),
-                    record.content_hash,
-                ),
-            )
-            if changed:
-                db.execute(_BUMP_DOCUMENT.encode(), (record.user_id, record.user_id, record.doc_id))
-            return changed
+            return db.execute(
+                _UPSERT["document"].encode(),
+                {
+                    "user": record.user_id,
+                    "doc": record.doc_id,
+                    "kind": record.kind,
+                    "title": record.title,
+                    "text": record.text,
+                    "time": _time(record.time),
+                    "fields": to_json(record.fields),
+                    "hash": record.content_hash,
+                },
+            ).rowcount
         if isinstance(record, Item):
             return self._execute(
                 db,
