@@ -170,3 +170,26 @@ def test_writers_of_one_user_take_turns_and_every_change_gets_its_own_revision(
         with psycopg.connect(url) as db:
             revisions = [r[0] for r in db.execute("SELECT revision FROM pgen.documents")]
         assert sorted(revisions) == list(range(1, 81))
+
+
+def test_batches_writing_shared_items_in_opposite_orders_all_land(url: str, tmp_path: Path) -> None:
+    """Row locks on the shared catalog can deadlock two batches; the aborted one runs again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pgen.context.records import Interaction, Item
+
+    with PostgresStore(url, artifacts_root=tmp_path) as store:
+
+        def write(writer: int) -> None:
+            for round_ in range(8):
+                items = [Item(item_id=f"i{k}", title=f"{writer}-{round_}") for k in range(30)]
+                store.add(
+                    [
+                        *(items if writer % 2 else items[::-1]),
+                        Interaction(user_id=f"u{writer}", item_id="i0", action=f"a{round_}"),
+                    ]
+                )
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(write, range(4)))
+        assert all(len(store.interactions(f"u{w}")) == 8 for w in range(4))

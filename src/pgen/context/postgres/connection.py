@@ -94,6 +94,11 @@ class PgDatabase:
             finally:
                 self._local.connection = None
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside a ``transaction()``."""
+        return getattr(self._local, "connection", None) is not None
+
     @contextmanager
     def _reader(self) -> Iterator[Connection]:
         held: Connection | None = getattr(self._local, "connection", None)

@@ -8,10 +8,14 @@ identical to the stored one writes nothing (``IS DISTINCT FROM`` in the upsert).
 from __future__ import annotations
 
 import json
+import random
 import secrets
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from psycopg import errors
 
 from pgen.context.base import IngestStats, Revision, UserNotFoundError, UserSummary
 from pgen.context.postgres.connection import Connection, PgDatabase, Row
@@ -26,6 +30,8 @@ from pgen.context.records import (
     to_json,
 )
 from pgen.context.sqlite.record_tables import _parse_time, _time
+
+DEADLOCK_ATTEMPTS = 5
 
 
 def incarnation() -> int:
@@ -99,11 +105,36 @@ class PgRecords:
 
     # -- writing context --------------------------------------------------------------
     def add(self, records: Iterable[Record]) -> IngestStats:
-        """Write records in one transaction. Same records twice: the second writes nothing."""
+        """Write records in one transaction. Same records twice: the second writes nothing.
+
+        Two batches writing the same catalog items in different orders can deadlock (row
+        locks, which SQLite's single writer never meets): Postgres aborts one, which is then
+        run again from the start, a few times, unless it is part of a caller's larger
+        transaction (that caller sees the error)."""
+        batch = list(records)  # read once: a retry writes the same records
+        # Locks taken in one order by every batch cannot deadlock: catalog items first, by
+        # id (stable: a repeated item's last version still wins), then the rest in order.
+        items = sorted((r for r in batch if isinstance(r, Item)), key=lambda r: r.item_id)
+        batch = [*items, *(r for r in batch if not isinstance(r, Item))]
+        for attempt in range(DEADLOCK_ATTEMPTS):
+            try:
+                return self._add(batch)
+            except (errors.DeadlockDetected, errors.SerializationFailure):
+                if self.db.in_transaction or attempt == DEADLOCK_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _add(self, records: list[Record]) -> IngestStats:
         stats = IngestStats()
         repeats: Counter[tuple[str, str, str, str]] = Counter()
         known: set[str] = set()  # users made sure of in this batch
         with self.db.transaction() as db:
+            # The batch's existing users, locked in id order (the same order in every batch).
+            ids = sorted({r.user_id for r in records if not isinstance(r, Item)})
+            db.execute(
+                b"SELECT 1 FROM users WHERE user_id = ANY(%s) ORDER BY user_id FOR UPDATE", (ids,)
+            )
             for record in records:
                 stats.count(type(record).__name__.lower())
                 user_id = getattr(record, "user_id", None)
