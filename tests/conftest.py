@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.postgres_server import PostgresServer, shared_server, stop_shared_server
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -91,3 +93,14 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's binaries) for the session; see
+    tests/postgres_server.py. Stopped at the end of the session (``pytest_sessionfinish``)."""
+    yield shared_server()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    stop_shared_server()

@@ -71,7 +71,60 @@ class SQLiteBackend:
         return version
 
 
-BACKENDS: dict[str, Backend] = {"sqlite": SQLiteBackend()}
+class PostgresBackend:
+    """A database of the session's real server (tests/postgres_server.py) per home; the
+    store's artifacts in ``<home>/artifacts``. Its raw bytes are the database's table and
+    index files (``base/<oid>``, after a CHECKPOINT) and the home's files; the WAL is
+    not among them (docs/privacy.md says what it holds, tests/context/test_postgres_privacy.py
+    measures it)."""
+
+    name = "postgres"
+
+    def __init__(self) -> None:
+        self.databases: dict[Path, str] = {}
+
+    def url(self, home: Path) -> str:
+        from tests.postgres_server import shared_server
+
+        server = shared_server()
+        if home not in self.databases:
+            self.databases[home] = server.create_database()
+        return server.url(self.databases[home])
+
+    def open(self, home: Path) -> ContextStore:
+        from pgen.context.postgres import PostgresStore
+
+        return PostgresStore(self.url(home), artifacts_root=home / "artifacts")
+
+    def cli_args(self, home: Path) -> list[str]:
+        return ["--home", str(home), "--store", self.url(home)]
+
+    def raw_bytes(self, home: Path) -> dict[Path, bytes]:
+        from tests.postgres_server import shared_server
+
+        server = shared_server()
+        files = server.files(server.database_folder(self.databases[home]))
+        return files | {path: path.read_bytes() for path in home.rglob("*") if path.is_file()}
+
+    def old_store(self, home: Path, outputs: list[dict[str, object]]) -> int:
+        import psycopg
+
+        from pgen.context.postgres.schema import apply_migrations
+
+        version = 5
+        with psycopg.connect(self.url(home)) as db:  # one transaction, committed on exit
+            apply_migrations(db, "pgen", 0, version)  # type: ignore[arg-type]
+            db.execute("INSERT INTO users(user_id) VALUES ('old')")
+            for output in outputs:
+                db.execute(
+                    "INSERT INTO outputs(output_id, user_id, instruction, strategy, text, "
+                    "provenance, created) VALUES (%s, 'old', 'i', 's', 't', %s, %s)",
+                    (output["output_id"], json.dumps(output["provenance"]), output["output_id"]),
+                )
+        return version
+
+
+BACKENDS: dict[str, Backend] = {"sqlite": SQLiteBackend(), "postgres": PostgresBackend()}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -4,12 +4,16 @@ tenants (acme, globex) that both have a user named alice, and each tenant's cana
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from pgen.models.text import TransformersTextModel
+from pgen.serve.tenants import tenant_schema
+from tests.postgres_server import PostgresServer
 from tests.serve.server import Running, serve_in_thread, service_config
 
 CANARY = {"acme": "zanzibar-acme-7731", "globex": "quokka-globex-5519"}
@@ -58,14 +62,44 @@ def serve_model(tiny_llama: Path) -> TransformersTextModel:
     return TransformersTextModel(str(tiny_llama), name="tiny-llama", batch_size=16)
 
 
+@contextmanager
+def tenants_server(
+    home: Path, tiny_llama: Path, serve_model: TransformersTextModel, **settings: Any
+) -> Iterator[Running]:
+    """A server whose two tenants hold their records (``settings``: a store URL, say)."""
+    config = service_config(home, tiny_llama, **settings)
+    with serve_in_thread(config, text_model=serve_model) as running:
+        for tenant in CANARY:
+            with running.client(tenant) as client:
+                response = client.post("/records", json={"records": tenant_records(tenant)})
+                assert response.status_code == 200, response.text
+        yield running
+
+
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path, serve_model: TransformersTextModel
 ) -> Iterator[Running]:
     home = tmp_path_factory.mktemp("serve-home")
-    with serve_in_thread(service_config(home, tiny_llama), text_model=serve_model) as running:
-        for tenant in CANARY:
-            with running.client(tenant) as client:
-                response = client.post("/records", json={"records": tenant_records(tenant)})
-                assert response.status_code == 200, response.text
+    with tenants_server(home, tiny_llama, serve_model) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def postgres_tenants_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_llama: Path,
+    serve_model: TransformersTextModel,
+    postgres_server: PostgresServer,
+) -> Iterator[Running]:
+    """The same two tenants in one Postgres database, a schema each."""
+    home = tmp_path_factory.mktemp("serve-postgres")
+    url = postgres_server.url(postgres_server.create_database("serve"))
+    with tenants_server(home, tiny_llama, serve_model, store=url) as running:
+        # Really in Postgres: a schema per tenant holding its users, no tenant file.
+        with psycopg.connect(url) as db:
+            for tenant in CANARY:
+                users = db.execute(f"SELECT user_id FROM {tenant_schema(tenant)}.users")
+                assert {row[0] for row in users} == {"alice", f"{tenant}-bob"}
+        assert not list(home.rglob("pgen.sqlite"))
         yield running

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from pgen.models.text import TransformersTextModel
 from pgen.serve.errors import NOT_FOUND_BODY, error_body
@@ -105,7 +106,16 @@ def not_found_body(path: str) -> dict[str, Any]:
     return NOT_FOUND_BODY
 
 
-def test_a_thousand_cross_tenant_requests_find_nothing(server: Running) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_server(request: pytest.FixtureRequest) -> Running:
+    """The module's server (a SQLite file per tenant) or one on Postgres (a schema each)."""
+    name = "server" if request.param == "sqlite" else "postgres_tenants_server"
+    running: Running = request.getfixturevalue(name)
+    return running
+
+
+def test_a_thousand_cross_tenant_requests_find_nothing(any_server: Running) -> None:
+    server = any_server
     rng = random.Random(14)
     with server.client("acme") as acme, server.client("globex") as globex:
         targets = acme_targets(acme)
@@ -195,3 +205,28 @@ def test_open_engines_are_bounded_and_a_held_one_is_never_closed(
             with running.client(name) as client:
                 users = [u["user_id"] for u in client.get("/users").json()["users"]]
                 assert users == [f"{name}-user"]
+
+
+def test_a_postgres_store_gives_each_tenant_its_own_schema(tmp_path: Path) -> None:
+    from dataclasses import fields
+
+    from pgen.config import Config
+    from pgen.serve.app import _is_path, config_to_env
+    from pgen.serve.tenants import tenant_schema, tenant_store_config
+
+    url = "postgresql://pgen@127.0.0.1:5/db"
+    config = Config(home=tmp_path, store=url)
+    acme = tenant_store_config(config, "acme", tmp_path / "tenants" / "acme")
+    assert acme.store == {
+        "provider": "postgres",
+        "settings": {
+            "url": url,
+            "schema": tenant_schema("acme"),
+            "artifacts": str(tmp_path / "tenants" / "acme" / "artifacts"),
+        },
+    }
+    assert tenant_schema("a-b") != tenant_schema("a_b")  # never one schema for two tenants
+    # A worker process gets the URL back as it was (not made a path).
+    values = json.loads(config_to_env(config))
+    assert {f.name for f in fields(Config)} == set(values)
+    assert not _is_path("store", values["store"]) and _is_path("store", "/x/pgen.sqlite")

@@ -24,6 +24,30 @@ def _sqlite(
     return SQLiteStore(Path(path).expanduser(), artifacts_root=root)
 
 
+def _postgres(
+    config: Config,
+    /,
+    url: str,
+    schema: str = "pgen",
+    artifacts: str | Path | None = None,
+    pool_size: int = 8,
+    scrub: str = "full",
+) -> ContextStore:
+    """``store = "postgresql://..."`` or ``{provider = "postgres", settings = {url = ...}}``.
+    Artifacts stay in a folder (``artifacts``; default ``<home>/artifacts``): on a disk
+    every replica shares."""
+    from pgen.context.postgres import PostgresStore
+
+    root = artifacts or config.artifacts or config.home / "artifacts"
+    return PostgresStore(
+        url,
+        artifacts_root=Path(root).expanduser(),
+        schema=schema,
+        pool_size=pool_size,
+        scrub=scrub,
+    )
+
+
 def _smollm2(config: Config, /, **options: Any) -> TextModel:
     from pgen.models.text import load_text_model
 
@@ -104,6 +128,8 @@ def _torch_faces(config: Config, /, path: str, **options: Any) -> Any:
 register_role("face_embedder")  # not named by the config: dlib, the first provider
 for _role_name, _name, _builder in (
     ("store", "sqlite", _sqlite),
+    ("store", "postgres", _postgres),
+    ("store", "postgresql", _postgres),  # the URL scheme (postgresql://user@host/db)
     ("text", "smollm2", _smollm2),
     ("text", "transformers", _transformers_text),
     ("text", "openai", _openai_text),

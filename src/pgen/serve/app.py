@@ -137,8 +137,16 @@ def config_to_env(config: Config) -> str:
     return json.dumps({f.name: getattr(config, f.name) for f in fields(Config)}, default=str)
 
 
+def _is_path(name: str, value: Any) -> bool:
+    """``home`` and a store's file come back as paths; a store URL (postgresql://...) or
+    {provider, settings} table stays as it was."""
+    if name == "home":
+        return bool(value)
+    return name == "store" and isinstance(value, str) and bool(value) and "://" not in value
+
+
 def app_from_env() -> FastAPI:
     """The app for a worker process (``uvicorn --factory``): the config from the parent."""
     values = json.loads(os.environ[CONFIG_ENV])
-    values = {k: (Path(v) if k in ("home", "store") and v else v) for k, v in values.items()}
+    values = {k: (Path(v) if _is_path(k, v) else v) for k, v in values.items()}
     return create_app(replace(Config(), **values))

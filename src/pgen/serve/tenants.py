@@ -1,6 +1,7 @@
 """One store per tenant, models shared by all of them.
 
-Each tenant's users live in their own store under ``<home>/tenants/<tenant>/``: a key of
+Each tenant's users live in their own store: a SQLite file under ``<home>/tenants/<tenant>/``,
+or, with a Postgres store, a schema of its own in the shared database. A key of
 one tenant opens only that tenant's engine, so no query of it can name another tenant's
 rows, and a user of another tenant is simply not there (answered exactly as an unknown
 user). The text model, embedder and image model load once and serve every tenant: their
@@ -15,6 +16,7 @@ for a moment and the oldest is closed when it is let go.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -37,8 +39,33 @@ from pgen.factory import (
     check_components,
     component_loader,
 )
+from pgen.factory.specs import store_spec
 from pgen.serve.auth.keys import check_tenant
 from pgen.serve.errors import ApiError
+
+
+def tenant_schema(tenant: str) -> str:
+    """The Postgres schema of a tenant: its name made a schema name, with a hash of the
+    name so that ``a-b`` and ``a_b`` never share one."""
+    digest = hashlib.sha256(check_tenant(tenant).encode()).hexdigest()[:8]
+    return f"tenant_{tenant.replace('-', '_')[:40]}_{digest}"
+
+
+def tenant_store_config(config: Config, tenant: str, folder: Path) -> Config:
+    """The configuration of one tenant's store. SQLite: a file in the tenant's folder.
+    Postgres: the configured database, in a schema of the tenant's own (its connections'
+    ``search_path``), so no query of this tenant's engine can name another's tables.
+    A tenant's artifacts are the tenant's too: their own folder, wherever they live."""
+    artifacts = None if config.artifacts is None else config.artifacts / tenant
+    spec = store_spec(config.store, config)
+    if spec.provider not in ("postgres", "postgresql"):
+        return replace(config, store=folder / "pgen.sqlite", artifacts=artifacts)
+    settings = {
+        **spec.settings,
+        "schema": tenant_schema(tenant),
+        "artifacts": str(artifacts or folder / "artifacts"),
+    }
+    return replace(config, store={"provider": "postgres", "settings": settings})
 
 
 class Tenants:
@@ -140,9 +167,7 @@ class Tenants:
     def _open(self, tenant: str) -> Engine:
         folder = self.folder(tenant)
         folder.mkdir(parents=True, exist_ok=True)
-        # A tenant's artifacts are the tenant's too: their own folder, wherever they live.
-        artifacts = None if self.config.artifacts is None else self.config.artifacts / tenant
-        store = build_store(replace(self.config, store=folder / "pgen.sqlite", artifacts=artifacts))
+        store = build_store(tenant_store_config(self.config, tenant, folder))
         return Engine(
             store,
             self.text_model,
