@@ -30,6 +30,8 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.photos",
     "pgen.cli.serve",
     "pgen.cli.attribution",
+    "pgen.cli.prefeval",
+    "pgen.cli.models",
 )
 
 Handler = Callable[[argparse.Namespace, Config], Any]
