@@ -14,6 +14,7 @@ from pgen.bench.prefeval import (
     LETTERS,
     PrefEvalSettings,
     build,
+    chat_tokens,
     instruction,
     remember,
     run_prefeval,
@@ -21,6 +22,7 @@ from pgen.bench.prefeval import (
 )
 from pgen.bench.prefeval_data import Item, Said, conversation, load_filler, load_items
 from pgen.cli.main import main
+from pgen.components import MESSAGE_TOKENS, chat
 from pgen.config import Config
 from pgen.engine import Engine
 
@@ -166,18 +168,20 @@ def test_preference_recall_is_zero_when_the_stating_turn_is_left_out(
 ) -> None:
     # A filler turn that repeats the question outranks the preference for k = 1, and a
     # budget that holds only the last turns cuts the preference from the long context.
-    item, data = _item(tmp_path, FILLER_TEXT)
-    echo = [(item.question, "Here are some hotels in Las Vegas."), *FILLER_TEXT]
-    item, data = _item(tmp_path, echo)
-    engine = Engine.open(_config(tmp_path, tiny_llama, prompt_tokens=120))
+    question = TOPICS["travel"][0][1]
+    item, data = _item(tmp_path, [(question, "Here are some hotels in Las Vegas."), *FILLER_TEXT])
+    engine = Engine.open(_config(tmp_path, tiny_llama, prompt_tokens=2048))
     said = conversation(item, "explicit", load_filler(data), 4)
     stating = remember(engine, "u1", said)
     text = instruction(item.question, list(item.options), "letter", False)
     prompt, facts = build(engine, "rag", text, item, said, "u1", stating, 1)
     assert facts["recalled"] == 0.0 and facts["turns_in_prompt"] == 1
     assert item.preference not in " ".join(m.content for m in prompt)
+    # Room for the question and the last filler message only.
+    last = engine.text_model.count_tokens(said[-1].text) + MESSAGE_TOKENS
+    engine.prompt_tokens = chat_tokens(engine, chat(text)) + last
     prompt, facts = build(engine, "context", text, item, said, "u1", stating, 1)
-    assert facts["recalled"] == 0.0 and 0 < facts["turns_in_prompt"] < len(said)
+    assert facts["recalled"] == 0.0 and facts["turns_in_prompt"] == 1
     assert item.preference not in " ".join(m.content for m in prompt)
     engine.close()
 

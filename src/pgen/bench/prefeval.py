@@ -31,6 +31,7 @@ the preference is in the prompt. It depends on pgen, not on the model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import tempfile
@@ -128,23 +129,40 @@ def long_context(engine: Engine, said: list[Said], text: str) -> tuple[Chat, boo
 
 
 class Vectors:
-    """Embeddings of turns by content, computed once per run. Every item's user holds the
-    same filler turns (same text, speaker and day, so the same content hash): embedding
-    them again per user took 3 minutes for each user at N = 300 on this machine. The
-    vectors are stored for each user as the dense retriever would store them itself."""
+    """Embeddings of turns by content, computed once. Every item's user holds the same
+    filler turns (same text, speaker and day, so the same content hash): embedding them
+    again per user took 3 minutes per user at N = 300 on this machine. The vectors are
+    stored for each user as the dense retriever would store them itself; ``path``: a file
+    that keeps them between runs (per embedding model), so a second model's run reuses them."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self.path: Path | None = None
         self.by_content: dict[str, np.ndarray] = {}
+
+    def _load(self, model_id: str) -> None:
+        """The saved vectors of this embedding model (its id names its weights)."""
+        if self.folder is None or self.path is not None:
+            return
+        self.path = self.folder / f"{hashlib.sha256(model_id.encode()).hexdigest()[:16]}.npz"
+        if self.path.is_file():
+            with np.load(self.path) as saved:
+                self.by_content = {key: saved[key] for key in saved.files}
 
     def seed(self, engine: Engine, user: str, documents: list[Document]) -> None:
         embedder = engine.embedder
-        missing = list(
-            {d.content_hash: d for d in documents if d.content_hash not in self.by_content}.values()
-        )
+        self._load(embedder.model_id)
+        fresh = {d.content_hash: d for d in documents if d.content_hash not in self.by_content}
+        missing = list(fresh.values())
         for start in range(0, len(missing), 64):
             chunk = missing[start : start + 64]
             vectors = embedder.embed([index_text(d) for d in chunk])
             self.by_content.update({d.content_hash: v for d, v in zip(chunk, vectors, strict=True)})
+        if missing and self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_name(f"{self.path.stem}.partial.npz")
+            np.savez(partial, **self.by_content)
+            partial.replace(self.path)
         rows = [(d.doc_id, d.content_hash, self.by_content[d.content_hash]) for d in documents]
         engine.store.put_embeddings(user, embedder.model_id, rows)
 
@@ -245,7 +263,10 @@ def run_prefeval(
     items = _chosen_items(data, settings)
     filler = load_filler(data)
     stores = {"rag", "profile"} & set(settings.strategies)
-    vectors = Vectors() if "rag" in settings.strategies else None
+    # In the caller's home (the run's own home is scratch): a rebuildable cache.
+    vectors = (
+        Vectors(config.cache_dir / "prefeval-vectors") if "rag" in settings.strategies else None
+    )
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pgen-prefeval-") as home:
         tenants = Tenants(replace(config, home=Path(home)))
