@@ -161,7 +161,8 @@ class Vectors:
         if missing and self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             partial = self.path.with_name(f"{self.path.stem}.partial.npz")
-            np.savez(partial, **self.by_content)
+            save: Any = np.savez  # its stubs type **arrays as its keyword flags
+            save(partial, **self.by_content)
             partial.replace(self.path)
         rows = [(d.doc_id, d.content_hash, self.by_content[d.content_hash]) for d in documents]
         engine.store.put_embeddings(user, embedder.model_id, rows)

@@ -22,7 +22,9 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from pgen.models.base import Role
 
 FORMS = ("explicit", "choice", "persona")
 FORM_FOLDERS = {
@@ -38,7 +40,7 @@ class Said:
     """One message of a conversation; ``states``: it is where the preference is said (or,
     in the implicit forms, shown), so it must be in the prompt for the model to follow it."""
 
-    role: str  # "user" or "assistant"
+    role: Role  # "user" or "assistant"
     text: str
     day: int  # 0: the day the preference was said; filler chat n: day n + 1
     states: bool = False
@@ -81,7 +83,7 @@ def _explicit(path: Path, number: int, row: dict[str, Any]) -> tuple[Said, ...]:
 def _choice(path: Path, number: int, row: dict[str, Any]) -> tuple[Said, ...]:
     talk = _field(path, number, row, "conversation")
     parts = ("query", "assistant_options", "user_selection", "assistant_acknowledgment")
-    roles = ("user", "assistant", "user", "assistant")
+    roles: tuple[Role, ...] = ("user", "assistant", "user", "assistant")
     # The user's selection (and why the rest don't suit them) is what shows the preference.
     return tuple(
         Said(role, str(_field(path, number, talk, part)), 0, part == "user_selection")
@@ -96,7 +98,7 @@ def _persona(path: Path, number: int, row: dict[str, Any]) -> tuple[Said, ...]:
     if not turns:
         raise ValueError(f"{path}: entry {number}: conversation has no turns")
     messages = [
-        (role, str(_field(path, number, turn, role)))
+        (cast(Role, role), str(_field(path, number, turn, role)))
         for turn in turns
         for role in ("user", "assistant")
         if role in turn
@@ -165,6 +167,7 @@ def load_filler(data: Path) -> list[tuple[Said, Said]]:
             (str(_field(path, number, m, "role")), str(_field(path, number, m, "content")))
             for m in messages
         ]
+        # Checked just below: user, then assistant.
         for start in range(0, len(texts) - 1, 2):
             (ask_role, ask), (reply_role, reply) = texts[start], texts[start + 1]
             if (ask_role, reply_role) != ("user", "assistant"):

@@ -320,15 +320,15 @@ def load_text_model(
             str(path), name="SmolLM2-135M-Instruct", device=config.device, **options
         )
     if spec in INSTALLABLE:  # pgen models install NAME: the verified GGUF's converted copy
-        model = INSTALLABLE[spec]
+        parted = INSTALLABLE[spec]
         gguf = installed_path(spec, config.model_cache)
-        if not verified(gguf, model):
+        if not verified(gguf, parted):
             raise FileNotFoundError(
                 f"{spec} is not installed (or its file is not the pinned one): "
                 f"run pgen models install {spec}"
             )
         path = converted_gguf(gguf, config.model_cache)
-        return TransformersTextModel(str(path), name=model.label, device=config.device, **options)
+        return TransformersTextModel(str(path), name=parted.label, device=config.device, **options)
     local = Path(spec).expanduser()
     if local.suffix == ".gguf":
         if not local.is_file():
