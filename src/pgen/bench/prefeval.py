@@ -36,6 +36,7 @@ import json
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -257,9 +258,14 @@ def _chosen_items(data: Path, settings: PrefEvalSettings) -> list[Item]:
 
 
 def run_prefeval(
-    config: Config, data: Path, settings: PrefEvalSettings, progress: bool = False
+    config: Config,
+    data: Path,
+    settings: PrefEvalSettings,
+    progress: bool = False,
+    on_item: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-example rows of every (item, form, N, setting, mode), ``none`` once per item."""
+    """Per-example rows of every (item, form, N, setting, mode), ``none`` once per item;
+    ``on_item`` gets each item's rows as they are done (a cut run keeps what it scored)."""
     check_settings(settings)
     items = _chosen_items(data, settings)
     filler = load_filler(data)
@@ -269,6 +275,7 @@ def run_prefeval(
         Vectors(config.cache_dir / "prefeval-vectors") if "rag" in settings.strategies else None
     )
     rows: list[dict[str, Any]] = []
+    done = 0
     with tempfile.TemporaryDirectory(prefix="pgen-prefeval-") as home:
         tenants = Tenants(replace(config, home=Path(home)))
         engine = tenants.engine("prefeval")
@@ -308,17 +315,18 @@ def run_prefeval(
                             )
                     if user is not None:  # one item's user at a time in the scratch store
                         engine.delete_user(user)
+            if on_item is not None:
+                on_item(rows[done:])
+            done = len(rows)
             if progress:
                 print(f"prefeval: {count}/{len(items)} items", flush=True)
         tenants.close()
     return rows
 
 
-def write_rows(rows: list[dict[str, Any]], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "examples.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
-    )
+def append_rows(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def settings_dict(settings: PrefEvalSettings) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ def _list(kind: Any) -> Any:
 def cmd_bench_prefeval(args: argparse.Namespace, config: Config) -> None:
     import torch
 
-    from pgen.bench.prefeval import PrefEvalSettings, run_prefeval, settings_dict, write_rows
+    from pgen.bench.prefeval import PrefEvalSettings, append_rows, run_prefeval, settings_dict
     from pgen.bench.prefeval_report import report
     from pgen.evaluate.run_record import run_record
 
@@ -43,7 +44,14 @@ def cmd_bench_prefeval(args: argparse.Namespace, config: Config) -> None:
     data = Path(args.data)
     if not (data / "mcq_options").is_dir():
         raise ValueError(f"--data {data}: not a PrefEval folder (no mcq_options/)")
-    rows = run_prefeval(config, data, settings, progress=not args.no_progress)
+    sink = None
+    if args.out:  # each item's rows as they are scored: a cut run keeps them
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        examples = out / "examples.jsonl"
+        examples.write_text("", encoding="utf-8")
+        sink = partial(append_rows, path=examples)
+    rows = run_prefeval(config, data, settings, progress=not args.no_progress, on_item=sink)
     title = (
         f"PrefEval classification, text model {config.text_model}, "
         f"prompt budget {config.prompt_tokens} tokens, {torch.get_num_threads()} thread(s)"
@@ -51,8 +59,6 @@ def cmd_bench_prefeval(args: argparse.Namespace, config: Config) -> None:
     text = report(rows, title)
     print(text)
     if args.out:
-        out = Path(args.out)
-        write_rows(rows, out)
         (out / "report.md").write_text(text + "\n", encoding="utf-8")
         record = run_record(
             task="prefeval",
