@@ -77,6 +77,7 @@ class PrefEvalSettings:
     modes: tuple[str, ...] = ("letter",)
     k: int = 4  # turns the memory retriever brings (rag)
     seed: int = 0
+    score: bool = True  # False: preference recall and prompt sizes only (no model scoring)
     topics: tuple[str, ...] = ()  # empty: every topic in the data
 
 
@@ -223,24 +224,30 @@ def score(engine: Engine, prompt: Chat, choices: list[str]) -> list[float]:
 
 
 def _row(
-    engine: Engine, item: Item, setting: str, mode: str, prompt: Chat, seed: int
+    engine: Engine, item: Item, setting: str, mode: str, prompt: Chat, settings: PrefEvalSettings
 ) -> dict[str, Any]:
-    options, gold = shuffled(item, seed)
-    choices = list(LETTERS) if mode == "letter" else options
-    started = time.perf_counter()
-    scores = score(engine, prompt, choices)
-    chosen = int(np.argmax(scores))
-    return {
+    options, gold = shuffled(item, settings.seed)
+    row: dict[str, Any] = {
         "topic": item.topic,
         "item": item.index,
         "setting": setting,
         "mode": mode,
         "options": options,
         "gold": LETTERS[gold],
+        "prompt_tokens": chat_tokens(engine, prompt),
+        "model_s": 0.0,
+    }
+    if not settings.score:  # recall only: what the prompt holds, no model call
+        return row
+    choices = list(LETTERS) if mode == "letter" else options
+    started = time.perf_counter()
+    scores = score(engine, prompt, choices)
+    chosen = int(np.argmax(scores))
+    return {
+        **row,
         "chosen": LETTERS[chosen],
         "correct": float(chosen == gold),
         "scores": [round(s, 4) for s in scores],
-        "prompt_tokens": chat_tokens(engine, prompt),
         "model_s": time.perf_counter() - started,
     }
 
@@ -284,7 +291,7 @@ def run_prefeval(
             for mode in settings.modes:
                 if "none" in settings.strategies:
                     text = instruction(item.question, options, mode, False)
-                    row = _row(engine, item, "none", mode, chat(text), settings.seed)
+                    row = _row(engine, item, "none", mode, chat(text), settings)
                     rows.append({**row, "form": None, "turns": None, "prepare_ms": 0.0})
             for form in settings.forms:
                 for turns in settings.turns:
@@ -303,7 +310,7 @@ def run_prefeval(
                                 engine, setting, text, item, said, user, stating, settings.k
                             )
                             prepare_ms = (time.perf_counter() - started) * 1e3
-                            row = _row(engine, item, setting, mode, prompt, settings.seed)
+                            row = _row(engine, item, setting, mode, prompt, settings)
                             rows.append(
                                 {
                                     **row,

@@ -41,6 +41,9 @@ def _cell(values: list[float], baseline: list[float] | None) -> str:
 
 
 def accuracy_tables(rows: list[dict[str, Any]]) -> list[str]:
+    rows = [r for r in rows if "correct" in r]  # a recall-only run scores nothing
+    if not rows:
+        return ["(recall only: no answers scored)"]
     lines: list[str] = []
     for mode in sorted({r["mode"] for r in rows}):
         of_mode = [r for r in rows if r["mode"] == mode]

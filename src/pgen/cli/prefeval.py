@@ -38,6 +38,7 @@ def cmd_bench_prefeval(args: argparse.Namespace, config: Config) -> None:
         k=args.k,
         seed=args.seed,
         topics=args.topics or (),
+        score=not args.recall_only,
     )
     if args.prompt_tokens:
         config = replace(config, prompt_tokens=args.prompt_tokens)
@@ -97,6 +98,11 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--k", type=int, default=4, help="turns recalled by rag's memory retriever")
     p.add_argument("--prompt-tokens", type=int, help="prompt budget (default: the config's)")
     p.add_argument("--seed", type=int, default=0, help="option shuffling and item sample")
+    p.add_argument(
+        "--recall-only",
+        action="store_true",
+        help="preference recall and prompt sizes only: no answer is scored (no model forward)",
+    )
     p.add_argument("--out", help="folder for examples.jsonl, report.md and run.json")
     p.add_argument("--no-progress", action="store_true", help="no per-item progress lines")
     p.set_defaults(func=cmd_bench_prefeval)
