@@ -21,6 +21,7 @@ from pgen.bench.prefeval import (
     shuffled,
 )
 from pgen.bench.prefeval_data import Item, Said, conversation, load_filler, load_items
+from pgen.bench.prefeval_report import report
 from pgen.cli.main import main
 from pgen.components import MESSAGE_TOKENS, chat
 from pgen.config import Config
@@ -237,3 +238,16 @@ def test_a_file_that_does_not_match_is_refused_naming_it(tmp_path: Path) -> None
         conversation(item, "explicit", load_filler(data), 99)
     assert replace(PrefEvalSettings(), limit=1).limit == 1
     assert Said("user", "x", 0).states is False
+
+
+def test_recall_only_scores_nothing_and_reports_recall(tmp_path: Path, tiny_llama: Path) -> None:
+    data = write_prefeval(tmp_path / "prefeval")
+    settings = PrefEvalSettings(
+        turns=(0,), limit=1, strategies=("context", "rag"), forms=("explicit",), score=False
+    )
+    rows = run_prefeval(_config(tmp_path, tiny_llama, prompt_tokens=2048), data, settings)
+    assert len(rows) == 2 * 2  # 2 topics x 1 item x 2 settings
+    # N = 0: the preference is the whole conversation, so every prompt holds it.
+    assert all(r["recalled"] == 1.0 and "correct" not in r for r in rows)
+    text = report(rows, "recall")
+    assert "recall only" in text and "| explicit | rag | 1.00" in text
