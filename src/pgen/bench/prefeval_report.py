@@ -129,6 +129,7 @@ def cost_table(rows: list[dict[str, Any]]) -> list[str]:
 
 def report(rows: list[dict[str, Any]], title: str) -> str:
     items = len({_key(r) for r in rows})
-    lines = [f"### {title}", "", f"{items} items; {len(rows)} scored prompts.", ""]
+    scored = sum("correct" in r for r in rows)
+    lines = [f"### {title}", "", f"{items} items; {len(rows)} prompts, {scored} scored.", ""]
     lines += [*accuracy_tables(rows), "", *recall_table(rows), *cost_table(rows)]
     return "\n".join(lines)
