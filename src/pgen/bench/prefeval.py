@@ -75,7 +75,8 @@ class PrefEvalSettings:
     strategies: tuple[str, ...] = ("none", "context", "reminder", "rag")
     forms: tuple[str, ...] = ("explicit",)
     modes: tuple[str, ...] = ("letter",)
-    k: int = 4  # turns the memory retriever brings (rag)
+    k: int = 4  # turns the retriever brings (rag)
+    retriever: str = "memory"  # rag's retriever: the chat endpoint's memory recall
     seed: int = 0
     score: bool = True  # False: preference recall and prompt sizes only (no model scoring)
     topics: tuple[str, ...] = ()  # empty: every topic in the data
@@ -197,6 +198,7 @@ def build(
     user: str | None,
     stating: set[str],
     k: int,
+    retriever: str = "memory",
 ) -> tuple[Chat, dict[str, Any]]:
     """One setting's prompt, and what it holds (recall, turns kept)."""
     if setting == "none":
@@ -206,7 +208,7 @@ def build(
         return prompt, {"recalled": float(found), "turns_in_prompt": kept}
     assert user is not None
     strategy = "rag" if setting == "rag" else "profile"
-    request = TextRequest(user, text, strategy, k, "memory", query=item.question)
+    request = TextRequest(user, text, strategy, k, retriever, query=item.question)
     (plan,) = engine.prepare([request])
     used = list(plan.provenance.documents)
     # What the strategy put before the question, to read per example (short: k turns).
@@ -307,7 +309,15 @@ def run_prefeval(
                             text = instruction(item.question, options, mode, setting == "reminder")
                             started = time.perf_counter()
                             prompt, facts = build(
-                                engine, setting, text, item, said, user, stating, settings.k
+                                engine,
+                                setting,
+                                text,
+                                item,
+                                said,
+                                user,
+                                stating,
+                                settings.k,
+                                settings.retriever,
                             )
                             prepare_ms = (time.perf_counter() - started) * 1e3
                             row = _row(engine, item, setting, mode, prompt, settings)

@@ -36,6 +36,7 @@ def cmd_bench_prefeval(args: argparse.Namespace, config: Config) -> None:
         forms=args.forms,
         modes=args.mode,
         k=args.k,
+        retriever=args.retriever,
         seed=args.seed,
         topics=args.topics or (),
         score=not args.recall_only,
@@ -55,7 +56,8 @@ def cmd_bench_prefeval(args: argparse.Namespace, config: Config) -> None:
     rows = run_prefeval(config, data, settings, progress=not args.no_progress, on_item=sink)
     title = (
         f"PrefEval classification, text model {config.text_model}, "
-        f"prompt budget {config.prompt_tokens} tokens, {torch.get_num_threads()} thread(s)"
+        f"prompt budget {config.prompt_tokens} tokens, rag: {settings.retriever} k={settings.k}, "
+        f"{torch.get_num_threads()} thread(s)"
     )
     text = report(rows, title)
     print(text)
@@ -95,7 +97,8 @@ def register(commands: Any, bench: Any) -> None:
         "--mode", type=_list(str), default=("letter",), help="scoring: letter, option (or both)"
     )
     p.add_argument("--topics", type=_list(str), help="only these topics (default: all)")
-    p.add_argument("--k", type=int, default=4, help="turns recalled by rag's memory retriever")
+    p.add_argument("--k", type=int, default=4, help="turns recalled for rag")
+    p.add_argument("--retriever", default="memory", help="rag's retriever (memory, dense, bm25)")
     p.add_argument("--prompt-tokens", type=int, help="prompt budget (default: the config's)")
     p.add_argument("--seed", type=int, default=0, help="option shuffling and item sample")
     p.add_argument(
