@@ -33,6 +33,8 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.attribution",
     "pgen.cli.speech",
     "pgen.cli.video",
+    "pgen.cli.prefeval",
+    "pgen.cli.models",
 )
 
 Handler = Callable[[argparse.Namespace, Config], Any]

@@ -19,6 +19,7 @@ from pgen.config import DEFAULT_TEXT_MODEL, Config
 from pgen.models.base import AdapterRef, Chat, GenerationSettings, TextModel, TextSink
 from pgen.models.deltas import ReplyFeed, reply_text, whole_characters
 from pgen.models.http import OpenAITextModel
+from pgen.models.install import INSTALLABLE, installed_path, verified
 from pgen.models.text_adapters import AdapterCache
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -293,8 +294,9 @@ TEXT_MODEL_OPTIONS = ("batch_size", "max_adapters", "adapter_mixing")
 def load_text_model(
     spec: str | None = None, config: Config | None = None, **options: Any
 ) -> TextModel:
-    """A text model from a spec: "smollm2" (bundled default), a folder, a .gguf file,
-    a Hugging Face id, or "openai:MODEL@BASE_URL" for an OpenAI-compatible server.
+    """A text model from a spec: "smollm2" (bundled default), an installed model's name
+    (``pgen models install``), a folder, a .gguf file, a Hugging Face id, or
+    "openai:MODEL@BASE_URL" for an OpenAI-compatible server.
     ``options``: settings of a local model (``TEXT_MODEL_OPTIONS``)."""
     config = config or Config()
     spec = spec or (config.text_model if isinstance(config.text_model, str) else None)
@@ -317,6 +319,16 @@ def load_text_model(
         return TransformersTextModel(
             str(path), name="SmolLM2-135M-Instruct", device=config.device, **options
         )
+    if spec in INSTALLABLE:  # pgen models install NAME: the verified GGUF's converted copy
+        parted = INSTALLABLE[spec]
+        gguf = installed_path(spec, config.model_cache)
+        if not verified(gguf, parted):
+            raise FileNotFoundError(
+                f"{spec} is not installed (or its file is not the pinned one): "
+                f"run pgen models install {spec}"
+            )
+        path = converted_gguf(gguf, config.model_cache)
+        return TransformersTextModel(str(path), name=parted.label, device=config.device, **options)
     local = Path(spec).expanduser()
     if local.suffix == ".gguf":
         if not local.is_file():
