@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from pgen.training.stopping import StopCheck, stop_if_asked
 
 Row = tuple[list[int], list[int]]  # token ids, labels (-100: no loss on that token)
+SLACK = 0.125  # the most padding a row of a length bucket may get, as a share of its width
 
 
 @dataclass(frozen=True)
@@ -169,15 +170,21 @@ class GatheredBase:
         )
 
 
-def chunks(items: Sequence[tuple[int, Item]], max_tokens: int) -> list[list[tuple[int, Item]]]:
-    """Items longest first, cut so that each chunk's rows times its width (padded tokens)
-    stays within ``max_tokens`` (an item alone may exceed it): length buckets."""
+def chunks(
+    items: Sequence[tuple[int, Item]], max_tokens: int, slack: float = SLACK
+) -> list[list[tuple[int, Item]]]:
+    """Items longest first, in buckets of similar length: a bucket takes items while its
+    rows times its width (padded tokens) stays within ``max_tokens`` and each item is at
+    least ``1 - slack`` of the bucket's width (an item alone may exceed ``max_tokens``).
+    On a CPU, a row of ~100 tokens already fills the matrix units: a short bucket costs
+    little, padding costs its share."""
     ordered = sorted(items, key=lambda pair: -pair[1].width)
     out: list[list[tuple[int, Item]]] = []
     rows = 0
     for pair in ordered:
-        width = out[-1][0][1].width if out else 0  # the chunk's first item is its widest
-        if out and (rows + len(pair[1].rows)) * width <= max_tokens:
+        width = out[-1][0][1].width if out else 0  # the bucket's first item is its widest
+        fits = (rows + len(pair[1].rows)) * width <= max_tokens
+        if out and fits and pair[1].width >= (1 - slack) * width:
             out[-1].append(pair)
             rows += len(pair[1].rows)
         else:
