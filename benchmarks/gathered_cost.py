@@ -160,6 +160,8 @@ def compare_lora(
                 stats,
                 padding,
                 state_mb(settings, base),
+                steps,
+                load,
             )
         )
     one_alone()
