@@ -62,11 +62,20 @@ def _retrain_stale(args: argparse.Namespace, config: Config) -> None:
         stale = engine.stale_adapters(None if args.method is None else [args.method])
         for found in stale:
             print(f"user {found.user_id!r}: {found.method} adapter stale ({found.reason})")
-            request = TrainRequest(
-                found.user_id, found.method, settings=_settings(args, found.method)
-            )
-            _report(found.user_id, found.method, engine.train(request))
+        requests = [
+            TrainRequest(found.user_id, found.method, settings=_settings(args, found.method))
+            for found in stale
+        ]
+        results = engine.train_many(requests, batch_users=args.batch_users, progress=_progress)
+        for found, result in zip(stale, results, strict=True):
+            _report(found.user_id, found.method, result)
     print(f"retrained {len(stale)} stale adapters")
+
+
+def _progress(at: Any) -> None:
+    """One line per gathered step: users done, in the batch, queued, and the ETA."""
+    eta = "" if at.eta_seconds is None else f", about {at.eta_seconds:.0f} s left"
+    print(f"users done {at.done}, in the batch {at.in_batch}, queued {at.queued}{eta}", flush=True)
 
 
 def _report(user: str, method: str, result: Any) -> None:
@@ -173,4 +182,10 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--beta", type=float, default=0.1, help="DPO's beta")
     p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument(
+        "--batch-users",
+        type=positive,
+        default=16,
+        help="many users' lora/dpo: this many trained at once, gathered (1: each alone)",
+    )
     p.set_defaults(func=cmd_train, reads_store=True)
