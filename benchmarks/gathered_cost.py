@@ -2,7 +2,7 @@
 ``training_cost.py --gathered 1,4,16``): the machine is shared, so each gathered run sits
 between two per-user runs and load hits both sides alike.
 
-For each K: K users' ``lora`` (50 reviews each) or ``dpo`` (20 TL;DR pairs each) trained
+For each K: K users' ``lora`` (50 reviews each) or ``dpo`` (20 pairs each) trained
 gathered, capped at ``steps`` optimizer steps per user, beside per-user runs of the same
 cap; and the floor: the frozen base's own forward and backward (to its inputs, no LoRA)
 over exactly the gathered run's chunks of tokens.
@@ -13,21 +13,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from pgen.context.sqlite import SQLiteStore
 from pgen.models.base import TextModel
+from pgen.training.dpo import DpoSettings, train_user_dpo, training_pairs
+from pgen.training.gathered import Row as Row_
 from pgen.training.gathered import Stats, chunks
+from pgen.training.gathered_dpo import pair_rows, train_dpo_group
 from pgen.training.gathered_lora import Gathering, train_lora_group
 from pgen.training.text_lora import (
     LoraSettings,
     encode,
-    fresh_base,
-    recent_examples,
     step_indices,
     train_user_lora,
+    user_split,
 )
 
 
@@ -85,23 +87,73 @@ def floor(model: Any, rows: Sequence[tuple[list[int], list[int]]], max_tokens: i
     return time.perf_counter() - began
 
 
-def lora_rows(
-    store: SQLiteStore, users: Sequence[str], tokenizer: Any, settings: LoraSettings
-) -> tuple[list[tuple[list[int], list[int]]], list[list[int]]]:
-    """Every row the capped run trains on (for the floor), and the per-user loop's batches'
-    row lengths (for its padding share)."""
-    rows, batches = [], []
-    for user in users:
-        encoded = [
-            encode(tokenizer, e, settings.max_length)
-            for e in recent_examples(store, user, None, None)
-        ]
-        for step in step_indices(
-            len(encoded), settings.batch_size, settings.epochs, settings.max_steps, settings.seed
-        ):
-            rows += [encoded[i] for i in step]
-            batches.append([len(encoded[i][0]) for i in step])
-    return rows, batches
+class Method(Protocol):
+    name: str
+    shape: LoraSettings  # the adapters' (for their memory)
+
+    def alone(self, user: str) -> None: ...
+
+    def gathered(self, users: Sequence[str], gathering: Gathering) -> None: ...
+
+    def rows(self, users: Sequence[str]) -> tuple[list[Row_], list[list[int]]]:
+        """Every row the capped run trains on (for the floor), and the per-user loop's
+        batches' row lengths (for its padding share)."""
+        ...
+
+
+class LoraCost:
+    name = "lora"
+
+    def __init__(self, store: SQLiteStore, model: TextModel, tokenizer: Any, steps: int) -> None:
+        self.store, self.model, self.tokenizer = store, model, tokenizer
+        self.shape = LoraSettings(max_steps=steps, progress=False)
+
+    def alone(self, user: str) -> None:  # another seed than the gathered runs': not "current"
+        train_user_lora(self.store, user, self.model, replace(self.shape, seed=1))
+
+    def gathered(self, users: Sequence[str], gathering: Gathering) -> None:
+        train_lora_group(self.store, [(u, self.shape) for u in users], self.model, gathering)
+
+    def rows(self, users: Sequence[str]) -> tuple[list[Row_], list[list[int]]]:
+        settings = self.shape
+        rows, batches = [], []
+        for user in users:
+            train = user_split(self.store, user, settings)[0]
+            encoded = [encode(self.tokenizer, e, settings.max_length) for e in train]
+            for step in step_indices(
+                len(encoded), settings.batch_size, settings.epochs, settings.max_steps, 0
+            ):
+                rows += [encoded[i] for i in step]
+                batches.append([len(encoded[i][0]) for i in step])
+        return rows, batches
+
+
+class DpoCost:
+    name = "dpo"
+
+    def __init__(self, store: SQLiteStore, model: TextModel, tokenizer: Any, steps: int) -> None:
+        self.store, self.model, self.tokenizer = store, model, tokenizer
+        self.settings = DpoSettings(max_steps=steps, progress=False, measure=False)
+        self.shape = self.settings.lora
+
+    def alone(self, user: str) -> None:
+        train_user_dpo(self.store, user, self.model, replace(self.settings, seed=1))
+
+    def gathered(self, users: Sequence[str], gathering: Gathering) -> None:
+        train_dpo_group(self.store, [(u, self.settings) for u in users], self.model, gathering)
+
+    def rows(self, users: Sequence[str]) -> tuple[list[Row_], list[list[int]]]:
+        settings = self.settings
+        rows, batches = [], []
+        for user in users:
+            train = training_pairs(self.store, user, settings)[2]
+            encoded = [pair_rows(self.tokenizer, p, settings.max_length) for p in train]
+            for step in step_indices(
+                len(encoded), settings.batch_size, settings.epochs, settings.max_steps, 0
+            ):
+                rows += [row for i in step for row in encoded[i]]
+                batches.append([len(row[0]) for i in step for row in encoded[i]])
+        return rows, batches
 
 
 def state_mb(settings: LoraSettings, model: Any) -> float:
@@ -114,52 +166,48 @@ def state_mb(settings: LoraSettings, model: Any) -> float:
     return elements * 4 * 4 / 2**20
 
 
-def compare_lora(
-    store: SQLiteStore,
+def compare(
+    method: Method,
     users: Sequence[str],
-    model: TextModel,
+    base: Any,
+    load: float,
     ks: Sequence[int],
     steps: int,
     log: Callable[[str], None],
 ) -> list[Row]:
-    settings = LoraSettings(max_steps=steps, progress=False)
-    began = time.perf_counter()
-    base, tokenizer = fresh_base(model)
-    load = time.perf_counter() - began
-    base.requires_grad_(False)
+    """Per-user, gathered K, per-user, gathered K', ..., per-user: interleaved."""
     out: list[Row] = []
     alone: list[float] = []
     at = 0
 
-    def one_alone() -> None:  # another seed than the gathered runs': never "current"
+    def one_alone() -> None:
         began = time.perf_counter()
-        train_user_lora(store, users[len(alone)], model, replace(settings, seed=1))
+        method.alone(users[len(alone)])
         alone.append(time.perf_counter() - began)
-        log(f"lora alone: {alone[-1]:.1f} s")
+        log(f"{method.name} alone: {alone[-1]:.1f} s")
 
-    for k in ks:  # per-user, gathered, per-user, ...: interleaved
+    for k in ks:
         one_alone()
         group = list(users[at : at + k])
         at += k
         stats = Stats()
-        began = time.perf_counter()
         gathering = Gathering(batch_users=k, stats=stats)
-        train_lora_group(store, [(u, settings) for u in group], model, gathering)
+        began = time.perf_counter()
+        method.gathered(group, gathering)
         seconds = time.perf_counter() - began
-        rows, batches = lora_rows(store, group, tokenizer, settings)
+        rows, batches = method.rows(group)
         base_seconds = floor(base, rows, gathering.max_tokens)
-        log(f"lora gathered K={k}: {seconds:.1f} s, floor {base_seconds:.1f} s, {stats}")
-        padding = padding_share(batches)
+        log(f"{method.name} gathered K={k}: {seconds:.1f} s, floor {base_seconds:.1f} s, {stats}")
         out.append(
             Row(
-                "lora",
+                method.name,
                 k,
                 seconds / k,
                 0.0,
                 base_seconds / k,
                 stats,
-                padding,
-                state_mb(settings, base),
+                padding_share(batches),
+                state_mb(method.shape, base),
                 steps,
                 load,
             )
@@ -169,10 +217,10 @@ def compare_lora(
     return [replace(row, alone_seconds=mean_alone) for row in out]
 
 
-def table(rows: Sequence[Row], full_steps: int) -> str:
+def table(rows: Sequence[Row], full_steps: dict[str, int]) -> str:
     lines = [
         "| method | K users | s/user gathered | s/user per-user loop | speed-up "
-        f"| est. s/user at {full_steps} steps: gathered / per-user / speed-up "
+        "| est. s/user of a full run: gathered / per-user / speed-up "
         "| base fwd+bwd s/user | gathered / base | in model | in optimizers | other "
         "| padding gathered | padding per-user | MB/user state |",
         "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -180,7 +228,7 @@ def table(rows: Sequence[Row], full_steps: int) -> str:
     for r in rows:
         total = r.per_user_seconds * r.k
         other = total - r.stats.model_seconds - r.stats.optimizer_seconds
-        gathered, alone = r.full(full_steps)
+        gathered, alone = r.full(full_steps[r.method])
         lines.append(
             f"| {r.method} | {r.k} | {r.per_user_seconds:.1f} | {r.alone_seconds:.1f} "
             f"| {r.alone_seconds / r.per_user_seconds:.2f}x "

@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--pairs-from", choices=("tldr", "p-soups"), default="tldr")
     parser.add_argument("--skip-lora", action="store_true")
+    parser.add_argument("--skip-dpo", action="store_true", help="--gathered: lora only")
     parser.add_argument("--gathered", help="K users gathered, e.g. 1,4,16 (vs the per-user loop)")
     parser.add_argument("--steps", type=int, default=2, help="--gathered: steps per user")
     args = parser.parse_args()
@@ -153,10 +154,13 @@ def main() -> None:
 
 
 def gathered(model: TextModel, ks: list[int], args: argparse.Namespace) -> None:
-    from gathered_cost import compare_lora, table  # type: ignore[import-not-found]
+    from gathered_cost import DpoCost, LoraCost, compare, table  # type: ignore[import-not-found]
+
+    from pgen.training.text_lora import fresh_base
 
     users = [f"u{i:03d}" for i in range(sum(ks) + len(ks) + 1)]
     documents = reviews(args.documents * len(users))
+    pairs = comparisons(10_000) if args.pairs_from == "tldr" else persona_pairs(10_000)
     print(f"# SmolLM2-135M-Instruct, {os.cpu_count()} CPUs (shared), device {args.device}, "
           f"torch threads {args.threads}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch, SQLiteStore(Path(scratch) / "s.sqlite") as store:
@@ -164,11 +168,24 @@ def gathered(model: TextModel, ks: list[int], args: argparse.Namespace) -> None:
             d.model_copy(update={"user_id": users[i // args.documents]})
             for i, d in enumerate(documents)
         )
-        rows = compare_lora(
-            store, users, model, ks, args.steps, lambda line: print(line, flush=True)
+        # Pairs dealt out in turn, ``--pairs`` each (for cost only their sizes matter).
+        store.add(
+            p.model_copy(update={"user_id": users[i // args.pairs], "feedback_id": str(i)})
+            for i, p in enumerate(pairs[: args.pairs * len(users)])
         )
-        print(f"({args.steps} steps per user measured; a full run of 50 documents is 26)")
-        print(table(rows, 26), flush=True)
+        began = time.perf_counter()
+        base, tokenizer = fresh_base(model)
+        load = time.perf_counter() - began
+        base.requires_grad_(False)
+        rows = []
+        methods = [] if args.skip_lora else [LoraCost(store, model, tokenizer, args.steps)]
+        methods += [] if args.skip_dpo else [DpoCost(store, model, tokenizer, args.steps)]
+        for method in methods:
+            log = lambda line: print(line, flush=True)  # noqa: E731
+            rows += compare(method, users, base, load, ks, args.steps, log)
+        # A full run: 45 training documents (5 held out) / 16 training pairs (4 held out).
+        print(f"({args.steps} steps per user measured; a full run is 24 lora, 12 dpo steps)")
+        print(table(rows, {"lora": 24, "dpo": 12}), flush=True)
 
 
 if __name__ == "__main__":

@@ -110,3 +110,32 @@ def trained(store: SQLiteStore, users: list[str]) -> set[str]:
     """Users with a finished lora (metadata is written last: a torn folder has none)."""
     folders = {u: store.artifacts(u).get(("lora", "default")) for u in users}
     return {u for u, f in folders.items() if f is not None and read_meta(f) is not None}
+
+
+def test_train_stale_gathers_users_and_reports_what_the_adapters_change(
+    tmp_path: Path, tiny_llama: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+
+    from .test_train_cli import run
+
+    with SQLiteStore(tmp_path / "pgen.sqlite") as store:
+        for user, texts in TEXTS.items():
+            store.add(documents(user, *texts))
+    quick = ["--max-steps", "2", "--lr", "0.05"]
+    for user in ("ann", "bob"):
+        assert run(tmp_path, tiny_llama, "train", "--user", user, *quick) == 0
+    capsys.readouterr()
+    with SQLiteStore(tmp_path / "pgen.sqlite") as store:  # both adapters fall behind
+        store.add(documents("ann", "one more note", kind="note"))
+        store.add(documents("bob", "and another", kind="note"))
+    argv = ["train", "--stale", "--batch-users", "2", *quick]
+    assert run(tmp_path, tiny_llama, *argv) == 0
+    out = capsys.readouterr().out
+    assert "users done 2, in the batch 0, queued 0" in out  # one gathered group of two
+    assert "users done 0, in the batch 2, queued 0" in out
+    assert "retrained 2 stale adapters" in out
+    assert out.count("greedy replies changed on") == 2
+    assert out.count("loss on ") == 2 and "training documents (too few to hold out)" in out
+    with SQLiteStore(tmp_path / "pgen.sqlite") as store:
+        metas = [read_meta(store.artifacts(u)[("lora", "default")]) for u in ("ann", "bob")]
+    assert all(m is not None and m.extra["gathered"] == 2 for m in metas)

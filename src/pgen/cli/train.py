@@ -99,6 +99,17 @@ def _report(user: str, method: str, result: Any) -> None:
         )
     elif "examples" in meta:
         print(f"{meta['examples']} examples, {meta.get('steps')} steps")
+    effect = meta.get("effect", {})
+    if "loss_before" in effect:
+        print(
+            f"loss on {effect['documents']} {effect['loss_on']}: "
+            f"{effect['loss_before']:.3f} without the adapter -> {effect['loss_after']:.3f} with it"
+        )
+    if "probes_changed" in effect:
+        print(
+            f"greedy replies changed on {effect['probes_changed']:.0%} of "
+            f"{effect['probes']} probe prompts"
+        )
     print(f"artifact: {result.artifact}")
 
 

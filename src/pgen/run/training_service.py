@@ -72,12 +72,14 @@ class TrainingService:
         embedder: Callable[[], Embedder],
         runner: Runner | None = None,
         batch_users: int = BATCH_USERS,
+        measure_effect: bool = True,
     ) -> None:
         self.store = store
         self._tools = tools
         self._embedder = embedder
         self.runner: Runner = runner or InlineRunner()
         self.batch_users = batch_users
+        self.measure_effect = measure_effect  # lora / dpo: what the new adapter changes
 
     def check(self, request: TrainRequest) -> TrainRequest:
         """The request with its cohort resolved, or an error naming what is wrong, before
@@ -179,16 +181,18 @@ class TrainingService:
         folder = self._trainer(request.method).train(request, self._tools())
         return self._result(request, folder, time.perf_counter() - started)
 
-    @staticmethod
-    def _result(request: TrainRequest, folder: Path, seconds: float) -> TrainResult:
+    def _result(self, request: TrainRequest, folder: Path, seconds: float) -> TrainResult:
         meta = read_meta(folder)
-        return TrainResult(
-            request.user_id,
-            request.method,
-            folder,
-            seconds,
-            {} if meta is None else {**meta.extra, "base_model": meta.base_model},
-        )
+        details = {} if meta is None else {**meta.extra, "base_model": meta.base_model}
+        if self.measure_effect and request.method in STALE_METHODS and meta is not None:
+            from pgen.training.effect import adapter_effect
+
+            held_out = details.get("held_out_doc_ids", [])
+            model = self._tools().text_model
+            details["effect"] = adapter_effect(
+                self.store, model, request.method, request.user_id, folder, held_out
+            )
+        return TrainResult(request.user_id, request.method, folder, seconds, details)
 
     def stale(self, methods: Sequence[str] | None = None) -> list[StaleAdapter]:
         """Every user's adapter of ``methods`` (default: lora and dpo) that is stale."""

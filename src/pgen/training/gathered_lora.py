@@ -38,10 +38,10 @@ from pgen.training.text_lora import (
     initial_down,
     lora_config,
     lora_meta,
-    recent_examples,
     save_adapter,
     step_indices,
     task_start,
+    user_split,
 )
 
 MAX_TOKENS = 2048  # padded tokens per forward chunk: bounds memory, not the result
@@ -160,13 +160,9 @@ def train_lora_group(
         raise ValueError("a gathered group shares one adapter shape (rank, alpha, targets)")
     folders: list[Path | None] = [current_lora(store, u, text_model, s) for u, s in users]
     todo = [i for i, folder in enumerate(folders) if folder is None]
-    examples = {
-        i: recent_examples(store, users[i][0], users[i][1].task, users[i][1].recent) for i in todo
-    }
+    splits = {i: user_split(store, users[i][0], users[i][1]) for i in todo}
+    examples = {i: splits[i][0] for i in todo}
     starts = {i: task_start(users[i][1], store) for i in todo}  # checked before the model loads
-    for i in todo:
-        if not examples[i]:
-            raise ValueError(f"user {users[i][0]!r} has no documents with text to train a lora on")
     if not todo:
         return [f for f in folders if f is not None]
     group = AdapterGroup(text_model, users[todo[0]][1])
@@ -198,7 +194,7 @@ def train_lora_group(
             user_id,
             text_model,
             settings,
-            examples[slot.index],
+            splits[slot.index],
             slot.losses,
             slot.info["began"],
             gathered=gathering.batch_users,

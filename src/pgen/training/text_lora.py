@@ -53,6 +53,10 @@ class LoraSettings:
     max_length: int = 512  # tokens of prompt + output per example
     max_steps: int | None = None  # a cap on optimizer steps (tests, quick runs)
     recent: int | None = None  # train on the user's N most recent documents only (CPU cost)
+    # The newest share of the user's documents kept out of training, to measure the adapter
+    # on (only when they have at least HOLDOUT_MIN documents; else it is measured on the
+    # training documents, and says so).
+    holdout: float = 0.1
     seed: int = 0
     task: str | None = None  # an example template of training.examples (None: plain)
     from_task: bool = False  # start from the shared task adapter of ``task``
@@ -64,6 +68,8 @@ class LoraSettings:
             raise ValueError("rank, alpha, epochs and batch_size must be positive")
         if not 0 <= self.dropout < 1 or self.learning_rate <= 0:
             raise ValueError("dropout must be in [0, 1) and learning_rate > 0")
+        if not 0 <= self.holdout < 1:
+            raise ValueError("holdout must be in [0, 1)")
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -245,6 +251,30 @@ def recent_examples(
     return examples[-recent:] if recent else examples
 
 
+HOLDOUT_MIN = 10  # documents a user needs before some are held out
+
+
+def split_examples(
+    examples: Sequence[Example], holdout: float
+) -> tuple[list[Example], list[Example]]:
+    """Training and held-out examples: the newest ``holdout`` share held out (documents
+    come oldest first), none when the user has fewer than ``HOLDOUT_MIN``."""
+    count = round(len(examples) * holdout) if len(examples) >= HOLDOUT_MIN else 0
+    if count == 0:
+        return list(examples), []
+    return list(examples[:-count]), list(examples[-count:])
+
+
+def user_split(
+    store: ContextStore, user_id: str, settings: LoraSettings
+) -> tuple[list[Example], list[Example]]:
+    """The user's training and held-out examples for ``settings``; none is refused."""
+    examples = recent_examples(store, user_id, settings.task, settings.recent)
+    if not examples:
+        raise ValueError(f"user {user_id!r} has no documents with text to train a lora on")
+    return split_examples(examples, settings.holdout)
+
+
 def train_user_lora(
     store: ContextStore,
     user_id: str,
@@ -255,15 +285,13 @@ def train_user_lora(
 ) -> Path:
     """Train the user's LoRA on their own documents; returns the artifact folder."""
     settings = settings or LoraSettings()
-    examples = recent_examples(store, user_id, settings.task, settings.recent)
-    if not examples:
-        raise ValueError(f"user {user_id!r} has no documents with text to train a lora on")
+    examples, held_out = user_split(store, user_id, settings)
     start = task_start(settings, store)
     began = time.perf_counter()
     base, tokenizer = fresh_base(text_model)
     model = new_lora(base, settings, start)
     losses = fit(model, tokenizer, examples, settings, should_stop)
-    meta = lora_meta(store, user_id, text_model, settings, examples, losses, began)
+    meta = lora_meta(store, user_id, text_model, settings, (examples, held_out), losses, began)
     return save_adapter(model, store.artifact_path(user_id, "lora", ADAPTER_NAME), meta)
 
 
@@ -272,12 +300,14 @@ def lora_meta(
     user_id: str,
     text_model: TextModel,
     settings: LoraSettings,
-    examples: Sequence[Example],
+    split: tuple[Sequence[Example], Sequence[Example]],
     losses: Sequence[float],
     began: float,
     **extra: Any,
 ) -> ArtifactMeta:
-    """The metadata of a user's lora, however it was trained (alone or gathered)."""
+    """The metadata of a user's lora, however it was trained (alone or gathered):
+    ``split``, the training and held-out examples."""
+    examples, held_out = split
     return ArtifactMeta(
         kind="lora",
         user_id=user_id,
@@ -288,6 +318,7 @@ def lora_meta(
         extra={
             "examples": len(examples),
             "doc_ids": [e.doc_id for e in examples],
+            "held_out_doc_ids": [e.doc_id for e in held_out],
             "steps": len(losses),
             "first_loss": losses[0],
             "last_loss": losses[-1],
