@@ -138,4 +138,7 @@ def test_train_stale_gathers_users_and_reports_what_the_adapters_change(
     assert out.count("loss on ") == 2 and "training documents (too few to hold out)" in out
     with SQLiteStore(tmp_path / "pgen.sqlite") as store:
         metas = [read_meta(store.artifacts(u)[("lora", "default")]) for u in ("ann", "bob")]
+        folder = store.artifacts("ann")[("lora", "default")]
     assert all(m is not None and m.extra["gathered"] == 2 for m in metas)
+    assert run(tmp_path, tiny_llama, "delete-user", "ann") == 0
+    assert not folder.exists()  # a gathered user's adapter goes with them

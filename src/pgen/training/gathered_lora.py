@@ -4,9 +4,11 @@ Each user's adapter is what ``text_lora.train_user_lora`` makes of the same sett
 the same examples (the user's own documents only), the same steps in the same seeded
 order, the same start (``initial_down``), AdamW with the same settings, the loss on the
 output tokens averaged over the user's own step. It is saved the same way too: a plain
-PEFT folder written by PEFT, with the same metadata and fingerprint. Users whose adapter
-is current (same settings, same documents, same base) are not trained again: a stopped
-run, run again, trains only who is left.
+PEFT folder written by PEFT, with the same metadata and fingerprint. (LoRA dropout masks
+are drawn per row from torch's generator, not PEFT's per-layer draws: with dropout the
+adapters are alike in distribution, not bit for bit; the equality test uses none.) Users
+whose adapter is current (same settings, same documents, same base) are not trained
+again: a stopped run, run again, trains only who is left.
 """
 
 from __future__ import annotations
