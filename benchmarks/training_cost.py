@@ -61,11 +61,12 @@ def reviews(count: int) -> list[Document]:
     return documents
 
 
-def persona_pairs(count: int) -> list[Feedback]:
-    """Short P-SOUPS pairs of one persona (prompts and replies of a few dozen tokens)."""
+def persona_pairs(count: int, one_persona: bool = True) -> list[Feedback]:
+    """Short P-SOUPS pairs of one persona (prompts and replies of a few dozen tokens), or
+    of every persona (``--gathered`` deals them out to many users: only sizes matter)."""
     rows = json.loads((DATA / "p-soups" / "friendly_unfriendly.json").read_text())
     persona = rows[0]["ground_truth_persona"]
-    mine = [r for r in rows if r["ground_truth_persona"] == persona][:count]
+    mine = [r for r in rows if not one_persona or r["ground_truth_persona"] == persona][:count]
     return [
         Feedback(
             user_id="labeler",
@@ -160,7 +161,7 @@ def gathered(model: TextModel, ks: list[int], args: argparse.Namespace) -> None:
 
     users = [f"u{i:03d}" for i in range(sum(ks) + len(ks) + 1)]
     documents = reviews(args.documents * len(users))
-    pairs = comparisons(10_000) if args.pairs_from == "tldr" else persona_pairs(10_000)
+    pairs = comparisons(10_000) if args.pairs_from == "tldr" else persona_pairs(10_000, False)
     print(f"# SmolLM2-135M-Instruct, {os.cpu_count()} CPUs (shared), device {args.device}, "
           f"torch threads {args.threads}", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch, SQLiteStore(Path(scratch) / "s.sqlite") as store:
