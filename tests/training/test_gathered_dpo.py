@@ -81,3 +81,26 @@ def test_gathered_dpo_metadata_is_the_per_user_trainers(
     assert per_user is not None and gathered is not None
     assert set(gathered.extra) - set(per_user.extra) == {"gathered"}
     assert gathered.settings == per_user.settings and gathered.kind == "dpo"
+
+
+def test_train_many_gathers_dpo_users_and_reports_progress_and_effect(
+    store: SQLiteStore, model: TransformersTextModel
+) -> None:
+    from pgen.engine import Engine
+    from pgen.training.gathered import Progress
+    from pgen.training.registry import TrainRequest
+
+    store.add([*pairs("ann"), *swapped("bob", 8)])
+    store.add(documents("ann", "great battery", "great screen"))
+    engine = Engine(store, model, lambda: pytest.fail("no embedder"))  # type: ignore[arg-type]
+    settings = replace(TINY_DPO, max_steps=2)
+    requests = [TrainRequest(u, "dpo", settings=settings) for u in ("ann", "bob")]
+    seen: list[Progress] = []
+    results = engine.train_many(requests, batch_users=2, progress=seen.append)
+    assert [r.user_id for r in results] == ["ann", "bob"]
+    assert all(r.meta["gathered"] == 2 for r in results)
+    assert [(p.done, p.in_batch) for p in seen] == [(0, 2), (2, 0)]  # one batch, 2 steps
+    effect = results[0].meta["effect"]  # ann has documents: their loss, before and after
+    assert effect["loss_on"] == "the user's documents (not trained on)" and effect["documents"] == 2
+    assert effect["probes"] == 8 and 0 <= effect["probes_changed"] <= 1
+    assert "loss_before" not in results[1].meta["effect"]  # bob has none
