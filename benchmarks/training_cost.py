@@ -8,6 +8,11 @@ for completeness; it is far too few pairs to say anything about quality.
 
     python benchmarks/training_cost.py --threads 1
     python benchmarks/training_cost.py --device cuda
+    python benchmarks/training_cost.py --threads 1 --gathered 1,4,16 --steps 2
+
+``--gathered``: many users trained gathered against the per-user loop, interleaved in
+one process (``gathered_cost.py``), with the per-user cost's floor (the base's own forward
+and backward over the same tokens), where the time goes, the padding and the memory.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pgen.config import Config
 from pgen.context import Document, Feedback
 from pgen.context.artifacts import read_meta
 from pgen.context.sqlite import SQLiteStore
+from pgen.models.base import TextModel
 from pgen.models.text import load_text_model
 from pgen.training.dpo import DpoSettings, train_user_dpo
 from pgen.training.text_lora import LoraSettings, train_user_lora
@@ -55,11 +61,12 @@ def reviews(count: int) -> list[Document]:
     return documents
 
 
-def persona_pairs(count: int) -> list[Feedback]:
-    """Short P-SOUPS pairs of one persona (prompts and replies of a few dozen tokens)."""
+def persona_pairs(count: int, one_persona: bool = True) -> list[Feedback]:
+    """Short P-SOUPS pairs of one persona (prompts and replies of a few dozen tokens), or
+    of every persona (``--gathered`` deals them out to many users: only sizes matter)."""
     rows = json.loads((DATA / "p-soups" / "friendly_unfriendly.json").read_text())
     persona = rows[0]["ground_truth_persona"]
-    mine = [r for r in rows if r["ground_truth_persona"] == persona][:count]
+    mine = [r for r in rows if not one_persona or r["ground_truth_persona"] == persona][:count]
     return [
         Feedback(
             user_id="labeler",
@@ -103,9 +110,15 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--pairs-from", choices=("tldr", "p-soups"), default="tldr")
     parser.add_argument("--skip-lora", action="store_true")
+    parser.add_argument("--skip-dpo", action="store_true", help="--gathered: lora only")
+    parser.add_argument("--gathered", help="K users gathered, e.g. 1,4,16 (vs the per-user loop)")
+    parser.add_argument("--steps", type=int, default=2, help="--gathered: steps per user")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_text_model("smollm2", replace(Config(), device=args.device, threads=args.threads))
+    if args.gathered:
+        gathered(model, [int(k) for k in args.gathered.split(",")], args)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as scratch, SQLiteStore(Path(scratch) / "s.sqlite") as store:
         store.add(reviews(args.documents))
@@ -139,6 +152,41 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---|")
     for method, data, steps, seconds, note in rows:
         print(f"| {method} | {data} | {steps} | {seconds:.1f} | {seconds / steps:.2f} | {note} |")
+
+
+def gathered(model: TextModel, ks: list[int], args: argparse.Namespace) -> None:
+    from gathered_cost import DpoCost, LoraCost, compare, table  # type: ignore[import-not-found]
+
+    from pgen.training.text_lora import fresh_base
+
+    users = [f"u{i:03d}" for i in range(sum(ks) + len(ks) + 1)]
+    documents = reviews(args.documents * len(users))
+    pairs = comparisons(10_000) if args.pairs_from == "tldr" else persona_pairs(10_000, False)
+    print(f"# SmolLM2-135M-Instruct, {os.cpu_count()} CPUs (shared), device {args.device}, "
+          f"torch threads {args.threads}", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch, SQLiteStore(Path(scratch) / "s.sqlite") as store:
+        store.add(
+            d.model_copy(update={"user_id": users[i // args.documents]})
+            for i, d in enumerate(documents)
+        )
+        # Pairs dealt out in turn, ``--pairs`` each (for cost only their sizes matter).
+        store.add(
+            p.model_copy(update={"user_id": users[i // args.pairs], "feedback_id": str(i)})
+            for i, p in enumerate(pairs[: args.pairs * len(users)])
+        )
+        began = time.perf_counter()
+        base, tokenizer = fresh_base(model)
+        load = time.perf_counter() - began
+        base.requires_grad_(False)
+        rows = []
+        methods = [] if args.skip_lora else [LoraCost(store, model, tokenizer, args.steps)]
+        methods += [] if args.skip_dpo else [DpoCost(store, model, tokenizer, args.steps)]
+        for method in methods:
+            log = lambda line: print(line, flush=True)  # noqa: E731
+            rows += compare(method, users, base, load, ks, args.steps, log)
+        # A full run: 45 training documents (5 held out) / 16 training pairs (4 held out).
+        print(f"({args.steps} steps per user measured; a full run is 24 lora, 12 dpo steps)")
+        print(table(rows, {"lora": 24, "dpo": 12}), flush=True)
 
 
 if __name__ == "__main__":

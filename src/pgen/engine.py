@@ -252,9 +252,16 @@ class Engine:
         """Every user's lora / dpo adapter that is behind its data: what to retrain."""
         return self._training.stale(methods)
 
-    def train_many(self, requests: Sequence[TrainRequest]) -> list[TrainResult]:
-        """Many users' artifacts, on the engine's runner."""
-        return self._training.train(requests)
+    def train_many(
+        self,
+        requests: Sequence[TrainRequest],
+        *,
+        batch_users: int | None = None,
+        progress: Callable[[Any], None] | None = None,
+    ) -> list[TrainResult]:
+        """Many users' artifacts, on the engine's runner; lora and dpo users trained
+        gathered, ``batch_users`` at a time (1: each alone), ``progress`` told how far."""
+        return self._training.train(requests, batch_users=batch_users, progress=progress)
 
     def fan_out(self, requests: Sequence[TrainRequest], runner: Any = None, **options: Any) -> Any:
         """Many users, each trained or reported (``pgen.run.fanout``; runner: ``LocalFanOut``

@@ -57,7 +57,7 @@ def cmd_train(args: argparse.Namespace, config: Config) -> int | None:
     return None
 
 
-def fan_out_runner(text: str, config: Config) -> Any:
+def fan_out_runner(text: str, config: Config, batch_users: int = 1) -> Any:
     """``--runner``: inline, threads:N, ray or ray:ADDRESS (a running cluster's)."""
     from functools import partial
 
@@ -69,8 +69,9 @@ def fan_out_runner(text: str, config: Config) -> Any:
     if kind == "ray":
         # Each Ray task opens the engine from these settings (the store must be reachable
         # from every worker: a SQLite file on a shared disk, or a database URL).
-        return RayRunner(partial(Engine.open, config), rest, num_cpus=config.torch_threads)
-    return LocalFanOut(int(rest or 1))
+        opener = partial(Engine.open, config)
+        return RayRunner(opener, rest, num_cpus=config.torch_threads, group_size=batch_users)
+    return LocalFanOut(int(rest or 1), batch_users)
 
 
 def _users(spec: str, engine: Any) -> list[str]:
@@ -93,7 +94,7 @@ def _train_users(args: argparse.Namespace, config: Config) -> int:
     method = args.method or "lora"
     if method not in ("lora", "dpo"):
         raise ValueError(f"--users trains lora or dpo adapters, not {method}")
-    runner = fan_out_runner(args.runner, config)
+    runner = fan_out_runner(args.runner, config, args.batch_users)
     with Engine.open(config) as engine:
         settings = _settings(args, method)
         requests = [TrainRequest(u, method, settings=settings) for u in _users(args.users, engine)]
@@ -122,11 +123,20 @@ def _retrain_stale(args: argparse.Namespace, config: Config) -> None:
         stale = engine.stale_adapters(None if args.method is None else [args.method])
         for found in stale:
             print(f"user {found.user_id!r}: {found.method} adapter stale ({found.reason})")
-            request = TrainRequest(
-                found.user_id, found.method, settings=_settings(args, found.method)
-            )
-            _report(found.user_id, found.method, engine.train(request))
+        requests = [
+            TrainRequest(found.user_id, found.method, settings=_settings(args, found.method))
+            for found in stale
+        ]
+        results = engine.train_many(requests, batch_users=args.batch_users, progress=_progress)
+        for found, result in zip(stale, results, strict=True):
+            _report(found.user_id, found.method, result)
     print(f"retrained {len(stale)} stale adapters")
+
+
+def _progress(at: Any) -> None:
+    """One line per gathered step: users done, in the batch, queued, and the ETA."""
+    eta = "" if at.eta_seconds is None else f", about {at.eta_seconds:.0f} s left"
+    print(f"users done {at.done}, in the batch {at.in_batch}, queued {at.queued}{eta}", flush=True)
 
 
 def _report(user: str, method: str, result: Any) -> None:
@@ -150,6 +160,17 @@ def _report(user: str, method: str, result: Any) -> None:
         )
     elif "examples" in meta:
         print(f"{meta['examples']} examples, {meta.get('steps')} steps")
+    effect = meta.get("effect", {})
+    if "loss_before" in effect:
+        print(
+            f"loss on {effect['documents']} {effect['loss_on']}: "
+            f"{effect['loss_before']:.3f} without the adapter -> {effect['loss_after']:.3f} with it"
+        )
+    if "probes_changed" in effect:
+        print(
+            f"greedy replies changed on {effect['probes_changed']:.0%} of "
+            f"{effect['probes']} probe prompts"
+        )
     print(f"artifact: {result.artifact}")
 
 
@@ -243,4 +264,10 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--beta", type=float, default=0.1, help="DPO's beta")
     p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument(
+        "--batch-users",
+        type=positive,
+        default=16,
+        help="many users' lora/dpo: this many trained at once, gathered (1: each alone)",
+    )
     p.set_defaults(func=cmd_train, reads_store=True)

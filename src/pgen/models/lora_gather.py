@@ -59,7 +59,7 @@ def _unsupported(config: dict[str, Any]) -> str | None:
     return None
 
 
-def _weights(folder: Path) -> dict[str, Any]:
+def adapter_weights(folder: Path) -> dict[str, Any]:
     import torch
 
     safetensors = folder / "adapter_model.safetensors"
@@ -85,7 +85,7 @@ def read_lora(folder: Path, model: Any) -> GatheredLora:
     rank, alpha = int(config["r"]), float(config["lora_alpha"])
     scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
     modules = dict(model.named_modules())
-    tensors = _weights(folder)
+    tensors = adapter_weights(folder)
     factors: dict[str, tuple[Any, Any]] = {}
     for key, down in tensors.items():
         if not key.endswith(".lora_A.weight"):

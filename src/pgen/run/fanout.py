@@ -79,11 +79,53 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())[:500] or type(error).__name__
 
 
-class LocalFanOut:
-    """Users on ``workers`` threads of this process (1: one after another)."""
+TrainGroup = Callable[[list[TrainRequest]], list[TrainResult]]
 
-    def __init__(self, workers: int = 1) -> None:
+
+def train_gathered(
+    group: list[TrainRequest], train: TrainOne, train_group: TrainGroup | None, retries: int
+) -> list[tuple[TrainResult | None, str | None, int]]:
+    """``(result, error, attempts)`` for each request of ``group``: the group trained
+    gathered in one pass when it can be; when that fails (one user's bad data fails the
+    pass), each user alone with ``retries``, so the others still train."""
+    if train_group is not None and len(group) > 1:
+        try:
+            return [(result, None, 1) for result in train_group(group)]
+        except Exception:  # found out per user below, and reported there
+            pass
+    found: list[tuple[TrainResult | None, str | None, int]] = []
+    for request in group:
+        error = ""
+        for attempt in range(1, retries + 2):
+            try:
+                found.append((train(request), None, attempt))
+                break
+            except Exception as failed:  # reported per user; the others go on
+                error = one_line(failed)
+        else:
+            found.append((None, error, retries + 1))
+    return found
+
+
+def groups_of(requests: Sequence[TrainRequest], size: int) -> list[list[TrainRequest]]:
+    """Consecutive requests of one method, at most ``size`` to a group."""
+    groups: list[list[TrainRequest]] = []
+    for request in requests:
+        last = groups[-1] if groups else None
+        if last is not None and len(last) < size and last[0].method == request.method:
+            last.append(request)
+        else:
+            groups.append([request])
+    return groups
+
+
+class LocalFanOut:
+    """Users on ``workers`` threads of this process (1: one after another), ``batch_users``
+    of them gathered in one training pass where the trainer can (lora, dpo)."""
+
+    def __init__(self, workers: int = 1, batch_users: int = 1) -> None:
         self.workers = max(1, workers)
+        self.batch_users = max(1, batch_users)
 
     def fan_out(
         self,
@@ -91,23 +133,22 @@ class LocalFanOut:
         train: TrainOne,
         retries: int,
         progress: Callable[[str, TrainResult | None, str | None], None],
+        train_group: TrainGroup | None = None,
     ) -> dict[str, int]:
         attempts: dict[str, int] = {}
 
-        def one(request: TrainRequest) -> tuple[TrainResult | None, str | None]:
-            error = ""
-            for attempt in range(1, retries + 2):
-                attempts[request.user_id] = attempt
-                try:
-                    return train(request), None
-                except Exception as failed:  # reported per user; the others go on
-                    error = one_line(failed)
-            return None, error
+        def one(group: list[TrainRequest]) -> list[tuple[TrainResult | None, str | None, int]]:
+            return train_gathered(group, train, train_group, retries)
 
+        groups = groups_of(requests, self.batch_users)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="pgen-fanout") as pool:
-            futures = {pool.submit(one, request): request for request in requests}
+            futures = {pool.submit(one, group): group for group in groups}
             for future in as_completed(futures):
-                progress(futures[future].user_id, *future.result())
+                for request, (result, error, tries) in zip(
+                    futures[future], future.result(), strict=True
+                ):
+                    attempts[request.user_id] = tries
+                    progress(request.user_id, result, error)
         return attempts
 
 
@@ -119,6 +160,7 @@ def fan_out(
     fresh: Callable[[TrainRequest], bool],
     retries: int = 2,
     progress: Progress | None = None,
+    train_group: TrainGroup | None = None,
 ) -> FanOut:
     """Train ``requests`` on ``runner`` (a ``FanOutRunner``), skipping fresh adapters."""
     state = FanOutProgress(len(requests))
@@ -140,6 +182,11 @@ def fan_out(
         if progress is not None:
             progress(state)
 
-    attempts = runner.fan_out(todo, train, retries, ended) if todo else {}
+    if not todo:
+        attempts: dict[str, int] = {}
+    elif train_group is not None and isinstance(runner, LocalFanOut):
+        attempts = runner.fan_out(todo, train, retries, ended, train_group)
+    else:
+        attempts = runner.fan_out(todo, train, retries, ended)
     ordered = [results[r.user_id] for r in todo if r.user_id in results]
     return FanOut(ordered, failed, [r.user_id for r in skipped], attempts)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pgen.errors import InvalidRequest
-from pgen.run.fanout import TrainOne, one_line
+from pgen.run.fanout import TrainOne, one_line, train_gathered
 from pgen.training.registry import TrainRequest, TrainResult
 
 RAY_START_TIMEOUT_S = 120.0
@@ -38,13 +38,16 @@ def train_group(
         engine = _ENGINES.get(key)
         if engine is None:
             engine = _ENGINES[key] = open_engine()
-    found: list[tuple[str, TrainResult | None, str | None]] = []
-    for request in requests:
-        try:
-            found.append((request.user_id, engine.train(request, checked=True), None))
-        except Exception as error:  # this user's, not the group's: the others go on
-            found.append((request.user_id, None, one_line(error)))
-    return found
+    # The group in one gathered pass (lora, dpo); if that fails, each user alone, so one
+    # user's failure is theirs and the others go on (Ray retries the failed ones).
+    done = train_gathered(
+        list(requests),
+        lambda request: engine.train(request, checked=True),
+        lambda group: engine.train_many(group, batch_users=len(group)),
+        retries=0,
+    )
+    pairs = zip(requests, done, strict=True)
+    return [(request.user_id, result, error) for request, (result, error, _) in pairs]
 
 
 class RayRunner:

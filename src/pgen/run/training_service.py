@@ -6,6 +6,11 @@ A runner decides where training requests run: ``InlineRunner`` in the calling th
 machines (``pgen.run.ray_runner.RayRunner``) implements the same ``run`` and plugs in
 through ``Engine(runner=...)``. Many users at once (``fan_out``) go through a
 ``FanOutRunner`` (``pgen.run.fanout``): fresh adapters skipped, failures per user.
+
+Requests whose trainer can train many users gathered (``lora``, ``dpo``: the trainer's
+``train_group``) go to the runner as groups, one per runner worker, each trained
+``batch_users`` users at a time (``training.gathered``); ``batch_users=1`` trains each user
+alone.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from pgen.components import Tools
 from pgen.context.artifacts import ADAPTER_NAME, read_meta
@@ -27,19 +33,22 @@ from pgen.training.registry import TrainRequest, TrainResult, get_trainer, stopp
 STALE_METHODS = ("lora", "dpo")  # the per-user adapters that can fall behind their data
 
 TrainOne = Callable[[TrainRequest], TrainResult]
+BATCH_USERS = 16  # users trained at once in a gathered group (lora, dpo)
+T = TypeVar("T")  # what a runner is handed: a request, or a group of requests
+R = TypeVar("R")
 
 
 class Runner(Protocol):
-    def run(self, requests: Sequence[TrainRequest], train: TrainOne) -> list[TrainResult]:
-        """Every request trained by ``train``; results in the requests' order. The first
-        failure is raised once the others have ended."""
+    def run(self, requests: Sequence[T], train: Callable[[T], R]) -> list[R]:
+        """Every request (or group of requests) trained by ``train``; results in order.
+        The first failure is raised once the others have ended."""
         ...
 
 
 class InlineRunner:
     """One request after another, in the calling thread."""
 
-    def run(self, requests: Sequence[TrainRequest], train: TrainOne) -> list[TrainResult]:
+    def run(self, requests: Sequence[T], train: Callable[[T], R]) -> list[R]:
         return [train(request) for request in requests]
 
 
@@ -51,7 +60,7 @@ class ThreadRunner:
             raise InvalidRequest(f"workers must be at least 1, got {workers}")
         self.workers = workers
 
-    def run(self, requests: Sequence[TrainRequest], train: TrainOne) -> list[TrainResult]:
+    def run(self, requests: Sequence[T], train: Callable[[T], R]) -> list[R]:
         with ThreadPoolExecutor(self.workers, thread_name_prefix="pgen-train") as pool:
             futures = [pool.submit(train, request) for request in requests]
         return [future.result() for future in futures]
@@ -64,11 +73,15 @@ class TrainingService:
         tools: Callable[[], Tools],
         embedder: Callable[[], Embedder],
         runner: Runner | None = None,
+        batch_users: int = BATCH_USERS,
+        measure_effect: bool = True,
     ) -> None:
         self.store = store
         self._tools = tools
         self._embedder = embedder
         self.runner: Runner = runner or InlineRunner()
+        self.batch_users = batch_users
+        self.measure_effect = measure_effect  # lora / dpo: what the new adapter changes
 
     def check(self, request: TrainRequest) -> TrainRequest:
         """The request with its cohort resolved, or an error naming what is wrong, before
@@ -92,22 +105,96 @@ class TrainingService:
         return request
 
     def train(
-        self, requests: Sequence[TrainRequest], *, checked: bool = False
+        self,
+        requests: Sequence[TrainRequest],
+        *,
+        checked: bool = False,
+        batch_users: int | None = None,
+        progress: Callable[[Any], None] | None = None,
     ) -> list[TrainResult]:
+        """Every request trained; ``batch_users`` > 1 (default ``self.batch_users``): the
+        lora and dpo requests gathered, ``progress`` told where each group stands."""
         ready = list(requests) if checked else [self.check(request) for request in requests]
-        return self.runner.run(ready, self.train_one)
+        size = self.batch_users if batch_users is None else batch_users
+        if size < 1:
+            raise InvalidRequest(f"batch_users must be at least 1, got {size}")
+        groups = self._groups(ready, size)
+
+        def train_unit(group: list[int]) -> list[TrainResult]:
+            if len(group) == 1:
+                return [self.train_one(ready[group[0]])]
+            return self.train_group([ready[i] for i in group], size, progress)
+
+        results: dict[int, TrainResult] = {}
+        for group, done in zip(groups, self.runner.run(groups, train_unit), strict=True):
+            results.update(zip(group, done, strict=True))
+        return [results[i] for i in range(len(ready))]
+
+    def _gathers(self, request: TrainRequest, size: int) -> bool:
+        trainer = self._trainer(request.method)
+        gathers = getattr(trainer, "gathers", None)
+        return size > 1 and gathers is not None and bool(gathers(request))
+
+    def _groups(self, requests: Sequence[TrainRequest], size: int) -> list[list[int]]:
+        """Requests one by one, but those that gather (two or more of a method): one group
+        per method and runner worker (a runner over many machines trains each group on one
+        of them)."""
+        workers = max(1, int(getattr(self.runner, "workers", 1)))
+        alone: list[list[int]] = []
+        by_method: dict[str, list[int]] = {}
+        for i, request in enumerate(requests):
+            if self._gathers(request, size):
+                by_method.setdefault(request.method, []).append(i)
+            else:
+                alone.append([i])
+        groups = []
+        for members in by_method.values():
+            if len(members) == 1:  # one user gains nothing from gathering: trained alone
+                alone.append(members)
+                continue
+            groups += [members[w::workers] for w in range(workers) if members[w::workers]]
+        return alone + groups
+
+    def train_group(
+        self,
+        requests: Sequence[TrainRequest],
+        batch_users: int,
+        progress: Callable[[Any], None] | None = None,
+    ) -> list[TrainResult]:
+        """Requests of one method trained gathered, ``batch_users`` at a time: what any
+        runner calls for a group. A stop asked by any request stops the group between
+        steps; finished users are saved, the others are not."""
+        from pgen.training.gathered_lora import Gathering
+
+        stops = [r.should_stop for r in requests if r.should_stop is not None]
+        gathering = Gathering(
+            batch_users=batch_users,
+            should_stop=(lambda: any(stop() for stop in stops)) if stops else None,
+            progress=progress,
+        )
+        started = time.perf_counter()
+        trainer = self._trainer(requests[0].method)
+        folders = trainer.train_group(requests, self._tools(), gathering)
+        seconds = (time.perf_counter() - started) / len(requests)
+        return [self._result(r, f, seconds) for r, f in zip(requests, folders, strict=True)]
 
     def train_one(self, request: TrainRequest) -> TrainResult:
         started = time.perf_counter()
         folder = self._trainer(request.method).train(request, self._tools())
+        return self._result(request, folder, time.perf_counter() - started)
+
+    def _result(self, request: TrainRequest, folder: Path, seconds: float) -> TrainResult:
         meta = read_meta(folder)
-        return TrainResult(
-            request.user_id,
-            request.method,
-            folder,
-            time.perf_counter() - started,
-            {} if meta is None else {**meta.extra, "base_model": meta.base_model},
-        )
+        details = {} if meta is None else {**meta.extra, "base_model": meta.base_model}
+        if self.measure_effect and request.method in STALE_METHODS and meta is not None:
+            from pgen.training.effect import adapter_effect
+
+            held_out = details.get("held_out_doc_ids", [])
+            model = self._tools().text_model
+            details["effect"] = adapter_effect(
+                self.store, model, request.method, request.user_id, folder, held_out
+            )
+        return TrainResult(request.user_id, request.method, folder, seconds, details)
 
     def fresh(self, request: TrainRequest) -> bool:
         """The user has an adapter of this method, current with their data and the base
@@ -145,6 +232,7 @@ class TrainingService:
             fresh=self.fresh,
             retries=retries,
             progress=progress,
+            train_group=lambda group: self.train(group, checked=True, batch_users=len(group)),
         )
         found.failed.update(refused)
         return found

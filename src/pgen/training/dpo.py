@@ -192,9 +192,9 @@ def train_user_dpo(
     from trl import DPOConfig, DPOTrainer
 
     settings = settings or DpoSettings()
-    choice = _cohort_choice(settings, user_id)
+    _cohort_choice(settings, user_id)  # a bad similarity list fails before any model loads
     own, pooled, train, held_out = training_pairs(store, user_id, settings)
-    start = _usable_lora(store, user_id, text_model)
+    start = usable_lora(store, user_id, text_model)
     began = time.perf_counter()
     base, tokenizer = fresh_base(text_model)
     policy = new_lora(base, settings.lora, start)
@@ -247,7 +247,32 @@ def train_user_dpo(
         trainer.train()
     model = trainer.model
     after = preference_metrics(model, tokenizer, measured, settings.beta)
-    meta = ArtifactMeta(
+    meta = dpo_meta(
+        user_id,
+        text_model,
+        settings,
+        (own, pooled, train, held_out),
+        (before, after),
+        start is not None,
+        began,
+    )
+    return save_adapter(model, store.artifact_path(user_id, "dpo", ADAPTER_NAME), meta)
+
+
+def dpo_meta(
+    user_id: str,
+    text_model: TextModel,
+    settings: DpoSettings,
+    pairs: tuple[list[Pair], list[Pair], list[Pair], list[Pair]],
+    measured: tuple[dict[str, float], dict[str, float]],
+    from_lora: bool,
+    began: float,
+    **extra: Any,
+) -> ArtifactMeta:
+    """The metadata of a user's dpo adapter, however it was trained (alone or gathered):
+    ``pairs`` as ``training_pairs`` returns them, ``measured`` before and after."""
+    own, pooled, train, held_out = pairs
+    return ArtifactMeta(
         kind="dpo",
         user_id=user_id,
         name=ADAPTER_NAME,
@@ -259,15 +284,15 @@ def train_user_dpo(
             "train_pairs": len(train),
             "cohort_pairs": len(pooled),
             "cohort": [m for m in settings.cohort if m != user_id],
-            **choice,
+            **_cohort_choice(settings, user_id),
             "measured_on": "held-out pairs" if held_out else "training pairs (too few to hold out)",
-            "before": before,
-            "after": after,
-            "started_from": "lora" if start is not None else "fresh lora",
+            "before": measured[0],
+            "after": measured[1],
+            "started_from": "lora" if from_lora else "fresh lora",
             "seconds": round(time.perf_counter() - began, 3),
+            **extra,
         },
     )
-    return save_adapter(model, store.artifact_path(user_id, "dpo", ADAPTER_NAME), meta)
 
 
 def _progress_callback(base: type, show: bool) -> Any:
@@ -313,7 +338,7 @@ def _cohort_choice(settings: DpoSettings, user_id: str) -> dict[str, Any]:
     }
 
 
-def _usable_lora(store: ContextStore, user_id: str, text_model: TextModel) -> Path | None:
+def usable_lora(store: ContextStore, user_id: str, text_model: TextModel) -> Path | None:
     """The user's lora folder when it fits this base model and their current documents."""
     folder = store.artifacts(user_id).get(("lora", ADAPTER_NAME))
     meta = read_meta(folder) if folder is not None else None

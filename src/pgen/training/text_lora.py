@@ -12,7 +12,9 @@ and still serves alone in a mixed batch.
 
 from __future__ import annotations
 
+import math
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ from pgen.context.artifacts import (
 )
 from pgen.context.base import ContextStore
 from pgen.models.base import TextModel
+from pgen.models.lora_gather import PEFT_PREFIX
 from pgen.training.examples import Example, user_examples
 from pgen.training.stopping import StopCheck, stop_if_asked
 
@@ -50,6 +53,10 @@ class LoraSettings:
     max_length: int = 512  # tokens of prompt + output per example
     max_steps: int | None = None  # a cap on optimizer steps (tests, quick runs)
     recent: int | None = None  # train on the user's N most recent documents only (CPU cost)
+    # The newest share of the user's documents kept out of training, to measure the adapter
+    # on (only when they have at least HOLDOUT_MIN documents; else it is measured on the
+    # training documents, and says so).
+    holdout: float = 0.1
     seed: int = 0
     task: str | None = None  # an example template of training.examples (None: plain)
     from_task: bool = False  # start from the shared task adapter of ``task``
@@ -61,6 +68,8 @@ class LoraSettings:
             raise ValueError("rank, alpha, epochs and batch_size must be positive")
         if not 0 <= self.dropout < 1 or self.learning_rate <= 0:
             raise ValueError("dropout must be in [0, 1) and learning_rate > 0")
+        if not 0 <= self.holdout < 1:
+            raise ValueError("holdout must be in [0, 1)")
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -118,19 +127,62 @@ def encode(tokenizer: Any, example: Example, max_length: int) -> tuple[list[int]
 def new_lora(model: Any, settings: LoraSettings, start: Path | None) -> Any:
     """The base wrapped with a trainable LoRA: fresh, or a copy of a saved one."""
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
 
-    torch.manual_seed(settings.seed)  # LoRA's A matrices start random
+    torch.manual_seed(settings.seed)  # the dropout masks
     if start is not None:
         return PeftModel.from_pretrained(model, str(start), is_trainable=True)
-    config = LoraConfig(
+    peft = get_peft_model(model, lora_config(settings))
+    with torch.no_grad():
+        for name, module in peft.named_modules():
+            if hasattr(module, "lora_A") and "default" in module.lora_A:
+                down = module.lora_A["default"].weight
+                down.copy_(initial_down(name.removeprefix(PEFT_PREFIX), down.shape, settings.seed))
+    return peft
+
+
+def lora_config(settings: LoraSettings) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=list(settings.target_modules),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+
+
+def initial_down(module: str, shape: Sequence[int], seed: int) -> Any:
+    """A fresh LoRA's A (rank, in) for ``module``: PEFT's uniform(±1/sqrt(in)), drawn from the
+    seed and the module's name alone, so that a user's start never depends on what else
+    was built before it (gathered training builds many users' adapters on one base)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(module.encode()))
+    rank, fan_in = int(shape[0]), int(shape[1])
+    return (torch.rand(rank, fan_in, generator=generator) * 2 - 1) / math.sqrt(fan_in)
+
+
+def step_indices(
+    count: int, batch_size: int, epochs: int, max_steps: int | None, seed: int
+) -> list[list[int]]:
+    """Which examples each optimizer step takes: epochs of a fresh seeded shuffle, cut into
+    batches, capped at ``max_steps``. The one data order of the per-user and gathered loops."""
+    import torch
+
+    total = -(-count // batch_size) * epochs
+    if max_steps is not None:
+        total = min(total, max_steps)
+    order = torch.Generator().manual_seed(seed)
+    steps: list[list[int]] = []
+    while len(steps) < total:
+        permutation = torch.randperm(count, generator=order).tolist()
+        for start in range(0, count, batch_size):
+            if len(steps) >= total:
+                break
+            steps.append(permutation[start : start + batch_size])
+    return steps
 
 
 def fit(
@@ -145,39 +197,31 @@ def fit(
     import torch
 
     encoded = [encode(tokenizer, e, settings.max_length) for e in examples]
-    batches_per_epoch = -(-len(encoded) // settings.batch_size)
-    total = batches_per_epoch * settings.epochs
-    if settings.max_steps is not None:
-        total = min(total, settings.max_steps)
+    steps = step_indices(
+        len(encoded), settings.batch_size, settings.epochs, settings.max_steps, settings.seed
+    )
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate
     )
-    order = torch.Generator().manual_seed(settings.seed)
     pad = int(tokenizer.pad_token_id)
     device = next(model.parameters()).device
     losses: list[float] = []
     model.train()
-    bar = tqdm(total=total, desc="training lora", unit="step", disable=not settings.progress)
-    while len(losses) < total:  # epochs: each a fresh seeded shuffle
-        permutation = torch.randperm(len(encoded), generator=order).tolist()
-        for start in range(0, len(encoded), settings.batch_size):
-            if len(losses) >= total:
-                break
-            stop_if_asked(should_stop)
-            rows = [encoded[i] for i in permutation[start : start + settings.batch_size]]
-            width = max(len(ids) for ids, _ in rows)
-            ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows], device=device)
-            labels = torch.tensor(
-                [r[1] + [-100] * (width - len(r[1])) for r in rows], device=device
-            )
-            mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
-            loss = model(input_ids=ids, attention_mask=mask.to(device), labels=labels).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            losses.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar = tqdm(total=len(steps), desc="training lora", unit="step", disable=not settings.progress)
+    for step in steps:
+        stop_if_asked(should_stop)
+        rows = [encoded[i] for i in step]
+        width = max(len(ids) for ids, _ in rows)
+        ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows], device=device)
+        labels = torch.tensor([r[1] + [-100] * (width - len(r[1])) for r in rows], device=device)
+        mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
+        loss = model(input_ids=ids, attention_mask=mask.to(device), labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
     model.eval()
     return losses
@@ -207,6 +251,30 @@ def recent_examples(
     return examples[-recent:] if recent else examples
 
 
+HOLDOUT_MIN = 10  # documents a user needs before some are held out
+
+
+def split_examples(
+    examples: Sequence[Example], holdout: float
+) -> tuple[list[Example], list[Example]]:
+    """Training and held-out examples: the newest ``holdout`` share held out (documents
+    come oldest first), none when the user has fewer than ``HOLDOUT_MIN``."""
+    count = round(len(examples) * holdout) if len(examples) >= HOLDOUT_MIN else 0
+    if count == 0:
+        return list(examples), []
+    return list(examples[:-count]), list(examples[-count:])
+
+
+def user_split(
+    store: ContextStore, user_id: str, settings: LoraSettings
+) -> tuple[list[Example], list[Example]]:
+    """The user's training and held-out examples for ``settings``; none is refused."""
+    examples = recent_examples(store, user_id, settings.task, settings.recent)
+    if not examples:
+        raise ValueError(f"user {user_id!r} has no documents with text to train a lora on")
+    return split_examples(examples, settings.holdout)
+
+
 def train_user_lora(
     store: ContextStore,
     user_id: str,
@@ -217,23 +285,30 @@ def train_user_lora(
 ) -> Path:
     """Train the user's LoRA on their own documents; returns the artifact folder."""
     settings = settings or LoraSettings()
-    examples = recent_examples(store, user_id, settings.task, settings.recent)
-    if not examples:
-        raise ValueError(f"user {user_id!r} has no documents with text to train a lora on")
-    start = None
-    if settings.from_task:
-        start = task_adapter_path(store, settings.task)
-        if read_meta(start) is None:
-            task = f" --task {settings.task}" if settings.task else ""
-            raise FileNotFoundError(
-                f"no task adapter for {settings.task or 'documents'}: "
-                f"run pgen train --user USER --method task-lora{task}"
-            )
+    examples, held_out = user_split(store, user_id, settings)
+    start = task_start(settings, store)
     began = time.perf_counter()
     base, tokenizer = fresh_base(text_model)
     model = new_lora(base, settings, start)
     losses = fit(model, tokenizer, examples, settings, should_stop)
-    meta = ArtifactMeta(
+    meta = lora_meta(store, user_id, text_model, settings, (examples, held_out), losses, began)
+    return save_adapter(model, store.artifact_path(user_id, "lora", ADAPTER_NAME), meta)
+
+
+def lora_meta(
+    store: ContextStore,
+    user_id: str,
+    text_model: TextModel,
+    settings: LoraSettings,
+    split: tuple[Sequence[Example], Sequence[Example]],
+    losses: Sequence[float],
+    began: float,
+    **extra: Any,
+) -> ArtifactMeta:
+    """The metadata of a user's lora, however it was trained (alone or gathered):
+    ``split``, the training and held-out examples."""
+    examples, held_out = split
+    return ArtifactMeta(
         kind="lora",
         user_id=user_id,
         name=ADAPTER_NAME,
@@ -243,13 +318,28 @@ def train_user_lora(
         extra={
             "examples": len(examples),
             "doc_ids": [e.doc_id for e in examples],
+            "held_out_doc_ids": [e.doc_id for e in held_out],
             "steps": len(losses),
             "first_loss": losses[0],
             "last_loss": losses[-1],
             "seconds": round(time.perf_counter() - began, 3),
+            **extra,
         },
     )
-    return save_adapter(model, store.artifact_path(user_id, "lora", ADAPTER_NAME), meta)
+
+
+def task_start(settings: LoraSettings, store: ContextStore) -> Path | None:
+    """The shared task adapter a user's lora starts from (``from_task``), or None."""
+    if not settings.from_task:
+        return None
+    start = task_adapter_path(store, settings.task)
+    if read_meta(start) is None:
+        task = f" --task {settings.task}" if settings.task else ""
+        raise FileNotFoundError(
+            f"no task adapter for {settings.task or 'documents'}: "
+            f"run pgen train --user USER --method task-lora{task}"
+        )
+    return start
 
 
 def train_task_lora(
@@ -298,17 +388,28 @@ def train_missing_loras(
     settings = settings or LoraSettings()
     seconds: dict[str, float] = {}
     for user_id in user_ids:
-        folder = store.artifacts(user_id).get(("lora", ADAPTER_NAME))
-        meta = read_meta(folder) if folder is not None else None
-        current = settings_fingerprint(store, user_id, settings)
-        # Other caps (recent, epochs, ...) make another adapter: retrain then too.
-        if (
-            meta is not None
-            and meta.settings == settings.as_dict()
-            and meta.stale_reason(text_model.name, current) is None
-        ):
+        if current_lora(store, user_id, text_model, settings) is not None:
             continue
         began = time.perf_counter()
         train_user_lora(store, user_id, text_model, settings)
         seconds[user_id] = time.perf_counter() - began
     return seconds
+
+
+def current_lora(
+    store: ContextStore, user_id: str, text_model: TextModel, settings: LoraSettings
+) -> Path | None:
+    """The user's lora folder when it was trained with ``settings`` on their documents as
+    they stand now, on this base model: nothing to retrain (None: missing or stale)."""
+    folder = store.artifacts(user_id).get(("lora", ADAPTER_NAME))
+    meta = read_meta(folder) if folder is not None else None
+    current = settings_fingerprint(store, user_id, settings)
+    # Other caps (recent, epochs, ...) make another adapter: retrain then too.
+    if (
+        folder is not None
+        and meta is not None
+        and meta.settings == settings.as_dict()
+        and meta.stale_reason(text_model.name, current) is None
+    ):
+        return folder
+    return None

@@ -10,8 +10,11 @@ from pgen.components import Modality, Tools
 S = TypeVar("S", bound=Any)  # LoraSettings or DpoSettings: both have epochs, max_steps
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pgen.context.base import ContextStore
     from pgen.training.dpo import DpoSettings
+    from pgen.training.gathered_lora import Gathering
     from pgen.training.registry import TrainRequest
 
 
@@ -25,13 +28,39 @@ class TextLoraTrainer:
     def __init__(self, method: str) -> None:
         self.method = method
 
-    def train(self, request: TrainRequest, tools: Tools) -> Path:
-        from pgen.training.text_lora import LoraSettings, train_task_lora, train_user_lora
+    def gathers(self, request: TrainRequest) -> bool:
+        """Whether the request can train gathered with others (``train_group``)."""
+        return self.method == "lora"
+
+    def train_group(
+        self, requests: Sequence[TrainRequest], tools: Tools, gathering: Gathering
+    ) -> list[Path]:
+        """Many users' ``lora`` gathered: one pass per adapter shape; folders in order."""
+        from pgen.training.gathered_lora import shape_key, train_lora_group
+
+        settings = [self._settings(request) for request in requests]
+        folders: dict[int, Path] = {}
+        shapes: dict[tuple[Any, ...], list[int]] = {}
+        for i, one in enumerate(settings):
+            shapes.setdefault(shape_key(one.as_dict()), []).append(i)
+        for members in shapes.values():
+            users = [(requests[i].user_id, settings[i]) for i in members]
+            trained = train_lora_group(tools.store, users, tools.text_model, gathering)
+            folders.update(zip(members, trained, strict=True))
+        return [folders[i] for i in range(len(requests))]
+
+    def _settings(self, request: TrainRequest) -> Any:
+        from pgen.training.text_lora import LoraSettings
 
         settings = request.settings or LoraSettings()
         if not isinstance(settings, LoraSettings):
             raise TypeError(f"{self.method} takes LoraSettings settings")
-        settings = with_steps(settings, request.steps)
+        return with_steps(settings, request.steps)
+
+    def train(self, request: TrainRequest, tools: Tools) -> Path:
+        from pgen.training.text_lora import train_task_lora, train_user_lora
+
+        settings = self._settings(request)
         stop = request.should_stop
         if self.method == "lora":
             return train_user_lora(
@@ -55,6 +84,18 @@ class DpoTrainer:
         from pgen.training.dpo import training_pairs
 
         training_pairs(store, request.user_id, self._settings(request))
+
+    def gathers(self, request: TrainRequest) -> bool:
+        return True
+
+    def train_group(
+        self, requests: Sequence[TrainRequest], tools: Tools, gathering: Gathering
+    ) -> list[Path]:
+        """Many users' ``dpo`` gathered; folders in the requests' order."""
+        from pgen.training.gathered_dpo import train_dpo_group
+
+        users = [(request.user_id, self._settings(request)) for request in requests]
+        return train_dpo_group(tools.store, users, tools.text_model, gathering)
 
     def train(self, request: TrainRequest, tools: Tools) -> Path:
         from pgen.training.dpo import train_user_dpo
