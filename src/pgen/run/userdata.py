@@ -15,6 +15,7 @@ from pgen.context.records import Feedback, Interaction, Record
 from pgen.errors import InvalidRequest, NotFound
 from pgen.results import ArtifactInfo, SearchHit, UserExport, UserView
 from pgen.run.generation import check_instruction, check_k
+from pgen.run.preferences import with_detected
 from pgen.usermodel.retrievers import Retrievers
 
 if TYPE_CHECKING:
@@ -27,9 +28,12 @@ def ingest(
 ) -> IngestStats:
     from pgen.context.ingest import ingest as ingest_file
 
+    def detected(records: Iterable[Record]) -> list[Record]:
+        return with_detected(store, records)
+
     if isinstance(source, str | Path):
-        return ingest_file(store, source, progress=progress)
-    return store.add(source)
+        return ingest_file(store, source, progress=progress, derive=detected)
+    return store.add(detected(source))
 
 
 def users(store: ContextStore, offset: int, limit: int | None) -> list[UserSummary]:
@@ -77,6 +81,7 @@ def export_user(store: ContextStore, user_id: str) -> UserExport:
         artifacts=artifacts,
         outputs=store.outputs(user_id),
         feedback=store.feedback(user_id),
+        preferences=store.preferences(user_id),
     )
 
 
