@@ -30,6 +30,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.photos",
     "pgen.cli.serve",
     "pgen.cli.attribution",
+    "pgen.cli.preferences",
 )
 
 Handler = Callable[[argparse.Namespace, Config], Any]
