@@ -192,22 +192,20 @@ def detected_preferences(documents: Iterable[Document]) -> list[Preference]:
     return list(found.values())
 
 
-def _words(text: str) -> set[str]:
-    """Stemmed terms without stopwords, as BM25 sees them: "hotels" meets "hotel"."""
-    from pgen.usermodel.bm25 import tokenize
-
-    return set(tokenize(text))
-
-
 def ranked(preferences: Sequence[Preference], query: str) -> list[Preference]:
     """The preferences in the order a prompt should take them: those sharing the most
     words with the request first (the ones it most needs), then the newest; those without
     a time (given by the user as such) count as newest."""
-    wanted = _words(query)
+    from pgen.usermodel.bm25 import tokenize_many
+
     undated = [p for p in preferences if p.time is None]
     dated = sorted((p for p in preferences if p.time is not None), key=_time, reverse=True)
+    newest = [*undated, *dated]
+    # Stemmed terms without stopwords, as BM25 sees them: "hotels" meets "hotel".
+    wanted, *terms = map(set, tokenize_many([query, *(p.text for p in newest)]))
+    shared = {id(p): len(wanted & t) for p, t in zip(newest, terms, strict=True)}
     # A stable sort: among equally relevant ones, the newest order stays.
-    return sorted([*undated, *dated], key=lambda p: -len(wanted & _words(p.text)))
+    return sorted(newest, key=lambda p: -shared[id(p)])
 
 
 def _time(preference: Preference) -> datetime:
