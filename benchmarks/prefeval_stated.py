@@ -17,6 +17,12 @@ pgen, not on the model: no text is generated; the text model (SmolLM2) only coun
 for the prompt budget. Bootstrap 95% intervals over items; the paired difference too.
 
     python benchmarks/prefeval_stated.py --data ../shared/data/prefeval --turns 0,300 --limit 10
+
+``--choose``: also the text model's choice among the item's four answers (PrefEval's
+classification task, ``letter`` mode: shuffled with a seed per item, labelled A-D after
+the question, the letter the model finds most likely as its whole reply), in the two
+settings and with the question alone (``none``). Use it with a model that can follow a
+preference at all (``--text-model /tmp/qwen15/qwen15.gguf``; SmolLM2 is at chance).
 """
 
 from __future__ import annotations
@@ -85,6 +91,35 @@ class Row:
     tokens_memory: int
     tokens_stated: int
     preferences_in_prompt: int
+    # --choose: whether the preference-following answer won, per setting
+    right: dict[str, bool] | None = None
+
+
+LETTERS = ("A", "B", "C", "D")
+ASK = "Answer with the letter of the option that suits me best."
+
+
+def options(data: Path) -> dict[str, list[str]]:
+    """Preference text -> its four answers, the first the one that follows it."""
+    found = {}
+    for path in sorted((data / "mcq_options").glob("*.json")):
+        for row in json.loads(path.read_text()):
+            found[row["preference"]] = list(row["classification_task_options"])
+    return found
+
+
+def with_options(question: str, answers: list[str], seed: str) -> tuple[str, int]:
+    """The question with the answers shuffled (seeded) and labelled; and where the one
+    that follows the preference went."""
+    order = list(range(len(answers)))
+    random.Random(seed).shuffle(order)
+    lines = [f"{LETTERS[i]}) {answers[k]}" for i, k in enumerate(order)]
+    return "\n".join([question, "", *lines, "", ASK]), order.index(0)
+
+
+def chosen_right(model: Any, chats: list[Any], right: int) -> list[bool]:
+    scores = np.asarray(model.choice_logprobs(chats, list(LETTERS)))
+    return [int(row.argmax()) == right for row in scores]
 
 
 def load_items(data: Path, limit: int | None) -> list[tuple[str, int, dict[str, str]]]:
@@ -113,6 +148,8 @@ def run(args: argparse.Namespace) -> list[Row]:
     embedder = CachedEmbedder(load("embedder"))
     messages = filler(args.data)
     items = load_items(args.data, args.limit)
+    answers = options(args.data) if args.choose else {}
+    out = args.out.open("w") if args.out else None
     rows: list[Row] = []
     register(MemoryAlone())
     try:
@@ -136,9 +173,21 @@ def run(args: argparse.Namespace) -> list[Row]:
                     ]
                     engine.remember(user, [said, *history])
                     found = [p for p in engine.preferences(user) if p.source == said.doc_id]
+                    asked, right = item["question"], -1
+                    if args.choose:
+                        asked, right = with_options(
+                            item["question"], answers[item["preference"]], f"{topic}/{index}"
+                        )
                     plans = engine.prepare(
                         [
-                            TextRequest(user, item["question"], s, k=args.k, retriever="memory")
+                            TextRequest(
+                                user,
+                                asked,
+                                s,
+                                k=args.k,
+                                retriever="memory",
+                                query=item["question"],
+                            )
                             for s in (MemoryAlone.name, "rag")
                         ]
                     )
@@ -158,10 +207,21 @@ def run(args: argparse.Namespace) -> list[Row]:
                             len(in_prompt),
                         )
                     )
+                    if args.choose:
+                        (baseline,) = engine.prepare([TextRequest(user, asked, "none")])
+                        chats = [baseline.chat, alone.chat, stated.chat]
+                        wins = chosen_right(text_model, chats, right)
+                        names = ("none", "memory", "memory+stated")
+                        rows[-1].right = dict(zip(names, wins, strict=True))
+                    if out is not None:
+                        out.write(json.dumps(rows[-1].__dict__) + "\n")
+                        out.flush()
                     if args.progress and number % 25 == 0:
                         print(f"  N={turns}: {number + 1}/{len(items)}", flush=True)
             store.close()
     finally:
+        if out is not None:
+            out.close()
         unregister("text", MemoryAlone.name)
     return rows
 
@@ -194,6 +254,13 @@ def report(rows: list[Row], seconds: float) -> None:
             f"{turns:>4} {len(chosen):>5} {detected:>8.3f} {parts[0]:>22} {parts[1]:>22} "
             f"{parts[2]:>22} {tokens:>15} {prefs:>5.2f}"
         )
+    chose = [r for r in rows if r.right is not None]
+    if chose:
+        print("accuracy, letter mode (the preference-following answer chosen), paired on items:")
+        for name in ("none", "memory", "memory+stated"):
+            values = np.array([r.right[name] for r in chose if r.right], dtype=float)
+            low, high = interval(values)
+            print(f"  {name:<14} {values.mean():.3f} [{low:.3f}, {high:.3f}] (n={len(values)})")
     print(f"({len(rows)} items in {seconds:.0f} s, 1 thread)")
 
 
@@ -204,17 +271,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="items per topic (default: all)")
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--prompt-tokens", type=int, default=1024)
-    parser.add_argument("--text-model", default="smollm2", help="counts tokens only")
+    parser.add_argument("--text-model", default="smollm2", help="counts tokens (--choose: picks)")
     parser.add_argument("--out", type=Path, help="per-item rows as JSONL")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--choose", action="store_true", help="also the model's A-D choice")
     args = parser.parse_args()
     args.turns = [int(t) for t in args.turns.split(",")]
     torch.set_num_threads(1)
     started = time.perf_counter()
     rows = run(args)
     report(rows, time.perf_counter() - started)
-    if args.out:
-        args.out.write_text("".join(json.dumps(r.__dict__) + "\n" for r in rows))
 
 
 if __name__ == "__main__":
