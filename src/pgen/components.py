@@ -49,6 +49,7 @@ class Provenance:
     artifacts: list[str] = field(default_factory=list)  # artifact names or folders
     model: str = ""  # the backend that generated, and the adapter applied ("__base__": none)
     notes: list[str] = field(default_factory=list)  # e.g. what was cut to fit the prompt
+    preferences: list[str] = field(default_factory=list)  # the user's stated preference ids
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,10 +12,11 @@ from pgen import results as r
 from pgen.components import AnswerRequest, ImageRequest, TextRequest
 from pgen.config import Config, GenerationSettings
 from pgen.context.base import ContextStore, IngestStats, StoredOutput, UserSummary
-from pgen.context.records import Document, Feedback, Interaction, Record
+from pgen.context.records import Document, Feedback, Interaction, Preference, Record
 from pgen.factory import Lazy, build_store, check_components, component_loader
 from pgen.models.base import Embedder, TextModel, TextSink
 from pgen.run import conversation, deletion, uploads, voice_notes
+from pgen.run import preferences as stated
 from pgen.run import userdata as services
 from pgen.run.generation import GenerationService
 from pgen.run.modalities import Components, Workbench
@@ -316,6 +317,20 @@ class Engine:
     ) -> list[Document]:
         """The user's ``k`` remembered turns for ``query`` (the ``memory`` retriever)."""
         return conversation.recall_turns(self.retrievers, user_id, query, k, settings)
+
+    def preferences(self, user_id: str) -> list[Preference]:
+        """The user's stated preferences, oldest first, each with the turn it came from."""
+        return stated.preferences(self.store, user_id)
+
+    def add_preference(self, user_id: str, text: str) -> Preference:
+        return stated.add_preference(self.store, user_id, text)
+
+    def edit_preference(self, user_id: str, preference_id: str, text: str) -> Preference:
+        """Another user's preference id is not found, and nothing is written."""
+        return stated.edit_preference(self.store, user_id, preference_id, text)
+
+    def remove_preference(self, user_id: str, preference_id: str) -> Preference:
+        return stated.remove_preference(self.store, user_id, preference_id)
 
     def delete_user(self, user_id: str) -> dict[str, int]:
         """Forget a user everywhere: store rows, files, recommenders, in-memory indexes."""

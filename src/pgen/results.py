@@ -9,7 +9,15 @@ from typing import Any
 
 from pgen.components import Provenance
 from pgen.context.base import StoredOutput
-from pgen.context.records import Document, Feedback, Interaction, Item, Subject, User
+from pgen.context.records import (
+    Document,
+    Feedback,
+    Interaction,
+    Item,
+    Preference,
+    Subject,
+    User,
+)
 from pgen.models.base import Chat
 from pgen.usermodel.photo_memory import PhotoHit, PhotoSearch
 
@@ -84,6 +92,7 @@ class UserExport:
     artifacts: list[ArtifactInfo]
     outputs: list[StoredOutput]
     feedback: list[Feedback]
+    preferences: list[Preference] = field(default_factory=list)  # stated ones, with sources
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,16 @@ from datetime import UTC, datetime
 import numpy as np
 
 from pgen.context.base import ContextStore
-from pgen.context.records import Document, Feedback, Interaction, Item, Record, Subject, User
+from pgen.context.records import (
+    Document,
+    Feedback,
+    Interaction,
+    Item,
+    Preference,
+    Record,
+    Subject,
+    User,
+)
 
 
 def user_records(user_id: str, items: int = 3) -> list[Record]:
@@ -24,6 +33,16 @@ def user_records(user_id: str, items: int = 3) -> list[Record]:
         Subject(user_id=user_id, name="dog", class_word="dog", image_paths=[f"{user_id}/dog.jpg"]),
         Feedback(
             user_id=user_id, feedback_id="f1", prompt=f"{user_id} asks", chosen="a", rejected="b"
+        ),
+        Preference(
+            user_id=user_id,
+            preference_id="p1",
+            text=f"{user_id} avoids nightlife",
+            origin="detected",
+            source="d0",
+            start=0,
+            end=len(user_id) + 6,
+            time=when,
         ),
     ]
 

@@ -29,6 +29,7 @@ def test_delete_user_removes_rows_vectors_outputs_media_and_files(
     assert store.row_counts() == store.row_counts("kept")
     assert counts["outputs"] == 1 and counts["output_media"] == 1
     assert counts["embeddings"] == 2 and counts["artifacts"] == 2
+    assert counts["preferences"] == 1 and store.preferences(GONE) == []
     assert not store.has_user(GONE) and store.outputs(GONE) == []
     assert store.embeddings(GONE, "m#1", 4) == {} and store.artifacts(GONE) == {}
     assert store.image_embeddings(GONE, "clip#1", 4, [f"{GONE}-img"]) == {}

@@ -19,6 +19,8 @@ def test_every_read_is_scoped_by_user(store: ContextStore) -> None:
         assert {i.user_id for i in store.interactions(user)} == {user}
         assert {s.user_id for s in store.subjects(user)} == {user}
         assert {f.user_id for f in store.feedback(user)} == {user}
+        assert [p.text for p in store.preferences(user)] == [f"{user} avoids nightlife"]
+        assert store.preferences(user, ["p1"])[0].user_id == user
         assert store.summary(user, "summary", "hash") == f"{user} likes dogs"
         outputs = store.outputs(user)
         assert [o.user_id for o in outputs] == [user] and user in outputs[0].text
@@ -64,3 +66,28 @@ def test_vectors_of_another_fingerprint_are_never_mixed(store: ContextStore) -> 
     assert store.embeddings("ann", "m#1", 4) == {}
     assert set(store.embeddings("ann", "m#2", 2)) == set()  # another dimension: dropped
     assert set(store.embeddings("bob", "m#2", 4)) == set()
+
+
+def test_preferences_are_written_edited_and_removed_by_user(store: ContextStore) -> None:
+    """A preference id is the user's: the same id of another user is another row, and
+    removing it for one user leaves the other's; ``add`` of the same id is an edit."""
+    from pgen.context.records import Preference
+
+    fill(store, "ann")
+    fill(store, "bob")
+    assert store.delete_preferences("ann", ["nope"]) == 0
+    assert store.delete_preferences("nobody", ["p1"]) == 0
+    stats = store.add([Preference(user_id="ann", preference_id="p1", text="ann is vegan")])
+    assert stats.written == 1
+    (edited,) = store.preferences("ann")
+    assert (edited.text, edited.origin, edited.source, edited.start) == (
+        "ann is vegan",
+        "user",
+        None,
+        None,
+    )
+    assert store.add([edited]).written == 0  # the same record again writes nothing
+    assert store.preferences("bob")[0].text == "bob avoids nightlife"
+    assert store.delete_preferences("ann", ["p1", "p1"]) == 1
+    assert store.preferences("ann") == [] and len(store.preferences("bob")) == 1
+    assert store.preferences("ann", ["p1"]) == []

@@ -35,6 +35,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.video",
     "pgen.cli.prefeval",
     "pgen.cli.models",
+    "pgen.cli.preferences",
 )
 
 Handler = Callable[[argparse.Namespace, Config], Any]

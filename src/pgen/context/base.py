@@ -21,7 +21,16 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from pgen.context.records import Document, Feedback, Interaction, Item, Record, Subject, User
+from pgen.context.records import (
+    Document,
+    Feedback,
+    Interaction,
+    Item,
+    Preference,
+    Record,
+    Subject,
+    User,
+)
 from pgen.errors import NotFound
 
 
@@ -128,6 +137,18 @@ class RecordStore(Protocol):
     def subjects(self, user_id: str) -> list[Subject]: ...
 
     def feedback(self, user_id: str) -> list[Feedback]: ...
+
+    # -- stated preferences (written by ``add``, like every record) -------------------
+    def preferences(
+        self, user_id: str, preference_ids: Sequence[str] | None = None
+    ) -> list[Preference]:
+        """The user's stated preferences (those named, when ids are given), oldest first."""
+        ...
+
+    def delete_preferences(self, user_id: str, preference_ids: Sequence[str]) -> int:
+        """Remove the user's preferences of these ids (another user's ids remove nothing);
+        returns how many were removed."""
+        ...
 
     # -- the catalog (shared by all users) --------------------------------------------
     def items(self, item_ids: Sequence[str] | None = None) -> list[Item]: ...

@@ -8,7 +8,7 @@ naming the file, the line (or LaMP question) and the field.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -219,17 +219,28 @@ class IngestHook(Protocol):
 
 
 def ingest(
-    store: ContextStore, path: str | Path, *, progress: bool = False, hook: IngestHook | None = None
+    store: ContextStore,
+    path: str | Path,
+    *,
+    progress: bool = False,
+    hook: IngestHook | None = None,
+    derive: Callable[[list[Record]], list[Record]] | None = None,
 ) -> IngestStats:
-    """Read and write one file as one batch: all of it, or (on any error) nothing."""
+    """Read and write one file as one batch: all of it, or (on any error) nothing.
+    ``derive``: the records to write given the file's (the file's and what is found in
+    them, such as the user's stated preferences), in the same transaction."""
     located = check_media(store, read_records(Path(path)), Path(path).parent)
     check_items(store, located)
     if hook is not None:
         located = hook.before(located)
     # Items first: interactions reference them.
-    ordered = sorted(located, key=lambda loc: not isinstance(loc.record, Item))
+    ordered = [
+        loc.record for loc in sorted(located, key=lambda loc: not isinstance(loc.record, Item))
+    ]
+    if derive is not None:
+        ordered = derive(ordered)
     records = tqdm(
-        (loc.record for loc in ordered),
+        ordered,
         total=len(ordered),
         desc=f"writing {Path(path).name}",
         unit="rec",
@@ -237,5 +248,5 @@ def ingest(
     )
     stats = store.add(records)
     if hook is not None:
-        hook.after([loc.record for loc in ordered])
+        hook.after([loc.record for loc in located])
     return stats

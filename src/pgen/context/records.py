@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pgen.context.validation import check_id, check_json, check_media_path, check_rating
 
 Id = str
+MAX_PREFERENCE_CHARS = 2000  # a preference is a sentence or two, not a document
 
 
 def _id(value: str | None) -> str | None:
@@ -173,7 +174,44 @@ class Feedback(_Record):
         return self
 
 
-Record = User | Document | Item | Interaction | Subject | Feedback
+class Preference(_Record):
+    """Something the user said they want or avoid ("I'm vegetarian", "no nightlife"): kept
+    apart from their documents so that it is never lost among them, however long ago it was
+    said. ``source`` is the document (a chat turn) it was stated in and ``start``/``end``
+    its span in that document's text; ``origin`` says whether the user gave it as such
+    (``user``) or pgen found it in their words (``detected``)."""
+
+    user_id: Id
+    preference_id: Id
+    text: str = Field(min_length=1, max_length=MAX_PREFERENCE_CHARS)
+    origin: Literal["user", "detected"] = "user"
+    source: Id | None = None
+    start: int | None = Field(None, ge=0)
+    end: int | None = Field(None, ge=1)
+    time: datetime | None = None
+
+    _check_ids = field_validator("user_id", "preference_id", "source")(_id)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @model_validator(mode="after")
+    def _span(self) -> Preference:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("a span needs both start and end")
+        if self.start is not None:
+            if self.source is None:
+                raise ValueError("a span (start, end) needs the source document it is in")
+            if self.end is not None and self.end <= self.start:
+                raise ValueError("end must be after start")
+        return self
+
+
+Record = User | Document | Item | Interaction | Subject | Feedback | Preference
 
 RECORD_TYPES: dict[str, type[_Record]] = {
     "user": User,
@@ -182,6 +220,7 @@ RECORD_TYPES: dict[str, type[_Record]] = {
     "interaction": Interaction,
     "subject": Subject,
     "feedback": Feedback,
+    "preference": Preference,
 }
 
 

@@ -71,6 +71,7 @@ class NoPersonalization:
     description = "the instruction alone (the baseline of every comparison)"
     retrieves = False
     adapter_kind: str | None = None
+    stated_preferences = False  # the baseline stays unpersonalized: no stated preferences
 
     def prepare(self, requests: list[TextRequest], tools: Tools) -> list[TextPlan]:
         prepared = []

@@ -10,6 +10,7 @@ from typing import Any
 
 from pgen.context.base import ContextStore
 from pgen.context.records import Document, User, content_hash
+from pgen.run.preferences import with_detected
 from pgen.usermodel.memory import MEMORY_KIND, MemoryRetriever, MemorySettings
 from pgen.usermodel.retrievers import Retrievers
 
@@ -31,8 +32,8 @@ def turn_document(
 
 
 def remember(store: ContextStore, user_id: str, turns: list[Document]) -> int:
-    """Store the turns not stored yet, in one transaction; creates the user on their first
-    turn. Returns how many were new."""
+    """Store the turns not stored yet, and the preferences the user states in them, in one
+    transaction; creates the user on their first turn. Returns how many turns were new."""
     records: list[Any] = []
     known: set[str] = set()
     if not store.has_user(user_id):
@@ -42,7 +43,8 @@ def remember(store: ContextStore, user_id: str, turns: list[Document]) -> int:
     fresh = {t.doc_id: t for t in turns if t.text.strip() and t.doc_id not in known}
     records += fresh.values()
     if records:
-        store.add(records)
+        # The preferences the user states in these turns go in the same transaction.
+        store.add(with_detected(store, records))
     return len(fresh)
 
 

@@ -22,7 +22,6 @@ from pgen.components import (
     Tools,
     VisionPlan,
     VisionTools,
-    prepare_with_history,
     template_tokens,
 )
 from pgen.config import GenerationSettings
@@ -31,6 +30,7 @@ from pgen.errors import InvalidRequest
 from pgen.factory import Lazy
 from pgen.models.base import ImageGenerationSettings, TextSink
 from pgen.models.executors import Executed, execute_image, execute_text, execute_vision
+from pgen.personalize.stated import prepare_text
 from pgen.results import Answer, Generation, ImageGeneration
 from pgen.usermodel.retrievers import Retrievers
 
@@ -362,7 +362,7 @@ def register_builtin_modalities() -> None:
             execute_text,
             check=_text_check,
             record=_text_record,
-            prepare=prepare_with_history,
+            prepare=prepare_text,  # the strategy's plan, earlier turns, stated preferences
             check_settings=_text_settings_check,
         )
     )

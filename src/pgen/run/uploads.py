@@ -19,6 +19,7 @@ from pgen.context.base import ContextStore, IngestStats
 from pgen.context.ingest import AUDIO, IngestError, Located, check_items, read_records
 from pgen.context.records import Document, Item, Subject
 from pgen.context.sqlite.artifact_folders import safe_name
+from pgen.run.preferences import with_detected
 
 UPLOAD_PREFIX = "upload:"
 UPLOADS = "uploads"  # the artifact kind of uploaded images
@@ -35,7 +36,7 @@ def ingest_file(store: ContextStore, path: Path, source: str) -> IngestStats:
         raise IngestError(error.where.replace(str(path), source), error.problem) from None
     # Items first: interactions reference them. One transaction: all or nothing.
     ordered = sorted(located, key=lambda loc: not isinstance(loc.record, Item))
-    return store.add([loc.record for loc in ordered])
+    return store.add(with_detected(store, [loc.record for loc in ordered]))
 
 
 def _resolve_uploads(store: ContextStore, loc: Located) -> Located:

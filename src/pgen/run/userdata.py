@@ -15,6 +15,7 @@ from pgen.context.records import Feedback, Interaction, Record
 from pgen.errors import InvalidRequest, NotFound
 from pgen.results import ArtifactInfo, SearchHit, UserExport, UserView
 from pgen.run.generation import check_instruction, check_k
+from pgen.run.preferences import with_detected
 from pgen.usermodel.retrievers import Retrievers
 
 if TYPE_CHECKING:
@@ -32,12 +33,15 @@ def ingest(
     from pgen.context.ingest import Located
     from pgen.context.ingest import ingest as ingest_file
 
+    def detected(records: Iterable[Record]) -> list[Record]:
+        return with_detected(store, records)
+
     if isinstance(source, str | Path):
-        return ingest_file(store, source, progress=progress, hook=hook)
+        return ingest_file(store, source, progress=progress, hook=hook, derive=detected)
     if hook is None:
-        return store.add(source)
+        return store.add(detected(source))
     located = hook.before([Located(r, f"record {n}") for n, r in enumerate(source, start=1)])
-    stats = store.add([loc.record for loc in located])
+    stats = store.add(detected([loc.record for loc in located]))
     hook.after([loc.record for loc in located])
     return stats
 
@@ -87,6 +91,7 @@ def export_user(store: ContextStore, user_id: str) -> UserExport:
         artifacts=artifacts,
         outputs=store.outputs(user_id),
         feedback=store.feedback(user_id),
+        preferences=store.preferences(user_id),
     )
 
 

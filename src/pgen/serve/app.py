@@ -46,7 +46,7 @@ def jobs_path(config: Config) -> Path:
 def create_app(config: Config, **components: Any) -> FastAPI:
     """``components``: ready models (``text_model``, ``embedder``, ``image_model``) in
     place of the configured ones, for tests and benchmarks."""
-    from pgen.serve import audio, openai, routes
+    from pgen.serve import audio, openai, preference_routes, routes
 
     service = Service(
         config=config,
@@ -80,6 +80,7 @@ def create_app(config: Config, **components: Any) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=config.serve_max_body_mb * 1024 * 1024)
     app.add_middleware(UserPaths)
     app.include_router(routes.router)
+    app.include_router(preference_routes.router)
     app.include_router(openai.router)
     app.include_router(audio.router)
     _service_routes(app)

@@ -178,6 +178,7 @@ def export_user(user_id: UserId, engine: TenantEngine) -> Any:
             "artifacts": [asdict(a) for a in found.artifacts],
             "feedback": [f.model_dump(mode="json") for f in found.feedback],
             "outputs": [asdict(o) for o in found.outputs],
+            "preferences": [p.model_dump(mode="json") for p in found.preferences],
         }
     )
 

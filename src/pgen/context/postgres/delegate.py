@@ -19,7 +19,16 @@ from pgen.context.base import (
     StoredOutput,
     UserSummary,
 )
-from pgen.context.records import Document, Feedback, Interaction, Item, Record, Subject, User
+from pgen.context.records import (
+    Document,
+    Feedback,
+    Interaction,
+    Item,
+    Preference,
+    Record,
+    Subject,
+    User,
+)
 
 
 class Delegating:
@@ -55,6 +64,14 @@ class Delegating:
 
     def document_hashes(self, user_id: str) -> dict[str, str]:
         return self.records.document_hashes(user_id)
+
+    def preferences(
+        self, user_id: str, preference_ids: Sequence[str] | None = None
+    ) -> list[Preference]:
+        return self.records.preferences(user_id, preference_ids)
+
+    def delete_preferences(self, user_id: str, preference_ids: Sequence[str]) -> int:
+        return self.records.delete_preferences(user_id, preference_ids)
 
     def document_changes(self, user_id: str, since: int) -> tuple[dict[str, str], list[str]]:
         return self.records.document_changes(user_id, since)

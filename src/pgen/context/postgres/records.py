@@ -18,12 +18,14 @@ from typing import Any
 from psycopg import errors
 
 from pgen.context.base import IngestStats, Revision, UserNotFoundError, UserSummary
+from pgen.context.postgres import preferences as preference_rows
 from pgen.context.postgres.connection import Connection, PgDatabase, Row
 from pgen.context.records import (
     Document,
     Feedback,
     Interaction,
     Item,
+    Preference,
     Record,
     Subject,
     User,
@@ -233,6 +235,8 @@ class PgRecords:
                     _time(record.time),
                 ),
             )
+        if isinstance(record, Preference):
+            return preference_rows.write_preference(db, record)
         raise TypeError(f"not a context record: {type(record).__name__}")  # pragma: no cover
 
     def delete_documents(self, user_id: str, doc_ids: Sequence[str]) -> int:
@@ -379,6 +383,14 @@ class PgRecords:
             user_id,
         )
         return [Feedback(**{**row, "time": _parse_time(row["time"])}) for row in rows]
+
+    def preferences(
+        self, user_id: str, preference_ids: Sequence[str] | None = None
+    ) -> list[Preference]:
+        return preference_rows.read_preferences(self.db, user_id, preference_ids)
+
+    def delete_preferences(self, user_id: str, preference_ids: Sequence[str]) -> int:
+        return preference_rows.delete_preferences(self.db, user_id, preference_ids)
 
     # -- the catalog (shared by all users) --------------------------------------------
     def items(self, item_ids: Sequence[str] | None = None) -> list[Item]:

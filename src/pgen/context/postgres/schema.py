@@ -174,6 +174,20 @@ MIGRATIONS: list[str] = [
                  WITH ORDINALITY AS m(path, position)
         WHERE jsonb_typeof(o.provenance::jsonb -> 'images') = 'array';
     """,
+    # 7: the user's stated preferences ("no nightlife"), each with the turn it was said in.
+    """
+    CREATE TABLE preferences (
+        user_id       TEXT COLLATE "C" NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        preference_id TEXT COLLATE "C" NOT NULL,
+        text          TEXT NOT NULL,
+        origin        TEXT COLLATE "C" NOT NULL,
+        source        TEXT COLLATE "C",
+        span_start    INTEGER,
+        span_end      INTEGER,
+        time          TEXT COLLATE "C",
+        PRIMARY KEY (user_id, preference_id)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -191,6 +205,7 @@ USER_TABLES = (
     "outputs",
     "output_media",
     "artifacts",
+    "preferences",
 )
 # What delete-user rewrites (VACUUM FULL) so no dead copy of the user's rows stays in a
 # table file: the user tables, ``users`` itself and ``pending_removals`` (paths name users).

@@ -19,11 +19,13 @@ from pgen.context.records import (
     Feedback,
     Interaction,
     Item,
+    Preference,
     Record,
     Subject,
     User,
     to_json,
 )
+from pgen.context.sqlite import preference_rows
 from pgen.context.sqlite.connection import Database
 
 
@@ -162,6 +164,9 @@ class SQLiteRecords:
                     _time(record.time),
                 ),
             )
+        elif isinstance(record, Preference):
+            self._ensure_user(db, record.user_id)
+            preference_rows.write_preference(db, record)
         elif isinstance(record, Interaction):
             self._write_interaction(db, record, 0)
         else:  # pragma: no cover - the Record union is closed
@@ -315,6 +320,14 @@ class SQLiteRecords:
     def feedback(self, user_id: str) -> list[Feedback]:
         rows = self.db.rows("SELECT * FROM feedback WHERE user_id=? ORDER BY time", user_id)
         return [Feedback(**{**dict(row), "time": _parse_time(row["time"])}) for row in rows]
+
+    def preferences(
+        self, user_id: str, preference_ids: Sequence[str] | None = None
+    ) -> list[Preference]:
+        return preference_rows.read_preferences(self.db, user_id, preference_ids)
+
+    def delete_preferences(self, user_id: str, preference_ids: Sequence[str]) -> int:
+        return preference_rows.delete_preferences(self.db, user_id, preference_ids)
 
     # -- the catalog (shared by all users) --------------------------------------------
     def items(self, item_ids: Sequence[str] | None = None) -> list[Item]:

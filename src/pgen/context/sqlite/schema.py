@@ -174,6 +174,23 @@ MIGRATIONS: list[str] = [
         FROM outputs o, json_each(o.provenance, '$.images') m
         WHERE json_type(o.provenance, '$.images')='array' AND m.type='text';
     """,
+    # 7: the user's stated preferences ("I'm vegetarian"), each with the document (chat
+    # turn) and the span of its text it was stated in, when it was found in their words.
+    # ``source`` is no foreign key: a preference outlives the turn it was said in (the
+    # user removes it on its own), and goes with the user like everything else.
+    """
+    CREATE TABLE preferences (
+        user_id       TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        preference_id TEXT NOT NULL,
+        text          TEXT NOT NULL,
+        origin        TEXT NOT NULL,  -- user (given as such) or detected (in their words)
+        source        TEXT,           -- the document it was stated in
+        span_start    INTEGER,
+        span_end      INTEGER,
+        time          TEXT,
+        PRIMARY KEY (user_id, preference_id)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -203,4 +220,5 @@ USER_TABLES = (
     "outputs",
     "output_media",
     "artifacts",
+    "preferences",
 )

@@ -24,7 +24,16 @@ from pgen.context.base import (
     UserNotFoundError,
     UserSummary,
 )
-from pgen.context.records import Document, Feedback, Interaction, Item, Record, Subject, User
+from pgen.context.records import (
+    Document,
+    Feedback,
+    Interaction,
+    Item,
+    Preference,
+    Record,
+    Subject,
+    User,
+)
 from pgen.context.sqlite.artifact_folders import SQLiteArtifacts
 from pgen.context.sqlite.connection import BUSY_TIMEOUT_S, WRITE_WAIT_S, Database
 from pgen.context.sqlite.derived_tables import SQLiteDerived
@@ -151,6 +160,14 @@ class SQLiteStore:
 
     def feedback(self, user_id: str) -> list[Feedback]:
         return self.records.feedback(user_id)
+
+    def preferences(
+        self, user_id: str, preference_ids: Sequence[str] | None = None
+    ) -> list[Preference]:
+        return self.records.preferences(user_id, preference_ids)
+
+    def delete_preferences(self, user_id: str, preference_ids: Sequence[str]) -> int:
+        return self.records.delete_preferences(user_id, preference_ids)
 
     def items(self, item_ids: Sequence[str] | None = None) -> list[Item]:
         return self.records.items(item_ids)

@@ -1,0 +1,113 @@
+"""The user's stated preferences behind the Engine's verbs: found in their incoming chat
+turns (in the same transaction that stores the turns), listed, added, edited and removed.
+
+Every verb names the user, and reads and writes through the store's user-scoped calls: a
+preference id of another user is "not found", exactly like an unknown id, and nothing is
+written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from pgen.context.base import ContextStore
+from pgen.context.records import Document, Preference, Record
+from pgen.errors import InvalidRequest, NotFound
+from pgen.usermodel.memory import MEMORY_KIND, speaker_of
+from pgen.usermodel.stated import detected_preferences
+
+
+class PreferenceNotFoundError(NotFound):
+    def __str__(self) -> str:
+        return f"no preference {self.args[0]!r} of user {self.args[1]!r}"
+
+
+def users_own_words(document: Document) -> bool:
+    """Where preferences are looked for: the user's own chat turns (kind ``chat`` with no
+    other speaker named, as the chat endpoint and ``remember`` store them). Turns of a
+    conversation between named people (LoCoMo's) and other documents (posts, reviews,
+    abstracts) are the user's context, not things they asked the assistant to honour."""
+    return document.kind == MEMORY_KIND and speaker_of(document) is None
+
+
+def with_detected(store: ContextStore, records: Iterable[Record]) -> list[Record]:
+    """The records, then the preferences stated in their new or changed chat turns of the
+    user's own (a turn stored already, unchanged, is not read again: a preference the user
+    removed stays removed when the same turn arrives again)."""
+    batch = list(records)
+    candidates = [r for r in batch if isinstance(r, Document) and users_own_words(r)]
+    if not candidates:
+        return batch
+    known: dict[str, dict[str, str]] = {}
+    fresh = []
+    for document in candidates:
+        user = document.user_id
+        if user not in known:
+            known[user] = store.document_hashes(user) if store.has_user(user) else {}
+        if known[user].get(document.doc_id) != document.content_hash:
+            fresh.append(document)
+    return [*batch, *detected_preferences(fresh)]
+
+
+def preferences(store: ContextStore, user_id: str) -> list[Preference]:
+    store.user(user_id)  # an unknown user: not found
+    return store.preferences(user_id)
+
+
+def _checked(**fields: object) -> Preference:
+    try:
+        return Preference.model_validate(fields)
+    except ValidationError as error:
+        issue = error.errors()[0]
+        where = ".".join(str(part) for part in issue["loc"]) or "preference"
+        raise InvalidRequest(f"preference field '{where}': {issue['msg']}") from None
+
+
+def add_preference(store: ContextStore, user_id: str, text: str) -> Preference:
+    """A preference the user gives as such (no source turn); the user must exist."""
+    store.user(user_id)
+    record = _checked(
+        user_id=user_id,
+        preference_id=f"pref-{uuid.uuid4().hex[:24]}",
+        text=text.strip(),
+        origin="user",
+        time=datetime.now(UTC),
+    )
+    store.add([record])
+    return record
+
+
+def _one(store: ContextStore, user_id: str, preference_id: str) -> Preference:
+    store.user(user_id)
+    found = store.preferences(user_id, [preference_id])
+    if not found:
+        raise PreferenceNotFoundError(preference_id, user_id)
+    return found[0]
+
+
+def edit_preference(store: ContextStore, user_id: str, preference_id: str, text: str) -> Preference:
+    """The preference restated in the user's words: it keeps its id and the turn it came
+    from, loses the span (the text is no longer that span's) and is the user's own now."""
+    existing = _one(store, user_id, preference_id)
+    record = _checked(
+        user_id=user_id,
+        preference_id=existing.preference_id,
+        text=text.strip(),
+        origin="user",
+        source=existing.source,
+        time=datetime.now(UTC),
+    )
+    store.add([record])
+    return record
+
+
+def remove_preference(store: ContextStore, user_id: str, preference_id: str) -> Preference:
+    """The removed preference (unknown, or another user's: not found, nothing removed)."""
+    existing = _one(store, user_id, preference_id)
+    if not store.delete_preferences(user_id, [preference_id]):
+        raise PreferenceNotFoundError(preference_id, user_id)  # removed meanwhile
+    return existing
