@@ -108,11 +108,7 @@ def test_plain_vacuum_leaves_the_deleted_rows_bytes_so_delete_user_rewrites(
         with psycopg.connect(url, autocommit=True) as db:
             db.execute("VACUUM")
         assert _table_files_holding(postgres_server, url, GONE)  # still readable
-        store.database.vacuum_full(["users", "documents", "interactions", "outputs"])
-        store.database.vacuum_full(
-            ["document_deletions", "subjects", "feedback", "embeddings", "image_embeddings"]
-        )
-        store.database.vacuum_full(["summaries", "output_media", "artifacts", "pending_removals"])
+        store.database.vacuum_full(SCRUBBED_TABLES)  # every table that can hold a user
         assert _table_files_holding(postgres_server, url, GONE) == []
 
 

@@ -49,7 +49,11 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> None:
 
 def register(commands: Any, bench: Any) -> None:
     p = commands.add_parser("jobs", help="the service's jobs: list, show, cancel")
-    p.add_argument("action", choices=("list", "show", "cancel"))
+    p.add_argument(
+        "action",
+        choices=("list", "show", "cancel"),
+        help="list the jobs, show one, or cancel one (queued or running)",
+    )
     p.add_argument("job_id", nargs="?", help="show / cancel: which job")
     p.add_argument("--tenant", help="only this tenant's jobs")
     p.add_argument("--all", action="store_true", help="list: finished jobs too")

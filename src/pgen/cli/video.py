@@ -109,7 +109,12 @@ def register(commands: Any, bench: Any) -> None:
     p = commands.add_parser("generate-video", help="a personalized clip (AnimateDiff)")
     p.add_argument("instruction", help="what to animate, e.g. 'rex running on a beach'")
     p.add_argument("--user", required=True, help="the user to animate for")
-    p.add_argument("--strategy", choices=strategy_names("video"), default="subject")
+    p.add_argument(
+        "--strategy",
+        choices=strategy_names("video"),
+        default="subject",
+        help="subject: the user's subject animated; none: the instruction alone",
+    )
     p.add_argument("--subject", help="subject name (default: the one the instruction names)")
     p.add_argument("--method", choices=TRAINERS, help="default: the best trained one")
     p.add_argument("--frames", type=int, default=16, help="frames in the clip")
@@ -127,7 +132,12 @@ def register(commands: Any, bench: Any) -> None:
     p = commands.add_parser("generate-post", help="a caption and an image in one post")
     p.add_argument("instruction", help="what the post is about, e.g. 'my weekend hike'")
     p.add_argument("--user", required=True, help="whose post")
-    p.add_argument("--strategy", choices=strategy_names("post"), default="joint")
+    p.add_argument(
+        "--strategy",
+        choices=strategy_names("post"),
+        default="joint",
+        help="joint: the image prompted from the caption; independent: both from the request",
+    )
     p.add_argument("--caption", default="rag", help="text strategy of the caption")
     p.add_argument("--image", default="keywords", help="image strategy: none, keywords, subject")
     p.add_argument("--subject", help="the subject for --image subject")
