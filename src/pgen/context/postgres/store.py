@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Self
 
 from pgen.context.base import UserNotFoundError
+from pgen.context.delegate import Delegating
 from pgen.context.postgres.artifacts import PgArtifacts
 from pgen.context.postgres.connection import Connection, PgDatabase
-from pgen.context.postgres.delegate import Delegating
 from pgen.context.postgres.derived import PgDerived
 from pgen.context.postgres.records import PgRecords
 from pgen.context.postgres.schema import SCRUBBED_TABLES, USER_TABLES

@@ -34,6 +34,21 @@ class SQLiteDerived:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def row_counts(self, user_id: str | None = None) -> dict[str, int]:
+        """Rows per table that has a ``user_id`` column (of one user, or of all)."""
+        tables = [
+            row["name"]
+            for row in self.db.rows(
+                "SELECT m.name FROM sqlite_master m WHERE m.type='table' AND EXISTS "
+                "(SELECT 1 FROM pragma_table_info(m.name) WHERE name='user_id')"
+            )
+        ]
+        where, params = ("", ()) if user_id is None else (" WHERE user_id=?", (user_id,))
+        return {
+            table: int(self.db.rows(f"SELECT COUNT(*) AS n FROM {table}{where}", *params)[0]["n"])
+            for table in sorted(tables)
+        }
+
     # -- the change feed's upkeep -----------------------------------------------------
     def deletions_pruned(self, user_id: str) -> int:
         """Deletions up to this revision are no longer listed: an index older than it
