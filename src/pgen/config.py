@@ -124,6 +124,9 @@ class Config:
     serve_batch_size: int = 16
     serve_batch_wait_ms: int = 10
     serve_max_tenants: int = 64  # tenant stores open at once (least recently used close)
+    # A tenant engine nothing has used for this long is closed (0: never); it reopens on
+    # its tenant's next request. Bounds a replica's memory to its recent tenants.
+    serve_tenant_idle_s: float = 600.0
 
     @property
     def generation(self) -> GenerationSettings:
@@ -182,7 +185,7 @@ _INTS = (
     "serve_max_tenants",
 )
 STALE_ADAPTERS = ("serve", "base", "refuse")
-_FLOATS = ("temperature", "top_p", "repetition_penalty")
+_FLOATS = ("temperature", "top_p", "repetition_penalty", "serve_tenant_idle_s")
 # Components may be a {provider, settings} table in the TOML file (see pgen.factory).
 _COMPONENTS = ("store", "text_model", "embed_model", "image_model", "asr_model", "speech_model")
 

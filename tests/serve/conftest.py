@@ -103,3 +103,36 @@ def postgres_tenants_server(
                 assert {row[0] for row in users} == {"alice", f"{tenant}-bob"}
         assert not list(home.rglob("pgen.sqlite"))
         yield running
+
+
+class JobRowsAt:
+    """Where a test's job rows live: a SQLite file, or a fresh database of the session's
+    real Postgres server (schema ``pgen_jobs``); ``raw()``: the bytes on disk of either."""
+
+    def __init__(self, where: Path | str, raw: Any) -> None:
+        self.where = where
+        self.raw: Any = raw  # () -> bytes
+
+    @property
+    def backend(self) -> str:
+        return "postgres" if isinstance(self.where, str) else "sqlite"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def job_rows_at(request: pytest.FixtureRequest, tmp_path: Path) -> JobRowsAt:
+    """Both backends of the durable jobs, for the same tests. The in-process works' gates
+    and signals are by name: cleared, so the second backend's run starts unset."""
+    from tests.serve import job_works
+
+    job_works.GATES.clear()
+    job_works.SIGNALS.clear()
+    job_works.RAN.clear()
+    if request.param == "sqlite":
+        path = tmp_path / "jobs.sqlite"
+        return JobRowsAt(
+            path, lambda: b"".join(p.read_bytes() for p in tmp_path.glob("jobs.sqlite*"))
+        )
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    database = server.create_database("jobs")
+    folder = server.database_folder(database)
+    return JobRowsAt(server.url(database), lambda: b"".join(server.files(folder).values()))

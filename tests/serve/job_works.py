@@ -1,5 +1,6 @@
 """Works the job tests submit, registered by name, and a worker process's entry point
-(``python -m tests.serve.job_works FILE``): claims those works' jobs until killed."""
+(``python -m tests.serve.job_works WHERE READY_DIR``): claims those works' jobs until killed.
+``WHERE``: the jobs' SQLite file or a Postgres URL; ``READY_DIR/ready-<pid>`` says it runs."""
 
 from __future__ import annotations
 
@@ -85,11 +86,12 @@ def steps(run: JobRun) -> dict[str, Any]:
     return {}
 
 
-def main(path: str) -> None:
-    Jobs(Path(path), lease_s=float(os.environ.get("LEASE_S", "60"))).start(works=WORKS)
-    Path(path + f".ready-{os.getpid()}").write_text("")
+def main(where: str, ready: str) -> None:
+    place: Path | str = where if "://" in where else Path(where)
+    Jobs(place, lease_s=float(os.environ.get("LEASE_S", "60"))).start(works=WORKS)
+    Path(ready, f"ready-{os.getpid()}").write_text("")
     threading.Event().wait()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

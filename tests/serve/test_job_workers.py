@@ -1,6 +1,6 @@
 """Durable jobs across processes: worker processes (``python -m tests.serve.job_works``)
-on one jobs file claim disjoint jobs; a worker killed (-9) mid-job leaves the job to
-another, up to the job's attempts; a cancel reaches a job running in another process,
+on one jobs file, or one Postgres database (each test runs on both), claim disjoint
+jobs; a worker killed (-9) mid-job leaves the job to another, up to the job's attempts; a cancel reaches a job running in another process,
 and its progress (step, total, loss) is read from the rows."""
 
 from __future__ import annotations
@@ -18,24 +18,28 @@ import pytest
 
 from pgen.run.jobs import LOST, Jobs
 from tests.serve import job_works
+from tests.serve.conftest import JobRowsAt
 
 ROOT = Path(__file__).resolve().parents[2]
 assert job_works.WORKS  # the works a submitter names are registered here too
 
 
 class Workers:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, where: Path | str, ready: Path) -> None:
+        self.path = where  # a SQLite file or a Postgres URL
+        self.ready = ready
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, lease_s: float = 60) -> subprocess.Popen[bytes]:
         env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
         env["LEASE_S"] = str(lease_s)
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.serve.job_works", str(self.path)], cwd=ROOT, env=env
+            [sys.executable, "-m", "tests.serve.job_works", str(self.path), str(self.ready)],
+            cwd=ROOT,
+            env=env,
         )
         self.processes.append(process)
-        ready = Path(f"{self.path}.ready-{process.pid}")
+        ready = self.ready / f"ready-{process.pid}"
         deadline = time.monotonic() + 120  # against a hang only
         # Ready, or ended already: a worker may claim a job that kills it before it says so.
         while not ready.exists() and process.poll() is None:
@@ -45,8 +49,9 @@ class Workers:
 
 
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    found = Workers(tmp_path / "jobs.sqlite")
+def workers(job_rows_at: JobRowsAt, tmp_path: Path) -> Iterator[Workers]:
+    """Worker processes on the jobs' rows: a SQLite file, or the real Postgres server."""
+    found = Workers(job_rows_at.where, tmp_path)
     yield found
     for process in found.processes:
         if process.poll() is None:

@@ -2,7 +2,8 @@
 cannot stop midway), failures are reported, records outlive the process, and a job is
 only ever its own tenant's. Durable: two worker processes on one file claim disjoint
 jobs; a worker killed mid-job leaves its job to another, up to a bounded number of
-attempts (tests/serve/test_job_workers.py)."""
+attempts (tests/serve/test_job_workers.py). Each runs on both backends: a SQLite file and
+the real Postgres server (``job_rows_at``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pgen.errors import Conflict
 from pgen.run.jobs import Jobs
 from pgen.serve.errors import NOT_FOUND_BODY, NotFound
 from tests.serve import job_works
+from tests.serve.conftest import JobRowsAt
 from tests.serve.job_works import gate, signal_of
 from tests.serve.server import Running, free_port, make_keys, start_process, wait_ready
 from tests.serve.test_api import poll
@@ -34,8 +36,9 @@ def wait_for(jobs: Jobs, tenant: str, job_id: str, status: str) -> dict[str, Any
     raise AssertionError(f"{job_id} never {status}")
 
 
-def test_queued_cancel_running_refuse_failures_reported(tmp_path: Path) -> None:
-    jobs = Jobs(tmp_path / "jobs.sqlite").start()
+def test_queued_cancel_running_refuse_failures_reported(job_rows_at: JobRowsAt) -> None:
+    at = job_rows_at
+    jobs = Jobs(at.where).start()
     slow = {"name": "q-slow", "result": {"done": True}}
     running = jobs.submit("acme", "train:slow", "alice", "test:slow", slow, cancellable=False)
     queued = jobs.submit("acme", "train:queued", "alice", "test:slow", {"name": "q-queued"})
@@ -67,8 +70,9 @@ def test_queued_cancel_running_refuse_failures_reported(tmp_path: Path) -> None:
     jobs.shutdown()
 
 
-def test_delete_user_forgets_their_jobs(tmp_path: Path) -> None:
-    jobs = Jobs(tmp_path / "jobs.sqlite").start()
+def test_delete_user_forgets_their_jobs(job_rows_at: JobRowsAt) -> None:
+    at = job_rows_at
+    jobs = Jobs(at.where).start()
     done = jobs.submit("acme", "train:done", "alice", "test:slow", {"name": "f-done"})
     gate("f-done").set()
     wait_for(jobs, "acme", done.job_id, "succeeded")
@@ -84,15 +88,18 @@ def test_delete_user_forgets_their_jobs(tmp_path: Path) -> None:
     # The running job went when it ended; the queued one never ran.
     assert [j.job_id for j in jobs.of_tenant("acme")] == [bobs.job_id]
     assert "f-later" not in job_works.RAN and "f-slow" in job_works.RAN
-    # No byte of alice's jobs in the file (secure_delete zeroes freed pages).
+    # No byte of alice's jobs in the files (SQLite: secure_delete zeroes freed pages;
+    # Postgres: the jobs table is rewritten, VACUUM FULL, after her rows went).
     jobs.shutdown()
     jobs.rows.close()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("jobs.sqlite*"))
-    assert b"alice" not in raw and b"f-slow" not in raw
+    raw = at.raw()
+    assert b"f-bob" in raw  # the bytes are readable: what is missing is gone
+    assert b"alice" not in raw and b"f-slow" not in raw and b"f-later" not in raw
 
 
-def test_a_running_job_stops_when_cancelled_and_shows_its_progress(tmp_path: Path) -> None:
-    jobs = Jobs(tmp_path / "jobs.sqlite").start()
+def test_a_running_job_stops_when_cancelled_and_shows_its_progress(job_rows_at: JobRowsAt) -> None:
+    at = job_rows_at
+    jobs = Jobs(at.where).start()
     job = jobs.submit("acme", "train:loop", "alice", "test:loop", {"name": "c-loop"})
     assert signal_of("c-loop").wait(120)
     seen = jobs.get("acme", job.job_id)
@@ -107,11 +114,12 @@ def test_a_running_job_stops_when_cancelled_and_shows_its_progress(tmp_path: Pat
 
 
 def test_records_outlive_the_process_and_a_stopped_workers_jobs_wait_for_another(
-    tmp_path: Path,
+    job_rows_at: JobRowsAt,
 ) -> None:
     """A second ``Jobs`` on the same file answers the first's finished job; the first's
     workers stopping put its running job back in the queue, for the second to run."""
-    first = Jobs(tmp_path / "jobs.sqlite").start()
+    at = job_rows_at
+    first = Jobs(at.where).start()
     done = first.submit(
         "acme", "train:done", "alice", "test:slow", {"name": "r-done", "result": {"x": 1}}
     )
@@ -120,7 +128,7 @@ def test_records_outlive_the_process_and_a_stopped_workers_jobs_wait_for_another
     running = first.submit("acme", "train:slow", "alice", "test:slow", {"name": "r-slow"})
     wait_for(first, "acme", running.job_id, "running")
     first.shutdown()  # a replica going away: its job is queued again, attempt not counted
-    second = Jobs(tmp_path / "jobs.sqlite")
+    second = Jobs(at.where)
     assert second.get("acme", done.job_id).result == {"x": 1}
     with pytest.raises(NotFound):
         second.get("globex", done.job_id)

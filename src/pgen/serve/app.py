@@ -1,8 +1,9 @@
 """The FastAPI application of ``pgen serve``: routes, auth, limits, the web page.
 
 ``create_app(config)`` builds it for one process. The key file lives at
-``<home>/service/keys.sqlite``, the job records at ``<home>/service/jobs.sqlite``, and
-each tenant's store under ``<home>/tenants/<tenant>/``.
+``<home>/service/keys.sqlite``, the job records at ``<home>/service/jobs.sqlite`` (with a
+Postgres store: in its database, schema ``pgen_jobs``, shared by every replica), and each
+tenant's store under ``<home>/tenants/<tenant>/``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from pgen.config import Config
+from pgen.factory.specs import store_spec
 from pgen.run.jobs import jobs_file
 from pgen.serve import errors
 from pgen.serve.auth.keys import KeyStore
@@ -39,7 +41,12 @@ def key_path(config: Config) -> Path:
     return config.home / "service" / "keys.sqlite"
 
 
-def jobs_path(config: Config) -> Path:
+def jobs_path(config: Config) -> Path | str:
+    """Where the job rows live: with a Postgres store, its database (schema ``pgen_jobs``,
+    shared by every replica on it); otherwise ``<home>/service/jobs.sqlite``."""
+    spec = store_spec(config.store, config)
+    if spec.provider in ("postgres", "postgresql") and spec.settings.get("url"):
+        return str(spec.settings["url"])
     return jobs_file(config.home)
 
 

@@ -12,12 +12,20 @@ engine that nothing holds is closed (its store's connections, its in-memory inde
 request or a job holds its tenant's engine for as long as it runs (``lease``), so an
 engine in use is never closed under it; when every engine is held the bound is exceeded
 for a moment and the oldest is closed when it is let go.
+
+Idle engines are closed too (``serve_tenant_idle_s``, default 600 s): one that nothing
+holds and nothing has used for that long goes at the next sweep (a daemon thread, every
+quarter of the limit, at most a minute apart; ``evict_idle(now=...)`` runs one), so a
+replica that served many tenants once does not keep them all (docs/deploy.md measures
+what one holds). An evicted tenant's next request reopens its engine on the same store.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +50,8 @@ from pgen.factory import (
 from pgen.factory.specs import store_spec
 from pgen.serve.auth.keys import check_tenant
 from pgen.serve.errors import ApiError
+
+log = logging.getLogger("pgen")
 
 
 def tenant_schema(tenant: str) -> str:
@@ -76,9 +86,10 @@ class Tenants:
         text_model: Any = None,
         embedder: Any = None,
         image_model: Any = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``text_model``/``embedder``/``image_model``: ready components (tests, benchmarks)
-        in place of the configured ones."""
+        in place of the configured ones. ``clock``: seconds, for the idle limit (tests)."""
         check_components(config)
         self.config = config
         # A gathered batch goes to the model as one call: its batch is the gatherer's.
@@ -95,6 +106,14 @@ class Tenants:
         self._holders: dict[str, int] = {}
         self._lock = threading.Lock()
         self.evicted = 0  # engines closed for the bound (for /ready and tests)
+        self.idle_s = float(config.serve_tenant_idle_s)
+        self.evicted_idle = 0  # engines closed for being idle
+        self._clock = clock
+        self._last_used: dict[str, float] = {}  # by tenant: when last acquired or released
+        self._closed = threading.Event()
+        if self.idle_s > 0:
+            sweep = threading.Thread(target=self._sweep, name="pgen-tenants-idle", daemon=True)
+            sweep.start()
 
     def _loaded(self, kind: str, build: Callable[[Config], Any]) -> Callable[[], Any]:
         def load() -> Any:
@@ -123,6 +142,7 @@ class Tenants:
                 self._engines[tenant] = engine
             self._engines.move_to_end(tenant)
             self._holders[tenant] = self._holders.get(tenant, 0) + 1
+            self._last_used[tenant] = self._clock()
             closing = self._over_bound()
         for old in closing:
             old.close()
@@ -133,6 +153,7 @@ class Tenants:
             self._holders[tenant] -= 1
             if not self._holders[tenant]:
                 del self._holders[tenant]
+            self._last_used[tenant] = self._clock()  # idle from the end of its last use
             closing = self._over_bound()
         for old in closing:
             old.close()
@@ -146,11 +167,38 @@ class Tenants:
             self.release(tenant)
 
     def engine(self, tenant: str) -> Engine:
-        """The tenant's engine, not held: for one tenant alone (benchmarks); the service
-        holds its engines through ``lease``."""
-        engine = self.acquire(tenant)
-        self.release(tenant)
-        return engine
+        """The tenant's engine, held until ``close``: for one tenant alone (benchmarks,
+        which use it for longer than the idle limit); the service holds its engines
+        through ``lease``, for one request or job each."""
+        return self.acquire(tenant)
+
+    def evict_idle(self, now: float | None = None) -> list[str]:
+        """Close the engines nothing holds and nothing used for longer than the idle
+        limit (at ``now``, on the clock; default: the clock's now). The tenants closed."""
+        if self.idle_s <= 0:
+            return []
+        now = self._clock() if now is None else now
+        with self._lock:
+            idle = [
+                name
+                for name in self._engines
+                if name not in self._holders and now - self._last_used.get(name, now) > self.idle_s
+            ]
+            closing = [self._engines.pop(name) for name in idle]
+            for name in idle:
+                self._last_used.pop(name, None)
+            self.evicted_idle += len(idle)
+        for engine in closing:
+            engine.close()
+        return idle
+
+    def _sweep(self) -> None:
+        every = min(max(self.idle_s / 4, 1.0), 60.0)
+        while not self._closed.wait(every):
+            try:
+                self.evict_idle()
+            except Exception:  # a store that fails to close: the next sweep goes on
+                log.warning("closing an idle tenant engine failed", exc_info=True)
 
     def open_tenants(self) -> list[str]:
         with self._lock:
@@ -190,11 +238,14 @@ class Tenants:
                 break
             if name not in self._holders:
                 closing.append(self._engines.pop(name))
+                self._last_used.pop(name, None)
                 self.evicted += 1
         return closing
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             for engine in self._engines.values():
                 engine.close()
             self._engines.clear()
+            self._last_used.clear()

@@ -1,8 +1,9 @@
 """Durable jobs: rows any worker claims, held under a lease that a heartbeat renews.
 
-``Jobs(path)`` reads and writes the rows (submit, status, cancel, forget); ``start(host,
-workers)`` also runs this process's workers: threads that claim queued jobs of the works
-registered here, one at a time each. A worker that dies (kill -9, a lost host) stops
+``Jobs(where)`` reads and writes the rows (submit, status, cancel, forget) in a SQLite file
+or, given a ``postgresql://`` URL, in Postgres (backends.py); ``start(host, workers)``
+also runs this process's workers: threads that claim queued jobs of the works registered
+here, one at a time each. A worker that dies (kill -9, a lost host) stops
 renewing its lease: once it runs out (or at once, when the worker's pid on this host is
 gone) the job is queued again for any worker, up to its ``max_attempts``, then fails
 naming why. Whatever the dead worker still writes is not recorded (its claim is gone).
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from pgen.errors import Conflict, NotFound
-from pgen.run.jobs.rows import SqliteJobRows, now_iso
+from pgen.run.jobs.backends import open_job_rows
+from pgen.run.jobs.rows import now_iso
 from pgen.run.jobs.work import Job, JobRun, get_work, work_names
 from pgen.training.stopping import TrainingCancelled
 
@@ -92,8 +94,9 @@ class JobControl:
 
 
 class Jobs:
-    def __init__(self, path: Path, *, lease_s: float = LEASE_S) -> None:
-        self.rows = SqliteJobRows(path)
+    def __init__(self, where: Path | str, *, lease_s: float = LEASE_S) -> None:
+        """``where``: a SQLite file, or a ``postgresql://`` URL (the store's database)."""
+        self.rows = open_job_rows(where)
         self.lease_s = lease_s
         self.worker = uuid.uuid4().hex  # this process's worker identity
         self._host = socket.gethostname()

@@ -5,7 +5,6 @@ it; a Python closure could only run in the process that made it."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,8 @@ class Job:
     loss: float | None = None
 
     @classmethod
-    def of_row(cls, row: sqlite3.Row) -> Job:
+    def of_row(cls, row: Any) -> Job:
+        """``row``: a ``sqlite3.Row`` or a Postgres dict row, read by column name."""
         return cls(
             row["job_id"],
             row["tenant"],
