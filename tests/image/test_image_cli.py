@@ -47,7 +47,11 @@ def test_cli_choices_come_from_the_registry() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices
     choices = {a.dest: a.choices for a in sub["generate-image"]._actions}
-    assert list(choices["strategy"]) == strategy_names("image") == ["none", "subject", "keywords", "subjects"]
+    assert (
+        list(choices["strategy"])
+        == strategy_names("image")
+        == ["none", "subject", "keywords", "subjects"]
+    )
     assert list(choices["method"]) == list(subject.METHODS)
     train = {a.dest: a.choices for a in sub["train-subject"]._actions}
     assert list(train["method"]) == list(subject.TRAINERS)

@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 
+from pgen.cli.main import main
 from pgen.serve.app import jobs_path
 from tests.serve.server import Running
 
@@ -25,7 +27,7 @@ def _done(client: httpx.Client, job_id: str) -> dict[str, Any]:
 
 
 def test_a_postgres_service_keeps_its_jobs_in_the_database(
-    postgres_tenants_server: Running,
+    postgres_tenants_server: Running, capsys: pytest.CaptureFixture[str]
 ) -> None:
     running = postgres_tenants_server
     url = jobs_path(running.config)
@@ -44,6 +46,10 @@ def test_a_postgres_service_keeps_its_jobs_in_the_database(
             )
             assert rows.fetchall() == [("alice", "succeeded")]
         assert not list(running.config.home.rglob("jobs.sqlite*"))  # no file beside it
+        # `pgen jobs` reads the same rows, from the store's database.
+        capsys.readouterr()
+        assert main(["--store", url, "jobs", "list", "--all"]) == 0
+        assert job_id in capsys.readouterr().out
         deleted = client.delete("/users/alice")
         assert deleted.status_code == 200 and deleted.json()["counts"]["jobs"] == 1
     with psycopg.connect(url) as db:

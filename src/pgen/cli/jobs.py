@@ -1,23 +1,25 @@
-"""``pgen jobs``: the service's job rows (``<home>/service/jobs.sqlite``), read and
-cancelled here as through ``/jobs``: list, show, cancel. An operator's view: every
-tenant's jobs (``--tenant`` narrows it)."""
+"""``pgen jobs``: the service's job rows (``<home>/service/jobs.sqlite``, or the Postgres
+store's database), read and cancelled here as through ``/jobs``: list, show, cancel. An
+operator's view: every tenant's jobs (``--tenant`` narrows it)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from pgen.config import Config
 
 
 def _jobs(config: Config) -> Any:
-    from pgen.run.jobs import Jobs, jobs_file
+    from pgen.run.jobs import Jobs
+    from pgen.serve.app import jobs_path
 
-    path = jobs_file(config.home)
-    if not path.is_file():
-        raise ValueError(f"no job rows at {path}: no `pgen serve` has run with this home")
-    return Jobs(path)
+    where = jobs_path(config)  # the store's database with a Postgres store, else a file
+    if isinstance(where, Path) and not where.is_file():
+        raise ValueError(f"no job rows at {where}: no `pgen serve` has run with this home")
+    return Jobs(where)
 
 
 def _line(job: Any) -> str:
