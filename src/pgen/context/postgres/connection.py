@@ -41,6 +41,32 @@ def redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
+def open_pool(url: str, schema: str, size: int, *, what: str = "") -> ConnectionPool[Connection]:
+    """An open pool of autocommit connections with dict rows and ``search_path`` at
+    ``schema`` (transactions are explicit). One plain connection first: a wrong URL fails
+    now, in one line naming it (password redacted), not after the pool has retried in the
+    background for its whole timeout. ``what``: the user of the pool, for that line."""
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
+        pool: ConnectionPool[Connection] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, size),
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "options": f"-c search_path={schema}",
+            },
+            timeout=POOL_TIMEOUT_S,
+            open=False,
+        )
+        pool.open(wait=True, timeout=POOL_TIMEOUT_S)
+    except Exception as error:
+        message = " ".join(str(error).split())
+        raise StoreError(f"{redact(url)}: {what}cannot connect: {message}") from error
+    return pool
+
+
 class PgDatabase:
     """A pool of connections to one database, with ``search_path`` at the store's schema,
     migrated to the current version when opened."""
@@ -49,26 +75,7 @@ class PgDatabase:
         self.url = url
         self.schema = check_schema(schema)
         self._local = threading.local()
-        try:
-            # One plain connection first: a wrong URL fails now, in one line, rather than
-            # after the pool has retried in the background for its whole timeout.
-            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
-            self.pool: ConnectionPool[Connection] = ConnectionPool(
-                url,
-                min_size=1,
-                max_size=max(1, pool_size),
-                kwargs={
-                    "autocommit": True,  # transactions are explicit: conn.transaction()
-                    "row_factory": dict_row,
-                    "options": f"-c search_path={self.schema}",
-                },
-                timeout=POOL_TIMEOUT_S,
-                open=False,
-            )
-            self.pool.open(wait=True, timeout=POOL_TIMEOUT_S)
-        except Exception as error:
-            message = " ".join(str(error).split())
-            raise StoreError(f"{redact(url)}: cannot connect: {message}") from error
+        self.pool: ConnectionPool[Connection] = open_pool(url, self.schema, pool_size)
         self._migrate()
 
     @property

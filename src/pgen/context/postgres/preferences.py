@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pgen.context.postgres.connection import Connection, PgDatabase, Row
+from pgen.context.postgres.connection import Connection, PgDatabase
 from pgen.context.records import Preference
-from pgen.context.sqlite.record_tables import _parse_time, _time
+from pgen.context.rows import preference_of, preference_params
 
 UPSERT = (
     b"INSERT INTO preferences(user_id, preference_id, text, origin, source, span_start, "
@@ -25,30 +25,7 @@ UPSERT = (
 def write_preference(db: Connection, record: Preference) -> int:
     """Insert, or replace the one of the same id (an edit); the same record twice writes
     nothing."""
-    params = (
-        record.user_id,
-        record.preference_id,
-        record.text,
-        record.origin,
-        record.source,
-        record.start,
-        record.end,
-        _time(record.time),
-    )
-    return db.execute(UPSERT, params).rowcount
-
-
-def _preference(row: Row) -> Preference:
-    return Preference(
-        user_id=row["user_id"],
-        preference_id=row["preference_id"],
-        text=row["text"],
-        origin=row["origin"],
-        source=row["source"],
-        start=row["span_start"],
-        end=row["span_end"],
-        time=_parse_time(row["time"]),
-    )
+    return db.execute(UPSERT, preference_params(record)).rowcount
 
 
 def read_preferences(
@@ -60,13 +37,13 @@ def read_preferences(
             "SELECT * FROM preferences WHERE user_id=%s ORDER BY time NULLS FIRST, preference_id",
             user_id,
         )
-        return [_preference(row) for row in rows]
+        return [preference_of(row) for row in rows]
     rows = database.rows_any(
         "SELECT * FROM preferences WHERE user_id=%s AND preference_id = ANY(%s)",
         preference_ids,
         user_id,
     )
-    found = {row["preference_id"]: _preference(row) for row in rows}
+    found = {row["preference_id"]: preference_of(row) for row in rows}
     return [found[key] for key in preference_ids if key in found]
 
 

@@ -19,7 +19,7 @@ from psycopg import errors
 
 from pgen.context.base import IngestStats, Revision, UserNotFoundError, UserSummary
 from pgen.context.postgres import preferences as preference_rows
-from pgen.context.postgres.connection import Connection, PgDatabase, Row
+from pgen.context.postgres.connection import Connection, PgDatabase
 from pgen.context.records import (
     Document,
     Feedback,
@@ -31,7 +31,14 @@ from pgen.context.records import (
     User,
     to_json,
 )
-from pgen.context.sqlite.record_tables import _parse_time, _time
+from pgen.context.rows import (
+    document_of,
+    feedback_of,
+    interaction_of,
+    item_of,
+    subject_of,
+    time_text,
+)
 
 DEADLOCK_ATTEMPTS = 5
 
@@ -145,7 +152,12 @@ class PgRecords:
                     wrote += self._ensure_user(db, user_id)
                     known.add(user_id)
                 if isinstance(record, Interaction):
-                    key = (record.user_id, record.item_id, record.action, _time(record.time) or "")
+                    key = (
+                        record.user_id,
+                        record.item_id,
+                        record.action,
+                        time_text(record.time) or "",
+                    )
                     wrote += self._execute(db, "interaction", self._row(record, repeats[key]))
                     repeats[key] += 1
                 else:
@@ -176,7 +188,7 @@ class PgRecords:
             record.item_id,
             record.action,
             record.rating,
-            _time(record.time) or "",
+            time_text(record.time) or "",
             seq,
         )
 
@@ -197,7 +209,7 @@ class PgRecords:
                     "kind": record.kind,
                     "title": record.title,
                     "text": record.text,
-                    "time": _time(record.time),
+                    "time": time_text(record.time),
                     "fields": to_json(record.fields),
                     "hash": record.content_hash,
                 },
@@ -232,7 +244,7 @@ class PgRecords:
                     record.prompt,
                     record.chosen,
                     record.rejected,
-                    _time(record.time),
+                    time_text(record.time),
                 ),
             )
         if isinstance(record, Preference):
@@ -293,26 +305,14 @@ class PgRecords:
                 rows = self.db.rows(
                     f"SELECT * FROM documents WHERE user_id=%s AND kind=%s {order}", user_id, kind
                 )
-            return [self._document(row) for row in rows]
+            return [document_of(row) for row in rows]
         if kind is not None:
             raise ValueError("documents: give doc_ids or a kind, not both")
         rows = self.db.rows_any(
             "SELECT * FROM documents WHERE user_id=%s AND doc_id = ANY(%s)", doc_ids, user_id
         )
-        found = {row["doc_id"]: self._document(row) for row in rows}
+        found = {row["doc_id"]: document_of(row) for row in rows}
         return [found[doc_id] for doc_id in doc_ids if doc_id in found]
-
-    @staticmethod
-    def _document(row: Row) -> Document:
-        return Document(
-            user_id=row["user_id"],
-            doc_id=row["doc_id"],
-            kind=row["kind"],
-            title=row["title"],
-            text=row["text"],
-            time=_parse_time(row["time"]),
-            fields=json.loads(row["fields"]),
-        )
 
     def document_hashes(self, user_id: str) -> dict[str, str]:
         rows = self.db.rows("SELECT doc_id, content_hash FROM documents WHERE user_id=%s", user_id)
@@ -353,36 +353,18 @@ class PgRecords:
             "SELECT * FROM interactions WHERE user_id=%s ORDER BY time, item_id, seq",
             user_id,
         )
-        return [self._interaction(row) for row in rows]
-
-    @staticmethod
-    def _interaction(row: Row) -> Interaction:
-        return Interaction(
-            user_id=row["user_id"],
-            item_id=row["item_id"],
-            action=row["action"],
-            rating=row["rating"],
-            time=_parse_time(row["time"]),
-        )
+        return [interaction_of(row) for row in rows]
 
     def subjects(self, user_id: str) -> list[Subject]:
         rows = self.db.rows("SELECT * FROM subjects WHERE user_id=%s ORDER BY name", user_id)
-        return [
-            Subject(
-                user_id=row["user_id"],
-                name=row["name"],
-                class_word=row["class_word"],
-                image_paths=json.loads(row["image_paths"]),
-            )
-            for row in rows
-        ]
+        return [subject_of(row) for row in rows]
 
     def feedback(self, user_id: str) -> list[Feedback]:
         rows = self.db.rows(
             "SELECT * FROM feedback WHERE user_id=%s ORDER BY time NULLS FIRST",
             user_id,
         )
-        return [Feedback(**{**row, "time": _parse_time(row["time"])}) for row in rows]
+        return [feedback_of(row) for row in rows]
 
     def preferences(
         self, user_id: str, preference_ids: Sequence[str] | None = None
@@ -398,16 +380,7 @@ class PgRecords:
             rows = self.db.rows("SELECT * FROM items ORDER BY item_id")
         else:
             rows = self.db.rows_any("SELECT * FROM items WHERE item_id = ANY(%s)", item_ids)
-        return [
-            Item(
-                item_id=row["item_id"],
-                title=row["title"],
-                text=row["text"],
-                attributes=json.loads(row["attributes"]),
-                image_path=row["image_path"],
-            )
-            for row in rows
-        ]
+        return [item_of(row) for row in rows]
 
     def known_items(self, item_ids: Iterable[str]) -> set[str]:
         rows = self.db.rows_any(
@@ -417,4 +390,4 @@ class PgRecords:
 
     def all_interactions(self) -> list[Interaction]:
         rows = self.db.rows("SELECT * FROM interactions ORDER BY user_id, time, item_id, seq")
-        return [self._interaction(row) for row in rows]
+        return [interaction_of(row) for row in rows]

@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from pgen.context.records import Preference
+from pgen.context.rows import preference_of, preference_params
 from pgen.context.sqlite.connection import Database
-
-
-def _time(value: datetime | None) -> str | None:
-    # The same fixed-width UTC text as the other tables, so ORDER BY time is by instant.
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def write_preference(db: sqlite3.Connection, record: Preference) -> None:
@@ -29,29 +24,7 @@ def write_preference(db: sqlite3.Connection, record: Preference) -> None:
         "WHERE (text, origin, source, span_start, span_end, time) IS NOT "
         "(excluded.text, excluded.origin, excluded.source, excluded.span_start, "
         "excluded.span_end, excluded.time)",
-        (
-            record.user_id,
-            record.preference_id,
-            record.text,
-            record.origin,
-            record.source,
-            record.start,
-            record.end,
-            _time(record.time),
-        ),
-    )
-
-
-def _preference(row: sqlite3.Row) -> Preference:
-    return Preference(
-        user_id=row["user_id"],
-        preference_id=row["preference_id"],
-        text=row["text"],
-        origin=row["origin"],
-        source=row["source"],
-        start=row["span_start"],
-        end=row["span_end"],
-        time=datetime.fromisoformat(row["time"]) if row["time"] else None,
+        preference_params(record),
     )
 
 
@@ -63,11 +36,11 @@ def read_preferences(
         rows = database.rows(
             "SELECT * FROM preferences WHERE user_id=? ORDER BY time, preference_id", user_id
         )
-        return [_preference(row) for row in rows]
+        return [preference_of(row) for row in rows]
     rows = database.rows_in(
         "SELECT * FROM preferences WHERE user_id=? AND preference_id", preference_ids, user_id
     )
-    found = {row["preference_id"]: _preference(row) for row in rows}
+    found = {row["preference_id"]: preference_of(row) for row in rows}
     return [found[key] for key in preference_ids if key in found]
 
 

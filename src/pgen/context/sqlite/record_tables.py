@@ -11,7 +11,6 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 
 from pgen.context.base import IngestStats, Revision, UserNotFoundError, UserSummary
 from pgen.context.records import (
@@ -25,22 +24,16 @@ from pgen.context.records import (
     User,
     to_json,
 )
+from pgen.context.rows import (
+    document_of,
+    feedback_of,
+    interaction_of,
+    item_of,
+    subject_of,
+    time_text,
+)
 from pgen.context.sqlite import preference_rows
 from pgen.context.sqlite.connection import Database
-
-
-def _time(value: datetime | None) -> str | None:
-    """Times are stored in UTC with a fixed width, so that comparing the text in SQL
-    (recency, ORDER BY) compares the instants, whatever zone the data came in."""
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=UTC).isoformat(timespec="microseconds")
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 class SQLiteRecords:
@@ -69,7 +62,12 @@ class SQLiteRecords:
                 stats.count(type(record).__name__.lower())
                 before = db.total_changes
                 if isinstance(record, Interaction):
-                    key = (record.user_id, record.item_id, record.action, _time(record.time) or "")
+                    key = (
+                        record.user_id,
+                        record.item_id,
+                        record.action,
+                        time_text(record.time) or "",
+                    )
                     self._write_interaction(db, record, repeats[key])
                     repeats[key] += 1
                 else:
@@ -107,7 +105,7 @@ class SQLiteRecords:
                     record.kind,
                     record.title,
                     record.text,
-                    _time(record.time),
+                    time_text(record.time),
                     to_json(record.fields),
                     record.content_hash,
                 ),
@@ -161,7 +159,7 @@ class SQLiteRecords:
                     record.prompt,
                     record.chosen,
                     record.rejected,
-                    _time(record.time),
+                    time_text(record.time),
                 ),
             )
         elif isinstance(record, Preference):
@@ -183,7 +181,7 @@ class SQLiteRecords:
                 record.item_id,
                 record.action,
                 record.rating,
-                _time(record.time) or "",
+                time_text(record.time) or "",
                 seq,
             ),
         )
@@ -250,26 +248,14 @@ class SQLiteRecords:
             rows = self.db.rows(
                 f"SELECT * FROM documents WHERE user_id=?{where} ORDER BY time, doc_id", *params
             )
-            return [self._document(row) for row in rows]
+            return [document_of(row) for row in rows]
         if kind is not None:
             raise ValueError("documents: give doc_ids or a kind, not both")
         rows = self.db.rows_in(
             "SELECT * FROM documents WHERE user_id=? AND doc_id", doc_ids, user_id
         )
-        found = {row["doc_id"]: self._document(row) for row in rows}
+        found = {row["doc_id"]: document_of(row) for row in rows}
         return [found[doc_id] for doc_id in doc_ids if doc_id in found]
-
-    @staticmethod
-    def _document(row: sqlite3.Row) -> Document:
-        return Document(
-            user_id=row["user_id"],
-            doc_id=row["doc_id"],
-            kind=row["kind"],
-            title=row["title"],
-            text=row["text"],
-            time=_parse_time(row["time"]),
-            fields=json.loads(row["fields"]),
-        )
 
     def document_hashes(self, user_id: str) -> dict[str, str]:
         """doc_id -> content hash: what an index needs to bring itself up to date."""
@@ -293,33 +279,15 @@ class SQLiteRecords:
         rows = self.db.rows(
             "SELECT * FROM interactions WHERE user_id=? ORDER BY time, item_id, seq", user_id
         )
-        return [self._interaction(row) for row in rows]
-
-    @staticmethod
-    def _interaction(row: sqlite3.Row) -> Interaction:
-        return Interaction(
-            user_id=row["user_id"],
-            item_id=row["item_id"],
-            action=row["action"],
-            rating=row["rating"],
-            time=_parse_time(row["time"]),
-        )
+        return [interaction_of(row) for row in rows]
 
     def subjects(self, user_id: str) -> list[Subject]:
         rows = self.db.rows("SELECT * FROM subjects WHERE user_id=? ORDER BY name", user_id)
-        return [
-            Subject(
-                user_id=row["user_id"],
-                name=row["name"],
-                class_word=row["class_word"],
-                image_paths=json.loads(row["image_paths"]),
-            )
-            for row in rows
-        ]
+        return [subject_of(row) for row in rows]
 
     def feedback(self, user_id: str) -> list[Feedback]:
         rows = self.db.rows("SELECT * FROM feedback WHERE user_id=? ORDER BY time", user_id)
-        return [Feedback(**{**dict(row), "time": _parse_time(row["time"])}) for row in rows]
+        return [feedback_of(row) for row in rows]
 
     def preferences(
         self, user_id: str, preference_ids: Sequence[str] | None = None
@@ -335,16 +303,7 @@ class SQLiteRecords:
             rows = self.db.rows("SELECT * FROM items ORDER BY item_id")
         else:
             rows = self.db.rows_in("SELECT * FROM items WHERE item_id", item_ids)
-        return [
-            Item(
-                item_id=row["item_id"],
-                title=row["title"],
-                text=row["text"],
-                attributes=json.loads(row["attributes"]),
-                image_path=row["image_path"],
-            )
-            for row in rows
-        ]
+        return [item_of(row) for row in rows]
 
     def known_items(self, item_ids: Iterable[str]) -> set[str]:
         rows = self.db.rows_in("SELECT item_id FROM items WHERE item_id", set(item_ids))
@@ -353,7 +312,7 @@ class SQLiteRecords:
     def all_interactions(self) -> list[Interaction]:
         """Every interaction, for training a recommender over the whole catalog."""
         rows = self.db.rows("SELECT * FROM interactions ORDER BY user_id, time, item_id, seq")
-        return [self._interaction(row) for row in rows]
+        return [interaction_of(row) for row in rows]
 
     def recent_doc_ids(self, user_id: str, k: int) -> list[str]:
         """The user's k most recent documents (undated ones last), newest first."""

@@ -26,18 +26,15 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from pgen.context.base import StoreError
-from pgen.context.postgres.connection import check_schema, redact
+from pgen.context.postgres.connection import check_schema, open_pool, redact
 from pgen.context.postgres.schema import current_version, hide_from_statistics
 from pgen.run.jobs.rows import now_iso
 
 Row = dict[str, Any]
 SCHEMA = "pgen_jobs"
-CONNECT_TIMEOUT_S = 10
-POOL_TIMEOUT_S = 60.0
 
 # One entry per version, applied in order (``schema_version`` records how many ran).
 MIGRATIONS: list[str] = [
@@ -91,25 +88,9 @@ class PgJobRows:
     def __init__(self, url: str, schema: str = SCHEMA, *, pool_size: int = 4) -> None:
         self.url = url
         self.schema = check_schema(schema)
-        try:
-            # A wrong URL fails now in one line, not after the pool's retries.
-            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
-            self.pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
-                url,
-                min_size=1,
-                max_size=max(2, pool_size),
-                kwargs={
-                    "autocommit": True,  # transactions are explicit
-                    "row_factory": dict_row,
-                    "options": f"-c search_path={self.schema}",
-                },
-                timeout=POOL_TIMEOUT_S,
-                open=False,
-            )
-            self.pool.open(wait=True, timeout=POOL_TIMEOUT_S)
-        except Exception as error:
-            message = " ".join(str(error).split())
-            raise StoreError(f"{redact(url)}: jobs: cannot connect: {message}") from error
+        self.pool: ConnectionPool[psycopg.Connection[Row]] = open_pool(
+            url, self.schema, max(2, pool_size), what="jobs: "
+        )
         self._migrate()
 
     def close(self) -> None:
