@@ -175,6 +175,9 @@ def test_the_page_compares_highlights_takes_feedback_uploads_and_deletes(
     page.set_input_files("#records-file", str(jsonl))
     page.click("#upload-records button")
     page.wait_for_selector("#users option[value='uploaded-user']", state="attached")
+    # The upload's last step (it reloads the shown user, then says so) must end before the
+    # photo's upload starts: otherwise its late status can overwrite "photo uploaded".
+    page.wait_for_function("document.getElementById('status').textContent === 'records uploaded'")
     assert "2 of 2 records written" in page.inner_text("#upload-result")
     photo = tmp_path / "rex.png"
     Image.new("RGB", (64, 64), (200, 120, 40)).save(photo)
