@@ -66,6 +66,9 @@ class TextRequest:
     k: int = 4
     retriever: str = "bm25"
     query: str | None = None  # what to retrieve with, when it differs from the instruction
+    # Whom the model writes as or for: "author" (the user's own text), "assistant" (an
+    # answer for the user) or "auto" (chosen from the instruction; personalize/frames.py).
+    frame: str = "auto"
     # Earlier turns of a conversation (user and assistant), oldest first: real chat messages
     # between the system message and this turn, fitted to the prompt budget.
     history: tuple[Message, ...] = ()

@@ -9,10 +9,12 @@ from pgen.context import Document, User
 from pgen.context.sqlite import SQLiteStore
 from pgen.context.sqlite import SQLiteStore as StoreType
 from pgen.engine import Engine
+from pgen.errors import InvalidRequest
 from pgen.models.base import GenerationSettings
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import TextRequest
 from pgen.personalize.base import SYSTEM
+from pgen.personalize.frames import FRAMINGS, choose
 from pgen.personalize.prompts import MIN_ITEM_TOKENS, pack_documents
 from pgen.results import Generation
 
@@ -162,6 +164,7 @@ def test_bad_requests_fail_before_any_model_runs(store: StoreType, tmp_path: Pat
 def test_rag_says_who_the_user_is_and_falls_back_to_their_recent_documents(
     engine: Engine,
 ) -> None:
+    engine.prompt_tokens = 400  # the tiny tokenizer spends a token per byte on the frame
     # "Write a short bio" shares no word with ana's posts: BM25 finds nothing above its floor.
     assert engine.search("ana", "Write a short bio", k=2) == []
     result = engine.generate("ana", "Write a short bio", strategy="rag", k=2, generation=SHORT)
@@ -169,7 +172,7 @@ def test_rag_says_who_the_user_is_and_falls_back_to_their_recent_documents(
     assert any("most recent documents instead" in note for note in result.provenance.notes)
     system = result.prompt[0].content
     assert "- job: chef" in system and "lemon tart with a buttery crust" in system
-    assert "Write as this user" in system and result.prompt[-1].content == "Write a short bio"
+    assert "ghostwrite" in system and result.prompt[-1].content == "Write a short bio"
     # A match keeps the retrieved documents, with the attributes, and no fallback note.
     matched = engine.generate("ana", "lemon tart", strategy="rag", k=2, generation=SHORT)
     assert matched.provenance.documents == ["a2"] and matched.provenance.notes == []
@@ -180,3 +183,57 @@ def test_rag_without_documents_still_carries_the_profile(engine: Engine) -> None
     engine.store.add([User(user_id="kim", profile={"city": "Seoul"})])
     result = engine.generate("kim", "Write a short bio", strategy="rag", generation=SHORT)
     assert result.provenance.documents == [] and "- city: Seoul" in result.prompt[0].content
+
+
+def test_rag_frames_the_prompt_by_whom_the_model_writes_as_or_for(engine: Engine) -> None:
+    engine.prompt_tokens = 400
+    author = FRAMINGS["author"].opening
+    assistant = FRAMINGS["assistant"].opening
+    own = engine.generate("ana", "Write a post about lemon tart", k=2, generation=SHORT)
+    asked = engine.generate("ana", "What should I bake for lemon tart fans?", generation=SHORT)
+    for result, opening, frame in ((own, author, "author"), (asked, assistant, "assistant")):
+        assert result.details["frame"] == frame
+        assert result.prompt[0].content.startswith(opening)
+        assert "lemon tart with a buttery crust" in result.prompt[0].content
+    # The request may name its frame; profile frames its prompt the same way.
+    request = TextRequest("ana", "Write a post about lemon tart", frame="assistant")
+    named = engine.generate(request, generation=SHORT)
+    assert named.details["frame"] == "assistant" and named.prompt[0].content.startswith(assistant)
+    profiled = engine.generate(
+        TextRequest("ana", "Suggest a dessert", strategy="profile"), generation=SHORT
+    )
+    assert profiled.details["frame"] == "assistant"
+    assert profiled.prompt[0].content.startswith(assistant)
+
+
+def test_an_unknown_frame_is_refused_before_any_model_loads(
+    store: SQLiteStore, engine: Engine
+) -> None:
+    def refuse() -> None:
+        pytest.fail("no model may load for a refused request")
+
+    lazy = Engine(store, refuse, embedder=refuse)
+    with pytest.raises(InvalidRequest, match="frame must be one of author, assistant, auto"):
+        lazy.check(TextRequest("ana", "Write a short bio", frame="poet"))
+
+
+@pytest.mark.parametrize(
+    ("instruction", "frame"),
+    [
+        ("Write a short bio.", "author"),
+        ("Write a short blog post about your week.", "author"),
+        ("Please, draft my bio for the conference", "author"),
+        ("Generate a headline for the following article: rain in Rome", "author"),
+        ("Paraphrase the following tweet: coffee first", "author"),
+        ("Describe yourself in three words", "author"),
+        ("Suggest hotels in Las Vegas", "assistant"),
+        ("What should I cook tonight?", "assistant"),
+        ("Write me a packing list for Iceland", "assistant"),
+        ("Write a recipe for me with lentils", "assistant"),
+        ("Can you write a poem about my dog?", "assistant"),
+        ("Write a poem about autumn?", "assistant"),
+        ("Which of these movies would I like: A) Up B) Heat", "assistant"),
+    ],
+)
+def test_the_frame_is_chosen_from_the_instruction(instruction: str, frame: str) -> None:
+    assert choose(instruction) == frame

@@ -11,6 +11,7 @@ from pgen.context import Document, User
 from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
 from pgen.models.base import AdapterRef, Chat, GenerationSettings, TextModel
+from pgen.personalize.frames import FRAMINGS
 from pgen.personalize.grounding import grounded, mentions, unsupported, vocabulary
 from pgen.personalize.profile import SUMMARY_TOKENS, system_prompt, whole_sentences
 
@@ -78,11 +79,12 @@ def test_a_cut_summary_ends_at_its_last_whole_sentence(engine: tuple[Engine, Cut
     (_, settings), _ = model.calls
     assert settings is not None and settings.max_new_tokens == SUMMARY_TOKENS
     system = result.prompt[0].content
+    author = FRAMINGS["author"]  # "write a post": the user's own text
     assert system == (
-        "You are helping one particular user.\n\n"
+        f"{author.opening}\n\n"
         f"About them: {summary}\n\n"
         "Profile attributes:\n- city: Turin\n- job: chef\n\n"
-        "Match this user's interests, tone and style."
+        f"{author.closing}"
     )
     assert "grandmother" not in system
     # Cached as trimmed: the second request writes no new summary and reads the same one.
@@ -109,9 +111,9 @@ def test_whole_sentences(reply: str, expected: str) -> None:
 
 
 def test_the_prompt_parts_stand_alone() -> None:
-    assert system_prompt("", {"job": "chef"}) == (
-        "You are helping one particular user.\n\nProfile attributes:\n- job: chef\n\n"
-        "Match this user's interests, tone and style."
+    assistant = FRAMINGS["assistant"]
+    assert system_prompt("", {"job": "chef"}, "assistant") == (
+        f"{assistant.opening}\n\nProfile attributes:\n- job: chef\n\n{assistant.closing}"
     )
     assert "Profile attributes" not in system_prompt("Likes tea.", {})
 

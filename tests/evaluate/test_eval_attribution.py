@@ -85,7 +85,7 @@ def test_bench_runs_end_to_end_and_counts_are_per_example_consistent(
     model = TransformersTextModel(str(tiny_llama), name="tiny-llama", batch_size=8)
     embedder = WordHashEmbedder()
     with SQLiteStore(tmp_path / "pgen.sqlite") as store:
-        engine = Engine(store, model, embedder, prompt_tokens=300)
+        engine = Engine(store, model, embedder, prompt_tokens=400)
         rows, notes = bench.run_attribution(
             engine,
             authors,
@@ -137,3 +137,40 @@ def test_the_command_is_registered() -> None:
         ["bench", "attribution", "--data", "blogs", "--users", "3", "--strategy", "none,rag"]
     )
     assert args.users == 3 and args.strategy == "none,rag" and args.instructions
+
+
+def test_frames_are_compared_as_settings_and_copying_is_measured(
+    authors: list[bench.Author], tiny_llama: Path, tmp_path: Path
+) -> None:
+    model = TransformersTextModel(str(tiny_llama), name="tiny-llama", batch_size=8)
+    with SQLiteStore(tmp_path / "pgen.sqlite") as store:
+        engine = Engine(store, model, WordHashEmbedder(), prompt_tokens=400)
+        rows, _ = bench.run_attribution(
+            engine,
+            authors,
+            ["none", "rag"],
+            ["Write a short bio."],
+            max_new_tokens=4,
+            frames=("author", "assistant"),
+        )
+    settings = [r["strategy"] for r in rows]
+    assert settings == ["none"] * 3 + ["rag (author)"] * 3 + ["rag (assistant)"] * 3
+    assert [r["frame"] for r in rows[3:]] == ["author"] * 3 + ["assistant"] * 3
+    assert all(0.0 <= r["copied"] <= 1.0 for r in rows)
+    table = bench.summarize(rows, n_authors=3)
+    assert [line["strategy"] for line in table] == ["none", "rag (author)", "rag (assistant)"]
+
+
+def test_copied_is_the_share_of_output_ngrams_found_in_the_prompt_texts() -> None:
+    source = "on day one I painted the old canvas in the gallery"
+    assert bench.copied("I painted the old canvas in blue", [source], n=3) == pytest.approx(4 / 5)
+    assert bench.copied("nothing here matches at all", [source], n=3) == 0.0
+    assert bench.copied("too short", [source], n=3) == 0.0  # no n-gram at all
+
+
+def test_a_tuning_set_of_authors_can_be_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "blogs"
+    folder.mkdir()
+    write_authors(folder)
+    later = bench.load_authors(folder, users=2, max_docs=4, skip=1)
+    assert [a.user_id for a in later] == ["blogger-222", "blogger-333"]

@@ -41,6 +41,7 @@ INSTRUCTIONS = (
     "Write a short blog post about your week.",
 )
 BASELINE = "none"
+COPY_NGRAM = 5  # words: a run this long found in the prompt's texts was copied from them
 ADAPTER_STRATEGIES = ("lora+rag", "lora")
 HIT_RATE = Metric(
     "attribution",
@@ -95,15 +96,19 @@ def read_author(path: Path, max_docs: int) -> Author | None:
     return Author(user_id, profile, documents, [text for *_, text in posts[-HELD_OUT:]])
 
 
-def load_authors(folder: Path, users: int, max_docs: int) -> list[Author]:
-    """The first ``users`` authors (by file name) with enough posts."""
+def load_authors(folder: Path, users: int, max_docs: int, skip: int = 0) -> list[Author]:
+    """The first ``users`` authors (by file name) with enough posts, after the first
+    ``skip`` such authors (a tuning set apart from the reported one)."""
     files = sorted(folder.glob("*.xml"))
     if not files:
         raise ValueError(f"{folder}: no author .xml files")
-    authors = []
+    authors: list[Author] = []
     for path in files:
         author = read_author(path, max_docs)
         if author is not None:
+            if skip:
+                skip -= 1
+                continue
             authors.append(author)
         if len(authors) == users:
             break
@@ -143,6 +148,22 @@ def attribute_bm25(outputs: list[str], authors: list[Author]) -> np.ndarray:
     return scores
 
 
+def copied(output: str, sources: list[str], n: int = COPY_NGRAM) -> float:
+    """The share of the output's word n-grams found in ``sources`` (the texts its prompt
+    carried): how much of a hit is the user's own words repeated rather than new text in
+    their manner. The held-out posts are never among the sources, so copying cannot leak
+    the answer, but a reader should know how recognizability was reached."""
+    words = output.lower().split()
+    grams = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+    if not grams:
+        return 0.0
+    seen: set[tuple[str, ...]] = set()
+    for text in sources:
+        tokens = text.lower().split()
+        seen.update(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return len(grams & seen) / len(grams)
+
+
 def own_rank(scores: np.ndarray, own: int) -> int:
     """1 when the own author scores highest; ties (and all-zero rows) count against it."""
     return int(np.sum(scores >= scores[own])) if scores[own] > 0 else len(scores)
@@ -162,9 +183,12 @@ def run_attribution(
     max_new_tokens: int = 96,
     batch_size: int = 8,
     train_adapters: bool = False,
+    frames: tuple[str, ...] = ("auto",),
     progress: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Per-example rows (one per strategy × author × instruction) and notes on skips."""
+    """Per-example rows (one per strategy × frame × author × instruction) and notes on
+    skips. With more than one frame, a row's setting is "strategy (frame)"; the baseline
+    ``none`` has no frame."""
     records: list[Any] = []
     for author in authors:
         records += [User(user_id=author.user_id, profile=author.profile), *author.documents]
@@ -183,9 +207,10 @@ def run_attribution(
                 "(--train-adapters; minutes per author on a CPU)"
             )
     examples = [(a, i) for a in authors for i in instructions]
+    settings = [(s, f) for s in strategies for f in (["auto"] if s == BASELINE else frames)]
     requests = [
-        TextRequest(author.user_id, instruction, strategy=strategy, k=k)
-        for strategy in strategies
+        TextRequest(author.user_id, instruction, strategy=strategy, k=k, frame=frame)
+        for strategy, frame in settings
         for author, instruction in examples
     ]
     outputs = engine.generate_many(
@@ -204,13 +229,19 @@ def run_attribution(
     rows = []
     for n, (request, output) in enumerate(zip(requests, outputs, strict=True)):
         own = column[request.user_id]
+        used = engine.store.documents(request.user_id, output.provenance.documents)
+        setting = request.strategy
+        if len(frames) > 1 and request.strategy != BASELINE:
+            setting = f"{request.strategy} ({request.frame})"
         row: dict[str, Any] = {
-            "strategy": request.strategy,
+            "strategy": setting,
+            "frame": output.details.get("frame", "none"),
             "user": request.user_id,
             "instruction": request.instruction,
             "output": output.text,
             "documents": output.provenance.documents,
             "notes": output.provenance.notes,
+            "copied": round(copied(output.text, [d.text for d in used]), 4),
         }
         for name, scores in readings.items():
             rank = own_rank(scores[n], own)
@@ -232,6 +263,7 @@ def summarize(rows: list[dict[str, Any]], n_authors: int) -> list[dict[str, Any]
     for strategy in strategies:
         mine = [r for r in rows if r["strategy"] == strategy]
         line: dict[str, Any] = {"strategy": strategy, "n": len(mine), "chance": 1 / n_authors}
+        line["copied"] = float(np.mean([r.get("copied", 0.0) for r in mine]))
         for reading in ("minilm", "bm25"):
             hits = mean_rows([float(r[f"{reading}_hit"]) for r in mine])
             estimate = bootstrap(HIT_RATE, hits)
@@ -252,8 +284,8 @@ def summarize(rows: list[dict[str, Any]], n_authors: int) -> list[dict[str, Any]
 def markdown(table: list[dict[str, Any]]) -> str:
     head = (
         "| strategy | n | MiniLM hit rate [95% CI] | Δ vs none (p) | mean rank | cos margin "
-        "| BM25 hit rate [95% CI] | Δ vs none (p) | mean rank |\n"
-        "| --- | ---: | --- | --- | ---: | ---: | --- | --- | ---: |"
+        "| BM25 hit rate [95% CI] | Δ vs none (p) | mean rank | copied |\n"
+        "| --- | ---: | --- | --- | ---: | ---: | --- | --- | ---: | ---: |"
     )
     lines = [head]
     for line in table:
@@ -266,6 +298,7 @@ def markdown(table: list[dict[str, Any]]) -> str:
             cells.append(f"{line[f'{reading}_mean_rank']:.2f}")
             if reading == "minilm":
                 cells.append(f"{line['minilm_margin']:+.3f}")
+        cells.append(f"{line['copied']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

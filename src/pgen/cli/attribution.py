@@ -27,6 +27,12 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--data", required=True, type=Path, help="folder of ID.gender.age.ind.sign.xml")
     p.add_argument("--users", type=positive, default=8, help="authors (the first N with 7+ posts)")
     p.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="authors to pass over first (tune on one set of authors, report on another)",
+    )
+    p.add_argument(
         "--instructions", nargs="+", default=list(INSTRUCTIONS), help="what every author asks"
     )
     p.add_argument(
@@ -36,6 +42,12 @@ def register(commands: Any, bench: Any) -> None:
         "--train-adapters, else it is skipped)",
     )
     p.add_argument("--k", type=positive, default=2, help="documents rag retrieves")
+    p.add_argument(
+        "--frame",
+        default="auto",
+        help="comma-separated frames to compare: author (write as the user), assistant "
+        "(answer them), auto (chosen from the instruction)",
+    )
     p.add_argument("--max-docs", type=positive, default=40, help="recent posts ingested per author")
     p.add_argument("--max-new-tokens", type=positive, default=96, help="reply length cap")
     p.add_argument("--batch-size", type=positive, default=8, help="requests per model call")
@@ -51,11 +63,18 @@ def cmd_bench_attribution(args: argparse.Namespace, config: Config) -> int:
     from pgen.bench import attribution as bench
     from pgen.engine import Engine
     from pgen.personalize import get_strategy
+    from pgen.personalize.frames import FRAMES
 
     strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
     for strategy in strategies:
         get_strategy("text", strategy)  # an unknown name fails here, with the choices
-    authors = bench.load_authors(args.data, args.users, args.max_docs)
+    frames = tuple(dict.fromkeys(f.strip() for f in args.frame.split(",") if f.strip()))
+    unknown = [f for f in frames if f not in FRAMES]
+    if unknown or not frames:
+        raise ValueError(f"--frame: unknown {', '.join(unknown)}; use {', '.join(FRAMES)}")
+    if args.skip < 0:
+        raise ValueError(f"--skip must be 0 or more, got {args.skip}")
+    authors = bench.load_authors(args.data, args.users, args.max_docs, args.skip)
     with tempfile.TemporaryDirectory(prefix="pgen-attribution-") as home:
         engine = Engine.open(
             replace(config, home=Path(home), store=Path(home) / "attribution.sqlite")
@@ -71,6 +90,7 @@ def cmd_bench_attribution(args: argparse.Namespace, config: Config) -> int:
                 max_new_tokens=args.max_new_tokens,
                 batch_size=args.batch_size,
                 train_adapters=args.train_adapters,
+                frames=frames,
                 progress=True,
             )
             table = bench.summarize(rows, len(authors))
@@ -79,6 +99,8 @@ def cmd_bench_attribution(args: argparse.Namespace, config: Config) -> int:
                 "instructions": args.instructions,
                 "strategies": strategies,
                 "k": args.k,
+                "frames": list(frames),
+                "skip": args.skip,
                 "max_docs": args.max_docs,
                 "held_out": bench.HELD_OUT,
                 "decoding": asdict(bench.generation_settings(args.max_new_tokens)),

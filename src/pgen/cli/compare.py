@@ -9,7 +9,12 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from pgen.cli.options import add_decoding_options, generation_settings, positive
+from pgen.cli.options import (
+    add_decoding_options,
+    add_frame_option,
+    generation_settings,
+    positive,
+)
 from pgen.config import Config
 from pgen.usermodel import RETRIEVERS
 
@@ -25,7 +30,8 @@ def cmd_compare(args: argparse.Namespace, config: Config) -> None:
     if not names:
         raise ValueError("--strategy: name at least one strategy (e.g. none,rag,profile)")
     requests = [
-        TextRequest(args.user, args.instruction, name, args.k, args.retriever) for name in names
+        TextRequest(args.user, args.instruction, name, args.k, args.retriever, frame=args.frame)
+        for name in names
     ]
     with Engine.open(config, prompt_tokens=args.prompt_tokens) as engine:
         checked = [engine.check(request) for request in requests]  # before any model loads
@@ -47,6 +53,7 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--strategy", default=DEFAULT_STRATEGIES, help="comma-separated text strategies")
     p.add_argument("--retriever", choices=RETRIEVERS, default="bm25", help="for rag")
     p.add_argument("--k", type=positive, default=4, help="context items to retrieve")
+    add_frame_option(p)
     p.add_argument("--prompt-tokens", type=positive, help="cap on prompt length (config: 1024)")
     p.add_argument("--width", type=positive, default=38, help="characters per column")
     add_decoding_options(p)

@@ -10,6 +10,7 @@ from typing import Any
 
 from pgen.cli.options import (
     add_decoding_options,
+    add_frame_option,
     existing_file,
     generation_settings,
     positive,
@@ -90,7 +91,7 @@ def parse_options(pairs: list[str] | None) -> dict[str, str]:
 def cmd_generate(args: argparse.Namespace, config: Config) -> None:
     from pgen.run.modalities import build_request
 
-    common = {"k": args.k, "retriever": args.retriever}
+    common = {"k": args.k, "retriever": args.retriever, "frame": args.frame}
     request = build_request(
         args.modality,
         args.user,
@@ -193,6 +194,7 @@ def register(commands: Any, bench: Any) -> None:
     )
     p.add_argument("--retriever", choices=RETRIEVERS, default="bm25", help="for rag")
     p.add_argument("--k", type=positive, default=4, help="context items to retrieve")
+    add_frame_option(p)
     p.add_argument("--prompt-tokens", type=positive, help="cap on prompt length (config: 1024)")
     add_decoding_options(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -62,6 +62,18 @@ def add_decoding_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
 
 
+def add_frame_option(p: argparse.ArgumentParser) -> None:
+    from pgen.personalize.frames import FRAMES
+
+    p.add_argument(
+        "--frame",
+        choices=FRAMES,
+        default="auto",
+        help="write as the user (author), answer them (assistant), or chosen from the "
+        "instruction (auto)",
+    )
+
+
 def require_store(config: Config) -> None:
     """Commands that read (``users``, ``search``, ``generate``, ``outputs``, ...) never
     create a store: a mistyped ``--home`` would otherwise answer from a new, empty one."""

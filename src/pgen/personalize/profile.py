@@ -9,6 +9,7 @@ from pgen.context.base import ContextStore
 from pgen.context.records import Document
 from pgen.models.base import GenerationSettings
 from pgen.personalize.base import Modality, Provenance, TextPlan, TextRequest, Tools, chat
+from pgen.personalize.frames import FRAMINGS, Frame, resolve
 from pgen.personalize.grounding import grounded, vocabulary
 from pgen.personalize.prompts import (
     attribute_lines,
@@ -29,8 +30,6 @@ SUMMARIZE = (
     "In three sentences, describe this user: the topics they care about, their tone, "
     "and how long and how formal their writing is."
 )
-INTRO = "You are helping one particular user."
-CLOSING = "Match this user's interests, tone and style."
 # A sentence ends at . ! ? … (or their full-width forms), perhaps closed by quotes or
 # brackets, before a space or the end of the text; full-width marks need no space after.
 SENTENCE_END = re.compile(r"""[.!?…]["'”’)\]]*(?=\s|$)|[。！？]["'”’)\]」』]*""")
@@ -49,14 +48,16 @@ def whole_sentences(text: str) -> str:
     return text.rstrip(" ,;:-") + "…"
 
 
-def system_prompt(summary: str, attributes: dict[str, object]) -> str:
-    """The profile's system message: the summary and the attributes as separate parts."""
-    parts = [INTRO]
+def system_prompt(summary: str, attributes: dict[str, object], frame: Frame = "author") -> str:
+    """The profile's system message: the summary and the attributes as separate parts,
+    framed by whom the model writes as or for (personalize/frames.py)."""
+    framing = FRAMINGS[frame]
+    parts = [framing.opening]
     if summary:
         parts.append(f"About them: {summary}")
     if attributes:
         parts.append(f"Profile attributes:\n{attribute_lines(attributes)}")
-    return "\n\n".join([*parts, CLOSING])
+    return "\n\n".join([*parts, framing.closing])
 
 
 def sources(documents: list[Document], attributes: dict[str, object]) -> set[str]:
@@ -120,13 +121,14 @@ class ProfileSummary:
             if not summary and not profile:
                 prepared.append(TextPlan(chat(instruction), provenance=Provenance(notes=notes)))
                 continue
+            frame = resolve(request.frame, request.instruction)
             # Long profile attributes must not push the prompt past the budget either.
-            system = tools.fit(system_prompt(summary, dict(profile)), instruction)
+            system = tools.fit(system_prompt(summary, dict(profile), frame), instruction)
             prepared.append(
                 TextPlan(
                     chat(instruction, system=system),
                     provenance=Provenance(documents=used, notes=notes),
-                    details={"summary": summary},
+                    details={"summary": summary, "frame": frame},
                 )
             )
         return prepared

@@ -1,39 +1,43 @@
 """``rag``: the user's top-k documents for this request, retrieved and put in the prompt,
-with the user's profile attributes, framed so the model writes as the user.
+with the user's profile attributes, framed by whom the model writes as or for.
 
-The framing is part of the strategy (``pgen bench attribution`` measures it): the system
-message says whom the model writes as (the user, first person), who that is (the profile
-attributes), and from what (their texts). When no document scores above the retriever's
-floor ("Write a short bio" shares no word with a pastry chef's posts), the user's most
-recent documents stand in, and the provenance notes say so: an output about the user is
-better than one about nobody.
+The framing is part of the strategy (``pgen bench attribution`` and ``pgen bench
+prefeval`` measure it; personalize/frames.py): for a text the user will sign, the model
+ghostwrites as the user from their texts; for a question or a request to the assistant, it
+answers for them. When no document scores above the retriever's floor ("Write a short
+bio" shares no word with a pastry chef's posts), the user's most recent documents stand
+in, and the provenance notes say so: an output about the user is better than one about
+nobody.
 """
 
 from __future__ import annotations
 
 from pgen.context.records import Document
 from pgen.personalize.base import Modality, Provenance, TextPlan, TextRequest, Tools, chat
+from pgen.personalize.frames import FRAMINGS, Frame, resolve
 from pgen.personalize.prompts import attribute_lines, pack_documents, remaining_budget
 from pgen.usermodel.retrievers import Hit
 
-INTRO = "Write as this user, in their own voice (I, my)."
 WHO = "Who they are:\n{attributes}"
-RETRIEVED = "Their texts closest to the request:\n{documents}"
-RECENT = "Their most recent texts:\n{documents}"
-CLOSING = "Write about their life and interests, in their tone."
+CLOSEST = "closest to the request"
+RECENT = "their most recent"
 # A hit must score above its retriever's floor to count as relevant (BM25 and the fused
 # ranks are positive only when something matched; cosine is positive for nearly anything).
 FLOORS: dict[str, float] = {"dense": 0.2}
 
 
-def system_prompt(attributes: dict[str, object], documents: str, *, recent: bool) -> str:
-    """Who the model writes as, who they are, and from which of their texts."""
-    parts = [INTRO]
+def system_prompt(
+    attributes: dict[str, object], documents: str, *, recent: bool, frame: Frame = "author"
+) -> str:
+    """Whom the model writes as or for, who they are, and from which of their texts."""
+    framing = FRAMINGS[frame]
+    parts = [framing.opening]
     if attributes:
         parts.append(WHO.format(attributes=attribute_lines(attributes)))
     if documents:
-        parts.append((RECENT if recent else RETRIEVED).format(documents=documents))
-    return "\n\n".join([*parts, CLOSING])
+        what = RECENT if recent else CLOSEST
+        parts.append(framing.texts.format(what=what, documents=documents))
+    return "\n\n".join([*parts, framing.closing])
 
 
 class RetrievalAugmented:
@@ -43,7 +47,8 @@ class RetrievalAugmented:
     adapter_kind: str | None = None
     description = (
         "the user's profile attributes and top-k documents for the request (their most "
-        "recent when none matches, said in the provenance), framed to write as the user"
+        "recent when none matches, said in the provenance), framed to write as the user or "
+        "to answer them"
     )
 
     def prepare(self, requests: list[TextRequest], tools: Tools) -> list[TextPlan]:
@@ -77,8 +82,9 @@ class RetrievalAugmented:
         )
         attributes = dict(tools.store.user(request.user_id).profile)
         instruction = tools.instruction(request, notes)
-        frame = system_prompt(attributes, " ", recent=recent)  # with the texts' heading
-        budget = remaining_budget(tools.text_model, tools.prompt_budget, frame, instruction)
+        frame = resolve(request.frame, request.instruction)
+        around = system_prompt(attributes, " ", recent=recent, frame=frame)  # with the heading
+        budget = remaining_budget(tools.text_model, tools.prompt_budget, around, instruction)
         packed = pack_documents(documents, tools.text_model, budget)
         dropped = len(documents) - len(packed.used)
         if dropped:
@@ -88,8 +94,11 @@ class RetrievalAugmented:
         details: dict[str, object] = {
             "retriever": source,
             "scores": [scores[d] for d in packed.used],
+            "frame": frame,
         }
         if not packed.used and not attributes:  # nothing known of the user: the instruction
             return TextPlan(chat(instruction), provenance=provenance, details=details)
-        system = tools.fit(system_prompt(attributes, packed.text, recent=recent), instruction)
+        system = tools.fit(
+            system_prompt(attributes, packed.text, recent=recent, frame=frame), instruction
+        )
         return TextPlan(chat(instruction, system=system), provenance=provenance, details=details)

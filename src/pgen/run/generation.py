@@ -21,6 +21,7 @@ from pgen.errors import InvalidRequest
 from pgen.models.base import TextSink
 from pgen.models.executors import Executed
 from pgen.personalize import AnyStrategy, get_strategy
+from pgen.personalize.frames import FRAMES
 from pgen.run.modalities import Finished, ModalitySpec, Workbench, modality_of
 
 
@@ -48,6 +49,8 @@ class GenerationService:
             check_k(request.k)
         if hasattr(request, "retriever"):
             self.bench.retrievers.get(request.retriever)
+        if getattr(request, "frame", "auto") not in FRAMES:
+            raise InvalidRequest(f"frame must be one of {', '.join(FRAMES)}, got {request.frame!r}")
         if not self.bench.store.has_user(request.user_id):
             raise UserNotFoundError(request.user_id)
         return spec.check(self.bench, request)

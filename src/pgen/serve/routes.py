@@ -198,7 +198,7 @@ async def generate_text(
     service: TheService,
     tenant: TenantName,
 ) -> Any:
-    common = {"k": body.k, "retriever": body.retriever, "query": body.query}
+    common = {"k": body.k, "retriever": body.retriever, "query": body.query, "frame": body.frame}
     request = build_request(
         body.modality, user_id, body.instruction, body.strategy, common=common, options=body.options
     )
@@ -223,7 +223,7 @@ async def compare(
     import asyncio
 
     requests = [
-        TextRequest(user_id, body.instruction, name, body.k, body.retriever)
+        TextRequest(user_id, body.instruction, name, body.k, body.retriever, frame=body.frame)
         for name in dict.fromkeys(body.strategies)
     ]
     results = await asyncio.gather(
