@@ -24,6 +24,7 @@ from pgen.personalize.subject import (
     subject_prompt,
     trained,
 )
+from pgen.training.progress import TrainStep
 from pgen.training.registry import TrainRequest, get_trainer, stoppable
 from pgen.training.stopping import TrainingCancelled
 from pgen.training.subject_artifacts import SubjectTrainingSettings, read_metadata
@@ -321,3 +322,24 @@ def test_a_cancelled_subject_training_stops_between_steps_and_saves_nothing(
     # Not cancelled, the same request trains its 50 steps (steps override the settings').
     folder = trainer.train(request, image_tools(store, model))
     assert len(read_metadata(folder)["losses"]) == 50
+
+
+@pytest.mark.parametrize("method", ["dreambooth-lora", "textual-inversion"])
+def test_subject_training_reports_each_step_through_on_step_and_pgens_bar(
+    model: DiffusersImageModel,
+    store: SQLiteStore,
+    method: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[TrainStep] = []
+    settings = replace(TRAIN, steps=3, progress=True)
+    request = TrainRequest("ana", method, subject="rex", settings=settings, on_step=seen.append)
+    capfd.readouterr()
+    folder = get_trainer(method).train(request, image_tools(store, model))
+    meta = read_metadata(folder)
+    assert [(s.step, s.total, s.users) for s in seen] == [(n, 3, ("ana",)) for n in (1, 2, 3)]
+    assert [s.loss for s in seen] == meta["losses"]  # the run's own losses, finite
+    assert all(np.isfinite(s.loss) for s in seen)
+    err = capfd.readouterr().err
+    assert f"training {method}" in err and "3/3" in err and "loss=" in err  # pgen's bar
+    assert "progress" not in meta["config"]  # how it was shown is no setting of the artifact

@@ -15,6 +15,8 @@ from pgen.models.base import GenerationSettings
 from pgen.models.image_embedding import EfficientNetEmbedder
 from pgen.models.vision import OpenAIVisionModel, TransformersVisionModel, VisionMessage
 from pgen.training.concept_tokens import ConceptTokenSettings, train_concept_tokens
+from pgen.training.progress import TrainStep
+from pgen.training.registry import TrainRequest
 from pgen.usermodel.concepts import introduction
 from tests.multimodal.conftest import RecordingServer, blob_image, photo_engine
 
@@ -50,12 +52,15 @@ def test_soft_tokens_fill_the_placeholder_slots(llava: TransformersVisionModel) 
 
 
 def test_training_lowers_the_loss_and_leaves_the_model_as_it_was(
-    llava: TransformersVisionModel,
+    llava: TransformersVisionModel, capfd: pytest.CaptureFixture[str]
 ) -> None:
     before = {k: v.clone() for k, v in llava.model.state_dict().items()}
+    capfd.readouterr()
     tokens, losses = train_concept_tokens(
         llava, "Rex", "dog", [blob_image(0)], [], ConceptTokenSettings(steps=20, learning_rate=0.5)
     )
+    err = capfd.readouterr().err  # pgen's bar, with the loss
+    assert "training concept-tokens" in err and "20/20" in err and "loss=" in err
     assert tokens.shape == (4, llava.hidden_size) and not tokens.requires_grad
     # Steps alternate "Is <Rex> in this photo?" -> "Yes" and "Who is this?" -> "This is
     # <Rex>.": compare the same example. A random 2-layer model lets 4 of ~150 positions
@@ -100,8 +105,14 @@ def test_assistant_trains_uses_and_forgets_concept_tokens(
         ValueError, match="no trained concept tokens; train them with pgen train-concept"
     ):
         assistant.answer("ann", photos[3], "Who is this?", strategy="concept-tokens")
-    folder = assistant.train_concept_tokens("ann", "Rex", ConceptTokenSettings(steps=3))
+    seen: list[TrainStep] = []
+    settings = ConceptTokenSettings(steps=3)
+    request = TrainRequest("ann", "concept-tokens", "Rex", settings=settings, on_step=seen.append)
+    folder = assistant.train(request).artifact
     meta = json.loads((folder / "concept_tokens.json").read_text())
+    # Each step told to the request's hook: its count, the total, its loss, whose tokens.
+    assert [(s.step, s.total, s.users) for s in seen] == [(n, 3, ("ann",)) for n in (1, 2, 3)]
+    assert [s.loss for s in seen] == meta["losses"]
     assert meta["format"] == "pgen-concept-tokens/1" and meta["base_model"] == "tiny-llava"
     assert (
         meta["negatives"] == 1

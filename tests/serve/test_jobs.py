@@ -7,14 +7,18 @@ the real Postgres server (``job_rows_at``)."""
 
 from __future__ import annotations
 
+import json
+import math
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from pgen.cli.main import main
 from pgen.config import Config
 from pgen.errors import Conflict
 from pgen.run.jobs import Jobs
@@ -140,7 +144,22 @@ def test_records_outlive_the_process_and_a_stopped_workers_jobs_wait_for_another
     second.shutdown()
 
 
-def test_cancelling_a_lora_training_job_stops_it_and_saves_nothing(server: Running) -> None:
+def poll_progress(
+    client: httpx.Client, job_id: str, reached: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The job's record once ``reached`` holds (the record changes as the job runs)."""
+    deadline = time.monotonic() + 120  # against a hang only
+    while True:
+        job: dict[str, Any] = client.get(f"/jobs/{job_id}").json()
+        if job["status"] == "running" and reached(job):
+            return job
+        assert time.monotonic() < deadline and job["status"] in ("queued", "running"), job
+        time.sleep(0.05)
+
+
+def test_cancelling_a_lora_training_job_stops_it_and_saves_nothing(
+    server: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
     with server.client("acme") as client:
         records = [
             {"type": "user", "user_id": "lora-cancel"},
@@ -153,11 +172,13 @@ def test_cancelling_a_lora_training_job_stops_it_and_saves_nothing(server: Runni
         started = client.post("/users/lora-cancel/train", json={"method": "lora", "steps": 50_000})
         assert started.status_code == 202 and started.json()["cancellable"] is True
         job_id = started.json()["job_id"]
-        deadline = time.monotonic() + 120  # against a hang only
-        while client.get(f"/jobs/{job_id}").json()["status"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(1.0)  # well into its optimizer steps (the base model has loaded)
+        # Well into its optimizer steps: the record tells each step's count and loss.
+        seen = [poll_progress(client, job_id, lambda job: (job["step"] or 0) >= 1)]
+        seen.append(poll_progress(client, job_id, lambda job: job["step"] > seen[0]["step"]))
+        for job in seen:
+            assert job["status"] == "running" and job["total"] == 50_000, job
+            assert math.isfinite(job["loss"]) and job["loss"] > 0, job
+            assert job["progress"].startswith(f"step {job['step']}/50000, loss "), job
         with server.client("globex") as other:  # another tenant cannot stop it
             assert other.delete(f"/jobs/{job_id}").json() == NOT_FOUND_BODY
         asked = client.delete(f"/jobs/{job_id}").json()
@@ -167,7 +188,15 @@ def test_cancelling_a_lora_training_job_stops_it_and_saves_nothing(server: Runni
         assert client.get("/users/lora-cancel/export").json()["artifacts"] == []
         # The same training, a few steps, runs to the end and saves the adapter.
         done = client.post("/users/lora-cancel/train", json={"method": "lora", "steps": 2})
-        assert poll(client, done.json()["job_id"])["status"] == "succeeded"
+        finished = poll(client, done.json()["job_id"])
+        assert finished["status"] == "succeeded"
+        # Its record ends at its total, with the last step's loss.
+        assert (finished["step"], finished["total"]) == (2, 2), finished
+        assert finished["loss"] > 0 and math.isfinite(finished["loss"])
+        home = str(server.config.home)
+        assert main(["--home", home, "jobs", "show", finished["job_id"]]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert (shown["step"], shown["total"], shown["loss"]) == (2, 2, finished["loss"])
         artifacts = client.get("/users/lora-cancel/export").json()["artifacts"]
         assert [(a["kind"], a["complete"]) for a in artifacts] == [("lora", True)]
         # Steps are counted optimizer steps: none is refused before any job starts.

@@ -4,6 +4,7 @@ through ``/jobs``; delete-user forgets the user's job rows there too."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -38,6 +39,7 @@ def test_a_postgres_service_keeps_its_jobs_in_the_database(
         job_id = trained.json()["job_id"]
         done = _done(client, job_id)
         assert done["status"] == "succeeded", done
+        assert (done["step"], done["total"]) == (1, 1) and math.isfinite(done["loss"]), done
         with running.client("globex") as other:  # another tenant's job is not there for it
             assert other.get(f"/jobs/{job_id}").status_code == 404
         with psycopg.connect(url) as db:

@@ -28,6 +28,7 @@ from pgen.errors import InvalidRequest
 from pgen.models.base import Embedder
 from pgen.results import StaleAdapter
 from pgen.run.fanout import FanOut, FanOutRunner, LocalFanOut, Progress, fan_out, one_line
+from pgen.training.progress import TrainStep
 from pgen.training.registry import TrainRequest, TrainResult, get_trainer, stoppable
 
 STALE_METHODS = ("lora", "dpo")  # the per-user adapters that can fall behind their data
@@ -167,10 +168,18 @@ class TrainingService:
         from pgen.training.gathered_lora import Gathering
 
         stops = [r.should_stop for r in requests if r.should_stop is not None]
+        told = {r.user_id: r.on_step for r in requests if r.on_step is not None}
+
+        def on_step(step: TrainStep) -> None:  # each user's step to their own request's hook
+            for user_id in step.users:
+                if user_id in told:
+                    told[user_id](step)
+
         gathering = Gathering(
             batch_users=batch_users,
             should_stop=(lambda: any(stop() for stop in stops)) if stops else None,
             progress=progress,
+            on_step=on_step if told else None,
         )
         started = time.perf_counter()
         trainer = self._trainer(requests[0].method)

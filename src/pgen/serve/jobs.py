@@ -8,10 +8,10 @@ A job is its tenant's: another tenant's job id answers "not found".
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 from pgen.run.jobs import LOST, Job, JobControl, JobRun, Jobs, register_work
+from pgen.training.progress import TrainStep
 from pgen.training.registry import TrainRequest
 
 __all__ = ["LOST", "Job", "JobControl", "Jobs", "train_args"]
@@ -34,13 +34,11 @@ def train_work(run: JobRun) -> dict[str, Any]:
     args = run.args
     control = run.control
     control(f"training {args['method']}")
-    steps = [0]
 
-    def should_stop() -> bool:  # asked once per optimizer step: the step count
-        steps[0] += 1
-        if not control.should_stop():
-            control.step(steps[0] - 1 if steps[0] > 1 else None, args.get("steps"))
-        return control.should_stop()
+    def on_step(at: TrainStep) -> None:
+        # The record is written at most every POLL_S; the last step always, so a finished
+        # job's record ends at its total. A cancel asked meanwhile raises here.
+        control.step(at.step, at.total, at.loss, force=at.step >= at.total)
 
     request = TrainRequest(
         args["user_id"],
@@ -49,8 +47,9 @@ def train_work(run: JobRun) -> dict[str, Any]:
         tuple(args.get("cohort") or ()),
         None,
         args.get("steps"),
+        should_stop=control.should_stop,
+        on_step=on_step,
     )
-    request = replace(request, should_stop=should_stop)
     with run.host.tenants.lease(run.job.tenant) as held:  # not closed by the bound meanwhile
         result = held.train(request, checked=True)
     found = {"method": result.method, "seconds": result.seconds, "meta": result.meta}

@@ -32,6 +32,7 @@ from pgen.context.artifacts import concept_stale_reason
 from pgen.context.base import ContextStore
 from pgen.errors import InvalidRequest
 from pgen.models.vision import TransformersVisionModel, VisionChat, VisionMessage
+from pgen.training.progress import OnStep, StepBar
 from pgen.usermodel.concepts import introduction
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 FORMAT = "pgen-concept-tokens/1"
 META = "concept_tokens.json"
 WEIGHTS = "tokens.safetensors"
+TOKENS_KIND = "concept-tokens"  # the artifact kind, and the trainer's method
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class ConceptTokenSettings:
     steps: int = 40
     learning_rate: float = 1e-2
     seed: int = 0
+    progress: bool = True  # pgen's bar on the terminal
 
 
 def _examples(
@@ -67,8 +70,12 @@ def train_concept_tokens(
     positives: list[Image.Image],
     negatives: list[Image.Image],
     config: ConceptTokenSettings | None = None,
+    *,
+    on_step: OnStep | None = None,
+    user_id: str = "",
 ) -> tuple[Any, list[float]]:
-    """The learned (tokens, hidden) tensor and the loss of each step."""
+    """The learned (tokens, hidden) tensor and the loss of each step; ``on_step`` (and
+    pgen's bar) told each step, as ``user_id``'s."""
     import torch
 
     config = config or ConceptTokenSettings()
@@ -88,6 +95,8 @@ def train_concept_tokens(
     for parameter, _ in frozen:
         parameter.requires_grad_(False)
     losses: list[float] = []
+    users = (user_id,) if user_id else ()
+    bar = StepBar(TOKENS_KIND, config.steps, users, show=config.progress, on_step=on_step)
     try:
         for step in range(config.steps):
             image, question, reply = examples[step % len(examples)]
@@ -106,7 +115,9 @@ def train_concept_tokens(
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
+            bar.step(losses[-1])
     finally:
+        bar.close()
         for parameter, before in frozen:
             parameter.requires_grad_(before)
     return tokens.detach().float().cpu(), losses
@@ -139,9 +150,6 @@ def load_concept_tokens(
     if stale is not None:
         raise ValueError(f"concept tokens of {meta.get('concept')!r} {stale}; retrain: {retrain}")
     return tokens, meta
-
-
-TOKENS_KIND = "concept-tokens"  # the artifact kind, and the trainer's method
 
 
 class ConceptTokenTrainer:
@@ -178,7 +186,14 @@ class ConceptTokenTrainer:
         if not isinstance(config, ConceptTokenSettings):
             raise TypeError("concept-tokens takes ConceptTokenSettings settings")
         tokens, losses = train_concept_tokens(
-            model, concept, subject.class_word, positives, negatives, config
+            model,
+            concept,
+            subject.class_word,
+            positives,
+            negatives,
+            config,
+            on_step=request.on_step,
+            user_id=request.user_id,
         )
         folder = tools.store.artifact_path(request.user_id, TOKENS_KIND, concept)
         references = [file_hash(p) for p in subject.image_paths]

@@ -26,8 +26,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from pgen.context.artifacts import (
     ADAPTER_NAME,
     ArtifactMeta,
@@ -39,6 +37,7 @@ from pgen.context.base import ContextStore
 from pgen.errors import InvalidRequest
 from pgen.models.base import TextModel
 from pgen.models.quiet import quiet_third_party
+from pgen.training.progress import OnStep, StepBar
 from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.text_lora import (
     LoraSettings,
@@ -184,9 +183,11 @@ def train_user_dpo(
     text_model: TextModel,
     settings: DpoSettings | None = None,
     should_stop: StopCheck | None = None,
+    on_step: OnStep | None = None,
 ) -> Path:
     """Train the user's dpo adapter from their feedback; returns the artifact folder.
-    ``should_stop`` is asked after every step (``TrainingCancelled``, nothing saved)."""
+    ``should_stop`` is asked after every step (``TrainingCancelled``, nothing saved);
+    ``on_step`` is told each step's loss."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import DPOConfig, DPOTrainer
@@ -236,7 +237,8 @@ def train_user_dpo(
 
         trainer.remove_callback(PrinterCallback)  # TRL's raw loss dicts
         trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(_progress_callback(TrainerCallback, settings.progress))
+        progress = _progress_callback(TrainerCallback, settings.progress, on_step, user_id)
+        trainer.add_callback(progress)
         if should_stop is not None:
 
             class Stop(TrainerCallback):
@@ -244,7 +246,11 @@ def train_user_dpo(
                     stop_if_asked(should_stop)
 
             trainer.add_callback(Stop())
-        trainer.train()
+        try:
+            trainer.train()
+        finally:  # a stopped run's bar too
+            if progress.bar is not None:
+                progress.bar.close()
     model = trainer.model
     after = preference_metrics(model, tokenizer, measured, settings.beta)
     meta = dpo_meta(
@@ -295,28 +301,22 @@ def dpo_meta(
     )
 
 
-def _progress_callback(base: type, show: bool) -> Any:
-    """A transformers callback driving pgen's bar ("training dpo", with the loss) and
-    logging each step's loss to ``pgen.training``."""
+def _progress_callback(base: type, show: bool, on_step: OnStep | None, user_id: str) -> Any:
+    """A transformers callback driving pgen's ``StepBar`` ("training dpo", with the loss;
+    ``on_step`` told) from each step's logged loss, in place of TRL's bar and log dicts."""
 
     class Progress(base):
-        bar: Any = None
+        bar: StepBar | None = None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.bar = tqdm(
-                total=state.max_steps, desc="training dpo", unit="step", disable=not show
-            )
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.bar.update(1)
+            self.bar = StepBar("dpo", state.max_steps, (user_id,), show=show, on_step=on_step)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if logs and "loss" in logs:
-                self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
-                log.debug("dpo step %d: loss %.4f", state.global_step, float(logs["loss"]))
+            # logging_steps=1: every step logs its own loss (the run's end logs train_loss).
+            if self.bar is not None and logs and "loss" in logs:
+                self.bar.step(float(logs["loss"]))
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.bar.close()
             log.info("dpo: %d steps trained", state.global_step)
 
     return Progress()

@@ -27,6 +27,7 @@ from pgen.training.diffusion import (
     repeat_rows,
     to_pixels,
 )
+from pgen.training.progress import OnStep, StepBar
 from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.subject_artifacts import (
     SubjectTrainingSettings,
@@ -79,9 +80,11 @@ def train_dreambooth_lora(
     folder: Path,
     config: SubjectTrainingSettings,
     should_stop: StopCheck | None = None,
+    on_step: OnStep | None = None,
 ) -> dict[str, Any]:
     """Train, save LoRA weights and metadata into ``folder``; the model is left unchanged.
-    ``should_stop`` is asked before every step (``TrainingCancelled``: nothing saved)."""
+    ``should_stop`` is asked before every step (``TrainingCancelled``: nothing saved);
+    ``on_step`` and pgen's bar are told each step's loss."""
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
@@ -115,6 +118,7 @@ def train_dreambooth_lora(
         ),
         adapter_name=_ADAPTER,
     )
+    bar = StepBar(METHOD, config.steps, (subject.user_id,), show=config.progress, on_step=on_step)
     try:
         params = [p for p in unet.parameters() if p.requires_grad]
         for param in params:  # adapters train in float32 even on a half-precision UNet
@@ -140,6 +144,7 @@ def train_dreambooth_lora(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
+            bar.step(losses[-1])
         unet.eval()
         weights = convert_state_dict_to_diffusers(
             get_peft_model_state_dict(unet, adapter_name=_ADAPTER)
@@ -148,6 +153,7 @@ def train_dreambooth_lora(
             str(folder), unet_lora_layers=weights, weight_name=LORA_FILE, safe_serialization=True
         )
     finally:
+        bar.close()
         unet.unload_lora()  # back to the plain base modules
     return TrainedSubject(METHOD, subject, token, LORA_FILE, model.name, config, losses).write(
         folder

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pgen.training.progress import OnStep, TrainStep
 from pgen.training.stopping import StopCheck, stop_if_asked
 
 Row = tuple[list[int], list[int]]  # token ids, labels (-100: no loss on that token)
@@ -55,6 +56,7 @@ class Slot:
     optimizer: Any
     learning_rate: Callable[[int], float]  # the user's schedule: step -> rate
     clip: float | None = None  # the user's gradient norm cap (None: none)
+    user_id: str = ""  # whose adapter (what ``on_step`` is told)
     losses: list[float] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # the method's own (metadata, beta)
 
@@ -255,11 +257,13 @@ def run_gathered(
     should_stop: StopCheck | None = None,
     progress: ProgressCallback | None = None,
     stats: Stats | None = None,
+    on_step: OnStep | None = None,
 ) -> Stats:
     """Train every queued user, ``batch_users`` at a time; ``admit[i]()`` builds user i's
     slot when a place frees up (tokenizing, reference passes). ``should_stop`` is asked
     before every step: a stop raises ``TrainingCancelled``, with the users finished so far
-    saved and nobody half-trained saved."""
+    saved and nobody half-trained saved. ``on_step`` is told each user's own step (their
+    step count, total and loss), after the users that finished with it are saved."""
     if batch_users < 1:
         raise ValueError(f"batch_users must be at least 1, got {batch_users}")
     stats = stats or Stats()
@@ -282,10 +286,15 @@ def run_gathered(
         gathered_step(base, active, objective, max_tokens, stats)
         steps += 1
         user_steps += len(active)
+        stepped = list(active)
         for slot in [s for s in active if s.finished]:
             on_done(slot)
             done += 1
         active = [s for s in active if not s.finished]
+        for slot in stepped:
+            if on_step is not None:
+                at = TrainStep(len(slot.losses), len(slot.steps), slot.losses[-1], (slot.user_id,))
+                on_step(at)
         if progress is not None:
             seconds = time.perf_counter() - began
             left = sum(len(s.steps) - len(s.losses) for s in active)

@@ -209,6 +209,7 @@ def _admission(
             ),
             learning_rate=lambda step: settings.learning_rate * (total - step) / total,
             clip=CLIP,
+            user_id=user[0],
             info={
                 "beta": settings.beta,
                 "began": began,

@@ -31,6 +31,7 @@ from pgen.training.gathered import (
     Stats,
     run_gathered,
 )
+from pgen.training.progress import OnStep
 from pgen.training.stopping import StopCheck
 from pgen.training.text_lora import (
     LoraSettings,
@@ -58,6 +59,7 @@ class Gathering:
     should_stop: StopCheck | None = None
     progress: ProgressCallback | None = None
     stats: Stats | None = None  # filled in when given (the benchmark reads it)
+    on_step: OnStep | None = None  # told each user's own steps
 
 
 def shape_key(settings: dict[str, Any]) -> tuple[Any, ...]:
@@ -134,6 +136,7 @@ class AdapterGroup:
                 should_stop=gathering.should_stop,
                 progress=gathering.progress,
                 stats=gathering.stats,
+                on_step=gathering.on_step,
             )
 
 
@@ -184,6 +187,7 @@ def train_lora_group(
                 steps=[[Item((rows[j],)) for j in step] for step in steps],
                 optimizer=torch.optim.AdamW(params, lr=settings.learning_rate),
                 learning_rate=lambda _step: settings.learning_rate,
+                user_id=users[i][0],
                 info={"began": time.perf_counter()},
             )
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pgen.components import Modality, Tools
 from pgen.results import TrainResult as TrainResult  # re-exported: what a trainer's run returns
+
+if TYPE_CHECKING:
+    from pgen.training.progress import OnStep
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,9 @@ class TrainRequest:
     methods); ``cohort``: other users whose data may be pooled in (when the method allows);
     ``settings``: the method's own settings object (None: its defaults). Methods whose
     trainer is ``stoppable`` also take ``steps`` (optimizer steps, over the settings'
-    own) and ``should_stop`` (asked between steps; True stops the run, nothing saved)."""
+    own) and ``should_stop`` (asked between steps; True stops the run, nothing saved).
+    ``on_step``: told after every optimizer step (step, total, loss, whose adapter); it
+    may raise ``TrainingCancelled`` to stop the run, nothing saved."""
 
     user_id: str
     method: str
@@ -27,6 +32,7 @@ class TrainRequest:
     settings: Any = None
     steps: int | None = None
     should_stop: Callable[[], bool] | None = field(default=None, compare=False)
+    on_step: OnStep | None = field(default=None, compare=False)
 
 
 class Trainer(Protocol):

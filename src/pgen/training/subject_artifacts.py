@@ -41,6 +41,7 @@ class SubjectTrainingSettings:
     prior_loss_weight: float = 1.0
     class_steps: int = 30  # sampling steps for the generated class images
     seed: int = 0
+    progress: bool = True  # pgen's bar on the terminal (not a setting of the artifact)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class TrainedSubject:
             name=self.subject.name,
             base_model=model_identity(self.base_model),
             fingerprint=files_fingerprint(self.subject.image_paths),
-            settings=asdict(self.config),
+            settings={k: v for k, v in asdict(self.config).items() if k != "progress"},
             extra={
                 "subject": self.subject.name,
                 "class_word": self.subject.class_word,

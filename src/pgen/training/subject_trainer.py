@@ -13,6 +13,7 @@ from pgen.components import Modality, Tools
 from pgen.context.base import ContextStore
 from pgen.context.records import Subject
 from pgen.personalize.subject import TRAINERS, find_subject
+from pgen.training.progress import OnStep
 from pgen.training.stopping import StopCheck
 from pgen.training.subject_artifacts import METADATA_FILE, SubjectTrainingSettings
 
@@ -21,7 +22,14 @@ if TYPE_CHECKING:
     from pgen.training.registry import TrainRequest
 
 Trainer = Callable[
-    ["DiffusersImageModel", Subject, Path, SubjectTrainingSettings, StopCheck | None],
+    [
+        "DiffusersImageModel",
+        Subject,
+        Path,
+        SubjectTrainingSettings,
+        StopCheck | None,
+        OnStep | None,
+    ],
     dict[str, Any],
 ]
 
@@ -44,11 +52,13 @@ def train_subject(
     method: str,
     config: SubjectTrainingSettings | None = None,
     should_stop: StopCheck | None = None,
+    on_step: OnStep | None = None,
 ) -> Path:
     """Train one of the user's subjects; returns the artifact folder (registered in the store,
     so ``delete_user`` removes it). ``should_stop`` is asked before every step: when it says
     so, ``TrainingCancelled`` and no artifact (an earlier run's is gone too: the folder was
-    emptied first, so no half-old, half-new artifact is ever read)."""
+    emptied first, so no half-old, half-new artifact is ever read). ``on_step`` is told
+    after every step (pgen's bar shows it too, unless the settings turn it off)."""
     if method not in TRAINERS:
         raise ValueError(f"unknown training method {method!r}; expected one of {sorted(TRAINERS)}")
     subject = find_subject(store, user_id, subject_name)
@@ -58,7 +68,8 @@ def train_subject(
         if stale.is_file():
             stale.unlink()
     try:
-        _trainer(method)(model, subject, folder, config or SubjectTrainingSettings(), should_stop)
+        settings = config or SubjectTrainingSettings()
+        _trainer(method)(model, subject, folder, settings, should_stop, on_step)
     except BaseException:
         # A half-written artifact must not be picked up by generation later.
         (folder / METADATA_FILE).unlink(missing_ok=True)
@@ -91,4 +102,5 @@ class SubjectTrainer:
             self.method,
             settings,
             request.should_stop,
+            request.on_step,
         )

@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from pgen.context.artifacts import (
     ADAPTER_NAME,
     META_FILE,
@@ -36,6 +34,7 @@ from pgen.context.base import ContextStore
 from pgen.models.base import TextModel
 from pgen.models.lora_gather import PEFT_PREFIX
 from pgen.training.examples import Example, user_examples
+from pgen.training.progress import OnStep, StepBar
 from pgen.training.stopping import StopCheck, stop_if_asked
 
 
@@ -191,9 +190,13 @@ def fit(
     examples: Sequence[Example],
     settings: LoraSettings,
     should_stop: StopCheck | None = None,
+    on_step: OnStep | None = None,
+    users: Sequence[str] = (),
+    what: str = "lora",
 ) -> list[float]:
     """Plain AdamW over the LoRA weights; one loss per step comes back. ``should_stop``
-    is asked before every step (``TrainingCancelled`` when it says so)."""
+    is asked before every step (``TrainingCancelled`` when it says so); ``on_step`` is
+    told after each, with ``users`` (whose adapter this is)."""
     import torch
 
     encoded = [encode(tokenizer, e, settings.max_length) for e in examples]
@@ -207,22 +210,24 @@ def fit(
     device = next(model.parameters()).device
     losses: list[float] = []
     model.train()
-    bar = tqdm(total=len(steps), desc="training lora", unit="step", disable=not settings.progress)
-    for step in steps:
-        stop_if_asked(should_stop)
-        rows = [encoded[i] for i in step]
-        width = max(len(ids) for ids, _ in rows)
-        ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows], device=device)
-        labels = torch.tensor([r[1] + [-100] * (width - len(r[1])) for r in rows], device=device)
-        mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
-        loss = model(input_ids=ids, attention_mask=mask.to(device), labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(float(loss.detach()))
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    bar.close()
+    with StepBar(what, len(steps), users, show=settings.progress, on_step=on_step) as bar:
+        for step in steps:
+            stop_if_asked(should_stop)
+            rows = [encoded[i] for i in step]
+            width = max(len(ids) for ids, _ in rows)
+            ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows], device=device)
+            labels = [r[1] + [-100] * (width - len(r[1])) for r in rows]
+            mask = torch.tensor([[1] * len(r[0]) + [0] * (width - len(r[0])) for r in rows])
+            loss = model(
+                input_ids=ids,
+                attention_mask=mask.to(device),
+                labels=torch.tensor(labels, device=device),
+            ).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(float(loss.detach()))
+            bar.step(losses[-1])
     model.eval()
     return losses
 
@@ -282,6 +287,7 @@ def train_user_lora(
     settings: LoraSettings | None = None,
     *,
     should_stop: StopCheck | None = None,
+    on_step: OnStep | None = None,
 ) -> Path:
     """Train the user's LoRA on their own documents; returns the artifact folder."""
     settings = settings or LoraSettings()
@@ -290,7 +296,7 @@ def train_user_lora(
     began = time.perf_counter()
     base, tokenizer = fresh_base(text_model)
     model = new_lora(base, settings, start)
-    losses = fit(model, tokenizer, examples, settings, should_stop)
+    losses = fit(model, tokenizer, examples, settings, should_stop, on_step, (user_id,))
     meta = lora_meta(store, user_id, text_model, settings, (examples, held_out), losses, began)
     return save_adapter(model, store.artifact_path(user_id, "lora", ADAPTER_NAME), meta)
 
@@ -349,6 +355,7 @@ def train_task_lora(
     settings: LoraSettings | None = None,
     *,
     should_stop: StopCheck | None = None,
+    on_step: OnStep | None = None,
 ) -> Path:
     """The shared task adapter over many users' examples (OPPU stage 1): a store-wide
     artifact, not any one user's (a user's own adapter may start from it)."""
@@ -358,7 +365,7 @@ def train_task_lora(
         raise ValueError("no documents with text among the users given for a task adapter")
     base, tokenizer = fresh_base(text_model)
     model = new_lora(base, settings, None)
-    losses = fit(model, tokenizer, examples, settings, should_stop)
+    losses = fit(model, tokenizer, examples, settings, should_stop, on_step, user_ids, "task-lora")
     hashes = {user_id: store.document_hashes(user_id) for user_id in user_ids}
     meta = ArtifactMeta(
         kind="task-lora",

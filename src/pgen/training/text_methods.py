@@ -61,15 +61,22 @@ class TextLoraTrainer:
         from pgen.training.text_lora import train_task_lora, train_user_lora
 
         settings = self._settings(request)
-        stop = request.should_stop
+        stop, on_step = request.should_stop, request.on_step
         if self.method == "lora":
             return train_user_lora(
-                tools.store, request.user_id, tools.text_model, settings, should_stop=stop
+                tools.store,
+                request.user_id,
+                tools.text_model,
+                settings,
+                should_stop=stop,
+                on_step=on_step,
             )
         users = [request.user_id, *request.cohort] if request.cohort else None
         if users is None:
             users = [summary.user_id for summary in tools.store.users()]
-        return train_task_lora(tools.store, users, tools.text_model, settings, should_stop=stop)
+        return train_task_lora(
+            tools.store, users, tools.text_model, settings, should_stop=stop, on_step=on_step
+        )
 
 
 class DpoTrainer:
@@ -102,7 +109,12 @@ class DpoTrainer:
 
         settings = self._settings(request)
         return train_user_dpo(
-            tools.store, request.user_id, tools.text_model, settings, request.should_stop
+            tools.store,
+            request.user_id,
+            tools.text_model,
+            settings,
+            request.should_stop,
+            request.on_step,
         )
 
     @staticmethod

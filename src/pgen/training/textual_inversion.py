@@ -23,6 +23,7 @@ from pgen.training.diffusion import (
     to_pixels,
     tokenize,
 )
+from pgen.training.progress import OnStep, StepBar
 from pgen.training.stopping import StopCheck, stop_if_asked
 from pgen.training.subject_artifacts import (
     SubjectTrainingSettings,
@@ -52,9 +53,11 @@ def train_textual_inversion(
     folder: Path,
     config: SubjectTrainingSettings,
     should_stop: StopCheck | None = None,
+    on_step: OnStep | None = None,
 ) -> dict[str, Any]:
     """Learn the token's embedding and save it into ``folder``; the model is left unchanged.
-    ``should_stop`` is asked before every step (``TrainingCancelled``: nothing saved)."""
+    ``should_stop`` is asked before every step (``TrainingCancelled``: nothing saved);
+    ``on_step`` and pgen's bar are told each step's loss."""
     from safetensors.torch import save_file
 
     check_trainable(model, METHOD)
@@ -74,6 +77,7 @@ def train_textual_inversion(
     token_id = tokenizer.convert_tokens_to_ids(token)
     encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     weight = encoder.get_input_embeddings().weight
+    bar = StepBar(METHOD, config.steps, (subject.user_id,), show=config.progress, on_step=on_step)
     try:
         with torch.no_grad():
             weight[token_id] = weight[class_ids].mean(dim=0)
@@ -98,9 +102,11 @@ def train_textual_inversion(
             with torch.no_grad():  # only the new token learns; every other row goes back
                 weight[others] = frozen[others]
             losses.append(loss.item())
+            bar.step(losses[-1])
         learned = weight[token_id].detach().clone().unsqueeze(0)
         save_file({token: learned.contiguous()}, str(folder / EMBEDDING_FILE))
     finally:
+        bar.close()
         weight.requires_grad_(False)
         model.pipe.unload_textual_inversion(token)
         encoder.to(dtype)
