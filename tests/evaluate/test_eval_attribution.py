@@ -97,8 +97,15 @@ def test_bench_runs_end_to_end_and_counts_are_per_example_consistent(
             stored = {d.text for d in store.documents(author.user_id)}
             assert not stored & set(author.held_out)
     assert notes and "lora+rag" in notes[0]  # skipped without --train-adapters
-    assert len(rows) == 3 * 3 * 2
-    assert [r["strategy"] for r in rows[::6]] == ["none", "rag", "profile"]
+    assert len(rows) == 3 * 3 * 2 + 3 * 2  # and the ceiling: the authors' own posts
+    assert [r["strategy"] for r in rows[::6]] == ["none", "rag", "profile", bench.CEILING]
+    for author in authors:  # the ceiling's entries are the author's latest posts, cut
+        own = [r for r in rows if r["strategy"] == bench.CEILING and r["user"] == author.user_id]
+        assert [r["documents"] for r in own] == [
+            [author.documents[-1].doc_id],
+            [author.documents[-2].doc_id],
+        ]
+        assert own[0]["output"] == " ".join(author.documents[-1].text.split()[:3])
     centroids = {}
     for author in authors:
         mean = embedder.embed(author.held_out).mean(axis=0)
@@ -112,12 +119,13 @@ def test_bench_runs_end_to_end_and_counts_are_per_example_consistent(
         for reading in ("minilm", "bm25"):
             hit = row[f"{reading}_hit"]
             assert hit == (row[f"{reading}_rank"] == 1)
-            assert hit == (row[f"{reading}_own"] > row[f"{reading}_best_other"])
+            own, best = row[f"{reading}_own"], row[f"{reading}_best_other"]
+            assert hit == (own > best) or own == best  # equal once rounded to 4 places
             assert not hit or row[f"{reading}_closest"] == row["user"]
         if row["strategy"] == "rag":  # always about the user: documents or their profile
             assert row["documents"]
     table = bench.summarize(rows, n_authors=3)
-    assert [line["strategy"] for line in table] == ["none", "rag", "profile"]
+    assert [line["strategy"] for line in table] == ["none", "rag", "profile", bench.CEILING]
     for line in table:
         mine = [r for r in rows if r["strategy"] == line["strategy"]]
         for reading in ("minilm", "bm25"):
@@ -154,11 +162,12 @@ def test_frames_are_compared_as_settings_and_copying_is_measured(
             frames=("author", "assistant"),
         )
     settings = [r["strategy"] for r in rows]
-    assert settings == ["none"] * 3 + ["rag (author)"] * 3 + ["rag (assistant)"] * 3
-    assert [r["frame"] for r in rows[3:]] == ["author"] * 3 + ["assistant"] * 3
+    frames = ["none"] * 3 + ["rag (author)"] * 3 + ["rag (assistant)"] * 3
+    assert settings == frames + [bench.CEILING] * 3
+    assert [r["frame"] for r in rows[3:9]] == ["author"] * 3 + ["assistant"] * 3
     assert all(0.0 <= r["copied"] <= 1.0 for r in rows)
     table = bench.summarize(rows, n_authors=3)
-    assert [line["strategy"] for line in table] == ["none", "rag (author)", "rag (assistant)"]
+    assert [line["strategy"] for line in table][:3] == ["none", "rag (author)", "rag (assistant)"]
 
 
 def test_copied_is_the_share_of_output_ngrams_found_in_the_prompt_texts() -> None:

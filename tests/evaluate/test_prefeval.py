@@ -15,6 +15,7 @@ from pgen.bench.prefeval import (
     PrefEvalSettings,
     build,
     chat_tokens,
+    check_settings,
     instruction,
     remember,
     run_prefeval,
@@ -26,6 +27,7 @@ from pgen.cli.main import main
 from pgen.components import MESSAGE_TOKENS, chat
 from pgen.config import Config
 from pgen.engine import Engine
+from pgen.personalize.frames import FRAMINGS
 
 TOPICS = {
     "travel": [
@@ -161,6 +163,22 @@ def test_preference_recall_is_one_when_the_stating_turn_is_in_the_prompt(
         prompt, facts = build(engine, setting, text, item, said, "u0", stating, 4)
         assert facts["recalled"] == 1.0, setting
         assert any(item.preference in m.content for m in prompt), setting
+    engine.close()
+
+
+def test_rag_answers_a_prefeval_question_as_the_assistant_unless_told(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    item, data = _item(tmp_path, FILLER_TEXT)
+    engine = Engine.open(_config(tmp_path, tiny_llama, prompt_tokens=2048))
+    said = conversation(item, "explicit", load_filler(data), 0)
+    stating = remember(engine, "u0", said)
+    text = instruction(item.question, list(item.options), "letter", False)
+    for frame, expected in (("auto", "assistant"), ("author", "author")):
+        prompt, _ = build(engine, "rag", text, item, said, "u0", stating, 4, frame=frame)
+        assert prompt[0].content.startswith(FRAMINGS[expected].opening), frame
+    with pytest.raises(ValueError, match="--frame: unknown poet"):
+        check_settings(PrefEvalSettings(frame="poet"))
     engine.close()
 
 

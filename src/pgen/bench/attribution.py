@@ -41,6 +41,8 @@ INSTRUCTIONS = (
     "Write a short blog post about your week.",
 )
 BASELINE = "none"
+CEILING = "own posts (ceiling)"  # the authors' own recent posts, scored like outputs
+WORDS_PER_TOKEN = 0.75  # English words per model token, to cut a post to an output's length
 COPY_NGRAM = 5  # words: a run this long found in the prompt's texts was copied from them
 ADAPTER_STRATEGIES = ("lora+rag", "lora")
 HIT_RATE = Metric(
@@ -220,29 +222,69 @@ def run_attribution(
         batch_size=batch_size,
         progress=progress,
     )
-    texts = [o.text for o in outputs]
+    entries = []
+    for request, output in zip(requests, outputs, strict=True):
+        used = engine.store.documents(request.user_id, output.provenance.documents)
+        setting = request.strategy
+        if len(frames) > 1 and request.strategy != BASELINE:
+            setting = f"{request.strategy} ({request.frame})"
+        entries.append(
+            {
+                "strategy": setting,
+                "frame": output.details.get("frame", "none"),
+                "user": request.user_id,
+                "instruction": request.instruction,
+                "output": output.text,
+                "documents": output.provenance.documents,
+                "notes": output.provenance.notes,
+                "copied": round(copied(output.text, [d.text for d in used]), 4),
+            }
+        )
+    entries += ceiling_entries(examples, instructions, max_new_tokens)
+    return score_entries(engine, entries, authors), notes
+
+
+def ceiling_entries(
+    examples: list[tuple[Author, str]], instructions: list[str], max_new_tokens: int
+) -> list[dict[str, Any]]:
+    """What the measure gives the authors' own writing: for the i-th instruction, the
+    author's i-th most recent ingested post, cut to about the outputs' length. Real posts
+    by the very author are not all closest to that author's held-out posts (topics
+    change), so no strategy should be expected far above this row."""
+    words = max(1, int(max_new_tokens * WORDS_PER_TOKEN))
+    entries = []
+    for author, instruction in examples:
+        position = instructions.index(instruction) % len(author.documents)
+        post = author.documents[-1 - position]
+        entries.append(
+            {
+                "strategy": CEILING,
+                "frame": "none",
+                "user": author.user_id,
+                "instruction": instruction,
+                "output": " ".join(post.text.split()[:words]),
+                "documents": [post.doc_id],
+                "notes": [],
+                "copied": 1.0,  # the author's own words, by construction
+            }
+        )
+    return entries
+
+
+def score_entries(
+    engine: Engine, entries: list[dict[str, Any]], authors: list[Author]
+) -> list[dict[str, Any]]:
+    """Each entry with its rank, hit, own score and closest author, by each reading."""
+    texts = [entry["output"] for entry in entries]
     column = {a.user_id: n for n, a in enumerate(authors)}
     readings = {
         "minilm": attribute_minilm(engine, texts, authors),
         "bm25": attribute_bm25(texts, authors),
     }
     rows = []
-    for n, (request, output) in enumerate(zip(requests, outputs, strict=True)):
-        own = column[request.user_id]
-        used = engine.store.documents(request.user_id, output.provenance.documents)
-        setting = request.strategy
-        if len(frames) > 1 and request.strategy != BASELINE:
-            setting = f"{request.strategy} ({request.frame})"
-        row: dict[str, Any] = {
-            "strategy": setting,
-            "frame": output.details.get("frame", "none"),
-            "user": request.user_id,
-            "instruction": request.instruction,
-            "output": output.text,
-            "documents": output.provenance.documents,
-            "notes": output.provenance.notes,
-            "copied": round(copied(output.text, [d.text for d in used]), 4),
-        }
+    for n, entry in enumerate(entries):
+        own = column[entry["user"]]
+        row = dict(entry)
         for name, scores in readings.items():
             rank = own_rank(scores[n], own)
             others = np.delete(scores[n], own)
@@ -252,7 +294,7 @@ def run_attribution(
             row[f"{name}_best_other"] = round(float(others.max()), 4)
             row[f"{name}_closest"] = authors[int(np.argmax(scores[n]))].user_id
         rows.append(row)
-    return rows, notes
+    return rows
 
 
 def summarize(rows: list[dict[str, Any]], n_authors: int) -> list[dict[str, Any]]:

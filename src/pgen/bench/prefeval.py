@@ -51,6 +51,7 @@ from pgen.context.records import Document
 from pgen.engine import Engine
 from pgen.models.base import Chat, Message
 from pgen.personalize.base import TextRequest
+from pgen.personalize.frames import FRAMES
 from pgen.run.conversation import turn_document
 from pgen.serve.tenants import Tenants
 from pgen.usermodel.retrievers import index_text
@@ -77,6 +78,7 @@ class PrefEvalSettings:
     modes: tuple[str, ...] = ("letter",)
     k: int = 4  # turns the retriever brings (rag)
     retriever: str = "memory"  # rag's retriever: the chat endpoint's memory recall
+    frame: str = "auto"  # rag's and profile's frame (personalize/frames.py); auto: assistant
     seed: int = 0
     score: bool = True  # False: preference recall and prompt sizes only (no model scoring)
     topics: tuple[str, ...] = ()  # empty: every topic in the data
@@ -89,6 +91,8 @@ def check_settings(settings: PrefEvalSettings) -> None:
     modes = sorted(set(settings.modes) - set(MODES))
     if modes:
         raise ValueError(f"--mode: unknown {', '.join(modes)}; use {', '.join(MODES)}")
+    if settings.frame not in FRAMES:
+        raise ValueError(f"--frame: unknown {settings.frame}; use {', '.join(FRAMES)}")
     if any(n < 0 for n in settings.turns):
         raise ValueError("--turns: filler turns must be 0 or more")
 
@@ -199,6 +203,7 @@ def build(
     stating: set[str],
     k: int,
     retriever: str = "memory",
+    frame: str = "auto",
 ) -> tuple[Chat, dict[str, Any]]:
     """One setting's prompt, and what it holds (recall, turns kept)."""
     if setting == "none":
@@ -208,7 +213,7 @@ def build(
         return prompt, {"recalled": float(found), "turns_in_prompt": kept}
     assert user is not None
     strategy = "rag" if setting == "rag" else "profile"
-    request = TextRequest(user, text, strategy, k, retriever, query=item.question)
+    request = TextRequest(user, text, strategy, k, retriever, query=item.question, frame=frame)
     (plan,) = engine.prepare([request])
     used = list(plan.provenance.documents)
     # What the strategy put before the question, to read per example (short: k turns).
@@ -318,6 +323,7 @@ def run_prefeval(
                                 stating,
                                 settings.k,
                                 settings.retriever,
+                                settings.frame,
                             )
                             prepare_ms = (time.perf_counter() - started) * 1e3
                             row = _row(engine, item, setting, mode, prompt, settings)

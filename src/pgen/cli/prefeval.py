@@ -37,6 +37,7 @@ def cmd_bench_prefeval(args: argparse.Namespace, config: Config) -> None:
         modes=args.mode,
         k=args.k,
         retriever=args.retriever,
+        frame=args.frame,
         seed=args.seed,
         topics=args.topics or (),
         score=not args.recall_only,
@@ -99,6 +100,12 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--topics", type=_list(str), help="only these topics (default: all)")
     p.add_argument("--k", type=int, default=4, help="turns recalled for rag")
     p.add_argument("--retriever", default="memory", help="rag's retriever (memory, dense, bm25)")
+    p.add_argument(
+        "--frame",
+        default="auto",
+        help="rag's and profile's frame: auto (every PrefEval question reads as one to the "
+        "assistant), assistant, or author (write as the user)",
+    )
     p.add_argument("--prompt-tokens", type=int, help="prompt budget (default: the config's)")
     p.add_argument("--seed", type=int, default=0, help="option shuffling and item sample")
     p.add_argument(
