@@ -121,7 +121,7 @@ def test_profile_summary_is_cached_and_refreshed_when_documents_change(engine: E
     assert first.provenance.documents == ["a3", "a2", "a1"]  # newest first, all fit
     # The random model's words name nothing of ana's: grounding may cut every sentence.
     assert f"About them: {summary}" in first.prompt[0].content or summary == ""
-    assert first.prompt[-1].content == "write a post"
+    assert first.prompt[-1].content == FRAMINGS["author"].request.format(instruction="write a post")
     assert "job: chef" in prompt_text(first)
     assert engine.store.row_counts("ana")["summaries"] == 1
     again = engine.generate("ana", "another post", strategy="profile", generation=SHORT)
@@ -164,7 +164,7 @@ def test_bad_requests_fail_before_any_model_runs(store: StoreType, tmp_path: Pat
 def test_rag_says_who_the_user_is_and_falls_back_to_their_recent_documents(
     engine: Engine,
 ) -> None:
-    engine.prompt_tokens = 400  # the tiny tokenizer spends a token per byte on the frame
+    engine.prompt_tokens = 600  # the tiny tokenizer spends a token per byte on the frame
     # "Write a short bio" shares no word with ana's posts: BM25 finds nothing above its floor.
     assert engine.search("ana", "Write a short bio", k=2) == []
     result = engine.generate("ana", "Write a short bio", strategy="rag", k=2, generation=SHORT)
@@ -172,7 +172,7 @@ def test_rag_says_who_the_user_is_and_falls_back_to_their_recent_documents(
     assert any("most recent documents instead" in note for note in result.provenance.notes)
     system = result.prompt[0].content
     assert "- job: chef" in system and "lemon tart with a buttery crust" in system
-    assert "ghostwrite" in system and result.prompt[-1].content == "Write a short bio"
+    assert "ghostwrite" in system and '"Write a short bio"' in result.prompt[-1].content
     # A match keeps the retrieved documents, with the attributes, and no fallback note.
     matched = engine.generate("ana", "lemon tart", strategy="rag", k=2, generation=SHORT)
     assert matched.provenance.documents == ["a2"] and matched.provenance.notes == []
@@ -180,6 +180,7 @@ def test_rag_says_who_the_user_is_and_falls_back_to_their_recent_documents(
 
 
 def test_rag_without_documents_still_carries_the_profile(engine: Engine) -> None:
+    engine.prompt_tokens = 600  # the tiny tokenizer spends a token per byte on the frame
     engine.store.add([User(user_id="kim", profile={"city": "Seoul"})])
     result = engine.generate("kim", "Write a short bio", strategy="rag", generation=SHORT)
     assert result.provenance.documents == [] and "- city: Seoul" in result.prompt[0].content
@@ -194,6 +195,10 @@ def test_rag_frames_the_prompt_by_whom_the_model_writes_as_or_for(engine: Engine
     for result, opening, frame in ((own, author, "author"), (asked, assistant, "assistant")):
         assert result.details["frame"] == frame
         assert result.prompt[0].content.startswith(opening)
+        asked = FRAMINGS[frame].request.format(instruction=result.prompt[-1].content)
+        # The author frame asks for the text as a task done for the person; the assistant
+        # frame passes the question as it came.
+        assert (result.prompt[-1].content == asked) == (frame == "assistant")
         assert "lemon tart with a buttery crust" in result.prompt[0].content
     # The request may name its frame; profile frames its prompt the same way.
     request = TextRequest("ana", "Write a post about lemon tart", frame="assistant")

@@ -85,7 +85,7 @@ def test_bench_runs_end_to_end_and_counts_are_per_example_consistent(
     model = TransformersTextModel(str(tiny_llama), name="tiny-llama", batch_size=8)
     embedder = WordHashEmbedder()
     with SQLiteStore(tmp_path / "pgen.sqlite") as store:
-        engine = Engine(store, model, embedder, prompt_tokens=400)
+        engine = Engine(store, model, embedder, prompt_tokens=600)
         rows, notes = bench.run_attribution(
             engine,
             authors,
@@ -152,7 +152,7 @@ def test_frames_are_compared_as_settings_and_copying_is_measured(
 ) -> None:
     model = TransformersTextModel(str(tiny_llama), name="tiny-llama", batch_size=8)
     with SQLiteStore(tmp_path / "pgen.sqlite") as store:
-        engine = Engine(store, model, WordHashEmbedder(), prompt_tokens=400)
+        engine = Engine(store, model, WordHashEmbedder(), prompt_tokens=600)
         rows, _ = bench.run_attribution(
             engine,
             authors,

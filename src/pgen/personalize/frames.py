@@ -32,6 +32,10 @@ class Framing:
     opening: str  # first in the system message: who writes, as or for whom
     texts: str  # the heading over the user's texts (``{what}``: closest / most recent)
     closing: str  # last in the system message: what to do with all of it
+    # The user's turn: the instruction, for the author frame turned from a request to the
+    # model ("your week") into a task done for the person ("their week"): asked directly,
+    # chat models answer that they, being AIs, have no week.
+    request: str = "{instruction}"
 
 
 FRAMINGS: dict[str, Framing] = {
@@ -43,6 +47,10 @@ FRAMINGS: dict[str, Framing] = {
         ),
         texts="Texts they wrote ({what}):\n{documents}",
         closing="Write as them: their own topics, people, places and words, in their tone.",
+        request=(
+            'They ask you for this, to post as their own: "{instruction}"\n'
+            "Write only that text, as them (I, my), with no placeholders such as [Your Name]."
+        ),
     ),
     "assistant": Framing(
         opening="You are the personal assistant of the user below; answer their request for them.",

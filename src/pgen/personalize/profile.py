@@ -122,11 +122,12 @@ class ProfileSummary:
                 prepared.append(TextPlan(chat(instruction), provenance=Provenance(notes=notes)))
                 continue
             frame = resolve(request.frame, request.instruction)
+            asked = FRAMINGS[frame].request.format(instruction=instruction)
             # Long profile attributes must not push the prompt past the budget either.
-            system = tools.fit(system_prompt(summary, dict(profile), frame), instruction)
+            system = tools.fit(system_prompt(summary, dict(profile), frame), asked)
             prepared.append(
                 TextPlan(
-                    chat(instruction, system=system),
+                    chat(asked, system=system),
                     provenance=Provenance(documents=used, notes=notes),
                     details={"summary": summary, "frame": frame},
                 )

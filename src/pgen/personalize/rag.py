@@ -83,8 +83,9 @@ class RetrievalAugmented:
         attributes = dict(tools.store.user(request.user_id).profile)
         instruction = tools.instruction(request, notes)
         frame = resolve(request.frame, request.instruction)
+        asked = FRAMINGS[frame].request.format(instruction=instruction)
         around = system_prompt(attributes, " ", recent=recent, frame=frame)  # with the heading
-        budget = remaining_budget(tools.text_model, tools.prompt_budget, around, instruction)
+        budget = remaining_budget(tools.text_model, tools.prompt_budget, around, asked)
         packed = pack_documents(documents, tools.text_model, budget)
         dropped = len(documents) - len(packed.used)
         if dropped:
@@ -99,6 +100,6 @@ class RetrievalAugmented:
         if not packed.used and not attributes:  # nothing known of the user: the instruction
             return TextPlan(chat(instruction), provenance=provenance, details=details)
         system = tools.fit(
-            system_prompt(attributes, packed.text, recent=recent, frame=frame), instruction
+            system_prompt(attributes, packed.text, recent=recent, frame=frame), asked
         )
-        return TextPlan(chat(instruction, system=system), provenance=provenance, details=details)
+        return TextPlan(chat(asked, system=system), provenance=provenance, details=details)
