@@ -31,11 +31,18 @@ def test_keys_create_list_revoke(
     assert "acme" in listing and "(admin)" in listing and token not in listing
     assert main(["keys", "revoke", who.key_id, *home]) == 0
     assert keys.verify(token) is None
+    capsys.readouterr()
     # The key file holds no secret: nothing in it opens the key.
     assert (
         token.split("_")[-1].encode()
         not in key_path(service_config(tmp_path, tiny_llama)).read_bytes()
     )
+    # --quiet prints the key alone, so a shell can capture it: KEY=$(pgen keys create ...).
+    assert main(["keys", "create", "--tenant", "acme", "--quiet", *home]) == 0
+    quiet = capsys.readouterr().out
+    assert quiet.count("\n") == 1 and quiet.startswith("pgen_")
+    again = keys.verify(quiet.strip())
+    assert again is not None and again.tenant == "acme"
     assert main(["keys", "create", *home]) == 1  # neither --tenant nor --admin
     assert main(["keys", "create", "--tenant", "Bad Name!", *home]) == 1
     assert "tenant" in capsys.readouterr().err

@@ -55,8 +55,9 @@ def cmd_keys(args: argparse.Namespace, config: Config) -> None:
             if (args.tenant is None) == (not args.admin):
                 raise ValueError("pgen keys create needs --tenant T, or --admin (not both)")
             token, info = keys.create(args.tenant, args.name)
-            owner = "admin" if info.tenant is None else f"tenant {info.tenant}"
-            print(f"created key {info.key_id} ({owner}); it is shown this once:")
+            if not args.quiet:
+                owner = "admin" if info.tenant is None else f"tenant {info.tenant}"
+                print(f"created key {info.key_id} ({owner}); it is shown this once:")
             print(token)
         elif args.action == "list":
             rows = keys.list_keys(args.tenant)
@@ -92,6 +93,11 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--tenant", help="create: the key's tenant; list: only its keys")
     p.add_argument("--admin", action="store_true", help="create: an admin key (no tenant)")
     p.add_argument("--name", default="", help="create: a label for the key")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="create: print the key alone, for KEY=$(pgen keys create ... --quiet)",
+    )
     p.set_defaults(func=cmd_keys)
     register_bench(bench)
 
