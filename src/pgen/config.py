@@ -127,6 +127,12 @@ class Config:
     # A tenant engine nothing has used for this long is closed (0: never); it reopens on
     # its tenant's next request. Bounds a replica's memory to its recent tenants.
     serve_tenant_idle_s: float = 600.0
+    # The motion adapters (Hub ids, folders, weight files) a video request to the service
+    # may name: a client never makes the server load a path of its choosing. A request
+    # naming none gets the first (none listed: $PGEN_MOTION_ADAPTER or the default id).
+    # The CLI and the library take any adapter (their user owns the machine).
+    # In $PGEN_VIDEO_MOTION_ADAPTERS: comma-separated.
+    video_motion_adapters: tuple[str, ...] = ()
 
     @property
     def generation(self) -> GenerationSettings:
@@ -190,6 +196,17 @@ _FLOATS = ("temperature", "top_p", "repetition_penalty", "serve_tenant_idle_s")
 _COMPONENTS = ("store", "text_model", "embed_model", "image_model", "asr_model", "speech_model")
 
 
+def _names(name: str, value: Any) -> tuple[str, ...]:
+    """A list of names from TOML (a list) or the environment (comma-separated)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"{name} must be a list of strings, got {value!r}")
+    names = tuple(item.strip() for item in items)
+    if not all(names):
+        raise ValueError(f"{name} has an empty entry: {value!r}")
+    return names
+
+
 def _coerce(name: str, value: Any) -> Any:
     if name in _COMPONENTS and isinstance(value, dict):
         return value
@@ -197,6 +214,8 @@ def _coerce(name: str, value: Any) -> Any:
         return value  # a URL: its scheme names the provider (pgen.factory)
     if name in ("home", "store", "artifacts"):
         return Path(value).expanduser()
+    if name == "video_motion_adapters":
+        return _names(name, value)
     if name == "stale_adapters" and value not in STALE_ADAPTERS:
         choices = ", ".join(STALE_ADAPTERS)
         raise ValueError(f"stale_adapters must be one of {choices}, got {value!r}")

@@ -50,8 +50,10 @@ class Engine:
         components: Callable[[str], Any] | None = None,
         runner: Runner | None = None,
         stale_adapters: str = "serve",
+        motion_adapters: tuple[str, ...] | None = None,
     ) -> None:
-        """``components(role)``: any other role's component; ``runner``: where training runs."""
+        """``components(role)``: any other role's component; ``runner``: where training runs;
+        ``motion_adapters``: the only ones video requests may name (None: any)."""
         self.store = store  # for benchmark runners; front ends use the verbs
         self.generation = generation or GenerationSettings()
         self._embedder = Lazy(embedder)
@@ -63,7 +65,7 @@ class Engine:
         self._components = Components({**loaders, "embedder": self._embedder}, components)
         load, settings = self._components.load, self.generation
         self.bench = Workbench(
-            store, self.retrievers, load, settings, prompt_tokens, stale_adapters
+            store, self.retrievers, load, settings, prompt_tokens, stale_adapters, motion_adapters
         )
         self._generation = GenerationService(self.bench)
         self._training = TrainingService(store, self.bench.tools, self._embedder, runner)

@@ -80,8 +80,9 @@ def test_keyword_prompt_shows_truncated_items(store: SQLiteStore, text_model: Te
 
 
 def test_parse_keywords_cleans_lists() -> None:
-    reply = '1. Neon Noir\n- "pastel"; watercolor, watercolor, a b c d e f, , moody.'
-    assert parse_keywords(reply, 10) == ["neon noir", "pastel", "watercolor", "a b c d", "moody"]
+    reply = '1. Neon Noir\n- "pastel"; watercolor, watercolor, drawn to scenes full of quiet light, , moody.'
+    # A part of more than five words is prose, not a keyword: dropped, not cut to a fragment.
+    assert parse_keywords(reply, 10) == ["neon noir", "pastel", "watercolor", "moody"]
     assert parse_keywords(reply, 2) == ["neon noir", "pastel"]
     assert parse_keywords("  ", 3) == []
 

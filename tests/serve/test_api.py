@@ -115,6 +115,24 @@ def test_uploaded_images_become_the_subject_references(server: Running) -> None:
         # Another user cannot name bob's upload.
         other = {**subject, "user_id": "alice", "image_paths": [ref]}
         assert client.post("/records", json={"records": [other]}).status_code == 422
+        # A photo document's image: the user's own upload too, never a path on the server.
+        photo = {"type": "document", "user_id": "acme-bob", "doc_id": "p1", "kind": "photo"}
+        photo["text"] = ""
+        made = client.post("/records", json={"records": [{**photo, "fields": {"image_path": ref}}]})
+        assert made.status_code == 200, made.text
+        (stored,) = [
+            d for d in client.get("/users/acme-bob").json()["documents"] if d["doc_id"] == "p1"
+        ]
+        assert stored["fields"]["image_path"] == subjects[0]["image_paths"][0]  # the upload's file
+        for value in ("/etc/passwd", subjects[0]["image_paths"][0]):
+            refused = client.post(
+                "/records", json={"records": [{**photo, "fields": {"image_path": value}}]}
+            )
+            problem = refused.json()["error"]["problem"]
+            assert refused.status_code == 422 and problem.startswith("field 'fields.image_path'")
+        alices = {**photo, "user_id": "alice", "fields": {"image_path": ref}}
+        refused = client.post("/records", json={"records": [alices]})
+        assert refused.status_code == 422 and "no upload" in refused.json()["error"]["problem"]
 
 
 def test_search_and_generate_with_provenance(server: Running) -> None:

@@ -8,17 +8,26 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psycopg
 
+from pgen.config import Config
 from pgen.context.sqlite import SQLiteStore
+from tests.postgres_server import PostgresServer
 from tests.serve.server import free_port, make_keys, service_config, start_process, wait_ready
 
 DOCS = 20_000  # per upload: a few MB of JSONL, one transaction
+# Sessions of the test database with a transaction open (the killed server's, if any).
+IN_TRANSACTION = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+)
 
 
-def upload(user: str) -> bytes:
+def upload(user: str, docs: int = DOCS) -> bytes:
     lines = [json.dumps({"type": "user", "user_id": user})]
     lines += [
         json.dumps(
@@ -29,7 +38,7 @@ def upload(user: str) -> bytes:
                 "text": f"note {n} of {user} " * 8,
             }
         )
-        for n in range(DOCS)
+        for n in range(docs)
     ]
     return ("\n".join(lines) + "\n").encode()
 
@@ -45,14 +54,19 @@ def read_until(connection: socket.socket, end: bytes) -> bytes:
     return data[: data.index(end) + len(end)] if end in data else data
 
 
-def test_kill_9_during_uploads_keeps_every_acknowledged_one_whole(
-    tmp_path: Path, tiny_llama: Path
+def kill_9_during_uploads(
+    home: Path, model: Path, *store: str, docs: int = DOCS, after_crash: Callable[[], None]
 ) -> None:
-    keys = make_keys(service_config(tmp_path, tiny_llama), ("acme",))
+    """Uploads of ``docs`` documents each, one after another, to a ``pgen serve`` process
+    (``store``: its --store flag, or none for SQLite); kill -9 once three are acknowledged
+    and the next is on the wire or inside its transaction. ``after_crash`` checks the store
+    while no server runs; then a new server must show every acknowledged upload whole, the
+    one in flight whole or absent, and take writes again."""
+    keys = make_keys(Config(home=home), ("acme",))
     headers = {"Authorization": f"Bearer {keys['acme']}"}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start_process(tmp_path, tiny_llama, port)
+    process = start_process(home, model, port, *store)
     acknowledged: list[str] = []
     sent: list[str] = []
     try:
@@ -65,7 +79,7 @@ def test_kill_9_during_uploads_keeps_every_acknowledged_one_whole(
                     sent.append(user)
                     try:
                         response = client.post(
-                            "/records/jsonl", files={"file": (f"{user}.jsonl", upload(user))}
+                            "/records/jsonl", files={"file": (f"{user}.jsonl", upload(user, docs))}
                         )
                     except httpx.TransportError:
                         return  # the server died under us
@@ -86,10 +100,8 @@ def test_kill_9_during_uploads_keeps_every_acknowledged_one_whole(
             process.kill()
     assert len(acknowledged) >= 3 and len(sent) > len(acknowledged)
 
-    store = tmp_path / "tenants" / "acme" / "pgen.sqlite"
-    with SQLiteStore(store) as opened:  # the file is sound after the crash
-        assert opened.integrity_problems() == []
-    again = start_process(tmp_path, tiny_llama, port)
+    after_crash()
+    again = start_process(home, model, port, *store)
     try:
         wait_ready(url, again)
         with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
@@ -97,16 +109,43 @@ def test_kill_9_during_uploads_keeps_every_acknowledged_one_whole(
             for user in sent:
                 response = client.get(f"/users/{user}", params={"limit": 1})
                 if user in acknowledged:
-                    assert response.json()["total_documents"] == DOCS, user
+                    assert response.json()["total_documents"] == docs, user
                 else:  # the one in flight: all of it or none of it
-                    assert response.status_code == 404 or response.json()["total_documents"] == DOCS
+                    assert response.status_code == 404 or response.json()["total_documents"] == docs
             # The restarted server takes writes again.
             assert client.post(
-                "/records/jsonl", files={"file": ("x.jsonl", upload("after"))}
+                "/records/jsonl", files={"file": ("x.jsonl", upload("after", docs))}
             ).is_success
     finally:
         again.terminate()
         again.wait(60)
+
+
+def test_kill_9_during_uploads_keeps_every_acknowledged_one_whole(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    def sound_file() -> None:  # the file is sound after the crash
+        with SQLiteStore(tmp_path / "tenants" / "acme" / "pgen.sqlite") as opened:
+            assert opened.integrity_problems() == []
+
+    kill_9_during_uploads(tmp_path, tiny_llama, after_crash=sound_file)
+
+
+def test_kill_9_during_uploads_on_postgres(
+    tmp_path: Path, tiny_llama: Path, postgres_server: PostgresServer
+) -> None:
+    """The same on a Postgres store: the killed process's connections drop, so the server
+    rolls back the transaction in flight; no acknowledged upload is missing a row."""
+    url = postgres_server.url(postgres_server.create_database("kill9"))
+
+    def no_transaction_left() -> None:  # the dead process's backends are gone with it
+        with psycopg.connect(url) as connection:
+            deadline = time.monotonic() + 60  # against a hang only
+            while connection.execute(IN_TRANSACTION).fetchone() != (0,):
+                assert time.monotonic() < deadline, "a dead client's transaction stays open"
+                time.sleep(0.1)
+
+    kill_9_during_uploads(tmp_path, tiny_llama, "--store", url, after_crash=no_transaction_left)
 
 
 def refuses_connections(port: int) -> bool:

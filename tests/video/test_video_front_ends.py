@@ -60,7 +60,12 @@ def test_pgen_generate_video_then_eval_videos(
 def test_the_http_generate_route_makes_a_clip(
     tmp_path: Path, tiny_llama: Path, tiny_sd: Path, tiny_motion: Path
 ) -> None:
-    config = service_config(tmp_path / "serve", tiny_llama, image_model=str(tiny_sd))
+    config = service_config(
+        tmp_path / "serve",
+        tiny_llama,
+        image_model=str(tiny_sd),
+        video_motion_adapters=(str(tiny_motion),),  # the service loads only pinned ones
+    )
     with serve_in_thread(config, tenants=("acme",)) as running, running.client("acme") as client:
         records = [{"type": "user", "user_id": "ana"}]
         assert client.post("/records", json={"records": records}).status_code == 200

@@ -17,6 +17,9 @@ from pathlib import Path
 from pgen.errors import InvalidRequest
 
 MEDIA_ROOT_ENV = "PGEN_MEDIA_ROOT"  # more folders media may live in (os.pathsep-separated)
+# The artifact kind of a user's uploaded files (the service's: over HTTP every image of a
+# user's records is one). A user's own uploads are readable as that user's media.
+UPLOADS_KIND = "uploads"
 
 
 class MediaError(InvalidRequest):

@@ -78,13 +78,40 @@ def preference_items(store: ContextStore, user_id: str, config: KeywordsSettings
     return [found[item_id] for item_id in chosen if item_id in found]
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_SYSTEM = "You describe a person's visual taste for an image generator, tersely."
+# The words of the instructions above, without the items: a reply that starts by echoing
+# them ("This person's visual taste is ...", "Here are 8 keywords:") is cut back to what
+# follows. Kept in step with the chat by test (tests/image/test_keywords_parse.py).
+PROMPT_WORDS = _words(
+    "you describe a person's visual taste for an image generator tersely items this person "
+    "liked give up to short keywords keyword styles colors themes moods that their answer "
+    "with the only separated by commas"
+)
+# Words that carry no taste of their own: cut from both ends of a keyword (a truncated
+# "... the person's taste is" leaves nothing), and, with the prompt's words, from its start.
+FILLER = _words(
+    "a an the and or but of in on at to for with by as is are was were be been being it its "
+    "they them their he she his her i my me we our your this these those here there some "
+    "such which who whom also very so overall mostly mainly generally seems seem appears "
+    "appear tends tend has have having includes include including like likes love loves "
+    "enjoy enjoys prefer prefers leans lean towards toward mix blend combination range "
+    "described characterized defined focus focused person persons person's people's "
+    "taste tastes keyword keywords based following list"
+)
+MAX_KEYWORD_WORDS = 5  # longer parts are prose ("they are a master of blending ..."), dropped
+
+
 def keywords_chat(items: list[Item], model: TextModel, config: KeywordsSettings) -> Chat:
     lines = []
     for item in items:
         text = model.truncate(" ".join(item.text.split()), config.item_tokens)
         lines.append(f"- {item.title or item.item_id}" + (f": {text}" if text else ""))
     return [
-        Message("system", "You describe a person's visual taste for an image generator, tersely."),
+        Message("system", _SYSTEM),
         Message(
             "user",
             "Items this person liked:\n"
@@ -97,13 +124,21 @@ def keywords_chat(items: list[Item], model: TextModel, config: KeywordsSettings)
 
 
 def parse_keywords(reply: str, limit: int) -> list[str]:
-    """Keywords from a reply: split on commas, semicolons and lines; bullets, numbering and
-    quotes removed; at most four words each; duplicates dropped."""
+    """Keywords from a reply: split on commas, semicolons, colons, lines and sentence ends;
+    bullets, numbering and quotes removed; a lead-in echoing the prompt ("This person's
+    visual taste is a mix of ...", "Here are 8 keywords:") and filler at either end cut;
+    parts of more than ``MAX_KEYWORD_WORDS`` words (prose) and duplicates dropped."""
     keywords: list[str] = []
-    for part in re.split(r"[,;\n]", reply):
-        word = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", part)
-        word = " ".join(word.strip(" \t\"'`.:").split()[:4]).lower()[:40].strip()
-        if word and word not in keywords:
+    for part in re.split(r"[,;:\n]|(?<=[.!?])\s+", reply.replace("\u2019", "'")):
+        part = re.sub(r"^\s*(?:[-*\u2022]|\d+[.)])\s*", "", part)
+        words = [w.strip(".!?()[]") for w in re.sub(r"[\"`\u201c\u201d]", " ", part).split()]
+        words = [w for w in (w.lower().strip("'") for w in words) if w]
+        while words and (words[0] in FILLER or words[0] in PROMPT_WORDS or words[0].isdigit()):
+            words.pop(0)
+        while words and words[-1] in FILLER:
+            words.pop()
+        word = " ".join(words)
+        if word and len(words) <= MAX_KEYWORD_WORDS and len(word) <= 40 and word not in keywords:
             keywords.append(word)
         if len(keywords) == limit:
             break

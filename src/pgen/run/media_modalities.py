@@ -31,6 +31,20 @@ def _refused(error: Exception) -> InvalidRequest:
 
 
 # -- video --------------------------------------------------------------------------------
+def _motion_adapter(offered: tuple[str, ...] | None, named: str | None) -> str:
+    """The adapter a request gets: the one it names, when ``offered`` (None: any) has it;
+    else the first offered, $PGEN_MOTION_ADAPTER or the default id."""
+    if named is not None and offered is not None and named not in offered:
+        # Refused by name alone: nothing the client names is opened or loaded.
+        offers = f"offers {', '.join(map(repr, offered))}" if offered else "names none"
+        raise InvalidRequest(
+            f"motion adapter {named!r} is not one this service offers "
+            f"(its config video_motion_adapters {offers})"
+        )
+    default = offered[0] if offered else None
+    return named or default or os.environ.get(MOTION_ADAPTER_ENV) or DEFAULT_MOTION_ADAPTER
+
+
 def _video_check(bench: Workbench, request: VideoRequest) -> VideoRequest:
     if not 1 <= request.frames <= MAX_FRAMES:
         raise InvalidRequest(f"frames must be between 1 and {MAX_FRAMES}, got {request.frames}")
@@ -38,7 +52,7 @@ def _video_check(bench: Workbench, request: VideoRequest) -> VideoRequest:
         raise InvalidRequest(f"fps must be between 1 and {MAX_FPS}, got {request.fps}")
     if request.seed < 0:
         raise InvalidRequest(f"seed must be at least 0, got {request.seed}")
-    motion = request.motion_adapter or os.environ.get(MOTION_ADAPTER_ENV) or DEFAULT_MOTION_ADAPTER
+    motion = _motion_adapter(bench.motion_adapters, request.motion_adapter)
     # The store's own files (users' artifacts) are never read as a model a request names.
     root = Path(bench.store.artifacts_root).resolve()
     if Path(motion).expanduser().resolve().is_relative_to(root):

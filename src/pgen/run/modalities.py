@@ -60,6 +60,9 @@ class Workbench:
     generation: GenerationSettings
     prompt_tokens: int = 1024
     stale_adapters: str = "serve"  # what text strategies do with a stale adapter (config)
+    # The motion adapters a video request may name: None, any (the CLI, the library); a
+    # tuple, only those (a service pins them: config video_motion_adapters).
+    motion_adapters: tuple[str, ...] | None = None
 
     def tools(self, generation: GenerationSettings | None = None, sampling: Any = None) -> Tools:
         return Tools(

@@ -17,12 +17,14 @@ from typing import Any
 
 from pgen.context.base import ContextStore, IngestStats
 from pgen.context.ingest import AUDIO, IngestError, Located, check_items, read_records
+from pgen.context.media import UPLOADS_KIND
 from pgen.context.records import Document, Item, Subject
 from pgen.context.sqlite.artifact_folders import safe_name
 from pgen.run.preferences import with_detected
 
 UPLOAD_PREFIX = "upload:"
-UPLOADS = "uploads"  # the artifact kind of uploaded images
+UPLOADS = UPLOADS_KIND  # the artifact kind of uploaded images
+IMAGE = "image_path"  # a document's image (a photo's), in its fields
 CATALOG = "catalog-uploads"  # the shared kind of uploaded item images
 
 
@@ -51,6 +53,14 @@ def _resolve_uploads(store: ContextStore, loc: Located) -> Located:
             f"field 'fields.{AUDIO}': over HTTP a voice note is an upload (POST "
             "/users/{user}/voice-notes), not a path on the server",
         )
+    if isinstance(record, Document) and IMAGE in record.fields:
+        # A photo is the user's own upload: a path would let a client make the server read
+        # (and describe, and match faces in) any file, another user's included.
+        uploads = store.artifacts(record.user_id) if store.has_user(record.user_id) else {}
+        value = str(record.fields[IMAGE])
+        path = _user_upload(uploads, value, loc.where, f"fields.{IMAGE}", ("image.*",))
+        fields = {**record.fields, IMAGE: path}
+        return Located(record.model_copy(update={"fields": fields}), loc.where)
     if isinstance(record, Subject):
         uploads = store.artifacts(record.user_id) if store.has_user(record.user_id) else {}
         paths = [_user_upload(uploads, value, loc.where) for value in record.image_paths]
@@ -68,13 +78,20 @@ def _upload_id(value: str, where: str, field: str) -> str:
     return value[len(UPLOAD_PREFIX) :]
 
 
-def _user_upload(uploads: dict[tuple[str, str], Path], value: str, where: str) -> str:
-    name = _upload_id(value, where, "image_paths")
+def _user_upload(
+    uploads: dict[tuple[str, str], Path],
+    value: str,
+    where: str,
+    field: str = "image_paths",
+    patterns: tuple[str, ...] = ("image.*", "audio.*"),
+) -> str:
+    """The file of the user's upload ``value`` names. A subject's references: images, or a
+    voice subject's clips (``save_audio``); a photo: an image."""
+    name = _upload_id(value, where, field)
     folder = uploads.get((UPLOADS, name))
-    # A subject's references: images, or a voice subject's clips (``save_audio``).
-    files = sorted([*folder.glob("image.*"), *folder.glob("audio.*")]) if folder else []
+    files = sorted(f for pattern in patterns for f in folder.glob(pattern)) if folder else []
     if not files:
-        raise IngestError(where, f"field 'image_paths': no upload {name[:40]!r} of this user")
+        raise IngestError(where, f"field '{field}': no upload {name[:40]!r} of this user")
     return str(files[0])
 
 

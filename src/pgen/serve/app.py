@@ -155,6 +155,13 @@ def _is_path(name: str, value: Any) -> bool:
 
 def app_from_env() -> FastAPI:
     """The app for a worker process (``uvicorn --factory``): the config from the parent."""
-    values = json.loads(os.environ[CONFIG_ENV])
+    return create_app(config_from_env(os.environ[CONFIG_ENV]))
+
+
+def config_from_env(text: str) -> Config:
+    """The config ``config_to_env`` sent, its paths and tuples made so again."""
+    values = json.loads(text)
     values = {k: (Path(v) if _is_path(k, v) else v) for k, v in values.items()}
-    return create_app(replace(Config(), **values))
+    if "video_motion_adapters" in values:  # a tuple, sent as a JSON list
+        values["video_motion_adapters"] = tuple(values["video_motion_adapters"])
+    return replace(Config(), **values)

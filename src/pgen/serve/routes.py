@@ -31,6 +31,7 @@ from pgen.serve.schemas import (
     FeedbackBody,
     GenerateBody,
     ImageBody,
+    PhotoSearchBody,
     RecommenderBody,
     RecordsBody,
     SearchBody,
@@ -188,6 +189,25 @@ def export_user(user_id: UserId, engine: TenantEngine) -> Any:
 def search(user_id: UserId, body: SearchBody, engine: TenantEngine) -> Any:
     hits = engine.search(user_id, body.query, k=body.k, retriever=body.retriever)
     return plain([{"document": h.document.model_dump(mode="json"), "score": h.score} for h in hits])
+
+
+@router.post("/users/{user_id}/photos/search", tags=["generation"])
+def search_photos(user_id: UserId, body: PhotoSearchBody, engine: TenantEngine) -> Any:
+    """The user's photos (``photo`` documents) showing the people and concepts the query
+    names, best first; a person is found by face, group photos included (``pgen
+    search-photos``). ``unused_words``: what the query said that no configured model can
+    search by."""
+    hits = engine.search_photos(user_id, body.query, k=body.k)
+    found = [  # scores may be numpy scalars: numbers in JSON, never their text
+        {
+            "doc_id": hit.doc_id,
+            "image_path": hit.image_path,  # as the user's own record gave it
+            "score": float(hit.score),
+            "concepts": {name: float(c) for name, c in hit.concepts.items()},
+        }
+        for hit in hits
+    ]
+    return {"hits": found, "unused_words": hits.unused_words}
 
 
 @router.post("/users/{user_id}/generate", tags=["generation"])

@@ -38,6 +38,11 @@ class SearchBody(Body):
     retriever: str = "bm25"
 
 
+class PhotoSearchBody(Body):
+    query: str = Field(min_length=1, max_length=MAX_TEXT)  # names the user's people, concepts
+    k: int = Field(10, ge=1, le=100)
+
+
 class GenerateBody(Decoding):
     instruction: str = Field(min_length=1, max_length=MAX_TEXT)
     strategy: str = "rag"

@@ -223,6 +223,7 @@ class Tenants:
             image_model=self.image_model,
             prompt_tokens=self.config.prompt_tokens,
             stale_adapters=self.config.stale_adapters,
+            motion_adapters=self.config.video_motion_adapters,  # pinned: never a client's path
             generation=self.config.generation,
             vision_model=lambda: self.component("vision"),
             photos=partial(build_photos, self.config),

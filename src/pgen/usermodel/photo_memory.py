@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pgen.context.base import ContextStore
+from pgen.context.media import UPLOADS_KIND
 from pgen.models.face import FaceEmbedder
 from pgen.models.image_embedding import ImageEmbedder, TextImageEmbedder
 from pgen.usermodel.concepts import Calibration, ConceptMemory, ImageVectors, load_memory
@@ -107,8 +108,19 @@ class PhotoMemory:
     def embedder(self) -> ImageEmbedder:
         return self._embedder()
 
-    def vectors(self, embedder: ImageEmbedder | None = None) -> ImageVectors:
-        return ImageVectors(embedder or self._embedder(), self.store, allowed=self.allowed)
+    def allowed_for(self, user_id: str | None) -> list[Path] | None:
+        """Where ``user_id``'s images may be read from: the allowed folders and the user's
+        own uploads (a service's references and photos), never another user's."""
+        if self.allowed is None or user_id is None or not self.store.has_user(user_id):
+            return self.allowed
+        artifacts = self.store.artifacts(user_id)
+        return [*self.allowed, *(p for (kind, _), p in artifacts.items() if kind == UPLOADS_KIND)]
+
+    def vectors(
+        self, embedder: ImageEmbedder | None = None, user_id: str | None = None
+    ) -> ImageVectors:
+        allowed = self.allowed_for(user_id)
+        return ImageVectors(embedder or self._embedder(), self.store, allowed=allowed)
 
     def memory(self, user_id: str) -> ConceptMemory:
         # With a face embedder, people are recognized by face, not by the whole image.
@@ -116,13 +128,19 @@ class PhotoMemory:
         if keep is not None and not any(keep(s) for s in self.store.subjects(user_id)):
             return ConceptMemory([], self.calibration)  # only people: no image model to load
         return load_memory(
-            self.store, user_id, self.vectors(), self.calibration, self._pool(), keep=keep
+            self.store,
+            user_id,
+            self.vectors(None, user_id),
+            self.calibration,
+            self._pool(),
+            keep=keep,
         )
 
-    def face_vectors(self) -> FaceVectors:
+    def face_vectors(self, user_id: str | None = None) -> FaceVectors:
         if self._face_embedder is None:
             raise ValueError("no face embedder is configured (face_embedder: dlib)")
-        return FaceVectors(self._face_embedder(), self.store, allowed=self.allowed)
+        allowed = self.allowed_for(user_id)
+        return FaceVectors(self._face_embedder(), self.store, allowed=allowed)
 
     def faces(self, user_id: str) -> FaceMemory:
         """The user's people (none without a face embedder, or without person subjects)."""
@@ -130,7 +148,7 @@ class PhotoMemory:
             is_face_subject(s) for s in self.store.subjects(user_id)
         ):
             return FaceMemory([], self.face_calibration)
-        vectors = self.face_vectors()
+        vectors = self.face_vectors(user_id)
         pool = self._face_pool(vectors)
         return load_face_memory(self.store, user_id, vectors, self.face_calibration, pool)
 
@@ -200,7 +218,7 @@ class PhotoMemory:
         score = np.zeros(len(photos), dtype=np.float64)
         per_concept: dict[str, np.ndarray] = {}
         if named:
-            vectors = self.vectors().of_paths(paths, user_id)
+            vectors = self.vectors(None, user_id).of_paths(paths, user_id)
             confidence = memory.confidences(vectors)
             wanted = {c.name for c in named}
             for j, concept in enumerate(memory.concepts):
@@ -210,7 +228,7 @@ class PhotoMemory:
             score += np.min(np.stack(list(per_concept.values())), axis=0)
         recognized = np.ones(len(photos), dtype=bool)
         if named_people:
-            found = self.face_vectors().of_paths(paths, user_id)
+            found = self.face_vectors(user_id).of_paths(paths, user_id)
             best = np.stack([people.photo_confidence(faces) for faces in found])
             index = {p.name: j for j, p in enumerate(people.people)}
             for person in named_people:
