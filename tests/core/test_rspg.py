@@ -14,7 +14,7 @@ from pgen.context import Document, User
 from pgen.context.artifacts import ArtifactMeta
 from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
-from pgen.errors import StaleArtifact
+from pgen.errors import InvalidRequest, StaleArtifact
 from pgen.models.base import Embedder
 from pgen.models.text import TransformersTextModel
 from pgen.personalize import TextRequest
@@ -152,6 +152,8 @@ def test_a_selector_that_picks_none_puts_no_documents_in(engine: Engine, minilm:
 def test_a_selector_trained_with_another_embedder_is_refused(
     engine: Engine, minilm: Embedder
 ) -> None:
+    with pytest.raises(InvalidRequest, match="no retriever selector"):  # none installed
+        engine.prepare([TextRequest("ana", "pasta", "rag", retriever="rspg")])
     save_selector(install_folder(engine.store), fixed("bm25@1"), meta("another-model"))
     with pytest.raises(StaleArtifact, match="trained on another-model"):
         engine.prepare([TextRequest("ana", "pasta", "rag", retriever="rspg")])

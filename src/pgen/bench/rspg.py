@@ -8,9 +8,10 @@ Every value is cached on disk (``outcomes.jsonl``) under (model, prompt hash, go
 so a rerun, or another choice that builds the same prompt, costs nothing.
 
 Splits: LaMP's own train and dev questions (each question is its own user); Amazon
-reviewers split by a hash of their id. The selector is trained on every task's training
-rows together; each task's test rows are scored against that task's best single choice
-on its own training rows (``pgen.bench.rspg_report``).
+reviewers split by a hash of their id; LoCoMo by conversation (each one a user). The
+selector is trained on every task's training rows together; each task's test rows are
+scored against that task's best single choice on its own training rows
+(``pgen.bench.rspg_report``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def load_splits(
     lamp: Path | None, amazon: Path | None, amazon_users: int, test_share: float
 ) -> list[Split]:
     """LaMP-1 and LaMP-2 (train / dev questions) from a LaMP folder; Amazon reviews
-    (the first ``amazon_users`` reviewers, split by user)."""
+    (the first ``amazon_users`` reviewers, split by user). LoCoMo: ``locomo_split``."""
     splits = []
     if lamp is not None:
         for task in ("LaMP_1", "LaMP_2"):
@@ -68,19 +69,47 @@ def load_splits(
         kept = [e for e, out in zip(chosen, held, strict=True) if not out]
         test = [e for e, out in zip(chosen, held, strict=True) if out]
         splits.append(Split("amazon_review", data.spec, kept, test))
-    if not splits:
-        raise ValueError("nothing to run: give --lamp and/or --amazon")
     return splits
+
+
+def locomo_split(path: Path, questions: int, test_conversations: int) -> Split:
+    """LoCoMo's conversations as users (their turns as ``chat`` documents, what the
+    ``memory`` retriever reads), the first ``questions`` answerable questions of each
+    (categories 1-4: adversarial ones have no answer) as requests; the last
+    ``test_conversations`` conversations are held out."""
+    from pgen.bench.locomo import load_locomo
+
+    conversations = load_locomo(path)
+    if not 0 < test_conversations < len(conversations):
+        raise ValueError(
+            f"--locomo-test {test_conversations}: {path} has {len(conversations)} conversations"
+        )
+    per: list[list[Example]] = []
+    for talk in conversations:
+        profile = tuple({d.doc_id: d for _, d in talk.turns}.values())  # a repeated turn once
+        asked = [q for q in talk.questions if q.category != 5 and q.answer][:questions]
+        per.append(
+            [
+                Example(f"{talk.sample_id}-{n}", talk.sample_id, q.text, q.answer, profile)
+                for n, q in enumerate(asked)
+            ]
+        )
+    cut = len(per) - test_conversations
+    train = [e for examples in per[:cut] for e in examples]
+    test = [e for examples in per[cut:] for e in examples]
+    return Split("locomo", TaskSpec("locomo", "generation", (), 32, "LoCoMo"), train, test)
 
 
 def fill_store(engine: Engine, splits: Sequence[Split]) -> None:
     """Each example's profile as the documents of its own user (added once)."""
     records: list[Any] = []
+    seen: set[str] = set()
     for split in splits:
         for example in [*split.train, *split.test]:
-            if not engine.store.has_user(example.user_id):
+            if example.user_id not in seen and not engine.store.has_user(example.user_id):
                 records.append(User(user_id=example.user_id))
                 records += example.profile
+            seen.add(example.user_id)
     if records:
         engine.store.add(records)
 

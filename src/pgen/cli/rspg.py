@@ -37,6 +37,13 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument(
         "--test-share", type=float, default=0.3, help="share of Amazon reviewers held out"
     )
+    p.add_argument("--locomo", type=Path, help="LoCoMo conversations file (locomo10 JSON)")
+    p.add_argument(
+        "--locomo-questions", type=int, default=12, help="answerable questions per conversation"
+    )
+    p.add_argument(
+        "--locomo-test", type=int, default=3, help="LoCoMo conversations held out (the last ones)"
+    )
     p.add_argument(
         "--retriever",
         type=_list(str),
@@ -68,7 +75,7 @@ def register(commands: Any, bench: Any) -> None:
 
 
 def cmd_bench_rspg(args: argparse.Namespace, config: Config) -> int:
-    from pgen.bench.rspg import load_splits
+    from pgen.bench.rspg import load_splits, locomo_split
     from pgen.bench.rspg_report import RspgPlan, run_rspg, table
     from pgen.cli.evaluate import text_model_loader
     from pgen.engine import Engine
@@ -95,6 +102,10 @@ def cmd_bench_rspg(args: argparse.Namespace, config: Config) -> int:
     if not isinstance(config.text_model, str) or not isinstance(config.embed_model, str):
         raise ValueError("bench rspg names its models by id or path, not a table")
     splits = load_splits(args.lamp, args.amazon, args.amazon_users, args.test_share)
+    if args.locomo is not None:
+        splits.append(locomo_split(args.locomo, args.locomo_questions, args.locomo_test))
+    if not splits:
+        raise ValueError("nothing to run: give --lamp, --amazon and/or --locomo")
     args.out.mkdir(parents=True, exist_ok=True)
     text_model = text_model_loader(config.text_model, config, 1)
     run_config = replace(config, store=args.out / "store.sqlite")

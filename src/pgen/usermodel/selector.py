@@ -29,7 +29,7 @@ import numpy as np
 
 from pgen.context.artifacts import META_FILE, ArtifactMeta, read_meta, write_meta
 from pgen.context.base import ContextStore
-from pgen.errors import StaleArtifact
+from pgen.errors import InvalidRequest, StaleArtifact
 from pgen.usermodel.retrievers import Bm25Retriever, Hit, Retrievers
 
 NO_RETRIEVER = "none"  # the choice of no documents at all
@@ -252,7 +252,10 @@ class SelectingRetriever:
     @property
     def selector(self) -> LinearSelector:
         if self._selector is None:
-            selector, meta = load_selector(self.folder)
+            try:
+                selector, meta = load_selector(self.folder)
+            except FileNotFoundError as error:  # a request naming rspg in a store without
+                raise InvalidRequest(str(error)) from None  # one: the caller's to fix
             embedder = self.retrievers.embedder().model_id
             stale = meta.stale_reason(embedder)
             if stale:  # the dense features would mean something else
