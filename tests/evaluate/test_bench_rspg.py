@@ -79,3 +79,24 @@ def test_the_none_choice_and_one_document_choices_differ_in_the_prompt(engine: E
         [request_for(ex, Choice("none", 0)), request_for(ex, Choice("bm25", 1))]
     )
     assert none.provenance.documents == [] and len(one.provenance.documents) == 1
+
+
+def test_the_command_trains_on_lamp_and_installs_the_selector(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pgen.cli.main import main
+    from pgen.usermodel.selector import install_folder, load_selector
+    from tests.conftest import shared_data
+
+    lamp = shared_data("lamp-samples")
+    store = tmp_path / "mine.sqlite"
+    args = ["--store", str(store), "--home", str(tmp_path), "--text-model", str(tiny_llama)]
+    out = tmp_path / "run"
+    flags = ["--lamp", str(lamp), "--retriever", "none,bm25", "--k", "1", "--out", str(out)]
+    assert main([*args, "bench", "rspg", *flags, "--install", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "| LaMP_1 | 5 / 3 |" in printed and "| LaMP_2 | 4 / 3 |" in printed
+    with SQLiteStore(store) as opened:
+        selector, meta = load_selector(install_folder(opened))
+    assert [c.name for c in selector.choices] == ["none", "bm25@1"]
+    assert meta.extra["train_rows"] == 9 and "tiny" in meta.extra["signal"]
