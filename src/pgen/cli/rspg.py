@@ -8,17 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pgen.cli.evaluate import _list  # the comma-separated list flags of bench text
 from pgen.config import Config
-
-
-def _list(kind: Any) -> Any:
-    def parse(text: str) -> list[Any]:
-        try:
-            return [kind(part.strip()) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list: {text!r}") from None
-
-    return parse
 
 
 def register(commands: Any, bench: Any) -> None:
