@@ -8,7 +8,8 @@ Every value is cached on disk (``outcomes.jsonl``) under (model, prompt hash, go
 so a rerun, or another choice that builds the same prompt, costs nothing.
 
 Splits: LaMP's own train and dev questions (each question is its own user); Amazon
-reviewers split by a hash of their id; LoCoMo by conversation (each one a user). The
+reviewers split by a hash of their id; LoCoMo by conversation (each one a user); PrefEval
+by topic. The
 selector is trained on every task's training rows together; each task's test rows are
 scored against that task's best single choice on its own training rows
 (``pgen.bench.rspg_report``).
@@ -98,6 +99,50 @@ def locomo_split(path: Path, questions: int, test_conversations: int) -> Split:
     train = [e for examples in per[:cut] for e in examples]
     test = [e for examples in per[cut:] for e in examples]
     return Split("locomo", TaskSpec("locomo", "generation", (), 32, "LoCoMo"), train, test)
+
+
+def prefeval_split(path: Path, items: int, turns: int, test_topics: int) -> Split:
+    """PrefEval's explicit preferences: each of the first ``items`` items of a topic is a
+    user whose chat documents are the turn stating the preference and ``turns`` filler
+    turns after it; the request is the item's question, the gold the answer that follows
+    the preference (PrefEval's first option). The last ``test_topics`` topics are held
+    out. The turns go in as documents only (no stated-preference extraction), so only
+    retrieval brings the preference into the prompt."""
+    from datetime import timedelta
+
+    from pgen.bench.prefeval import START
+    from pgen.bench.prefeval_data import conversation, load_filler, load_items, topics
+    from pgen.run.conversation import turn_document
+
+    names = topics(path)
+    if not 0 < test_topics < len(names):
+        raise ValueError(f"--prefeval-test {test_topics}: {path} has {len(names)} topics")
+    filler = load_filler(path)
+    per: list[list[Example]] = []
+    for topic in names:
+        chosen = []
+        for item in load_items(path, ("explicit",), topic)[:items]:
+            user = f"prefeval/{topic}-{item.index}"
+            said = conversation(item, "explicit", filler, turns)
+            profile = {}
+            for n, message in enumerate(said):
+                when = START + timedelta(days=message.day, seconds=n)
+                turn = turn_document(user, message.text, when=when, speaker=message.role)
+                profile[turn.doc_id] = turn
+            chosen.append(
+                Example(
+                    f"{topic}-{item.index}",
+                    user,
+                    item.question,
+                    item.options[0],
+                    tuple(profile.values()),
+                )
+            )
+        per.append(chosen)
+    cut = len(per) - test_topics
+    train = [e for examples in per[:cut] for e in examples]
+    test = [e for examples in per[cut:] for e in examples]
+    return Split("prefeval", TaskSpec("prefeval", "generation", (), 64, "PrefEval"), train, test)
 
 
 def fill_store(engine: Engine, splits: Sequence[Split]) -> None:

@@ -35,6 +35,16 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument(
         "--locomo-test", type=int, default=3, help="LoCoMo conversations held out (the last ones)"
     )
+    p.add_argument("--prefeval", type=Path, help="PrefEval folder (explicit preferences)")
+    p.add_argument(
+        "--prefeval-items", type=int, default=5, help="PrefEval items per topic (each a user)"
+    )
+    p.add_argument(
+        "--prefeval-turns", type=int, default=10, help="filler turns after the preference"
+    )
+    p.add_argument(
+        "--prefeval-test", type=int, default=4, help="PrefEval topics held out (the last ones)"
+    )
     p.add_argument(
         "--retriever",
         type=_list(str),
@@ -66,7 +76,7 @@ def register(commands: Any, bench: Any) -> None:
 
 
 def cmd_bench_rspg(args: argparse.Namespace, config: Config) -> int:
-    from pgen.bench.rspg import load_splits, locomo_split
+    from pgen.bench.rspg import load_splits, locomo_split, prefeval_split
     from pgen.bench.rspg_report import RspgPlan, run_rspg, table
     from pgen.cli.evaluate import text_model_loader
     from pgen.engine import Engine
@@ -95,8 +105,14 @@ def cmd_bench_rspg(args: argparse.Namespace, config: Config) -> int:
     splits = load_splits(args.lamp, args.amazon, args.amazon_users, args.test_share)
     if args.locomo is not None:
         splits.append(locomo_split(args.locomo, args.locomo_questions, args.locomo_test))
+    if args.prefeval is not None:
+        splits.append(
+            prefeval_split(
+                args.prefeval, args.prefeval_items, args.prefeval_turns, args.prefeval_test
+            )
+        )
     if not splits:
-        raise ValueError("nothing to run: give --lamp, --amazon and/or --locomo")
+        raise ValueError("nothing to run: give --lamp, --amazon, --locomo and/or --prefeval")
     args.out.mkdir(parents=True, exist_ok=True)
     text_model = text_model_loader(config.text_model, config, 1)
     run_config = replace(config, store=args.out / "store.sqlite")
