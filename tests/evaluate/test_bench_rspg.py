@@ -100,3 +100,23 @@ def test_the_command_trains_on_lamp_and_installs_the_selector(
         selector, meta = load_selector(install_folder(opened))
     assert [c.name for c in selector.choices] == ["none", "bm25@1"]
     assert meta.extra["train_rows"] == 9 and "tiny" in meta.extra["signal"]
+
+
+def test_the_real_splits_hold_users_out_whole() -> None:
+    from pgen.bench.rspg import load_splits, locomo_split, prefeval_split
+    from tests.conftest import shared_data
+
+    prefeval = prefeval_split(shared_data("prefeval"), items=2, turns=3, test_topics=4)
+    topic = {e.user_id.split("/")[1].rsplit("-", 1)[0] for e in prefeval.test}
+    assert len(topic) == 4 and not topic & {
+        e.user_id.split("/")[1].rsplit("-", 1)[0] for e in prefeval.train
+    }
+    first = prefeval.train[0]
+    assert len(first.profile) == 1 + 2 * 3  # the stating turn, then 3 filler turns
+    assert first.profile[0].kind == "chat" and first.profile[0].user_id == first.user_id
+    locomo = locomo_split(shared_data("locomo") / "locomo10-first7.json", 5, 3)
+    assert len({e.user_id for e in locomo.test}) == 3
+    assert not {e.user_id for e in locomo.test} & {e.user_id for e in locomo.train}
+    amazon = load_splits(None, shared_data("amazon-beauty") / "All_Beauty_5.json", 300, 0.3)[0]
+    assert not {e.source_user for e in amazon.test} & {e.source_user for e in amazon.train}
+    assert len(amazon.test) + len(amazon.train) == 137  # every reviewer with a history
