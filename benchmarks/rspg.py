@@ -4,8 +4,9 @@ retriever, on the run's own store and held-out requests; no generation).
 
     pgen --threads 1 bench rspg --lamp ../shared/data/lamp-samples \\
         --amazon ../shared/data/amazon-beauty/All_Beauty_5.json --amazon-users 150 \\
-        --locomo ../shared/data/locomo/locomo10-first7.json --ropg --generate 6 --out RUN
-    python benchmarks/rspg.py --run RUN --lamp ... --amazon ... --locomo ...
+        --locomo ../shared/data/locomo/locomo10-first7.json --locomo-questions 20 \\
+        --prefeval ../shared/data/prefeval --ropg --generate 10 --out RUN
+    python benchmarks/rspg.py --run RUN --lamp ... --amazon ... --locomo ... --prefeval ...
 
 The second command reads RUN/results.json and times ``Engine.prepare`` (features,
 selection, retrieval and fitting the prompt: nothing is generated) for the same requests.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from pgen.bench.rspg import load_splits, locomo_split
+from pgen.bench.rspg import load_splits, locomo_split, prefeval_split
 from pgen.bench.rspg_report import table
 from pgen.config import Config
 from pgen.engine import Engine
@@ -49,6 +50,10 @@ def main() -> None:
     parser.add_argument("--locomo", type=Path, help="the LoCoMo file the run used")
     parser.add_argument("--locomo-questions", type=int, default=12, help="as in the run")
     parser.add_argument("--locomo-test", type=int, default=3, help="as in the run")
+    parser.add_argument("--prefeval", type=Path, help="the PrefEval folder the run used")
+    parser.add_argument("--prefeval-items", type=int, default=5, help="as in the run")
+    parser.add_argument("--prefeval-turns", type=int, default=10, help="as in the run")
+    parser.add_argument("--prefeval-test", type=int, default=4, help="as in the run")
     parser.add_argument("--baseline", default="bm25", help="single retriever timed against")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -57,6 +62,12 @@ def main() -> None:
     splits = load_splits(args.lamp, args.amazon, args.amazon_users, args.test_share)
     if args.locomo:
         splits.append(locomo_split(args.locomo, args.locomo_questions, args.locomo_test))
+    if args.prefeval:
+        splits.append(
+            prefeval_split(
+                args.prefeval, args.prefeval_items, args.prefeval_turns, args.prefeval_test
+            )
+        )
     config = Config(store=args.run / "store.sqlite", threads=1)
 
     # rag counts prompt tokens with the text model's tokenizer: it loads, never generates.
