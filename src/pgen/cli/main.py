@@ -34,6 +34,7 @@ EXTENSIONS: tuple[str, ...] = (
     "pgen.cli.speech",
     "pgen.cli.video",
     "pgen.cli.prefeval",
+    "pgen.cli.rspg",
     "pgen.cli.models",
     "pgen.cli.preferences",
 )

@@ -8,6 +8,10 @@ answers for them. When no document scores above the retriever's floor ("Write a 
 bio" shares no word with a pastry chef's posts), the user's most recent documents stand
 in, and the provenance notes say so: an output about the user is better than one about
 nobody.
+
+With ``retriever="rspg"`` a trained selector (``pgen.usermodel.selector``) picks the
+retriever and k per request; the plan's details say which (``selected``). ``none`` means
+the profile attributes alone.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pgen.personalize.base import Modality, Provenance, TextPlan, TextRequest, T
 from pgen.personalize.frames import FRAMINGS, Frame, resolve
 from pgen.personalize.prompts import attribute_lines, pack_documents, remaining_budget
 from pgen.usermodel.retrievers import Hit
+from pgen.usermodel.selector import NO_RETRIEVER, Selecting
 
 WHO = "Who they are:\n{attributes}"
 CLOSEST = "closest to the request"
@@ -55,17 +60,31 @@ class RetrievalAugmented:
         return [self._one(request, tools) for request in requests]
 
     def _relevant(
-        self, request: TextRequest, tools: Tools, notes: list[str]
+        self, request: TextRequest, tools: Tools, notes: list[str], details: dict[str, object]
     ) -> tuple[list[Hit], str]:
         """(hits above the floor, the retriever's name); else the k most recent documents
-        and "recency", said in ``notes``."""
+        and "recency", said in ``notes``. A selecting retriever (``rspg``) first picks the
+        retriever and k, said in ``details["selected"]`` and the notes; ``none`` (chosen
+        or asked for) means no documents, and no recent ones stand in."""
         retriever = tools.retrievers.get(request.retriever)
+        query, k = request.query or request.instruction, request.k
+        if isinstance(retriever, Selecting):
+            choice = retriever.select(request.user_id, query)
+            details["selected"] = {
+                "by": retriever.name,
+                "retriever": choice.retriever,
+                "k": choice.k,
+            }
+            notes.append(f"{retriever.name} chose {choice.name} for this request")
+            retriever, k = tools.retrievers.get(choice.retriever), choice.k
+        if retriever.name == NO_RETRIEVER:
+            return [], NO_RETRIEVER
         floor = FLOORS.get(retriever.name, 0.0)
-        found = retriever.retrieve(request.user_id, request.query or request.instruction, request.k)
+        found = retriever.retrieve(request.user_id, query, k)
         hits = [hit for hit in found if hit.score > floor]
         if hits:
             return hits, retriever.name
-        recent = tools.store.recent_doc_ids(request.user_id, request.k)
+        recent = tools.store.recent_doc_ids(request.user_id, k)
         if recent:
             notes.append(
                 f"no document matched the request above the {retriever.name} floor ({floor:g}): "
@@ -75,7 +94,8 @@ class RetrievalAugmented:
 
     def _one(self, request: TextRequest, tools: Tools) -> TextPlan:
         notes: list[str] = []
-        hits, source = self._relevant(request, tools, notes)
+        selected: dict[str, object] = {}
+        hits, source = self._relevant(request, tools, notes, selected)
         recent = source == "recency"  # the fallback, or the recency retriever itself
         documents: list[Document] = tools.store.documents(
             request.user_id, [hit.doc_id for hit in hits]
@@ -90,12 +110,15 @@ class RetrievalAugmented:
         dropped = len(documents) - len(packed.used)
         if dropped:
             notes.append(f"{dropped} of {len(documents)} documents left out for room")
-        provenance = Provenance(documents=packed.used, notes=notes)
+        # The selector is an artifact that shaped the output: it chose what was retrieved.
+        artifacts = [f"selector/{request.retriever}"] if selected else []
+        provenance = Provenance(documents=packed.used, notes=notes, artifacts=artifacts)
         scores = {hit.doc_id: round(hit.score, 4) for hit in hits}
         details: dict[str, object] = {
             "retriever": source,
             "scores": [scores[d] for d in packed.used],
             "frame": frame,
+            **selected,
         }
         if not packed.used and not attributes:  # nothing known of the user: the instruction
             return TextPlan(chat(instruction), provenance=provenance, details=details)

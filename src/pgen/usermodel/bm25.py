@@ -181,6 +181,18 @@ class Bm25Index:
             self._arrays[term] = (np.asarray(slots), np.asarray(tfs, dtype=np.float32))
         return self._arrays[term]
 
+    def known_share(self, query: str) -> float:
+        """The share of the query's distinct terms that some live document holds (0 for a
+        query without terms): how much of the request the user's own words cover."""
+        terms = set(tokenize(query))
+        if not terms:
+            return 0.0
+        known = 0
+        for term in terms:
+            posting = self._posting(term)
+            known += posting is not None and bool(self._alive[posting[0]].any())
+        return known / len(terms)
+
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """The top-k (doc_id, score) by BM25, best first; documents scoring 0 are left out."""
         n_docs = len(self._slot)

@@ -1,7 +1,8 @@
-"""Retrievers over one user's documents: bm25, dense, recency, hybrid (RRF) and memory
-(their chat turns, see pgen.usermodel.memory), in one registry: a new retriever is one
-``register_retriever(name, factory)`` call, and ``RETRIEVERS`` (the CLI's and the
-service's choices) always lists what is registered.
+"""Retrievers over one user's documents: bm25, dense, recency, hybrid (RRF), memory
+(their chat turns, see pgen.usermodel.memory), none (no documents) and rspg (a trained
+selector's choice of the others and k, see pgen.usermodel.selector), in one registry: a
+new retriever is one ``register_retriever(name, factory)`` call, and ``RETRIEVERS`` (the
+CLI's and the service's choices) always lists what is registered.
 
 Indexes live in memory, one per user, and are brought up to date from the store on each
 request: the store's per-user revision says whether anything changed, and a diff of
@@ -365,3 +366,19 @@ register_retriever("dense", lambda r: DenseRetriever(r.store, r.embedder()))
 register_retriever("recency", lambda r: RecencyRetriever(r.store))
 register_retriever("hybrid", lambda r: HybridRetriever([r.get("bm25"), r.get("dense")]))
 register_retriever("memory", _memory)
+
+
+def _none(retrievers: Retrievers) -> Retriever:
+    from pgen.usermodel.selector import NoRetriever  # no documents: the profile alone
+
+    return NoRetriever()
+
+
+def _rspg(retrievers: Retrievers) -> Retriever:
+    from pgen.usermodel.selector import SelectingRetriever  # the store's trained selector
+
+    return SelectingRetriever(retrievers)
+
+
+register_retriever("none", _none)
+register_retriever("rspg", _rspg)
