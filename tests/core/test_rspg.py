@@ -128,12 +128,15 @@ def engine(store: SQLiteStore, tiny_model: TransformersTextModel, minilm: Embedd
             ),
         ]
     )
-    return Engine(store, tiny_model, minilm, prompt_tokens=300)
+    return Engine(store, tiny_model, minilm, prompt_tokens=600)
 
 
 def test_rag_uses_the_retriever_and_k_the_selector_picks(engine: Engine, minilm: Embedder) -> None:
     save_selector(install_folder(engine.store), fixed("recency@2"), meta(minilm.model_id))
-    request = TextRequest("ana", "write about pasta", "rag", k=1, retriever="rspg")
+    # The assistant frame: the tiny model's 512-token context leaves room for two documents.
+    request = TextRequest(
+        "ana", "write about pasta", "rag", k=1, retriever="rspg", frame="assistant"
+    )
     plan = engine.prepare([request])[0]
     assert plan.details["selected"] == {"by": "rspg", "retriever": "recency", "k": 2}
     assert plan.details["retriever"] == "recency"

@@ -36,7 +36,7 @@ def example(n: int) -> Example:
 @pytest.fixture
 def engine(tmp_path: Path, tiny_llama: Path) -> Engine:
     model = TransformersTextModel(str(tiny_llama), name="tiny-llama")
-    return Engine(SQLiteStore(tmp_path / "s.sqlite"), model, SentenceEmbedder(), prompt_tokens=200)
+    return Engine(SQLiteStore(tmp_path / "s.sqlite"), model, SentenceEmbedder(), prompt_tokens=600)
 
 
 def test_bench_rspg_trains_installs_and_compares_on_held_out_users(
