@@ -52,7 +52,9 @@ def test_a_text_strategy_keeps_to_its_user_and_fits_the_budget(engine: Engine, n
     for request, item, foreign in zip(
         requests, prepared, ("otterwhistle", "zebracanary"), strict=True
     ):
-        assert item.chat is not None and item.chat[-1].content.startswith("write about")
+        # The instruction is the user's turn (the author frame asks it as a task done for
+        # the user, in quotes).
+        assert item.chat is not None and "write about" in item.chat[-1].content
         text = "\n".join(message.content for message in item.chat)
         assert foreign not in text  # no other user's context, ever
         assert all(doc.startswith(f"{request.user_id}-") for doc in item.provenance.documents)
