@@ -151,13 +151,18 @@ def _item(tmp_path: Path, filler: list[tuple[str, str]]) -> tuple[Item, Path]:
     return load_items(data, ("explicit",), "travel")[0], data
 
 
+def _remembered(tmp_path: Path, model: Path) -> tuple[Item, Engine, list[Said], set[str]]:
+    """One explicit item, its conversation (no filler) remembered as user u0's."""
+    item, data = _item(tmp_path, FILLER_TEXT)
+    engine = Engine.open(_config(tmp_path, model, prompt_tokens=2048))
+    said = conversation(item, "explicit", load_filler(data), 0)
+    return item, engine, said, remember(engine, "u0", said)
+
+
 def test_preference_recall_is_one_when_the_stating_turn_is_in_the_prompt(
     tmp_path: Path, tiny_llama: Path
 ) -> None:
-    item, data = _item(tmp_path, FILLER_TEXT)
-    engine = Engine.open(_config(tmp_path, tiny_llama, prompt_tokens=2048))
-    said = conversation(item, "explicit", load_filler(data), 0)
-    stating = remember(engine, "u0", said)
+    item, engine, said, stating = _remembered(tmp_path, tiny_llama)
     text = instruction(item.question, list(item.options), "letter", False)
     for setting in ("context", "reminder", "rag"):
         prompt, facts = build(engine, setting, text, item, said, "u0", stating, 4)
@@ -169,10 +174,7 @@ def test_preference_recall_is_one_when_the_stating_turn_is_in_the_prompt(
 def test_rag_answers_a_prefeval_question_as_the_assistant_unless_told(
     tmp_path: Path, tiny_llama: Path
 ) -> None:
-    item, data = _item(tmp_path, FILLER_TEXT)
-    engine = Engine.open(_config(tmp_path, tiny_llama, prompt_tokens=2048))
-    said = conversation(item, "explicit", load_filler(data), 0)
-    stating = remember(engine, "u0", said)
+    item, engine, said, stating = _remembered(tmp_path, tiny_llama)
     # The question alone (option mode): the tiny model's short context leaves room for it.
     text = instruction(item.question, list(item.options), "option", False)
     for frame, expected in (("auto", "assistant"), ("author", "author")):
