@@ -224,7 +224,7 @@ def test_user_adapter_can_start_from_the_shared_task_adapter(
 ) -> None:
     from dataclasses import replace
 
-    from pgen.training.text_lora import train_task_lora
+    from pgen.training.task_lora import train_task_lora
 
     store.add(documents("ann", *TEXTS["ann"]) + documents("bob", *TEXTS["bob"]))
     with pytest.raises(FileNotFoundError, match="--method task-lora"):

@@ -37,6 +37,10 @@ class Framing:
     # chat models answer that they, being AIs, have no week.
     request: str = "{instruction}"
 
+    def ask(self, instruction: str) -> str:
+        """The user's turn for ``instruction`` under this frame."""
+        return self.request.format(instruction=instruction)
+
 
 FRAMINGS: dict[str, Framing] = {
     "author": Framing(

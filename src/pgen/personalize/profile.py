@@ -122,7 +122,7 @@ class ProfileSummary:
                 prepared.append(TextPlan(chat(instruction), provenance=Provenance(notes=notes)))
                 continue
             frame = resolve(request.frame, request.instruction)
-            asked = FRAMINGS[frame].request.format(instruction=instruction)
+            asked = FRAMINGS[frame].ask(instruction)
             # Long profile attributes must not push the prompt past the budget either.
             system = tools.fit(system_prompt(summary, dict(profile), frame), asked)
             prepared.append(

@@ -103,7 +103,7 @@ class RetrievalAugmented:
         attributes = dict(tools.store.user(request.user_id).profile)
         instruction = tools.instruction(request, notes)
         frame = resolve(request.frame, request.instruction)
-        asked = FRAMINGS[frame].request.format(instruction=instruction)
+        asked = FRAMINGS[frame].ask(instruction)
         around = system_prompt(attributes, " ", recent=recent, frame=frame)  # with the heading
         budget = remaining_budget(tools.text_model, tools.prompt_budget, around, asked)
         packed = pack_documents(documents, tools.text_model, budget)

@@ -4,10 +4,9 @@
 fine-tunes a PEFT LoRA on a fresh copy of the base model (the serving model is never
 touched), with the loss on the output tokens only, and saves it as the user's artifact:
 a PEFT folder (``PeftModel.from_pretrained`` loads it) plus ``pgen_artifact.json`` with
-the base model, the documents' fingerprint and the settings. ``train_task_lora`` trains
-the shared task adapter over many users' examples (OPPU stage 1); a user's adapter can
-start from it (``LoraSettings.from_task``), so it carries the task and the user at once
-and still serves alone in a mixed batch.
+the base model, the documents' fingerprint and the settings. A user's adapter can start
+from the shared task adapter (``LoraSettings.from_task``; ``training.task_lora`` trains
+it), so it carries the task and the user at once and still serves alone in a mixed batch.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from pgen.context.artifacts import (
     ArtifactMeta,
     lora_fingerprint,
     read_meta,
-    task_adapter_fingerprint,
     task_adapter_path,
     write_meta,
 )
@@ -346,42 +344,6 @@ def task_start(settings: LoraSettings, store: ContextStore) -> Path | None:
             f"run pgen train --user USER --method task-lora{task}"
         )
     return start
-
-
-def train_task_lora(
-    store: ContextStore,
-    user_ids: Sequence[str],
-    text_model: TextModel,
-    settings: LoraSettings | None = None,
-    *,
-    should_stop: StopCheck | None = None,
-    on_step: OnStep | None = None,
-) -> Path:
-    """The shared task adapter over many users' examples (OPPU stage 1): a store-wide
-    artifact, not any one user's (a user's own adapter may start from it)."""
-    settings = settings or LoraSettings()
-    examples = [e for user_id in user_ids for e in user_examples(store, user_id, settings.task)]
-    if not examples:
-        raise ValueError("no documents with text among the users given for a task adapter")
-    base, tokenizer = fresh_base(text_model)
-    model = new_lora(base, settings, None)
-    losses = fit(model, tokenizer, examples, settings, should_stop, on_step, user_ids, "task-lora")
-    hashes = {user_id: store.document_hashes(user_id) for user_id in user_ids}
-    meta = ArtifactMeta(
-        kind="task-lora",
-        user_id="",
-        name=settings.task or "documents",
-        base_model=text_model.name,
-        fingerprint=task_adapter_fingerprint(settings.task, hashes),
-        settings=settings.as_dict(),
-        extra={
-            "users": len(user_ids),
-            "user_ids": list(user_ids),  # whose data it holds: delete-user looks here
-            "examples": len(examples),
-            "steps": len(losses),
-        },
-    )
-    return save_adapter(model, task_adapter_path(store, settings.task), meta)
 
 
 def train_missing_loras(

@@ -58,7 +58,8 @@ class TextLoraTrainer:
         return with_steps(settings, request.steps)
 
     def train(self, request: TrainRequest, tools: Tools) -> Path:
-        from pgen.training.text_lora import train_task_lora, train_user_lora
+        from pgen.training.task_lora import train_task_lora
+        from pgen.training.text_lora import train_user_lora
 
         settings = self._settings(request)
         stop, on_step = request.should_stop, request.on_step
