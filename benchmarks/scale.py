@@ -7,7 +7,11 @@ For each backend and each N (a fresh store each time):
   store (scoped by user in the query) and score them exactly in numpy, top 5; p50 / p99
   over ``--queries`` random users;
 - delete-user: the whole forgetting path of the store (rows, files, then the scrub: SQLite
-  VACUUM + checkpoint, Postgres VACUUM FULL of the touched tables); median of 3 users.
+  VACUUM + checkpoint, Postgres VACUUM FULL of the touched tables); median of 3 users;
+- size on disk after ingest, and bytes per document (vectors included), for the estimate
+  of a million users: SQLite's file and WAL after a checkpoint; Postgres's database after
+  VACUUM ANALYZE, with the documents and embeddings tables' own share (heap, TOAST,
+  indexes) and their indexes' part.
 
 The embedder is a cheap deterministic one (a seeded random unit vector per text, 64-d),
 so the figures measure the store, not a model. The Postgres server is a fresh cluster of
@@ -97,8 +101,51 @@ def search(store: ContextStore, user: str, query: np.ndarray, k: int = 5) -> lis
     return [ids[i] for i in np.argsort(-scores)[:k]]
 
 
-def measure(store: ContextStore, users: int, queries: int) -> dict[str, float]:
+Sizer = Callable[[], tuple[int, int]]  # (bytes in all, bytes of the indexes)
+
+
+def sqlite_size(path: Path) -> Sizer:
+    def size() -> tuple[int, int]:
+        import sqlite3
+
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:  # the dbstat table exists where SQLite was built with it
+                row = db.execute(
+                    "SELECT sum(pgsize) FROM dbstat WHERE name IN "
+                    "(SELECT name FROM sqlite_master WHERE type = 'index')"
+                ).fetchone()
+                indexes = int(row[0] or 0)
+            except sqlite3.OperationalError:
+                indexes = 0
+        wal = path.with_name(path.name + "-wal")
+        total = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+        return total, indexes
+
+    return size
+
+
+def postgres_size(url: str) -> Sizer:
+    def size() -> tuple[int, int]:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("VACUUM ANALYZE")
+            row = db.execute(
+                "SELECT pg_database_size(current_database()), "
+                "sum(pg_indexes_size(c.oid)) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1] or 0)
+
+    return size
+
+
+def measure(store: ContextStore, users: int, queries: int, size: Sizer) -> dict[str, float]:
     rate = ingest(store, users)
+    total, indexes = size()
     rng = random.Random(7)
     times = []
     for _ in range(queries):
@@ -117,6 +164,9 @@ def measure(store: ContextStore, users: int, queries: int) -> dict[str, float]:
         "p50_ms": 1000 * times[len(times) // 2],
         "p99_ms": 1000 * times[min(len(times) - 1, int(len(times) * 0.99))],
         "delete_s": statistics.median(deletes),
+        "mb": total / 2**20,
+        "index_mb": indexes / 2**20,
+        "bytes_doc": total / (users * DOCS),
     }
 
 
@@ -131,26 +181,37 @@ def main() -> None:
     server = PostgresServer(fsync=True)
     server.start()
     work = Path(tempfile.mkdtemp(prefix="pgen-scale-"))
-    openers: dict[str, Callable[[int], ContextStore]] = {
-        "sqlite": lambda n: SQLiteStore(work / f"s{n}.sqlite"),
-        "postgres": lambda n: PostgresStore(
-            server.url(server.create_database(f"scale{n}")), artifacts_root=work / f"a{n}"
-        ),
+
+    def sqlite(n: int) -> tuple[ContextStore, Sizer]:
+        path = work / f"s{n}.sqlite"
+        return SQLiteStore(path), sqlite_size(path)
+
+    def postgres(n: int) -> tuple[ContextStore, Sizer]:
+        url = server.url(server.create_database(f"scale{n}"))
+        return PostgresStore(url, artifacts_root=work / f"a{n}"), postgres_size(url)
+
+    openers: dict[str, Callable[[int], tuple[ContextStore, Sizer]]] = {
+        "sqlite": sqlite,
+        "postgres": postgres,
     }
     print(f"machine: {os.cpu_count()} cores (shared), 1 client thread; {DOCS} docs/user, {DIM}-d")
-    print("| backend | users | ingest docs/s | search p50 ms | search p99 ms | delete-user s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| backend | users | ingest docs/s | search p50 ms | search p99 ms | delete-user s "
+        "| size MB | of it indexes MB | bytes/doc |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     try:
         for users in args.users:
             for name in args.backends:
-                store = openers[name](users)
+                store, size = openers[name](users)
                 try:
-                    row = measure(store, users, args.queries)
+                    row = measure(store, users, args.queries, size)
                 finally:
                     store.close()
                 print(
                     f"| {name} | {users:,} | {row['rows_s']:,.0f} | {row['p50_ms']:.2f} | "
-                    f"{row['p99_ms']:.2f} | {row['delete_s']:.2f} |",
+                    f"{row['p99_ms']:.2f} | {row['delete_s']:.2f} | {row['mb']:,.0f} | "
+                    f"{row['index_mb']:,.0f} | {row['bytes_doc']:,.0f} |",
                     flush=True,
                 )
     finally:
