@@ -51,6 +51,9 @@ class GenerationSettings:
     repetition_penalty: float = 1.0  # 1.0: off; small models loop less with ~1.15
     no_repeat_ngram_size: int = 0  # 0: off; n > 0 forbids repeating any n-gram
     seed: int = 0
+    # 0: off; n > 0 forbids the reply any run of n tokens from its own prompt (the user's
+    # retrieved texts included): the copy guard, models/copy_guard.py. Local models only.
+    no_copy_ngram_size: int = 0
 
     @classmethod
     def from_settings(cls, source: object, **changes: Any) -> GenerationSettings:
@@ -65,6 +68,10 @@ class GenerationSettings:
             raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
         if self.repetition_penalty <= 0 or self.no_repeat_ngram_size < 0:
             raise ValueError("repetition_penalty must be > 0 and no_repeat_ngram_size >= 0")
+        if self.no_copy_ngram_size == 1 or self.no_copy_ngram_size < 0:
+            raise ValueError(
+                f"no_copy_ngram_size must be 0 (off) or at least 2, got {self.no_copy_ngram_size}"
+            )
 
 
 SQLITE_URL = "sqlite:///"  # sqlite:///relative.sqlite, sqlite:////absolute.sqlite
@@ -111,6 +118,8 @@ class Config:
     # while a repetition penalty (which also penalizes the prompt's words) costs ROUGE-L.
     # Benchmarks (bench text, GenerationSettings()) stay plain greedy unless asked.
     no_repeat_ngram_size: int = 4
+    # The copy guard (GenerationSettings.no_copy_ngram_size): off unless asked.
+    no_copy_ngram_size: int = 0
     # A user's lora or dpo adapter trained on data that changed since: "serve" it with a
     # note in the provenance (the service queues a retrain), run on the "base" model with a
     # note, or "refuse" the request with the command that retrains it.
@@ -183,6 +192,7 @@ _INTS = (
     "prompt_tokens",
     "max_new_tokens",
     "no_repeat_ngram_size",
+    "no_copy_ngram_size",
     "serve_port",
     "serve_workers",
     "serve_max_body_mb",

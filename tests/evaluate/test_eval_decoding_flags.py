@@ -69,6 +69,7 @@ def test_decoding_flags_reach_the_model_and_every_result_file(
         "repetition_penalty": 1.2,
         "no_repeat_ngram_size": 3,
         "seed": 0,
+        "no_copy_ngram_size": 0,
     }
     predictions = json.loads((out / "predictions" / "none.json").read_text())
     assert predictions["record"]["settings"]["decoding"] == decoding

@@ -171,8 +171,12 @@ def own_rank(scores: np.ndarray, own: int) -> int:
     return int(np.sum(scores >= scores[own])) if scores[own] > 0 else len(scores)
 
 
-def generation_settings(max_new_tokens: int) -> GenerationSettings:
-    return GenerationSettings(max_new_tokens=max_new_tokens, repetition_penalty=1.15)
+def generation_settings(max_new_tokens: int, no_copy_ngram_size: int = 0) -> GenerationSettings:
+    return GenerationSettings(
+        max_new_tokens=max_new_tokens,
+        repetition_penalty=1.15,
+        no_copy_ngram_size=no_copy_ngram_size,
+    )
 
 
 def run_attribution(
@@ -186,6 +190,7 @@ def run_attribution(
     batch_size: int = 8,
     train_adapters: bool = False,
     frames: tuple[str, ...] = ("auto",),
+    no_copy_ngram_size: int = 0,
     progress: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Per-example rows (one per strategy × frame × author × instruction) and notes on
@@ -217,7 +222,7 @@ def run_attribution(
     ]
     outputs = engine.generate_many(
         requests,
-        generation_settings(max_new_tokens),
+        generation_settings(max_new_tokens, no_copy_ngram_size),
         save=False,
         batch_size=batch_size,
         progress=progress,

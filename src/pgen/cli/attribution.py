@@ -51,6 +51,12 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--max-docs", type=positive, default=40, help="recent posts ingested per author")
     p.add_argument("--max-new-tokens", type=positive, default=96, help="reply length cap")
     p.add_argument("--batch-size", type=positive, default=8, help="requests per model call")
+    p.add_argument(
+        "--no-copy-ngram-size",
+        type=int,
+        default=0,
+        help="the copy guard: forbid outputs any run of N tokens from their prompt (0: off)",
+    )
     p.add_argument("--prompt-tokens", type=positive, default=1024, help="prompt length cap")
     p.add_argument(
         "--train-adapters", action="store_true", help="train each author's LoRA (slow on CPU)"
@@ -91,6 +97,7 @@ def cmd_bench_attribution(args: argparse.Namespace, config: Config) -> int:
                 batch_size=args.batch_size,
                 train_adapters=args.train_adapters,
                 frames=frames,
+                no_copy_ngram_size=args.no_copy_ngram_size,
                 progress=True,
             )
             table = bench.summarize(rows, len(authors))
@@ -103,7 +110,9 @@ def cmd_bench_attribution(args: argparse.Namespace, config: Config) -> int:
                 "skip": args.skip,
                 "max_docs": args.max_docs,
                 "held_out": bench.HELD_OUT,
-                "decoding": asdict(bench.generation_settings(args.max_new_tokens)),
+                "decoding": asdict(
+                    bench.generation_settings(args.max_new_tokens, args.no_copy_ngram_size)
+                ),
                 "prompt_tokens": args.prompt_tokens,
                 "notes": notes,
             }

@@ -59,6 +59,12 @@ def add_decoding_options(p: argparse.ArgumentParser) -> None:
         type=int,
         help=f"forbid repeating n-grams, 0 is off (config default {Config.no_repeat_ngram_size})",
     )
+    p.add_argument(
+        "--no-copy-ngram-size",
+        type=int,
+        help="forbid the reply any run of N tokens from its prompt (the user's texts "
+        f"included), 0 is off (config default {Config.no_copy_ngram_size})",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
 
 

@@ -126,6 +126,8 @@ def decoding_text(decoding: dict[str, Any], max_new_tokens: int) -> str:
         parts.append(f"repetition penalty {decoding['repetition_penalty']}")
     if decoding.get("no_repeat_ngram_size", 0):
         parts.append(f"no repeated {decoding['no_repeat_ngram_size']}-grams")
+    if decoding.get("no_copy_ngram_size", 0):
+        parts.append(f"no {decoding['no_copy_ngram_size']}-token runs copied from the prompt")
     return ", ".join([*parts, f"at most {max_new_tokens} new tokens"])
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from pgen.errors import UpstreamError
+from pgen.errors import InvalidRequest, UpstreamError
 from pgen.models.base import AdapterRef, Chat, GenerationSettings, TextSink
 from pgen.models.deltas import ReplyFeed
 
@@ -102,6 +102,13 @@ class OpenAITextModel:
         }
         if config.repetition_penalty != 1.0:
             body["repetition_penalty"] = config.repetition_penalty  # vLLM's extension
+        if config.no_copy_ngram_size:
+            # No OpenAI-compatible server takes the prompt's n-grams as a ban list: refuse
+            # rather than answer unguarded.
+            raise InvalidRequest(
+                "no_copy_ngram_size (the copy guard) needs a local text model; "
+                f"{self.base_url} cannot apply it"
+            )
         return body
 
     def complete_messages(

@@ -191,6 +191,15 @@ class TransformersTextModel:
             add_special_tokens=False,  # the chat template already has them
         ).to(self.device)
         options = _decoding_options(config)
+        if config.no_copy_ngram_size:
+            from transformers import LogitsProcessorList
+
+            from pgen.models.copy_guard import CopyGuard
+
+            guard = CopyGuard(
+                config.no_copy_ngram_size, encoded["input_ids"], encoded["attention_mask"]
+            )
+            options["logits_processor"] = LogitsProcessorList([guard])
         if any(feed is not None for feed in feeds):
             from pgen.models.text_streaming import BatchStreamer, end_token_ids
 

@@ -22,6 +22,8 @@ class Decoding(Body):
     max_new_tokens: int | None = Field(None, ge=1, le=1024)
     temperature: float | None = Field(None, ge=0, le=5)
     top_p: float | None = Field(None, gt=0, le=1)
+    # The copy guard (models/copy_guard.py); 1 is refused as GenerationSettings refuses it.
+    no_copy_ngram_size: int | None = Field(default=None, ge=0, le=64)
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
     def settings(self, base: GenerationSettings) -> GenerationSettings:
