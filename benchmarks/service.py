@@ -37,8 +37,8 @@ from pgen.context.records import Document, User
 from pgen.context.sqlite import SQLiteStore
 from pgen.factory import build_text_model
 from pgen.models.base import Chat, GenerationSettings
-from pgen.serve.app import create_app, key_path
-from pgen.serve.auth.keys import KeyStore
+from pgen.serve.app import create_app
+from pgen.serve.auth import open_keys
 
 WORDS = [
     "hike",
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="pgen-bench-") as folder:
         home = Path(folder)
         fill(home, args.users, args.documents)
-        keys = KeyStore(key_path(replace(base, home=home)))
+        keys = open_keys(replace(base, home=home))
         key = keys.create("bench")[0]
         keys.close()
         model = args.text_model or base.text_model

@@ -96,12 +96,15 @@ def postgres_tenants_server(
     home = tmp_path_factory.mktemp("serve-postgres")
     url = postgres_server.url(postgres_server.create_database("serve"))
     with tenants_server(home, tiny_llama, serve_model, store=url) as running:
-        # Really in Postgres: a schema per tenant holding its users, no tenant file.
+        # Really in Postgres: a schema per tenant holding its users, no tenant file; the
+        # keys in the service's schema, no key file.
         with psycopg.connect(url) as db:
             for tenant in CANARY:
                 users = db.execute(f"SELECT user_id FROM {tenant_schema(tenant)}.users")
                 assert {row[0] for row in users} == {"alice", f"{tenant}-bob"}
-        assert not list(home.rglob("pgen.sqlite"))
+            tenants = db.execute("SELECT tenant FROM pgen_service.keys ORDER BY tenant")
+            assert [row[0] for row in tenants] == ["acme", "globex", None]
+        assert not list(home.rglob("pgen.sqlite")) and not list(home.rglob("keys.sqlite"))
         yield running
 
 

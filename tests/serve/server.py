@@ -19,8 +19,8 @@ import httpx
 import uvicorn
 
 from pgen.config import Config
-from pgen.serve.app import create_app, key_path
-from pgen.serve.auth.keys import KeyStore
+from pgen.serve.app import create_app
+from pgen.serve.auth import open_keys
 
 
 @dataclass
@@ -42,7 +42,9 @@ def free_port() -> int:
 
 
 def make_keys(config: Config, tenants: tuple[str, ...]) -> dict[str, str]:
-    store = KeyStore(key_path(config))
+    """An admin key and one per tenant, where the config's server reads them (the home's
+    key file, or the Postgres store's database)."""
+    store = open_keys(config)
     try:
         keys = {"admin": store.create(None, "test admin")[0]}
         for tenant in tenants:

@@ -62,7 +62,9 @@ def kill_9_during_uploads(
     and the next is on the wire or inside its transaction. ``after_crash`` checks the store
     while no server runs; then a new server must show every acknowledged upload whole, the
     one in flight whole or absent, and take writes again."""
-    keys = make_keys(Config(home=home), ("acme",))
+    # The keys where the server reads them: the home's file, or the Postgres store's database.
+    config = Config(home=home, store=store[-1]) if store else Config(home=home)
+    keys = make_keys(config, ("acme",))
     headers = {"Authorization": f"Bearer {keys['acme']}"}
     port = free_port()
     url = f"http://127.0.0.1:{port}"

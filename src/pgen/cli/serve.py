@@ -7,20 +7,16 @@ import argparse
 import os
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from pgen.config import Config
-
-
-def _key_path(config: Config) -> Path:
-    return config.home / "service" / "keys.sqlite"
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> None:
     import uvicorn
 
     from pgen.serve.app import CONFIG_ENV, config_to_env, create_app
+    from pgen.serve.auth.where import keys_location
 
     config = replace(
         config,
@@ -35,7 +31,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> None:
         "log_level": "warning" if args.quiet else "info",
     }
     where = f"http://{config.serve_host}:{config.serve_port}"
-    print(f"pgen serving on {where} (web page {where}/ui/, keys in {_key_path(config)})")
+    print(f"pgen serving on {where} (web page {where}/ui/, keys in {keys_location(config)})")
     sys.stdout.flush()
     if config.serve_workers > 1:  # each worker process builds its own app from the config
         os.environ[CONFIG_ENV] = config_to_env(config)
@@ -47,9 +43,11 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_keys(args: argparse.Namespace, config: Config) -> None:
-    from pgen.serve.auth.keys import KeyStore
+    from pgen.serve.auth.where import open_keys
 
-    keys = KeyStore(_key_path(config))
+    # The configured store decides: Postgres keeps the keys in its database, where every
+    # replica's `pgen serve` reads them; otherwise the home's key file.
+    keys = open_keys(config)
     try:
         if args.action == "create":
             if (args.tenant is None) == (not args.admin):
@@ -68,7 +66,7 @@ def cmd_keys(args: argparse.Namespace, config: Config) -> None:
                     f"{info.key_id:<17} {tenant:<20} {info.created:<26} "
                     f"{info.revoked or '':<26} {info.name}"
                 )
-            print(f"{len(rows)} keys in {keys.path}")
+            print(f"{len(rows)} keys in {keys.location}")
         else:
             if not args.key_id:
                 raise ValueError("pgen keys revoke needs the key id (see pgen keys list)")

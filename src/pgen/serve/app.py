@@ -1,9 +1,10 @@
 """The FastAPI application of ``pgen serve``: routes, auth, limits, the web page.
 
-``create_app(config)`` builds it for one process. The key file lives at
-``<home>/service/keys.sqlite``, the job records at ``<home>/service/jobs.sqlite`` (with a
-Postgres store: in its database, schema ``pgen_jobs``, shared by every replica), and each
-tenant's store under ``<home>/tenants/<tenant>/``.
+``create_app(config)`` builds it for one process. The keys live in
+``<home>/service/keys.sqlite``, the job records in ``<home>/service/jobs.sqlite`` (with a
+Postgres store: both in its database, schemas ``pgen_service`` and ``pgen_jobs``, shared by
+every replica), and each tenant's store under ``<home>/tenants/<tenant>/`` (Postgres: a
+schema of the tenant's own).
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from pgen.config import Config
-from pgen.factory.specs import store_spec
 from pgen.run.jobs import jobs_file
 from pgen.serve import errors
-from pgen.serve.auth.keys import KeyStore
+from pgen.serve.auth.where import open_keys, service_database
 from pgen.serve.batching import Batcher
 from pgen.serve.deps import Admin, Service, TheService
 from pgen.serve.jobs import Jobs
@@ -37,17 +37,10 @@ WEB = Path(__file__).parent / "web"
 CONFIG_ENV = "PGEN_SERVE_CONFIG"  # the config, as JSON, for worker processes
 
 
-def key_path(config: Config) -> Path:
-    return config.home / "service" / "keys.sqlite"
-
-
 def jobs_path(config: Config) -> Path | str:
     """Where the job rows live: with a Postgres store, its database (schema ``pgen_jobs``,
     shared by every replica on it); otherwise ``<home>/service/jobs.sqlite``."""
-    spec = store_spec(config.store, config)
-    if spec.provider in ("postgres", "postgresql") and spec.settings.get("url"):
-        return str(spec.settings["url"])
-    return jobs_file(config.home)
+    return service_database(config) or jobs_file(config.home)
 
 
 def create_app(config: Config, **components: Any) -> FastAPI:
@@ -57,7 +50,7 @@ def create_app(config: Config, **components: Any) -> FastAPI:
 
     service = Service(
         config=config,
-        keys=KeyStore(key_path(config)),
+        keys=open_keys(config),
         tenants=Tenants(config, **components),
         batcher=Batcher(config.serve_batch_size, config.serve_batch_wait_ms / 1000),
         jobs=Jobs(jobs_path(config)),
@@ -107,7 +100,7 @@ def _service_routes(app: FastAPI) -> None:
 
     @app.get("/ready", tags=["service"])
     def ready(service: TheService) -> Any:
-        """Ready for traffic: the key file reads, the batcher runs. ``worker``: the process
+        """Ready for traffic: the keys read, the batcher runs. ``worker``: the process
         that answered (one of ``--workers``)."""
         service.keys.tenants()
         return {

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from pgen.config import Config
 from pgen.engine import Engine
@@ -32,7 +33,8 @@ async def service(request: Request) -> Service:
 
 
 # Async, though they read SQLite: each is a few microseconds, and a sync dependency costs a
-# hop to the thread pool and back, several per request.
+# hop to the thread pool and back, several per request. A key kept in Postgres is a round
+# trip to the database: that one lookup goes to the thread pool, the event loop stays free.
 async def principal(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
@@ -43,7 +45,12 @@ async def principal(
     if authorization is not None:
         scheme, _, value = authorization.partition(" ")
         token = value.strip() if scheme.lower() == "bearer" else None
-    found = request.app.state.service.keys.verify(token) if token else None
+    keys: KeyStore = request.app.state.service.keys
+    found: Principal | None = None
+    if token and keys.remote:
+        found = await run_in_threadpool(keys.verify, token)
+    elif token:
+        found = keys.verify(token)
     if found is None:
         raise ApiError(401, "unauthorized", "a valid API key is needed (Authorization: Bearer)")
     return found

@@ -161,7 +161,10 @@ async def chat_completions(
     if not body.user:
         raise ApiError(400, "invalid_request", "set 'user' to the pgen user to personalize for")
     instruction, history = _turns(body)
-    memory = service.keys.settings(tenant)["memory"]
+    keys = service.keys  # in Postgres a round trip: off the event loop
+    remote = keys.remote
+    settings = await run_in_threadpool(keys.settings, tenant) if remote else keys.settings(tenant)
+    memory = settings["memory"]
     if memory and not engine.has_user(body.user):
         await run_in_threadpool(engine.ingest, [User(user_id=body.user)])
     decoding = Decoding(

@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from pgen.context.base import StoreError
-from pgen.context.postgres.schema import SCHEMA_VERSION, apply_migrations, current_version
+from pgen.context.postgres.schema import MIGRATIONS, SCHEMA_VERSION, current_version, migrate
 
 Row = dict[str, Any]
 Connection = psycopg.Connection[Row]
@@ -133,16 +133,7 @@ class PgDatabase:
         if self.schema_version == SCHEMA_VERSION:
             return
         with self.transaction() as db:
-            # Of many processes opening a new database at once, one migrates; the others
-            # wait on this lock and find the work done.
-            db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pgen:{self.schema}",))
-            current = current_version(db, self.schema)
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.location} has schema version {current}, newer than this pgen "
-                    f"({SCHEMA_VERSION}); upgrade pgen"
-                )
-            apply_migrations(db, self.schema, current, SCHEMA_VERSION)
+            migrate(db, self.schema, MIGRATIONS, where=self.location)
 
     # -- forgetting -------------------------------------------------------------------
     def vacuum_full(self, tables: Sequence[str]) -> None:

@@ -19,11 +19,14 @@ serve it, whatever locale the database was created with.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import tuple_row
+
+from pgen.context.base import StoreError
 
 MIGRATIONS: list[str] = [
     # 1: the context, derived data and artifacts.
@@ -225,20 +228,43 @@ def current_version(db: psycopg.Connection[Any], schema: str) -> int:
 
 
 def apply_migrations(
-    db: psycopg.Connection[Any], schema: str, current: int, target: int = SCHEMA_VERSION
+    db: psycopg.Connection[Any],
+    schema: str,
+    current: int,
+    target: int = SCHEMA_VERSION,
+    migrations: Sequence[str] = MIGRATIONS,
 ) -> None:
-    """Apply migrations ``current`` .. ``target`` inside the caller's transaction (with
+    """Apply ``migrations`` ``current`` .. ``target`` inside the caller's transaction (with
     ``search_path`` at ``schema``) and record the version. ``target`` below the newest
-    builds an older store (tests of upgrading in place)."""
+    builds an older store (tests of upgrading in place). ``migrations``: the store's by
+    default; the service's own schemas (jobs, keys) pass theirs."""
     name = sql.Identifier(schema)
     db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
     db.execute(sql.SQL("SET LOCAL search_path TO {}").format(name))
-    for script in MIGRATIONS[current:target]:
+    for script in migrations[current:target]:
         db.execute(script.encode())  # several statements: the simple query protocol
     db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     db.execute("DELETE FROM schema_version")
     db.execute("INSERT INTO schema_version(version) VALUES (%s)", (target,))
     hide_from_statistics(db, schema)
+
+
+def migrate(
+    db: psycopg.Connection[Any], schema: str, migrations: Sequence[str], *, where: str
+) -> None:
+    """Bring ``schema`` to version ``len(migrations)`` inside the caller's transaction.
+    Of many processes opening a new database at once, one migrates; the others wait on
+    this lock and find the work done. ``where``: the schema, named in the error when the
+    database is newer than this pgen."""
+    db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pgen:{schema}",))
+    current = current_version(db, schema)
+    target = len(migrations)
+    if current > target:
+        raise StoreError(
+            f"{where} has schema version {current}, newer than this pgen ({target}); upgrade pgen"
+        )
+    if current < target:
+        apply_migrations(db, schema, current, target, migrations)
 
 
 def hide_from_statistics(db: psycopg.Connection[Any], schema: str) -> None:

@@ -28,9 +28,8 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from pgen.context.base import StoreError
 from pgen.context.postgres.connection import check_schema, open_pool, redact
-from pgen.context.postgres.schema import current_version, hide_from_statistics
+from pgen.context.postgres.schema import migrate
 from pgen.run.jobs.rows import now_iso
 
 Row = dict[str, Any]
@@ -107,25 +106,8 @@ class PgJobRows:
 
     def _migrate(self) -> None:
         with self._tx() as db:
-            # Of several replicas starting at once, one migrates; the others find it done.
-            db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pgen:{self.schema}",))
-            current = current_version(db, self.schema)
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{redact(self.url)} (schema {self.schema}): jobs schema version "
-                    f"{current} is newer than this pgen ({SCHEMA_VERSION}); upgrade pgen"
-                )
-            if current == SCHEMA_VERSION:
-                return
-            name = sql.Identifier(self.schema)
-            db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
-            db.execute(sql.SQL("SET LOCAL search_path TO {}").format(name))
-            for script in MIGRATIONS[current:]:
-                db.execute(script.encode())
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            db.execute("DELETE FROM schema_version")
-            db.execute("INSERT INTO schema_version(version) VALUES (%s)", (SCHEMA_VERSION,))
-            hide_from_statistics(db, self.schema)  # no user ids copied into pg_statistic
+            where = f"{redact(self.url)} (schema {self.schema}): jobs"
+            migrate(db, self.schema, MIGRATIONS, where=where)
 
     def _scrub(self) -> None:
         """Rewrite the jobs table (outside any transaction): deleted rows' bytes leave

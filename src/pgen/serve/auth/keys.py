@@ -3,7 +3,13 @@
 A key reads ``pgen_<key id>_<secret>``: the key id finds the row, the secret is checked
 against a salted SHA-256 digest in constant time. The secret is 32 random bytes, so a fast
 hash is enough (scrypt exists for guessable passwords, and would add milliseconds to every
-request). The key file holds no secret: a copy of it opens nothing.
+request). The rows hold no secret: a copy of them opens nothing.
+
+Two backends keep the rows (``KeyStore`` is what both offer): a SQLite file
+(``SqliteKeyStore``, the embedded default) and the Postgres store's database
+(``PgKeyStore``, shared by every replica on it). The rules — the token's form, the digest,
+the comparison, revocation, tenant names, the settings and their defaults — live here
+once, in ``KeyRules``; a backend only reads and writes rows, so both answer alike.
 """
 
 from __future__ import annotations
@@ -12,32 +18,13 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
-import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _TOKEN = re.compile(r"^pgen_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS keys (
-    key_id TEXT PRIMARY KEY,
-    tenant TEXT,              -- NULL for an admin key
-    name TEXT NOT NULL,
-    salt BLOB NOT NULL,
-    digest BLOB NOT NULL,
-    created TEXT NOT NULL,
-    revoked TEXT
-);
-CREATE TABLE IF NOT EXISTS tenant_settings (
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (tenant, name)
-);
-"""
 # Settings a tenant may change, with their defaults.
 TENANT_SETTINGS: dict[str, bool] = {"memory": False}
 
@@ -73,31 +60,84 @@ class KeyInfo:
     revoked: str | None
 
 
+@dataclass(frozen=True)
+class Secret:
+    """What checks a live key: its tenant, salt and digest (never the secret)."""
+
+    tenant: str | None
+    salt: bytes
+    digest: bytes
+
+
 def _digest(salt: bytes, secret: str) -> bytes:
     return hashlib.sha256(salt + secret.encode("ascii")).digest()
 
 
-class KeyStore:
-    """The service's small SQLite file of keys and tenant settings."""
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            path.touch(mode=0o600)
-        self._local = threading.local()
-        with self._connection() as connection:
-            connection.executescript(_SCHEMA)
 
-    def _connection(self) -> sqlite3.Connection:
-        # One connection per thread: a connection's transaction is its thread's alone.
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=30)
-            connection.execute("PRAGMA journal_mode=WAL")
-            self._local.connection = connection
-        return connection
+class KeyStore(Protocol):
+    """The service's keys and tenant settings, wherever they are kept."""
 
+    @property
+    def location(self) -> str:
+        """Where the rows are, for messages (a file, or a redacted URL and schema)."""
+        ...
+
+    @property
+    def remote(self) -> bool:
+        """Whether a lookup is a network round trip (then not run on the event loop)."""
+        ...
+
+    def create(self, tenant: str | None, name: str = "") -> tuple[str, KeyInfo]: ...
+    def verify(self, token: str) -> Principal | None: ...
+    def list_keys(self, tenant: str | None = None) -> list[KeyInfo]: ...
+    def revoke(self, key_id: str) -> KeyInfo: ...
+    def tenants(self) -> list[str]: ...
+    def settings(self, tenant: str) -> dict[str, bool]: ...
+    def set_settings(self, tenant: str, values: dict[str, bool]) -> dict[str, bool]: ...
+    def close(self) -> None: ...
+
+
+class KeyRules(ABC):
+    """``KeyStore`` over a backend's rows: the rules here, the SQL in the subclass."""
+
+    remote = False
+
+    @property
+    @abstractmethod
+    def location(self) -> str: ...
+
+    # -- rows (the backend) -------------------------------------------------------------
+    @abstractmethod
+    def _insert(self, info: KeyInfo, salt: bytes, digest: bytes) -> None: ...
+
+    @abstractmethod
+    def _live_secret(self, key_id: str) -> Secret | None:
+        """The key's secret row, or None when it is unknown or revoked."""
+
+    @abstractmethod
+    def _infos(self, key_id: str | None = None, tenant: str | None = None) -> list[KeyInfo]:
+        """Keys ordered by creation, all or those of one key id or one tenant."""
+
+    @abstractmethod
+    def _mark_revoked(self, key_id: str, when: str) -> None:
+        """Set ``revoked`` on a key not revoked yet (a second revoke keeps the first time)."""
+
+    @abstractmethod
+    def _tenant_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def _stored_settings(self, tenant: str) -> dict[str, str]: ...
+
+    @abstractmethod
+    def _store_settings(self, tenant: str, values: dict[str, str]) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- the rules ----------------------------------------------------------------------
     def create(self, tenant: str | None, name: str = "") -> tuple[str, KeyInfo]:
         """A new key: the token (shown once, never stored) and its record."""
         if tenant is not None:
@@ -105,14 +145,9 @@ class KeyStore:
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
-        created = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._connection() as connection:
-            connection.execute(
-                "INSERT INTO keys (key_id, tenant, name, salt, digest, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (key_id, tenant, name, salt, _digest(salt, secret), created),
-            )
-        return f"pgen_{key_id}_{secret}", KeyInfo(key_id, tenant, name, created, None)
+        info = KeyInfo(key_id, tenant, name, _now(), None)
+        self._insert(info, salt, _digest(salt, secret))
+        return f"pgen_{key_id}_{secret}", info
 
     def verify(self, token: str) -> Principal | None:
         """The key's principal, or None for a malformed, unknown or revoked key."""
@@ -120,63 +155,32 @@ class KeyStore:
         if match is None:
             return None
         key_id, secret = match.groups()
-        row = (
-            self._connection()
-            .execute(
-                "SELECT tenant, salt, digest FROM keys WHERE key_id=? AND revoked IS NULL",
-                (key_id,),
-            )
-            .fetchone()
-        )
-        if row is None or not hmac.compare_digest(_digest(row[1], secret), row[2]):
+        row = self._live_secret(key_id)
+        if row is None or not hmac.compare_digest(_digest(row.salt, secret), row.digest):
             return None
-        return Principal(key_id, row[0])
+        return Principal(key_id, row.tenant)
 
     def list_keys(self, tenant: str | None = None) -> list[KeyInfo]:
-        query = "SELECT key_id, tenant, name, created, revoked FROM keys"
-        args: tuple[Any, ...] = ()
-        if tenant is not None:
-            query, args = query + " WHERE tenant=?", (tenant,)
-        rows = self._connection().execute(query + " ORDER BY created, key_id", args).fetchall()
-        return [KeyInfo(*row) for row in rows]
+        return self._infos(tenant=tenant)
 
     def revoke(self, key_id: str) -> KeyInfo:
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._connection() as connection:
-            connection.execute(
-                "UPDATE keys SET revoked=? WHERE key_id=? AND revoked IS NULL", (now, key_id)
-            )
-        for info in self.list_keys():
-            if info.key_id == key_id:
-                return info
-        raise KeyError(f"no key {key_id[:40]!r}")
+        self._mark_revoked(key_id, _now())
+        found = self._infos(key_id=key_id)
+        if not found:
+            raise KeyError(f"no key {key_id[:40]!r}")
+        return found[0]
 
     def tenants(self) -> list[str]:
-        rows = self._connection().execute(
-            "SELECT DISTINCT tenant FROM keys WHERE tenant IS NOT NULL ORDER BY tenant"
-        )
-        return [row[0] for row in rows]
+        """The tenants that have a key (revoked or not)."""
+        return self._tenant_names()
 
     def settings(self, tenant: str) -> dict[str, bool]:
-        rows = self._connection().execute(
-            "SELECT name, value FROM tenant_settings WHERE tenant=?", (tenant,)
-        )
-        stored = {name: value == "1" for name, value in rows}
+        stored = {name: value == "1" for name, value in self._stored_settings(tenant).items()}
         return {name: stored.get(name, default) for name, default in TENANT_SETTINGS.items()}
 
     def set_settings(self, tenant: str, values: dict[str, bool]) -> dict[str, bool]:
         unknown = set(values) - set(TENANT_SETTINGS)
         if unknown:
             raise ValueError(f"unknown settings {sorted(unknown)}; known: {list(TENANT_SETTINGS)}")
-        with self._connection() as connection:
-            connection.executemany(
-                "INSERT OR REPLACE INTO tenant_settings (tenant, name, value) VALUES (?, ?, ?)",
-                [(tenant, name, "1" if value else "0") for name, value in values.items()],
-            )
+        self._store_settings(tenant, {name: "1" if on else "0" for name, on in values.items()})
         return self.settings(tenant)
-
-    def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
