@@ -11,7 +11,7 @@ from typing import Any
 
 from pgen.bench.training import BenchTraining
 from pgen.context.base import ContextStore
-from pgen.models.base import Embedder, TextModel
+from pgen.models.base import TextModel
 from pgen.training.dpo import DpoSettings
 from pgen.training.registry import TrainRequest
 
@@ -72,10 +72,6 @@ def rounds(planned: list[Planned]) -> list[list[Planned]]:
     return found
 
 
-def _no_embedder() -> Embedder:
-    raise RuntimeError("bench prefs names every cohort: no embedder is needed to train")
-
-
 def train_planned(
     model: TextModel,
     store: ContextStore,
@@ -88,9 +84,7 @@ def train_planned(
     out of its user's dpo folder (the next round replaces it): key -> (folder, training
     seconds, what its metadata says)."""
     from pgen.context.artifacts import read_meta
-    from pgen.engine import Engine
 
-    engine = Engine(store, model, _no_embedder, measure_effect=False)
     trained: dict[Key, tuple[Path, float, dict[str, Any]]] = {}
     for group in rounds(planned):
         requests = [
@@ -99,7 +93,7 @@ def train_planned(
             )
             for p in group
         ]
-        results = training.train(engine, requests, scratch / STORE_FILE)
+        results = training.train(store, model, requests, scratch / STORE_FILE)
         for one, result in zip(group, results, strict=True):
             meta = read_meta(result.artifact)
             kept = scratch / one.method / one.user

@@ -24,7 +24,8 @@ from pgen.run.fanout import LocalFanOut
 from pgen.training.registry import TrainRequest, TrainResult
 
 if TYPE_CHECKING:
-    from pgen.engine import Engine
+    from pgen.context.base import ContextStore
+    from pgen.models.base import Embedder, TextModel
 
 RUNNER_HELP = (
     "where the per-user adapters train: inline (here, one user after another), ray (a "
@@ -69,18 +70,31 @@ class BenchTraining:
         return RayRunner(opener, address, num_cpus=threads, group_size=self.batch_users)
 
     def train(
-        self, engine: Engine, requests: Sequence[TrainRequest], store: Path | None = None
+        self,
+        store: ContextStore,
+        model: TextModel,
+        requests: Sequence[TrainRequest],
+        path: Path | None = None,
     ) -> list[TrainResult]:
-        """Every request trained (one per user), results in order; the first failure
-        raised. ``store``: the file of ``engine``'s store, when ``config`` names another."""
+        """Every request trained (one per user) on ``store`` with ``model``, results in
+        order; the first failure raised. ``path``: the store's file, when ``config``
+        names another store (a Ray task opens it there)."""
+        from pgen.engine import Engine
+
         users = [r.user_id for r in requests]
         if len(set(users)) != len(users):  # a user's adapter folder holds one at a time
             raise ValueError(f"one training per user at a time, got {users}")
         if not requests:
             return []
-        done = engine.fan_out(requests, self._runner(store), retries=0, retrain=True)
+        # The bench scores by its own metrics: no effect measured after each adapter.
+        engine = Engine(store, model, _no_embedder, measure_effect=False)
+        done = engine.fan_out(requests, self._runner(path), retries=0, retrain=True)
         if done.failed:
             user, error = next(iter(done.failed.items()))
             raise RuntimeError(f"training user {user!r} failed: {error}")
         by_user = {result.user_id: result for result in done.results}
         return [by_user[user] for user in users]
+
+
+def _no_embedder() -> Embedder:
+    raise RuntimeError("a benchmark names every cohort: no embedder is needed to train")
