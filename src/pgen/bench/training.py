@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 RUNNER_HELP = (
     "where the per-user adapters train: inline (here, one user after another), ray (a "
-    "local Ray) or ray:ADDRESS (a running cluster; every worker must reach --out's store)"
+    "local Ray) or ray:ADDRESS (a running cluster whose workers reach the bench's store)"
 )
 BATCH_USERS_HELP = (
     "per-user adapters trained this many at once, gathered, where the trainer can "
