@@ -51,9 +51,12 @@ class Engine:
         runner: Runner | None = None,
         stale_adapters: str = "serve",
         motion_adapters: tuple[str, ...] | None = None,
+        measure_effect: bool = True,
     ) -> None:
         """``components(role)``: any other role's component; ``runner``: where training runs;
-        ``motion_adapters``: the only ones video requests may name (None: any)."""
+        ``motion_adapters``: the only ones video requests may name (None: any);
+        ``measure_effect``: what each new lora / dpo adapter changes (benchmarks measure
+        by their own metrics and skip it)."""
         self.store = store  # for benchmark runners; front ends use the verbs
         self.generation = generation or GenerationSettings()
         self._embedder = Lazy(embedder)
@@ -68,7 +71,9 @@ class Engine:
             store, self.retrievers, load, settings, prompt_tokens, stale_adapters, motion_adapters
         )
         self._generation = GenerationService(self.bench)
-        self._training = TrainingService(store, self.bench.tools, self._embedder, runner)
+        self._training = TrainingService(
+            store, self.bench.tools, self._embedder, runner, measure_effect=measure_effect
+        )
 
     @classmethod
     def open(cls, config: Config, **options: Any) -> Engine:
@@ -268,7 +273,8 @@ class Engine:
 
     def fan_out(self, requests: Sequence[TrainRequest], runner: Any = None, **options: Any) -> Any:
         """Many users, each trained or reported (``pgen.run.fanout``; runner: ``LocalFanOut``
-        or ``RayRunner``); fresh adapters skipped. Options: ``retries``, ``progress``."""
+        or ``RayRunner``); fresh adapters skipped. Options: ``retries``, ``progress``,
+        ``retrain`` (nothing skipped)."""
         return self._training.fan_out(requests, runner, **options)
 
     def train_concept_tokens(self, user_id: str, concept: str, settings: Any = None) -> Path:

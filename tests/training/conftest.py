@@ -3,6 +3,7 @@ test, so each starts with an empty adapter cache) and tiny training settings."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,27 @@ from pgen.training.text_lora import LoraSettings
 TINY_LORA = LoraSettings(
     max_steps=6, learning_rate=2e-2, batch_size=2, dropout=0.0, epochs=3, progress=False
 )
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """A real local Ray (2 CPUs, loopback, no dashboard), started once: it is slow to start."""
+    ray = pytest.importorskip("ray")
+    # Workers import pgen and the tests' helpers: the path travels in their environment.
+    env = {"PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "HF_HUB_OFFLINE": "1"}
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        object_store_memory=100 * 1024 * 1024,  # the smallest Ray takes: results are tiny
+        runtime_env={"env_vars": env},
+        logging_level="warning",
+    )
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ fan-out skips the fresh adapters."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,24 +23,7 @@ from .conftest import TINY_LORA, documents
 from .ray_engines import KillingOpener
 
 ray = pytest.importorskip("ray")
-ROOT = Path(__file__).resolve().parents[2]
 USERS = ("ann", "bob", "cat")
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    # Workers import pgen and this test's helpers: the path travels in their environment.
-    env = {"PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", "HF_HUB_OFFLINE": "1"}
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        object_store_memory=100 * 1024 * 1024,  # the smallest Ray takes: results are tiny
-        runtime_env={"env_vars": env},
-        logging_level="warning",
-    )
-    yield
-    ray.shutdown()
 
 
 def test_users_fan_out_on_ray_a_killed_worker_is_retried(

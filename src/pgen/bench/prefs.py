@@ -15,8 +15,9 @@ pairs, preference accuracy of:
   and chosen reply: never a test pair) are most similar to the user's (``cohorts``);
 * ``global``: one DPO over every user's train pairs, the same adapter for all.
 
-Training goes through ``train_user_dpo`` on a scratch store (train pairs only: test pairs
-never enter it). Accuracy over all test pairs with bootstrap intervals; paired
+Training goes through ``Engine.fan_out`` on a scratch store (train pairs only: test pairs
+never enter it), on the runner of ``pgen.bench.training`` (inline or Ray: the same
+adapters either way). Accuracy over all test pairs with bootstrap intervals; paired
 permutation tests against ``base`` and ``global``; training seconds per user.
 """
 
@@ -32,12 +33,14 @@ from typing import Any
 
 import numpy as np
 
+from pgen.bench.prefs_adapters import STORE_FILE, plan_adapters, train_planned
+from pgen.bench.training import BenchTraining
 from pgen.context.base import ContextStore
-from pgen.context.records import Feedback
+from pgen.context.records import Feedback, User
 from pgen.factory import store_at
 from pgen.models.base import Embedder, TextModel
 from pgen.training.cohorts import TFIDF, pair_texts, rank_profiles
-from pgen.training.dpo import DpoSettings, completion_logps, train_user_dpo
+from pgen.training.dpo import DpoSettings, completion_logps
 from pgen.training.text_lora import fresh_base
 from pgen.usermodel.preferences import Pair
 
@@ -155,71 +158,66 @@ def similar_cohorts(
 
 
 def run_prefs(
-    model: TextModel, path: Path, config: PrefsSettings, embedder: Embedder | None = None
+    model: TextModel,
+    path: Path,
+    config: PrefsSettings,
+    embedder: Embedder | None = None,
+    training: BenchTraining | None = None,
 ) -> dict[str, Any]:
-    """Per-user test-pair correctness of every method, the cohorts each user got, and
-    training seconds per adapter. ``embedder``: the space of ``cohort-similar`` (None:
-    TF-IDF)."""
-    from pgen.context.artifacts import read_meta
-
+    """Per-user test-pair correctness of every method, the cohorts each user got, the
+    adapters trained and training seconds per adapter. ``embedder``: the space of
+    ``cohort-similar`` (None: TF-IDF); ``training``: where the adapters train (default:
+    inline, each user alone)."""
     splits = split_users(load_pairs(path, config.max_prompt_chars), config)
     if len(splits) < 2:
         raise ValueError(f"{path}: a per-user comparison needs at least two users")
     users = list(splits)
     correct: dict[str, dict[str, list[float]]] = {m: {} for m in METHODS}
     seconds: dict[str, list[float]] = {m: [] for m in METHODS if m not in ("base", "longer")}
-    cohorts: dict[str, dict[str, Any]] = {}
     settings = replace(config.dpo, holdout=0.0, progress=False, min_pairs=1, measure=False)
     similar = similar_cohorts(splits, config.cohort, embedder)
-    trained: dict[tuple[str, tuple[str, ...]], tuple[Path, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="pgen-prefs-") as scratch:
-        store = store_at(Path(scratch) / "prefs.sqlite")
+    rng = random.Random(config.seed)
+    cohorts: dict[str, tuple[str, ...]] = {}
+    for user in users:
+        others = [u for u in users if u != user]
+        cohorts[user] = tuple(rng.sample(others, min(config.cohort, len(others))))
+    space = embedder.model_id if embedder is not None else TFIDF
+    planned = plan_adapters(users, cohorts, similar, space)
+    with tempfile.TemporaryDirectory(prefix="pgen-prefs-") as folder:
+        scratch = Path(folder)
+        store = store_at(scratch / STORE_FILE)
         for user in users:
+            store.add([User(user_id=user)])
             _store_pairs(store, user, splits[user][0])
+        trained = train_planned(
+            model, store, scratch, planned, settings, training or BenchTraining()
+        )
 
-        def train(user: str, cohort: tuple[str, ...], method: str, **extra: Any) -> Path:
-            key = (user, tuple(sorted(cohort)))
-            if key not in trained:  # the same pairs train the same adapter (seeded): reuse it
-                chosen = replace(settings, cohort=cohort, **extra)
-                folder = train_user_dpo(store, user, model, chosen)
-                meta = read_meta(folder)
-                # Copy out: the user's next training replaces their dpo folder.
-                kept = Path(scratch) / method / user
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                folder.replace(kept)
-                trained[key] = (kept, float(meta.extra["seconds"]) if meta else 0.0)
-            seconds[method].append(trained[key][1])
-            return trained[key][0]
+        def adapter(method: str, user: str, cohort: tuple[str, ...]) -> Path:
+            kept, took, _ = trained[(user, tuple(sorted(cohort)))]
+            seconds[method].append(took)
+            return kept
 
-        glob = train(users[0], tuple(users[1:]), "global")
-        rng = random.Random(config.seed)
+        glob = adapter("global", users[0], tuple(users[1:]))
         for user in users:
             test = splits[user][1]
-            others = [u for u in users if u != user]
-            cohort = tuple(rng.sample(others, min(config.cohort, len(others))))
-            cohorts[user] = {"cohort": list(cohort), "cohort-similar": similar[user]}
             correct["longer"][user] = _longer(test)
             correct["base"][user] = _correct(model, None, test, settings.beta)
-            correct["user"][user] = _correct(model, train(user, (), "user"), test, settings.beta)
-            correct["cohort"][user] = _correct(
-                model, train(user, cohort, "cohort"), test, settings.beta
-            )
-            space = embedder.model_id if embedder is not None else TFIDF
-            near = train(
-                user,
-                tuple(u for u, _ in similar[user]),
-                "cohort-similar",
-                cohort_similarity=tuple(s for _, s in similar[user]),
-                cohort_space=space,
-            )
-            correct["cohort-similar"][user] = _correct(model, near, test, settings.beta)
+            for method, cohort in (
+                ("user", ()),
+                ("cohort", cohorts[user]),
+                ("cohort-similar", tuple(u for u, _ in similar[user])),
+            ):
+                chosen = adapter(method, user, cohort)
+                correct[method][user] = _correct(model, chosen, test, settings.beta)
             correct["global"][user] = _correct(model, glob, test, settings.beta)
         store.close()
     return {
         "users": {u: {"train": len(s[0]), "test": len(s[1])} for u, s in splits.items()},
-        "cohorts": cohorts,
+        "cohorts": {u: {"cohort": list(cohorts[u]), "cohort-similar": similar[u]} for u in users},
         "correct": correct,
         "seconds": seconds,
+        "adapters": [{"user": key[0], **record} for key, (_, _, record) in trained.items()],
         "test_pairs": {
             u: [{"chosen": p.chosen, "rejected": p.rejected, "feedback": p.feedback} for p in s[1]]
             for u, s in splits.items()

@@ -177,7 +177,13 @@ def run_info(data: TaskData, plan: BenchPlan, model_name: str) -> dict[str, Any]
             "decoding": asdict(plan.generation()),
             "settings_run": [s.name for s in plan.settings],
             **(
-                {"adapter_caps": asdict(plan.adapter_caps)}
+                {
+                    "adapter_caps": asdict(plan.adapter_caps),
+                    "adapter_training": {
+                        "runner": plan.training.runner,
+                        "batch_users": plan.training.batch_users,
+                    },
+                }
                 if any(s.strategy in ADAPTER_STRATEGIES for s in plan.settings)
                 else {}
             ),

@@ -6,16 +6,16 @@ through the task's example template, chosen = what the user really wrote (the ca
 title or review text), rejected = the base model's own greedy answer to the same prompt
 (generated once, cached in the run's ``cache.jsonl``; pairs where the two agree are
 dropped). The pairs are written as the user's feedback in the run's scratch store and
-trained by ``train_user_dpo``, starting from the user's ``lora`` as ``pgen train --method
-dpo`` does: one code path with the service. CPU cost decides the caps (``AdapterCaps``),
-which are recorded and are part of every adapter setting's cache key.
+trained as ``pgen train --method dpo`` trains them, starting from the user's ``lora``: one
+code path with the service, on the plan's runner (``pgen.bench.training``: inline or
+Ray). CPU cost decides the caps (``AdapterCaps``), which are recorded and are part of
+every adapter setting's cache key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,7 @@ def adapter_strategies(kind: str | None = None) -> tuple[str, ...]:
     return tuple(name for name, k in kinds if k is not None and kind in (None, k))
 
 
-LORA_STRATEGIES = adapter_strategies("lora")  # trained by train_user_lora
+LORA_STRATEGIES = adapter_strategies("lora")  # trained as ``pgen train --method lora``
 ADAPTER_STRATEGIES = adapter_strategies()
 FEEDBACK_PREFIX = "bench-dpo-"  # the scratch store's pairs, one per profile document
 
@@ -105,8 +105,10 @@ def train_adapters(
     engine: Engine, data: TaskData, plan: BenchPlan, todo: dict[str, list[Example]]
 ) -> None:
     """Train what the plan's adapter settings lack, question-user by question-user, on
-    that user's profile only; seconds per user (and pairs, for dpo) into the record."""
-    from pgen.training.text_lora import train_missing_loras
+    that user's profile only, on the plan's runner; seconds per user (and pairs, for
+    dpo) into the record."""
+    from pgen.training.registry import TrainRequest
+    from pgen.training.text_lora import current_lora
 
     needed = [s for s in plan.settings if s.strategy in ADAPTER_STRATEGIES and todo[s.name]]
     if not needed:
@@ -114,8 +116,13 @@ def train_adapters(
     caps = plan.adapter_caps
     lora = caps.lora(_template_task(data), plan.progress)
     users = list(dict.fromkeys(e.user_id for s in needed for e in todo[s.name]))
-    # dpo starts from the user's lora, so it needs one too.
-    seconds = train_missing_loras(engine.store, users, engine.text_model, lora)
+    # dpo starts from the user's lora, so it needs one too. Only the missing or stale
+    # ones (other caps make another adapter) are trained.
+    model = engine.text_model
+    missing = [u for u in users if current_lora(engine.store, u, model, lora) is None]
+    requests = [TrainRequest(u, "lora", settings=lora) for u in missing]
+    done = plan.training.train(engine.store, model, requests)
+    seconds = {result.user_id: result.seconds for result in done}
     if seconds:
         plan.extra["lora_training_seconds"] = {u: round(s, 2) for u, s in seconds.items()}
         plan.extra["lora_training_seconds_per_user"] = round(
@@ -209,13 +216,11 @@ def _train_dpo(
     lora: LoraSettings,
     lora_retrained: set[str],
 ) -> None:
-    from pgen.context.artifacts import ADAPTER_NAME, pairs_fingerprint
-    from pgen.training.dpo import train_user_dpo
-    from pgen.usermodel.preferences import feedback_pairs
+    from pgen.training.registry import TrainRequest
 
     settings = plan.adapter_caps.dpo(replace(lora, progress=False))
-    seconds: dict[str, float] = {}
     pair_counts: dict[str, int] = {}
+    requests = []
     for example in dict((e.user_id, e) for e in examples).values():
         user = example.user_id
         pairs = profile_pairs(engine, data, plan, example, lora)
@@ -223,24 +228,31 @@ def _train_dpo(
         if not pairs:
             continue  # the base already answers like the user: nothing to prefer
         _store_pairs(engine, user, pairs)
-        folder = engine.store.artifacts(user).get(("dpo", ADAPTER_NAME))
-        meta = read_meta(folder) if folder is not None else None
-        current = pairs_fingerprint(feedback_pairs(engine.store, user))
-        if (
-            meta is not None
-            and user not in lora_retrained
-            and meta.settings == settings.as_dict()
-            and meta.stale_reason(engine.text_model.name, current) is None
-        ):
-            continue
-        began = time.perf_counter()
-        train_user_dpo(engine.store, user, engine.text_model, settings)
-        seconds[user] = time.perf_counter() - began
+        if user in lora_retrained or not _current_dpo(engine, user, settings):
+            requests.append(TrainRequest(user, "dpo", settings=settings))
+    done = plan.training.train(engine.store, engine.text_model, requests)
+    seconds = {result.user_id: result.seconds for result in done}
     plan.extra["dpo_pairs"] = pair_counts
     if seconds:
         plan.extra["dpo_training_seconds"] = {u: round(s, 2) for u, s in seconds.items()}
         plan.extra["dpo_training_seconds_per_user"] = round(sum(seconds.values()) / len(seconds), 2)
         plan.extra["dpo_users_trained"] = len(seconds)
+
+
+def _current_dpo(engine: Engine, user: str, settings: DpoSettings) -> bool:
+    """The user's dpo adapter was trained with these settings on their pairs as they
+    stand, on this base model: nothing to retrain."""
+    from pgen.context.artifacts import ADAPTER_NAME, pairs_fingerprint
+    from pgen.usermodel.preferences import feedback_pairs
+
+    folder = engine.store.artifacts(user).get(("dpo", ADAPTER_NAME))
+    meta = read_meta(folder) if folder is not None else None
+    current = pairs_fingerprint(feedback_pairs(engine.store, user))
+    return (
+        meta is not None
+        and meta.settings == settings.as_dict()
+        and meta.stale_reason(engine.text_model.name, current) is None
+    )
 
 
 def _store_pairs(engine: Engine, user: str, pairs: list[tuple[TrainExample, str]]) -> None:

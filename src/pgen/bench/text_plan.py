@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pgen.bench.text_adapter_runs import ADAPTER_STRATEGIES, AdapterCaps
+from pgen.bench.training import BenchTraining
 from pgen.evaluate.answers import CHOICE, CHOICE_MODES
 from pgen.evaluate.benchmarks import TaskData
 from pgen.evaluate.scoring import BASELINE
@@ -95,6 +96,9 @@ class BenchPlan:
     # Per-user training of the adapter settings (lora, lora+rag, dpo): keyed for those.
     adapter_caps: AdapterCaps = field(default_factory=AdapterCaps)
     run_dir: Path | None = None  # where the dpo pairs' base answers are cached
+    # Where those adapters train (inline or Ray: the same adapters); gathering more than
+    # one user at a time is keyed (a gathered adapter is not bit for bit a lone one's).
+    training: BenchTraining = field(default_factory=BenchTraining)
 
     def generation(self) -> GenerationSettings:
         return GenerationSettings.from_settings(self)
@@ -145,6 +149,8 @@ def cache_key(data: TaskData, plan: BenchPlan, setting: Setting) -> str:
             decided_by["embed_model"] = plan.embed_model
     if setting.strategy in ADAPTER_STRATEGIES:  # answers depend on how the adapter trained
         decided_by["adapter_caps"] = asdict(plan.adapter_caps)
+        if plan.training.batch_users != 1:  # keys of runs trained each alone stay as they were
+            decided_by["batch_users"] = plan.training.batch_users
     if plan.answers in CHOICE_MODES:  # chosen, not generated: one key for the label scores
         decided_by["answers"] = CHOICE
     return hashlib.sha256(json.dumps(decided_by, sort_keys=True).encode()).hexdigest()[:24]

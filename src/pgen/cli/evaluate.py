@@ -62,8 +62,10 @@ def _decoding_options(parser: Any) -> None:
 
 
 def _adapter_options(parser: Any) -> None:
-    """Caps on per-user training for lora, lora+rag and dpo (CPU cost); keyed and recorded."""
+    """Caps on per-user training for lora, lora+rag and dpo (CPU cost); keyed and recorded.
+    Where it runs, recorded only: the runner changes no adapter."""
     from pgen.bench.text_adapter_runs import AdapterCaps
+    from pgen.bench.training import BATCH_USERS_HELP, RUNNER_HELP
 
     caps = AdapterCaps()
     parser.add_argument(
@@ -79,6 +81,8 @@ def _adapter_options(parser: Any) -> None:
     parser.add_argument(
         "--train-lr", type=float, default=caps.learning_rate, help="adapter learning rate"
     )
+    parser.add_argument("--runner", default="inline", help=RUNNER_HELP)
+    parser.add_argument("--batch-users", type=int, default=1, help=BATCH_USERS_HELP)
 
 
 def adapter_caps(args: argparse.Namespace) -> Any:
@@ -193,6 +197,7 @@ def register(commands: Any, bench: Any) -> None:
 def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
     from pgen.bench.text import BenchPlan, bench_text, output_names, settings_grid
     from pgen.bench.text_plan import BASELINE, store_path
+    from pgen.bench.training import BenchTraining
     from pgen.engine import Engine
     from pgen.evaluate.benchmarks import load_task, metrics_for, select
     from pgen.factory import build_embedder, build_store
@@ -218,6 +223,13 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
     if not isinstance(model, str) or not isinstance(config.embed_model, str):
         raise ValueError("bench text names its models by id or path (--model), not a table")
     run_dir = args.out or Path("pgen-runs") / args.task
+    # A Ray task opens the run's store (by its absolute path: a worker has its own working
+    # folder) and the bench's model from these settings.
+    store = store_path(run_dir.absolute(), data.data_hash)
+    training = BenchTraining(
+        args.runner, args.batch_users, replace(config, store=store, text_model=model)
+    )
+    training.check()
     plan = BenchPlan(
         settings=settings_grid(args.strategy, args.retriever, args.k),
         model=model,
@@ -234,6 +246,7 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
         seed=args.seed,
         adapter_caps=adapter_caps(args),
         run_dir=run_dir,
+        training=training,
         extra={
             "limit": args.limit,
             "users": args.users,
@@ -250,7 +263,7 @@ def cmd_bench_text(args: argparse.Namespace, config: Config) -> int:
         plan.extra["bertscore"] = scorer.settings()
     run_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(
-        build_store(replace(config, store=store_path(run_dir, data.data_hash))),
+        build_store(replace(config, store=store)),
         text_model_loader(model, config, args.batch_size),
         lambda: build_embedder(config),
         prompt_tokens=args.prompt_tokens,

@@ -176,6 +176,7 @@ def _report(user: str, method: str, result: Any) -> None:
 
 def cmd_bench_prefs(args: argparse.Namespace, config: Config) -> None:
     from pgen.bench.prefs import PrefsSettings, report, run_prefs
+    from pgen.bench.training import BenchTraining
     from pgen.factory import build_embedder, build_text_model
     from pgen.training.dpo import DpoSettings
 
@@ -188,10 +189,13 @@ def cmd_bench_prefs(args: argparse.Namespace, config: Config) -> None:
         seed=args.seed,
         dpo=DpoSettings(epochs=args.epochs, beta=args.beta, learning_rate=args.lr or 2e-4),
     )
+    # A Ray task opens the model from these settings; the store is the bench's scratch one.
+    training = BenchTraining(args.runner, args.batch_users, config)
+    training.check()  # a bad --runner fails before any model loads
     config.apply_threads()
     model = build_text_model(config)
     embedder = build_embedder(config) if args.similarity == "embedder" else None
-    result = run_prefs(model, args.data, settings, embedder)
+    result = run_prefs(model, args.data, settings, embedder, training)
     print(report(result, f"{args.data.name}, {model.name}"))
     if args.out:
         args.out.write_text(json.dumps({"settings": repr(settings), **result}, indent=1))
@@ -200,6 +204,7 @@ def cmd_bench_prefs(args: argparse.Namespace, config: Config) -> None:
 
 def register(commands: Any, bench: Any) -> None:
     import pgen.personalize  # noqa: F401  (registers the trainers)
+    from pgen.bench.training import BATCH_USERS_HELP, RUNNER_HELP
     from pgen.training.registry import trainer_methods
 
     p = bench.add_parser("prefs", help="per-user vs cohort vs global DPO on preference pairs")
@@ -224,6 +229,8 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--lr", type=float, help="learning rate (default: 2e-4)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--out", type=Path, help="write the per-pair results as JSON")
+    p.add_argument("--runner", default="inline", help=RUNNER_HELP)
+    p.add_argument("--batch-users", type=positive, default=1, help=BATCH_USERS_HELP)
     p.set_defaults(func=cmd_bench_prefs)
 
     p = commands.add_parser("train", help="train a user's text adapter: lora, task-lora, dpo")

@@ -224,10 +224,12 @@ class TrainingService:
         *,
         retries: int = 2,
         progress: Progress | None = None,
+        retrain: bool = False,
     ) -> FanOut:
         """Many users trained on ``runner`` (default: one after another here): fresh
-        adapters skipped, a failing user retried then reported, the others trained. A
-        request that fails its check is reported, not trained."""
+        adapters skipped (``retrain``: none, for a caller that judged them by more than
+        their data, as a benchmark's settings), a failing user retried then reported, the
+        others trained. A request that fails its check is reported, not trained."""
         checked, refused = [], {}
         for request in requests:
             try:
@@ -238,7 +240,7 @@ class TrainingService:
             checked,
             self.train_one,
             runner or LocalFanOut(),
-            fresh=self.fresh,
+            fresh=(lambda _: False) if retrain else self.fresh,
             retries=retries,
             progress=progress,
             train_group=lambda group: self.train(group, checked=True, batch_users=len(group)),
