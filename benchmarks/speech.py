@@ -1,10 +1,11 @@
 """Speech: how well the offline Whisper models transcribe, and what speech costs, on 1 thread.
 
-No real speech recordings install offline here, so the clips are **synthetic**: Harvard
-sentences (IEEE 1969 phonetically balanced sentences) spoken by the offline Piper voice
-(``joe``), clean and with white noise added at 10 dB and 0 dB SNR. Synthetic speech from a
-clean studio voice is easier than real recordings (one speaker, no accent, no room, no
-disfluencies): these WERs are a floor, not what voice notes from a phone will get.
+No speech corpus (LibriSpeech and the like) installs offline here, so the main clips are
+**synthetic**: Harvard sentences (IEEE 1969 phonetically balanced sentences) spoken by the
+offline Piper voice (``joe``), clean and with white noise added at 10 dB and 0 dB SNR.
+Synthetic speech from a clean studio voice is easier than real recordings (one speaker, no
+accent, no room, no disfluencies): these WERs are a floor, not what voice notes from a phone
+will get.
 
 For each ASR (faster-whisper tiny.en and base, int8, greedy) and condition: corpus WER
 (errors over reference words) and seconds per minute of audio, wall-clock and CPU time
@@ -12,8 +13,16 @@ For each ASR (faster-whisper tiny.en and base, int8, greedy) and condition: corp
 For Piper: seconds per minute of speech made, and Whisper's WER on it is the clean row. STOI of the
 noisy clips against the clean ones says how much the noise hurts intelligibility.
 
+With ``--real DIR ...`` the same ASRs also read **real recordings** with known transcripts,
+in rows of their own beside the synthetic ones: every WAV or FLAC in each DIR whose words are
+in ``STEM.txt`` beside it, or on a line ``words (STEM)`` of a ``*.transcription`` file there
+(CMU Sphinx's form; ``<s>``/``</s>`` dropped). Clips without a transcript are skipped and
+counted. Nothing real is shipped with pgen: docs/benchmarks.md says where such clips come
+from (the pocketsphinx sdist's ``test/data/librivox`` and ``test/data/cards``).
+
     python benchmarks/speech.py                       # 20 sentences, both models
     python benchmarks/speech.py --sentences 8 --models tiny.en --out per_clip.jsonl
+    python benchmarks/speech.py --sentences 12 --real DIR/librivox DIR/cards
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pgen.bench.speech_clips import real_clips
 from pgen.evaluate.metrics.speech import stoi, wer_counts
 from pgen.models.asr import load_recognizer
 from pgen.models.speech_audio import Audio
@@ -70,8 +80,20 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=len(HARVARD))
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--out", type=Path, help="per-clip rows (JSONL)")
+    parser.add_argument(
+        "--real",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="folders of real recordings with transcripts (STEM.txt or *.transcription)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    try:  # refused before anything is synthesized
+        real, skipped = real_clips(args.real) if args.real else ([], 0)
+    except ValueError as error:
+        raise SystemExit(f"--real: {error}") from None
     texts = HARVARD[: args.sentences]
 
     piper = PiperSynthesizer()
@@ -86,9 +108,15 @@ def main() -> None:
         "0 dB": [noisy(c, 0, i) for i, c in enumerate(clean)],
     }
     intelligibility = {
-        k: float(np.mean([stoi(c, n) for c, n in zip(clean, v, strict=True)]))
+        k: f"{np.mean([stoi(c, n) for c, n in zip(clean, v, strict=True)]):.3f}"
         for k, v in conditions.items()
     }
+    references = {k: texts for k in conditions}
+    if real:
+        conditions["real"] = [clip for _, clip, _ in real]
+        references["real"] = [text for _, _, text in real]
+        intelligibility["real"] = "-"
+    seconds_of = {k: sum(c.seconds for c in v) for k, v in conditions.items()}
 
     rows, per_clip = [], []
     cache = Path(tempfile.mkdtemp(prefix="pgen-speech-bench-"))
@@ -98,7 +126,7 @@ def main() -> None:
         for condition, clips in conditions.items():
             errors = words = 0
             started, cpu = time.perf_counter(), time.process_time()
-            for text, clip in zip(texts, clips, strict=True):
+            for text, clip in zip(references[condition], clips, strict=True):
                 heard = recognizer.transcribe(clip, "en")
                 e, n = wer_counts(heard.text, text)
                 errors, words = errors + e, words + n
@@ -113,7 +141,15 @@ def main() -> None:
                 )
             seconds, used = time.perf_counter() - started, time.process_time() - cpu
             rows.append(
-                (name, condition, errors / words, errors, words, seconds / minutes, used / minutes)
+                (
+                    name,
+                    condition,
+                    errors / words,
+                    errors,
+                    words,
+                    seconds / seconds_of[condition] * 60,
+                    used / seconds_of[condition] * 60,
+                )
             )
 
     print(
@@ -124,6 +160,11 @@ def main() -> None:
         f"clips: {len(texts)} Harvard sentences by Piper 'joe', "
         f"{minutes * 60:.1f} s of audio (synthetic)"
     )
+    if real:
+        print(
+            f"real: {len(real)} recordings from {', '.join(str(f) for f in args.real)}, "
+            f"{seconds_of['real']:.1f} s of audio ({skipped} without a transcript skipped)"
+        )
     print(
         f"Piper: {tts_seconds / minutes:.1f} s wall, {tts_cpu / minutes:.1f} s CPU "
         "per minute of speech made\n"
@@ -135,7 +176,7 @@ def main() -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for name, condition, rate, errors, words, cost, cpu_cost in rows:
         print(
-            f"| {name} | {condition} | {intelligibility[condition]:.3f} | {rate:.3f} "
+            f"| {name} | {condition} | {intelligibility[condition]} | {rate:.3f} "
             f"| {errors} / {words} | {cost:.1f} | {cpu_cost:.1f} |"
         )
     if args.out:

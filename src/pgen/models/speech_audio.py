@@ -43,14 +43,18 @@ class Audio:
     def resampled(self, rate: int) -> Audio:
         return Audio(resample(self.samples, self.rate, rate), rate)
 
+    def pcm_bytes(self) -> bytes:
+        """16-bit little-endian mono samples (what a WAV file holds after its header). Per
+        sample, so the pieces of a clip converted apart join into the clip's bytes."""
+        return (np.clip(self.samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
     def wav_bytes(self) -> bytes:
-        pcm = np.clip(self.samples, -1.0, 1.0)
         buffer = io.BytesIO()
         with wave.open(buffer, "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
             out.setframerate(self.rate)
-            out.writeframes((pcm * 32767.0).astype("<i2").tobytes())
+            out.writeframes(self.pcm_bytes())
         return buffer.getvalue()
 
     def save(self, path: Path) -> None:

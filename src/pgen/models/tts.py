@@ -11,15 +11,18 @@ Two kinds of synthesizer sit behind ``SpeechModels`` (the component of the ``spe
   ``SpeechT5HifiGan``) from a Hub id or folder.
 
 A plan names a voice or carries a speaker embedding; the executor speaks each plan's text.
+A voice synthesizer that can speak incrementally (``speak_chunks``: Piper, a sentence at a
+time) hands each piece to the request's ``ClipSink`` as it is made, so that
+``/v1/audio/speech`` can stream it; any other speaks the whole clip as one piece.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -39,6 +42,45 @@ class VoiceSynthesizer(Protocol):
     def voices(self) -> list[str]: ...
 
     def speak(self, text: str, voice: str) -> Audio: ...
+
+
+@runtime_checkable
+class IncrementalSynthesizer(VoiceSynthesizer, Protocol):
+    """A voice synthesizer that speaks a text piece by piece; the pieces joined are
+    exactly what ``speak`` returns."""
+
+    def speak_chunks(self, text: str, voice: str) -> Iterator[Audio]: ...
+
+
+def spoken_chunks(model: VoiceSynthesizer, text: str, voice: str) -> Iterator[Audio]:
+    """The clip piece by piece where ``model`` can, else whole as one piece."""
+    if isinstance(model, IncrementalSynthesizer):
+        yield from model.speak_chunks(text, voice)
+    else:
+        yield model.speak(text, voice)
+
+
+def joined(chunks: Sequence[Audio]) -> Audio:
+    """One clip of the pieces, in order (all at one rate: a synthesizer speaks at one)."""
+    if not chunks:
+        return Audio(np.zeros(0, np.float32), 22050)
+    rates = {c.rate for c in chunks}
+    if len(rates) != 1:
+        raise ValueError(f"pieces of one clip at several rates: {sorted(rates)}")
+    return Audio(np.concatenate([c.samples for c in chunks]).astype(np.float32), chunks[0].rate)
+
+
+class ClipSink:
+    """A request's sink that also hears its clip as it is made: ``on_audio`` gets each
+    piece (a sentence of Piper's), in order, before the clip is saved. Called with the
+    spoken text afterwards, as any text sink is."""
+
+    def __init__(self, on_audio: Callable[[Audio], None]) -> None:
+        self.on_audio = on_audio
+        self.text: str | None = None
+
+    def __call__(self, text: str) -> None:
+        self.text = text
 
 
 class ConditionedSynthesizer(Protocol):
@@ -83,6 +125,10 @@ class PiperSynthesizer:
         return list(self._files)
 
     def speak(self, text: str, voice: str) -> Audio:
+        return joined(list(self.speak_chunks(text, voice)))
+
+    def speak_chunks(self, text: str, voice: str) -> Iterator[Audio]:
+        """A sentence at a time: Piper synthesizes each sentence apart."""
         from piper import PiperVoice, SynthesisConfig
 
         if voice not in self._files:
@@ -92,10 +138,8 @@ class PiperSynthesizer:
             self._loaded[voice] = PiperVoice.load(str(model), config_path=str(config))
         # No generator noise: the same text in the same voice is the same clip.
         quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-        chunks = list(self._loaded[voice].synthesize(text, quiet))
-        rate = chunks[0].sample_rate if chunks else 22050
-        parts = [c.audio_float_array for c in chunks] or [np.zeros(0, np.float32)]
-        return Audio(np.concatenate(parts).astype(np.float32), rate)
+        for chunk in self._loaded[voice].synthesize(text, quiet):
+            yield Audio(chunk.audio_float_array.astype(np.float32), chunk.sample_rate)
 
 
 class SpeechT5Synthesizer:
@@ -209,18 +253,25 @@ def execute_speech(
 ) -> list[Executed]:
     """One clip per plan (a clip must not depend on its batch mates); the output's text is
     what was spoken, its media the clip."""
+    listeners = list(sinks or ())
+    listeners += [None] * (len(plans) - len(listeners))
     done = []
-    for plan in plans:
+    for plan, sink in zip(plans, listeners, strict=True):
         if plan.speaker is not None:
             model: Any = models.conditioned_model()
-            clip = model.speak_as(plan.text, plan.speaker)
+            pieces: Iterator[Audio] = iter([model.speak_as(plan.text, plan.speaker)])
             label = f"{model.name}+own-voice"
         else:
             model = models.voice_model()
-            clip = model.speak(plan.text, plan.voice or "")
+            pieces = spoken_chunks(model, plan.text, plan.voice or "")
             label = f"{model.name}+{plan.voice}"
-        done.append(Executed(plan.text, label, files=[clip]))
-    for sink, made in zip(sinks or (), done, strict=False):
+        heard = []
+        for piece in pieces:
+            if isinstance(sink, ClipSink):
+                sink.on_audio(piece)
+            heard.append(piece)
+        done.append(Executed(plan.text, label, files=[joined(heard)]))
+    for sink, made in zip(listeners, done, strict=True):
         if sink is not None:
             sink(made.text)
     return done

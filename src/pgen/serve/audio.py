@@ -6,8 +6,10 @@ user's voice note: a document whose text is the transcript, its audio the user's
 ``model`` picks the speech strategy (``voice``, ``own-voice``; ``pgen/voice`` too);
 ``voice`` names a voice of the synthesizer, or ``profile`` for the one in the user's profile
 (OpenAI's stock names are not ours: an unknown voice is refused with the known ones). The
-clip is saved as the user's output (its id in the ``x-pgen-output-id`` header). Not
-streamed: Piper and SpeechT5 make a whole clip at a time here.
+clip is saved as the user's output (its id in the ``x-pgen-output-id`` header).
+``response_format`` is ``wav`` or ``pcm``; with ``stream_format`` (``audio`` or ``sse``)
+the clip is streamed as it is made (``pgen.serve.speech_stream``: Piper a sentence at a
+time, SpeechT5 in one piece).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,11 +26,11 @@ from pgen.errors import InvalidRequest
 from pgen.models.tts import MAX_TEXT
 from pgen.personalize import strategy_names
 from pgen.personalize.speech import SpeechRequest
-from pgen.run.speech import audio_file
 from pgen.run.voice_notes import describe
 from pgen.serve.deps import TenantEngine
 from pgen.serve.errors import ApiError
 from pgen.serve.openai import _unknown_user
+from pgen.serve.speech_stream import FORMATS, STREAM_FORMATS, clip_response, stream_speech
 from pgen.serve.userpaths import UserId
 
 router = APIRouter(tags=["speech"])
@@ -43,6 +46,7 @@ class SpeechBody(BaseModel):
     voice: str = Field(PROFILE, max_length=100)
     user: str | None = Field(None, max_length=256)
     response_format: str = Field("wav", max_length=16)
+    stream_format: str | None = Field(None, max_length=16)  # audio, sse: streamed
     # pgen's own: speak a text strategy's answer to ``input`` instead of ``input`` itself,
     # and which voice subject own-voice speaks as.
     text_strategy: str = Field("", max_length=64)
@@ -60,29 +64,35 @@ def _strategy(model: str) -> str:
 
 
 @router.post("/v1/audio/speech")
-def speech(body: SpeechBody, engine: TenantEngine) -> Response:
+async def speech(body: SpeechBody, engine: TenantEngine) -> Response:
     """The ``user``'s clip: ``input`` spoken in the voice ``model`` picks."""
     if not body.user:
         raise ApiError(400, "invalid_request", "set 'user' to the pgen user to speak for")
-    if body.response_format != "wav":
+    if body.response_format not in FORMATS:
         raise ApiError(
-            400, "invalid_request", f"response_format {body.response_format!r}: only 'wav'"
+            400,
+            "invalid_request",
+            f"response_format {body.response_format!r}: {' or '.join(FORMATS)}",
+        )
+    if body.stream_format is not None and body.stream_format not in STREAM_FORMATS:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"stream_format {body.stream_format!r}: {' or '.join(STREAM_FORMATS)}",
         )
     strategy = _strategy(body.model)
     voice = None if body.voice == PROFILE or strategy != "voice" else body.voice
     request = SpeechRequest(
         body.user, body.input, strategy, body.text_strategy, voice=voice, subject=body.subject
     )
-    try:
-        request = engine.check(request)
+    try:  # before anything is spoken: a refusal is a JSON error, never a stream
+        request = await run_in_threadpool(engine.check, request)
     except UserNotFoundError:
         raise _unknown_user() from None
-    result = engine.generate(request)
-    clip = audio_file(result.media)
-    # The words spoken are on record (GET /users/{u}/outputs); a header could not carry
-    # every text (a line break is no header value).
-    headers = {"x-pgen-output-id": str(result.output_id)}
-    return Response(clip.read_bytes(), media_type="audio/wav", headers=headers)
+    if body.stream_format is not None:
+        return await stream_speech(engine, request, body.response_format, body.stream_format)
+    result = await run_in_threadpool(engine.generate, request)
+    return clip_response(result, body.response_format)
 
 
 def _read(file: UploadFile) -> bytes:
