@@ -6,6 +6,7 @@ adapter is gone after the request, and every refusal is one line that writes not
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,31 @@ def engine(tmp_path: Path, model: DiffusersImageModel) -> Engine:
 
 def _pixels(images: list[Image.Image]) -> np.ndarray:
     return np.stack([np.asarray(image, dtype=np.float32) for image in images])
+
+
+def test_generate_image_face_id_from_the_cli(
+    engine: Engine,
+    tmp_path: Path,
+    tiny_sd: Path,
+    faceid: Path,
+    arcface: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pgen.cli.main import main
+
+    home = tmp_path  # the engine fixture's store: its users and subjects
+    argv = ["--store", str(home / "pgen.sqlite"), "--home", str(home), "generate-image"]
+    argv += ["--user", "ana", "--strategy", "face-id", "--image-model", str(tiny_sd)]
+    argv += ["--steps", "2", "--ip-adapter", str(faceid), "--ip-adapter-scale", "1.0"]
+    assert main([*argv, "--face-model", str(arcface), "--json", "anna at the beach"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["method"] == "face-id" and record["artifacts"] == [str(faceid)]
+    assert record["subjects"] == ["anna"] and record["prompt"] == "person at the beach"
+    # Without --face-model the identity comes from dlib: 128-d, refused in one line.
+    assert main([*argv, "anna at the beach"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the pipeline's load bars
+    assert err.startswith("pgen: error: face-id: the identity embedder dlib-resnet-v1")
+    assert "gives 128-d vectors" in err and f"take {DIM}-d" in err
 
 
 def _request(name: str, spec: FaceIDSpec, user: str = "ana") -> ImageRequest:
