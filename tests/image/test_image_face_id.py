@@ -231,3 +231,22 @@ def test_the_identity_size_is_read_from_either_weight_format(faceid: Path, tmp_p
     torch.save(state, tmp_path / "plain.bin")
     with pytest.raises(ValueError, match="not an IP-Adapter-FaceID file"):
         faceid_identity_dim(tmp_path / "plain.bin")
+
+
+def test_sdxl_takes_its_own_faceid_weights(tiny_sdxl: Path, tmp_path: Path) -> None:
+    from pgen.models.base import AdapterRef
+
+    model = load_image_model(str(tiny_sdxl), dtype="float32")
+    assert FaceIDSpec.for_model(model).weight_name == "ip-adapter-faceid_sdxl.bin"
+    weights = save_random_faceid_adapter(model.pipe.unet, tmp_path / "ip-adapter-faceid_sdxl.bin")
+    plain = _pixels(model.generate(["a person"], FAST))
+    identity = np.ones(DIM, dtype=np.float32) / np.sqrt(DIM)
+    settings = {"weights": str(weights), "scale": 1.0, "identity": identity}
+    drawn = model.render("a person", FAST, AdapterRef("face-id", "x", None, settings))
+    assert np.abs(_pixels(drawn) - plain).mean() > 1.0
+    np.testing.assert_allclose(_pixels(model.generate(["a person"], FAST)), plain, atol=1)
+    # A vector of another size than the loaded projection's is refused, and unloaded.
+    wrong = {**settings, "identity": np.ones(DIM + 1, dtype=np.float32)}
+    with pytest.raises(ValueError, match=rf"take {DIM}-d identities, given {DIM + 1}-d"):
+        model.render("a person", FAST, AdapterRef("face-id", "x", None, wrong))
+    assert model.pipe.unet.encoder_hid_proj is None
