@@ -86,7 +86,9 @@ class ImageRequest:
     subject: str | None = None
     method: str | None = None
     keywords_weight: float = 0.3
-    ip_adapter: Any = None  # pgen.personalize.subject.IPAdapterSpec (typed there)
+    # The strategy's IP-Adapter: pgen.personalize.subject.IPAdapterSpec (``subject``) or
+    # pgen.personalize.face_id.FaceIDSpec (``face-id``), typed there; None: the defaults.
+    ip_adapter: Any = None
 
 
 @dataclass(frozen=True)

@@ -247,3 +247,50 @@ def save_random_ip_adapter(
             key += 2
     save_file(weights, str(folder / subfolder / weight_name))
     return folder
+
+
+def save_random_faceid_adapter(
+    unet: Any,
+    path: Path,
+    identity_dim: int = 8,
+    seed: int = 0,
+    lora_rank: int = 0,
+) -> Path:
+    """A random IP-Adapter-FaceID weight file shaped for ``unet``, in h94's layout: one
+    ``torch.save`` dict with ``image_proj`` (``proj.0``, ``proj.2``, ``norm``: identity ->
+    4 tokens) and ``ip_adapter`` (``to_k_ip``/``to_v_ip`` per cross-attention, numbered
+    1, 3, 5...); ``lora_rank`` > 0 adds the LoRA h94's SD 1.5 file carries
+    (``to_{q,k,v,out}_lora`` per attention processor, numbered 0, 1, 2...)."""
+    torch.manual_seed(seed)
+    cross = unet.config.cross_attention_dim
+    hidden_ff = 2 * identity_dim  # h94: 512 -> 1024 -> 4 x cross
+    std = 0.5  # tiny layers need a visible effect in tests
+    image_proj = {
+        "proj.0.weight": torch.randn(hidden_ff, identity_dim) * std,
+        "proj.0.bias": torch.zeros(hidden_ff),
+        "proj.2.weight": torch.randn(4 * cross, hidden_ff) * std,
+        "proj.2.bias": torch.zeros(4 * cross),
+        "norm.weight": torch.ones(cross),
+        "norm.bias": torch.zeros(cross),
+    }
+    ip_adapter: dict[str, torch.Tensor] = {}
+    for index, name in enumerate(unet.attn_processors):
+        attn = unet.get_submodule(name.removesuffix(".processor"))
+        hidden = attn.to_q.out_features
+        if name.endswith("attn2.processor"):
+            ip_adapter[f"{index}.to_k_ip.weight"] = torch.randn(hidden, cross) * std
+            ip_adapter[f"{index}.to_v_ip.weight"] = torch.randn(hidden, cross) * std
+        if lora_rank:
+            for part, layer in (
+                ("to_q", attn.to_q),
+                ("to_k", attn.to_k),
+                ("to_v", attn.to_v),
+                ("to_out", attn.to_out[0]),
+            ):
+                down = torch.randn(lora_rank, layer.in_features) * std
+                ip_adapter[f"{index}.{part}_lora.down.weight"] = down
+                up = torch.randn(layer.out_features, lora_rank) * std
+                ip_adapter[f"{index}.{part}_lora.up.weight"] = up
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"image_proj": image_proj, "ip_adapter": ip_adapter}, path)
+    return path

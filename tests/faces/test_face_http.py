@@ -106,3 +106,30 @@ def test_search_photos_by_a_persons_name_over_http(
         assert _search(acme, "Anna", user="nobody").status_code == 404
         empty = acme.post("/users/u1/photos/search", json={"query": ""})
         assert empty.status_code == 422
+
+
+def test_face_id_over_http_refuses_in_one_line_and_keeps_to_the_tenant(
+    tmp_path: Path, tiny_llama: Path, photos: dict[str, Path]
+) -> None:
+    """``face-id`` is a strategy name over HTTP like the others, with the default weights
+    (h94's FaceID from the local Hub cache, absent here): a clear 422, not a server fault;
+    another tenant's user of the same name has no such person."""
+    from tests.builders.image_models import random_sd_pipeline
+
+    random_sd_pipeline("tiny").save_pretrained(tmp_path / "tiny-sd")
+    config = service_config(tmp_path / "serve", tiny_llama, image_model=str(tmp_path / "tiny-sd"))
+    body = {"instruction": "Anna at the beach", "strategy": "face-id", "steps": 1}
+    with (
+        serve_in_thread(config, tenants=("acme", "globex")) as running,
+        running.client("acme") as acme,
+        running.client("globex") as globex,
+    ):
+        _add(acme, photos, {"Anna": ["anna_1", "anna_2"]})
+        made = acme.post("/users/u1/images", json=body)
+        assert made.status_code == 422, made.text
+        error = made.json()["error"]["message"]
+        assert "FaceID weights h94/IP-Adapter-FaceID" in error and "\n" not in error
+        user = globex.post("/records", json={"records": [{"type": "user", "user_id": "u1"}]})
+        assert user.status_code == 200
+        theirs = globex.post("/users/u1/images", json=body)
+        assert theirs.status_code == 422 and "names none of user 'u1'" in theirs.text

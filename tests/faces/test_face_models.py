@@ -3,7 +3,6 @@ network as TorchScript (a tiny random one built here)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from PIL import Image
 
 from pgen.models.face import DLIB_SHA256, DlibFaceEmbedder, dlib_model_file, load_face_embedder
 from pgen.models.face_torch import TorchFaceEmbedder
+from tests.builders.face_models import save_tiny_arcface
 
 from .conftest import ASTRONAUT, COFFEE, HOPPER, group_photo
 
@@ -61,24 +61,8 @@ def test_a_model_file_that_is_not_the_pinned_one_is_refused(tmp_path: Path) -> N
         dlib_model_file("dlib_face_recognition_resnet_model_v1.dat", tmp_path)
 
 
-def _tiny_arcface(folder: Path, dim: int = 8) -> Path:
-    """A random network with ArcFace's interface: (N, 3, 32, 32) in, (N, dim) out."""
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, stride=2),
-        torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(2),
-        torch.nn.Flatten(),
-        torch.nn.Linear(16, dim),
-    ).eval()
-    folder.mkdir(parents=True)
-    torch.jit.trace(net, torch.zeros(1, 3, 32, 32)).save(str(folder / "model.pt"))
-    (folder / "face_model.json").write_text(json.dumps({"input_size": 32}))
-    return folder
-
-
 def test_an_arcface_network_as_torchscript_embeds_dlib_aligned_faces(tmp_path: Path) -> None:
-    folder = _tiny_arcface(tmp_path / "arcface")
+    folder = save_tiny_arcface(tmp_path / "arcface")
     embedder = load_face_embedder(str(folder))
     assert isinstance(embedder, TorchFaceEmbedder)
     assert embedder.dim == 8 and embedder.model_id.startswith("torch-face:arcface#")
@@ -90,7 +74,7 @@ def test_an_arcface_network_as_torchscript_embeds_dlib_aligned_faces(tmp_path: P
     assert not np.allclose(vectors[0], vectors[1]), "different crops, different vectors"
     assert embedder.faces(Image.open(COFFEE)) == []
     # Other weights behind the same folder name: another model id (the cache never mixes).
-    retrained = _tiny_arcface(tmp_path / "other" / "arcface", dim=8)
+    retrained = save_tiny_arcface(tmp_path / "other" / "arcface", dim=8)
     torch.manual_seed(1)
     net = torch.jit.load(str(retrained / "model.pt"))
     for p in net.parameters():

@@ -50,7 +50,7 @@ def test_cli_choices_come_from_the_registry() -> None:
     assert (
         list(choices["strategy"])
         == strategy_names("image")
-        == ["none", "subject", "keywords", "subjects"]
+        == ["none", "subject", "keywords", "subjects", "face-id"]
     )
     assert list(choices["method"]) == list(subject.METHODS)
     train = {a.dest: a.choices for a in sub["train-subject"]._actions}

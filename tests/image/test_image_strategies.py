@@ -18,9 +18,13 @@ from pgen.personalize import ImageRequest, all_strategies
 from pgen.personalize.subject import IPAdapterSpec
 
 # ``subjects`` composes two trained subjects of one user (tests/video/test_subjects.py runs
-# it, with its refusals); every other image strategy takes the one user set up here.
+# it, with its refusals); ``face-id`` needs a person with a face, FaceID weights and an
+# identity embedder (tests/image/test_image_face_id.py runs the same checks); every other
+# image strategy takes the one user set up here.
 IMAGE_STRATEGIES = [
-    s.name for s in all_strategies() if s.modality == "image" and s.name != "subjects"
+    s.name
+    for s in all_strategies()
+    if s.modality == "image" and s.name not in ("subjects", "face-id")
 ]
 FAST = ImageGenerationSettings(steps=2, seed=0)
 PROVENANCE_KEYS = {"documents", "items", "subjects", "artifacts", "model", "notes"}

@@ -16,6 +16,7 @@ from pgen.personalize.subject import METHODS, TRAINERS
 if TYPE_CHECKING:
     from pgen.engine import Engine
     from pgen.models.image import DiffusersImageModel, ImageGenerationSettings
+    from pgen.personalize.face_id import FaceIDSpec
     from pgen.personalize.subject import IPAdapterSpec
     from pgen.training.subject_artifacts import SubjectTrainingSettings
 
@@ -63,6 +64,19 @@ def _ip_adapter(args: argparse.Namespace, model: DiffusersImageModel) -> IPAdapt
     )
 
 
+def _face_id(args: argparse.Namespace, model: DiffusersImageModel) -> FaceIDSpec:
+    from pgen.personalize.face_id import FaceIDSpec
+
+    return FaceIDSpec.for_model(
+        model,
+        args.ip_adapter,
+        subfolder=args.ip_adapter_subfolder,
+        weight_name=args.ip_adapter_weight,
+        scale=args.ip_adapter_scale,
+        face_model=args.face_model,
+    )
+
+
 def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
     from dataclasses import replace
 
@@ -84,6 +98,8 @@ def cmd_generate_image(args: argparse.Namespace, config: Config) -> None:
         check_image_model(args.image_model or config.image_model)
         if args.strategy == "subject":
             request = replace(request, ip_adapter=_ip_adapter(args, engine.image_model))
+        elif args.strategy == "face-id":
+            request = replace(request, ip_adapter=_face_id(args, engine.image_model))
         result = engine.generate_image(
             request, _sampling(args), out=Path(args.out) if args.out else None
         )
@@ -251,7 +267,8 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
 def _add_ip_adapter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ip-adapter",
-        help="IP-Adapter repo id, folder, or .safetensors/.bin file (default h94/IP-Adapter)",
+        help="IP-Adapter repo id, folder, or .safetensors/.bin file (default h94/IP-Adapter; "
+        "face-id: h94/IP-Adapter-FaceID from the local cache)",
     )
     p.add_argument(
         "--ip-adapter-subfolder", help="folder of the weights in the repo (default: models)"
@@ -276,6 +293,11 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--weight", type=float, default=0.3, help="keywords: preference share 0-1")
     p.add_argument("--images", type=int, default=1, help="images to generate")
     p.add_argument("--negative", help="negative prompt")
+    p.add_argument(
+        "--face-model",
+        help="face-id: identity embedder, a TorchScript ArcFace/InsightFace folder whose size "
+        "matches the FaceID weights (default: the face embedder, dlib, 128-d)",
+    )
     p.add_argument("--out", help="folder for the images (default: the user's artifacts)")
     p.add_argument("--json", action="store_true", help="print the output record as JSON")
     _add_model_options(p)

@@ -95,7 +95,9 @@ class DiffusersImageModel:
         config: ImageGenerationSettings | None = None,
         *,
         ip_adapter_images: Sequence[Image.Image] | None = None,
+        identity: Any = None,
     ) -> list[Image.Image]:
+        """``identity``: a face identity vector for a loaded IP-Adapter-FaceID."""
         config = config or ImageGenerationSettings()
         images: list[Image.Image] = []
         # One prompt per call: the images of a prompt must not depend on its batch mates.
@@ -103,6 +105,12 @@ class DiffusersImageModel:
             inputs: dict[str, Any] = {"prompt": prompt, "negative_prompt": config.negative_prompt}
             if ip_adapter_images is not None:
                 inputs["ip_adapter_image"] = [list(ip_adapter_images)]
+            if identity is not None:
+                from pgen.models.face_id import identity_embeds
+
+                guided = config.guidance_scale > 1  # the pipelines' classifier-free guidance
+                embeds = identity_embeds(identity, guided, self.device, self.dtype)
+                inputs["ip_adapter_image_embeds"] = embeds
             images += self._call(config, **inputs)
         return images
 
@@ -177,6 +185,38 @@ class DiffusersImageModel:
     def unload_ip_adapter(self) -> None:
         self.pipe.unload_ip_adapter()
 
+    @contextmanager
+    def face_id(self, spec: dict[str, Any]) -> Iterator[Any]:
+        """IP-Adapter-FaceID loaded from ``spec["weights"]`` (a file) without an image
+        encoder, for one block; yields the identity vector, checked against the size the
+        loaded projection takes."""
+        from diffusers.utils import logging as diffusers_logging
+
+        from pgen.models.face_id import loaded_dim, unload_faceid
+
+        weights = Path(spec["weights"])
+        # Without an image encoder diffusers warns that ip_adapter_image cannot be used:
+        # expected, FaceID takes the identity as ip_adapter_image_embeds.
+        level = diffusers_logging.get_verbosity()
+        diffusers_logging.set_verbosity_error()
+        try:
+            self.pipe.load_ip_adapter(
+                str(weights.parent), "", weights.name, image_encoder_folder=None
+            )
+        finally:
+            diffusers_logging.set_verbosity(level)
+        try:
+            self.pipe.set_ip_adapter_scale(spec["scale"])
+            identity = spec["identity"]
+            if len(identity) != loaded_dim(self.pipe):
+                raise ValueError(
+                    f"FaceID weights {weights} take {loaded_dim(self.pipe)}-d identities, "
+                    f"given {len(identity)}-d"
+                )
+            yield identity
+        finally:
+            unload_faceid(self.pipe)
+
     def render(
         self,
         prompt: str,
@@ -222,6 +262,9 @@ class DiffusersImageModel:
                     yield {"ip_adapter_images": spec["images"]}
                 finally:
                     self.unload_ip_adapter()
+            elif adapter.kind == "face-id":
+                with self.face_id(adapter.settings) as identity:
+                    yield {"identity": identity}
             else:
                 raise ValueError(f"the image backend cannot apply a {adapter.kind!r} adapter")
 

@@ -16,6 +16,7 @@ from pgen.personalize.base import (
     Tools,
     VisionPlan,
 )
+from pgen.personalize.face_id import FaceIDStrategy
 from pgen.personalize.keywords import ImageBaseline, KeywordsStrategy
 from pgen.personalize.lora import adapter_strategies
 from pgen.personalize.photo_concepts import Concepts, ConceptTokens, NoConcepts
@@ -36,6 +37,7 @@ BUILT_IN: tuple[AnyStrategy, ...] = (
     SubjectStrategy(),
     KeywordsStrategy(),
     SubjectsStrategy(),
+    FaceIDStrategy(),
     *adapter_strategies(),
     NoConcepts(),
     Concepts(),

@@ -62,9 +62,9 @@ def _text_record(
 
 # -- images -----------------------------------------------------------------------------
 def _image_check(bench: Workbench, request: ImageRequest) -> ImageRequest:
-    """``subject``: the user's subject is found (named, or mentioned in the instruction)
-    before a pipeline loads."""
-    if request.strategy == "subject":
+    """``subject``, ``face-id``: the user's subject is found (named, or mentioned in the
+    instruction) before a pipeline loads."""
+    if request.strategy in ("subject", "face-id"):
         from pgen.personalize.subject import pick_subject
 
         try:
