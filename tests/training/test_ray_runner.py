@@ -80,3 +80,29 @@ def test_pgen_train_users_on_ray(
         for user in ("dee", "eve"):
             meta = read_meta(store.artifacts(user)[("lora", ADAPTER_NAME)])
             assert meta is not None and meta.extra["steps"] == 2
+
+
+def test_an_engine_with_a_ray_runner_trains_many_users_there(
+    local_ray: None, tmp_path: Path, tiny_llama: Path
+) -> None:
+    """``Engine(runner=RayRunner(...)).train_many``: the requests go to Ray tasks (each
+    opening its own engine), gathered two users to a task, not to this process."""
+    from functools import partial
+
+    config = Config(home=tmp_path / "home", text_model=str(tiny_llama), threads=1)
+    config.home.mkdir()
+    with SQLiteStore(config.home / "pgen.sqlite") as store:
+        for user in ("fay", "gus"):
+            store.add(documents(user, f"{user} paints boats", f"{user} reads maps"))
+    runner = RayRunner(partial(Engine.open, config), group_size=2)
+    with Engine.open(config, runner=runner) as engine:
+        results = engine.train_many(
+            [TrainRequest(u, "lora", settings=TINY_LORA) for u in ("fay", "gus")]
+        )
+        assert [r.user_id for r in results] == ["fay", "gus"]
+        for result in results:
+            meta = read_meta(engine.store.artifacts(result.user_id)[("lora", ADAPTER_NAME)])
+            assert meta is not None and meta.user_id == result.user_id
+            assert result.meta["steps"] > 0 and (result.artifact / "adapter_config.json").is_file()
+        # Trained in Ray workers, not here: this process never loaded the text model.
+        assert not engine._components._loaders["text"].loaded

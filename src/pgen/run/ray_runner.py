@@ -51,6 +51,10 @@ def train_group(
 
 
 class RayRunner:
+    # Its tasks open their own engine (``open_engine``): ``TrainingService`` hands it the
+    # requests themselves, never a closure over the calling process's engine.
+    opens_own_engine = True
+
     def __init__(
         self,
         open_engine: Callable[[], Any],

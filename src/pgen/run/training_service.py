@@ -119,6 +119,11 @@ class TrainingService:
         size = self.batch_users if batch_users is None else batch_users
         if size < 1:
             raise InvalidRequest(f"batch_users must be at least 1, got {size}")
+        if getattr(self.runner, "opens_own_engine", False):
+            # A runner over other processes (Ray) cannot carry this engine's closures: it
+            # is handed the requests, and each of its tasks opens an engine and gathers
+            # its group there.
+            return self.runner.run(ready, self.train_one)
         groups = self._groups(ready, size)
 
         def train_unit(group: list[int]) -> list[TrainResult]:
