@@ -4,7 +4,8 @@ own prompt; each row of a batch is guarded by its own prompt only; off changes n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from pgen.models.http import OpenAITextModel
 from pgen.models.text import TransformersTextModel, load_text_model
 
 # A user's old post, and a request to write like them: what a ghostwriter is handed.
+NOTE = "from the user's own documents: it may hand back their old text rather than write a new one"
 POST = "the battery lasts long and the screen is bright, the sound is great and the case"
 CHATS = [
     [Message("system", f"Their post: {POST}"), Message("user", f"{POST} {POST}")],
@@ -107,3 +109,28 @@ def test_bad_sizes_and_a_server_model_are_refused() -> None:
     server = OpenAITextModel("m", "http://127.0.0.1:9/v1")
     with pytest.raises(InvalidRequest, match="needs a local text model"):
         server.generate([CHATS[1]], GenerationSettings(no_copy_ngram_size=4))
+
+
+def test_a_reply_that_hands_back_the_users_post_says_so(tmp_path: Path) -> None:
+    """Whatever decoding did, the output's record says how much of it repeats the user's
+    documents, and notes it when that is most of it."""
+    from pgen.components import Provenance, TextPlan, TextRequest
+    from pgen.context.records import Document
+    from pgen.context.sqlite import SQLiteStore
+    from pgen.models.executors import Executed
+    from pgen.run.builtin_modalities import _text_record
+    from pgen.run.modalities import Workbench
+
+    with SQLiteStore(tmp_path / "pgen.sqlite") as store:
+        store.add([Document(user_id="ann", doc_id="d1", text=POST)])
+        bench = cast(Workbench, SimpleNamespace(store=store))
+        request = TextRequest("ann", "Write a post about my week", "rag")
+        for reply, share in ((POST, 1.0), ("a new text about hiking in the hills with friends", 0)):
+            plan = TextPlan([], Provenance(documents=["d1"]))
+            record = _text_record(bench, request, plan, Executed(reply, "tiny"))
+            assert record["details"]["copied"] == share
+            noted = [n for n in record["notes"] if "repeats" in n]
+            assert noted == (["the reply repeats 100% of its 5-word runs " + NOTE] if share else [])
+        # No documents used (none, or another user's request): nothing is read or noted.
+        plan = TextPlan([], Provenance())
+        assert "copied" not in _text_record(bench, request, plan, Executed(POST, "tiny"))["details"]

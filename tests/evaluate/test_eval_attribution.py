@@ -14,6 +14,7 @@ from pgen.bench import attribution as bench
 from pgen.cli.main import build_parser
 from pgen.context.sqlite import SQLiteStore
 from pgen.engine import Engine
+from pgen.evaluate.metrics.copying import copied
 from pgen.models.text import TransformersTextModel
 
 TOPICS = {
@@ -172,9 +173,9 @@ def test_frames_are_compared_as_settings_and_copying_is_measured(
 
 def test_copied_is_the_share_of_output_ngrams_found_in_the_prompt_texts() -> None:
     source = "on day one I painted the old canvas in the gallery"
-    assert bench.copied("I painted the old canvas in blue", [source], n=3) == pytest.approx(4 / 5)
-    assert bench.copied("nothing here matches at all", [source], n=3) == 0.0
-    assert bench.copied("too short", [source], n=3) == 0.0  # no n-gram at all
+    assert copied("I painted the old canvas in blue", [source], n=3) == pytest.approx(4 / 5)
+    assert copied("nothing here matches at all", [source], n=3) == 0.0
+    assert copied("too short", [source], n=3) == 0.0  # no n-gram at all
 
 
 def test_a_tuning_set_of_authors_can_be_skipped(tmp_path: Path) -> None:

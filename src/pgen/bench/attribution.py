@@ -28,6 +28,7 @@ import numpy as np
 from pgen.context.records import Document, User
 from pgen.engine import Engine
 from pgen.evaluate.metrics.base import Metric, mean_of_rows, mean_rows
+from pgen.evaluate.metrics.copying import copied
 from pgen.evaluate.run_record import run_record
 from pgen.evaluate.stats import bootstrap, paired_test
 from pgen.models.base import GenerationSettings
@@ -43,7 +44,6 @@ INSTRUCTIONS = (
 BASELINE = "none"
 CEILING = "own posts (ceiling)"  # the authors' own recent posts, scored like outputs
 WORDS_PER_TOKEN = 0.75  # English words per model token, to cut a post to an output's length
-COPY_NGRAM = 5  # words: a run this long found in the prompt's texts was copied from them
 ADAPTER_STRATEGIES = ("lora+rag", "lora")
 HIT_RATE = Metric(
     "attribution",
@@ -148,22 +148,6 @@ def attribute_bm25(outputs: list[str], authors: list[Author]) -> np.ndarray:
         for user_id, score in index.search(text, len(authors)):
             scores[row, column[user_id]] = score
     return scores
-
-
-def copied(output: str, sources: list[str], n: int = COPY_NGRAM) -> float:
-    """The share of the output's word n-grams found in ``sources`` (the texts its prompt
-    carried): how much of a hit is the user's own words repeated rather than new text in
-    their manner. The held-out posts are never among the sources, so copying cannot leak
-    the answer, but a reader should know how recognizability was reached."""
-    words = output.lower().split()
-    grams = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-    if not grams:
-        return 0.0
-    seen: set[tuple[str, ...]] = set()
-    for text in sources:
-        tokens = text.lower().split()
-        seen.update(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-    return len(grams & seen) / len(grams)
 
 
 def own_rank(scores: np.ndarray, own: int) -> int:
