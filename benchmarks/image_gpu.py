@@ -10,10 +10,16 @@ saved and loaded back through pgen's backend, then trained and sampled by pgen's
     python benchmarks/image_gpu.py --tiny          # tiny shapes: a CPU smoke run
     python benchmarks/image_gpu.py --class-images 100   # adds the prior-preservation row
     python benchmarks/image_gpu.py --video-frames 16    # adds the AnimateDiff clip rows
+    python benchmarks/image_gpu.py --shape-steps 64     # adds the Shap-E image-to-3D row
 
 The video rows: an AnimateDiff clip (a random motion adapter of guoyww's v1-5-2 shapes, or the
 tiny one) built from the same pipeline by pgen's video backend, with no adapter and with the
 DreamBooth-LoRA trained above: seconds per clip (sampling, then MP4/GIF encoding) and memory.
+
+The 3D row: a random Shap-E image-to-3D pipeline with the shapes of openai/shap-e-img2img
+(846 M parameters) through pgen's 3D backend, at Shap-E's own decoding settings (mesh on a
+128^3 grid, 20 views of 64 px, 64 + 128 samples a ray): seconds for the latent, the mesh and
+the views, and memory.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from pgen.training.dreambooth import (
 from pgen.training.subject_artifacts import SubjectTrainingSettings
 from pgen.training.textual_inversion import train_textual_inversion
 from tests.builders.image_models import random_sd_pipeline, save_random_ip_adapter
+from tests.builders.shape_models import save_random_shap_e
 from tests.builders.video_models import save_random_motion_adapter
 
 
@@ -134,6 +141,9 @@ def main() -> None:
         "--video-frames", type=int, default=0, help="frames per clip (0: no video rows)"
     )
     parser.add_argument("--clips", type=int, default=2, help="timed clips per video row")
+    parser.add_argument(
+        "--shape-steps", type=int, default=0, help="Shap-E sampling steps (0: no 3D row)"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -243,6 +253,7 @@ def main() -> None:
     model.unload_ip_adapter()
 
     videos = video_rows(args, model, work, preset) if args.video_frames > 0 else []
+    shape = shape_row(args, work, preset) if args.shape_steps > 0 else None
     results.update(two_subject_rows(args, model, work, sample_s=results["base"]["image_s"]))
 
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
@@ -268,6 +279,20 @@ def main() -> None:
             f"| {'–' if gib_t is None else f'{gib_t:.1f}'} "
             f"| {'–' if gib_s is None else f'{gib_s:.1f}'} |"
         )
+    if shape is not None:
+        st = shape["settings"]
+        print(
+            f"\n| 3D asset ({shape['preset']} Shap-E, {shape['params_m']:.1f} M params; {st.steps} "
+            f"steps, grid {st.grid_size}, 20 views of {st.view_size} px) | latent s | mesh s "
+            "| views s | total s | peak GiB |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        total = shape["latent_s"] + shape["mesh_s"] + shape["views_s"]
+        gib = shape["gib"]
+        print(
+            f"| subject | {shape['latent_s']:.2f} | {shape['mesh_s']:.2f} | {shape['views_s']:.2f} "
+            f"| {total:.2f} | {'–' if gib is None else f'{gib:.1f}'} |"
+        )
     if videos:
         print(
             f"\n| clip ({args.video_frames} frames, {args.steps} steps) | build s | s/clip "
@@ -280,6 +305,59 @@ def main() -> None:
                 f"| {row['name']} | {row['build_s']:.1f} | {row['clip_s']:.2f} "
                 f"| {row['encode_s']:.3f} | {'–' if gib is None else f'{gib:.1f}'} |"
             )
+
+
+def shape_row(args: argparse.Namespace, work: Path, preset: str) -> dict[str, Any]:
+    """Seconds per 3D asset through pgen's Shap-E backend, split into its three parts."""
+    from pgen.models.shape import ShapEModel, ShapeSettings
+
+    folder = save_random_shap_e(work / "shap-e", preset="tiny" if preset == "tiny" else "shap-e")
+    model = ShapEModel(str(folder), device=args.device)
+    tiny = preset == "tiny"
+    settings = ShapeSettings(
+        steps=args.shape_steps,
+        grid_size=32 if tiny else 128,
+        view_size=16 if tiny else 64,
+        coarse_samples=16 if tiny else 64,
+        fine_samples=16 if tiny else 128,
+    )
+    image = Image.new("RGB", (256, 256), (200, 60, 40))
+    model.make(
+        image,
+        0,
+        ShapeSettings(steps=1, grid_size=16, view_size=8, coarse_samples=4, fine_samples=4),
+    )
+    reset_peak(args.device)
+    pipe = model.pipe
+    with torch.no_grad():
+        latent: list[Any] = []
+        latent_s = timed(
+            args.device,
+            lambda: latent.append(
+                pipe(
+                    image,
+                    num_inference_steps=settings.steps,
+                    guidance_scale=3.0,
+                    output_type="latent",
+                ).images[:1]
+            ),
+        )
+        mesh_s = timed(args.device, lambda: model._mesh(latent[0], settings))
+        views_s = timed(args.device, lambda: model._views(latent[0], settings))
+    params = sum(
+        p.numel()
+        for part in (pipe.prior, pipe.image_encoder, pipe.shap_e_renderer)
+        for p in part.parameters()
+    )
+    return {
+        "preset": "tiny random" if tiny else "img2img-shaped random",
+        "params_m": params / 1e6,
+        "latent_s": latent_s,
+        "mesh_s": mesh_s,
+        "views_s": views_s,
+        "gib": peak_gib(args.device),
+        "settings": settings,
+    }
 
 
 def two_subject_rows(

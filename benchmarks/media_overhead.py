@@ -5,6 +5,7 @@ the output record).
 
     python benchmarks/media_overhead.py                # video rows (tiny SD + motion adapter)
     python benchmarks/media_overhead.py --posts        # adds post rows (SmolLM2-135M captions)
+    python benchmarks/media_overhead.py --shape        # adds the 3d row (tiny random Shap-E)
 
 Posts: ``joint`` (image prompted from the caption) against ``independent`` (caption and
 image apart from the same instruction), their caption-image agreement (CLIP-T) printed per
@@ -15,6 +16,7 @@ the two parts are paired and scored, not that either agrees with the other.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pgen.components import PostRequest, VideoRequest
+from pgen.components import PostRequest, ShapeRequest, VideoRequest
 from pgen.config import Config
 from pgen.context import Subject, User
 from pgen.context.records import Document, Interaction, Item
@@ -37,6 +39,7 @@ from pgen.models.video import Video, VideoGenerationSettings, video_model
 from pgen.training.subject_artifacts import SubjectTrainingSettings
 from pgen.training.subject_trainer import train_subject
 from tests.builders.image_models import random_sd_pipeline
+from tests.builders.shape_models import save_random_shap_e
 from tests.builders.video_models import save_random_clip, save_random_motion_adapter
 
 
@@ -99,6 +102,32 @@ def video_rows(engine: Engine, motion: str, frames: int, steps: int, repeats: in
         )
 
 
+def shape_rows(engine: Engine, repeats: int) -> None:
+    """The 3d modality on a tiny random Shap-E: the engine's request (check, typical
+    reference from the concept memory's vectors, mesh and views saved, output recorded)
+    against the model's own ``make`` on the same image."""
+    from pgen.models.image_input import open_image
+    from pgen.models.shape import ShapeSettings
+
+    settings = ShapeSettings(
+        steps=4, grid_size=32, view_size=16, coarse_samples=16, fine_samples=16
+    )
+    request = ShapeRequest("ana", "rex as a figurine")
+    engine.generate(request, generation=settings)  # warm-up: Shap-E and the embedder load
+    total = median_s(lambda: engine.generate(request, generation=settings), repeats)
+    plan = engine.prepare([request])[0]
+    model = engine.bench.load("shape")
+    image = open_image(plan.image)
+    pipeline = median_s(lambda: model.make(image, 0, settings), repeats)
+    overhead = total - pipeline
+    print(
+        "\n| 3d (4 steps, grid 32, 20 views of 16 px) | engine s/request | model s "
+        "| pgen overhead s | overhead share |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print(f"| subject | {total:.3f} | {pipeline:.3f} | {overhead:.3f} | {overhead / total:.0%} |")
+
+
 def post_rows(engine: Engine, repeats: int, clip_model: str) -> None:
     from pgen.evaluate.metrics.image import ClipEncoder
     from pgen.evaluate.metrics.video import post_agreement
@@ -144,13 +173,20 @@ def main() -> None:
         "--clip-model", help="CLIP id or folder for the posts' agreement (default: tiny random)"
     )
     parser.add_argument("--no-video", action="store_true", help="skip the video rows")
+    parser.add_argument("--shape", action="store_true", help="the 3d row (tiny random Shap-E)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="pgen-media-bench-"))
+    os.environ["PGEN_MEDIA_ROOT"] = str(work)  # the references live here
     random_sd_pipeline("tiny").save_pretrained(work / "sd")
     motion = str(save_random_motion_adapter(work / "motion", max_frames=max(8, args.frames)))
+    shape = str(save_random_shap_e(work / "shap-e"))
     config = Config(
-        home=work / "home", image_model=str(work / "sd"), threads=args.threads, max_new_tokens=32
+        home=work / "home",
+        image_model=str(work / "sd"),
+        shape_model=shape,
+        threads=args.threads,
+        max_new_tokens=32,
     )
     with Engine.open(config) as engine:
         engine.ingest(context(work))
@@ -162,6 +198,8 @@ def main() -> None:
         )
         if not args.no_video:
             video_rows(engine, motion, args.frames, args.steps, args.repeats)
+        if args.shape:
+            shape_rows(engine, args.repeats)
         if args.posts:
             clip = args.clip_model or str(save_random_clip(work / "clip"))
             post_rows(engine, args.repeats, clip)

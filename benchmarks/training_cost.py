@@ -160,7 +160,9 @@ def gathered(model: TextModel, ks: list[int], args: argparse.Namespace) -> None:
     from pgen.training.text_lora import fresh_base
 
     users = [f"u{i:03d}" for i in range(sum(ks) + len(ks) + 1)]
-    documents = reviews(args.documents * len(users))
+    needed = args.documents * len(users)
+    pool = reviews(needed)  # the file has ~3,000 long reviews: K = 64 needs more, so they
+    documents = [pool[i % len(pool)] for i in range(needed)]  # repeat (cost: sizes only)
     pairs = comparisons(10_000) if args.pairs_from == "tldr" else persona_pairs(10_000, False)
     print(f"# SmolLM2-135M-Instruct, {os.cpu_count()} CPUs (shared), device {args.device}, "
           f"torch threads {args.threads}", flush=True)  # fmt: skip

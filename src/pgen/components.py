@@ -125,6 +125,19 @@ class VideoRequest:
 
 
 @dataclass(frozen=True)
+class ShapeRequest:
+    """One user asking for a 3D asset of one of their subjects (``3d``): ``subject`` makes it
+    from the reference photo most typical of the subject (the concept memory's embeddings).
+    The instruction names the subject (or ``subject`` does); CLIP-T scores views against it."""
+
+    user_id: str
+    instruction: str
+    strategy: str = "subject"
+    subject: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class PostRequest:
     """One user asking for a post: a caption in their voice (``caption``: a text strategy)
     and an image from their preferences or subjects (``image``: an image strategy).

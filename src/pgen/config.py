@@ -105,6 +105,9 @@ class Config:
     # or a table with clone / vocoder / speaker_encoder for own-voice). See docs/speech.md.
     asr_model: str | dict[str, Any] = "tiny.en"
     speech_model: str | dict[str, Any] = "piper"
+    # 3D (extra 'image'): the image-to-3D model, a diffusers Shap-E image-to-3D pipeline (Hub
+    # id or folder). No 3D weights install offline; see docs/architecture.md (3D).
+    shape_model: str | dict[str, Any] = "openai/shap-e-img2img"
     threads: int = 0  # 0: half the cores (see torch_threads)
     device: str = "cpu"
     # The prompt cap and decoding settings every generation starts from (flags override).
@@ -203,7 +206,15 @@ _INTS = (
 STALE_ADAPTERS = ("serve", "base", "refuse")
 _FLOATS = ("temperature", "top_p", "repetition_penalty", "serve_tenant_idle_s")
 # Components may be a {provider, settings} table in the TOML file (see pgen.factory).
-_COMPONENTS = ("store", "text_model", "embed_model", "image_model", "asr_model", "speech_model")
+_COMPONENTS = (
+    "store",
+    "text_model",
+    "embed_model",
+    "image_model",
+    "asr_model",
+    "speech_model",
+    "shape_model",
+)
 
 
 def _names(name: str, value: Any) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
-"""Video and post subcommands: ``pgen generate-video``, ``pgen generate-post``,
-``pgen eval-videos``. Each builds its modality's request and calls ``Engine.generate``."""
+"""Video, post and 3D subcommands: ``pgen generate-video``, ``pgen generate-post``,
+``pgen eval-videos``, ``pgen eval-3d`` (a 3D output is made by ``pgen generate --modality
+3d``). Each builds its modality's request and calls ``Engine.generate``."""
 
 from __future__ import annotations
 
@@ -105,6 +106,34 @@ def cmd_eval_videos(args: argparse.Namespace, config: Config) -> None:
     print("\n[FVD: not computed (needs an I3D video feature network; none installs offline)]")
 
 
+def cmd_eval_3d(args: argparse.Namespace, config: Config) -> None:
+    """A stored 3D output's views against its subject's references and its instruction."""
+    from PIL import Image
+
+    from pgen.engine import Engine
+    from pgen.evaluate.metrics.image import ClipEncoder, DinoEncoder
+    from pgen.evaluate.metrics.video import asset_metrics
+
+    with Engine.open(config) as engine:
+        found = [o for o in engine.outputs(args.user) if o.output_id == args.output]
+    if not found or found[0].modality != "3d":
+        raise ValueError(f"user {args.user!r} has no 3d output {args.output!r}")
+    output = found[0]
+    views = [Image.open(p).convert("RGB") for p in output.media if p.endswith(".png")]
+    refs = list(output.provenance["details"]["reference_scores"])
+    references = [Image.open(p).convert("RGB") for p in refs]
+    device = args.device or config.device
+    clip = ClipEncoder(args.clip_model, device)
+    dino = DinoEncoder(args.dino_model, device) if args.dino_model != "none" else None
+    result = asset_metrics(views, output.instruction, references, clip, dino)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print("| metric | value |\n| --- | ---: |")
+    for name, value in result.items():
+        print(f"| {name} | {value:.4f} |")
+
+
 def register(commands: Any, bench: Any) -> None:
     p = commands.add_parser("generate-video", help="a personalized clip (AnimateDiff)")
     p.add_argument("instruction", help="what to animate, e.g. 'rex running on a beach'")
@@ -159,3 +188,14 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--device", help="cpu, cuda ... (default: the config's device)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_eval_videos)
+
+    p = commands.add_parser(
+        "eval-3d", help="a 3D output's views: CLIP-I and DINO-I to the references, CLIP-T"
+    )
+    p.add_argument("--user", required=True, help="whose output")
+    p.add_argument("--output", required=True, help="the output id (pgen generate --modality 3d)")
+    p.add_argument("--clip-model", default="openai/clip-vit-base-patch32", help="id or folder")
+    p.add_argument("--dino-model", default="facebook/dino-vits16", help="id, folder, none")
+    p.add_argument("--device", help="cpu, cuda ... (default: the config's device)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_eval_3d, reads_store=True)

@@ -195,13 +195,24 @@ def check_local_model(kind: str, value: str) -> None:
 
 def check_image_model(value: str | Mapping[str, Any]) -> None:
     """The diffusers image model is there to load, or an error that says none is installed
-    and how to point at one, before anything loads: no diffusion weights install offline,
-    so an HF id that is not in the Hub's cache cannot load while the Hub is offline."""
+    and how to point at one, before anything loads."""
     spec = image_model_spec(value)
     if spec.provider != "diffusers" or "path" not in spec.settings:
         return
-    path = str(spec.settings["path"])
-    check_local_model("image_model", path)
+    check_diffusers_weights(
+        "image_model",
+        str(spec.settings["path"]),
+        "no image model is installed",
+        "a diffusers pipeline folder or a .safetensors checkpoint with --image-model PATH, "
+        "or set image_model (PGEN_IMAGE_MODEL)",
+    )
+
+
+def check_diffusers_weights(setting: str, path: str, missing: str, fix: str) -> None:
+    """A diffusers pipeline named by ``path`` (a folder or a Hub id) can load: no diffusion
+    weights install offline, so an id that is not in the Hub's cache cannot load while the
+    Hub is offline; say so, and ``fix``, before anything loads."""
+    check_local_model(setting, path)
     if Path(path).expanduser().exists():
         return
     from huggingface_hub import constants, try_to_load_from_cache
@@ -215,10 +226,8 @@ def check_image_model(value: str | Mapping[str, Any]) -> None:
     if isinstance(cached, str):
         return
     raise InvalidRequest(
-        f"no image model is installed: {path!r} is not in the Hugging Face cache and the "
-        "Hub is offline (no diffusion weights install offline). Point at a diffusers "
-        "pipeline folder or a .safetensors checkpoint with --image-model PATH, or set "
-        "image_model (PGEN_IMAGE_MODEL)"
+        f"{missing}: {path!r} is not in the Hugging Face cache and the Hub is offline (no "
+        f"diffusion weights install offline). Point at {fix}"
     )
 
 

@@ -148,3 +148,8 @@ for _role_name, _name, _builder in (
 from pgen.factory import speech as _speech  # noqa: E402
 
 _speech.register()
+
+# The 3d modality's role (shape): its spec and provider in their own module.
+from pgen.factory import shape as _shape  # noqa: E402
+
+_shape.register()

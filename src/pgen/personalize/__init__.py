@@ -24,6 +24,7 @@ from pgen.personalize.post import IndependentPost, JointPost
 from pgen.personalize.profile import ProfileSummary
 from pgen.personalize.rag import RetrievalAugmented
 from pgen.personalize.registry import all_strategies, get_strategy, register, strategy_names
+from pgen.personalize.shape import ShapeSubject
 from pgen.personalize.speech import ChosenVoice, OwnVoice
 from pgen.personalize.subject import SubjectStrategy
 from pgen.personalize.subjects import SubjectsStrategy
@@ -48,6 +49,7 @@ BUILT_IN: tuple[AnyStrategy, ...] = (
     VideoSubject(),
     JointPost(),
     IndependentPost(),
+    ShapeSubject(),
 )
 for _strategy in BUILT_IN:
     register(_strategy)

@@ -1,6 +1,7 @@
-"""The ``video`` and ``post`` modalities: each one ``register_modality`` call over its request
-type (``pgen.components``), its strategies (``pgen.personalize.video`` / ``.post``) and its
-executor (``pgen.models.video`` / ``.post``). Checks refuse bad input before any model loads.
+"""The ``video``, ``post`` and ``3d`` modalities: each one ``register_modality`` call over its
+request type (``pgen.components``), its strategies (``pgen.personalize.video`` / ``.post`` /
+``.shape``) and its executor (``pgen.models.video`` / ``.post`` / ``.shape``). Checks refuse
+bad input before any model loads.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pgen.components import MAX_FRAMES, PostRequest, VideoRequest
+from pgen.components import MAX_FRAMES, PostRequest, ShapeRequest, VideoRequest
 from pgen.errors import InvalidRequest
 from pgen.models.executors import Executed
 from pgen.models.post import PostModels, PostSettings, execute_post
+from pgen.models.shape import ShapeSettings, execute_shape
 from pgen.models.video import (
     DEFAULT_MOTION_ADAPTER,
     VideoGenerationSettings,
@@ -122,6 +124,39 @@ def _post_models(bench: Workbench) -> PostModels:
     return PostModels(bench.load("text"), bench.load("image"))
 
 
+# -- 3d -----------------------------------------------------------------------------------
+def _shape_check(bench: Workbench, request: ShapeRequest) -> ShapeRequest:
+    from pgen.models.image_input import ImageInputError, check_image_path
+    from pgen.personalize.subject import pick_subject
+
+    if request.seed < 0:
+        raise InvalidRequest(f"seed must be at least 0, got {request.seed}")
+    try:
+        subject = pick_subject(bench.store, request)
+    except ValueError as error:
+        raise _refused(error) from None
+    if not subject.image_paths:
+        raise InvalidRequest(f"subject {subject.name!r} has no reference image to make 3D from")
+    # Every reference is scored, so each must be readable, and from where this user's images
+    # may come (the media roots, their uploads): said now, not after a model loads.
+    allowed = bench.load("photos").allowed_for(request.user_id)
+    try:
+        for path in subject.image_paths:
+            check_image_path(path, allowed)
+    except ImageInputError as error:
+        raise InvalidRequest(f"subject {subject.name!r}: {error}") from None
+    return request  # the model is checked as it loads, first (model_first)
+
+
+def _shape_record(bench: Workbench, request: Any, plan: Any, executed: Executed) -> dict[str, Any]:
+    mesh = executed.files[0]
+    # In the plan's details, so the result shows them as the stored output does.
+    plan.details.update(
+        {"vertices": len(mesh.vertices), "faces": len(mesh.faces), "views": len(executed.images)}
+    )
+    return {**plan.provenance.as_dict(), "details": plan.details}
+
+
 def register_media_modalities() -> None:
     register_modality(
         ModalitySpec(
@@ -151,6 +186,21 @@ def register_media_modalities() -> None:
             default_settings=lambda bench: PostSettings(bench.generation),
             batch_size=1,
             model=_post_models,
+        )
+    )
+    register_modality(
+        ModalitySpec(
+            "3d",
+            ShapeRequest,
+            "shape",
+            ShapeSettings,
+            execute_shape,
+            tools=lambda bench, settings: bench.tools(),
+            check=_shape_check,
+            record=_shape_record,
+            default_settings=lambda bench: None,  # the model's own (its config settings)
+            batch_size=1,
+            model_first=True,  # no 3D weights install offline: say so before anything runs
         )
     )
 

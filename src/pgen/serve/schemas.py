@@ -47,7 +47,7 @@ class PhotoSearchBody(Body):
 
 class GenerateBody(Decoding):
     instruction: str = Field(min_length=1, max_length=MAX_TEXT)
-    strategy: str = "rag"
+    strategy: str | None = None  # None: the modality's default (text: rag)
     k: int = Field(4, ge=1, le=100)
     retriever: str = "bm25"
     query: str | None = Field(None, min_length=1, max_length=MAX_TEXT)

@@ -7,6 +7,9 @@ similarity of consecutive frames (1.0: a still picture; low: flicker). FVD needs
 feature network (I3D); none installs offline, so ``video_metrics`` takes one only as an
 encoder of whole clips and otherwise leaves FVD out, saying so.
 
+For a 3D asset, the same over its rendered turntable views (DreamBooth3D reports CLIP-I of
+views against the references, and CLIP-T).
+
 For a post: the agreement of its caption and its image, CLIP-T between the two.
 """
 
@@ -70,6 +73,21 @@ def video_metrics(
     if dino is not None and references:
         result["dino_i"] = mean_pairwise_cosine(dino.images(frames), dino.images(references))
     return result
+
+
+def asset_metrics(
+    views: Sequence[ImageLike],
+    prompt: str | None = None,
+    references: Sequence[ImageLike] = (),
+    clip: ClipEncoder | None = None,
+    dino: DinoEncoder | None = None,
+) -> dict[str, float]:
+    """A 3D asset's metrics over its rendered views (DreamBooth3D's): ``clip_i`` / ``dino_i``
+    against the subject's references, ``clip_t`` against the prompt, and
+    ``view_consistency``, the CLIP similarity of neighbouring views around the object."""
+    scores = video_metrics(views, prompt, references, clip, dino)
+    renamed = {"frames": "views", "temporal": "view_consistency"}
+    return {renamed.get(name, name): value for name, value in scores.items()}
 
 
 def fvd(
