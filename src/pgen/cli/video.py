@@ -83,11 +83,12 @@ def cmd_generate_post(args: argparse.Namespace, config: Config) -> None:
 
 def cmd_eval_videos(args: argparse.Namespace, config: Config) -> None:
     from pgen.evaluate.metrics.image import ClipEncoder, DinoEncoder, image_folder
-    from pgen.evaluate.metrics.video import evaluate_clips
+    from pgen.evaluate.metrics.video import TransformersVideoNetwork, evaluate_clips
 
-    clips = sorted(p for p in args.clips.iterdir() if p.suffix in (".mp4", ".gif"))
-    if not clips:
-        raise ValueError(f"--clips {args.clips}: no .mp4 or .gif files")
+    clips = _clips(args.clips, "--clips")
+    if bool(args.fvd_network) != bool(args.real_clips):
+        raise ValueError("FVD takes both --fvd-network and --real-clips")
+    real = _clips(args.real_clips, "--real-clips") if args.real_clips else []
     references = image_folder(args.references) if args.references else []
     prompts = None
     if args.prompts:
@@ -96,14 +97,23 @@ def cmd_eval_videos(args: argparse.Namespace, config: Config) -> None:
     device = args.device or config.device
     clip = ClipEncoder(args.clip_model, device) if args.clip_model != "none" else None
     dino = DinoEncoder(args.dino_model, device) if args.dino_model != "none" else None
-    result = evaluate_clips(clips, prompts, references, clip, dino)
+    network = TransformersVideoNetwork(args.fvd_network, device) if args.fvd_network else None
+    result = evaluate_clips(clips, prompts, references, clip, dino, network, real)
     if args.json:
         print(json.dumps(result))
         return
     print("| metric | value |\n| --- | ---: |")
     for name, value in result.items():
         print(f"| {name} | {value:.4f} |")
-    print("\n[FVD: not computed (needs an I3D video feature network; none installs offline)]")
+    if network is None:
+        print("\n[FVD: not computed; give --fvd-network (a video encoder) and --real-clips]")
+
+
+def _clips(folder: Path, flag: str) -> list[Path]:
+    clips = sorted(p for p in folder.iterdir() if p.suffix in (".mp4", ".gif"))
+    if not clips:
+        raise ValueError(f"{flag} {folder}: no .mp4 or .gif files")
+    return clips
 
 
 def cmd_eval_3d(args: argparse.Namespace, config: Config) -> None:
@@ -185,6 +195,10 @@ def register(commands: Any, bench: Any) -> None:
     p.add_argument("--prompts", help="text file: one prompt per clip, or one for all")
     p.add_argument("--clip-model", default="openai/clip-vit-base-patch32", help="id, folder, none")
     p.add_argument("--dino-model", default="facebook/dino-vits16", help="id, folder, none")
+    p.add_argument(
+        "--fvd-network", help="FVD's video encoder: a transformers VideoMAE id or folder"
+    )
+    p.add_argument("--real-clips", type=Path, help="folder of real .mp4 / .gif clips for FVD")
     p.add_argument("--device", help="cpu, cuda ... (default: the config's device)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_eval_videos)

@@ -4,8 +4,8 @@ For a clip (AnimateDiff and its successors report these): per-frame CLIP-I and D
 against the subject's reference images (the mean over frames of the mean over references),
 CLIP-T of every frame against the prompt, and temporal consistency, the mean CLIP cosine
 similarity of consecutive frames (1.0: a still picture; low: flicker). FVD needs a video
-feature network (I3D); none installs offline, so ``video_metrics`` takes one only as an
-encoder of whole clips and otherwise leaves FVD out, saying so.
+feature network: the original I3D does not install offline, so ``fvd`` takes any encoder of
+whole clips, such as a transformers VideoMAE folder (``TransformersVideoNetwork``).
 
 For a 3D asset, the same over its rendered turntable views (DreamBooth3D reports CLIP-I of
 views against the references, and CLIP-T).
@@ -28,6 +28,7 @@ from pgen.evaluate.metrics.image import (
     clip_t,
     frechet_distance,
     mean_pairwise_cosine,
+    open_images,
 )
 
 
@@ -90,6 +91,41 @@ def asset_metrics(
     return {renamed.get(name, name): value for name, value in scores.items()}
 
 
+class TransformersVideoNetwork:
+    """A transformers video encoder (VideoMAE and kin: a ``save_pretrained`` folder or an id
+    with its image processor) as FVD's feature network: each clip is resampled to the
+    frames the model takes, and its row is the mean of the last hidden states. The I3D of
+    the original FVD does not install offline; self-supervised VideoMAE features are the
+    alternative Ge et al. (2024) propose, being less biased to single frames' content.
+    FVDs are comparable only under the same network and clip length."""
+
+    def __init__(self, spec: str, device: str = "cpu", batch_size: int = 8) -> None:
+        from transformers import AutoImageProcessor, AutoModel
+
+        self.model = AutoModel.from_pretrained(spec).to(device).eval()
+        self.processor: Any = AutoImageProcessor.from_pretrained(spec)
+        self.frames = int(getattr(self.model.config, "num_frames", 16))
+        self.device, self.batch_size, self.name = device, batch_size, spec
+
+    def _resampled(self, clip: Sequence[ImageLike]) -> list[Any]:
+        if not clip:
+            raise ValueError("a clip with no frames")
+        picks = np.linspace(0, len(clip) - 1, self.frames).round().astype(int)
+        return open_images([clip[i] for i in picks])
+
+    def clips(self, clips: Sequence[Sequence[ImageLike]]) -> np.ndarray:
+        import torch
+
+        rows = []
+        for start in range(0, len(clips), self.batch_size):
+            batch = [self._resampled(c) for c in clips[start : start + self.batch_size]]
+            pixels = self.processor(batch, return_tensors="pt")["pixel_values"]
+            with torch.no_grad():
+                hidden = self.model(pixel_values=pixels.to(self.device)).last_hidden_state
+            rows.append(hidden.mean(dim=1).float().cpu().numpy())
+        return np.concatenate(rows).astype(np.float64)
+
+
 def fvd(
     real: Sequence[Sequence[ImageLike]],
     generated: Sequence[Sequence[ImageLike]],
@@ -106,8 +142,11 @@ def evaluate_clips(
     references: Sequence[ImageLike],
     clip: ClipEncoder | None,
     dino: DinoEncoder | None,
+    network: VideoFeatureNetwork | None = None,
+    real_clips: Sequence[Path] = (),
 ) -> dict[str, float]:
-    """The mean of each clip metric over saved clips (MP4 or GIF)."""
+    """The mean of each clip metric over saved clips (MP4 or GIF), and with a ``network``
+    their FVD against ``real_clips``."""
     from pgen.models.video import read_frames
 
     if prompts is not None and len(prompts) not in (1, len(clips)):
@@ -118,6 +157,9 @@ def evaluate_clips(
         rows.append(video_metrics(read_frames(path), prompt, references, clip, dino))
     names = sorted({name for row in rows for name in row})
     means = {name: float(np.mean([row[name] for row in rows if name in row])) for name in names}
+    if network is not None:
+        generated = [read_frames(path) for path in clips]
+        means["fvd"] = fvd([read_frames(path) for path in real_clips], generated, network)
     return {**means, "clips": float(len(clips))}
 
 
