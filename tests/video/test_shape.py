@@ -135,7 +135,8 @@ def test_bad_requests_are_refused_before_anything_is_written(
     before = _files(engine)
     cases = [
         (ShapeRequest("ana", "rex", subject="rover"), "has no subject 'rover'"),
-        (ShapeRequest("ana", "rex", seed=-1), "seed must be at least 0"),
+        (ShapeRequest("ana", "rex", seed=-1), "seed must be between 0 and"),
+        (ShapeRequest("ana", "rex", seed=2**64), "seed must be between 0 and"),
         (ShapeRequest("bob", "rex in 3d"), "names none of user 'bob'"),
         (ShapeRequest("ana", "rex", strategy="nerf"), "nerf"),
     ]

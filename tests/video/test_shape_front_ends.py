@@ -58,7 +58,7 @@ def test_pgen_generate_3d_then_eval_3d(
     (mesh,) = [Path(p) for p in record["media"] if p.endswith(".ply")]
     assert len(read_ply(mesh).vertices) == record["details"]["vertices"]
     assert main([*argv, "--option", "seed=-2", *home]) == 1
-    assert "seed must be at least 0" in capsys.readouterr().err
+    assert "seed must be between 0 and" in capsys.readouterr().err
 
     evaluate = ["eval-3d", "--user", "ana", "--output", record["output_id"], "--json"]
     models = ["--clip-model", str(tiny_clip), "--dino-model", "none"]

@@ -118,10 +118,8 @@ def _clips(folder: Path, flag: str) -> list[Path]:
 
 def cmd_eval_3d(args: argparse.Namespace, config: Config) -> None:
     """A stored 3D output's views against its subject's references and its instruction."""
-    from PIL import Image
-
     from pgen.engine import Engine
-    from pgen.evaluate.metrics.image import ClipEncoder, DinoEncoder
+    from pgen.evaluate.metrics.image import ClipEncoder, DinoEncoder, open_images
     from pgen.evaluate.metrics.video import asset_metrics
 
     with Engine.open(config) as engine:
@@ -129,9 +127,8 @@ def cmd_eval_3d(args: argparse.Namespace, config: Config) -> None:
     if not found or found[0].modality != "3d":
         raise ValueError(f"user {args.user!r} has no 3d output {args.output!r}")
     output = found[0]
-    views = [Image.open(p).convert("RGB") for p in output.media if p.endswith(".png")]
-    refs = list(output.provenance["details"]["reference_scores"])
-    references = [Image.open(p).convert("RGB") for p in refs]
+    views = open_images([p for p in output.media if p.endswith(".png")])
+    references = open_images(list(output.provenance["details"]["reference_scores"]))
     device = args.device or config.device
     clip = ClipEncoder(args.clip_model, device)
     dino = DinoEncoder(args.dino_model, device) if args.dino_model != "none" else None

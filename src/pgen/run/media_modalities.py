@@ -26,10 +26,17 @@ from pgen.run.modalities import ModalitySpec, Workbench, register_modality
 
 MOTION_ADAPTER_ENV = "PGEN_MOTION_ADAPTER"  # the default motion adapter (id, folder, file)
 MAX_FPS = 60
+MAX_SEED = 2**63 - 1
 
 
 def _refused(error: Exception) -> InvalidRequest:
     return InvalidRequest(str(error))
+
+
+def _check_seed(seed: int) -> None:
+    # torch's generators take 64 bits: a larger seed would fail inside the pipeline.
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidRequest(f"seed must be between 0 and {MAX_SEED}, got {seed}")
 
 
 # -- video --------------------------------------------------------------------------------
@@ -52,8 +59,7 @@ def _video_check(bench: Workbench, request: VideoRequest) -> VideoRequest:
         raise InvalidRequest(f"frames must be between 1 and {MAX_FRAMES}, got {request.frames}")
     if not 1 <= request.fps <= MAX_FPS:
         raise InvalidRequest(f"fps must be between 1 and {MAX_FPS}, got {request.fps}")
-    if request.seed < 0:
-        raise InvalidRequest(f"seed must be at least 0, got {request.seed}")
+    _check_seed(request.seed)
     motion = _motion_adapter(bench.motion_adapters, request.motion_adapter)
     # The store's own files (users' artifacts) are never read as a model a request names.
     root = Path(bench.store.artifacts_root).resolve()
@@ -112,8 +118,7 @@ def _post_check(bench: Workbench, request: PostRequest) -> PostRequest:
         )
     if request.k < 1:
         raise InvalidRequest(f"k must be at least 1, got {request.k}")
-    if request.seed < 0:
-        raise InvalidRequest(f"seed must be at least 0, got {request.seed}")
+    _check_seed(request.seed)
     bench.retrievers.get(request.retriever)
     if request.image == "subject":
         _check_trained_subject(bench, request, None)
@@ -129,8 +134,7 @@ def _shape_check(bench: Workbench, request: ShapeRequest) -> ShapeRequest:
     from pgen.models.image_input import ImageInputError, check_image_path
     from pgen.personalize.subject import pick_subject
 
-    if request.seed < 0:
-        raise InvalidRequest(f"seed must be at least 0, got {request.seed}")
+    _check_seed(request.seed)
     try:
         subject = pick_subject(bench.store, request)
     except ValueError as error:
