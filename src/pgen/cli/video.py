@@ -99,14 +99,18 @@ def cmd_eval_videos(args: argparse.Namespace, config: Config) -> None:
     dino = DinoEncoder(args.dino_model, device) if args.dino_model != "none" else None
     network = TransformersVideoNetwork(args.fvd_network, device) if args.fvd_network else None
     result = evaluate_clips(clips, prompts, references, clip, dino, network, real)
-    if args.json:
+    _print_metrics(result, args.json)
+    if network is None and not args.json:
+        print("\n[FVD: not computed; give --fvd-network (a video encoder) and --real-clips]")
+
+
+def _print_metrics(result: dict[str, float], as_json: bool) -> None:
+    if as_json:
         print(json.dumps(result))
         return
     print("| metric | value |\n| --- | ---: |")
     for name, value in result.items():
         print(f"| {name} | {value:.4f} |")
-    if network is None:
-        print("\n[FVD: not computed; give --fvd-network (a video encoder) and --real-clips]")
 
 
 def _clips(folder: Path, flag: str) -> list[Path]:
@@ -132,13 +136,7 @@ def cmd_eval_3d(args: argparse.Namespace, config: Config) -> None:
     device = args.device or config.device
     clip = ClipEncoder(args.clip_model, device)
     dino = DinoEncoder(args.dino_model, device) if args.dino_model != "none" else None
-    result = asset_metrics(views, output.instruction, references, clip, dino)
-    if args.json:
-        print(json.dumps(result))
-        return
-    print("| metric | value |\n| --- | ---: |")
-    for name, value in result.items():
-        print(f"| {name} | {value:.4f} |")
+    _print_metrics(asset_metrics(views, output.instruction, references, clip, dino), args.json)
 
 
 def register(commands: Any, bench: Any) -> None:
