@@ -47,6 +47,8 @@ CANDIDATES = {
     "r8 q,v lr 3e-3": {"learning_rate": 3e-3},
     "r8 q,k,v,o lr 1e-3": {"learning_rate": 1e-3, "target_modules": QKVO},
     "r8 q,v lr 1e-3, 4 epochs": {"learning_rate": 1e-3, "epochs": 4},
+    "r8 q,k,v,o lr 3e-3": {"learning_rate": 3e-3, "target_modules": QKVO},
+    "r8 q,v lr 1e-2": {"learning_rate": 1e-2},
 }
 
 

@@ -105,6 +105,19 @@ def test_remembered_turns_yield_preferences_with_their_source(engine: Engine) ->
     assert engine.preferences("raj") == []  # never another user's
 
 
+def test_a_transcripts_user_turns_are_the_users_own_words(engine: Engine) -> None:
+    """A chat transcript names its turns by role (PrefEval's, a client's history): the
+    ``user`` role's turns are read for preferences, the assistant's never."""
+    mine = turn_document(
+        "ana", "I find flashcards ineffective and prefer storytelling.", speaker="user"
+    )
+    echo = turn_document("ana", "I prefer short answers, as you asked.", speaker="assistant")
+    engine.remember("ana", [mine, echo])
+    assert [(p.text, p.source) for p in engine.preferences("ana")] == [
+        ("I find flashcards ineffective and prefer storytelling.", mine.doc_id)
+    ]
+
+
 def test_ingested_chat_turns_yield_preferences_in_the_same_batch(
     engine: Engine, tmp_path: Path
 ) -> None:

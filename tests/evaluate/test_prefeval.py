@@ -175,6 +175,11 @@ def test_rag_answers_a_prefeval_question_as_the_assistant_unless_told(
     tmp_path: Path, tiny_llama: Path
 ) -> None:
     item, engine, said, stating = _remembered(tmp_path, tiny_llama)
+    # The stated preference was found in the user's turn; in the tiny model's short context
+    # its block leaves no room for a turn (then rag has nothing to frame), so it goes here.
+    (found,) = engine.preferences("u0")
+    assert found.text in item.preference
+    engine.remove_preference("u0", found.preference_id)
     # The question alone (option mode): the tiny model's short context leaves room for it.
     text = instruction(item.question, list(item.options), "option", False)
     for frame, expected in (("auto", "assistant"), ("author", "author")):
@@ -197,7 +202,14 @@ def test_preference_recall_is_zero_when_the_stating_turn_is_left_out(
     stating = remember(engine, "u1", said)
     text = instruction(item.question, list(item.options), "letter", False)
     prompt, facts = build(engine, "rag", text, item, said, "u1", stating, 1)
-    assert facts["recalled"] == 0.0 and facts["turns_in_prompt"] == 1
+    # Retrieval missed the turn; the preference found in it is in the prompt all the same.
+    assert facts["recalled_turn"] == 0.0 and facts["turns_in_prompt"] == 1
+    assert facts["preference_in_prompt"] == 1.0 and facts["recalled"] == 1.0
+    (found,) = engine.preferences("u1")
+    assert found.text in " ".join(m.content for m in prompt)
+    engine.remove_preference("u1", found.preference_id)  # the user took it back
+    prompt, facts = build(engine, "rag", text, item, said, "u1", stating, 1)
+    assert facts["recalled"] == 0.0 and facts["preference_in_prompt"] == 0.0
     assert item.preference not in " ".join(m.content for m in prompt)
     # Room for the question and the last filler message only.
     last = engine.text_model.count_tokens(said[-1].text) + MESSAGE_TOKENS

@@ -26,7 +26,9 @@ Settings:
 * ``profile``: the ``profile`` strategy (the model's summary of the user's texts).
 
 Preference recall (settings that carry the conversation): whether a message that states
-the preference is in the prompt. It depends on pgen, not on the model.
+the preference is in the prompt, or (``rag``) a stated preference found in it; the rows
+say which (``recalled_turn``, ``preference_in_prompt``). It depends on pgen, not on the
+model.
 """
 
 from __future__ import annotations
@@ -219,7 +221,13 @@ def build(
     # What the strategy put before the question, to read per example (short: k turns).
     facts: dict[str, Any] = {"turns_in_prompt": len(used), "system": plan.chat[0].content}
     if setting == "rag":
-        facts["recalled"] = float(bool(stating & set(used)))
+        # Recalled: the stating turn was retrieved, or a preference found in it is among
+        # the stated preferences the prompt carries (pgen's two ways of keeping it).
+        sources = {p.preference_id: p.source for p in engine.preferences(user)}
+        carried = {sources.get(p) for p in plan.provenance.preferences} & stating
+        facts["recalled_turn"] = float(bool(stating & set(used)))
+        facts["preference_in_prompt"] = float(bool(carried))
+        facts["recalled"] = max(facts["recalled_turn"], facts["preference_in_prompt"])
     return list(plan.chat), facts
 
 

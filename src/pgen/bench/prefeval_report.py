@@ -88,7 +88,10 @@ def recall_table(rows: list[dict[str, Any]]) -> list[str]:
     mode = sorted({r["mode"] for r in carrying})[0]
     carrying = [r for r in carrying if r["mode"] == mode]
     turns = sorted({r["turns"] for r in carrying})
-    lines = ["#### Preference recall: a stating turn is in the prompt", ""]
+    lines = [
+        "#### Preference recall: a stating turn, or a preference found in it, is in the prompt",
+        "",
+    ]
     lines += ["| form | setting | " + " | ".join(f"N={n}" for n in turns) + " |"]
     lines.append("|---|---|" + "---|" * len(turns))
     groups: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))

@@ -20,6 +20,8 @@ from pgen.errors import InvalidRequest, NotFound
 from pgen.usermodel.memory import MEMORY_KIND, speaker_of
 from pgen.usermodel.stated import detected_preferences
 
+USER_ROLE = "user"  # a transcript's role for the user's own turns
+
 
 class PreferenceNotFoundError(NotFound):
     def __str__(self) -> str:
@@ -28,10 +30,11 @@ class PreferenceNotFoundError(NotFound):
 
 def users_own_words(document: Document) -> bool:
     """Where preferences are looked for: the user's own chat turns (kind ``chat`` with no
-    other speaker named, as the chat endpoint and ``remember`` store them). Turns of a
-    conversation between named people (LoCoMo's) and other documents (posts, reviews,
-    abstracts) are the user's context, not things they asked the assistant to honour."""
-    return document.kind == MEMORY_KIND and speaker_of(document) is None
+    other speaker named, as the chat endpoint stores them, or spoken as ``user``, the role
+    a chat transcript gives them). The assistant's turns, turns of a conversation between
+    named people (LoCoMo's) and other documents (posts, reviews, abstracts) are the user's
+    context, not things they asked the assistant to honour."""
+    return document.kind == MEMORY_KIND and speaker_of(document) in (None, USER_ROLE)
 
 
 def with_detected(store: ContextStore, records: Iterable[Record]) -> list[Record]:
