@@ -266,7 +266,7 @@ def register(commands: Any, bench: Any) -> None:
         "--target-modules", default="q_proj,v_proj", help="comma-separated modules to adapt"
     )
     p.add_argument("--epochs", type=int, help="default: 2 for lora, 3 for dpo")
-    p.add_argument("--lr", type=float, help="learning rate (default: 2e-4)")
+    p.add_argument("--lr", type=float, help="learning rate (default: 3e-3 for lora, 2e-4 for dpo)")
     p.add_argument("--batch-size", type=positive, default=4, help="examples per step")
     p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     p.add_argument("--beta", type=float, default=0.1, help="DPO's beta")
