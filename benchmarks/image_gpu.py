@@ -328,22 +328,11 @@ def shape_row(args: argparse.Namespace, work: Path, preset: str) -> dict[str, An
         ShapeSettings(steps=1, grid_size=16, view_size=8, coarse_samples=4, fine_samples=4),
     )
     reset_peak(args.device)
+    latent: list[Any] = []
+    latent_s = timed(args.device, lambda: latent.append(model.latent(image, 0, settings)))
+    mesh_s = timed(args.device, lambda: model.mesh(latent[0], settings))
+    views_s = timed(args.device, lambda: model.views(latent[0], settings))
     pipe = model.pipe
-    with torch.no_grad():
-        latent: list[Any] = []
-        latent_s = timed(
-            args.device,
-            lambda: latent.append(
-                pipe(
-                    image,
-                    num_inference_steps=settings.steps,
-                    guidance_scale=3.0,
-                    output_type="latent",
-                ).images[:1]
-            ),
-        )
-        mesh_s = timed(args.device, lambda: model._mesh(latent[0], settings))
-        views_s = timed(args.device, lambda: model._views(latent[0], settings))
     params = sum(
         p.numel()
         for part in (pipe.prior, pipe.image_encoder, pipe.shap_e_renderer)

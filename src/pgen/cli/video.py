@@ -123,14 +123,17 @@ def _clips(folder: Path, flag: str) -> list[Path]:
 def cmd_eval_3d(args: argparse.Namespace, config: Config) -> None:
     """A stored 3D output's views against its subject's references and its instruction."""
     from pgen.engine import Engine
+    from pgen.errors import NotFound
     from pgen.evaluate.metrics.image import ClipEncoder, DinoEncoder, open_images
     from pgen.evaluate.metrics.video import asset_metrics
 
     with Engine.open(config) as engine:
-        found = [o for o in engine.outputs(args.user) if o.output_id == args.output]
-    if not found or found[0].modality != "3d":
+        try:
+            output = engine.store.output(args.user, args.output)
+        except NotFound:
+            output = None
+    if output is None or output.modality != "3d":
         raise ValueError(f"user {args.user!r} has no 3d output {args.output!r}")
-    output = found[0]
     views = open_images([p for p in output.media if p.endswith(".png")])
     references = open_images(list(output.provenance["details"]["reference_scores"]))
     device = args.device or config.device

@@ -3,9 +3,8 @@
 
 The pipeline runs once, to the latent (the implicit function's weights); the renderer then
 decodes that latent twice: to a mesh (signed distance on a grid, marching cubes, a colour
-per vertex) and to the 20 pan views that CLIP scores against the user's references. Both
-decodes write the latent into the renderer's MLP, so a model renders one asset at a time,
-under its lock.
+per vertex) and to the 20 pan views that CLIP scores against the user's references. Each
+decode writes the latent into the renderer's MLP, so each runs under the model's lock.
 """
 
 from __future__ import annotations
@@ -26,6 +25,9 @@ if TYPE_CHECKING:
 
 DEFAULT_SHAPE_MODEL = "openai/shap-e-img2img"
 PAN_VIEWS = 20  # diffusers' pan cameras: 20 views around the object, 30 degrees up
+# The PLY rows pgen writes and reads: a vertex (xyz floats, rgb bytes), a triangle.
+_PLY_VERTEX = np.dtype([("xyz", "<f4", 3), ("rgb", "u1", 3)])
+_PLY_FACE = np.dtype([("n", "u1"), ("v", "<i4", 3)])
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,9 @@ class Mesh:
                 "end_header",
             ]
         )
-        vertex = np.dtype([("xyz", "<f4", 3), ("rgb", "u1", 3)])
-        rows = np.empty(len(self.vertices), dtype=vertex)
+        rows = np.empty(len(self.vertices), dtype=_PLY_VERTEX)
         rows["xyz"], rows["rgb"] = self.vertices, self.colors
-        face = np.dtype([("n", "u1"), ("v", "<i4", 3)])
-        triangles = np.empty(len(self.faces), dtype=face)
+        triangles = np.empty(len(self.faces), dtype=_PLY_FACE)
         triangles["n"], triangles["v"] = 3, self.faces
         with path.open("wb") as out:
             out.write(header.encode("ascii") + b"\n")
@@ -88,12 +88,10 @@ def read_ply(path: Path) -> Mesh:
     header = data[:end].decode("ascii").splitlines()
     elements = [line.split() for line in header if line.startswith("element")]
     counts = {name: int(count) for _, name, count in elements}
-    vertex = np.dtype([("xyz", "<f4", 3), ("rgb", "u1", 3)])
-    face = np.dtype([("n", "u1"), ("v", "<i4", 3)])
-    rows = np.frombuffer(data, dtype=vertex, count=counts["vertex"], offset=end)
-    start = end + counts["vertex"] * vertex.itemsize
-    triangles = np.frombuffer(data, dtype=face, count=counts["face"], offset=start)
-    if start + counts["face"] * face.itemsize != len(data) or (triangles["n"] != 3).any():
+    rows = np.frombuffer(data, dtype=_PLY_VERTEX, count=counts["vertex"], offset=end)
+    start = end + counts["vertex"] * _PLY_VERTEX.itemsize
+    triangles = np.frombuffer(data, dtype=_PLY_FACE, count=counts["face"], offset=start)
+    if start + counts["face"] * _PLY_FACE.itemsize != len(data) or (triangles["n"] != 3).any():
         raise ValueError(f"{path}: not a triangle mesh as pgen writes it")
     return Mesh(rows["xyz"].copy(), triangles["v"].copy(), rows["rgb"].copy())
 
@@ -148,10 +146,15 @@ class ShapEModel:
         self.lock = threading.Lock()
 
     def make(self, image: Image.Image, seed: int, settings: ShapeSettings) -> Asset:
+        latents = self.latent(image, seed, settings)
+        return Asset(self.mesh(latents, settings), self.views(latents, settings))
+
+    def latent(self, image: Image.Image, seed: int, settings: ShapeSettings) -> torch.Tensor:
+        """The sampled latent: the weights of the asset's implicit function."""
         import torch
 
         with self.lock, torch.no_grad():
-            latents = self.pipe(
+            latents: torch.Tensor = self.pipe(
                 image.convert("RGB"),
                 num_inference_steps=settings.steps,
                 guidance_scale=settings.guidance_scale,
@@ -159,29 +162,35 @@ class ShapEModel:
                 # CPU generators give the same noise on every device for the same seed.
                 generator=torch.Generator("cpu").manual_seed(seed),
             ).images[:1]
-            return Asset(self._mesh(latents, settings), self._views(latents, settings))
+        return latents
 
-    def _mesh(self, latents: torch.Tensor, settings: ShapeSettings) -> Mesh:
+    def mesh(self, latents: torch.Tensor, settings: ShapeSettings) -> Mesh:
+        import torch
+
         renderer = self.pipe.shap_e_renderer
-        decoded = renderer.decode_to_mesh(latents, self.device, grid_size=settings.grid_size)
+        with self.lock, torch.no_grad():  # decoding writes the latent into the renderer
+            decoded = renderer.decode_to_mesh(latents, self.device, grid_size=settings.grid_size)
         channels = decoded.vertex_channels
         linear = np.stack([channels[c].float().cpu().numpy() for c in "RGB"], axis=-1)
         return Mesh(
-            decoded.verts.float().cpu().numpy().astype(np.float32),
+            decoded.verts.float().cpu().numpy(),
             decoded.faces.cpu().numpy().astype(np.int32),
             (np.clip(_linear_to_srgb(linear), 0.0, 1.0) * 255).round().astype(np.uint8),
         )
 
-    def _views(self, latents: torch.Tensor, settings: ShapeSettings) -> list[Image.Image]:
+    def views(self, latents: torch.Tensor, settings: ShapeSettings) -> list[Image.Image]:
+        import torch
+
         size = settings.view_size
-        frames = self.pipe.shap_e_renderer.decode_to_image(
-            latents,
-            self.device,
-            size=size,
-            ray_batch_size=_ray_batch(PAN_VIEWS * size * size),
-            n_coarse_samples=settings.coarse_samples,
-            n_fine_samples=settings.fine_samples,
-        )
+        with self.lock, torch.no_grad():  # decoding writes the latent into the renderer
+            frames = self.pipe.shap_e_renderer.decode_to_image(
+                latents,
+                self.device,
+                size=size,
+                ray_batch_size=_ray_batch(PAN_VIEWS * size * size),
+                n_coarse_samples=settings.coarse_samples,
+                n_fine_samples=settings.fine_samples,
+            )
         pixels = (frames.float().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
         return [Image.fromarray(view) for view in pixels]
 

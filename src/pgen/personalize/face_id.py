@@ -12,7 +12,6 @@ FaceID weights, and a mismatch is refused before anything loads or renders.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,7 +23,13 @@ from pgen.errors import InvalidRequest
 from pgen.models.base import AdapterRef
 from pgen.models.face import FaceEmbedder
 from pgen.models.face_id import FACEID_REPO, FACEID_WEIGHTS, faceid_identity_dim, faceid_weights
-from pgen.personalize.subject import pick_subject, subject_phrase, subject_prompt
+from pgen.personalize.subject import (
+    describe_weights,
+    pick_subject,
+    subject_phrase,
+    subject_prompt,
+    weight_file,
+)
 from pgen.usermodel.faces import FACE_CLASS_WORD, FaceError, FaceVectors, is_face_subject
 
 if TYPE_CHECKING:
@@ -60,16 +65,14 @@ class FaceIDSpec:
     ) -> FaceIDSpec:
         """h94's FaceID weights of the model's family, or ``repo`` (an id, a folder, or one
         ``.bin``/``.safetensors`` weight file)."""
-        path = Path(repo).expanduser() if repo else None
-        if path is not None and path.suffix in (".safetensors", ".bin"):
-            if subfolder or weight_name:
-                raise ValueError("a FaceID weight file names its own folder and weights")
+        path = weight_file(repo, subfolder, weight_name, "FaceID")
+        if path is not None:
             return cls(str(path.parent), "", path.name, scale, face_model)
         name = weight_name or FACEID_WEIGHTS[model.is_sdxl]
         return cls(repo or cls.repo, subfolder or "", name, scale, face_model)
 
     def describe(self) -> str:
-        return "/".join(part for part in (self.repo, self.subfolder, self.weight_name) if part)
+        return describe_weights(self.repo, self.subfolder, self.weight_name)
 
 
 def subject_identity(

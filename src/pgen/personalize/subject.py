@@ -60,12 +60,8 @@ class IPAdapterSpec:
         """The h94 weights of the model's family, or ``repo`` (an id, a folder, or one
         ``.safetensors``/``.bin`` weight file whose folder holds ``image_encoder/``, as
         ``models/ip-adapter_sd15.safetensors`` does in h94's layout)."""
-        path = Path(repo).expanduser() if repo else None
-        if path is not None and path.suffix in (".safetensors", ".bin"):
-            if not path.is_file():
-                raise FileNotFoundError(f"IP-Adapter weights {path}: no such file")
-            if subfolder or weight_name:
-                raise ValueError("an IP-Adapter weight file names its own folder and weights")
+        path = weight_file(repo, subfolder, weight_name, "IP-Adapter", must_exist=True)
+        if path is not None:
             return cls(str(path.parent), "", path.name, scale)
         xl = ("sdxl_models", "ip-adapter_sdxl.safetensors") if model.is_sdxl else None
         default_sub, default_name = xl or (cls.subfolder, cls.weight_name)
@@ -77,7 +73,32 @@ class IPAdapterSpec:
         )
 
     def describe(self) -> str:
-        return "/".join(part for part in (self.repo, self.subfolder, self.weight_name) if part)
+        return describe_weights(self.repo, self.subfolder, self.weight_name)
+
+
+def weight_file(
+    repo: str | None,
+    subfolder: str | None,
+    weight_name: str | None,
+    what: str,
+    must_exist: bool = False,
+) -> Path | None:
+    """``repo`` when it names one ``.safetensors``/``.bin`` weight file (its folder holds
+    the rest), else None; a subfolder or weight name beside such a file is refused."""
+    path = Path(repo).expanduser() if repo else None
+    if path is None or path.suffix not in (".safetensors", ".bin"):
+        return None
+    if must_exist and not path.is_file():
+        raise FileNotFoundError(f"{what} weights {path}: no such file")
+    if subfolder or weight_name:
+        article = "an" if what[0] in "AEIOU" else "a"
+        raise ValueError(f"{article} {what} weight file names its own folder and weights")
+    return path
+
+
+def describe_weights(repo: str, subfolder: str, weight_name: str) -> str:
+    """Where adapter weights are, as one path-like name."""
+    return "/".join(part for part in (repo, subfolder, weight_name) if part)
 
 
 def find_subject(store: ContextStore, user_id: str, name: str) -> Subject:
