@@ -5,6 +5,7 @@ whose adapter) and pgen's own bar: one user alone (lora, task-lora, dpo), many g
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,6 +86,21 @@ def test_gathered_users_each_hear_only_their_own_steps(
     assert all(r.meta["gathered"] == 2 for r in results)
     for user, total in steps.items():
         assert_counted(heard[user], total, (user,))
+
+
+@pytest.mark.parametrize("batch_users", [1, 2])
+def test_lora_training_shows_no_third_party_deprecation_warnings(
+    store: SQLiteStore, model: TransformersTextModel, batch_users: int
+) -> None:
+    """PEFT reads a property transformers deprecates; a user cannot act on that warning."""
+    store.add(documents("ann", "the battery lasts long", "great sound"))
+    store.add(documents("bob", "too heavy", "would not buy again"))
+    requests = [TrainRequest(u, "lora", settings=TINY_LORA) for u in ("ann", "bob")]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        service(store, model).train(requests, batch_users=batch_users)
+    third_party = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert third_party == []
 
 
 def test_a_hook_that_raises_stops_the_run_and_saves_nothing(

@@ -75,9 +75,12 @@ class AdapterGroup:
     def __init__(self, text_model: TextModel, shape: LoraSettings) -> None:
         from peft import get_peft_model
 
+        from pgen.models.quiet import quiet_third_party
+
         model, self.tokenizer = fresh_base(text_model)
         model.requires_grad_(False)
-        self.peft = get_peft_model(model, lora_config(shape))
+        with quiet_third_party():  # PEFT reads a property transformers deprecates
+            self.peft = get_peft_model(model, lora_config(shape))
         self.layers = {
             name.removeprefix(PEFT_PREFIX): module
             for name, module in self.peft.named_modules()

@@ -130,10 +130,13 @@ def new_lora(model: Any, settings: LoraSettings, start: Path | None) -> Any:
     import torch
     from peft import PeftModel, get_peft_model
 
+    from pgen.models.quiet import quiet_third_party
+
     torch.manual_seed(settings.seed)  # the dropout masks
-    if start is not None:
-        return PeftModel.from_pretrained(model, str(start), is_trainable=True)
-    peft = get_peft_model(model, lora_config(settings))
+    with quiet_third_party():  # PEFT reads a property transformers deprecates
+        if start is not None:
+            return PeftModel.from_pretrained(model, str(start), is_trainable=True)
+        peft = get_peft_model(model, lora_config(settings))
     with torch.no_grad():
         for name, module in peft.named_modules():
             if hasattr(module, "lora_A") and "default" in module.lora_A:
