@@ -10,6 +10,7 @@ over exactly the gathered run's chunks of tokens.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -38,7 +39,7 @@ class Row:
     method: str
     k: int
     per_user_seconds: float  # gathered, per user
-    alone_seconds: float  # per-user loop, per user (mean of the interleaved runs)
+    alone_seconds: float  # per-user loop, per user (median of the interleaved runs)
     floor_seconds: float  # base forward+backward over the same chunks, per user
     stats: Stats
     alone_padding: float
@@ -175,10 +176,18 @@ def compare(
     steps: int,
     log: Callable[[str], None],
 ) -> list[Row]:
-    """Per-user, gathered K, per-user, gathered K', ..., per-user: interleaved."""
+    """Per-user, gathered K, per-user, gathered K', ..., per-user: interleaved, after one
+    per-user run that is not counted. A process's first runs pay one-time costs (lazy
+    imports, the allocator's first growth, cold caches): per-user runs measured from a
+    cold start fell from 13.2 to 6.4 to 3.3 s a user, which made a mean of them flatter
+    the gathered runs. The loop's cost is the median of the counted runs."""
     out: list[Row] = []
     alone: list[float] = []
     at = 0
+    warm_up = users[-1]  # trained first and never counted
+    began = time.perf_counter()
+    method.alone(warm_up)
+    log(f"{method.name} alone (warm-up, not counted): {time.perf_counter() - began:.1f} s")
 
     def one_alone() -> None:
         began = time.perf_counter()
@@ -213,8 +222,7 @@ def compare(
             )
         )
     one_alone()
-    mean_alone = sum(alone) / len(alone)
-    return [replace(row, alone_seconds=mean_alone) for row in out]
+    return [replace(row, alone_seconds=statistics.median(alone)) for row in out]
 
 
 def table(rows: Sequence[Row], full_steps: dict[str, int]) -> str:

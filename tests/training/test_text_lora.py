@@ -262,3 +262,22 @@ def test_missing_loras_are_trained_once(store: SQLiteStore, model: TransformersT
     assert train_missing_loras(store, ["ann", "bob"], model, TINY_LORA) == {}
     store.add([Document(user_id="bob", doc_id="new", text="a new review")])
     assert set(train_missing_loras(store, ["ann", "bob"], model, TINY_LORA)) == {"bob"}
+
+
+def test_generating_through_adapters_shows_no_third_party_deprecations(
+    store: SQLiteStore, model: TransformersTextModel, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Generation and choice scoring, with and without a user's adapter, warn of nothing a
+    user could act on (PEFT and pgen once passed the key/value cache by a name transformers
+    deprecates)."""
+    import warnings
+
+    folder = trained(store, model, "ann")["ann"]
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for refs in ([ref("ann", folder)], None):
+            model.generate([chat("write a review")], GREEDY, refs)
+            model.choice_logprobs([chat("rate it")], ["good", "very bad"], refs)
+    assert [str(w.message) for w in caught if issubclass(w.category, FutureWarning)] == []
+    assert "deprecated" not in capfd.readouterr().err

@@ -268,11 +268,9 @@ class TransformersTextModel:
                 )
                 rest = head.logits[:, :0].expand(len(choices), -1, -1)  # one-token choices
                 if width > 1:
-                    cache = head.past_key_values
+                    cache = head.cache  # transformers 5 names it so (past_key_values: deprecated)
                     cache.batch_repeat_interleave(len(choices))
-                    rest = model(
-                        input_ids=tokens[:, :-1].to(self.device), past_key_values=cache
-                    ).logits
+                    rest = model(input_ids=tokens[:, :-1].to(self.device), cache=cache).logits
             # The prompt's last logits predict each choice's first token; the choice's own
             # logits at position t predict its token t + 1.
             logits = torch.cat([head.logits[:, -1:].expand(len(choices), -1, -1), rest], dim=1)
