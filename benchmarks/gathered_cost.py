@@ -33,13 +33,15 @@ from pgen.training.text_lora import (
     user_split,
 )
 
+ALONE_SEED = 1  # the per-user runs' seed: not the gathered runs', so never "current"
+
 
 @dataclass
 class Row:
     method: str
     k: int
     per_user_seconds: float  # gathered, per user
-    alone_seconds: float  # per-user loop, per user (median of the interleaved runs)
+    alone_seconds: float  # per-user loop, per user: its median s/token × the group's tokens
     floor_seconds: float  # base forward+backward over the same chunks, per user
     stats: Stats
     alone_padding: float
@@ -96,9 +98,9 @@ class Method(Protocol):
 
     def gathered(self, users: Sequence[str], gathering: Gathering) -> None: ...
 
-    def rows(self, users: Sequence[str]) -> tuple[list[Row_], list[list[int]]]:
-        """Every row the capped run trains on (for the floor), and the per-user loop's
-        batches' row lengths (for its padding share)."""
+    def rows(self, users: Sequence[str], seed: int = 0) -> tuple[list[Row_], list[list[int]]]:
+        """Every row the capped run with ``seed`` trains on (for the floor), and the
+        per-user loop's batches' row lengths (for its padding share)."""
         ...
 
 
@@ -110,19 +112,19 @@ class LoraCost:
         self.shape = LoraSettings(max_steps=steps, progress=False)
 
     def alone(self, user: str) -> None:  # another seed than the gathered runs': not "current"
-        train_user_lora(self.store, user, self.model, replace(self.shape, seed=1))
+        train_user_lora(self.store, user, self.model, replace(self.shape, seed=ALONE_SEED))
 
     def gathered(self, users: Sequence[str], gathering: Gathering) -> None:
         train_lora_group(self.store, [(u, self.shape) for u in users], self.model, gathering)
 
-    def rows(self, users: Sequence[str]) -> tuple[list[Row_], list[list[int]]]:
+    def rows(self, users: Sequence[str], seed: int = 0) -> tuple[list[Row_], list[list[int]]]:
         settings = self.shape
         rows, batches = [], []
         for user in users:
             train = user_split(self.store, user, settings)[0]
             encoded = [encode(self.tokenizer, e, settings.max_length) for e in train]
             for step in step_indices(
-                len(encoded), settings.batch_size, settings.epochs, settings.max_steps, 0
+                len(encoded), settings.batch_size, settings.epochs, settings.max_steps, seed
             ):
                 rows += [encoded[i] for i in step]
                 batches.append([len(encoded[i][0]) for i in step])
@@ -138,19 +140,19 @@ class DpoCost:
         self.shape = self.settings.lora
 
     def alone(self, user: str) -> None:
-        train_user_dpo(self.store, user, self.model, replace(self.settings, seed=1))
+        train_user_dpo(self.store, user, self.model, replace(self.settings, seed=ALONE_SEED))
 
     def gathered(self, users: Sequence[str], gathering: Gathering) -> None:
         train_dpo_group(self.store, [(u, self.settings) for u in users], self.model, gathering)
 
-    def rows(self, users: Sequence[str]) -> tuple[list[Row_], list[list[int]]]:
+    def rows(self, users: Sequence[str], seed: int = 0) -> tuple[list[Row_], list[list[int]]]:
         settings = self.settings
         rows, batches = [], []
         for user in users:
             train = training_pairs(self.store, user, settings)[2]
             encoded = [pair_rows(self.tokenizer, p, settings.max_length) for p in train]
             for step in step_indices(
-                len(encoded), settings.batch_size, settings.epochs, settings.max_steps, 0
+                len(encoded), settings.batch_size, settings.epochs, settings.max_steps, seed
             ):
                 rows += [row for i in step for row in encoded[i]]
                 batches.append([len(row[0]) for i in step for row in encoded[i]])
@@ -167,6 +169,11 @@ def state_mb(settings: LoraSettings, model: Any) -> float:
     return elements * 4 * 4 / 2**20
 
 
+def tokens_of(method: Method, users: Sequence[str], seed: int) -> int:
+    """Real (unpadded) tokens the capped run with ``seed`` trains ``users`` on."""
+    return sum(len(ids) for ids, _ in method.rows(users, seed)[0])
+
+
 def compare(
     method: Method,
     users: Sequence[str],
@@ -177,12 +184,15 @@ def compare(
     log: Callable[[str], None],
 ) -> list[Row]:
     """Per-user, gathered K, per-user, gathered K', ..., per-user: interleaved, after one
-    per-user run that is not counted. A process's first runs pay one-time costs (lazy
-    imports, the allocator's first growth, cold caches): per-user runs measured from a
-    cold start fell from 13.2 to 6.4 to 3.3 s a user, which made a mean of them flatter
-    the gathered runs. The loop's cost is the median of the counted runs."""
+    per-user run that is not counted (a process's first run pays one-time costs).
+
+    Users differ in how many tokens their capped run trains on (reviews run from a line to
+    a page), so a per-user run is measured as seconds per token of its own user, and the
+    loop's cost for a gathered group is the median of those rates times the group's own
+    tokens: what the loop would have paid for the same users. Comparing raw seconds of
+    different users made the loop's cost swing from 5.9 to 14.9 s a user in one run."""
     out: list[Row] = []
-    alone: list[float] = []
+    rates: list[float] = []  # per-user loop: seconds per real token
     at = 0
     warm_up = users[-1]  # trained first and never counted
     began = time.perf_counter()
@@ -190,11 +200,14 @@ def compare(
     log(f"{method.name} alone (warm-up, not counted): {time.perf_counter() - began:.1f} s")
 
     def one_alone() -> None:
+        user = users[len(rates)]
         began = time.perf_counter()
-        method.alone(users[len(alone)])
-        alone.append(time.perf_counter() - began)
-        log(f"{method.name} alone: {alone[-1]:.1f} s")
+        method.alone(user)
+        seconds, tokens = time.perf_counter() - began, tokens_of(method, [user], ALONE_SEED)
+        rates.append(seconds / tokens)
+        log(f"{method.name} alone: {seconds:.1f} s for {tokens} tokens")
 
+    groups = []
     for k in ks:
         one_alone()
         group = list(users[at : at + k])
@@ -207,6 +220,7 @@ def compare(
         rows, batches = method.rows(group)
         base_seconds = floor(base, rows, gathering.max_tokens)
         log(f"{method.name} gathered K={k}: {seconds:.1f} s, floor {base_seconds:.1f} s, {stats}")
+        groups.append(sum(len(ids) for ids, _ in rows))
         out.append(
             Row(
                 method.name,
@@ -222,7 +236,12 @@ def compare(
             )
         )
     one_alone()
-    return [replace(row, alone_seconds=statistics.median(alone)) for row in out]
+    rate = statistics.median(rates)
+    log(f"{method.name} per-user loop: {rate * 1000:.2f} s per 1,000 tokens (median)")
+    return [
+        replace(row, alone_seconds=rate * tokens / row.k)
+        for row, tokens in zip(out, groups, strict=True)
+    ]
 
 
 def table(rows: Sequence[Row], full_steps: dict[str, int]) -> str:

@@ -211,6 +211,24 @@ def test_rag_frames_the_prompt_by_whom_the_model_writes_as_or_for(engine: Engine
     assert profiled.prompt[0].content.startswith(assistant)
 
 
+def test_the_voice_frame_makes_the_model_the_user_with_the_instruction_as_given(
+    engine: Engine,
+) -> None:
+    """``voice``, for small models: "you" are the user, the instruction goes in unchanged,
+    and no closing line follows the texts for the model to echo."""
+    engine.prompt_tokens = 400
+    voice = FRAMINGS["voice"]
+    for strategy in ("rag", "profile"):
+        request = TextRequest("ana", "Write a short bio", strategy=strategy, frame="voice")
+        result = engine.generate(request, generation=SHORT)
+        system = result.prompt[0].content
+        assert result.details["frame"] == "voice" and system.startswith(voice.opening)
+        assert result.prompt[-1].content == "Write a short bio"
+        assert FRAMINGS["author"].closing not in system and "they" not in system.lower()
+        if strategy == "rag":
+            assert "Texts you wrote (" in system and "Who you are:" in system
+
+
 def test_an_unknown_frame_is_refused_before_any_model_loads(
     store: SQLiteStore, engine: Engine
 ) -> None:
@@ -218,7 +236,7 @@ def test_an_unknown_frame_is_refused_before_any_model_loads(
         pytest.fail("no model may load for a refused request")
 
     lazy = Engine(store, refuse, embedder=refuse)
-    with pytest.raises(InvalidRequest, match="frame must be one of author, assistant, auto"):
+    with pytest.raises(InvalidRequest, match="frame must be one of author, assistant, voice, auto"):
         lazy.check(TextRequest("ana", "Write a short bio", frame="poet"))
 
 

@@ -46,7 +46,8 @@ def register(commands: Any, bench: Any) -> None:
         "--frame",
         default="auto",
         help="comma-separated frames to compare: author (write as the user), assistant "
-        "(answer them), auto (chosen from the instruction)",
+        "(answer them), voice (the model is the user: the author frame cut down for small "
+        "models), auto (chosen from the instruction)",
     )
     p.add_argument("--max-docs", type=positive, default=40, help="recent posts ingested per author")
     p.add_argument("--max-new-tokens", type=positive, default=96, help="reply length cap")

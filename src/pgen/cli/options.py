@@ -75,8 +75,8 @@ def add_frame_option(p: argparse.ArgumentParser) -> None:
         "--frame",
         choices=FRAMES,
         default="auto",
-        help="write as the user (author), answer them (assistant), or chosen from the "
-        "instruction (auto)",
+        help="write as the user (author), answer them (assistant), be the user (voice: "
+        "the author frame cut down for small models), or chosen from the instruction (auto)",
     )
 
 

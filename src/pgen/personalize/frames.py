@@ -12,6 +12,11 @@ A personalized request is one of two things, and the prompt must say which:
   user, and what it knows of them shapes the answer. Framed as the user, chat models
   write the user's own question back (``pgen bench prefeval``).
 
+A third frame, **voice**, is the author frame cut down for small models: the model *is*
+the user ("You are the person below"), the instruction goes in as given, and no closing
+line follows the texts. SmolLM2-135M echoes the author frame's closing line or talks about
+the request instead of doing it; ``voice`` is only ever asked for, never chosen.
+
 ``choose`` picks the frame from the instruction's first words, by rules a person can read;
 a request may name its frame instead (``TextRequest.frame``). Strategies put the frame's
 opening and closing around their own context (attributes, texts, summary).
@@ -21,9 +26,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
-Frame = Literal["author", "assistant"]
+Frame = Literal["author", "assistant", "voice"]
 FRAMES: tuple[str, ...] = (*get_args(Frame), "auto")
 
 
@@ -31,11 +36,13 @@ FRAMES: tuple[str, ...] = (*get_args(Frame), "auto")
 class Framing:
     opening: str  # first in the system message: who writes, as or for whom
     texts: str  # the heading over the user's texts (``{what}``: closest / most recent)
-    closing: str  # last in the system message: what to do with all of it
+    closing: str  # last in the system message: what to do with all of it ("": nothing)
     # The user's turn: the instruction, for the author frame turned from a request to the
     # model ("your week") into a task done for the person ("their week"): asked directly,
     # chat models answer that they, being AIs, have no week.
     request: str = "{instruction}"
+    who: str = "Who they are:\n{attributes}"  # the heading over the profile attributes
+    about: str = "About them: {summary}"  # the profile strategy's summary
 
     def ask(self, instruction: str) -> str:
         """The user's turn for ``instruction`` under this frame."""
@@ -60,6 +67,13 @@ FRAMINGS: dict[str, Framing] = {
         opening="You are the personal assistant of the user below; answer their request for them.",
         texts="Their texts ({what}):\n{documents}",
         closing="Fit your answer to who they are and what they like.",
+    ),
+    "voice": Framing(
+        opening="You are the person below. Write as yourself, in the first person.",
+        texts="Texts you wrote ({what}):\n{documents}",
+        closing="",
+        who="Who you are:\n{attributes}",
+        about="About you: {summary}",
     ),
 }
 
@@ -90,4 +104,4 @@ def resolve(frame: str, instruction: str) -> Frame:
         return choose(instruction)
     if frame not in FRAMINGS:
         raise ValueError(f"frame: unknown {frame!r}; use one of {', '.join(FRAMES)}")
-    return "author" if frame == "author" else "assistant"
+    return cast(Frame, frame)

@@ -54,10 +54,10 @@ def system_prompt(summary: str, attributes: dict[str, object], frame: Frame = "a
     framing = FRAMINGS[frame]
     parts = [framing.opening]
     if summary:
-        parts.append(f"About them: {summary}")
+        parts.append(framing.about.format(summary=summary))
     if attributes:
         parts.append(f"Profile attributes:\n{attribute_lines(attributes)}")
-    return "\n\n".join([*parts, framing.closing])
+    return "\n\n".join([*parts, framing.closing] if framing.closing else parts)
 
 
 def sources(documents: list[Document], attributes: dict[str, object]) -> set[str]:

@@ -23,7 +23,6 @@ from pgen.personalize.prompts import attribute_lines, pack_documents, remaining_
 from pgen.usermodel.retrievers import Hit
 from pgen.usermodel.selector import NO_RETRIEVER, Selecting
 
-WHO = "Who they are:\n{attributes}"
 CLOSEST = "closest to the request"
 RECENT = "their most recent"
 # A hit must score above its retriever's floor to count as relevant (BM25 and the fused
@@ -38,11 +37,11 @@ def system_prompt(
     framing = FRAMINGS[frame]
     parts = [framing.opening]
     if attributes:
-        parts.append(WHO.format(attributes=attribute_lines(attributes)))
+        parts.append(framing.who.format(attributes=attribute_lines(attributes)))
     if documents:
         what = RECENT if recent else CLOSEST
         parts.append(framing.texts.format(what=what, documents=documents))
-    return "\n\n".join([*parts, framing.closing])
+    return "\n\n".join([*parts, framing.closing] if framing.closing else parts)
 
 
 class RetrievalAugmented:

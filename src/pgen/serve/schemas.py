@@ -51,7 +51,7 @@ class GenerateBody(Decoding):
     k: int = Field(4, ge=1, le=100)
     retriever: str = "bm25"
     query: str | None = Field(None, min_length=1, max_length=MAX_TEXT)
-    frame: Literal["auto", "author", "assistant"] = "auto"  # personalize/frames.py
+    frame: Literal["auto", "author", "assistant", "voice"] = "auto"  # personalize/frames.py
     save: bool = True
     modality: str = Field("text", min_length=1, max_length=64)
     # The modality's own request fields (a registered modality beyond text).
@@ -65,7 +65,7 @@ class CompareBody(Decoding):
     strategies: list[str] = Field(default_factory=lambda: ["none", "rag"], min_length=1)
     k: int = Field(4, ge=1, le=100)
     retriever: str = "bm25"
-    frame: Literal["auto", "author", "assistant"] = "auto"
+    frame: Literal["auto", "author", "assistant", "voice"] = "auto"
 
 
 class ImageBody(Body):
