@@ -194,7 +194,7 @@ def compare(
     out: list[Row] = []
     rates: list[float] = []  # per-user loop: seconds per real token
     at = 0
-    warm_up = users[-1]  # trained first and never counted
+    warm_up = users[0]  # trained first and never counted (the first counted run trains it again)
     began = time.perf_counter()
     method.alone(warm_up)
     log(f"{method.name} alone (warm-up, not counted): {time.perf_counter() - began:.1f} s")
