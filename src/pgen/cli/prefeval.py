@@ -104,7 +104,7 @@ def register(commands: Any, bench: Any) -> None:
         "--frame",
         default="auto",
         help="rag's and profile's frame: auto (every PrefEval question reads as one to the "
-        "assistant), assistant, or author (write as the user)",
+        "assistant), assistant, author (write as the user), or voice (be the user)",
     )
     p.add_argument("--prompt-tokens", type=int, help="prompt budget (default: the config's)")
     p.add_argument("--seed", type=int, default=0, help="option shuffling and item sample")
