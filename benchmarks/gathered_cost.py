@@ -169,9 +169,9 @@ def state_mb(settings: LoraSettings, model: Any) -> float:
     return elements * 4 * 4 / 2**20
 
 
-def tokens_of(method: Method, users: Sequence[str], seed: int) -> int:
-    """Real (unpadded) tokens the capped run with ``seed`` trains ``users`` on."""
-    return sum(len(ids) for ids, _ in method.rows(users, seed)[0])
+def real_tokens(rows: Sequence[Row_]) -> int:
+    """Tokens of ``rows``, padding not counted."""
+    return sum(len(ids) for ids, _ in rows)
 
 
 def compare(
@@ -203,7 +203,8 @@ def compare(
         user = users[len(rates)]
         began = time.perf_counter()
         method.alone(user)
-        seconds, tokens = time.perf_counter() - began, tokens_of(method, [user], ALONE_SEED)
+        seconds = time.perf_counter() - began
+        tokens = real_tokens(method.rows([user], ALONE_SEED)[0])
         rates.append(seconds / tokens)
         log(f"{method.name} alone: {seconds:.1f} s for {tokens} tokens")
 
@@ -220,7 +221,7 @@ def compare(
         rows, batches = method.rows(group)
         base_seconds = floor(base, rows, gathering.max_tokens)
         log(f"{method.name} gathered K={k}: {seconds:.1f} s, floor {base_seconds:.1f} s, {stats}")
-        groups.append(sum(len(ids) for ids, _ in rows))
+        groups.append(real_tokens(rows))
         out.append(
             Row(
                 method.name,

@@ -44,6 +44,12 @@ class Framing:
     who: str = "Who they are:\n{attributes}"  # the heading over the profile attributes
     about: str = "About them: {summary}"  # the profile strategy's summary
 
+    def system(self, parts: list[str]) -> str:
+        """The system message: the opening, a strategy's ``parts`` (who they are, their
+        texts or summary), then the closing when the frame has one."""
+        closing = [self.closing] if self.closing else []
+        return "\n\n".join([self.opening, *parts, *closing])
+
     def ask(self, instruction: str) -> str:
         """The user's turn for ``instruction`` under this frame."""
         return self.request.format(instruction=instruction)

@@ -52,12 +52,12 @@ def system_prompt(summary: str, attributes: dict[str, object], frame: Frame = "a
     """The profile's system message: the summary and the attributes as separate parts,
     framed by whom the model writes as or for (personalize/frames.py)."""
     framing = FRAMINGS[frame]
-    parts = [framing.opening]
+    parts = []
     if summary:
         parts.append(framing.about.format(summary=summary))
     if attributes:
         parts.append(f"Profile attributes:\n{attribute_lines(attributes)}")
-    return "\n\n".join([*parts, framing.closing] if framing.closing else parts)
+    return framing.system(parts)
 
 
 def sources(documents: list[Document], attributes: dict[str, object]) -> set[str]:

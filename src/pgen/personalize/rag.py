@@ -35,13 +35,13 @@ def system_prompt(
 ) -> str:
     """Whom the model writes as or for, who they are, and from which of their texts."""
     framing = FRAMINGS[frame]
-    parts = [framing.opening]
+    parts = []
     if attributes:
         parts.append(framing.who.format(attributes=attribute_lines(attributes)))
     if documents:
         what = RECENT if recent else CLOSEST
         parts.append(framing.texts.format(what=what, documents=documents))
-    return "\n\n".join([*parts, framing.closing] if framing.closing else parts)
+    return framing.system(parts)
 
 
 class RetrievalAugmented:

@@ -39,12 +39,12 @@ from pgen.training.text_lora import (
     encode,
     fresh_base,
     initial_down,
-    lora_config,
     lora_meta,
     save_adapter,
     step_indices,
     task_start,
     user_split,
+    with_lora,
 )
 
 MAX_TOKENS = 2048  # padded tokens per forward chunk: bounds memory, not the result
@@ -73,14 +73,9 @@ class AdapterGroup:
     only to save each user's adapter in PEFT's own format."""
 
     def __init__(self, text_model: TextModel, shape: LoraSettings) -> None:
-        from peft import get_peft_model
-
-        from pgen.models.quiet import quiet_third_party
-
         model, self.tokenizer = fresh_base(text_model)
         model.requires_grad_(False)
-        with quiet_third_party():  # PEFT reads a property transformers deprecates
-            self.peft = get_peft_model(model, lora_config(shape))
+        self.peft = with_lora(model, shape)
         self.layers = {
             name.removeprefix(PEFT_PREFIX): module
             for name, module in self.peft.named_modules()

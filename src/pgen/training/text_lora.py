@@ -128,21 +128,31 @@ def encode(tokenizer: Any, example: Example, max_length: int) -> tuple[list[int]
 def new_lora(model: Any, settings: LoraSettings, start: Path | None) -> Any:
     """The base wrapped with a trainable LoRA: fresh, or a copy of a saved one."""
     import torch
-    from peft import PeftModel, get_peft_model
+    from peft import PeftModel
 
     from pgen.models.quiet import quiet_third_party
 
     torch.manual_seed(settings.seed)  # the dropout masks
-    with quiet_third_party():  # PEFT reads a property transformers deprecates
-        if start is not None:
+    if start is not None:
+        with quiet_third_party():  # PEFT reads a property transformers deprecates
             return PeftModel.from_pretrained(model, str(start), is_trainable=True)
-        peft = get_peft_model(model, lora_config(settings))
+    peft = with_lora(model, settings)
     with torch.no_grad():
         for name, module in peft.named_modules():
             if hasattr(module, "lora_A") and "default" in module.lora_A:
                 down = module.lora_A["default"].weight
                 down.copy_(initial_down(name.removeprefix(PEFT_PREFIX), down.shape, settings.seed))
     return peft
+
+
+def with_lora(model: Any, settings: LoraSettings) -> Any:
+    """``model`` wrapped by PEFT with a fresh LoRA of ``settings``' shape."""
+    from peft import get_peft_model
+
+    from pgen.models.quiet import quiet_third_party
+
+    with quiet_third_party():  # PEFT reads a property transformers deprecates
+        return get_peft_model(model, lora_config(settings))
 
 
 def lora_config(settings: LoraSettings) -> Any:
