@@ -316,9 +316,11 @@ class Engine:
         """The file of image ``index`` of one of the user's outputs (files the store keeps)."""
         return services.output_image(self.store, user_id, output_id, index)
 
-    def remember(self, user_id: str, turns: list[Document]) -> int:
-        """Conversation turns stored as the user's documents (new ones only)."""
-        return conversation.remember(self.store, user_id, turns)
+    def remember(self, user_id: str, turns: list[Document], offered: str | None = None) -> int:
+        """Conversation turns stored as the user's documents (new ones only); ``offered``
+        is the assistant's message the first turn answers, when it is not among the turns
+        (a choice among its options is kept as a preference)."""
+        return conversation.remember(self.store, user_id, turns, offered)
 
     def recall(
         self, user_id: str, query: str, k: int, settings: MemorySettings | None = None

@@ -166,6 +166,31 @@ def test_memory_stores_each_turn_once_when_the_tenant_turns_it_on(server: Runnin
         assert acme.get("/users/newcomer").status_code == 404
 
 
+def test_a_pick_among_the_assistants_options_is_kept_as_a_choice(server: Running) -> None:
+    """The endpoint stores the user's turn; the assistant's last message in the request is
+    the offer, so "option 2" is kept with what option 2 was."""
+    client = client_for(server, "globex")
+    offer = "Ideas for tonight:\n1. A horror marathon.\n2. A romantic comedy.\n3. A war film."
+    with server.client("globex") as rest:
+        rest.put("/settings", json={"memory": True})
+        try:
+            client.chat.completions.create(
+                model="pgen/rag",
+                user="chooser",
+                messages=[
+                    {"role": "user", "content": "What should I watch tonight?"},
+                    {"role": "assistant", "content": offer},
+                    {"role": "user", "content": "I'll go with option 2."},
+                ],
+            )
+            (choice,) = rest.get("/users/chooser/preferences").json()
+            assert choice["origin"] == "choice" and "2. A romantic comedy." in choice["text"]
+            (turn,) = rest.get("/users/chooser").json()["documents"]
+            assert choice["source"] == turn["doc_id"] and turn["text"] == "I'll go with option 2."
+        finally:
+            rest.put("/settings", json={"memory": False})
+
+
 def test_raw_sse_lines(server: Running) -> None:
     body = {
         "model": "pgen/none",

@@ -179,12 +179,13 @@ class Preference(_Record):
     apart from their documents so that it is never lost among them, however long ago it was
     said. ``source`` is the document (a chat turn) it was stated in and ``start``/``end``
     its span in that document's text; ``origin`` says whether the user gave it as such
-    (``user``) or pgen found it in their words (``detected``)."""
+    (``user``), pgen found it in their words (``detected``), or it is a pick among options
+    the assistant offered (``choice``: the offer and the pick, pgen.usermodel.choices)."""
 
     user_id: Id
     preference_id: Id
     text: str = Field(min_length=1, max_length=MAX_PREFERENCE_CHARS)
-    origin: Literal["user", "detected"] = "user"
+    origin: Literal["user", "detected", "choice"] = "user"
     source: Id | None = None
     start: int | None = Field(None, ge=0)
     end: int | None = Field(None, ge=1)

@@ -31,9 +31,13 @@ def turn_document(
     )
 
 
-def remember(store: ContextStore, user_id: str, turns: list[Document]) -> int:
-    """Store the turns not stored yet, and the preferences the user states in them, in one
-    transaction; creates the user on their first turn. Returns how many turns were new."""
+def remember(
+    store: ContextStore, user_id: str, turns: list[Document], offered: str | None = None
+) -> int:
+    """Store the turns not stored yet, and the preferences the user states in them (or
+    shows by a choice among the options of the assistant's turn before, ``offered`` for the
+    first), in one transaction; creates the user on their first turn. Returns how many
+    turns were new."""
     records: list[Any] = []
     known: set[str] = set()
     if not store.has_user(user_id):
@@ -44,7 +48,7 @@ def remember(store: ContextStore, user_id: str, turns: list[Document]) -> int:
     records += fresh.values()
     if records:
         # The preferences the user states in these turns go in the same transaction.
-        store.add(with_detected(store, records))
+        store.add(with_detected(store, records, offered))
     return len(fresh)
 
 

@@ -1,5 +1,6 @@
 """The user's stated preferences behind the Engine's verbs: found in their incoming chat
-turns (in the same transaction that stores the turns), listed, added, edited and removed.
+turns (statements, and choices among the assistant's options; in the same transaction that
+stores the turns), listed, added, edited and removed.
 
 Every verb names the user, and reads and writes through the store's user-scoped calls: a
 preference id of another user is "not found", exactly like an unknown id, and nothing is
@@ -18,9 +19,11 @@ from pgen.context.base import ContextStore
 from pgen.context.records import Document, Preference, Record
 from pgen.errors import InvalidRequest, NotFound
 from pgen.usermodel.memory import MEMORY_KIND, speaker_of
+from pgen.usermodel.choices import detected_choice
 from pgen.usermodel.stated import detected_preferences
 
 USER_ROLE = "user"  # a transcript's role for the user's own turns
+ASSISTANT_ROLE = "assistant"  # and for the assistant's
 
 
 class PreferenceNotFoundError(NotFound):
@@ -37,12 +40,18 @@ def users_own_words(document: Document) -> bool:
     return document.kind == MEMORY_KIND and speaker_of(document) in (None, USER_ROLE)
 
 
-def with_detected(store: ContextStore, records: Iterable[Record]) -> list[Record]:
+def with_detected(
+    store: ContextStore, records: Iterable[Record], offered: str | None = None
+) -> list[Record]:
     """The records, then the preferences stated in their new or changed chat turns of the
     user's own (a turn stored already, unchanged, is not read again: a preference the user
-    removed stays removed when the same turn arrives again)."""
+    removed stays removed when the same turn arrives again), and the choices those turns
+    make among options the assistant's turn just before offered. That turn is the chat
+    turn before it among ``records`` or, for the first, ``offered`` (the chat endpoint
+    stores only the user's turns: the assistant's last message comes with the request)."""
     batch = list(records)
-    candidates = [r for r in batch if isinstance(r, Document) and users_own_words(r)]
+    turns = [r for r in batch if isinstance(r, Document) and r.kind == MEMORY_KIND]
+    candidates = [r for r in turns if users_own_words(r)]
     if not candidates:
         return batch
     known: dict[str, dict[str, str]] = {}
@@ -53,7 +62,28 @@ def with_detected(store: ContextStore, records: Iterable[Record]) -> list[Record
             known[user] = store.document_hashes(user) if store.has_user(user) else {}
         if known[user].get(document.doc_id) != document.content_hash:
             fresh.append(document)
-    return [*batch, *detected_preferences(fresh)]
+    return [*batch, *detected_preferences(fresh), *_choices(turns, fresh, offered)]
+
+
+def _choices(turns: list[Document], fresh: list[Document], offered: str | None) -> list[Record]:
+    """The choices of the ``fresh`` user turns among the options of the assistant's turn
+    just before each (in ``turns``, the batch's chat turns in spoken order)."""
+    new = {id(turn) for turn in fresh}
+    found: list[Record] = []
+    for position, turn in enumerate(turns):
+        if id(turn) not in new:
+            continue
+        before = turns[position - 1] if position else None
+        if before is None:
+            offer = offered
+        elif before.user_id == turn.user_id and speaker_of(before) == ASSISTANT_ROLE:
+            offer = before.text
+        else:
+            offer = None
+        choice = detected_choice(turn, offer) if offer else None
+        if choice is not None:
+            found.append(choice)
+    return found
 
 
 def preferences(store: ContextStore, user_id: str) -> list[Preference]:

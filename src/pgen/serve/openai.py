@@ -227,7 +227,12 @@ async def _answer(
         service, engine, request, decoding, sink=sink, checked=True, tenant=tenant
     )
     turn = turn_document(request.user_id, request.query or request.instruction)
-    remembered = memory and bool(await run_in_threadpool(engine.remember, request.user_id, [turn]))
+    # The assistant's message this turn answers: a pick among its options is a choice.
+    last = request.history[-1] if request.history else None
+    offered = last.content if last is not None and last.role == "assistant" else None
+    remembered = memory and bool(
+        await run_in_threadpool(engine.remember, request.user_id, [turn], offered)
+    )
     return result, remembered
 
 

@@ -1,0 +1,119 @@
+"""Choices: a preference the user shows by picking one of the options the assistant offered.
+
+"Option 1 sounds great; the other options don't appeal to me" states no preference in a
+sentence the rule set of ``pgen.usermodel.stated`` can keep: its meaning is in the options
+the assistant listed one turn before. So a choice is kept as a record of its own, the offer
+and the pick together ("When offered: …; they chose: …"), as a preference of origin
+``choice`` whose source is the user's turn, and it goes into every personalized prompt
+like a stated preference, however many turns later.
+
+A turn is a choice when the assistant's turn just before it offers alternatives (a numbered
+or bulleted list, or a sentence listing ways "you could" go, joined by "or") and the user's
+turn picks among them ("I'll go with", "option 3", "the other options …").
+``benchmarks/preference_detection.py --choices`` measures it on PrefEval's choice
+conversations against the pairs of turns of its filler chats.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pgen.context.records import Document, Preference
+from pgen.usermodel.stated import Found, preference_id, sentences
+
+OFFER_CHARS = 900  # the offer kept in the record: a list of options, not a whole essay
+PICK_CHARS = 400  # the user's pick (and their reason) kept in the record
+LONGEST_REPLY = 600  # a longer user turn is a pasted text or a new request, not a pick
+
+# At least two numbered or bulleted items: "1. …", "2) …", "(3)", "- …", "• …".
+_NUMBERED = re.compile(r"(?:^|\s|\()([1-9])(?:[.)]\s|\))", re.MULTILINE)
+_BULLET = re.compile(r"^\s*(?:[-*•]|[A-Da-d][.)])\s+\S", re.MULTILINE)
+# A sentence that lists ways to go: "You could A, B, C, or D", "options: A or B".
+_OFFERING = re.compile(
+    r"\b(?:you could|you can|you might|you may|options?|choices?|consider|recommend|suggest|"
+    r"alternatives?|alternatively|either|ways? to|how about|what about)\b",
+    re.IGNORECASE,
+)
+_PICK = re.compile(
+    r"\b(?:I|I'll|I will|I'd|I would|we'll|let's|let us|I think I'll|I'm going to)\s+"
+    r"(?:\w+\s+){0,2}?(?:go with|go for|take|pick|choose|opt for|try|select)\b"
+    r"|\b(?:I|we)\s+(?:\w+\s+)?(?:choose|pick|select|prefer)\s+(?:option|the (?:first|second|"
+    r"third|fourth|last))\b"
+    r"|\b(?:option|number|choice)\s*#?\s*[1-9]\b"
+    r"|\bthe (?:first|second|third|fourth|fifth|last) (?:one|option|choice|suggestion)\b"
+    r"|\bthe other (?:options?|choices?|ones|suggestions?|recommendations?)\b"
+    r"|\bthe others (?:don't|do not|seem|are|aren't|sound)\b"
+    r"|\b(?:sounds|seems|looks) like (?:a|the) (?:great|good|best|better|perfect|right|ideal) "
+    r"(?:choice|option|pick|fit)\b"
+    r"|\bmy (?:choice|pick) (?:is|would be)\b"
+    # "The Lunchbox sounds good", "the hiking option sounds great": a named option liked
+    # (not "that sounds good", which answers anything).
+    r"|^(?!(?:that|this|it|ok|okay|yes|sure|great|thanks|all)\b)(?:\w[\w\"'-]*\s+){1,12}?"
+    r"(?:sounds?|seems?|looks?)\s+(?:\w+\s+)?(?:good|great|perfect|appealing|intriguing|"
+    r"ideal|interesting|fun|right|best)\b"
+    r"|\bwould (?:work|be)\s+(?:the\s+)?(?:best|better|a better (?:fit|choice|option)|"
+    r"the best (?:option|choice|fit)|the most \w+(?: (?:option|choice|way))?)\b"
+    r"|\b(?:not|n't)\s+(?:really\s+|too\s+|quite\s+)?(?:in the mood for|keen on)\b",
+    re.IGNORECASE,
+)
+
+
+def offers_options(text: str) -> bool:
+    """Whether an assistant's turn offers alternatives to choose from."""
+    numbers = {int(m.group(1)) for m in _NUMBERED.finditer(text)}
+    if {1, 2} <= numbers:
+        return True
+    if len(_BULLET.findall(text)) >= 2:
+        return True
+    # Prose: a sentence offering ways joined by "or", or offers over several sentences
+    # ("You could consider A. B is another option. Alternatively, C").
+    offering = [s.text for s in sentences(text) if _OFFERING.search(s.text)]
+    return len(offering) >= 2 or any(" or " in sentence for sentence in offering)
+
+
+def picks_option(text: str) -> Found | None:
+    """The sentence of the user's turn that picks one of the options, if one does."""
+    if len(text) > LONGEST_REPLY:
+        return None  # a pasted document, not a reply to a list of options
+    for sentence in sentences(text.replace("\u2019", "'")):
+        if not sentence.text.rstrip().endswith("?") and _PICK.search(sentence.text):
+            return sentence
+    return None
+
+
+def _clipped(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+_LEAD_IN = re.compile(r"\A[^\n]*:[ \t]*\n")  # "Here are some options to consider:"
+
+
+def choice_text(offer: str, pick: str) -> str:
+    """The record's text: what was offered (without a lead-in line before its list) and
+    what the user took, in their words."""
+    listed = _LEAD_IN.sub("", offer.strip(), count=1)
+    if offers_options(listed):
+        offer = listed
+    return f"When offered: {_clipped(offer, OFFER_CHARS)} They chose: {_clipped(pick, PICK_CHARS)}"
+
+
+def detected_choice(turn: Document, offer: str) -> Preference | None:
+    """The choice the user's ``turn`` makes among the options of ``offer`` (the assistant's
+    turn just before it), or None when the offer lists none or the turn picks none."""
+    if not offers_options(offer):
+        return None
+    picked = picks_option(turn.text)
+    if picked is None:
+        return None
+    text = choice_text(offer, turn.text)
+    return Preference(
+        user_id=turn.user_id,
+        preference_id=preference_id(turn.user_id, turn.doc_id, text),
+        text=text,
+        origin="choice",
+        source=turn.doc_id,
+        start=picked.start,
+        end=picked.end,
+        time=turn.time,
+    )
