@@ -14,6 +14,7 @@ are printed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ def load(data: Path) -> list[Pair]:
     for index, conversation in enumerate(conversations):
         split = "tuning" if index < TUNING_CONVERSATIONS else "held-out"
         turns = conversation["conversation"]
-        for before, after in zip(turns, turns[1:], strict=False):
+        for before, after in itertools.pairwise(turns):
             if before["role"] == "assistant" and after["role"] == "user":
                 pairs.append(Pair(before["content"], after["content"], False, split))
     return pairs
@@ -76,7 +77,8 @@ def main() -> None:
     )
     for name, predicted in (("choices", found), ("stated rules alone", stated)):
         for split in ("tuning", "held-out", "all"):
-            rows = [(f, p) for f, p in zip(predicted, pairs, strict=True) if split in ("all", p.split)]
+            both = zip(predicted, pairs, strict=True)
+            rows = [(f, p) for f, p in both if split in ("all", p.split)]
             tp = sum(f and p.positive for f, p in rows)
             fp = sum(f and not p.positive for f, p in rows)
             pos = sum(p.positive for _, p in rows)

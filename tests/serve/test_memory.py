@@ -96,7 +96,9 @@ def test_bench_memory_reports_recall(tmp_path: Path, capsys: pytest.CaptureFixtu
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     assert [r["question"] for r in rows] == [q["question"] for q in SAMPLE[0]["qa"]]
     assert rows[0]["evidence"] == ["D1:1"] and rows[0]["recalled"][0] == "D1:1"
-    out = capsys.readouterr().out
+    printed = capsys.readouterr()
+    out = printed.out
+    assert "memory: 1/1 conversations, 3 questions" in printed.err  # where a long run is
     row = next(line for line in out.splitlines() if line.startswith("| 4 single-hop"))
     assert row.split("|")[2].strip() == "2"
     # recall@2 for the two single-hop questions: both evidence turns found.

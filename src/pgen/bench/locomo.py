@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import string
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -165,7 +166,7 @@ def run(args: Any, config: Config) -> None:
     with tempfile.TemporaryDirectory(prefix="pgen-memory-") as home:
         tenants = Tenants(replace(config, home=Path(home)))
         engine = tenants.engine("locomo")
-        for conversation in conversations:
+        for done, conversation in enumerate(conversations, 1):
             user = conversation.sample_id
             engine.remember(user, [document for _, document in conversation.turns])
             dia = {document.doc_id: dia_id for dia_id, document in conversation.turns}
@@ -214,6 +215,12 @@ def run(args: Any, config: Config) -> None:
                     rows[-len(asked) :], _answers(engine, user, asked, args), strict=True
                 ):
                     row.update(answer)
+            # A long run (a larger model answers for many minutes) says where it is.
+            print(
+                f"memory: {done}/{len(conversations)} conversations, {len(rows)} questions",
+                file=sys.stderr,
+                flush=True,
+            )
         tenants.close()
     if args.out:  # per question: what was recalled and answered, to read, not only average
         Path(args.out).write_text(

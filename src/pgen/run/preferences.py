@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from pgen.context.base import ContextStore
 from pgen.context.records import Document, Preference, Record
 from pgen.errors import InvalidRequest, NotFound
-from pgen.usermodel.memory import MEMORY_KIND, speaker_of
 from pgen.usermodel.choices import detected_choice
+from pgen.usermodel.memory import MEMORY_KIND, speaker_of
 from pgen.usermodel.stated import detected_preferences
 
 USER_ROLE = "user"  # a transcript's role for the user's own turns
