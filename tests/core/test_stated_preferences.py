@@ -30,7 +30,14 @@ STATED = [
     "I have very sensitive skin and avoid any products with essential oils.",
     "I don’t consume any type of sugar.",
     "My favorite colour is green.",
+    "VR headsets make me feel nauseous.",
+    "I'm not really into immersive experiences.",
 ]
+# Said in passing before a question: the opening clause is the preference.
+IN_A_QUESTION = [
+    ("I tend to avoid violent video games, but do you have ideas?", "I tend to avoid violent video games"),
+    ("As someone who only uses vegan products, should I say so?", "As someone who only uses vegan products"),
+]  # fmt: skip
 NOT_STATED = [
     "Can you convert this function to Go?",
     "I'd like a summary of the article below.",
@@ -39,6 +46,8 @@ NOT_STATED = [
     "Do you prefer cats or dogs?",
     "I want you to write ten tests for it.",
     "Translate to Polish: I want to give these cats food.",
+    "I like it, but can you make it shorter?",
+    "Is it vegan, or should I ask the chef?",
 ]
 
 
@@ -47,6 +56,12 @@ def test_the_rules_find_stated_preferences(text: str) -> None:
     (found,) = find_preferences(f"Hello there. {text} What now?")
     assert found.text == text
     assert f"Hello there. {text} What now?"[found.start : found.end] == text
+
+
+@pytest.mark.parametrize(("text", "clause"), IN_A_QUESTION)
+def test_a_question_opening_with_a_preference_keeps_its_clause(text: str, clause: str) -> None:
+    (found,) = find_preferences(f"Thanks! {text}")
+    assert found.text == clause and f"Thanks! {text}"[found.start : found.end] == clause
 
 
 @pytest.mark.parametrize("text", NOT_STATED)

@@ -84,7 +84,13 @@ _FIRST_PERSON = re.compile(
     # "I have very sensitive skin and avoid ...": the preference in the second clause.
     r"|(?:^|[\s,;:(\"'])I\s+(?:[\w'-]+\s+){1,6}?and\s+" + _ADVERBS + _LIKES + r"\b"
     r"|(?:^|[\s,;:(\"'])my\s+(?:absolute\s+)?(?:favou?rite|go-to|preferred)\b"
-    r"|(?:^|[\s,;:(\"'])(?:makes?|made) me (?:nauseous|sick|dizzy|uncomfortable|anxious)\b",
+    r"|(?:^|[\s,;:(\"'])(?:makes?|made) me (?:feel )?"
+    r"(?:nauseous|sick|dizzy|uncomfortable|anxious)\b"
+    # "As someone who only uses vegan products, ...": the preference said in passing.
+    r"|\bas someone who\s+" + _ADVERBS + r"(?:uses|follows|avoids|prefers|loves|likes|eats|"
+    r"buys|wears|values|hates|dislikes|can't|cannot|doesn't|does not|never)\b"
+    r"|(?:^|[\s,;:(\"'])(?:I'm|I am)\s+not\s+(?:really|particularly|very|much|a big)\s+"
+    r"(?:into|a fan of|fan of|interested in)\b",
     re.IGNORECASE,
 )
 # The request of the moment, not a lasting preference: "I'd like a summary", "I want you
@@ -135,9 +141,31 @@ def states_preference(sentence: str) -> bool:
     return _FIRST_PERSON.search(sentence) is not None
 
 
+# A question may open with a statement: "I avoid violent games, but do you have ideas?"
+_THEN_ASKS = re.compile(
+    r",\s+(?=(?:but|so|and|yet|should|could|would|can|do|does|what|how|which|where|any|is|"
+    r"are)\b)",
+    re.IGNORECASE,
+)
+
+
+def _stated_part(sentence: Found) -> Found | None:
+    """The sentence if it states a preference; for a question, its opening clause (up to
+    the comma before "but", "so", "should I", ...) if that does."""
+    if states_preference(sentence.text):
+        return sentence
+    if not sentence.text.rstrip().endswith("?"):
+        return None
+    head = _THEN_ASKS.split(sentence.text, maxsplit=1)[0].rstrip()
+    if head == sentence.text or not states_preference(head):
+        return None
+    return Found(sentence.start, sentence.start + len(head), head)
+
+
 def find_preferences(text: str) -> list[Found]:
-    """The sentences of ``text`` that state a preference, by the rule set."""
-    return [s for s in sentences(text) if states_preference(s.text)]
+    """The sentences (or a question's opening clause) of ``text`` that state a preference,
+    by the rule set."""
+    return [found for s in sentences(text) if (found := _stated_part(s)) is not None]
 
 
 JUDGE_SYSTEM = "You decide whether a message states a lasting personal preference."
