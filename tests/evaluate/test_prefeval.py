@@ -171,6 +171,31 @@ def test_preference_recall_is_one_when_the_stating_turn_is_in_the_prompt(
     engine.close()
 
 
+def test_a_choice_reaches_the_prompt_as_a_record_when_retrieval_misses_its_turn(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    """A choice ("option 2") states nothing a sentence rule keeps; kept as a choice record
+    (the offer and the pick), it is in the prompt however the turns rank."""
+    item, data = _item(tmp_path, FILLER_TEXT)
+    shown = (
+        Said("user", "Where should I stay?", 0),
+        Said("assistant", "1. Casino.\n2. Inn.", 0),  # short: the tiny model's budget
+        Said("user", "Option 2.", 0, True),
+        Said("assistant", "Noted.", 0),
+    )
+    engine = Engine.open(_config(tmp_path, tiny_llama, prompt_tokens=2048))
+    said = [*shown, *(m for pair in load_filler(data)[:3] for m in pair)]
+    stating = remember(engine, "u0", said)
+    (record,) = engine.preferences("u0")
+    assert record.origin == "choice" and "2. Inn." in record.text
+    text = instruction(item.question, list(item.options), "letter", False)
+    prompt, facts = build(engine, "rag", text, item, said, "u0", stating, 1, retriever="bm25")
+    assert facts["recalled_turn"] == 0.0  # one turn retrieved, and not the pick
+    assert facts["preference_in_prompt"] == 1.0
+    assert "They chose: Option 2." in prompt[0].content
+    engine.close()
+
+
 def test_rag_answers_a_prefeval_question_as_the_assistant_unless_told(
     tmp_path: Path, tiny_llama: Path
 ) -> None:
