@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 
 from pgen.context.records import Document, Preference
-from pgen.usermodel.stated import Found, preference_id, sentences
+from pgen.usermodel.stated import Found, found_in, sentences
 
 OFFER_CHARS = 900  # the offer kept in the record: a list of options, not a whole essay
 PICK_CHARS = 400  # the user's pick (and their reason) kept in the record
@@ -106,14 +106,4 @@ def detected_choice(turn: Document, offer: str) -> Preference | None:
     picked = picks_option(turn.text)
     if picked is None:
         return None
-    text = choice_text(offer, turn.text)
-    return Preference(
-        user_id=turn.user_id,
-        preference_id=preference_id(turn.user_id, turn.doc_id, text),
-        text=text,
-        origin="choice",
-        source=turn.doc_id,
-        start=picked.start,
-        end=picked.end,
-        time=turn.time,
-    )
+    return found_in(turn, picked, choice_text(offer, turn.text), "choice")

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pgen.context.records import MAX_PREFERENCE_CHARS, Document, Preference, content_hash
 
@@ -200,23 +200,29 @@ def preference_id(user_id: str, source: str, text: str) -> str:
     return f"pref-{content_hash(user_id, source, text)[:24]}"
 
 
+def found_in(
+    document: Document, span: Found, text: str, origin: Literal["detected", "choice"]
+) -> Preference:
+    """The preference ``text`` pgen found in ``document`` at ``span``, with its stable id."""
+    return Preference(
+        user_id=document.user_id,
+        preference_id=preference_id(document.user_id, document.doc_id, text),
+        text=text,
+        origin=origin,
+        source=document.doc_id,
+        start=span.start,
+        end=span.end,
+        time=document.time,
+    )
+
+
 def detected_preferences(documents: Iterable[Document]) -> list[Preference]:
     """The preferences stated in ``documents``, each with its source and span."""
     found: dict[tuple[str, str], Preference] = {}
     for document in documents:
         for sentence in find_preferences(document.text):
-            text = sentence.text[:MAX_PREFERENCE_CHARS]
-            key = preference_id(document.user_id, document.doc_id, text)
-            found[(document.user_id, key)] = Preference(
-                user_id=document.user_id,
-                preference_id=key,
-                text=text,
-                origin="detected",
-                source=document.doc_id,
-                start=sentence.start,
-                end=sentence.end,
-                time=document.time,
-            )
+            record = found_in(document, sentence, sentence.text[:MAX_PREFERENCE_CHARS], "detected")
+            found[(document.user_id, record.preference_id)] = record
     return list(found.values())
 
 
