@@ -10,7 +10,7 @@ like a stated preference, however many turns later.
 A turn is a choice when the assistant's turn just before it offers alternatives (a numbered
 or bulleted list, or a sentence listing ways "you could" go, joined by "or") and the user's
 turn picks among them ("I'll go with", "option 3", "the other options …").
-``benchmarks/preference_detection.py --choices`` measures it on PrefEval's choice
+``benchmarks/choice_detection.py`` measures it on PrefEval's choice
 conversations against the pairs of turns of its filler chats.
 """
 
