@@ -15,7 +15,13 @@ from pgen.engine import Engine
 from pgen.models.text import TransformersTextModel
 from pgen.personalize.stated import HEADING
 from pgen.run.conversation import turn_document
-from pgen.usermodel.choices import detected_choice, offers_options, picks_option
+from pgen.usermodel.choices import (
+    chosen_index,
+    detected_choice,
+    listed_options,
+    offers_options,
+    picks_option,
+)
 
 OFFER = (
     "Here are a few ideas for tonight:\n1. A horror movie marathon.\n"
@@ -87,9 +93,15 @@ def test_a_choice_record_holds_the_offer_and_the_pick() -> None:
     choice = detected_choice(turn, OFFER)
     assert choice is not None
     assert choice.origin == "choice" and choice.source == "t2"
-    assert choice.text.startswith("When offered: 1. A horror movie marathon.")
-    assert "2. A lighthearted romantic comedy." in choice.text and PICK in choice.text
+    # The option taken and the user's words, not the options turned down.
+    assert choice.text == (
+        f'Chose "A lighthearted romantic comedy." over 2 other options offered, saying: "{PICK}"'
+    )
     assert choice.start is not None and PICK[choice.start : choice.end] == "I'll go with option 2."
+    # A pick that cannot be placed in the offer keeps the whole offer (without its lead-in).
+    prose = "You could watch a horror film, a comedy, or a documentary."
+    unplaced = detected_choice(turn, prose)
+    assert unplaced is not None and unplaced.text == f"When offered: {prose} They chose: {PICK}"
     # The same pick after an answer that offered nothing is not a choice.
     assert detected_choice(turn, "Paris is the capital of France.") is None
     # An offer as long as a pasted essay is clipped in the record.
@@ -126,7 +138,7 @@ def test_a_remembered_transcript_keeps_the_choice_and_later_prompts_carry_it(
     engine.remember("ana", turns)
     (choice,) = engine.preferences("ana")
     assert choice.origin == "choice" and choice.source == turns[2].doc_id
-    assert choice.text == "When offered: 1. Horror. 2. Romcom. They chose: " + SHORT_PICK
+    assert choice.text == 'Chose "Romcom." over 1 other option offered, saying: "Option 2."'
     # Remembered again: the same record, not a second one.
     engine.remember("ana", turns)
     assert [p.preference_id for p in engine.preferences("ana")] == [choice.preference_id]
@@ -136,8 +148,7 @@ def test_a_remembered_transcript_keeps_the_choice_and_later_prompts_carry_it(
     engine.remember("ana", later)
     request = TextRequest("ana", "Suggest a film for Friday.", "rag", 2, "bm25")
     (plan,) = engine.prepare([engine.check(request)])
-    assert HEADING in plan.chat[0].content
-    assert "2. Romcom." in plan.chat[0].content
+    assert HEADING in plan.chat[0].content and 'Chose "Romcom."' in plan.chat[0].content
     assert plan.provenance.preferences == [choice.preference_id]
 
 
@@ -146,7 +157,7 @@ def test_the_endpoints_path_gives_the_assistants_last_message(engine: Engine) ->
     (pick,) = _transcript("raj", ("user", PICK))
     engine.remember("raj", [pick], offered=OFFER)
     (choice,) = engine.preferences("raj")
-    assert choice.source == pick.doc_id and "war documentary" in choice.text
+    assert choice.source == pick.doc_id and "romantic comedy" in choice.text
     # Without the offer, the same words are no choice; another user's offer is never used.
     (other,) = _transcript("ana", ("user", "I'll go with option 3."))
     engine.remember("ana", [other])
@@ -158,3 +169,26 @@ def test_the_endpoints_path_gives_the_assistants_last_message(engine: Engine) ->
     engine.remember("ana", mixed[1:])
     engine.store.add(mixed[:1])
     assert engine.preferences("ana") == []
+
+
+@pytest.mark.parametrize(
+    ("picking", "index"),
+    [
+        ("I'll go with option 3.", 2),
+        ("Let's do the second one.", 1),
+        ("The last one, please.", 2),
+        ("I think I'll go with the war documentary.", 2),  # by its words
+        ("I'm not in the mood for a horror movie marathon.", None),  # turned down, not taken
+        ("I'll go with option 7.", None),  # no such option
+    ],
+)
+def test_the_option_taken_is_found_by_number_ordinal_or_words(
+    picking: str, index: int | None
+) -> None:
+    options = listed_options(OFFER)
+    assert options == [
+        "A horror movie marathon.",
+        "A lighthearted romantic comedy.",
+        "A war documentary.",
+    ]
+    assert chosen_index(picking, options) == index

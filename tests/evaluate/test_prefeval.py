@@ -187,12 +187,12 @@ def test_a_choice_reaches_the_prompt_as_a_record_when_retrieval_misses_its_turn(
     said = [*shown, *(m for pair in load_filler(data)[:3] for m in pair)]
     stating = remember(engine, "u0", said)
     (record,) = engine.preferences("u0")
-    assert record.origin == "choice" and "2. Inn." in record.text
+    assert record.origin == "choice" and record.text.startswith('Chose "Inn."')
     text = instruction(item.question, list(item.options), "letter", False)
     prompt, facts = build(engine, "rag", text, item, said, "u0", stating, 1, retriever="bm25")
     assert facts["recalled_turn"] == 0.0  # one turn retrieved, and not the pick
     assert facts["preference_in_prompt"] == 1.0
-    assert "They chose: Option 2." in prompt[0].content
+    assert 'Chose "Inn." over 1 other option offered' in prompt[0].content
     engine.close()
 
 

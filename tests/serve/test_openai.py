@@ -184,7 +184,7 @@ def test_a_pick_among_the_assistants_options_is_kept_as_a_choice(server: Running
                 ],
             )
             (choice,) = rest.get("/users/chooser/preferences").json()
-            assert choice["origin"] == "choice" and "2. A romantic comedy." in choice["text"]
+            assert choice["origin"] == "choice" and 'Chose "A romantic comedy."' in choice["text"]
             (turn,) = rest.get("/users/chooser").json()["documents"]
             assert choice["source"] == turn["doc_id"] and turn["text"] == "I'll go with option 2."
         finally:

@@ -2,10 +2,11 @@
 
 "Option 1 sounds great; the other options don't appeal to me" states no preference in a
 sentence the rule set of ``pgen.usermodel.stated`` can keep: its meaning is in the options
-the assistant listed one turn before. So a choice is kept as a record of its own, the offer
-and the pick together ("When offered: …; they chose: …"), as a preference of origin
-``choice`` whose source is the user's turn, and it goes into every personalized prompt
-like a stated preference, however many turns later.
+the assistant listed one turn before. So a choice is kept as a record of its own, the option
+taken and the user's words ('Chose "…" over 3 other options offered, saying: "…"'; the
+whole offer when the pick cannot be placed in it), as a preference of origin ``choice``
+whose source is the user's turn, and it goes into every personalized prompt like a stated
+preference, however many turns later.
 
 A turn is a choice when the assistant's turn just before it offers alternatives (a numbered
 or bulleted list, or a sentence listing ways "you could" go, joined by "or") and the user's
@@ -87,15 +88,71 @@ def _clipped(text: str, limit: int) -> str:
 
 
 _LEAD_IN = re.compile(r"\A[^\n]*:[ \t]*\n")  # "Here are some options to consider:"
+# A numbered item's start: "1. ", "2) ", "(3) ", at a line's start or after a space.
+_MARK = re.compile(r"(?:^|(?<=\s))\(?([1-9])[.)]\s+", re.MULTILINE)
+_BULLET_ITEM = re.compile(r"^\s*[-*•]\s+(.+)$", re.MULTILINE)
+# How a pick names its option: "option 2", "number 3", "the first one".
+_BY_NUMBER = re.compile(r"\b(?:option|number|choice)\s*#?\s*([1-9])\b|#([1-9])\b", re.IGNORECASE)
+_BY_ORDINAL = re.compile(
+    r"\bthe (first|second|third|fourth|fifth|last) (?:one|option|choice|suggestion)\b",
+    re.IGNORECASE,
+)
+_NEGATED = re.compile(r"\b(?:not|no|never|nor)\b|n't\b", re.IGNORECASE)
+_ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
 
 
-def choice_text(offer: str, pick: str) -> str:
-    """The record's text: what was offered (without a lead-in line before its list) and
-    what the user took, in their words."""
+def listed_options(offer: str) -> list[str]:
+    """The offer's items: numbered 1, 2, … in order, or bulleted lines; [] for prose."""
+    marks = []
+    for mark in _MARK.finditer(offer):
+        if int(mark.group(1)) == len(marks) + 1:
+            marks.append(mark)
+    if len(marks) >= 2:
+        ends = [mark.start() for mark in marks[1:]] + [len(offer)]
+        items = [offer[mark.end() : end] for mark, end in zip(marks, ends, strict=True)]
+        items[-1] = items[-1].split("\n")[0]  # what follows the list is not its last item
+    else:
+        items = _BULLET_ITEM.findall(offer)
+    options = [" ".join(item.split()) for item in items]
+    return options if len(options) >= 2 and all(options) else []
+
+
+def chosen_index(pick: str, options: list[str]) -> int | None:
+    """Which of ``options`` the picking sentence names: by number, by ordinal, or (unless it
+    says no to something) as the one sharing the most words with it (at least two, and more
+    than any other)."""
+    if number := _BY_NUMBER.search(pick):
+        index = int(number.group(1) or number.group(2)) - 1
+        return index if index < len(options) else None
+    if ordinal := _BY_ORDINAL.search(pick):
+        index = _ORDINALS[ordinal.group(1).lower()]
+        return index % len(options) if index < len(options) else None
+    if _NEGATED.search(pick):
+        return None  # "not in the mood for period dramas": its words are the one turned down
+    from pgen.usermodel.bm25 import tokenize_many
+
+    said, *items = map(set, tokenize_many([pick, *options]))
+    shared = sorted(((len(said & item), n) for n, item in enumerate(items)), reverse=True)
+    best, runner_up = shared[0][0], shared[1][0]
+    return shared[0][1] if best >= 2 and best > runner_up else None
+
+
+def choice_text(offer: str, pick: str, picking: str) -> str:
+    """The record's text: the option the user took (when the picking sentence says which)
+    and their words. Only the option taken, not the ones turned down: their wording, read
+    next to a later question, pulls a model towards them. When the pick cannot be placed,
+    the whole offer (without a lead-in line before its list) and their words."""
+    options = listed_options(offer)
+    index = chosen_index(picking, options) if options else None
+    said = _clipped(pick, PICK_CHARS)
+    if index is not None:
+        taken = _clipped(options[index], PICK_CHARS)
+        others = f"{len(options) - 1} other option{'s' if len(options) > 2 else ''}"
+        return f'Chose "{taken}" over {others} offered, saying: "{said}"'
     listed = _LEAD_IN.sub("", offer.strip(), count=1)
     if offers_options(listed):
         offer = listed
-    return f"When offered: {_clipped(offer, OFFER_CHARS)} They chose: {_clipped(pick, PICK_CHARS)}"
+    return f"When offered: {_clipped(offer, OFFER_CHARS)} They chose: {said}"
 
 
 def detected_choice(turn: Document, offer: str) -> Preference | None:
@@ -106,4 +163,4 @@ def detected_choice(turn: Document, offer: str) -> Preference | None:
     picked = picks_option(turn.text)
     if picked is None:
         return None
-    return found_in(turn, picked, choice_text(offer, turn.text), "choice")
+    return found_in(turn, picked, choice_text(offer, turn.text, picked.text), "choice")
