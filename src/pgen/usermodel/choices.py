@@ -103,7 +103,7 @@ _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last
 
 def listed_options(offer: str) -> list[str]:
     """The offer's items: numbered 1, 2, … in order, or bulleted lines; [] for prose."""
-    marks = []
+    marks: list[re.Match[str]] = []
     for mark in _MARK.finditer(offer):
         if int(mark.group(1)) == len(marks) + 1:
             marks.append(mark)
