@@ -228,6 +228,26 @@ def test_they_take_at_most_a_share_of_the_budget_the_relevant_first(
     assert plan.provenance.documents  # the strategy's own context still has room
 
 
+def test_a_preference_whose_turn_is_already_in_the_prompt_is_not_said_twice(
+    engine: Engine,
+) -> None:
+    from pgen.components import TextRequest
+
+    said = turn_document("raj", "I avoid hotels with a bustling nightlife.")
+    engine.remember("raj", [said, turn_document("raj", "Fix my Go loop.")])
+    (found,) = engine.preferences("raj")
+    # Retrieved as the one context turn: the block would only repeat it.
+    hotel = TextRequest("raj", "Which hotels have a bustling nightlife?", "rag", 1, "bm25")
+    (plan,) = engine.prepare([engine.check(hotel)])
+    assert plan.provenance.documents == [said.doc_id]
+    assert HEADING not in plan.chat[0].content and plan.provenance.preferences == []
+    # Not retrieved: the block carries it.
+    loop = TextRequest("raj", "Fix my Go loop again", "rag", 1, "bm25")
+    (plan,) = engine.prepare([engine.check(loop)])
+    assert said.doc_id not in plan.provenance.documents
+    assert HEADING in plan.chat[0].content and plan.provenance.preferences == [found.preference_id]
+
+
 def test_delete_user_removes_their_preferences(engine: Engine, store: SQLiteStore) -> None:
     engine.add_preference("ana", "I am vegetarian")
     engine.remember("ana", [turn_document("ana", "I avoid nightlife.")])

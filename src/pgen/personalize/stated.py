@@ -61,22 +61,29 @@ def prepare_text(strategy: Any, requests: list[TextRequest], tools: Tools) -> li
     and each user's stated preferences in the system message."""
     if not getattr(strategy, "stated_preferences", True):
         return prepare_with_history(strategy, requests, tools)
-    blocks: dict[int, tuple[str, list[str], int]] = {}
+    blocks: dict[int, tuple[list[Preference], str, list[str]]] = {}
+    share = tools.prompt_budget // PREFERENCE_SHARE
     for index, request in enumerate(requests):
         stated = tools.store.preferences(request.user_id)
         if not stated:
             continue
         order = ranked(stated, request.query or request.instruction)
-        share = tools.prompt_budget // PREFERENCE_SHARE
-        block, used = preference_block(order, tools.text_model, share)
-        blocks[index] = (block, used, len(stated))
+        blocks[index] = (order, *preference_block(order, tools.text_model, share))
     plain = [i for i in range(len(requests)) if i not in blocks]
     prepared = prepare_with_history(strategy, [requests[i] for i in plain], tools)
     plans = dict(zip(plain, prepared, strict=True))
-    for index, (block, used, total) in blocks.items():
+    for index, (order, block, used) in blocks.items():
+        total = len(order)
         cost = tools.text_model.count_tokens(block) + MESSAGE_TOKENS if block else 0
         narrowed = replace(tools, prompt_tokens=max(1, tools.prompt_budget - cost))
         plan = prepare_with_history(strategy, [requests[index]], narrowed)[0]
+        # A preference whose turn the strategy put in the prompt is not said twice (the
+        # block only loses lines, so the prompt still fits).
+        shown = set(plan.provenance.documents)
+        if any(p.source in shown for p in order if p.preference_id in used):
+            kept = [p for p in order if p.preference_id in used and p.source not in shown]
+            block, used = preference_block(kept, tools.text_model, share)
+            total -= sum(p.source in shown for p in order)
         if block:
             plan.chat = with_preferences(plan.chat, block)
         plan.provenance.preferences = used
