@@ -80,10 +80,11 @@ def prepare_text(strategy: Any, requests: list[TextRequest], tools: Tools) -> li
         # A preference whose turn the strategy put in the prompt is not said twice (the
         # block only loses lines, so the prompt still fits).
         shown = set(plan.provenance.documents)
-        if any(p.source in shown for p in order if p.preference_id in used):
-            kept = [p for p in order if p.preference_id in used and p.source not in shown]
+        repeated = {p.preference_id for p in order if p.source in shown}
+        if repeated & set(used):
+            kept = [p for p in order if p.preference_id in used and p.preference_id not in repeated]
             block, used = preference_block(kept, tools.text_model, share)
-            total -= sum(p.source in shown for p in order)
+            total -= len(repeated)
         if block:
             plan.chat = with_preferences(plan.chat, block)
         plan.provenance.preferences = used

@@ -35,13 +35,15 @@ _OFFERING = re.compile(
     r"alternatives?|alternatively|either|ways? to|how about|what about)\b",
     re.IGNORECASE,
 )
+# How a pick names its option, by number or ordinal (also read by ``chosen_index``).
+_OPTION_NUMBER = r"\b(?:option|number|choice)\s*#?\s*([1-9])\b"
+_ORDINAL = r"\bthe (first|second|third|fourth|fifth|last) (?:one|option|choice|suggestion)\b"
 _PICK = re.compile(
     r"\b(?:I|I'll|I will|I'd|I would|we'll|let's|let us|I think I'll|I'm going to)\s+"
     r"(?:\w+\s+){0,2}?(?:go with|go for|take|pick|choose|opt for|try|select)\b"
     r"|\b(?:I|we)\s+(?:\w+\s+)?(?:choose|pick|select|prefer)\s+(?:option|the (?:first|second|"
     r"third|fourth|last))\b"
-    r"|\b(?:option|number|choice)\s*#?\s*[1-9]\b"
-    r"|\bthe (?:first|second|third|fourth|fifth|last) (?:one|option|choice|suggestion)\b"
+    rf"|{_OPTION_NUMBER}|{_ORDINAL}"
     r"|\bthe other (?:options?|choices?|ones|suggestions?|recommendations?)\b"
     r"|\bthe others (?:don't|do not|seem|are|aren't|sound)\b"
     r"|\b(?:sounds|seems|looks) like (?:a|the) (?:great|good|best|better|perfect|right|ideal) "
@@ -91,12 +93,9 @@ _LEAD_IN = re.compile(r"\A[^\n]*:[ \t]*\n")  # "Here are some options to conside
 # A numbered item's start: "1. ", "2) ", "(3) ", at a line's start or after a space.
 _MARK = re.compile(r"(?:^|(?<=\s))\(?([1-9])[.)]\s+", re.MULTILINE)
 _BULLET_ITEM = re.compile(r"^\s*[-*•]\s+(.+)$", re.MULTILINE)
-# How a pick names its option: "option 2", "number 3", "the first one".
-_BY_NUMBER = re.compile(r"\b(?:option|number|choice)\s*#?\s*([1-9])\b|#([1-9])\b", re.IGNORECASE)
-_BY_ORDINAL = re.compile(
-    r"\bthe (first|second|third|fourth|fifth|last) (?:one|option|choice|suggestion)\b",
-    re.IGNORECASE,
-)
+# How a pick names its option: "option 2", "#3", "the first one".
+_BY_NUMBER = re.compile(rf"{_OPTION_NUMBER}|#([1-9])\b", re.IGNORECASE)
+_BY_ORDINAL = re.compile(_ORDINAL, re.IGNORECASE)
 _NEGATED = re.compile(r"\b(?:not|no|never|nor)\b|n't\b", re.IGNORECASE)
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
 
