@@ -15,7 +15,7 @@ from pgen.models.base import Embedder
 from pgen.models.embedding import folder_fingerprint
 from pgen.usermodel import Retrievers
 from pgen.usermodel import retrievers as retrievers_module
-from pgen.usermodel.bm25 import Bm25Index
+from pgen.usermodel.bm25 import Bm25Index, tokenize
 from pgen.usermodel.dense import DenseIndex
 from tests.core.conftest import docs
 
@@ -78,6 +78,9 @@ def test_bm25_incremental_add_and_remove_equal_a_rebuild() -> None:
             rebuilt.add(str(i), text)
     rebuilt.add("5", "apple apple river")
     assert len(incremental) == len(rebuilt)
+    assert incremental.mean_length == pytest.approx(rebuilt.mean_length)  # live documents only
+    live = [t for i, t in enumerate(corpus) if i % 3 and i != 5] + ["apple apple river"]
+    assert rebuilt.mean_length == pytest.approx(sum(len(tokenize(t)) for t in live) / len(live))
     for query in ["apple", "stone music", "garden ocean engine"]:
         got = dict(incremental.search(query, 20))
         want = dict(rebuilt.search(query, 20))

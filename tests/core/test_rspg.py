@@ -23,6 +23,7 @@ from pgen.usermodel.selector import (
     FEATURES,
     SELECTOR_FILE,
     SELECTOR_KIND,
+    TASK_FEATURES,
     Choice,
     LinearSelector,
     choice_grid,
@@ -75,6 +76,27 @@ def test_without_a_useful_feature_it_picks_the_best_single_choice() -> None:
     fit = fit_selector(x, y, choices, [f"u{n % 40}" for n in range(120)])
     picks = {c.name for c in fit.selector.choose(rng.normal(size=(50, len(FEATURES))))}
     assert picks == {"bm25@1"}
+
+
+def test_task_features_let_one_selector_pick_each_tasks_best_choice() -> None:
+    """Two kinds of request (short chat turns, long reviews: ``doc_words`` tells them
+    apart) whose best retriever differs, pooled in one training set: with the task
+    features the selector picks each kind's best; without them, one choice for both."""
+    rng = np.random.default_rng(4)
+    choices = choice_grid(["bm25", "dense"], [4])
+    x = rng.normal(size=(200, len(FEATURES)))
+    chat = np.arange(200) % 2 == 0
+    x[:, FEATURES.index("doc_words")] = np.where(chat, 2.5, 4.5) + rng.normal(0, 0.1, 200)
+    y = np.where(chat[:, None], [-1.0, -1.4], [-1.2, -1.0]) + rng.normal(0, 0.05, (200, 2))
+    groups = [f"u{n}" for n in range(200)]
+    fit = fit_selector(x, y, choices, groups)
+    picks = np.array([c.name for c in fit.selector.choose(x)])
+    assert (picks[chat] == "bm25@4").all() and (picks[~chat] == "dense@4").all()
+    kept = [n for n, name in enumerate(FEATURES) if name not in TASK_FEATURES]
+    names = [FEATURES[n] for n in kept]
+    plain = fit_selector(x[:, kept], y, choices, groups, names=names).selector
+    assert len({c.name for c in plain.choose(x[:, kept])}) == 1
+    assert plain.features == names
 
 
 def test_selector_round_trips_and_bad_files_name_the_field(tmp_path: Path) -> None:
@@ -169,6 +191,11 @@ def test_features_describe_the_request_and_the_saved_selector_holds_no_user_text
     unrelated = request_features(engine.retrievers, "ana", "quantum chromodynamics")
     at = FEATURES.index
     assert matching[at("profile_docs")] == pytest.approx(np.log1p(3))
+    assert (
+        matching[at("doc_words")] == unrelated[at("doc_words")] > 0
+    )  # the user's, not the query's
+    asked = request_features(engine.retrievers, "ana", "what did I cook?")
+    assert asked[at("question")] == 1.0 and matching[at("question")] == 0.0
     assert matching[at("known_share")] == 1.0 and unrelated[at("known_share")] == 0.0
     assert matching[at("bm25_top")] > 0 == unrelated[at("bm25_top")]
     assert matching[at("dense_top")] > unrelated[at("dense_top")]

@@ -52,6 +52,10 @@ def test_bench_rspg_trains_installs_and_compares_on_held_out_users(
     assert sum(task["picks"].values()) == 4
     assert task["best_single"] in [c.name for c in choices]
     assert task["oracle"] >= max(task["per_choice"].values())
+    # The same fit without the task features, realized on the same held-out outcomes.
+    plain = task["without_task_features_vs_best"]
+    assert plain["baseline"] == task["rspg_vs_best"]["baseline"]
+    assert min(task["per_choice"].values()) <= plain["system"] <= task["oracle"]
     # rag with retriever rspg builds the prompt of the choice it reports: its outcome is
     # that choice's cached value (no new forward pass).
     cache = OutcomeCache(tmp_path / "run" / OUTCOMES_FILE)

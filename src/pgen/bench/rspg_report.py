@@ -39,9 +39,11 @@ from pgen.evaluate.metrics.base import Metric, mean_of_rows, mean_rows
 from pgen.evaluate.stats import paired_test
 from pgen.personalize import TextRequest
 from pgen.training.ropg import RopgSettings, fine_tune
-from pgen.training.rspg import fit_selector
+from pgen.training.rspg import fit_selector, realized
 from pgen.usermodel.selector import (
+    FEATURES,
     SELECTOR_KIND,
+    TASK_FEATURES,
     Choice,
     install_folder,
     save_selector,
@@ -142,6 +144,11 @@ def run_rspg(
     pooled_y = np.concatenate([train[s.task].values for s in splits])
     groups = [e.source_user or e.user_id for s in splits for e in s.train]
     fit = fit_selector(pooled_x, pooled_y, choices, groups)
+    # The same fit without the features that tell tasks apart, on the same outcomes: what
+    # they add (the first selector, without them, learned one choice for every task).
+    kept = [n for n, name in enumerate(FEATURES) if name not in TASK_FEATURES]
+    names_kept = [FEATURES[n] for n in kept]
+    without = fit_selector(pooled_x[:, kept], pooled_y, choices, groups, names=names_kept)
     meta = ArtifactMeta(
         kind=SELECTOR_KIND,
         user_id="",
@@ -162,6 +169,7 @@ def run_rspg(
         "choices": [c.name for c in choices],
         "penalty": fit.penalty,
         "cv_outcome": meta.extra["cv_outcome"],
+        "penalty_without_task_features": without.penalty,
         "tasks": {},
     }
     for split in splits:
@@ -170,11 +178,14 @@ def run_rspg(
         values = test[split.task].values
         baseline = values[:, names.index(best.name)]
         rspg, picks = _rspg_values(engine, split.test, cache)
+        test_x = features(engine, split.test)[:, kept]
+        plain = realized(without.selector, test_x, values) if len(values) else np.zeros(0)
         task: dict[str, Any] = {
             "train": len(split.train),
             "test": len(split.test),
             "best_single": best.name,
             "rspg_vs_best": compared(rspg, baseline),
+            "without_task_features_vs_best": compared(plain, baseline),
             "oracle": float(values.max(axis=1).mean()) if len(values) else 0.0,
             "picks": dict(Counter(picks).most_common()),
             "per_choice": dict(zip(names, values.mean(axis=0).round(4).tolist(), strict=True)),
@@ -230,16 +241,18 @@ def table(results: dict[str, Any]) -> str:
 
     lines = [
         "| task | train / test requests | best single (train) | its mean | rspg mean | "
-        "rspg − best [95% CI], p | oracle mean | rspg picks |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "rspg − best [95% CI], p | without task features − best, p | oracle mean | "
+        "rspg picks |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, task in results["tasks"].items():
         c = task["rspg_vs_best"]
+        plain = task.get("without_task_features_vs_best")
         picks = ", ".join(f"{k} {v}" for k, v in task["picks"].items())
         lines.append(
             f"| {name} | {task['train']} / {task['test']} | {task['best_single']} | "
-            f"{c['baseline']:.4f} | {c['system']:.4f} | {cell(c)} | {task['oracle']:.4f} | "
-            f"{picks} |"
+            f"{c['baseline']:.4f} | {c['system']:.4f} | {cell(c)} | "
+            f"{cell(plain) if plain else '—'} | {task['oracle']:.4f} | {picks} |"
         )
     checks = [(n, t["task_metric"]) for n, t in results["tasks"].items() if "task_metric" in t]
     if checks:

@@ -32,9 +32,14 @@ class SelectorFit:
 
 
 def fit_linear(
-    features: np.ndarray, outcomes: np.ndarray, choices: Sequence[Choice], penalty: float
+    features: np.ndarray,
+    outcomes: np.ndarray,
+    choices: Sequence[Choice],
+    penalty: float,
+    names: Sequence[str] = FEATURES,
 ) -> LinearSelector:
-    """Ridge regression of each choice's advantage on standardized features."""
+    """Ridge regression of each choice's advantage on standardized features (``names``:
+    the features' columns, all of ``FEATURES`` for a selector that can be installed)."""
     if features.ndim != 2 or outcomes.shape != (len(features), len(choices)):
         raise ValueError(
             f"features {features.shape} and outcomes {outcomes.shape} do not fit "
@@ -54,7 +59,7 @@ def fit_linear(
     else:
         gram = standard.T @ standard + penalty * np.eye(width)
         weights = np.linalg.solve(gram, standard.T @ (advantage - bias)).T
-    return LinearSelector(list(choices), list(FEATURES), mean, scale, weights, bias)
+    return LinearSelector(list(choices), list(names), mean, scale, weights, bias)
 
 
 def realized(selector: LinearSelector, features: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
@@ -75,19 +80,21 @@ def fit_selector(
     choices: Sequence[Choice],
     groups: Sequence[str],
     penalties: Sequence[float] = PENALTIES,
+    names: Sequence[str] = FEATURES,
 ) -> SelectorFit:
     """The penalty with the best cross-validated outcome (ties: the stronger penalty),
     then the selector refitted on every row with it."""
     folds = fold_of(groups)
     if len(set(folds.tolist())) < 2:  # one group: nothing to hold out, so no features
-        return SelectorFit(fit_linear(features, outcomes, choices, float("inf")), float("inf"), {})
+        fit = fit_linear(features, outcomes, choices, float("inf"), names)
+        return SelectorFit(fit, float("inf"), {})
     scores: dict[float, float] = {}
     for penalty in penalties:
         held_out = np.zeros(len(features))
         for fold in set(folds.tolist()):
             test = folds == fold
-            model = fit_linear(features[~test], outcomes[~test], choices, penalty)
+            model = fit_linear(features[~test], outcomes[~test], choices, penalty, names)
             held_out[test] = realized(model, features[test], outcomes[test])
         scores[penalty] = float(held_out.mean())
     best = max(sorted(scores, reverse=True), key=lambda p: scores[p])
-    return SelectorFit(fit_linear(features, outcomes, choices, best), best, scores)
+    return SelectorFit(fit_linear(features, outcomes, choices, best, names), best, scores)

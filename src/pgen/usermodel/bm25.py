@@ -181,6 +181,11 @@ class Bm25Index:
             self._arrays[term] = (np.asarray(slots), np.asarray(tfs, dtype=np.float32))
         return self._arrays[term]
 
+    @property
+    def mean_length(self) -> float:
+        """Terms per live document on average (0 without documents)."""
+        return self._total_length / len(self._slot) if self._slot else 0.0
+
     def known_share(self, query: str) -> float:
         """The share of the query's distinct terms that some live document holds (0 for a
         query without terms): how much of the request the user's own words cover."""

@@ -35,17 +35,20 @@ from pgen.usermodel.retrievers import Bm25Retriever, Hit, Retrievers
 NO_RETRIEVER = "none"  # the choice of no documents at all
 SELECTOR_KIND = "rspg"
 SELECTOR_FILE = "selector.json"
-SELECTOR_VERSION = 1
+SELECTOR_VERSION = 2  # 2: doc_words and question (tasks told apart)
 # What the selector sees of a request (each documented in ``request_features``).
 FEATURES = (
     "query_terms",
     "profile_docs",
+    "doc_words",
+    "question",
     "known_share",
     "bm25_top",
     "bm25_gap",
     "dense_top",
     "dense_gap",
 )
+TASK_FEATURES = ("doc_words", "question")  # added in version 2: what tells tasks apart
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ def request_features(retrievers: Retrievers, user_id: str, query: str) -> np.nda
       little to go on;
     * ``profile_docs``: log(1 + the user's documents): with few, every retriever returns
       the same ones;
+    * ``doc_words``: log(1 + the mean terms per document), and ``question``: 1 when the
+      query ends with "?": with ``profile_docs`` they tell kinds of request apart (short
+      chat turns, long replies, reviews, abstracts; a question or a task), whose best
+      retriever differs (a pooled selector without them learned one choice for all);
     * ``known_share``: the share of the query's terms found in the user's documents;
     * ``bm25_top``, ``bm25_gap``: log(1 + the best BM25 score) and the first score's lead
       over the second, as a share of the first: a confident lexical match;
@@ -93,7 +100,7 @@ def request_features(retrievers: Retrievers, user_id: str, query: str) -> np.nda
     if not isinstance(bm25, Bm25Retriever):
         raise TypeError(f"rspg's features need the built-in bm25 retriever, not {bm25!r}")
     with bm25.using(user_id) as index:
-        size, share = len(index), index.known_share(query)
+        size, share, words = len(index), index.known_share(query), index.mean_length
         lexical = [score for _, score in index.search(query, 2)]
     dense = [hit.score for hit in retrievers.get("dense").retrieve(user_id, query, 2)]
     terms = len(set(query.split()))
@@ -103,6 +110,8 @@ def request_features(retrievers: Retrievers, user_id: str, query: str) -> np.nda
     values = [
         math.log1p(terms),
         math.log1p(size),
+        math.log1p(words),
+        float(query.rstrip().endswith("?")),
         share,
         math.log1p(max(bm25_top, 0.0)),
         bm25_gap,
