@@ -80,6 +80,7 @@ def test_picks_are_found_with_their_sentence(text: str, sentence: str | None) ->
     [
         "That sounds good, thanks.",  # agreeing with anything is no pick
         "Can you tell me more about option 2?",  # a question
+        "Thanks, number 3 was useful.",  # how an option went, not a pick
         "Now translate this into German.",
         "Write me a poem about the sea.",
     ],
@@ -150,6 +151,31 @@ def test_a_remembered_transcript_keeps_the_choice_and_later_prompts_carry_it(
     (plan,) = engine.prepare([engine.check(request)])
     assert HEADING in plan.chat[0].content and 'Chose "Romcom."' in plan.chat[0].content
     assert plan.provenance.preferences == [choice.preference_id]
+
+
+def test_a_transcript_given_in_parts_keeps_a_pick_whose_offer_came_before(
+    engine: Engine,
+) -> None:
+    asked, offer, pick, thanks, again = _transcript(
+        "ana",
+        ("user", "What should I watch tonight?"),
+        ("assistant", SHORT_OFFER),
+        ("user", SHORT_PICK),
+        ("assistant", "Enjoy!"),
+        ("user", "Option 1."),
+    )
+    engine.remember("ana", [asked, offer])
+    engine.remember("raj", [offer.model_copy(update={"user_id": "raj"})])
+    engine.remember("ana", [pick, thanks])
+    (choice,) = engine.preferences("ana")
+    assert choice.source == pick.doc_id and "Romcom." in choice.text
+    # The last stored turn is the assistant's "Enjoy!", which offers nothing; and a
+    # user with no turn of their own gets nothing from raj's offer.
+    engine.remember("ana", [again])
+    assert len(engine.preferences("ana")) == 1
+    (lone,) = _transcript("eve", ("user", "Option 2."))
+    engine.remember("eve", [lone])
+    assert engine.preferences("eve") == []
 
 
 def test_the_endpoints_path_gives_the_assistants_last_message(engine: Engine) -> None:

@@ -48,7 +48,9 @@ def with_detected(
     removed stays removed when the same turn arrives again), and the choices those turns
     make among options the assistant's turn just before offered. That turn is the chat
     turn before it among ``records`` or, for the first, ``offered`` (the chat endpoint
-    stores only the user's turns: the assistant's last message comes with the request)."""
+    stores only the user's turns: the assistant's last message comes with the request),
+    or else the user's last stored turn when it is the assistant's (a transcript given in
+    parts: the offer came in the part before)."""
     batch = list(records)
     turns = [r for r in batch if isinstance(r, Document) and r.kind == MEMORY_KIND]
     candidates = [r for r in turns if users_own_words(r)]
@@ -62,12 +64,26 @@ def with_detected(
             known[user] = store.document_hashes(user) if store.has_user(user) else {}
         if known[user].get(document.doc_id) != document.content_hash:
             fresh.append(document)
+    if offered is None and turns and turns[0] in fresh:
+        offered = _stored_offer(store, turns[0])
     return [*batch, *detected_preferences(fresh), *_choices(turns, fresh, offered)]
+
+
+def _stored_offer(store: ContextStore, turn: Document) -> str | None:
+    """The text of the user's last stored turn, when the assistant said it before ``turn``."""
+    if not store.has_user(turn.user_id):
+        return None
+    last = store.documents(turn.user_id, store.recent_doc_ids(turn.user_id, 1))
+    if not last or last[0].kind != MEMORY_KIND or speaker_of(last[0]) != ASSISTANT_ROLE:
+        return None
+    said, now = last[0].time, turn.time
+    return last[0].text if said is None or now is None or said <= now else None
 
 
 def _choices(turns: list[Document], fresh: list[Document], offered: str | None) -> list[Record]:
     """The choices of the ``fresh`` user turns among the options of the assistant's turn
-    just before each (in ``turns``, the batch's chat turns in spoken order)."""
+    just before each (in ``turns``, the batch's chat turns in spoken order; ``offered``
+    before the first)."""
     new = {id(turn) for turn in fresh}
     found: list[Record] = []
     for position, turn in enumerate(turns):

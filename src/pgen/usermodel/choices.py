@@ -43,7 +43,8 @@ _PICK = re.compile(
     r"(?:\w+\s+){0,2}?(?:go with|go for|take|pick|choose|opt for|try|select)\b"
     r"|\b(?:I|we)\s+(?:\w+\s+)?(?:choose|pick|select|prefer)\s+(?:option|the (?:first|second|"
     r"third|fourth|last))\b"
-    rf"|{_OPTION_NUMBER}|{_ORDINAL}"
+    # A bare "option 2" picks, unless it says how an option went: "number 3 was useful".
+    rf"|{_OPTION_NUMBER}(?!\s+(?:was|were|has been|had been|helped|worked)\b)|{_ORDINAL}"
     r"|\bthe other (?:options?|choices?|ones|suggestions?|recommendations?)\b"
     r"|\bthe others (?:don't|do not|seem|are|aren't|sound)\b"
     r"|\b(?:sounds|seems|looks) like (?:a|the) (?:great|good|best|better|perfect|right|ideal) "
