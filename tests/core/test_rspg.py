@@ -112,6 +112,10 @@ def test_selector_round_trips_and_bad_files_name_the_field(tmp_path: Path) -> No
     (folder / SELECTOR_FILE).write_text(json.dumps(data))
     with pytest.raises(ValueError, match=rf"{SELECTOR_FILE}: field 'weights'"):
         load_selector(folder)
+    data["version"] = 1  # a selector of the first feature set
+    (folder / SELECTOR_FILE).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="'version': expected 2, got 1: retrain it"):
+        load_selector(folder)
     with pytest.raises(FileNotFoundError, match="no retriever selector"):
         load_selector(tmp_path / "nothing")
 
@@ -182,6 +186,12 @@ def test_a_selector_trained_with_another_embedder_is_refused(
     save_selector(install_folder(engine.store), fixed("bm25@1"), meta("another-model"))
     with pytest.raises(StaleArtifact, match="trained on another-model"):
         engine.prepare([TextRequest("ana", "pasta", "rag", retriever="rspg")])
+    folder = save_selector(install_folder(engine.store), fixed("bm25@1"), meta(minilm.model_id))
+    data = json.loads((folder / SELECTOR_FILE).read_text())
+    (folder / SELECTOR_FILE).write_text(json.dumps({**data, "version": 1}))
+    fresh = Engine(engine.store, engine.text_model, minilm, prompt_tokens=600)
+    with pytest.raises(StaleArtifact, match="expected 2, got 1: retrain it"):
+        fresh.prepare([TextRequest("ana", "pasta", "rag", retriever="rspg")])
 
 
 def test_features_describe_the_request_and_the_saved_selector_holds_no_user_text(

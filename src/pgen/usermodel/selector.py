@@ -168,8 +168,11 @@ class LinearSelector:
                 raise ValueError(f"{source}: field {name!r}: expected {shape} finite numbers")
             return array
 
-        if data.get("version") != SELECTOR_VERSION:
-            raise ValueError(f"{source}: field 'version': expected {SELECTOR_VERSION}")
+        if data.get("version") != SELECTOR_VERSION:  # another feature set: not usable
+            raise ValueError(
+                f"{source}: field 'version': expected {SELECTOR_VERSION}, got "
+                f"{data.get('version')!r}: retrain it with pgen bench rspg --install"
+            )
         try:
             choices = [Choice.parse(str(name)) for name in data["choices"]]
             features = [str(name) for name in data["features"]]
@@ -265,6 +268,8 @@ class SelectingRetriever:
                 selector, meta = load_selector(self.folder)
             except FileNotFoundError as error:  # a request naming rspg in a store without
                 raise InvalidRequest(str(error)) from None  # one: the caller's to fix
+            except ValueError as error:  # an older feature set, or a damaged file
+                raise StaleArtifact(str(error)) from None
             embedder = self.retrievers.embedder().model_id
             stale = meta.stale_reason(embedder)
             if stale:  # the dense features would mean something else
