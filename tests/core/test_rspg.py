@@ -201,9 +201,8 @@ def test_features_describe_the_request_and_the_saved_selector_holds_no_user_text
     unrelated = request_features(engine.retrievers, "ana", "quantum chromodynamics")
     at = FEATURES.index
     assert matching[at("profile_docs")] == pytest.approx(np.log1p(3))
-    assert (
-        matching[at("doc_words")] == unrelated[at("doc_words")] > 0
-    )  # the user's, not the query's
+    # The mean document length is the user's, whatever the query.
+    assert matching[at("doc_words")] == unrelated[at("doc_words")] > 0
     asked = request_features(engine.retrievers, "ana", "what did I cook?")
     assert asked[at("question")] == 1.0 and matching[at("question")] == 0.0
     assert matching[at("known_share")] == 1.0 and unrelated[at("known_share")] == 0.0
